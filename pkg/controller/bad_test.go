@@ -1,0 +1,248 @@
+package controller
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/site-controller/site-controller/pkg/routerconfig"
+	"github.com/site-controller/site-controller/pkg/status"
+)
+
+// badCases maps each testdata/bad/*.bad.yaml file to the exact problems it
+// must produce. Every file also holds a valid Site s and Listener ok (except
+// where the case is about the Site), which must still be rendered.
+var badCases = map[string][]string{
+	"attached-connector-binding.bad.yaml": {
+		"input/resources/attached-connector-binding.bad.yaml:16: AttachedConnectorBinding/db: kind: AttachedConnectorBinding is not supported on this platform: it binds an AttachedConnector in a peer Kubernetes namespace, and a site on Docker, Podman or Linux has none; use a Connector with spec.host instead",
+	},
+	"broken-second-file.bad.yaml": {
+		"input/resources/broken-second-file.bad.yaml:14: invalid YAML: did not find expected ',' or ']'",
+	},
+	"broken-yaml.bad.yaml": {
+		"input/resources/broken-yaml.bad.yaml:19: invalid YAML: did not find expected ',' or ']'",
+	},
+	"connector-selector-only.bad.yaml": {
+		"input/resources/connector-selector-only.bad.yaml:19: Connector/backend: spec.host: required on this platform; spec.selector selects Kubernetes pods and is not supported here",
+	},
+	"duplicate-name.bad.yaml": {
+		"input/resources/duplicate-name.bad.yaml:18: Listener/ok: metadata.name: Listener/ok is already defined at input/resources/duplicate-name.bad.yaml:6",
+	},
+	"edge-ha.bad.yaml": {
+		"input/resources/edge-ha.bad.yaml:7: Site/s: spec.ha: an edge site cannot be HA; set spec.edge or spec.ha, not both",
+	},
+	"foreign-apiversion.bad.yaml": {
+		`input/resources/foreign-apiversion.bad.yaml:15: Listener/old: apiVersion: unsupported apiVersion "skupper.io/v1" for Listener; expected skupper.io/v2alpha1`,
+	},
+	"invalid-host.bad.yaml": {
+		`input/resources/invalid-host.bad.yaml:21: Listener/badhost: spec.host: "Not_A.Host!" is not an IP address or a lowercase hostname`,
+	},
+	"link-endpoint.bad.yaml": {
+		"input/resources/link-endpoint.bad.yaml:20: Link/to-east: spec.cost: must be 1 or more, got 0",
+		`input/resources/link-endpoint.bad.yaml:24: Link/to-east: spec.endpoints[0].port: must be a port between 1 and 65535, got "http"`,
+	},
+	"listener-same-address.bad.yaml": {
+		"input/resources/listener-same-address.bad.yaml:31: Listener/same-b: spec.port: 127.0.0.1:3000 overlaps 127.0.0.1:3000 of Listener/same-a (input/resources/listener-same-address.bad.yaml:22)",
+	},
+	"listener-wildcard-overlap.bad.yaml": {
+		"input/resources/listener-wildcard-overlap.bad.yaml:31: Listener/loopback: spec.port: 127.0.0.1:3000 overlaps 0.0.0.0:3000 of Listener/any (input/resources/listener-wildcard-overlap.bad.yaml:22)",
+	},
+	"missing-routing-key.bad.yaml": {
+		"input/resources/missing-routing-key.bad.yaml:19: Listener/nokey: spec.routingKey: required",
+	},
+	"namespace-mismatch.bad.yaml": {
+		`input/resources/namespace-mismatch.bad.yaml:19: Listener/elsewhere: metadata.namespace: "other" does not match the namespace directory "bad"; leave it empty or set it to "bad"`,
+	},
+	"no-site.bad.yaml": {
+		"input/resources: no Site defined; a namespace needs exactly one Site",
+	},
+	"port-70000.bad.yaml": {
+		"input/resources/port-70000.bad.yaml:22: Listener/big: spec.port: must be between 1 and 65535, got 70000",
+	},
+	"port-abc.bad.yaml": {
+		`input/resources/port-abc.bad.yaml:22: Listener/word: spec.port: must be an integer, got "abc"`,
+	},
+	"port-negative.bad.yaml": {
+		"input/resources/port-negative.bad.yaml:22: Listener/negative: spec.port: must be between 1 and 65535, got -1",
+	},
+	"port-zero.bad.yaml": {
+		"input/resources/port-zero.bad.yaml:22: Listener/zero: spec.port: must be between 1 and 65535, got 0",
+	},
+	"router-access-role.bad.yaml": {
+		`input/resources/router-access-role.bad.yaml:22: RouterAccess/access: spec.roles[0].name: invalid role "normal"; valid roles are inter-router, edge`,
+	},
+	"two-sites.bad.yaml": {
+		`input/resources/two-sites.bad.yaml:18: Site/t: metadata.name: only one Site per namespace; Site/s (input/resources/two-sites.bad.yaml:1) is the site of "bad"`,
+	},
+	"type-udp.bad.yaml": {
+		`input/resources/type-udp.bad.yaml:23: Listener/dns: spec.type: unsupported type "udp"; only tcp is supported`,
+	},
+	"underscore-name.bad.yaml": {
+		`input/resources/underscore-name.bad.yaml:18: Listener/back_end: metadata.name: "back_end" is not a lowercase RFC 1123 name: use a-z, 0-9 and '-', starting and ending with a letter or digit`,
+	},
+	"unknown-field.bad.yaml": {
+		"input/resources/unknown-field.bad.yaml:23: Listener/extra: spec.routingkey: unknown field; did you mean routingKey?",
+	},
+	"unknown-kind.bad.yaml": {
+		`input/resources/unknown-kind.bad.yaml:16: Listner/typo: kind: unknown kind "Listner"; did you mean Listener?`,
+	},
+	"uppercase-name.bad.yaml": {
+		`input/resources/uppercase-name.bad.yaml:18: Listener/Backend: metadata.name: "Backend" is not a lowercase RFC 1123 name: use a-z, 0-9 and '-', starting and ending with a letter or digit`,
+	},
+}
+
+func TestBadInput(t *testing.T) {
+	files, _ := filepath.Glob("testdata/bad/*.bad.yaml")
+	if len(files) != len(badCases) {
+		t.Errorf("%d fixture files, %d cases: every file needs its expected problems", len(files), len(badCases))
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(strings.TrimSuffix(name, ".bad.yaml"), func(t *testing.T) {
+			want, ok := badCases[name]
+			if !ok {
+				t.Fatalf("no expected problems for %s", name)
+			}
+			home := t.TempDir()
+			dir := filepath.Join(home, "namespaces", "bad", "input", "resources")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res, err := newTestReconciler(home).Reconcile("bad")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range res.Problems {
+				got = append(got, p.String())
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+
+			if name == "edge-ha.bad.yaml" {
+				// the Site itself is bad: nothing can be rendered, the
+				// last good configuration stays (see TestLastGoodConfigStays)
+				if res.Config != nil {
+					t.Error("rendered a router config for an invalid Site")
+				}
+				return
+			}
+			if name == "no-site.bad.yaml" {
+				if res.Config != nil {
+					t.Error("rendered a router config without a Site")
+				}
+				st, err := status.Read(filepath.Join(home, "namespaces", "bad", "runtime", "resources", "Listener-ok.yaml"))
+				if err != nil || st.Status != status.Pending || !strings.Contains(st.Message, "waiting for a Site") {
+					t.Errorf("Listener/ok status without a Site: %+v, %v", st, err)
+				}
+				return
+			}
+			// the valid resources beside the bad one are rendered
+			if res.Config == nil {
+				t.Fatal("no router config rendered")
+			}
+			checkSchema(t, res.Config)
+			found := slices.ContainsFunc(res.Config, func(e routerconfig.Entity) bool {
+				return e.Type == "tcpListener" && e.Name() == "listener/ok" && e.Attrs["port"] == "1000"
+			})
+			if !found {
+				t.Error("tcpListener listener/ok missing from the config")
+			}
+			// each problem of a resource is in that resource's status
+			for _, p := range res.Problems {
+				if p.ID == "" || p.Warning {
+					continue
+				}
+				kind, rname, _ := strings.Cut(p.ID, "/")
+				st, err := status.Read(filepath.Join(home, "namespaces", "bad", "runtime", "resources", status.FileName(kind, rname)))
+				if err != nil {
+					t.Errorf("%s: no status file: %v", p.ID, err)
+					continue
+				}
+				if strings.Contains(p.Message, "already defined") {
+					// the first definition owns the status file and says
+					// the second is ignored
+					if !strings.Contains(st.Message, "another definition at input/resources/duplicate-name.bad.yaml:15 is ignored") {
+						t.Errorf("%s status message %q does not report the duplicate", p.ID, st.Message)
+					}
+					continue
+				}
+				if !strings.Contains(st.Message, p.Short()) {
+					t.Errorf("%s status message %q lacks %q", p.ID, st.Message, p.Short())
+				}
+				if st.Status != status.Error {
+					t.Errorf("%s status is %s, want Error", p.ID, st.Status)
+				}
+			}
+		})
+	}
+}
+
+// TestLastGoodConfigStays breaks the Site of a rendered namespace: the
+// router config stays as it was, the Site's status says why, and fixing
+// the Site renders again.
+func TestLastGoodConfigStays(t *testing.T) {
+	home, dir := setupNamespace(t, "testdata/render/matched", "good")
+	r := newTestReconciler(home)
+	if _, err := r.Reconcile("good"); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(dir.RouterConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := dir.Join("input", "resources", "site.yaml")
+	if err := os.WriteFile(site, []byte("apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: one\nspec:\n  edge: true\n  ha: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// the Site in resources.yaml is now a duplicate of a broken one: remove it
+	data, _ := os.ReadFile(dir.Join("input", "resources", "resources.yaml"))
+	_, rest, _ := strings.Cut(string(data), "---\n")
+	if err := os.WriteFile(dir.Join("input", "resources", "resources.yaml"), []byte(rest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Reconcile("good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Config != nil || res.ConfigChanged {
+		t.Error("an invalid Site was rendered")
+	}
+	kept, _ := os.ReadFile(dir.RouterConfig())
+	if string(kept) != string(good) {
+		t.Error("the last good router config was changed while the Site is invalid")
+	}
+	st, err := status.Read(dir.Join("runtime", "resources", "Site-one.yaml"))
+	if err != nil || st.Status != status.Error || !strings.Contains(st.Message, "an edge site cannot be HA") {
+		t.Errorf("Site status: %+v, %v", st, err)
+	}
+	if err := os.WriteFile(site, []byte("apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: one\nspec:\n  edge: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err = r.Reconcile("good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.ConfigChanged || !strings.Contains(string(mustRead(t, dir.RouterConfig())), `"mode": "edge"`) {
+		t.Error("fixing the Site did not render the edge router")
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}

@@ -1,0 +1,360 @@
+// Package controller reconciles namespaces: it reads a namespace's whole
+// input, works out the desired site (credentials, router configuration),
+// writes runtime/ and the status of every resource.
+//
+// Reconcile is level-based: it is told only which namespace to look at and
+// re-reads everything. It never writes under input/, and a problem in one
+// resource never keeps the others from being rendered. While the input has
+// no valid Site, the last router configuration written stays as it is.
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/site-controller/site-controller/pkg/certs"
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/resources"
+	"github.com/site-controller/site-controller/pkg/routerconfig"
+)
+
+// Version is the controller version recorded in router metadata; set by
+// main from the build.
+var Version = "dev"
+
+// Options configures a Reconciler.
+type Options struct {
+	DataHome string
+	// Platform is used for namespaces that record none in
+	// internal/platform.yaml: podman, docker or linux.
+	Platform string
+	Now      func() time.Time // defaults to time.Now
+}
+
+// Reconciler runs reconcile passes.
+type Reconciler struct {
+	opts Options
+}
+
+// New returns a Reconciler.
+func New(opts Options) *Reconciler {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Platform == "" {
+		opts.Platform = "podman"
+	}
+	return &Reconciler{opts: opts}
+}
+
+// Result tells what one pass did.
+type Result struct {
+	Namespace *resources.Namespace
+	Platform  string
+	SiteID    string
+	// Config is the rendered router configuration; nil without a Site.
+	Config routerconfig.Config
+	// ConfigChanged is true when runtime/router/skrouterd.json changed.
+	ConfigChanged bool
+	// Changed lists the files written or removed, relative to the
+	// namespace directory, sorted.
+	Changed []string
+	// Problems holds validation problems and problems found while
+	// preparing resources (missing credentials), sorted.
+	Problems []resources.Problem
+}
+
+// Reconcile runs one full pass over namespace name.
+func (r *Reconciler) Reconcile(name string) (*Result, error) {
+	dir, err := namespace.Open(r.opts.DataHome, name)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := dir.Load()
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", name, err)
+	}
+	platform, err := dir.Platform()
+	if err != nil {
+		return nil, err
+	}
+	if platform == "" {
+		platform = r.opts.Platform
+	}
+	res := &Result{Namespace: ns, Platform: platform}
+	site := &siteState{ns: ns, dir: dir, now: r.opts.Now(), res: res}
+
+	if ns.Site != nil {
+		if err := r.render(site, platform); err != nil {
+			return res, fmt.Errorf("rendering %s: %w", name, err)
+		}
+	}
+	res.Problems = append(slices.Clone(ns.Problems), site.problems...)
+	resources.SortProblems(res.Problems)
+
+	changed, err := r.writeStatus(site)
+	res.Changed = append(res.Changed, changed...)
+	slices.Sort(res.Changed)
+	if err != nil {
+		return res, fmt.Errorf("writing status of %s: %w", name, err)
+	}
+	return res, nil
+}
+
+// siteState carries one pass's working state.
+type siteState struct {
+	ns       *resources.Namespace
+	dir      namespace.Dir
+	now      time.Time
+	res      *Result
+	problems []resources.Problem // problems found while preparing
+	// failed marks valid resources left out of the router config.
+	failed map[resources.Object][]resources.Problem
+}
+
+func (s *siteState) changed(paths ...string) {
+	for _, p := range paths {
+		rel, err := filepath.Rel(s.dir.Path, p)
+		if err != nil {
+			rel = p
+		}
+		s.res.Changed = append(s.res.Changed, rel)
+	}
+}
+
+// fail records that a valid resource cannot be rendered.
+func (s *siteState) fail(o resources.Object, field, msg string) {
+	d := s.ns.DocumentOf(o)
+	p := resources.Problem{File: d.File, Line: d.LineOf(field), ID: d.ID(), Field: field, Message: msg}
+	s.problems = append(s.problems, p)
+	if s.failed == nil {
+		s.failed = map[resources.Object][]resources.Problem{}
+	}
+	s.failed[o] = append(s.failed[o], p)
+}
+
+func (r *Reconciler) render(s *siteState, platform string) error {
+	dir := s.dir
+	var old routerconfig.Config
+	if data, err := os.ReadFile(dir.RouterConfig()); err == nil {
+		old, _ = routerconfig.Parse(data) // unreadable: start over
+	}
+	oldMeta, _ := old.Metadata()
+	siteID, err := dir.SiteID(oldMeta.ID)
+	if err != nil {
+		return err
+	}
+	s.res.SiteID = siteID
+	oldPort, _ := old.ManagementPort()
+	port, err := dir.ManagementPort(oldPort, routerconfig.DefaultManagementPort)
+	if err != nil {
+		return err
+	}
+
+	creds, err := s.prepareCredentials()
+	if err != nil {
+		return err
+	}
+	// leave out what failed
+	rendered := *s.ns
+	rendered.Listeners = slices.DeleteFunc(slices.Clone(s.ns.Listeners), func(l *resources.Listener) bool { return s.failed[l] != nil })
+	rendered.Connectors = slices.DeleteFunc(slices.Clone(s.ns.Connectors), func(c *resources.Connector) bool { return s.failed[c] != nil })
+
+	certBase := routerconfig.ContainerCertBase
+	if platform == "linux" {
+		certBase = dir.Path
+	}
+	cfg, err := routerconfig.Render(&rendered, routerconfig.Environment{
+		SiteID:         siteID,
+		Platform:       platform,
+		Version:        Version,
+		ManagementPort: port,
+		CertBase:       certBase,
+		Credentials:    creds,
+	})
+	if err != nil {
+		return err
+	}
+	data, err := cfg.Marshal()
+	if err != nil {
+		return err
+	}
+	changed, err := namespace.WriteFile(dir.RouterConfig(), data, 0o644, 0o755, false)
+	if err != nil {
+		return err
+	}
+	if changed {
+		s.changed(dir.RouterConfig())
+	}
+	s.res.Config = cfg
+	s.res.ConfigChanged = changed
+	return nil
+}
+
+// prepareCredentials makes runtime/certs hold every credential the router
+// config refers to: the generated local management credentials, and the
+// Listener and Connector credentials from input/certs (or, for a Listener
+// without user-provided files, generated by the site's service CA).
+// Directories under runtime/certs that nothing refers to any more are
+// removed.
+func (s *siteState) prepareCredentials() (map[string]routerconfig.Credential, error) {
+	dir := s.dir
+	creds := map[string]routerconfig.Credential{}
+	issuers := map[string]*certs.CA{}
+	issuer := func(name string) (*certs.CA, error) {
+		if ca, ok := issuers[name]; ok {
+			return ca, nil
+		}
+		// a user-provided issuer wins over a generated one
+		user := filepath.Join(dir.InputIssuers(), name)
+		if ca, err := certs.LoadCA(user); err == nil {
+			issuers[name] = ca
+			return ca, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		path := filepath.Join(dir.RuntimeIssuers(), name)
+		ca, created, err := certs.EnsureCA(path, name, s.now)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			s.changed(path)
+		}
+		issuers[name] = ca
+		return ca, nil
+	}
+	leaf := func(name, caName string, l certs.Leaf) error {
+		ca, err := issuer(caName)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(dir.RuntimeCerts(), name)
+		changed, err := certs.EnsureLeaf(path, ca, l, s.now)
+		if err != nil {
+			return err
+		}
+		if changed {
+			s.changed(path)
+		}
+		creds[name] = routerconfig.Credential{CA: true, KeyPair: true}
+		return nil
+	}
+	if err := leaf(routerconfig.LocalServer, routerconfig.LocalCA, certs.Leaf{
+		CommonName: "127.0.0.1", Hosts: []string{"127.0.0.1", "localhost"}, Server: true,
+	}); err != nil {
+		return nil, err
+	}
+	if err := leaf(routerconfig.LocalClient, routerconfig.LocalCA, certs.Leaf{
+		CommonName: routerconfig.LocalClient, Client: true,
+	}); err != nil {
+		return nil, err
+	}
+
+	// copyUser copies input/certs/<name> to runtime/certs/<as>.
+	copyUser := func(name, as string, caOnly bool) (routerconfig.Credential, error) {
+		src := filepath.Join(dir.InputCerts(), name)
+		hasCA, hasPair, err := certs.CheckUserCredential(src)
+		if err != nil {
+			return routerconfig.Credential{}, fmt.Errorf("input/certs/%s: %w", name, err)
+		}
+		dst := filepath.Join(dir.RuntimeCerts(), as)
+		var changed bool
+		if caOnly {
+			if !hasCA {
+				return routerconfig.Credential{}, nil
+			}
+			changed, err = certs.CopyFile(filepath.Join(src, certs.CAFile), filepath.Join(dst, certs.CAFile))
+			hasPair = false
+		} else {
+			changed, err = certs.Copy(src, dst)
+		}
+		if err != nil {
+			return routerconfig.Credential{}, err
+		}
+		if changed {
+			s.changed(dst)
+		}
+		c := routerconfig.Credential{CA: hasCA, KeyPair: hasPair}
+		creds[as] = c
+		return c, nil
+	}
+	exists := func(name string) bool {
+		st, err := os.Stat(filepath.Join(dir.InputCerts(), name))
+		return err == nil && st.IsDir()
+	}
+
+	for _, l := range s.ns.Listeners {
+		name := l.Spec.TLSCredentials
+		if name == "" {
+			continue
+		}
+		if _, done := creds[name]; done {
+			continue
+		}
+		if exists(name) {
+			c, err := copyUser(name, name, false)
+			if err != nil {
+				s.fail(l, "spec.tlsCredentials", err.Error())
+			} else if !c.KeyPair {
+				s.fail(l, "spec.tlsCredentials", fmt.Sprintf("input/certs/%s has no tls.crt and tls.key for the listener to serve", name))
+			}
+			continue
+		}
+		if err := leaf(name, routerconfig.ServiceCA, certs.Leaf{CommonName: l.Spec.Host, Hosts: []string{l.Spec.Host}, Server: true}); err != nil {
+			s.fail(l, "spec.tlsCredentials", err.Error())
+		}
+	}
+	for _, c := range s.ns.Connectors {
+		name := c.Spec.TLSCredentials
+		if name == "" {
+			continue
+		}
+		if !exists(name) {
+			s.fail(c, "spec.tlsCredentials", fmt.Sprintf("input/certs/%s not found: put there the ca.crt that signed the server's certificate (and tls.crt, tls.key for useClientCert)", name))
+			continue
+		}
+		var cred routerconfig.Credential
+		var err error
+		as := routerconfig.ConnectorProfile(name)
+		if c.Spec.UseClientCert {
+			as = name
+		}
+		if prev, done := creds[as]; done {
+			cred = prev
+		} else {
+			cred, err = copyUser(name, as, !c.Spec.UseClientCert)
+		}
+		switch {
+		case err != nil:
+			s.fail(c, "spec.tlsCredentials", err.Error())
+		case !cred.CA:
+			s.fail(c, "spec.tlsCredentials", fmt.Sprintf("input/certs/%s has no ca.crt to verify the server with", name))
+		case c.Spec.UseClientCert && !cred.KeyPair:
+			s.fail(c, "spec.useClientCert", fmt.Sprintf("input/certs/%s has no tls.crt and tls.key to present to the server", name))
+		}
+	}
+
+	// remove credentials nothing refers to any more
+	entries, err := os.ReadDir(dir.RuntimeCerts())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("listing %s: %w", dir.RuntimeCerts(), err)
+	}
+	for _, e := range entries {
+		if _, used := creds[e.Name()]; used || !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		path := filepath.Join(dir.RuntimeCerts(), e.Name())
+		if err := os.RemoveAll(path); err != nil {
+			return nil, fmt.Errorf("removing unused %s: %w", path, err)
+		}
+		s.changed(path)
+	}
+	return creds, nil
+}

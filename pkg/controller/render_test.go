@@ -1,0 +1,280 @@
+package controller
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/site-controller/site-controller/internal/skschema"
+	"github.com/site-controller/site-controller/internal/testfs"
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/routerconfig"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+const (
+	testSiteID = "11111111-2222-4333-8444-555555555555"
+	testPort   = 5671
+)
+
+var testNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// setupNamespace copies fixture src into a fresh data home as namespace
+// name, with a fixed site id and management port, and returns the data
+// home and the namespace directory.
+func setupNamespace(t *testing.T, src, name string) (string, namespace.Dir) {
+	t.Helper()
+	home := t.TempDir()
+	dir, err := namespace.Open(home, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testfs.Copy(t, src, dir.Path)
+	testfs.IssueUserCredentials(t, filepath.Join(src, "certs"), dir.Path)
+	os.Remove(filepath.Join(dir.Path, "certs"))
+	os.RemoveAll(filepath.Join(dir.Path, "want"))
+	if err := os.MkdirAll(dir.Internal(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for file, content := range map[string]string{"site-id": testSiteID, "management-port": "5671"} {
+		if err := os.WriteFile(filepath.Join(dir.Internal(), file), []byte(content+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return home, dir
+}
+
+func newTestReconciler(home string) *Reconciler {
+	Version = "test"
+	return New(Options{DataHome: home, Platform: "podman", Now: func() time.Time { return testNow }})
+}
+
+// checkSchema fails the test when cfg uses anything skrouter.json lacks.
+func checkSchema(t *testing.T, cfg routerconfig.Config) {
+	t.Helper()
+	s, err := skschema.Load()
+	if err != nil {
+		t.Fatalf("loading router schema: %v", err)
+	}
+	for _, err := range s.Check(cfg) {
+		t.Errorf("router config departs from skrouter.json: %v", err)
+	}
+}
+
+// outputs collects what a pass produced, with the namespace directory
+// replaced by $NSDIR so goldens do not depend on the temp dir.
+func outputs(t *testing.T, dir namespace.Dir, res *Result) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	var probs bytes.Buffer
+	for _, p := range res.Problems {
+		probs.WriteString(p.String() + "\n")
+	}
+	out["problems.txt"] = probs.Bytes()
+	if data, err := os.ReadFile(dir.RouterConfig()); err == nil {
+		out["skrouterd.json"] = bytes.ReplaceAll(data, []byte(dir.Path), []byte("$NSDIR"))
+	}
+	files, _ := filepath.Glob(filepath.Join(dir.RuntimeResources(), "*.yaml"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["status/"+filepath.Base(f)] = data
+	}
+	return out
+}
+
+func compareGolden(t *testing.T, wantDir string, got map[string][]byte) {
+	t.Helper()
+	if *update {
+		os.RemoveAll(wantDir)
+		for name, data := range got {
+			p := filepath.Join(wantDir, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return
+	}
+	want := map[string][]byte{}
+	filepath.WalkDir(wantDir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(wantDir, path)
+			want[rel], _ = os.ReadFile(path)
+		}
+		return nil
+	})
+	if len(want) == 0 {
+		t.Fatalf("no golden files in %s; run go test -update", wantDir)
+	}
+	for name, w := range want {
+		g, ok := got[name]
+		if !ok {
+			t.Errorf("%s: expected output missing", name)
+			continue
+		}
+		if !bytes.Equal(g, w) {
+			t.Errorf("%s differs from %s (go test -update to accept):\n--- got\n%s\n--- want\n%s", name, filepath.Join(wantDir, name), g, w)
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("%s: unexpected output (go test -update to accept)", name)
+		}
+	}
+}
+
+type goldenCase struct{ name, src, want string }
+
+func goldenCases(t *testing.T) []goldenCase {
+	var cases []goldenCase
+	dirs, _ := filepath.Glob("testdata/render/*")
+	for _, d := range dirs {
+		cases = append(cases, goldenCase{filepath.Base(d), d, filepath.Join(d, "want")})
+	}
+	examples, _ := filepath.Glob("../../examples/namespaces/*")
+	for _, d := range examples {
+		n := filepath.Base(d)
+		cases = append(cases, goldenCase{n, d, filepath.Join("testdata/examples", n)})
+	}
+	if len(cases) < 10 {
+		t.Fatalf("found only %d golden cases", len(cases))
+	}
+	return cases
+}
+
+// TestRenderGolden renders every fixture and example, compares the router
+// config, status files and problems with the goldens, checks the config
+// against the router schema, renders again to prove nothing changes, and
+// proves input/ untouched.
+func TestRenderGolden(t *testing.T) {
+	for _, c := range goldenCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			home, dir := setupNamespace(t, c.src, c.name)
+			// example namespaces must not carry state into the test
+			os.RemoveAll(dir.Join("runtime"))
+			before := testfs.Fingerprint(t, dir.Join("input"))
+			r := newTestReconciler(home)
+			res, err := r.Reconcile(c.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Config != nil {
+				checkSchema(t, res.Config)
+			}
+			got := outputs(t, dir, res)
+			compareGolden(t, c.want, got)
+
+			res2, err := r.Reconcile(c.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res2.Changed) != 0 || res2.ConfigChanged {
+				t.Errorf("second pass changed %v", res2.Changed)
+			}
+			again := outputs(t, dir, res2)
+			for name, data := range got {
+				if !bytes.Equal(again[name], data) {
+					t.Errorf("%s: second render differs", name)
+				}
+			}
+			if after := testfs.Fingerprint(t, dir.Join("input")); after != before {
+				t.Errorf("input/ changed:\n%s\n---\n%s", before, after)
+			}
+		})
+	}
+}
+
+// TestCredentialFiles checks modes and reuse of generated and copied
+// credentials.
+func TestCredentialFiles(t *testing.T) {
+	home, dir := setupNamespace(t, "testdata/render/tls", "tls")
+	r := newTestReconciler(home)
+	if _, err := r.Reconcile("tls"); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"runtime/certs", "runtime/issuers"} {
+		filepath.WalkDir(dir.Join(sub), func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, _ := d.Info()
+			switch {
+			case d.IsDir() && info.Mode().Perm() != 0o700:
+				t.Errorf("%s: mode %v, want 0700", path, info.Mode().Perm())
+			case strings.HasSuffix(path, ".key") && info.Mode().Perm() != 0o600:
+				t.Errorf("%s: mode %v, want 0600", path, info.Mode().Perm())
+			}
+			return nil
+		})
+	}
+	for _, name := range []string{"skupper-local-server", "skupper-local-client", "generated", "listener-creds", "client-creds"} {
+		for _, f := range []string{"ca.crt", "tls.crt", "tls.key"} {
+			if _, err := os.Stat(dir.Join("runtime", "certs", name, f)); err != nil {
+				t.Errorf("credential %s: %v", name, err)
+			}
+		}
+	}
+	// the CA-only profile of a connector without useClientCert really exists
+	caOnly := dir.Join("runtime", "certs", "server-ca-profile")
+	if _, err := os.Stat(filepath.Join(caOnly, "ca.crt")); err != nil {
+		t.Errorf("CA-only profile: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(caOnly, "tls.key")); err == nil {
+		t.Errorf("CA-only profile holds a key")
+	}
+	// user files are copied verbatim
+	for _, f := range []string{"ca.crt", "tls.crt", "tls.key"} {
+		a, _ := os.ReadFile(dir.Join("input", "certs", "listener-creds", f))
+		b, _ := os.ReadFile(dir.Join("runtime", "certs", "listener-creds", f))
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("listener-creds/%s not copied verbatim", f)
+		}
+	}
+	// generated credentials are reused by a new controller process
+	key := dir.Join("runtime", "certs", "skupper-local-server", "tls.key")
+	before, _ := os.ReadFile(key)
+	if _, err := New(Options{DataHome: home, Now: time.Now}).Reconcile("tls"); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(key)
+	if !bytes.Equal(before, after) {
+		t.Error("local server key regenerated on a second pass")
+	}
+	// a replaced user certificate reaches runtime/
+	newCA := filepath.Join(t.TempDir(), "ns")
+	testfs.IssueUserCredentials(t, writeTemp(t, "listener-creds full\n"), newCA)
+	for _, f := range []string{"ca.crt", "tls.crt", "tls.key"} {
+		data, _ := os.ReadFile(filepath.Join(newCA, "input", "certs", "listener-creds", f))
+		os.WriteFile(dir.Join("input", "certs", "listener-creds", f), data, 0o600)
+	}
+	res, err := r.Reconcile("tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(dir.Join("runtime", "certs", "listener-creds", "tls.crt"))
+	want, _ := os.ReadFile(filepath.Join(newCA, "input", "certs", "listener-creds", "tls.crt"))
+	if !bytes.Equal(got, want) {
+		t.Error("replaced user certificate not copied")
+	}
+	if !strings.Contains(strings.Join(res.Changed, " "), "runtime/certs/listener-creds") {
+		t.Errorf("changed files %v do not name the replaced credential", res.Changed)
+	}
+}
+
+func writeTemp(t *testing.T, content string) string {
+	p := filepath.Join(t.TempDir(), "certs")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

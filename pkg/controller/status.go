@@ -1,0 +1,198 @@
+package controller
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/site-controller/site-controller/pkg/resources"
+	"github.com/site-controller/site-controller/pkg/routerconfig"
+	"github.com/site-controller/site-controller/pkg/status"
+)
+
+// writeStatus computes the status of every resource document and writes
+// the status files.
+func (r *Reconciler) writeStatus(s *siteState) ([]string, error) {
+	ns := s.ns
+	listenerKeys := map[string]bool{}
+	connectorKeys := map[string]bool{}
+	for _, l := range ns.Listeners {
+		if s.failed[l] == nil {
+			listenerKeys[l.Spec.RoutingKey] = true
+		}
+	}
+	for _, c := range ns.Connectors {
+		if s.failed[c] == nil {
+			connectorKeys[c.Spec.RoutingKey] = true
+		}
+	}
+	// problems of duplicate definitions are shown on the first one
+	firstDoc := map[string]*resources.Document{}
+	extra := map[*resources.Document][]string{}
+	for _, d := range ns.Docs {
+		key := d.Kind + "/" + d.Name
+		if f, ok := firstDoc[key]; ok {
+			extra[f] = append(extra[f], fmt.Sprintf("another definition at %s:%d is ignored", d.File, d.Line))
+			continue
+		}
+		firstDoc[key] = d
+	}
+
+	var entries []status.Entry
+	for _, d := range ns.Docs {
+		if firstDoc[d.Kind+"/"+d.Name] != d {
+			continue
+		}
+		probs := ns.ProblemsOf(d)
+		if d.Object != nil {
+			probs = append(probs, s.failed[d.Object]...)
+		}
+		st := r.resourceStatus(s, d, probs, listenerKeys, connectorKeys)
+		if len(extra[d]) > 0 {
+			st.Message = joinMessage(st.Message, strings.Join(extra[d], "; "))
+		}
+		entries = append(entries, status.Entry{Kind: d.Kind, Name: d.Name, Node: d.Node, Status: st})
+	}
+	if ns.Site != nil && s.res.Config != nil {
+		entries = append(entries, localAccessEntry(s))
+	}
+	w := status.Writer{Dir: s.dir, Now: r.opts.Now}
+	return w.Write(entries)
+}
+
+func joinMessage(a, b string) string {
+	if b == "" {
+		return a
+	}
+	if a == "" || a == "OK" {
+		return b
+	}
+	return a + "; " + b
+}
+
+func boolPtr(b bool) *bool { return &b }
+
+func cond(typ string, ok bool, reason, msg string, gen int64) status.Condition {
+	v := "False"
+	if ok {
+		v = "True"
+	}
+	return status.Condition{Type: typ, Status: v, Reason: reason, Message: msg, ObservedGeneration: gen}
+}
+
+// resourceStatus computes the status of one resource document.
+func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs []resources.Problem, listenerKeys, connectorKeys map[string]bool) status.Status {
+	ns := s.ns
+	var gen int64
+	if d.Object != nil {
+		gen = resources.Generation(d.Object)
+	}
+	var warnings []string
+	var errs []string
+	for _, p := range probs {
+		if p.Warning {
+			warnings = append(warnings, p.Short())
+		} else {
+			errs = append(errs, p.Short())
+		}
+	}
+	if len(errs) > 0 {
+		msg := strings.Join(append(errs, warnings...), "; ")
+		return status.Status{
+			Status:     status.Error,
+			Message:    msg,
+			Conditions: []status.Condition{cond(status.Configured, false, "Error", msg, gen), cond(status.ReadyCond, false, "Error", msg, gen)},
+		}
+	}
+	warn := strings.Join(warnings, "; ")
+	if ns.Site == nil && d.Kind != resources.KindSite && d.Kind != resources.KindSecret {
+		msg := joinMessage("waiting for a Site: the namespace has no valid Site resource", warn)
+		return status.Status{
+			Status:     status.Pending,
+			Message:    msg,
+			Conditions: []status.Condition{cond(status.Configured, false, "NoSite", msg, gen), cond(status.ReadyCond, false, "NoSite", msg, gen)},
+		}
+	}
+	configured := cond(status.Configured, true, "Configured", "OK", gen)
+	switch o := d.Object.(type) {
+	case *resources.Site:
+		msg := "router not started: this pass renders the configuration only"
+		st := status.Status{
+			Status:  status.Pending,
+			Message: joinMessage(msg, warn),
+			Conditions: []status.Condition{
+				configured,
+				cond(status.Running, false, "NotStarted", msg, gen),
+				cond(status.ReadyCond, false, "NotStarted", msg, gen),
+			},
+		}
+		if n := fileProblems(ns); n != "" {
+			st.Message = joinMessage(st.Message, n)
+		}
+		return st
+	case *resources.Listener:
+		m := connectorKeys[o.Spec.RoutingKey]
+		return matchedStatus(configured, m, "no matching connector for routing key "+o.Spec.RoutingKey, warn, gen, func(st *status.Status) { st.HasMatchingConnector = boolPtr(m) })
+	case *resources.Connector:
+		m := listenerKeys[o.Spec.RoutingKey]
+		return matchedStatus(configured, m, "no matching listener for routing key "+o.Spec.RoutingKey, warn, gen, func(st *status.Status) { st.HasMatchingListener = boolPtr(m) })
+	case *resources.RouterAccess, *resources.Link:
+		msg := d.Kind + " is validated but not rendered yet: links between sites are not implemented by this controller yet"
+		return status.Status{
+			Status:     status.Pending,
+			Message:    joinMessage(msg, warn),
+			Conditions: []status.Condition{cond(status.Configured, false, "NotImplemented", msg, gen), cond(status.ReadyCond, false, "NotImplemented", msg, gen)},
+		}
+	}
+	return status.Status{Status: status.Ready, Message: joinMessage("OK", warn), Conditions: []status.Condition{cond(status.ReadyCond, true, "Ready", "OK", gen)}}
+}
+
+func matchedStatus(configured status.Condition, matched bool, unmatched, warn string, gen int64, set func(*status.Status)) status.Status {
+	st := status.Status{}
+	if matched {
+		st.Status = status.Ready
+		st.Message = joinMessage("OK", warn)
+		st.Conditions = []status.Condition{configured, cond(status.Matched, true, "Matched", "OK", gen), cond(status.ReadyCond, true, "Ready", "OK", gen)}
+	} else {
+		st.Status = status.Pending
+		st.Message = joinMessage(unmatched, warn)
+		st.Conditions = []status.Condition{configured, cond(status.Matched, false, "NoMatch", unmatched, gen), cond(status.ReadyCond, false, "NoMatch", unmatched, gen)}
+	}
+	set(&st)
+	return st
+}
+
+// fileProblems summarises problems that belong to no resource (broken
+// files), for the Site's status.
+func fileProblems(ns *resources.Namespace) string {
+	var out []string
+	for _, p := range ns.Problems {
+		if p.ID == "" && p.File != "input/resources" {
+			out = append(out, p.Short())
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d input problem(s) outside any resource: %s", len(out), strings.Join(out, "; "))
+}
+
+// localAccessEntry is the generated RouterAccess skupper-local that
+// Skupper's CLI reads to find the local management port.
+func localAccessEntry(s *siteState) status.Entry {
+	port, _ := s.res.Config.ManagementPort()
+	obj := map[string]any{
+		"apiVersion": resources.APIVersion,
+		"kind":       resources.KindRouterAccess,
+		"metadata":   map[string]any{"name": "skupper-local", "namespace": s.ns.Name},
+		"spec": map[string]any{
+			"roles":          []map[string]any{{"name": "normal", "port": port}},
+			"tlsCredentials": routerconfig.LocalServer,
+			"issuer":         routerconfig.LocalCA,
+			"bindHost":       "127.0.0.1",
+		},
+	}
+	return status.Entry{
+		Kind: resources.KindRouterAccess, Name: "skupper-local", Object: obj,
+		Status: status.Status{Status: status.Ready, Message: "OK", Conditions: []status.Condition{cond(status.ReadyCond, true, "Ready", "OK", 0)}},
+	}
+}

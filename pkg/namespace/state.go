@@ -1,0 +1,196 @@
+package namespace
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Files under internal/ that the controller keeps for a namespace.
+const (
+	siteIDFile         = "site-id"
+	managementPortFile = "management-port"
+	platformFile       = "platform.yaml"
+)
+
+// SiteID returns the namespace's persistent site id. When none is stored
+// yet it takes adopt (for example the id found in a router configuration
+// written by Skupper) or, when adopt is empty, a new random UUID, and
+// stores it durably.
+func (d Dir) SiteID(adopt string) (string, error) {
+	path := filepath.Join(d.Internal(), siteIDFile)
+	data, err := os.ReadFile(path)
+	if err == nil {
+		if id := strings.TrimSpace(string(data)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("reading site id: %w", err)
+	}
+	id := adopt
+	if id == "" {
+		id = newUUID()
+	}
+	if _, err := WriteFile(path, []byte(id+"\n"), 0o644, 0o755, true); err != nil {
+		return "", fmt.Errorf("storing site id: %w", err)
+	}
+	return id, nil
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// ManagementPort returns the namespace's reserved local management port.
+// When none is reserved yet it reserves one: adopt when that is given and
+// free of other namespaces' reservations (a port found in an existing
+// router configuration), otherwise the lowest port from start up that no
+// namespace under the same data home has reserved and that nothing listens
+// on. Reservation happens under an exclusive lock on the data home's
+// namespaces/.ports.lock, so two namespaces, even in two processes, never
+// get the same port.
+func (d Dir) ManagementPort(adopt, start int) (int, error) {
+	if p, err := readPort(filepath.Join(d.Internal(), managementPortFile)); err == nil {
+		return p, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return 0, err
+	}
+	root := filepath.Dir(d.Path)
+	unlock, err := lockFile(filepath.Join(root, ".ports.lock"))
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	taken := map[int]bool{}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return 0, fmt.Errorf("listing namespaces: %w", err)
+	}
+	for _, e := range entries {
+		if e.Name() == d.Name {
+			continue
+		}
+		if p, err := readPort(filepath.Join(root, e.Name(), "internal", managementPortFile)); err == nil {
+			taken[p] = true
+		}
+	}
+	port := 0
+	if adopt > 0 && !taken[adopt] {
+		port = adopt
+	} else {
+		for p := start; p <= 65535; p++ {
+			if !taken[p] && portFree(p) {
+				port = p
+				break
+			}
+		}
+	}
+	if port == 0 {
+		return 0, fmt.Errorf("no free management port from %d up", start)
+	}
+	if _, err := WriteFile(filepath.Join(d.Internal(), managementPortFile), []byte(strconv.Itoa(port)+"\n"), 0o644, 0o755, true); err != nil {
+		return 0, fmt.Errorf("reserving management port: %w", err)
+	}
+	return port, nil
+}
+
+func readPort(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	p, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || p < 1 || p > 65535 {
+		return 0, fmt.Errorf("%s: not a port number", path)
+	}
+	return p, nil
+}
+
+// portFree tells whether nothing listens on the loopback port now.
+func portFree(p int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// lockFile takes an exclusive flock on path, waiting for it.
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// TryLock takes an exclusive flock on path without waiting; the error says
+// so when another process holds it. The lock lasts until release is
+// called or the process ends.
+func TryLock(path string) (release func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s is locked: another site-controller manages this data home", path)
+		}
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// Platform returns the platform recorded in internal/platform.yaml, or ""
+// when the namespace has none.
+func (d Dir) Platform() (string, error) {
+	data, err := os.ReadFile(filepath.Join(d.Internal(), platformFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading platform: %w", err)
+	}
+	var v struct {
+		Platform string `yaml:"platform"`
+	}
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		return "", fmt.Errorf("reading %s: %w", filepath.Join(d.Internal(), platformFile), err)
+	}
+	switch v.Platform {
+	case "podman", "docker", "linux":
+		return v.Platform, nil
+	}
+	return "", fmt.Errorf("%s: platform %q is not one of podman, docker, linux", filepath.Join(d.Internal(), platformFile), v.Platform)
+}
+
+// SetPlatform records the namespace's platform.
+func (d Dir) SetPlatform(p string) error {
+	_, err := WriteFile(filepath.Join(d.Internal(), platformFile), []byte("platform: "+p+"\n"), 0o644, 0o755, true)
+	return err
+}

@@ -1,0 +1,495 @@
+package resources
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Namespace is the validated content of one namespace's input/resources.
+type Namespace struct {
+	Name string
+	// Docs holds every document that names a kind, in file order, including
+	// invalid ones, so that each can get a status.
+	Docs []*Document
+	// Problems holds every problem found, sorted; file-level ones (broken
+	// YAML) have no ID.
+	Problems []Problem
+
+	// The valid resources, each sorted by name. Site is nil when there is
+	// no valid Site.
+	Site          *Site
+	Listeners     []*Listener
+	Connectors    []*Connector
+	RouterAccess  []*RouterAccess
+	Links         []*Link
+	Secrets       []*Secret
+	Bindings      []*AttachedConnectorBinding
+	documentOf    map[Object]*Document
+	problemsOfDoc map[*Document][]Problem
+}
+
+// DocumentOf returns the document a valid resource was read from.
+func (ns *Namespace) DocumentOf(o Object) *Document { return ns.documentOf[o] }
+
+// ProblemsOf returns the problems of one document.
+func (ns *Namespace) ProblemsOf(d *Document) []Problem { return ns.problemsOfDoc[d] }
+
+// HasErrors tells whether any problem is an error rather than a warning.
+func HasErrors(ps []Problem) bool {
+	return slices.ContainsFunc(ps, func(p Problem) bool { return !p.Warning })
+}
+
+var (
+	nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	hostRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+)
+
+// ValidName reports why name is not a lowercase RFC 1123 label, or "".
+func ValidName(name string) string {
+	switch {
+	case name == "":
+		return "required"
+	case len(name) > 63:
+		return fmt.Sprintf("%q is longer than 63 characters", name)
+	case !nameRE.MatchString(name):
+		return fmt.Sprintf("%q is not a lowercase RFC 1123 name: use a-z, 0-9 and '-', starting and ending with a letter or digit", name)
+	}
+	return ""
+}
+
+// validHost reports why host is neither an IP address nor a lowercase
+// hostname, or "".
+func validHost(host string) string {
+	if net.ParseIP(host) != nil {
+		return ""
+	}
+	if len(host) > 253 || !hostRE.MatchString(host) {
+		return fmt.Sprintf("%q is not an IP address or a lowercase hostname", host)
+	}
+	return ""
+}
+
+// Build validates the decoded documents of a namespace named ns (the
+// directory name) and sorts the valid resources out. fileProblems are the
+// problems Decode returned for whole files.
+func Build(ns string, docs []*Document, fileProblems []Problem) *Namespace {
+	n := &Namespace{Name: ns, documentOf: map[Object]*Document{}, problemsOfDoc: map[*Document][]Problem{}}
+	n.Problems = append(n.Problems, fileProblems...)
+	// first definition of each Kind/name, for duplicates
+	first := map[string]*Document{}
+	var sites []*Document
+	for _, d := range docs {
+		if d.Kind == "" {
+			continue
+		}
+		n.Docs = append(n.Docs, d)
+		v := validator{doc: d, ns: ns, probs: d.problems}
+		if d.Object != nil && !HasErrors(d.problems) {
+			v.check()
+		}
+		if d.Name != "" {
+			key := d.Kind + "/" + d.Name
+			if f, ok := first[key]; ok {
+				v.fail("metadata.name", fmt.Sprintf("%s is already defined at %s:%d", key, f.File, f.Line))
+			} else {
+				first[key] = d
+			}
+		}
+		n.add(d, v.probs)
+		if d.Object == nil || HasErrors(n.problemsOfDoc[d]) {
+			continue
+		}
+		switch o := d.Object.(type) {
+		case *Site:
+			sites = append(sites, d)
+		case *Listener:
+			n.Listeners = append(n.Listeners, o)
+		case *Connector:
+			n.Connectors = append(n.Connectors, o)
+		case *RouterAccess:
+			n.RouterAccess = append(n.RouterAccess, o)
+		case *Link:
+			n.Links = append(n.Links, o)
+		case *Secret:
+			n.Secrets = append(n.Secrets, o)
+		case *AttachedConnectorBinding:
+			n.Bindings = append(n.Bindings, o)
+		}
+		n.documentOf[d.Object] = d
+	}
+	byName := func(a, b Object) int { return strings.Compare(a.header().Metadata.Name, b.header().Metadata.Name) }
+	slices.SortStableFunc(sites, func(a, b *Document) int { return byName(a.Object, b.Object) })
+	sortByName(n.Listeners, byName)
+	sortByName(n.Connectors, byName)
+	sortByName(n.RouterAccess, byName)
+	sortByName(n.Links, byName)
+	sortByName(n.Secrets, byName)
+	sortByName(n.Bindings, byName)
+
+	switch {
+	case len(sites) == 0 && !slices.ContainsFunc(n.Docs, func(d *Document) bool { return d.Kind == KindSite }):
+		n.Problems = append(n.Problems, Problem{File: "input/resources", Message: "no Site defined; a namespace needs exactly one Site"})
+	case len(sites) > 0:
+		n.Site = sites[0].Object.(*Site)
+		for _, d := range sites[1:] {
+			n.reject(d, "metadata.name", fmt.Sprintf("only one Site per namespace; Site/%s (%s:%d) is the site of %q", n.Site.Metadata.Name, sites[0].File, sites[0].Line, ns))
+		}
+	}
+	if n.Site != nil && n.Site.Spec.Edge {
+		n.RouterAccess = slices.DeleteFunc(n.RouterAccess, func(ra *RouterAccess) bool {
+			n.reject(n.documentOf[ra], "spec.roles", "an edge site accepts no links; remove this RouterAccess or make the Site interior")
+			return true
+		})
+	}
+	n.checkListenerAddresses()
+	n.checkRouterAccessPorts()
+	SortProblems(n.Problems)
+	return n
+}
+
+func sortByName[T Object](s []T, cmp func(a, b Object) int) {
+	slices.SortStableFunc(s, func(a, b T) int { return cmp(a, b) })
+}
+
+func (n *Namespace) add(d *Document, ps []Problem) {
+	n.problemsOfDoc[d] = append(n.problemsOfDoc[d], ps...)
+	n.Problems = append(n.Problems, ps...)
+}
+
+// reject records an error against a resource that passed its own checks
+// but conflicts with another one.
+func (n *Namespace) reject(d *Document, field, msg string) {
+	n.add(d, []Problem{{File: d.File, Line: d.LineOf(field), ID: d.ID(), Field: field, Message: msg}})
+}
+
+// listenerAddr is a bound address: 0.0.0.0 and :: overlap every address.
+func overlaps(h1, h2 string) bool {
+	wild := func(h string) bool { return h == "0.0.0.0" || h == "::" || h == "" }
+	return h1 == h2 || wild(h1) || wild(h2)
+}
+
+// checkListenerAddresses rejects a Listener whose host:port overlaps one that
+// sorts before it by name, so the outcome does not depend on file order.
+func (n *Namespace) checkListenerAddresses() {
+	var kept []*Listener
+	for _, l := range n.Listeners {
+		clash := slices.IndexFunc(kept, func(k *Listener) bool {
+			return k.Spec.Port == l.Spec.Port && overlaps(k.Spec.Host, l.Spec.Host)
+		})
+		if clash < 0 {
+			kept = append(kept, l)
+			continue
+		}
+		k := kept[clash]
+		kd := n.documentOf[k]
+		n.reject(n.documentOf[l], "spec.port", fmt.Sprintf("%s:%d overlaps %s:%d of Listener/%s (%s:%d)",
+			l.Spec.Host, l.Spec.Port, k.Spec.Host, k.Spec.Port, k.Metadata.Name, kd.File, kd.LineOf("spec.port")))
+	}
+	n.Listeners = kept
+}
+
+// checkRouterAccessPorts rejects RouterAccess ports already bound by another
+// RouterAccess or a Listener.
+func (n *Namespace) checkRouterAccessPorts() {
+	used := map[int64]string{}
+	for _, l := range n.Listeners {
+		used[l.Spec.Port] = "Listener/" + l.Metadata.Name
+	}
+	var kept []*RouterAccess
+	for _, ra := range n.RouterAccess {
+		clash := ""
+		for _, r := range ra.Spec.Roles {
+			if other, ok := used[r.Port]; ok {
+				clash = fmt.Sprintf("port %d of role %s is already used by %s", r.Port, r.Name, other)
+				break
+			}
+		}
+		if clash != "" {
+			n.reject(n.documentOf[ra], "spec.roles", clash)
+			continue
+		}
+		for _, r := range ra.Spec.Roles {
+			used[r.Port] = "RouterAccess/" + ra.Metadata.Name
+		}
+		kept = append(kept, ra)
+	}
+	n.RouterAccess = kept
+}
+
+// validator checks one document on its own.
+type validator struct {
+	doc   *Document
+	ns    string
+	probs []Problem
+}
+
+func (v *validator) fail(field, msg string) {
+	v.probs = append(v.probs, Problem{File: v.doc.File, Line: v.doc.LineOf(field), ID: v.doc.ID(), Field: field, Message: msg})
+}
+
+func (v *validator) warn(field, msg string) {
+	v.probs = append(v.probs, Problem{File: v.doc.File, Line: v.doc.LineOf(field), ID: v.doc.ID(), Field: field, Message: msg, Warning: true})
+}
+
+func (v *validator) name(field, name string) {
+	if msg := ValidName(name); msg != "" {
+		v.fail(field, msg)
+	}
+}
+
+func (v *validator) required(field, value string) bool {
+	if value == "" {
+		v.fail(field, "required")
+		return false
+	}
+	return true
+}
+
+func (v *validator) host(field, host string, required bool) {
+	if host == "" {
+		if required {
+			v.fail(field, "required")
+		}
+		return
+	}
+	if msg := validHost(host); msg != "" {
+		v.fail(field, msg)
+	}
+}
+
+func (v *validator) port(field string, port int64) {
+	if _, set := v.doc.lines[field]; !set {
+		v.fail(field, "required")
+		return
+	}
+	if port < 1 || port > 65535 {
+		v.fail(field, fmt.Sprintf("must be between 1 and 65535, got %d", port))
+	}
+}
+
+func (v *validator) routingKey(field, key string) {
+	if !v.required(field, key) {
+		return
+	}
+	if strings.ContainsAny(key, " \t\r\n") {
+		v.fail(field, fmt.Sprintf("%q must not contain white space", key))
+	}
+}
+
+func (v *validator) tcpType(field, t string) {
+	if t != "" && t != "tcp" {
+		v.fail(field, fmt.Sprintf("unsupported type %q; only tcp is supported", t))
+	}
+}
+
+// settings warns about settings keys this controller does not act on.
+func (v *validator) settings(field string, m map[string]string, known map[string]func(string) string) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		check, ok := known[k]
+		if !ok {
+			v.warn(field+"."+k, "unknown setting, ignored")
+			continue
+		}
+		if msg := check(m[k]); msg != "" {
+			v.fail(field+"."+k, msg)
+		}
+	}
+}
+
+func oneOf(values ...string) func(string) string {
+	return func(s string) string {
+		if slices.Contains(values, s) {
+			return ""
+		}
+		return fmt.Sprintf("%q is not one of %s", s, strings.Join(values, ", "))
+	}
+}
+
+// ObserverValues are the protocol observers the router knows.
+var ObserverValues = []string{"auto", "none", "http1", "http2"}
+
+// LogLevels are the router log levels accepted by the router-logging setting.
+var LogLevels = []string{"trace", "debug", "info", "notice", "warning", "error", "critical"}
+
+func checkLogging(s string) string {
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		level := part
+		if i := strings.LastIndex(part, ":"); i >= 0 {
+			level = part[i+1:]
+			if part[:i] == "" {
+				return fmt.Sprintf("%q: empty module name", part)
+			}
+		}
+		level = strings.TrimSuffix(level, "+")
+		if !slices.Contains(LogLevels, level) {
+			return fmt.Sprintf("%q: level must be one of %s (optionally with a trailing +)", part, strings.Join(LogLevels, ", "))
+		}
+	}
+	return ""
+}
+
+func checkCount(s string) string {
+	if s == "auto" {
+		return ""
+	}
+	if n, err := strconv.Atoi(s); err != nil || n < 1 {
+		return fmt.Sprintf("%q must be auto or a positive integer", s)
+	}
+	return ""
+}
+
+// SiteSettings are the Site settings this controller maps to the router.
+var siteSettings = map[string]func(string) string{
+	"router-logging":               checkLogging,
+	"router-data-connection-count": checkCount,
+}
+
+var listenerSettings = map[string]func(string) string{
+	"observer": oneOf(ObserverValues...),
+}
+
+func (v *validator) check() {
+	d := v.doc
+	h := d.Object.header()
+	v.name("metadata.name", h.Metadata.Name)
+	if h.Metadata.Namespace != "" && h.Metadata.Namespace != v.ns {
+		v.fail("metadata.namespace", fmt.Sprintf("%q does not match the namespace directory %q; leave it empty or set it to %q", h.Metadata.Namespace, v.ns, v.ns))
+	}
+	switch o := d.Object.(type) {
+	case *Site:
+		if o.Spec.Edge && o.Spec.HA {
+			v.fail("spec.ha", "an edge site cannot be HA; set spec.edge or spec.ha, not both")
+		} else if o.Spec.HA {
+			v.warn("spec.ha", "ignored on this platform (HA runs a second router pod on Kubernetes)")
+		}
+		switch o.Spec.LinkAccess {
+		case "", "none", "default":
+		default:
+			v.fail("spec.linkAccess", fmt.Sprintf("%q is not supported on this platform; use default or none", o.Spec.LinkAccess))
+		}
+		if o.Spec.ServiceAccount != "" {
+			v.warn("spec.serviceAccount", "ignored on this platform (Kubernetes only)")
+		}
+		if o.Spec.DefaultIssuer != "" {
+			v.name("spec.defaultIssuer", o.Spec.DefaultIssuer)
+		}
+		v.settings("spec.settings", o.Spec.Settings, siteSettings)
+	case *Listener:
+		s := o.Spec
+		v.routingKey("spec.routingKey", s.RoutingKey)
+		v.host("spec.host", s.Host, true)
+		v.port("spec.port", s.Port)
+		v.tcpType("spec.type", s.Type)
+		if s.TLSCredentials != "" {
+			v.name("spec.tlsCredentials", s.TLSCredentials)
+		}
+		if s.Observer != "" {
+			if msg := oneOf(ObserverValues...)(s.Observer); msg != "" {
+				v.fail("spec.observer", msg)
+			}
+		}
+		if s.ExposePodsByName {
+			v.warn("spec.exposePodsByName", "not supported on this platform (it exposes Kubernetes pods); ignored")
+		}
+		v.settings("spec.settings", s.Settings, listenerSettings)
+	case *Connector:
+		s := o.Spec
+		v.routingKey("spec.routingKey", s.RoutingKey)
+		if s.Host == "" && s.Selector != "" {
+			v.fail("spec.host", "required on this platform; spec.selector selects Kubernetes pods and is not supported here")
+		} else {
+			v.host("spec.host", s.Host, true)
+			if s.Selector != "" {
+				v.warn("spec.selector", "not supported on this platform (it selects Kubernetes pods); ignored, spec.host is used")
+			}
+		}
+		v.port("spec.port", s.Port)
+		v.tcpType("spec.type", s.Type)
+		if s.TLSCredentials != "" {
+			v.name("spec.tlsCredentials", s.TLSCredentials)
+		} else if s.UseClientCert {
+			v.fail("spec.useClientCert", "requires spec.tlsCredentials")
+		}
+		if s.IncludeNotReadyPods {
+			v.warn("spec.includeNotReadyPods", "not supported on this platform (Kubernetes only); ignored")
+		}
+		if s.ExposePodsByName {
+			v.warn("spec.exposePodsByName", "not supported on this platform (Kubernetes only); ignored")
+		}
+		v.settings("spec.settings", s.Settings, nil)
+	case *AttachedConnectorBinding:
+		v.required("spec.connectorNamespace", o.Spec.ConnectorNamespace)
+		v.routingKey("spec.routingKey", o.Spec.RoutingKey)
+		v.fail("kind", "AttachedConnectorBinding is not supported on this platform: it binds an AttachedConnector in a peer Kubernetes namespace, and a site on Docker, Podman or Linux has none; use a Connector with spec.host instead")
+	case *RouterAccess:
+		s := o.Spec
+		if len(s.Roles) == 0 {
+			v.fail("spec.roles", "required; list at least one of inter-router, edge")
+		}
+		roles := map[string]bool{}
+		for i, r := range s.Roles {
+			f := fmt.Sprintf("spec.roles[%d]", i)
+			switch {
+			case r.Name != "inter-router" && r.Name != "edge":
+				v.fail(f+".name", fmt.Sprintf("invalid role %q; valid roles are inter-router, edge", r.Name))
+			case roles[r.Name]:
+				v.fail(f+".name", fmt.Sprintf("role %q is listed twice", r.Name))
+			}
+			roles[r.Name] = true
+			v.port(f+".port", r.Port)
+		}
+		if s.TLSCredentials != "" {
+			v.name("spec.tlsCredentials", s.TLSCredentials)
+		} else if !s.GenerateTLSCredentials {
+			v.fail("spec.tlsCredentials", "required unless spec.generateTlsCredentials is true")
+		}
+		if s.Issuer != "" {
+			v.name("spec.issuer", s.Issuer)
+		}
+		v.host("spec.bindHost", s.BindHost, false)
+		for i, san := range s.SubjectAlternativeNames {
+			v.host(fmt.Sprintf("spec.subjectAlternativeNames[%d]", i), san, true)
+		}
+		if s.AccessType != "" && s.AccessType != "local" && s.AccessType != "default" {
+			v.fail("spec.accessType", fmt.Sprintf("%q is not supported on this platform; use local or default", s.AccessType))
+		}
+	case *Link:
+		s := o.Spec
+		if len(s.Endpoints) == 0 {
+			v.fail("spec.endpoints", "required; list the peer's inter-router and/or edge endpoint")
+		}
+		for i, e := range s.Endpoints {
+			f := fmt.Sprintf("spec.endpoints[%d]", i)
+			if e.Name != "inter-router" && e.Name != "edge" {
+				v.fail(f+".name", fmt.Sprintf("invalid endpoint name %q; expected inter-router or edge", e.Name))
+			}
+			v.host(f+".host", e.Host, true)
+			if p, err := strconv.Atoi(e.Port); err != nil || p < 1 || p > 65535 {
+				v.fail(f+".port", fmt.Sprintf("must be a port between 1 and 65535, got %q", e.Port))
+			}
+		}
+		if s.TLSCredentials != "" {
+			v.name("spec.tlsCredentials", s.TLSCredentials)
+		}
+		if _, set := d.lines["spec.cost"]; set && s.Cost < 1 {
+			v.fail("spec.cost", fmt.Sprintf("must be 1 or more, got %d", s.Cost))
+		}
+	case *Secret:
+		for k, val := range o.Data {
+			if _, err := base64.StdEncoding.DecodeString(val); err != nil {
+				v.fail("data."+k, "not valid base64")
+			}
+		}
+	}
+}

@@ -1,0 +1,356 @@
+// Package routerconfig turns a namespace's validated resources into the
+// skupper-router configuration (skrouterd.json).
+//
+// Rendering is pure: no clock, no randomness, no file system, no globals.
+// The same input always gives the same bytes. Everything that must be
+// stable across renders (site id, management port, which credentials
+// exist) is handed in by the caller.
+package routerconfig
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/site-controller/site-controller/pkg/resources"
+)
+
+// Names of the generated local management credentials and listener.
+const (
+	LocalCA           = "skupper-local-ca"
+	LocalServer       = "skupper-local-server"
+	LocalClient       = "skupper-local-client"
+	ServiceCA         = "skupper-service-ca"
+	LocalListenerName = "skupper-local-normal"
+	// DefaultManagementPort is where the search for a free local management
+	// port starts.
+	DefaultManagementPort = 5671
+	// ContainerCertBase is the base path of credentials inside the router
+	// container; the router image's launch script expands it.
+	ContainerCertBase = "${SSL_PROFILE_BASE_PATH}"
+)
+
+// Entity is one [type, attributes] pair of the router configuration.
+type Entity struct {
+	Type  string
+	Attrs map[string]any
+}
+
+// Name returns the entity's name attribute, or "".
+func (e Entity) Name() string {
+	s, _ := e.Attrs["name"].(string)
+	return s
+}
+
+// Config is a whole router configuration, in file order.
+type Config []Entity
+
+// Environment is what rendering needs beyond the resources.
+type Environment struct {
+	SiteID         string // stable per site, persisted by the caller
+	Platform       string // podman, docker, linux (or none)
+	Version        string // controller version, recorded in metadata
+	ManagementPort int    // reserved local management port
+	// CertBase is the directory that holds runtime/certs as the router
+	// sees it: ContainerCertBase in containers, the namespace directory
+	// for the linux platform.
+	CertBase string
+	// Credentials lists, by name, the credentials that exist under
+	// runtime/certs (as prepared by the caller).
+	Credentials map[string]Credential
+}
+
+// Credential says which files of a credential directory exist.
+type Credential struct {
+	CA      bool // ca.crt
+	KeyPair bool // tls.crt and tls.key
+}
+
+// ConnectorProfile is the name of the CA-only profile a Connector without
+// useClientCert uses to verify its server.
+func ConnectorProfile(tlsCredentials string) string { return tlsCredentials + "-profile" }
+
+// RouterID is the stable router id of a site.
+func RouterID(siteName, siteID string) string {
+	id := siteID
+	if len(id) > 8 {
+		id = id[:8]
+	}
+	return siteName + "-" + id
+}
+
+// ConnectorName is the tcpConnector name Skupper uses for a Connector.
+func ConnectorName(c *resources.Connector) string {
+	return "connector/" + c.Metadata.Name + "@" + c.Spec.Host
+}
+
+// ListenerName is the tcpListener name Skupper uses for a Listener.
+func ListenerName(l *resources.Listener) string { return "listener/" + l.Metadata.Name }
+
+// Render builds the router configuration of a namespace. ns must have a
+// Site; resources whose credentials are missing from env.Credentials are
+// an error (the caller leaves them out and reports them first).
+func Render(ns *resources.Namespace, env Environment) (Config, error) {
+	if ns.Site == nil {
+		return nil, fmt.Errorf("namespace %s has no Site", ns.Name)
+	}
+	site := ns.Site
+	mode := "interior"
+	if site.Spec.Edge {
+		mode = "edge"
+	}
+	meta, err := json.Marshal(struct {
+		ID       string `json:"id"`
+		Version  string `json:"version"`
+		Platform string `json:"platform"`
+	}{env.SiteID, env.Version, env.Platform})
+	if err != nil {
+		return nil, fmt.Errorf("router metadata: %w", err)
+	}
+	routerID := RouterID(site.Metadata.Name, env.SiteID)
+	router := map[string]any{
+		"id":                 routerID,
+		"mode":               mode,
+		"helloMaxAgeSeconds": 3,
+		"metadata":           string(meta),
+	}
+	if n := site.Spec.Settings["router-data-connection-count"]; n != "" {
+		router["dataConnectionCount"] = n
+	}
+	cfg := Config{
+		{"router", router},
+		{"site", map[string]any{
+			"name":      routerID,
+			"platform":  env.Platform,
+			"namespace": ns.Name,
+			"version":   env.Version,
+		}},
+	}
+
+	profiles := map[string]map[string]any{}
+	profile := func(name string, withKeyPair bool) error {
+		c, ok := env.Credentials[name]
+		if !ok {
+			return fmt.Errorf("credentials %q are not prepared", name)
+		}
+		if withKeyPair && !c.KeyPair {
+			return fmt.Errorf("credentials %q have no tls.crt and tls.key", name)
+		}
+		if !withKeyPair && !c.CA {
+			return fmt.Errorf("credentials %q have no ca.crt", name)
+		}
+		p := map[string]any{"name": name}
+		base := strings.TrimSuffix(env.CertBase, "/") + "/runtime/certs/" + name + "/"
+		if c.CA {
+			p["caCertFile"] = base + "ca.crt"
+		}
+		if withKeyPair {
+			p["certFile"] = base + "tls.crt"
+			p["privateKeyFile"] = base + "tls.key"
+		}
+		profiles[name] = p
+		return nil
+	}
+
+	if err := profile(LocalServer, true); err != nil {
+		return nil, fmt.Errorf("local management listener: %w", err)
+	}
+	listeners := []Entity{{"listener", map[string]any{
+		"name":             LocalListenerName,
+		"role":             "normal",
+		"host":             "127.0.0.1",
+		"port":             strconv.Itoa(env.ManagementPort),
+		"sslProfile":       LocalServer,
+		"saslMechanisms":   "EXTERNAL",
+		"authenticatePeer": true,
+	}}}
+
+	var tcp []Entity
+	for _, l := range ns.Listeners {
+		a := map[string]any{
+			"name":    ListenerName(l),
+			"host":    l.Spec.Host,
+			"port":    strconv.FormatInt(l.Spec.Port, 10),
+			"address": l.Spec.RoutingKey,
+		}
+		if o := ListenerObserver(l); o != "" {
+			a["observer"] = o
+		}
+		if t := l.Spec.TLSCredentials; t != "" {
+			if err := profile(t, true); err != nil {
+				return nil, fmt.Errorf("Listener/%s: %w", l.Metadata.Name, err)
+			}
+			a["sslProfile"] = t
+		}
+		tcp = append(tcp, Entity{"tcpListener", a})
+	}
+	for _, c := range ns.Connectors {
+		a := map[string]any{
+			"name":    ConnectorName(c),
+			"host":    c.Spec.Host,
+			"port":    strconv.FormatInt(c.Spec.Port, 10),
+			"address": c.Spec.RoutingKey,
+		}
+		if t := c.Spec.TLSCredentials; t != "" {
+			name := ConnectorProfile(t)
+			if c.Spec.UseClientCert {
+				name = t
+			}
+			if err := profile(name, c.Spec.UseClientCert); err != nil {
+				return nil, fmt.Errorf("Connector/%s: %w", c.Metadata.Name, err)
+			}
+			a["sslProfile"] = name
+			a["verifyHostname"] = c.Spec.VerifyHostname == nil || *c.Spec.VerifyHostname
+		}
+		tcp = append(tcp, Entity{"tcpConnector", a})
+	}
+
+	for _, name := range sortedKeys(profiles) {
+		cfg = append(cfg, Entity{"sslProfile", profiles[name]})
+	}
+	cfg = append(cfg, listeners...)
+	cfg = append(cfg,
+		Entity{"address", map[string]any{"prefix": "mc", "distribution": "multicast"}},
+	)
+	cfg = append(cfg, logEntities(site.Spec.Settings["router-logging"])...)
+	cfg = append(cfg, tcp...)
+	return cfg, nil
+}
+
+// ListenerObserver is the protocol observer of a Listener: spec.observer,
+// else settings.observer, else "" (the router's default, auto).
+func ListenerObserver(l *resources.Listener) string {
+	if l.Spec.Observer != "" {
+		return l.Spec.Observer
+	}
+	return l.Spec.Settings["observer"]
+}
+
+// logEntities maps the router-logging setting ("info", or
+// "ROUTER_CORE:debug,TCP_ADAPTOR:info+") to log entities. Without it the
+// router core logs errors, as Skupper configures it.
+func logEntities(setting string) []Entity {
+	if setting == "" {
+		return []Entity{{"log", map[string]any{"module": "ROUTER_CORE", "enable": "error+"}}}
+	}
+	levels := map[string]string{}
+	for _, part := range strings.Split(setting, ",") {
+		part = strings.TrimSpace(part)
+		module, level := "DEFAULT", part
+		if i := strings.LastIndex(part, ":"); i >= 0 {
+			module, level = strings.ToUpper(part[:i]), part[i+1:]
+		}
+		if !strings.HasSuffix(level, "+") {
+			level += "+"
+		}
+		levels[module] = level
+	}
+	var out []Entity
+	for _, m := range sortedKeys(levels) {
+		out = append(out, Entity{"log", map[string]any{"module": m, "enable": levels[m]}})
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Marshal writes the configuration as skrouterd.json: a JSON array of
+// [type, attributes] pairs, one entity per line group, attributes sorted.
+func (c Config) Marshal() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString("[\n")
+	for i, e := range c {
+		attrs, err := json.MarshalIndent(e.Attrs, "        ", "    ")
+		if err != nil {
+			return nil, fmt.Errorf("marshal %s %q: %w", e.Type, e.Name(), err)
+		}
+		typ, _ := json.Marshal(e.Type)
+		b.WriteString("    [\n        ")
+		b.Write(typ)
+		b.WriteString(",\n        ")
+		b.Write(attrs)
+		b.WriteString("\n    ]")
+		if i < len(c)-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("]\n")
+	return b.Bytes(), nil
+}
+
+// Parse reads a skrouterd.json back, for adoption and diffs.
+func Parse(data []byte) (Config, error) {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("parse router config: %w", err)
+	}
+	cfg := make(Config, 0, len(raw))
+	for i, r := range raw {
+		var pair []json.RawMessage
+		if err := json.Unmarshal(r, &pair); err != nil || len(pair) != 2 {
+			return nil, fmt.Errorf("parse router config: entry %d is not a [type, attributes] pair", i)
+		}
+		var e Entity
+		if err := json.Unmarshal(pair[0], &e.Type); err != nil {
+			return nil, fmt.Errorf("parse router config: entry %d: type: %w", i, err)
+		}
+		d := json.NewDecoder(bytes.NewReader(pair[1]))
+		d.UseNumber()
+		if err := d.Decode(&e.Attrs); err != nil {
+			return nil, fmt.Errorf("parse router config: entry %d (%s): %w", i, e.Type, err)
+		}
+		cfg = append(cfg, e)
+	}
+	return cfg, nil
+}
+
+// SiteMetadata is the content of the router's metadata attribute.
+type SiteMetadata struct {
+	ID       string `json:"id"`
+	Version  string `json:"version"`
+	Platform string `json:"platform"`
+}
+
+// Metadata returns the site metadata recorded in the router entity.
+func (c Config) Metadata() (SiteMetadata, bool) {
+	var m SiteMetadata
+	for _, e := range c {
+		if e.Type != "router" {
+			continue
+		}
+		s, ok := e.Attrs["metadata"].(string)
+		if !ok || json.Unmarshal([]byte(s), &m) != nil {
+			return m, false
+		}
+		return m, true
+	}
+	return m, false
+}
+
+// ManagementPort returns the port of the local management listener.
+func (c Config) ManagementPort() (int, bool) {
+	for _, e := range c {
+		if e.Type == "listener" && e.Name() == LocalListenerName {
+			switch p := e.Attrs["port"].(type) {
+			case string:
+				n, err := strconv.Atoi(p)
+				return n, err == nil
+			case json.Number:
+				n, err := strconv.Atoi(p.String())
+				return n, err == nil
+			}
+		}
+	}
+	return 0, false
+}
