@@ -1,0 +1,112 @@
+// Package routertest starts the real skupper-router (skrouterd) for tests.
+// Tests that need it skip with a clear message when it is not installed:
+// it is looked up as $SKROUTERD, then skrouterd on PATH.
+package routertest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Binary returns the skrouterd to use, or skips the test.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("SKROUTERD"); p != "" {
+		return p
+	}
+	p, err := exec.LookPath("skrouterd")
+	if err != nil {
+		t.Skip("skrouterd not found (set SKROUTERD or put skupper-router 3.5.1 on PATH): skipping the real-router test")
+	}
+	return p
+}
+
+// Router is a running skrouterd.
+type Router struct {
+	Cmd *exec.Cmd
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+func (r *Router) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.out.Write(p)
+}
+
+// Output returns what the router printed so far.
+func (r *Router) Output() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.out.String()
+}
+
+// Start runs skrouterd -c config and stops it (SIGTERM, then SIGKILL) when
+// the test ends; its output is logged when the test fails.
+func Start(t testing.TB, config string) *Router {
+	t.Helper()
+	r := &Router{}
+	r.Cmd = exec.Command(Binary(t), "-c", config)
+	r.Cmd.Stdout = r
+	r.Cmd.Stderr = r
+	if err := r.Cmd.Start(); err != nil {
+		t.Fatalf("starting skrouterd: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { r.Cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		r.Cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			r.Cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("skrouterd output:\n%s", r.Output())
+		}
+	})
+	return r
+}
+
+// Alive tells whether the router process is still running.
+func (r *Router) Alive() bool {
+	return r.Cmd.ProcessState == nil && r.Cmd.Process.Signal(syscall.Signal(0)) == nil
+}
+
+// WaitPort waits until something accepts TCP connections on 127.0.0.1:port.
+func WaitPort(ctx context.Context, port int) error {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// FreePort returns a loopback port that is free now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
