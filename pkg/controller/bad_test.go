@@ -19,10 +19,10 @@ var badCases = map[string][]string{
 		"input/resources/attached-connector-binding.bad.yaml:16: AttachedConnectorBinding/db: kind: AttachedConnectorBinding is not supported on this platform: it binds an AttachedConnector in a peer Kubernetes namespace, and a site on Docker, Podman or Linux has none; use a Connector with spec.host instead",
 	},
 	"broken-second-file.bad.yaml": {
-		"input/resources/broken-second-file.bad.yaml:14: invalid YAML: did not find expected ',' or ']'",
+		"input/resources/broken-second-file.bad.yaml:15: invalid YAML: did not find expected ',' or ']'",
 	},
 	"broken-yaml.bad.yaml": {
-		"input/resources/broken-yaml.bad.yaml:19: invalid YAML: did not find expected ',' or ']'",
+		"input/resources/broken-yaml.bad.yaml:20: invalid YAML: did not find expected ',' or ']'",
 	},
 	"connector-selector-only.bad.yaml": {
 		"input/resources/connector-selector-only.bad.yaml:19: Connector/backend: spec.host: required on this platform; spec.selector selects Kubernetes pods and is not supported here",

@@ -141,18 +141,23 @@ func (s *siteState) fail(o resources.Object, field, msg string) {
 
 func (r *Reconciler) render(s *siteState, platform string) error {
 	dir := s.dir
+	// A router config this controller did not write (Skupper's own, say)
+	// gives the site id and port to adopt; read only when needed.
 	var old routerconfig.Config
-	if data, err := os.ReadFile(dir.RouterConfig()); err == nil {
-		old, _ = routerconfig.Parse(data) // unreadable: start over
+	adopt := func() routerconfig.Config {
+		if old == nil {
+			if data, err := os.ReadFile(dir.RouterConfig()); err == nil {
+				old, _ = routerconfig.Parse(data) // unreadable: start over
+			}
+		}
+		return old
 	}
-	oldMeta, _ := old.Metadata()
-	siteID, err := dir.SiteID(oldMeta.ID)
+	siteID, err := dir.SiteID(func() string { m, _ := adopt().Metadata(); return m.ID })
 	if err != nil {
 		return err
 	}
 	s.res.SiteID = siteID
-	oldPort, _ := old.ManagementPort()
-	port, err := dir.ManagementPort(oldPort, routerconfig.DefaultManagementPort)
+	port, err := dir.ManagementPort(func() int { p, _ := adopt().ManagementPort(); return p }, routerconfig.DefaultManagementPort)
 	if err != nil {
 		return err
 	}

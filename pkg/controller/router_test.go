@@ -231,8 +231,8 @@ spec: {routingKey: mutual-backend, host: localhost, port: %d, tlsCredentials: cl
 		port int
 		cfg  *tls.Config
 	}{
-		"TLS listener with the user's certificate": {tlsIn, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}},
-		"TLS listener with a generated certificate": {generatedIn, &tls.Config{RootCAs: generatedCA, ServerName: "127.0.0.1"}},
+		"TLS listener with the user's certificate":      {tlsIn, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}},
+		"TLS listener with a generated certificate":     {generatedIn, &tls.Config{RootCAs: generatedCA, ServerName: "127.0.0.1"}},
 		"connector verifying its server with a CA only": {plainIn, nil},
 		"connector presenting a client certificate":     {mutualIn, nil},
 	} {

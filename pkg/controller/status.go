@@ -50,7 +50,7 @@ func (r *Reconciler) writeStatus(s *siteState) ([]string, error) {
 		if len(extra[d]) > 0 {
 			st.Message = joinMessage(st.Message, strings.Join(extra[d], "; "))
 		}
-		entries = append(entries, status.Entry{Kind: d.Kind, Name: d.Name, Node: d.Node, Status: st})
+		entries = append(entries, status.Entry{Kind: d.Kind, Name: d.Name, Raw: d.Raw, Node: d.Node, Status: st})
 	}
 	if ns.Site != nil && s.res.Config != nil {
 		entries = append(entries, localAccessEntry(s))

@@ -10,11 +10,18 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/site-controller/site-controller/pkg/resources"
 )
@@ -158,20 +165,27 @@ func (d Dir) Load() (*resources.Namespace, error) {
 	if err != nil {
 		return nil, err
 	}
+	type decoded struct {
+		docs  []*resources.Document
+		probs []resources.Problem
+	}
+	results := make([]decoded, len(files))
+	ForEach(len(files), func(i int) {
+		data, err := os.ReadFile(filepath.Join(d.Path, files[i]))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			// removed while we listed
+		case err != nil:
+			results[i].probs = []resources.Problem{{File: files[i], Message: fmt.Sprintf("cannot read: %v", err)}}
+		default:
+			results[i].docs, results[i].probs = resources.Decode(files[i], data)
+		}
+	})
 	var docs []*resources.Document
 	var probs []resources.Problem
-	for _, f := range files {
-		data, err := os.ReadFile(filepath.Join(d.Path, f))
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // removed while we listed
-			}
-			probs = append(probs, resources.Problem{File: f, Message: fmt.Sprintf("cannot read: %v", err)})
-			continue
-		}
-		ds, ps := resources.Decode(f, data)
-		docs = append(docs, ds...)
-		probs = append(probs, ps...)
+	for _, r := range results {
+		docs = append(docs, r.docs...)
+		probs = append(probs, r.probs...)
 	}
 	return resources.Build(d.Name, docs, probs), nil
 }
@@ -182,48 +196,143 @@ func (d Dir) Load() (*resources.Namespace, error) {
 // given mode. With sync set, the data is flushed to disk before the rename
 // and the directory after it: for content that cannot be regenerated.
 func WriteFile(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) (bool, error) {
-	if st, err := os.Stat(path); err == nil && st.Mode().Perm() == perm && st.Size() == int64(len(data)) {
-		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-			return false, nil
+	old, mode, err := ReadCurrent(path)
+	switch {
+	case err == nil && mode == perm && bytes.Equal(old, data):
+		return false, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return true, Create(path, data, perm, dirPerm, sync)
+	}
+	return true, Replace(path, data, perm, dirPerm, sync)
+}
+
+// Create writes a file that does not exist yet so that it appears whole:
+// an unnamed O_TMPFILE file is written, then linked in. Where that is not
+// possible (file system without O_TMPFILE, or the file appeared meanwhile)
+// it falls back to Replace.
+func Create(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) error {
+	dir := filepath.Dir(path)
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(perm))
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, dirPerm); err != nil {
+			return fmt.Errorf("creating %s: %w", dir, err)
+		}
+		fd, err = unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(perm))
+	}
+	if err != nil {
+		return Replace(path, data, perm, dirPerm, sync)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	if err := f.Chmod(perm); err != nil { // O_TMPFILE's mode is subject to umask
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if sync {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
 		}
 	}
+	if err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW); err != nil {
+		return Replace(path, data, perm, dirPerm, sync)
+	}
+	if sync {
+		return syncDir(dir)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ReadCurrent returns a file's content and permission bits, with one open.
+func ReadCurrent(path string) ([]byte, fs.FileMode, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	data := make([]byte, st.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, 0, err
+	}
+	return data, st.Mode().Perm(), nil
+}
+
+// Replace writes data to path atomically, as WriteFile does, without
+// comparing with what is there.
+func Replace(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
-		return false, fmt.Errorf("creating %s: %w", dir, err)
+		return fmt.Errorf("creating %s: %w", dir, err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return false, fmt.Errorf("writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	renamed := false
+	defer func() {
+		if !renamed {
+			os.Remove(tmp.Name())
+		}
+	}()
 	if err := tmp.Chmod(perm); err != nil {
 		tmp.Close()
-		return false, fmt.Errorf("writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return false, fmt.Errorf("writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if sync {
 		if err := tmp.Sync(); err != nil {
 			tmp.Close()
-			return false, fmt.Errorf("writing %s: %w", path, err)
+			return fmt.Errorf("writing %s: %w", path, err)
 		}
 	}
 	if err := tmp.Close(); err != nil {
-		return false, fmt.Errorf("writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return false, fmt.Errorf("writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	renamed = true
 	if sync {
-		if f, err := os.Open(dir); err == nil {
-			err = f.Sync()
-			f.Close()
-			if err != nil {
-				return true, fmt.Errorf("syncing %s: %w", dir, err)
-			}
-		}
+		return syncDir(dir)
 	}
-	return true, nil
+	return nil
+}
+
+// ForEach runs f(0) … f(n-1) on a few goroutines and waits for them: file
+// work spends much of its time in system calls, so twice as many
+// goroutines as processors keep both busy.
+func ForEach(n int, f func(int)) {
+	workers := min(n, 2*runtime.GOMAXPROCS(0))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -23,10 +23,10 @@ const (
 )
 
 // SiteID returns the namespace's persistent site id. When none is stored
-// yet it takes adopt (for example the id found in a router configuration
-// written by Skupper) or, when adopt is empty, a new random UUID, and
-// stores it durably.
-func (d Dir) SiteID(adopt string) (string, error) {
+// yet it takes what adopt returns (for example the id found in a router
+// configuration written by Skupper) or, when that is empty, a new random
+// UUID, and stores it durably.
+func (d Dir) SiteID(adopt func() string) (string, error) {
 	path := filepath.Join(d.Internal(), siteIDFile)
 	data, err := os.ReadFile(path)
 	if err == nil {
@@ -36,7 +36,7 @@ func (d Dir) SiteID(adopt string) (string, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("reading site id: %w", err)
 	}
-	id := adopt
+	id := adopt()
 	if id == "" {
 		id = newUUID()
 	}
@@ -55,14 +55,14 @@ func newUUID() string {
 }
 
 // ManagementPort returns the namespace's reserved local management port.
-// When none is reserved yet it reserves one: adopt when that is given and
+// When none is reserved yet it reserves one: what adopt returns when that is
 // free of other namespaces' reservations (a port found in an existing
 // router configuration), otherwise the lowest port from start up that no
 // namespace under the same data home has reserved and that nothing listens
 // on. Reservation happens under an exclusive lock on the data home's
 // namespaces/.ports.lock, so two namespaces, even in two processes, never
 // get the same port.
-func (d Dir) ManagementPort(adopt, start int) (int, error) {
+func (d Dir) ManagementPort(adopt func() int, start int) (int, error) {
 	if p, err := readPort(filepath.Join(d.Internal(), managementPortFile)); err == nil {
 		return p, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -87,10 +87,9 @@ func (d Dir) ManagementPort(adopt, start int) (int, error) {
 			taken[p] = true
 		}
 	}
-	port := 0
-	if adopt > 0 && !taken[adopt] {
-		port = adopt
-	} else {
+	port := adopt()
+	if port < 1 || port > 65535 || taken[port] {
+		port = 0
 		for p := start; p <= 65535; p++ {
 			if !taken[p] && portFree(p) {
 				port = p

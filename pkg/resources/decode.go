@@ -2,9 +2,7 @@ package resources
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"strconv"
 	"strings"
@@ -17,7 +15,11 @@ type Document struct {
 	File  string // path relative to the namespace directory
 	Index int    // position of the document in its file, from 0
 	Line  int    // line where the document starts
-	Node  *yaml.Node
+	// Node is the parsed document; nil when Raw is set.
+	Node *yaml.Node
+	// Raw is the document's text when it is a block mapping without a
+	// status field, so that a status can be appended to it verbatim.
+	Raw []byte
 
 	APIVersion string
 	Kind       string
@@ -60,43 +62,105 @@ func (d *Document) ID() string {
 
 // Decode reads every document of one file. Problems that concern the file
 // (broken YAML, a document that is not a mapping) are returned; problems of
-// a document stay with it for Build.
-// A syntax error ends the file: the documents before it are still returned.
+// a document stay with it for Build. Documents are split at "---" lines
+// first, so a syntax error costs only the document it is in.
 func Decode(file string, data []byte) ([]*Document, []Problem) {
 	var docs []*Document
 	var probs []Problem
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for i := 0; ; i++ {
+	for i, chunk := range splitDocuments(data) {
 		var n yaml.Node
-		err := dec.Decode(&n)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			probs = append(probs, syntaxProblem(file, err))
-			break
-		}
-		if n.Kind != yaml.DocumentNode || len(n.Content) == 0 {
+		if err := yaml.Unmarshal(chunk.text, &n); err != nil {
+			p := syntaxProblem(file, err, chunk.line-1)
+			// at end of input yaml names the line after the last one
+			last := chunk.line + bytes.Count(bytes.TrimRight(chunk.text, "\n"), []byte("\n"))
+			p.Line = min(p.Line, last)
+			probs = append(probs, p)
 			continue
 		}
+		if n.Kind != yaml.DocumentNode || len(n.Content) == 0 {
+			continue // empty document
+		}
+		shiftLines(&n, chunk.line-1)
 		root := n.Content[0]
 		if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
-			continue // empty document, e.g. a trailing "---"
+			continue
 		}
-		doc := &Document{File: file, Index: i, Line: root.Line, Node: root, lines: map[string]int{}}
 		if root.Kind != yaml.MappingNode {
 			probs = append(probs, Problem{File: file, Line: root.Line, Message: "document is not a mapping; expected a resource with apiVersion, kind and metadata"})
 			continue
 		}
+		doc := &Document{File: file, Index: i, Line: root.Line, Node: root, lines: map[string]int{}}
 		doc.problems = doc.decode()
+		if root.Style&yaml.FlowStyle == 0 && root.Column == 1 && !hasKey(root, "status") {
+			// the text can be echoed as it is in the status file; the
+			// parsed tree is not needed any more
+			doc.Raw = chunk.text
+			doc.Node = nil
+		}
 		docs = append(docs, doc)
 	}
 	return docs, probs
 }
 
+type chunk struct {
+	text []byte
+	line int // line of the chunk's first line in the file
+}
+
+// splitDocuments cuts a YAML stream at its document markers: lines that
+// are "---" or "...". A marker line with content ("--- {a: 1}") starts its
+// document and stays in it, which YAML parses as it is.
+func splitDocuments(data []byte) []chunk {
+	var out []chunk
+	start, startLine, line := 0, 1, 1
+	flush := func(end int) {
+		if end > start {
+			out = append(out, chunk{text: data[start:end], line: startLine})
+		}
+	}
+	for pos := 0; pos < len(data); line++ {
+		next := len(data)
+		if eol := bytes.IndexByte(data[pos:], '\n'); eol >= 0 {
+			next = pos + eol + 1
+		}
+		l := bytes.TrimRight(data[pos:next], "\r\n")
+		switch {
+		case bytes.Equal(l, []byte("---")), bytes.Equal(l, []byte("...")):
+			flush(pos)
+			start, startLine = next, line+1
+		case bytes.HasPrefix(l, []byte("--- ")), bytes.HasPrefix(l, []byte("---\t")):
+			flush(pos)
+			start, startLine = pos, line
+		}
+		pos = next
+	}
+	flush(len(data))
+	return out
+}
+
+func hasKey(m *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+// shiftLines moves every line number of a node tree by n.
+func shiftLines(n *yaml.Node, by int) {
+	if by == 0 {
+		return
+	}
+	n.Line += by
+	for _, c := range n.Content {
+		shiftLines(c, by)
+	}
+}
+
 // syntaxProblem turns a yaml.v3 error into a problem with the line pulled out
 // of its message ("yaml: line 3: mapping values are not allowed ...").
-func syntaxProblem(file string, err error) Problem {
+func syntaxProblem(file string, err error, offset int) Problem {
 	msg := err.Error()
 	line := 0
 	rest := strings.TrimPrefix(msg, "yaml: ")
@@ -104,8 +168,14 @@ func syntaxProblem(file string, err error) Problem {
 		r := strings.TrimPrefix(rest, "line ")
 		if i := strings.Index(r, ":"); i > 0 {
 			if n, err := strconv.Atoi(r[:i]); err == nil {
-				line = n
+				line = n + offset
 				rest = strings.TrimSpace(r[i+1:])
+				// yaml.v3 reports parser errors at the 0-based line of
+				// the construct they occurred in (the "[" of an unclosed
+				// sequence); scanner errors are already 1-based
+				if strings.HasPrefix(rest, "did not find expected") {
+					line++
+				}
 			}
 		}
 	}

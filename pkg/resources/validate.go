@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,10 +43,30 @@ func HasErrors(ps []Problem) bool {
 	return slices.ContainsFunc(ps, func(p Problem) bool { return !p.Warning })
 }
 
-var (
-	nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	hostRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-)
+// isLabel tells whether s matches [a-z0-9]([-a-z0-9]*[a-z0-9])?, the
+// lowercase RFC 1123 label (without its length limit).
+func isLabel(s string) bool {
+	if s == "" || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// isHostname tells whether s is dot-separated lowercase labels.
+func isHostname(s string) bool {
+	for _, label := range strings.Split(s, ".") {
+		if !isLabel(label) || len(label) > 63 {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidName reports why name is not a lowercase RFC 1123 label, or "".
 func ValidName(name string) string {
@@ -56,7 +75,7 @@ func ValidName(name string) string {
 		return "required"
 	case len(name) > 63:
 		return fmt.Sprintf("%q is longer than 63 characters", name)
-	case !nameRE.MatchString(name):
+	case !isLabel(name):
 		return fmt.Sprintf("%q is not a lowercase RFC 1123 name: use a-z, 0-9 and '-', starting and ending with a letter or digit", name)
 	}
 	return ""
@@ -68,7 +87,7 @@ func validHost(host string) string {
 	if net.ParseIP(host) != nil {
 		return ""
 	}
-	if len(host) > 253 || !hostRE.MatchString(host) {
+	if len(host) > 253 || !isHostname(host) {
 		return fmt.Sprintf("%q is not an IP address or a lowercase hostname", host)
 	}
 	return ""

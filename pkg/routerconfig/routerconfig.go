@@ -265,28 +265,88 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // Marshal writes the configuration as skrouterd.json: a JSON array of
-// [type, attributes] pairs, one entity per line group, attributes sorted.
+// [type, attributes] pairs, attributes sorted by name, indented by four.
+// It is written by hand, not by encoding/json, because it is on the path
+// of every reconcile and a site can have thousands of entities.
 func (c Config) Marshal() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString("[\n")
+	b := make([]byte, 0, 256*len(c)+16)
+	b = append(b, "[\n"...)
+	keys := make([]string, 0, 16)
 	for i, e := range c {
-		attrs, err := json.MarshalIndent(e.Attrs, "        ", "    ")
-		if err != nil {
-			return nil, fmt.Errorf("marshal %s %q: %w", e.Type, e.Name(), err)
+		b = append(b, "    [\n        "...)
+		b = appendString(b, e.Type)
+		b = append(b, ",\n        {"...)
+		keys = keys[:0]
+		for k := range e.Attrs {
+			keys = append(keys, k)
 		}
-		typ, _ := json.Marshal(e.Type)
-		b.WriteString("    [\n        ")
-		b.Write(typ)
-		b.WriteString(",\n        ")
-		b.Write(attrs)
-		b.WriteString("\n    ]")
+		slices.Sort(keys)
+		for j, k := range keys {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, "\n            "...)
+			b = appendString(b, k)
+			b = append(b, ": "...)
+			var err error
+			if b, err = appendValue(b, e.Attrs[k]); err != nil {
+				return nil, fmt.Errorf("marshal %s %q: attribute %s: %w", e.Type, e.Name(), k, err)
+			}
+		}
+		if len(keys) > 0 {
+			b = append(b, "\n        "...)
+		}
+		b = append(b, "}\n    ]"...)
 		if i < len(c)-1 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		b.WriteByte('\n')
+		b = append(b, '\n')
 	}
-	b.WriteString("]\n")
-	return b.Bytes(), nil
+	return append(b, "]\n"...), nil
+}
+
+func appendValue(b []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case string:
+		return appendString(b, v), nil
+	case bool:
+		return strconv.AppendBool(b, v), nil
+	case int:
+		return strconv.AppendInt(b, int64(v), 10), nil
+	case int64:
+		return strconv.AppendInt(b, v, 10), nil
+	case json.Number:
+		return append(b, v...), nil
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, data...), nil
+}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c == '\n':
+			b = append(b, '\\', 'n')
+		case c == '\t':
+			b = append(b, '\\', 't')
+		case c == '\r':
+			b = append(b, '\\', 'r')
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 // Parse reads a skrouterd.json back, for adoption and diffs.

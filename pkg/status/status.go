@@ -9,12 +9,14 @@ package status
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,8 +73,11 @@ func (s *Status) Condition(t string) *Condition {
 // Entry is one status file to write.
 type Entry struct {
 	Kind, Name string
-	// Node is the resource document as read; its status field is replaced.
-	// When nil, Object is marshalled instead (generated resources).
+	// Raw is the resource document's text as read, without a status
+	// field; the status is appended to it. When nil, Node (the document
+	// as parsed, status field replaced) is written, and when that is nil
+	// too, Object (generated resources).
+	Raw    []byte
 	Node   *yaml.Node
 	Object any
 	Status Status
@@ -97,6 +102,7 @@ type Writer struct {
 // Write writes every entry, keeping lastTransitionTime of conditions that
 // did not change, and removes status files of resources that are gone. It
 // returns the paths it changed, relative to the namespace directory.
+// Files are written in parallel: a namespace can have thousands.
 func (w Writer) Write(entries []Entry) ([]string, error) {
 	dir := w.Dir.RuntimeResources()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -104,40 +110,23 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 	}
 	now := w.Now().UTC().Format(time.RFC3339)
 	keep := map[string]bool{}
-	var changed []string
-	var errs []error
+	var todo []Entry
 	for _, e := range entries {
-		if !Writable(e.Kind, e.Name) {
-			continue
+		if !Writable(e.Kind, e.Name) || keep[FileName(e.Kind, e.Name)] {
+			continue // unsafe name, or a duplicate: the first one owns the file
 		}
-		name := FileName(e.Kind, e.Name)
-		if keep[name] {
-			continue // a duplicate definition; the first one owns the file
-		}
-		keep[name] = true
-		path := filepath.Join(dir, name)
-		old := readStatus(path)
-		for i := range e.Status.Conditions {
-			c := &e.Status.Conditions[i]
-			c.LastTransitionTime = now
-			if old != nil {
-				if o := old.Condition(c.Type); o != nil && o.Status == c.Status && o.LastTransitionTime != "" {
-					c.LastTransitionTime = o.LastTransitionTime
-				}
-			}
-		}
-		data, err := marshal(e)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("status of %s/%s: %w", e.Kind, e.Name, err))
-			continue
-		}
-		c, err := namespace.WriteFile(path, data, 0o644, 0o755, false)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if c {
-			changed = append(changed, filepath.Join("runtime", "resources", name))
+		keep[FileName(e.Kind, e.Name)] = true
+		todo = append(todo, e)
+	}
+	changed := make([]bool, len(todo))
+	errs := make([]error, len(todo))
+	namespace.ForEach(len(todo), func(i int) {
+		changed[i], errs[i] = write(filepath.Join(dir, FileName(todo[i].Kind, todo[i].Name)), todo[i], now)
+	})
+	var out []string
+	for i, e := range todo {
+		if changed[i] {
+			out = append(out, filepath.Join("runtime", "resources", FileName(e.Kind, e.Name)))
 		}
 	}
 	files, err := os.ReadDir(dir)
@@ -152,9 +141,37 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 			errs = append(errs, fmt.Errorf("removing stale status: %w", err))
 			continue
 		}
-		changed = append(changed, filepath.Join("runtime", "resources", f.Name()))
+		out = append(out, filepath.Join("runtime", "resources", f.Name()))
 	}
-	return changed, errors.Join(errs...)
+	return out, errors.Join(errs...)
+}
+
+// write writes one status file unless it already holds the same status.
+func write(path string, e Entry, now string) (bool, error) {
+	old, mode, err := namespace.ReadCurrent(path)
+	exists := err == nil || !errors.Is(err, fs.ErrNotExist)
+	if err != nil {
+		old = nil
+	}
+	times := readTransitions(old)
+	for i := range e.Status.Conditions {
+		c := &e.Status.Conditions[i]
+		c.LastTransitionTime = now
+		if t, ok := times[c.Type+"="+c.Status]; ok {
+			c.LastTransitionTime = t
+		}
+	}
+	data, err := marshal(e)
+	if err != nil {
+		return false, fmt.Errorf("status of %s/%s: %w", e.Kind, e.Name, err)
+	}
+	if old != nil && mode == 0o644 && bytes.Equal(old, data) {
+		return false, nil
+	}
+	if !exists {
+		return true, namespace.Create(path, data, 0o644, 0o755, false)
+	}
+	return true, namespace.Replace(path, data, 0o644, 0o755, false)
 }
 
 // Read returns the status stored in a status file.
@@ -172,15 +189,118 @@ func Read(path string) (*Status, error) {
 	return &doc.Status, nil
 }
 
-func readStatus(path string) *Status {
-	s, err := Read(path)
-	if err != nil {
+// readTransitions returns the lastTransitionTime of each condition of a
+// status file, keyed "type=status". It reads the format appendStatus
+// writes without a YAML parser, falling back to one for anything else.
+func readTransitions(data []byte) map[string]string {
+	if data == nil {
 		return nil
+	}
+	out := map[string]string{}
+	i := bytes.Index(data, []byte("\nstatus:\n"))
+	if i >= 0 {
+		var typ, st string
+		for _, line := range strings.Split(string(data[i+len("\nstatus:\n"):]), "\n") {
+			line = strings.TrimSpace(line)
+			key, val, ok := strings.Cut(line, ": ")
+			if !ok {
+				continue
+			}
+			val = unquote(val)
+			switch strings.TrimPrefix(key, "- ") {
+			case "type":
+				typ, st = val, ""
+			case "status":
+				st = val
+			case "lastTransitionTime":
+				if typ != "" && st != "" {
+					out[typ+"="+st] = val
+				}
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	var doc struct {
+		Status Status `yaml:"status"`
+	}
+	if yaml.Unmarshal(data, &doc) != nil {
+		return nil
+	}
+	for _, c := range doc.Status.Conditions {
+		out[c.Type+"="+c.Status] = c.LastTransitionTime
+	}
+	return out
+}
+
+func unquote(s string) string {
+	if strings.HasPrefix(s, `"`) {
+		if v, err := strconv.Unquote(s); err == nil {
+			return v
+		}
 	}
 	return s
 }
 
+// quote writes s as a YAML double-quoted scalar: JSON's string escapes
+// are valid YAML.
+func quote(b *bytes.Buffer, s string) {
+	q, _ := json.Marshal(s) // a string always marshals
+	b.Write(q)
+}
+
+// appendStatus writes the status block in a fixed shape, without the
+// (slow) YAML encoder: every string quoted.
+func appendStatus(b *bytes.Buffer, s Status) {
+	b.WriteString("status:\n  status: ")
+	quote(b, s.Status)
+	if s.Message != "" {
+		b.WriteString("\n  message: ")
+		quote(b, s.Message)
+	}
+	if len(s.Conditions) > 0 {
+		b.WriteString("\n  conditions:")
+	}
+	for _, c := range s.Conditions {
+		b.WriteString("\n    - type: ")
+		quote(b, c.Type)
+		b.WriteString("\n      status: ")
+		quote(b, c.Status)
+		b.WriteString("\n      reason: ")
+		quote(b, c.Reason)
+		b.WriteString("\n      message: ")
+		quote(b, c.Message)
+		b.WriteString("\n      lastTransitionTime: ")
+		quote(b, c.LastTransitionTime)
+		b.WriteString("\n      observedGeneration: ")
+		b.WriteString(strconv.FormatInt(c.ObservedGeneration, 10))
+	}
+	for _, f := range []struct {
+		name string
+		v    *bool
+	}{{"hasMatchingConnector", s.HasMatchingConnector}, {"hasMatchingListener", s.HasMatchingListener}} {
+		if f.v != nil {
+			b.WriteString("\n  " + f.name + ": " + strconv.FormatBool(*f.v))
+		}
+	}
+	if s.SitesInNetwork != nil {
+		b.WriteString("\n  sitesInNetwork: " + strconv.Itoa(*s.SitesInNetwork))
+	}
+	b.WriteString("\n")
+}
+
 func marshal(e Entry) ([]byte, error) {
+	if e.Raw != nil {
+		var b bytes.Buffer
+		b.Grow(len(e.Raw) + 1024)
+		b.Write(e.Raw)
+		if len(e.Raw) > 0 && e.Raw[len(e.Raw)-1] != '\n' {
+			b.WriteByte('\n')
+		}
+		appendStatus(&b, e.Status)
+		return b.Bytes(), nil
+	}
 	var root yaml.Node
 	if e.Node != nil {
 		root = *e.Node
@@ -194,11 +314,6 @@ func marshal(e Entry) ([]byte, error) {
 	} else if err := root.Encode(e.Object); err != nil {
 		return nil, err
 	}
-	var st yaml.Node
-	if err := st.Encode(e.Status); err != nil {
-		return nil, err
-	}
-	root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "status"}, &st)
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
@@ -208,6 +323,7 @@ func marshal(e Entry) ([]byte, error) {
 	if err := enc.Close(); err != nil {
 		return nil, err
 	}
+	appendStatus(&b, e.Status)
 	return b.Bytes(), nil
 }
 

@@ -1,0 +1,39 @@
+// Package scale generates large namespaces for benchmarks and the scale
+// harness: one Site and any number of Listeners and Connectors, one file
+// each, as Skupper's CLI writes them.
+package scale
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Generate writes namespace ns under dataHome with the given numbers of
+// Listeners and Connectors. Listener i binds 127.0.0.1:(10000+i); the
+// routing keys pair Listener i with Connector i.
+func Generate(dataHome, ns string, listeners, connectors int) error {
+	dir := filepath.Join(dataHome, "namespaces", ns, "input", "resources")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	write := func(name, content string) error {
+		return os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644)
+	}
+	if err := write("Site-scale.yaml", "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: scale\n"); err != nil {
+		return err
+	}
+	for i := 0; i < listeners; i++ {
+		if err := write(fmt.Sprintf("Listener-l%d.yaml", i), fmt.Sprintf(
+			"apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: l%d\nspec:\n  routingKey: key-%d\n  host: 127.0.0.1\n  port: %d\n", i, i, 10000+i)); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < connectors; i++ {
+		if err := write(fmt.Sprintf("Connector-c%d.yaml", i), fmt.Sprintf(
+			"apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: c%d\nspec:\n  routingKey: key-%d\n  host: backend-%d.example\n  port: 8080\n", i, i, i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
