@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/site-controller/site-controller/internal/testfs"
+)
+
+func run(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := newRootCommand()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+// examples copies the example namespaces into a fresh data home.
+func examples(t *testing.T) string {
+	home := t.TempDir()
+	testfs.Copy(t, "../../examples", home)
+	return home
+}
+
+func TestValidate(t *testing.T) {
+	home := examples(t)
+	out, _, err := run(t, "validate", "--data-home", home)
+	if err != nil || out != "" {
+		t.Fatalf("examples: %q %v", out, err)
+	}
+	bad := filepath.Join(home, "namespaces", "hello-world-west", "input", "resources", "extra.yaml")
+	os.WriteFile(bad, []byte("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: x\nspec:\n  routingKey: k\n  host: 127.0.0.1\n  port: 70000\n"), 0o644)
+	out, _, err = run(t, "validate", "--data-home", home, "hello-world-west")
+	if !errors.Is(err, errProblems) {
+		t.Errorf("exit error %v, want problems", err)
+	}
+	if want := bad + ":8: Listener/x: spec.port: must be between 1 and 65535, got 70000\n"; out != want {
+		t.Errorf("output %q, want %q", out, want)
+	}
+	if _, _, err := run(t, "validate", "--data-home", home, "missing"); err == nil {
+		t.Error("a missing namespace validated")
+	}
+}
+
+func TestRenderAndStatus(t *testing.T) {
+	home := examples(t)
+	out, errOut, err := run(t, "render", "--data-home", home, "--platform", "docker", "hello-world-east")
+	if err != nil {
+		t.Fatalf("render: %v %s", err, errOut)
+	}
+	nsDir := filepath.Join(home, "namespaces", "hello-world-east")
+	if !strings.Contains(out, filepath.Join(nsDir, "runtime/router/skrouterd.json")+"\n") {
+		t.Errorf("render output lacks the router config:\n%s", out)
+	}
+	data, err := os.ReadFile(filepath.Join(nsDir, "runtime/router/skrouterd.json"))
+	if err != nil || !strings.Contains(string(data), `\"platform\":\"docker\"`) {
+		t.Errorf("router config: %v", err)
+	}
+	if out, _, _ := run(t, "render", "--data-home", home, "--platform", "docker", "hello-world-east"); out != "" {
+		t.Errorf("second render changed:\n%s", out)
+	}
+	if _, _, err := run(t, "render", "--data-home", home, "--platform", "kubernetes", "hello-world-east"); err == nil || !strings.Contains(err.Error(), "--platform must be podman, docker or linux") {
+		t.Errorf("bad platform: %v", err)
+	}
+	out, _, err = run(t, "status", "--data-home", home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"hello-world-east  Connector     backend        Pending  false    no matching listener for routing key backend",
+		"hello-world-west  -             -              -        -        no status yet: run render or the daemon",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, err := run(t, "version")
+	if err != nil || !strings.HasPrefix(out, "site-controller ") {
+		t.Errorf("version: %q %v", out, err)
+	}
+}

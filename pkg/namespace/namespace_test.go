@@ -1,0 +1,176 @@
+package namespace
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "f.json")
+	for i, step := range []struct {
+		data    string
+		perm    os.FileMode
+		changed bool
+	}{
+		{"one", 0o644, true},  // created (O_TMPFILE path), parent made
+		{"one", 0o644, false}, // same bytes and mode: untouched
+		{"two", 0o644, true},  // replaced
+		{"two", 0o600, true},  // same bytes, new mode
+		{"two", 0o600, false},
+	} {
+		changed, err := WriteFile(path, []byte(step.data), step.perm, 0o755, i%2 == 0)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if changed != step.changed {
+			t.Errorf("step %d: changed = %v, want %v", i, changed, step.changed)
+		}
+		got, mode, err := ReadCurrent(path)
+		if err != nil || string(got) != step.data || mode != step.perm {
+			t.Errorf("step %d: file holds %q mode %v (%v), want %q %v", i, got, mode, err, step.data, step.perm)
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Errorf("temporary files left behind: %v", entries)
+	}
+}
+
+func TestCreateFallsBackWhenFileAppeared(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Create(path, []byte("new"), 0o600, 0o755, false); err != nil {
+		t.Fatal(err)
+	}
+	got, mode, _ := ReadCurrent(path)
+	if string(got) != "new" || mode != 0o600 {
+		t.Errorf("got %q %v", got, mode)
+	}
+}
+
+func TestSiteIDIsStableAndAdopted(t *testing.T) {
+	home := t.TempDir()
+	a, _ := Open(home, "a")
+	id, err := a.SiteID(func() string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(id) != 36 || id[14] != '4' {
+		t.Errorf("site id %q is not a version 4 UUID", id)
+	}
+	again, _ := a.SiteID(func() string { return "ignored" })
+	if again != id {
+		t.Errorf("site id changed from %s to %s", id, again)
+	}
+	b, _ := Open(home, "b")
+	if got, _ := b.SiteID(func() string { return "from-skupper" }); got != "from-skupper" {
+		t.Errorf("adopted id = %q", got)
+	}
+}
+
+func TestManagementPortsAreReservedPerNamespace(t *testing.T) {
+	home := t.TempDir()
+	// something else holds the first port: it must be skipped
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	start := busy.Addr().(*net.TCPAddr).Port
+	const n = 16
+	ports := make([]int, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, _ := Open(home, "ns"+strconv.Itoa(i))
+			ports[i], errs[i] = d.ManagementPort(func() int { return 0 }, start)
+		}()
+	}
+	wg.Wait()
+	seen := map[int]bool{}
+	for i, p := range ports {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if p == start {
+			t.Errorf("ns%d got the busy port %d", i, p)
+		}
+		if seen[p] {
+			t.Errorf("port %d reserved twice", p)
+		}
+		seen[p] = true
+	}
+	// stable, and an adoption of a taken port is refused
+	d0, _ := Open(home, "ns0")
+	if p, _ := d0.ManagementPort(func() int { return 1 }, start); p != ports[0] {
+		t.Errorf("ns0 port moved from %d to %d", ports[0], p)
+	}
+	late, _ := Open(home, "late")
+	if p, _ := late.ManagementPort(func() int { return ports[3] }, start); p == ports[3] {
+		t.Errorf("adopted port %d that ns3 holds", p)
+	}
+	other, _ := Open(home, "other")
+	if p, _ := other.ManagementPort(func() int { return 40999 }, start); p != 40999 {
+		t.Errorf("free adopted port not kept: %d", p)
+	}
+}
+
+func TestTryLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "namespaces", "controller.lock")
+	release, err := TryLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TryLock(path); err == nil || !strings.Contains(err.Error(), "another site-controller manages this data home") {
+		t.Errorf("second lock: %v", err)
+	}
+	release()
+	again, err := TryLock(path)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	again()
+}
+
+func TestPlatform(t *testing.T) {
+	d, _ := Open(t.TempDir(), "p")
+	if p, err := d.Platform(); p != "" || err != nil {
+		t.Errorf("no platform file: %q %v", p, err)
+	}
+	if err := d.SetPlatform("linux"); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := d.Platform(); p != "linux" || err != nil {
+		t.Errorf("platform = %q %v", p, err)
+	}
+	os.WriteFile(filepath.Join(d.Internal(), "platform.yaml"), []byte("platform: kubernetes\n"), 0o644)
+	if _, err := d.Platform(); err == nil || !strings.Contains(err.Error(), `platform "kubernetes" is not one of podman, docker, linux`) {
+		t.Errorf("bad platform: %v", err)
+	}
+}
+
+func TestFileNames(t *testing.T) {
+	for name, want := range map[string]bool{
+		"site.yaml": true, "a.yml": true, "b.JSON": true, "notes.txt": false,
+		".site.yaml": false, "site.yaml~": false, ".site.yaml.swp": false, "4913": false,
+		".#site.yaml": false, "..data": false,
+	} {
+		if got := IsResourceFile(name); got != want {
+			t.Errorf("IsResourceFile(%q) = %v", name, got)
+		}
+	}
+	if _, err := Open(t.TempDir(), "Bad_Name"); err == nil {
+		t.Error("invalid namespace name accepted")
+	}
+}

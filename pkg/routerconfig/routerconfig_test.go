@@ -1,0 +1,139 @@
+package routerconfig_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/site-controller/site-controller/internal/skschema"
+	"github.com/site-controller/site-controller/pkg/resources"
+	. "github.com/site-controller/site-controller/pkg/routerconfig"
+)
+
+func namespace(t *testing.T, src string) *resources.Namespace {
+	t.Helper()
+	docs, probs := resources.Decode("r.yaml", []byte(src))
+	ns := resources.Build("ns", docs, probs)
+	if resources.HasErrors(ns.Problems) {
+		t.Fatalf("fixture has problems: %v", ns.Problems)
+	}
+	return ns
+}
+
+func env() Environment {
+	return Environment{
+		SiteID: "0123456789abcdef", Platform: "docker", Version: "1.0", ManagementPort: 5672, CertBase: ContainerCertBase,
+		Credentials: map[string]Credential{LocalServer: {CA: true, KeyPair: true}, "t": {CA: true, KeyPair: true}, "t-profile": {CA: true}},
+	}
+}
+
+const site = "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name: s}\n"
+
+func TestRenderIsDeterministicAndValid(t *testing.T) {
+	var src strings.Builder
+	src.WriteString(site)
+	for i, n := range []string{"q", "b", "z", "a", "m"} {
+		src.WriteString(fmt.Sprintf("---\napiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: %s}\nspec: {routingKey: k%s, host: 127.0.0.1, port: %d}\n", n, n, 100+i))
+	}
+	src.WriteString("---\napiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata: {name: c}\nspec: {routingKey: \"quote\\\"d\", host: h, port: 9, tlsCredentials: t}\n")
+	ns := namespace(t, src.String())
+	var first []byte
+	for i := 0; i < 20; i++ {
+		cfg, err := Render(ns, env())
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := cfg.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = data
+			s, err := skschema.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, err := range s.Check(cfg) {
+				t.Error(err)
+			}
+		} else if !bytes.Equal(data, first) {
+			t.Fatal("render gave different bytes for the same input")
+		}
+	}
+	// valid JSON that parses back to the same entities
+	var raw any
+	if err := json.Unmarshal(first, &raw); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	back, err := Parse(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := back.Marshal()
+	if !bytes.Equal(again, first) {
+		t.Errorf("parse and marshal changed the bytes:\n%s\n---\n%s", again, first)
+	}
+	if m, ok := back.Metadata(); !ok || m.ID != "0123456789abcdef" || m.Platform != "docker" {
+		t.Errorf("metadata %+v", m)
+	}
+	if p, ok := back.ManagementPort(); !ok || p != 5672 {
+		t.Errorf("management port %d", p)
+	}
+	// listeners sorted by name
+	var order []string
+	for _, e := range back {
+		if e.Type == "tcpListener" {
+			order = append(order, e.Name())
+		}
+	}
+	if strings.Join(order, ",") != "listener/a,listener/b,listener/m,listener/q,listener/z" {
+		t.Errorf("tcpListener order %v", order)
+	}
+}
+
+func TestRouterIDIsStable(t *testing.T) {
+	if got := RouterID("west", "0a1b2c3d-4e5f"); got != "west-0a1b2c3d" {
+		t.Errorf("router id %q", got)
+	}
+}
+
+func TestLogging(t *testing.T) {
+	for setting, want := range map[string]string{
+		"":      `[{ROUTER_CORE error+}]`,
+		"debug": `[{DEFAULT debug+}]`,
+		"router_core:trace,TCP_ADAPTOR:info+, warning": `[{DEFAULT warning+} {ROUTER_CORE trace+} {TCP_ADAPTOR info+}]`,
+	} {
+		var got []struct{ M, E string }
+		src := site
+		if setting != "" {
+			src += "spec: {settings: {router-logging: \"" + setting + "\"}}\n"
+		}
+		ns := namespace(t, src)
+		cfg, err := Render(ns, env())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range cfg {
+			if e.Type != "log" {
+				continue
+			}
+			got = append(got, struct{ M, E string }{e.Attrs["module"].(string), e.Attrs["enable"].(string)})
+		}
+		var s []string
+		for _, g := range got {
+			s = append(s, "{"+g.M+" "+g.E+"}")
+		}
+		if "["+strings.Join(s, " ")+"]" != want {
+			t.Errorf("%q: got %v, want %s", setting, s, want)
+		}
+	}
+}
+
+func TestMissingCredentialsAreAnError(t *testing.T) {
+	ns := namespace(t, site+"---\napiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: l}\nspec: {routingKey: k, host: 127.0.0.1, port: 1, tlsCredentials: nope}\n")
+	if _, err := Render(ns, env()); err == nil || err.Error() != `Listener/l: credentials "nope" are not prepared` {
+		t.Errorf("err = %v", err)
+	}
+}
