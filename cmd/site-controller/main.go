@@ -30,6 +30,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newValidateCommand(), newRenderCommand(), newStatusCommand(), newVersionCommand())
+	root.AddCommand(newRunCommand(), newValidateCommand(), newRenderCommand(), newStatusCommand(), newVersionCommand())
 	return root
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
+	"github.com/site-controller/site-controller/pkg/status"
 )
 
 // Version is the controller version recorded in router metadata; set by
@@ -55,6 +56,9 @@ func New(opts Options) *Reconciler {
 
 // Result tells what one pass did.
 type Result struct {
+	// Gone is true when the namespace directory (or its input/) no longer
+	// exists: nothing was read or written.
+	Gone      bool
 	Namespace *resources.Namespace
 	Platform  string
 	SiteID    string
@@ -75,6 +79,10 @@ func (r *Reconciler) Reconcile(name string) (*Result, error) {
 	dir, err := namespace.Open(r.opts.DataHome, name)
 	if err != nil {
 		return nil, err
+	}
+	if st, err := os.Stat(dir.Join("input")); err != nil || !st.IsDir() {
+		// never recreate a namespace the user removed
+		return &Result{Gone: true}, nil
 	}
 	ns, err := dir.Load()
 	if err != nil {
@@ -362,4 +370,34 @@ func (s *siteState) prepareCredentials() (map[string]routerconfig.Credential, er
 		s.changed(path)
 	}
 	return creds, nil
+}
+
+// ReportFailure writes a failed pass into the status of the namespace's
+// Site (or, without a valid Site, of every Site document), leaving the
+// other status files as they are.
+func (r *Reconciler) ReportFailure(name string, failure error, retry time.Duration) error {
+	dir, err := namespace.Open(r.opts.DataHome, name)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(dir.Join("input")); err != nil {
+		return nil
+	}
+	ns, err := dir.Load()
+	if err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("reconcile failed: %v; retrying in %s", failure, retry.Round(time.Millisecond))
+	w := status.Writer{Dir: dir, Now: r.opts.Now}
+	var errs []error
+	for _, d := range ns.Docs {
+		if d.Kind != resources.KindSite {
+			continue
+		}
+		st := status.Status{Status: status.Error, Message: msg, Conditions: []status.Condition{
+			cond(status.ReadyCond, false, "ReconcileFailed", msg, 0),
+		}}
+		errs = append(errs, w.WriteOne(status.Entry{Kind: d.Kind, Name: d.Name, Raw: d.Raw, Node: d.Node, Status: st}))
+	}
+	return errors.Join(errs...)
 }

@@ -146,6 +146,16 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 	return out, errors.Join(errs...)
 }
 
+// WriteOne writes the status file of one entry and touches no other.
+func (w Writer) WriteOne(e Entry) error {
+	if !Writable(e.Kind, e.Name) {
+		return nil
+	}
+	now := w.Now().UTC().Format(time.RFC3339)
+	_, err := write(filepath.Join(w.Dir.RuntimeResources(), FileName(e.Kind, e.Name)), e, now)
+	return err
+}
+
 // write writes one status file unless it already holds the same status.
 func write(path string, e Entry, now string) (bool, error) {
 	old, mode, err := namespace.ReadCurrent(path)

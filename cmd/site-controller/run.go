@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/spf13/cobra"
+
+	"github.com/site-controller/site-controller/pkg/controller"
+)
+
+func newRunCommand() *cobra.Command {
+	var (
+		dataHome, platform, httpAddr, logFormat, logLevel string
+		quiet, rescan                                      time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the controller: keep every namespace's runtime/ in sync with its input/",
+		Long: "Watch <data-home>/namespaces and reconcile each namespace whenever its input changes.\n" +
+			"SIGHUP forces a full resync; SIGTERM stops the controller (routers keep running).\n" +
+			"Under systemd (Type=notify) it reports READY=1, STATUS=, RELOADING=1 and WATCHDOG=1.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			controller.Version = controllerVersion()
+			layout, err := choosePlatform(platform, log)
+			if err != nil {
+				return err
+			}
+			opts := controller.DaemonOptions{
+				Options: controller.Options{DataHome: dataHome, Platform: layout},
+				Quiet:   quiet, Rescan: rescan, Log: log,
+				Notify: func(state string) { _, _ = sddaemon.SdNotify(false, state) },
+			}
+			if iv, err := sddaemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
+				opts.Watchdog = iv / 2
+			}
+			d, err := controller.NewDaemon(opts)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+						d.Reload()
+					}
+				}
+			}()
+			if httpAddr != "" {
+				srv, err := serveHTTP(httpAddr, d.Handler(), log)
+				if err != nil {
+					return err
+				}
+				defer srv.Shutdown(context.Background())
+			}
+			log.Info("site-controller starting", "version", controllerVersion(), "data_home", dataHome, "platform", platform)
+			err = d.Run(ctx)
+			log.Info("site-controller stopped")
+			return err
+		},
+	}
+	dataHomeFlag(cmd, &dataHome)
+	cmd.Flags().StringVar(&platform, "platform", "auto", "auto, podman, docker, linux or none (render and write status only)")
+	cmd.Flags().StringVar(&httpAddr, "http", "", "loopback address for /healthz, /readyz and /metrics, e.g. 127.0.0.1:9090")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "text or json")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().DurationVar(&quiet, "quiet-period", 15*time.Millisecond, "how long a namespace must be quiet before it is reconciled")
+	cmd.Flags().DurationVar(&rescan, "rescan-interval", 30*time.Second, "periodic full rescan by content hash (0 disables)")
+	return cmd
+}
+
+func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, got %q", format)
+}
+
+// choosePlatform resolves --platform to the layout rendered for namespaces
+// that record no platform of their own.
+func choosePlatform(flag string, log *slog.Logger) (string, error) {
+	switch flag {
+	case "podman", "docker", "linux":
+		return flag, nil
+	case "none":
+		log.Info("platform none: rendering configuration and status only; no router is started")
+		return "podman", nil
+	case "auto":
+		log.Info("platform auto: no router runtime is available in this build; rendering configuration and status only (platform none)")
+		return "podman", nil
+	}
+	return "", fmt.Errorf("--platform must be auto, podman, docker, linux or none, got %q", flag)
+}
+
+// serveHTTP serves h on a loopback address only.
+func serveHTTP(addr string, h http.Handler, log *slog.Logger) (*http.Server, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--http %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); !(host == "localhost" || ip != nil && ip.IsLoopback()) {
+		return nil, fmt.Errorf("--http %q: only loopback addresses are served (127.0.0.1, ::1 or localhost)", addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--http: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	log.Info("serving /healthz, /readyz and /metrics", "address", l.Addr().String())
+	return srv, nil
+}
+

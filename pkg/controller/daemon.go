@@ -1,0 +1,514 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sys/unix"
+
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/resources"
+	"github.com/site-controller/site-controller/pkg/status"
+	"github.com/site-controller/site-controller/pkg/watcher"
+)
+
+// DaemonOptions configures the long-running controller.
+type DaemonOptions struct {
+	Options
+	Quiet    time.Duration // quiet period before a reconcile (default 15ms)
+	MaxDelay time.Duration // longest a reconcile waits under churn (default 1s)
+	Rescan   time.Duration // periodic full rescan (default 30s; <0 disables)
+	Workers  int           // namespaces reconciled in parallel (default 4)
+	Log      *slog.Logger
+	// Notify sends a systemd notification (READY=1, STATUS=…); may be nil.
+	Notify func(state string)
+	// Watchdog is the interval of WATCHDOG=1 notifications; 0 disables.
+	Watchdog time.Duration
+}
+
+// Daemon keeps every namespace of a data home reconciled.
+type Daemon struct {
+	opts    DaemonOptions
+	rec     *Reconciler
+	queue   *Queue
+	watch   *watcher.Watcher
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *metrics
+	ready   atomic.Bool
+
+	mu       sync.Mutex
+	pending  map[string]bool // namespaces whose pass a READY=1 waits for
+	failures map[string]int  // consecutive failures, for backoff
+	hashes   map[string][32]byte
+	summary  map[string]nsSummary
+	lastSent string
+}
+
+type nsSummary struct{ resources, errors int }
+
+// backoff bounds for retries of failed reconciles.
+const (
+	minBackoff = 500 * time.Millisecond
+	maxBackoff = 5 * time.Minute
+)
+
+// NewDaemon prepares a daemon; Run starts it.
+func NewDaemon(opts DaemonOptions) (*Daemon, error) {
+	if opts.Quiet == 0 {
+		opts.Quiet = 15 * time.Millisecond
+	}
+	if opts.MaxDelay == 0 {
+		opts.MaxDelay = time.Second
+	}
+	if opts.Rescan == 0 {
+		opts.Rescan = 30 * time.Second
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Notify == nil {
+		opts.Notify = func(string) {}
+	}
+	d := &Daemon{
+		opts: opts, rec: New(opts.Options), queue: NewQueue(opts.Quiet, opts.MaxDelay), log: opts.Log,
+		reg: prometheus.NewRegistry(), failures: map[string]int{}, hashes: map[string][32]byte{}, summary: map[string]nsSummary{},
+	}
+	w, err := watcher.New(namespace.Root(opts.DataHome), d, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	d.watch = w
+	d.metrics, err = newMetrics(d.reg, func() float64 { return float64(w.Watched()) }, func() float64 { return float64(d.queue.Len()) })
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Changed implements watcher.Handler.
+func (d *Daemon) Changed(ns string) {
+	if testLoseEvents.Load() {
+		return
+	}
+	d.queue.Mark(ns)
+}
+
+// Event implements watcher.Handler.
+func (d *Daemon) Event(op string) { d.metrics.events.WithLabelValues(op).Inc() }
+
+// Rescan implements watcher.Handler: events may have been lost, so every
+// namespace is looked at again and the watches are rebuilt.
+func (d *Daemon) Rescan(reason string) {
+	if reason == "overflow" {
+		d.metrics.overflows.Inc()
+	}
+	d.metrics.rescans.WithLabelValues(reason).Inc()
+	if err := d.watch.SyncAll(); err != nil {
+		d.log.Warn("rebuilding watches", "err", err)
+	}
+	for _, ns := range d.namespaces() {
+		d.queue.Mark(ns)
+	}
+}
+
+// namespaces lists the namespaces on disk plus those known from before,
+// so that removed ones are reconciled (and so stopped) too.
+func (d *Daemon) namespaces() []string {
+	names, err := namespace.List(d.opts.DataHome)
+	if err != nil {
+		d.log.Warn("listing namespaces", "err", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	seen := map[string]bool{}
+	for _, n := range names {
+		seen[n] = true
+	}
+	for n := range d.summary {
+		if !seen[n] {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// Handler serves /healthz, /readyz and /metrics.
+func (d *Daemon) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !d.ready.Load() {
+			http.Error(w, "first pass over the namespaces not finished", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// Ready tells whether the first full pass is done.
+func (d *Daemon) Ready() bool { return d.ready.Load() }
+
+// Run reconciles until ctx ends. It takes the data home's lock first, so
+// that one controller at most manages it.
+func (d *Daemon) Run(ctx context.Context) error {
+	defer d.watch.Close()
+	release, err := namespace.TryLock(filepath.Join(namespace.Root(d.opts.DataHome), "controller.lock"))
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := d.watch.SyncAll(); err != nil {
+		d.log.Warn("watching namespaces", "err", err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := d.watch.Run(ctx); err != nil && ctx.Err() == nil {
+			d.log.Error("file watcher stopped", "err", err)
+			cancel()
+		}
+	}()
+	d.startPass("start")
+	for range d.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.work(ctx)
+		}()
+	}
+	if d.opts.Rescan > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.periodicRescan(ctx)
+		}()
+	}
+	if d.opts.Watchdog > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(d.opts.Watchdog)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					d.opts.Notify("WATCHDOG=1")
+				}
+			}
+		}()
+	}
+	<-ctx.Done()
+	d.opts.Notify("STOPPING=1")
+	wg.Wait()
+	return nil
+}
+
+// Reload forces a full resync (SIGHUP): systemd is told RELOADING=1, every
+// namespace is reconciled, then READY=1 again.
+func (d *Daemon) Reload() {
+	d.opts.Notify("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(monotonicMicros(), 10))
+	d.log.Info("reload: resyncing every namespace")
+	if err := d.watch.SyncAll(); err != nil {
+		d.log.Warn("rebuilding watches", "err", err)
+	}
+	d.startPass("reload")
+}
+
+// startPass marks every namespace and sends READY=1 once each was
+// reconciled.
+func (d *Daemon) startPass(reason string) {
+	d.metrics.rescans.WithLabelValues(reason).Inc()
+	names := d.namespaces()
+	d.mu.Lock()
+	d.pending = map[string]bool{}
+	for _, n := range names {
+		d.pending[n] = true
+	}
+	d.mu.Unlock()
+	d.log.Info("full pass", "reason", reason, "namespaces", len(names))
+	for _, n := range names {
+		d.queue.MarkNow(n)
+	}
+	d.passDone("")
+}
+
+// passDone records that ns was reconciled, and announces readiness when
+// the current full pass is complete.
+func (d *Daemon) passDone(ns string) {
+	d.mu.Lock()
+	if d.pending == nil {
+		d.mu.Unlock()
+		return
+	}
+	delete(d.pending, ns)
+	done := len(d.pending) == 0
+	if done {
+		d.pending = nil
+	}
+	d.mu.Unlock()
+	if done {
+		d.ready.Store(true)
+		d.opts.Notify("READY=1\nSTATUS=" + d.statusLine())
+		d.log.Info("ready", "status", d.statusLine())
+	}
+}
+
+func (d *Daemon) work(ctx context.Context) {
+	for {
+		ns, ok := d.queue.Next(ctx)
+		if !ok {
+			return
+		}
+		if d.opts.Rescan > 0 {
+			// what this pass reads, for the periodic rescan to compare with
+			h := InputHash(d.opts.DataHome, ns)
+			d.mu.Lock()
+			d.hashes[ns] = h
+			d.mu.Unlock()
+		}
+		d.reconcile(ctx, ns)
+		d.queue.Done(ns)
+		d.passDone(ns)
+	}
+}
+
+// reconcile runs one pass over ns, recovering from panics; a failure is
+// logged, counted, written to the Site's status and retried with backoff.
+func (d *Daemon) reconcile(ctx context.Context, ns string) {
+	log := d.log.With("namespace", ns)
+	start := time.Now()
+	res, err := d.safeReconcile(ns)
+	elapsed := time.Since(start)
+	d.metrics.duration.Observe(elapsed.Seconds())
+	if res != nil && res.Gone {
+		d.forget(ns)
+		log.Info("namespace removed")
+		return
+	}
+	d.metrics.reconciles.WithLabelValues(ns).Inc()
+	if err != nil {
+		d.metrics.errors.WithLabelValues(ns).Inc()
+		d.mu.Lock()
+		d.failures[ns]++
+		n := d.failures[ns]
+		d.mu.Unlock()
+		delay := min(maxBackoff, minBackoff<<min(n-1, 20))
+		log.Error("reconcile failed; retrying", "err", err, "attempt", n, "retry_in", delay)
+		if rerr := d.rec.ReportFailure(ns, err, delay); rerr != nil {
+			log.Warn("writing failure status", "err", rerr)
+		}
+		d.queue.After(ctx, ns, delay)
+		return
+	}
+	d.mu.Lock()
+	delete(d.failures, ns)
+	d.mu.Unlock()
+	d.metrics.lastSuccess.WithLabelValues(ns).SetToCurrentTime()
+	d.record(ns, res)
+	for _, p := range res.Problems {
+		attrs := []any{"file", p.File, "line", p.Line, "problem", p.Message}
+		if kind, name, ok := cutID(p.ID); ok {
+			attrs = append(attrs, "kind", kind, "name", name)
+		}
+		if p.Field != "" {
+			attrs = append(attrs, "field", p.Field)
+		}
+		if p.Warning {
+			log.Debug("resource warning", attrs...)
+		} else if len(res.Changed) > 0 {
+			log.Warn("invalid resource", attrs...)
+		}
+	}
+	if len(res.Changed) > 0 {
+		log.Info("reconciled", "changed", len(res.Changed), "config_changed", res.ConfigChanged, "problems", len(res.Problems), "duration", elapsed)
+	} else {
+		log.Debug("reconciled; nothing changed", "duration", elapsed)
+	}
+}
+
+func cutID(id string) (string, string, bool) {
+	for i := 0; i < len(id); i++ {
+		if id[i] == '/' {
+			return id[:i], id[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
+// safeReconcile turns a panic into an error: one namespace's bug must not
+// take the others down.
+func (d *Daemon) safeReconcile(ns string) (res *Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d.log.Error("reconcile panicked", "namespace", ns, "panic", p, "stack", string(debug.Stack()))
+			res, err = nil, fmt.Errorf("internal error: %v", p)
+		}
+	}()
+	if testHook != nil {
+		testHook(ns)
+	}
+	return d.rec.Reconcile(ns)
+}
+
+// testHook, when set by a test, runs at the start of every reconcile.
+var testHook func(ns string)
+
+// testLoseEvents, set by a test, makes the daemon lose every file event,
+// as when the kernel queue overflows.
+var testLoseEvents atomic.Bool
+
+// record updates metrics and the systemd status line from a pass.
+func (d *Daemon) record(ns string, res *Result) {
+	counts := map[[2]string]int{}
+	s := nsSummary{}
+	for _, doc := range res.Namespace.Docs {
+		st := status.Ready
+		if resources.HasErrors(res.Namespace.ProblemsOf(doc)) {
+			st = status.Error
+			s.errors++
+		}
+		s.resources++
+		counts[[2]string{doc.Kind, st}]++
+	}
+	d.metrics.resources.DeletePartialMatch(prometheus.Labels{"namespace": ns})
+	for k, n := range counts {
+		d.metrics.resources.WithLabelValues(ns, k[0], k[1]).Set(float64(n))
+	}
+	d.mu.Lock()
+	d.summary[ns] = s
+	d.metrics.namespaces.Set(float64(len(d.summary)))
+	d.mu.Unlock()
+	d.sendStatus()
+}
+
+func (d *Daemon) forget(ns string) {
+	d.metrics.forget(ns)
+	d.mu.Lock()
+	delete(d.summary, ns)
+	delete(d.hashes, ns)
+	delete(d.failures, ns)
+	d.metrics.namespaces.Set(float64(len(d.summary)))
+	d.mu.Unlock()
+	d.sendStatus()
+}
+
+func (d *Daemon) statusLine() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var res, errs int
+	for _, s := range d.summary {
+		res += s.resources
+		errs += s.errors
+	}
+	return fmt.Sprintf("%d namespaces, %d resources, %d with errors", len(d.summary), res, errs)
+}
+
+// sendStatus tells systemd the one-line summary when it changed.
+func (d *Daemon) sendStatus() {
+	line := d.statusLine()
+	d.mu.Lock()
+	changed := line != d.lastSent
+	d.lastSent = line
+	d.mu.Unlock()
+	if changed {
+		d.opts.Notify("STATUS=" + line)
+	}
+}
+
+// periodicRescan hashes every namespace's input and marks those whose
+// content changed since the last look: the safety net under the watcher.
+func (d *Daemon) periodicRescan(ctx context.Context) {
+	t := time.NewTicker(d.opts.Rescan)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.metrics.rescans.WithLabelValues("periodic").Inc()
+		if err := d.watch.SyncAll(); err != nil {
+			d.log.Warn("rebuilding watches", "err", err)
+		}
+		for _, ns := range d.namespaces() {
+			h := InputHash(d.opts.DataHome, ns)
+			d.mu.Lock()
+			old, known := d.hashes[ns]
+			d.hashes[ns] = h
+			d.mu.Unlock()
+			if !known || old != h {
+				d.log.Debug("periodic rescan found a change", "namespace", ns)
+				d.queue.Mark(ns)
+			}
+		}
+	}
+}
+
+// InputHash is a content hash of everything a namespace's reconcile reads
+// from the user: resource files, credentials, issuers and the platform.
+func InputHash(dataHome, ns string) [32]byte {
+	h := sha256.New()
+	dir := filepath.Join(namespace.Root(dataHome), ns)
+	var files []string
+	for _, sub := range []string{"input", filepath.Join("internal", "platform.yaml")} {
+		filepath.WalkDir(filepath.Join(dir, sub), func(path string, e fs.DirEntry, err error) error {
+			if err == nil && !e.IsDir() {
+				files = append(files, path)
+			}
+			return nil
+		})
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		data, err := os.ReadFile(f) // follows links, as the reconcile does
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(data))
+		h.Write(data)
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum
+}
+
+// monotonicMicros is CLOCK_MONOTONIC in microseconds, as systemd wants
+// it with RELOADING=1.
+func monotonicMicros() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano() / 1000
+}

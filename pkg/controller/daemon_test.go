@@ -1,0 +1,389 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/status"
+)
+
+// notes records systemd notifications.
+type notes struct {
+	mu  sync.Mutex
+	all []string
+}
+
+func (n *notes) add(s string) { n.mu.Lock(); n.all = append(n.all, s); n.mu.Unlock() }
+func (n *notes) list() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.all...)
+}
+
+type testDaemon struct {
+	*Daemon
+	home  string
+	notes *notes
+	stop  func()
+}
+
+// startDaemon runs a daemon on home until the test ends and waits for its
+// first full pass.
+func startDaemon(t *testing.T, home string, tweak func(*DaemonOptions)) *testDaemon {
+	t.Helper()
+	n := &notes{}
+	opts := DaemonOptions{Options: Options{DataHome: home}, Notify: n.add, Rescan: -1}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	d, err := NewDaemon(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	stop := sync.OnceFunc(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	})
+	t.Cleanup(stop)
+	eventually(t, "first full pass", d.Ready)
+	return &testDaemon{Daemon: d, home: home, notes: n, stop: stop}
+}
+
+// eventually polls cond until it holds; the generous deadline only bounds
+// a broken test, it measures nothing.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func siteYAML(name string) string {
+	return fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: %s\n", name)
+}
+
+func listenerYAML(name string, port int) string {
+	return fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: %s\nspec:\n  routingKey: %s\n  host: 127.0.0.1\n  port: %d\n", name, name, port)
+}
+
+func config(home, ns string) string {
+	data, _ := os.ReadFile(filepath.Join(namespace.Root(home), ns, "runtime", "router", "skrouterd.json"))
+	return string(data)
+}
+
+// hasListener tells whether the router config binds listener name to port.
+func hasListener(home, ns, name string, port int) bool {
+	c := config(home, ns)
+	i := strings.Index(c, `"name": "listener/`+name+`"`)
+	return i >= 0 && strings.Contains(c[i:min(len(c), i+80)], fmt.Sprintf(`"port": "%d"`, port))
+}
+
+func noListener(home, ns, name string) bool {
+	c := config(home, ns)
+	return c != "" && !strings.Contains(c, `"name": "listener/`+name+`"`)
+}
+
+func statusOf(home, ns, kind, name string) *status.Status {
+	s, err := status.Read(filepath.Join(namespace.Root(home), ns, "runtime", "resources", status.FileName(kind, name)))
+	if err != nil {
+		return nil
+	}
+	return s
+}
+
+func reconciles(d *Daemon, ns string) float64 {
+	return testutil.ToFloat64(d.metrics.reconciles.WithLabelValues(ns))
+}
+
+// TestDaemonFollowsEveryKindOfChange drives one namespace through every
+// kind of file system change, with real inotify.
+func TestDaemonFollowsEveryKindOfChange(t *testing.T) {
+	home := t.TempDir()
+	res := filepath.Join(namespace.Root(home), "ev", "input", "resources")
+	writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("ev"))
+	d := startDaemon(t, home, nil)
+	outside := t.TempDir()
+	file := filepath.Join(res, "l.yaml")
+
+	step := func(name string, do func(), cond func() bool) {
+		t.Helper()
+		do()
+		eventually(t, name, cond)
+	}
+	afterReconcile := func(do func()) (func(), func() bool) {
+		var before float64
+		return func() { before = reconciles(d.Daemon, "ev"); do() }, func() bool { return reconciles(d.Daemon, "ev") > before }
+	}
+
+	step("create", func() { writeFile(t, file, listenerYAML("a", 1001)) }, func() bool { return hasListener(home, "ev", "a", 1001) })
+	step("write in place", func() {
+		f, err := os.OpenFile(file, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(f, listenerYAML("a", 1002))
+		f.Close()
+	}, func() bool { return hasListener(home, "ev", "a", 1002) })
+	do, cond := afterReconcile(func() { os.Chmod(file, 0o600) })
+	step("chmod", do, cond)
+	do, cond = afterReconcile(func() { os.Rename(file, filepath.Join(res, "b.yaml")) })
+	step("rename within", do, func() bool { return cond() && hasListener(home, "ev", "a", 1002) })
+	step("move out", func() { os.Rename(filepath.Join(res, "b.yaml"), filepath.Join(outside, "b.yaml")) }, func() bool { return noListener(home, "ev", "a") })
+	step("move in", func() { os.Rename(filepath.Join(outside, "b.yaml"), file) }, func() bool { return hasListener(home, "ev", "a", 1002) })
+	step("remove", func() { os.Remove(file) }, func() bool { return noListener(home, "ev", "a") })
+
+	step("vim-style save", func() {
+		writeFile(t, file, listenerYAML("v", 2001))
+		eventually(t, "vim file", func() bool { return hasListener(home, "ev", "v", 2001) })
+		probe := filepath.Join(res, "4913")
+		writeFile(t, probe, "")
+		os.Remove(probe)
+		swp := filepath.Join(res, ".l.yaml.swp")
+		writeFile(t, swp, "swap content: [")
+		os.Rename(file, file+"~")
+		writeFile(t, file, listenerYAML("v", 2002))
+		os.Remove(file + "~")
+		os.Remove(swp)
+	}, func() bool { return hasListener(home, "ev", "v", 2002) })
+	step("editor debris alone changes nothing", func() {
+		writeFile(t, filepath.Join(res, ".#l.yaml"), "garbage: [")
+		writeFile(t, filepath.Join(res, "l.yaml~"), "garbage: [")
+	}, func() bool { return statusOf(home, "ev", "Site", "ev") != nil && !strings.Contains(statusOf(home, "ev", "Site", "ev").Message, "garbage") })
+
+	step("..data symlink swap", func() {
+		os.Mkdir(filepath.Join(res, "..2026_a"), 0o755)
+		writeFile(t, filepath.Join(res, "..2026_a", "k.yaml"), listenerYAML("k", 3001))
+		os.Symlink("..2026_a", filepath.Join(res, "..data"))
+		os.Symlink("..data/k.yaml", filepath.Join(res, "k.yaml"))
+		eventually(t, "configmap file", func() bool { return hasListener(home, "ev", "k", 3001) })
+		writeFile(t, filepath.Join(res, "..2026_b", "k.yaml"), listenerYAML("k", 3002))
+		os.Symlink("..2026_b", filepath.Join(res, "..data_tmp"))
+		os.Rename(filepath.Join(res, "..data_tmp"), filepath.Join(res, "..data"))
+		os.RemoveAll(filepath.Join(res, "..2026_a"))
+	}, func() bool { return hasListener(home, "ev", "k", 3002) })
+
+	step("valid to invalid", func() { writeFile(t, file, listenerYAML("v", 70000)) }, func() bool {
+		s := statusOf(home, "ev", "Listener", "v")
+		return noListener(home, "ev", "v") && s != nil && s.Status == status.Error && strings.Contains(s.Message, "must be between 1 and 65535, got 70000")
+	})
+	step("invalid to valid", func() { writeFile(t, file, listenerYAML("v", 2003)) }, func() bool {
+		s := statusOf(home, "ev", "Listener", "v")
+		return hasListener(home, "ev", "v", 2003) && s != nil && s.Status != status.Error
+	})
+	step("new subdirectory, file added after", func() {
+		os.Mkdir(filepath.Join(res, "team"), 0o755)
+		eventually(t, "watch on the subdirectory", func() bool { return d.watch.IsWatched(filepath.Join(res, "team")) })
+		writeFile(t, filepath.Join(res, "team", "t.yaml"), listenerYAML("t", 4001))
+	}, func() bool { return hasListener(home, "ev", "t", 4001) })
+	step("user credential change", func() { writeFile(t, filepath.Join(res, "..", "certs", "x", "ca.crt"), "not yet used") }, func() bool { return true })
+
+	// namespaces appearing and disappearing
+	newNS := filepath.Join(namespace.Root(home), "late")
+	step("new namespace", func() {
+		writeFile(t, filepath.Join(newNS, "input", "resources", "all.yaml"), siteYAML("late")+"---\n"+listenerYAML("n", 5001))
+	}, func() bool { return hasListener(home, "late", "n", 5001) })
+	step("namespace removed", func() { os.RemoveAll(newNS) }, func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		_, known := d.summary["late"]
+		return !known
+	})
+	if _, err := os.Stat(newNS); !os.IsNotExist(err) {
+		t.Errorf("removed namespace directory was recreated: %v", err)
+	}
+	// the inotify instance is one for everything
+	if n := inotifyInstances(t); n != 1 {
+		t.Errorf("%d inotify instances, want 1", n)
+	}
+}
+
+// inotifyInstances counts this process's inotify file descriptors.
+func inotifyInstances(t *testing.T) int {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	n := 0
+	for _, fd := range fds {
+		if link, _ := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); link == "anon_inode:inotify" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestForcedRescan loses events on purpose (the daemon drops them, as
+// after a kernel queue overflow) and proves that the rescan forced by an
+// overflow catches up.
+func TestForcedRescan(t *testing.T) {
+	home := t.TempDir()
+	res := filepath.Join(namespace.Root(home), "lost", "input", "resources")
+	writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("lost"))
+	d := startDaemon(t, home, nil) // no periodic rescan
+	testLoseEvents.Store(true)
+	t.Cleanup(func() { testLoseEvents.Store(false) })
+	writeFile(t, filepath.Join(res, "l.yaml"), listenerYAML("x", 6001))
+	time.Sleep(200 * time.Millisecond)
+	if hasListener(home, "lost", "x", 6001) {
+		t.Fatal("the change arrived although its events were lost")
+	}
+	d.Rescan("overflow")
+	eventually(t, "rescan after overflow", func() bool { return hasListener(home, "lost", "x", 6001) })
+	if got := testutil.ToFloat64(d.metrics.rescans.WithLabelValues("overflow")); got != 1 {
+		t.Errorf("overflow rescans = %v", got)
+	}
+	if got := testutil.ToFloat64(d.metrics.overflows); got != 1 {
+		t.Errorf("overflows = %v", got)
+	}
+}
+
+// TestPeriodicRescan: with every event lost, the periodic content-hash
+// rescan alone brings a change in.
+func TestPeriodicRescan(t *testing.T) {
+	home := t.TempDir()
+	res := filepath.Join(namespace.Root(home), "lost", "input", "resources")
+	writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("lost"))
+	d := startDaemon(t, home, func(o *DaemonOptions) { o.Rescan = 100 * time.Millisecond })
+	testLoseEvents.Store(true)
+	t.Cleanup(func() { testLoseEvents.Store(false) })
+	writeFile(t, filepath.Join(res, "l.yaml"), listenerYAML("x", 6002))
+	eventually(t, "periodic rescan", func() bool { return hasListener(home, "lost", "x", 6002) })
+	if testutil.ToFloat64(d.metrics.rescans.WithLabelValues("periodic")) < 1 {
+		t.Error("no periodic rescan counted")
+	}
+	// nothing changes: later rescans reconcile nothing
+	eventually(t, "queue drained", func() bool { return d.queue.Len() == 0 })
+	before := reconciles(d.Daemon, "lost")
+	time.Sleep(350 * time.Millisecond)
+	if after := reconciles(d.Daemon, "lost"); after != before {
+		t.Errorf("unchanged input reconciled %v more times", after-before)
+	}
+}
+
+// TestOneNamespaceFailingLeavesOthersAlone panics inside one namespace's
+// reconcile: the others are reconciled, the failure lands in the Site's
+// status, and the namespace recovers by itself once the fault is gone.
+func TestOneNamespaceFailingLeavesOthersAlone(t *testing.T) {
+	home := t.TempDir()
+	for _, ns := range []string{"boom", "fine"} {
+		writeFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), siteYAML(ns))
+	}
+	var broken sync.Map
+	broken.Store("boom", true)
+	testHook = func(ns string) {
+		if _, ok := broken.Load(ns); ok {
+			panic("injected fault")
+		}
+	}
+	t.Cleanup(func() { testHook = nil })
+	d := startDaemon(t, home, nil)
+	eventually(t, "failure status", func() bool {
+		s := statusOf(home, "boom", "Site", "boom")
+		return s != nil && s.Status == status.Error && strings.Contains(s.Message, "reconcile failed: internal error: injected fault; retrying in")
+	})
+	writeFile(t, filepath.Join(namespace.Root(home), "fine", "input", "resources", "l.yaml"), listenerYAML("f", 7001))
+	eventually(t, "other namespace", func() bool { return hasListener(home, "fine", "f", 7001) })
+	if testutil.ToFloat64(d.metrics.errors.WithLabelValues("boom")) < 1 {
+		t.Error("error not counted")
+	}
+	broken.Delete("boom")
+	eventually(t, "recovery with backoff", func() bool {
+		s := statusOf(home, "boom", "Site", "boom")
+		return s != nil && s.Status != status.Error && config(home, "boom") != ""
+	})
+}
+
+func TestSecondInstanceIsRefused(t *testing.T) {
+	home := t.TempDir()
+	startDaemon(t, home, nil)
+	d2, err := NewDaemon(DaemonOptions{Options: Options{DataHome: home}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d2.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "another site-controller manages this data home") {
+		t.Errorf("second instance: %v", err)
+	}
+}
+
+func TestNotificationsAndHTTP(t *testing.T) {
+	home := t.TempDir()
+	writeFile(t, filepath.Join(namespace.Root(home), "n", "input", "resources", "all.yaml"), siteYAML("n")+"---\n"+listenerYAML("bad", 0))
+	d := startDaemon(t, home, func(o *DaemonOptions) { o.Watchdog = 20 * time.Millisecond })
+	eventually(t, "watchdog", func() bool { return strings.Contains(strings.Join(d.notes.list(), "|"), "WATCHDOG=1") })
+	first := d.notes.list()
+	readyAt := -1
+	for i, n := range first {
+		if strings.HasPrefix(n, "READY=1\nSTATUS=1 namespaces, 2 resources, 1 with errors") {
+			readyAt = i
+		}
+	}
+	if readyAt < 0 {
+		t.Fatalf("no READY=1 with a status line in %q", first)
+	}
+	d.Reload()
+	eventually(t, "READY after reload", func() bool {
+		all := d.notes.list()
+		for i, n := range all {
+			if strings.HasPrefix(n, "RELOADING=1\nMONOTONIC_USEC=") {
+				for _, m := range all[i+1:] {
+					if strings.HasPrefix(m, "READY=1") {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	})
+	srv := httptest.NewServer(d.Handler())
+	defer srv.Close()
+	for path, want := range map[string]string{
+		"/healthz": "ok",
+		"/readyz":  "ok",
+		"/metrics": `site_controller_resources{kind="Listener",namespace="n",status="Error"} 1`,
+	} {
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("%s: %d %q lacks %q", path, resp.StatusCode, body, want)
+		}
+	}
+	d.stop()
+	if last := d.notes.list(); last[len(last)-1] != "STOPPING=1" {
+		t.Errorf("last notification %q, want STOPPING=1", last[len(last)-1])
+	}
+}

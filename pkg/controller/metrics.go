@@ -1,0 +1,77 @@
+package controller
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the daemon's Prometheus metrics.
+type metrics struct {
+	reconciles  *prometheus.CounterVec
+	errors      *prometheus.CounterVec
+	duration    prometheus.Histogram
+	lastSuccess *prometheus.GaugeVec
+	resources   *prometheus.GaugeVec
+	events      *prometheus.CounterVec
+	overflows   prometheus.Counter
+	rescans     *prometheus.CounterVec
+	watches     prometheus.GaugeFunc
+	queueLength prometheus.GaugeFunc
+	namespaces  prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer, watches, queue func() float64) (*metrics, error) {
+	m := &metrics{
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "site_controller_reconciles_total", Help: "Reconcile passes, by namespace.",
+		}, []string{"namespace"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "site_controller_reconcile_errors_total", Help: "Reconcile passes that failed (retried with backoff), by namespace.",
+		}, []string{"namespace"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "site_controller_reconcile_duration_seconds",
+			Help:    "Duration of reconcile passes.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "site_controller_last_successful_reconcile_timestamp_seconds", Help: "Unix time of the last successful reconcile, by namespace.",
+		}, []string{"namespace"}),
+		resources: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "site_controller_resources", Help: "Resources by namespace, kind and status (Pending, Ready, Error).",
+		}, []string{"namespace", "kind", "status"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "site_controller_watcher_events_total", Help: "File system events received, by operation.",
+		}, []string{"op"}),
+		overflows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "site_controller_watcher_overflows_total", Help: "Times the kernel event queue overflowed.",
+		}),
+		rescans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "site_controller_rescans_total", Help: "Full rescans, by reason (start, periodic, overflow, watcher error, reload).",
+		}, []string{"reason"}),
+		watches: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "site_controller_watched_directories", Help: "Directories watched by the single inotify instance.",
+		}, watches),
+		queueLength: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "site_controller_queue_length", Help: "Namespaces waiting for or in a reconcile.",
+		}, queue),
+		namespaces: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "site_controller_namespaces", Help: "Namespaces known to the controller.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.reconciles, m.errors, m.duration, m.lastSuccess, m.resources, m.events,
+		m.overflows, m.rescans, m.watches, m.queueLength, m.namespaces} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// forget drops the series of a namespace that is gone.
+func (m *metrics) forget(ns string) {
+	m.reconciles.DeleteLabelValues(ns)
+	m.errors.DeleteLabelValues(ns)
+	m.lastSuccess.DeleteLabelValues(ns)
+	m.resources.DeletePartialMatch(prometheus.Labels{"namespace": ns})
+}

@@ -1,0 +1,101 @@
+package controller
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// next returns the next due key, or "" when none becomes due within d.
+func next(q *Queue, d time.Duration) string {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	k, _ := q.Next(ctx)
+	return k
+}
+
+func TestQueueCoalescesUntilQuiet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := NewQueue(15*time.Millisecond, time.Second)
+		start := time.Now()
+		// a burst of marks 10ms apart: one reconcile, 15ms after the last
+		for range 5 {
+			q.Mark("a")
+			time.Sleep(10 * time.Millisecond)
+		}
+		if k := next(q, time.Second); k != "a" {
+			t.Fatalf("next = %q", k)
+		}
+		if got := time.Since(start); got != 55*time.Millisecond {
+			t.Errorf("due after %v, want 55ms (last mark at 40ms + 15ms quiet)", got)
+		}
+		q.Done("a")
+		if k := next(q, time.Second); k != "" {
+			t.Errorf("key %q due again without a mark", k)
+		}
+	})
+}
+
+func TestQueueMaxDelayUnderChurn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := NewQueue(15*time.Millisecond, 100*time.Millisecond)
+		start := time.Now()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		stopped := make(chan struct{})
+		go func() { // a mark every 5ms until cancelled
+			defer close(stopped)
+			for ctx.Err() == nil {
+				q.Mark("busy")
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+		if k := next(q, time.Second); k != "busy" {
+			t.Fatalf("next = %q", k)
+		}
+		if got := time.Since(start); got != 100*time.Millisecond {
+			t.Errorf("due after %v, want the 100ms cap", got)
+		}
+		cancel()
+		<-stopped
+		q.Done("busy")
+	})
+}
+
+func TestQueueOneAtATimeAndRemarkInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := NewQueue(time.Millisecond, time.Second)
+		q.MarkNow("a")
+		q.MarkNow("b")
+		first, second := next(q, time.Second), next(q, time.Second)
+		if first != "a" || second != "b" {
+			t.Fatalf("got %q, %q", first, second)
+		}
+		q.Mark("a") // while a is in flight
+		if k := next(q, 50*time.Millisecond); k != "" {
+			t.Fatalf("%q handed out while in flight", k)
+		}
+		q.Done("a")
+		if k := next(q, time.Second); k != "a" {
+			t.Fatalf("re-marked key not due after Done: %q", k)
+		}
+		q.Done("a")
+		q.Done("b")
+		if q.Len() != 0 {
+			t.Errorf("queue not empty: %d", q.Len())
+		}
+	})
+}
+
+func TestQueueAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := NewQueue(time.Millisecond, time.Second)
+		start := time.Now()
+		q.After(context.Background(), "retry", 2*time.Second)
+		if k := next(q, 5*time.Second); k != "retry" || time.Since(start) != 2*time.Second {
+			t.Errorf("retry %q after %v", k, time.Since(start))
+		}
+		q.Done("retry")
+	})
+}

@@ -1,0 +1,317 @@
+// Package watcher turns file system events under <data-home>/namespaces
+// into namespace names for the controller to reconcile.
+//
+// One fsnotify watcher (one inotify instance) serves every namespace. Events
+// are hints only: the watcher never reads files or interprets their
+// content, it only says which namespace may have changed, and asks for a
+// full rescan whenever it may have missed something (queue overflow, any
+// watcher error). It never writes anything.
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Handler receives what the watcher finds.
+type Handler interface {
+	// Changed is called for a namespace whose input may have changed, or
+	// that appeared or disappeared.
+	Changed(namespace string)
+	// Rescan is called when events may have been lost: every namespace
+	// must be looked at again.
+	Rescan(reason string)
+	// Event counts one file system event, for metrics.
+	Event(op string)
+}
+
+// Watcher watches the namespaces directory of a data home.
+type Watcher struct {
+	root    string // <data-home>/namespaces
+	fs      *fsnotify.Watcher
+	handler Handler
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	watched map[string]bool // directories with a watch
+}
+
+// New creates the watcher for root (<data-home>/namespaces), which is
+// created if missing.
+func New(root string, h Handler, log *slog.Logger) (*Watcher, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", root, err)
+	}
+	// a large buffer between the kernel queue and us: bursts of thousands
+	// of events (a whole namespace copied in) do not overflow it
+	w, err := fsnotify.NewBufferedWatcher(4096)
+	if err != nil {
+		return nil, fmt.Errorf("creating file watcher: %w", err)
+	}
+	return &Watcher{root: root, fs: w, handler: h, log: log, watched: map[string]bool{}}, nil
+}
+
+// Close releases the inotify instance.
+func (w *Watcher) Close() error { return w.fs.Close() }
+
+// Watched returns the number of directories being watched.
+func (w *Watcher) Watched() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.watched)
+}
+
+// IsWatched tells whether dir has a watch.
+func (w *Watcher) IsWatched(dir string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.watched[dir]
+}
+
+// SyncAll (re)establishes the watches of the root and of every namespace.
+func (w *Watcher) SyncAll() error {
+	if err := w.add(w.root); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(w.root)
+	if err != nil {
+		return fmt.Errorf("listing %s: %w", w.root, err)
+	}
+	var errs []error
+	present := map[string]bool{}
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			present[e.Name()] = true
+			errs = append(errs, w.Sync(e.Name()))
+		}
+	}
+	// namespaces that went away while we were not looking
+	w.mu.Lock()
+	var stale []string
+	for dir := range w.watched {
+		if ns := w.namespaceOf(dir); ns != "" && !present[ns] {
+			stale = append(stale, dir)
+		}
+	}
+	w.mu.Unlock()
+	for _, dir := range stale {
+		w.remove(dir)
+	}
+	return errors.Join(errs...)
+}
+
+// dirsOf lists the directories to watch for namespace ns: the namespace
+// directory, input/, internal/, and every directory under input/resources,
+// input/certs and input/issuers. Hidden directories are watched too:
+// Kubernetes-style "..data" symlink swaps happen through them.
+func (w *Watcher) dirsOf(ns string) []string {
+	base := filepath.Join(w.root, ns)
+	dirs := []string{base, filepath.Join(base, "input"), filepath.Join(base, "internal")}
+	for _, sub := range []string{"resources", "certs", "issuers"} {
+		top := filepath.Join(base, "input", sub)
+		filepath.WalkDir(top, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil // gone or unreadable: nothing to watch
+			}
+			if d.IsDir() {
+				dirs = append(dirs, path)
+			} else if d.Type()&fs.ModeSymlink != 0 && path == top {
+				dirs = append(dirs, path) // input/resources itself a link
+			}
+			return nil
+		})
+	}
+	return dirs
+}
+
+// Sync makes the watches of one namespace match its directories.
+func (w *Watcher) Sync(ns string) error {
+	want := map[string]bool{}
+	var errs []error
+	for _, dir := range w.dirsOf(ns) {
+		st, err := os.Stat(dir)
+		if err != nil || !st.IsDir() {
+			continue
+		}
+		want[dir] = true
+		errs = append(errs, w.add(dir))
+	}
+	prefix := filepath.Join(w.root, ns) + string(filepath.Separator)
+	w.mu.Lock()
+	var stale []string
+	for dir := range w.watched {
+		if (dir == filepath.Join(w.root, ns) || strings.HasPrefix(dir, prefix)) && !want[dir] {
+			stale = append(stale, dir)
+		}
+	}
+	w.mu.Unlock()
+	for _, dir := range stale {
+		w.remove(dir)
+	}
+	return errors.Join(errs...)
+}
+
+func (w *Watcher) add(dir string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.watched[dir] {
+		return nil
+	}
+	if err := w.fs.Add(dir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("watching %s: %w", dir, err)
+	}
+	w.watched[dir] = true
+	return nil
+}
+
+func (w *Watcher) remove(dir string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.watched[dir] {
+		_ = w.fs.Remove(dir) // fails when the kernel already dropped it
+		delete(w.watched, dir)
+	}
+}
+
+// namespaceOf returns the namespace a path belongs to, or "" for the root.
+func (w *Watcher) namespaceOf(path string) string {
+	rel, err := filepath.Rel(w.root, path)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return ""
+	}
+	ns, _, _ := strings.Cut(rel, string(filepath.Separator))
+	return ns
+}
+
+// debris tells whether a file name is editor or tool debris whose events
+// cannot change what the namespace holds: vim's 4913 probe and swap files,
+// backups ending in ~, Emacs lock files, and dotfiles other than the
+// "..name" entries of Kubernetes-style symlink swaps.
+func debris(name string) bool {
+	switch {
+	case name == "4913", strings.HasSuffix(name, "~"),
+		strings.HasSuffix(name, ".swp"), strings.HasSuffix(name, ".swx"),
+		strings.HasPrefix(name, ".#"):
+		return true
+	case strings.HasPrefix(name, ".."):
+		return false
+	}
+	return strings.HasPrefix(name, ".")
+}
+
+// Run handles events until ctx ends. The Errors channel is always
+// drained: any error, overflow included, leads to a full rescan.
+func (w *Watcher) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.fs.Events:
+			if !ok {
+				return errors.New("file watcher closed")
+			}
+			w.handle(ev)
+		case err, ok := <-w.fs.Errors:
+			if !ok {
+				return errors.New("file watcher closed")
+			}
+			reason := "watcher error"
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				reason = "overflow"
+			}
+			w.log.Warn("file watcher lost events; rescanning everything", "reason", reason, "err", err)
+			w.handler.Rescan(reason)
+		}
+	}
+}
+
+func (w *Watcher) handle(ev fsnotify.Event) {
+	w.handler.Event(opName(ev.Op))
+	ns := w.namespaceOf(ev.Name)
+	if ns == "" {
+		return // the root itself
+	}
+	if strings.HasPrefix(ns, ".") {
+		return // data-home files such as .ports.lock
+	}
+	base := filepath.Base(ev.Name)
+	if filepath.Dir(ev.Name) == w.root {
+		// a namespace directory appeared, went or was renamed
+		if err := w.Sync(ns); err != nil {
+			w.log.Warn("watching namespace", "namespace", ns, "err", err)
+		}
+		w.handler.Changed(ns)
+		return
+	}
+	rel, _ := filepath.Rel(filepath.Join(w.root, ns), ev.Name)
+	if strings.HasPrefix(rel, "runtime") {
+		return // our own output
+	}
+	switch {
+	case rel == "internal":
+		// internal/ appeared or went: watch it; only a platform.yaml
+		// already inside matters (the rest is our own state)
+		if err := w.Sync(ns); err != nil {
+			w.log.Warn("watching namespace", "namespace", ns, "err", err)
+		}
+		if _, err := os.Stat(filepath.Join(ev.Name, "platform.yaml")); err != nil {
+			return
+		}
+	case strings.HasPrefix(rel, "internal"+string(filepath.Separator)) && base != "platform.yaml":
+		return
+	}
+	if debris(base) {
+		return
+	}
+	// a directory appeared, went or moved: bring the watches up to date
+	// (cheap: only this namespace's directories are walked)
+	if w.dirChanged(ev) {
+		if err := w.Sync(ns); err != nil {
+			w.log.Warn("watching namespace", "namespace", ns, "err", err)
+		}
+	}
+	w.handler.Changed(ns)
+}
+
+// dirChanged tells whether an event created, removed or moved a directory
+// (or a link that may point to one): only then do watches need updating.
+func (w *Watcher) dirChanged(ev fsnotify.Event) bool {
+	switch {
+	case ev.Has(fsnotify.Create):
+		st, err := os.Stat(ev.Name)
+		return err == nil && st.IsDir()
+	case ev.Has(fsnotify.Remove), ev.Has(fsnotify.Rename):
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.watched[ev.Name] || strings.HasPrefix(filepath.Base(ev.Name), "..")
+	}
+	return false
+}
+
+func opName(op fsnotify.Op) string {
+	switch {
+	case op.Has(fsnotify.Create):
+		return "create"
+	case op.Has(fsnotify.Write):
+		return "write"
+	case op.Has(fsnotify.Remove):
+		return "remove"
+	case op.Has(fsnotify.Rename):
+		return "rename"
+	case op.Has(fsnotify.Chmod):
+		return "chmod"
+	}
+	return "other"
+}
