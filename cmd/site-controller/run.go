@@ -21,7 +21,7 @@ import (
 func newRunCommand() *cobra.Command {
 	var (
 		dataHome, platform, httpAddr, logFormat, logLevel string
-		quiet, rescan                                      time.Duration
+		quiet, rescan                                     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -143,4 +143,3 @@ func serveHTTP(addr string, h http.Handler, log *slog.Logger) (*http.Server, err
 	log.Info("serving /healthz, /readyz and /metrics", "address", l.Addr().String())
 	return srv, nil
 }
-

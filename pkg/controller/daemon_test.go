@@ -178,7 +178,9 @@ func TestDaemonFollowsEveryKindOfChange(t *testing.T) {
 	step("editor debris alone changes nothing", func() {
 		writeFile(t, filepath.Join(res, ".#l.yaml"), "garbage: [")
 		writeFile(t, filepath.Join(res, "l.yaml~"), "garbage: [")
-	}, func() bool { return statusOf(home, "ev", "Site", "ev") != nil && !strings.Contains(statusOf(home, "ev", "Site", "ev").Message, "garbage") })
+	}, func() bool {
+		return statusOf(home, "ev", "Site", "ev") != nil && !strings.Contains(statusOf(home, "ev", "Site", "ev").Message, "garbage")
+	})
 
 	step("..data symlink swap", func() {
 		os.Mkdir(filepath.Join(res, "..2026_a"), 0o755)
@@ -211,12 +213,12 @@ func TestDaemonFollowsEveryKindOfChange(t *testing.T) {
 	newNS := filepath.Join(namespace.Root(home), "late")
 	step("new namespace", func() {
 		writeFile(t, filepath.Join(newNS, "input", "resources", "all.yaml"), siteYAML("late")+"---\n"+listenerYAML("n", 5001))
-	}, func() bool { return hasListener(home, "late", "n", 5001) })
+	}, func() bool { return statusOf(home, "late", "Listener", "n") != nil && d.queue.Len() == 0 })
 	step("namespace removed", func() { os.RemoveAll(newNS) }, func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		_, known := d.summary["late"]
-		return !known
+		return !known && d.queue.Len() == 0
 	})
 	if _, err := os.Stat(newNS); !os.IsNotExist(err) {
 		t.Errorf("removed namespace directory was recreated: %v", err)

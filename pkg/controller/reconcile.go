@@ -84,6 +84,11 @@ func (r *Reconciler) Reconcile(name string) (*Result, error) {
 		// never recreate a namespace the user removed
 		return &Result{Gone: true}, nil
 	}
+	before, err := os.Stat(dir.Path)
+	if err != nil {
+		return &Result{Gone: true}, nil
+	}
+	defer undoRecreation(dir, before)
 	ns, err := dir.Load()
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", name, err)
@@ -96,6 +101,9 @@ func (r *Reconciler) Reconcile(name string) (*Result, error) {
 		platform = r.opts.Platform
 	}
 	res := &Result{Namespace: ns, Platform: platform}
+	// temporary files a crash left between write and rename
+	namespace.RemoveTemps(filepath.Dir(dir.RouterConfig()))
+	namespace.RemoveTemps(dir.Internal())
 	site := &siteState{ns: ns, dir: dir, now: r.opts.Now(), res: res}
 
 	if ns.Site != nil {
@@ -360,6 +368,9 @@ func (s *siteState) prepareCredentials() (map[string]routerconfig.Credential, er
 		return nil, fmt.Errorf("listing %s: %w", dir.RuntimeCerts(), err)
 	}
 	for _, e := range entries {
+		if _, used := creds[e.Name()]; used && e.IsDir() {
+			namespace.RemoveTemps(filepath.Join(dir.RuntimeCerts(), e.Name()))
+		}
 		if _, used := creds[e.Name()]; used || !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
@@ -400,4 +411,22 @@ func (r *Reconciler) ReportFailure(name string, failure error, retry time.Durati
 		errs = append(errs, w.WriteOne(status.Entry{Kind: d.Kind, Name: d.Name, Raw: d.Raw, Node: d.Node, Status: st}))
 	}
 	return errors.Join(errs...)
+}
+
+// undoRecreation removes a namespace directory that this pass recreated:
+// when the user removes a namespace while it is being reconciled, the
+// pass's writes can bring back an empty directory holding only our
+// runtime/ and internal/. Such a directory has no input/ and is not the
+// one the pass started with. Only runtime/ and internal/ are removed, and
+// the directory itself only when that leaves it empty.
+func undoRecreation(dir namespace.Dir, before os.FileInfo) {
+	now, err := os.Stat(dir.Path)
+	if err != nil || os.SameFile(before, now) {
+		return
+	}
+	// only what a pass writes goes; the directory itself only if empty,
+	// so that a namespace the user is creating right now is left alone
+	os.RemoveAll(dir.Join("runtime"))
+	os.RemoveAll(dir.Join("internal"))
+	os.Remove(dir.Path)
 }

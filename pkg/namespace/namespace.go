@@ -336,3 +336,23 @@ func ForEach(n int, f func(int)) {
 	}
 	wg.Wait()
 }
+
+// isTemp tells whether name is one of Replace's temporary files
+// ("."+name+".tmp…").
+func isTemp(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp")
+}
+
+// RemoveTemps removes temporary files that a crash between writing and
+// renaming left in dir.
+func RemoveTemps(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() && isTemp(e.Name()) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}

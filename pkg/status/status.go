@@ -133,6 +133,7 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("listing %s: %w", dir, err))
 	}
+	namespace.RemoveTemps(dir) // left by a crash
 	for _, f := range files {
 		if f.IsDir() || keep[f.Name()] || !strings.HasSuffix(f.Name(), ".yaml") || strings.HasPrefix(f.Name(), ".") {
 			continue

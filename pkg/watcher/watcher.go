@@ -41,8 +41,9 @@ type Watcher struct {
 	handler Handler
 	log     *slog.Logger
 
-	mu      sync.Mutex
-	watched map[string]bool // directories with a watch
+	mu          sync.Mutex
+	watched     map[string]bool // directories with a watch
+	droppedDirs map[string]bool // watches just dropped by events
 }
 
 // New creates the watcher for root (<data-home>/namespaces), which is
@@ -182,7 +183,20 @@ func (w *Watcher) remove(dir string) {
 	if w.watched[dir] {
 		_ = w.fs.Remove(dir) // fails when the kernel already dropped it
 		delete(w.watched, dir)
+		if w.droppedDirs == nil {
+			w.droppedDirs = map[string]bool{}
+		}
+		w.droppedDirs[dir] = true
 	}
+}
+
+// dropped tells, once, whether remove dropped the watch of dir.
+func (w *Watcher) dropped(dir string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d := w.droppedDirs[dir]
+	delete(w.droppedDirs, dir)
+	return d
 }
 
 // namespaceOf returns the namespace a path belongs to, or "" for the root.
@@ -247,6 +261,13 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 		return // data-home files such as .ports.lock
 	}
 	base := filepath.Base(ev.Name)
+	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+		// a watched directory that is deleted loses its watch in the
+		// kernel; one that is moved keeps it at its new place: either way
+		// it is no longer watched where we think, and a directory created
+		// under the same name must get a watch of its own
+		w.remove(ev.Name)
+	}
 	if filepath.Dir(ev.Name) == w.root {
 		// a namespace directory appeared, went or was renamed
 		if err := w.Sync(ns); err != nil {
@@ -293,9 +314,9 @@ func (w *Watcher) dirChanged(ev fsnotify.Event) bool {
 		st, err := os.Stat(ev.Name)
 		return err == nil && st.IsDir()
 	case ev.Has(fsnotify.Remove), ev.Has(fsnotify.Rename):
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return w.watched[ev.Name] || strings.HasPrefix(filepath.Base(ev.Name), "..")
+		// cheap to ask the kernel: was it a directory we watched (the
+		// watch was just dropped) or a ".." link of a symlink swap?
+		return w.dropped(ev.Name) || strings.HasPrefix(filepath.Base(ev.Name), "..")
 	}
 	return false
 }
