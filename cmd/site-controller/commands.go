@@ -105,7 +105,6 @@ func newRenderCommand() *cobra.Command {
 			default:
 				return fmt.Errorf("--platform must be podman, docker or linux, got %q", platform)
 			}
-			controller.Version = controllerVersion()
 			dir, err := namespace.Open(dataHome, args[0])
 			if err != nil {
 				return err
@@ -113,7 +112,7 @@ func newRenderCommand() *cobra.Command {
 			if _, err := os.Stat(dir.Path); err != nil {
 				return fmt.Errorf("namespace %s: %w", args[0], err)
 			}
-			r := controller.New(controller.Options{DataHome: dataHome, Platform: platform})
+			r := controller.New(controller.Options{DataHome: dataHome, Platform: platform, Version: controllerVersion()})
 			res, err := r.Reconcile(args[0])
 			if res != nil {
 				for _, p := range res.Problems {

@@ -35,13 +35,12 @@ func newRunCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			controller.Version = controllerVersion()
 			layout, err := choosePlatform(platform, log)
 			if err != nil {
 				return err
 			}
 			opts := controller.DaemonOptions{
-				Options: controller.Options{DataHome: dataHome, Platform: layout},
+				Options: controller.Options{DataHome: dataHome, Platform: layout, Version: controllerVersion()},
 				Quiet:   quiet, Rescan: rescan, Log: log,
 				Notify: func(state string) { _, _ = sddaemon.SdNotify(false, state) },
 			}

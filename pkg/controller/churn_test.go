@@ -122,7 +122,7 @@ func assertConverged(t testing.TB, home string) int {
 		after := snapshot(t, dir)
 		for name, data := range after {
 			if !bytes.Equal(before[name], data) {
-				t.Errorf("%s: %s differs from a one-shot render", ns, name)
+				t.Errorf("%s: %s differs from a one-shot render:\n--- daemon\n%s\n--- render\n%s", ns, name, before[name], data)
 			}
 		}
 		if len(after) != len(before) {

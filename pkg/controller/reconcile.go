@@ -25,17 +25,16 @@ import (
 	"github.com/site-controller/site-controller/pkg/status"
 )
 
-// Version is the controller version recorded in router metadata; set by
-// main from the build.
-var Version = "dev"
-
 // Options configures a Reconciler.
 type Options struct {
 	DataHome string
 	// Platform is used for namespaces that record none in
 	// internal/platform.yaml: podman, docker or linux.
 	Platform string
-	Now      func() time.Time // defaults to time.Now
+	// Version is the controller version recorded in router metadata
+	// (default "dev").
+	Version string
+	Now     func() time.Time // defaults to time.Now
 }
 
 // Reconciler runs reconcile passes.
@@ -50,6 +49,9 @@ func New(opts Options) *Reconciler {
 	}
 	if opts.Platform == "" {
 		opts.Platform = "podman"
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
 	}
 	return &Reconciler{opts: opts}
 }
@@ -194,7 +196,7 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 	cfg, err := routerconfig.Render(&rendered, routerconfig.Environment{
 		SiteID:         siteID,
 		Platform:       platform,
-		Version:        Version,
+		Version:        r.opts.Version,
 		ManagementPort: port,
 		CertBase:       certBase,
 		Credentials:    creds,

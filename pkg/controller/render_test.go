@@ -50,8 +50,7 @@ func setupNamespace(t *testing.T, src, name string) (string, namespace.Dir) {
 }
 
 func newTestReconciler(home string) *Reconciler {
-	Version = "test"
-	return New(Options{DataHome: home, Platform: "podman", Now: func() time.Time { return testNow }})
+	return New(Options{DataHome: home, Platform: "podman", Version: "test", Now: func() time.Time { return testNow }})
 }
 
 // checkSchema fails the test when cfg uses anything skrouter.json lacks.

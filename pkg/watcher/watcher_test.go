@@ -1,0 +1,80 @@
+package watcher
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestDebris(t *testing.T) {
+	for name, want := range map[string]bool{
+		"4913": true, "site.yaml~": true, ".site.yaml.swp": true, ".site.yaml.swx": true, ".#site.yaml": true,
+		".hidden.yaml": true, "..data": false, "..2026_11_22_10_00_00.123": false, "site.yaml": false, "platform.yaml": false,
+	} {
+		if got := debris(name); got != want {
+			t.Errorf("debris(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+type recorder struct {
+	mu      sync.Mutex
+	changed map[string]int
+	rescans []string
+}
+
+func (r *recorder) Changed(ns string) { r.mu.Lock(); r.changed[ns]++; r.mu.Unlock() }
+func (r *recorder) Rescan(reason string) {
+	r.mu.Lock()
+	r.rescans = append(r.rescans, reason)
+	r.mu.Unlock()
+}
+func (r *recorder) Event(string) {}
+func (r *recorder) count(ns string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed[ns]
+}
+
+// TestOwnOutputIsIgnored: writes under runtime/ and internal/ (but
+// platform.yaml) never mark a namespace, so the controller's own writes
+// cannot make it loop.
+func TestOwnOutputIsIgnored(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"a/input/resources", "a/runtime/resources", "a/internal"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	rec := &recorder{changed: map[string]int{}}
+	w, err := New(root, rec, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.SyncAll(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	if w.IsWatched(filepath.Join(root, "a", "runtime", "resources")) {
+		t.Error("runtime/ is watched")
+	}
+	os.WriteFile(filepath.Join(root, "a", "internal", "site-id"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(root, "a", "input", "resources", ".x.swp"), []byte("x"), 0o644)
+	time.Sleep(100 * time.Millisecond)
+	if n := rec.count("a"); n != 0 {
+		t.Errorf("own writes and debris marked the namespace %d times", n)
+	}
+	os.WriteFile(filepath.Join(root, "a", "internal", "platform.yaml"), []byte("platform: docker\n"), 0o644)
+	deadline := time.Now().Add(5 * time.Second)
+	for rec.count("a") == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if rec.count("a") == 0 {
+		t.Error("a platform change did not mark the namespace")
+	}
+}
