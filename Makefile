@@ -7,7 +7,7 @@ PREFIX  ?= /usr/local
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build test lint run install bench scale clean
+.PHONY: all build test lint run install bench scale coldstart clean
 
 all: build
 
@@ -36,6 +36,10 @@ bench:
 ## scale: the render scale harness (one Site, 2500 Listeners, 2500 Connectors)
 scale: build
 	./internal/scale/render-harness.sh bin/site-controller
+
+## coldstart: the daemon harness (100 namespaces x 100 resources: READY, RSS, inotify, idle CPU)
+coldstart: build
+	$(GO) run ./internal/scale/coldstart -bin bin/site-controller
 
 clean:
 	rm -rf bin

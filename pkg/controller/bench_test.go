@@ -1,8 +1,17 @@
 package controller
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/site-controller/site-controller/pkg/namespace"
 
 	"github.com/site-controller/site-controller/internal/scale"
 )
@@ -40,4 +49,60 @@ func BenchmarkReconcile2500x2500(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkChangeToStatus measures, with the daemon running on real
+// inotify, the latency from a Listener file landing (written elsewhere,
+// renamed in) to its status file written with the new content: 1000
+// changes per op, p50 and p99 reported. The 15ms quiet period is part of
+// the latency, as in production.
+func BenchmarkChangeToStatus(b *testing.B) {
+	home := b.TempDir()
+	res := filepath.Join(namespace.Root(home), "lat", "input", "resources")
+	writeFile(b, filepath.Join(res, "site.yaml"), siteYAML("lat"))
+	startDaemon(b, home, nil)
+	statusDir := filepath.Join(namespace.Root(home), "lat", "runtime", "resources")
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Add(statusDir); err != nil {
+		b.Fatal(err)
+	}
+	target := filepath.Join(statusDir, "Listener-l.yaml")
+	var lat []time.Duration
+	for b.Loop() {
+		for i := range 1000 {
+			port := 10000 + len(lat)%50000
+			want := fmt.Sprintf("port: %d\n", port)
+			tmp := filepath.Join(res, ".l.yaml.tmp") // editor-style temporary file
+			os.WriteFile(tmp, []byte(listenerYAML("l", port)), 0o644)
+			start := time.Now()
+			if err := os.Rename(tmp, filepath.Join(res, "l.yaml")); err != nil {
+				b.Fatal(err)
+			}
+			for {
+				select {
+				case ev := <-w.Events:
+					if ev.Name != target {
+						continue
+					}
+					data, _ := os.ReadFile(target)
+					if !strings.Contains(string(data), want) {
+						continue
+					}
+				case err := <-w.Errors:
+					b.Fatal(err)
+				case <-time.After(10 * time.Second):
+					b.Fatalf("change %d: no status", i)
+				}
+				break
+			}
+			lat = append(lat, time.Since(start))
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }

@@ -40,7 +40,7 @@ type testDaemon struct {
 
 // startDaemon runs a daemon on home until the test ends and waits for its
 // first full pass.
-func startDaemon(t *testing.T, home string, tweak func(*DaemonOptions)) *testDaemon {
+func startDaemon(t testing.TB, home string, tweak func(*DaemonOptions)) *testDaemon {
 	t.Helper()
 	n := &notes{}
 	opts := DaemonOptions{Options: Options{DataHome: home}, Notify: n.add, Rescan: -1}
@@ -67,7 +67,7 @@ func startDaemon(t *testing.T, home string, tweak func(*DaemonOptions)) *testDae
 
 // eventually polls cond until it holds; the generous deadline only bounds
 // a broken test, it measures nothing.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -78,7 +78,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
