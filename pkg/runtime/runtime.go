@@ -1,0 +1,267 @@
+// Package runtime is what the three router runtimes (docker, podman,
+// systemd) share: the Runtime interface the controller drives, the site
+// description it hands them, the container specification both container
+// engines use, and platform detection.
+//
+// Nothing here starts anything; the subpackages talk to the engines.
+package runtime
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// DefaultImage is the router image containers run unless
+// SKUPPER_ROUTER_IMAGE (or the --router-image flag) names another.
+const DefaultImage = "quay.io/skupper/skupper-router:3.5.1"
+
+// Labels every router container carries (Skupper's, plus ours).
+const (
+	LabelApplication = "application"
+	LabelSiteID      = "skupper.io/site-id"
+	LabelComponent   = "skupper.io/v2-component"
+	LabelNamespace   = "site-controller.io/namespace"
+	LabelSpecHash    = "site-controller.io/spec-hash"
+)
+
+// Site is one namespace's router as the controller wants it.
+type Site struct {
+	Namespace string
+	SiteID    string
+	// Dir is the namespace directory on the host.
+	Dir string
+	// Hash identifies the router's whole input (configuration and
+	// credentials): when it changes, the router must restart to see it.
+	Hash string
+}
+
+// ConfigPath is the router configuration on the host.
+func (s Site) ConfigPath() string { return filepath.Join(s.Dir, "runtime", "router", "skrouterd.json") }
+
+// State is what a runtime reports about a site's router.
+type State struct {
+	Exists  bool
+	Running bool
+	// Status is the engine's word for it: running, restarting, exited,
+	// created, active, activating, failed, …
+	Status   string
+	Restarts int
+	ExitCode int
+	Started  time.Time
+	// Message explains a router that is not running, for the Site status.
+	Message string
+}
+
+// Runtime runs site routers on one platform.
+type Runtime interface {
+	// Platform is podman, docker or linux.
+	Platform() string
+	// Ensure makes the site's router run with the given input: created
+	// when missing, restarted (recreated) when its hash differs, started
+	// when stopped, left alone otherwise. It reports the resulting state.
+	Ensure(ctx context.Context, s Site) (State, error)
+	// Remove stops and removes the router of namespace ns, if any.
+	Remove(ctx context.Context, ns string) error
+	// State reports the router of namespace ns.
+	State(ctx context.Context, ns string) (State, error)
+	// List returns the namespaces that have a router on this runtime.
+	List(ctx context.Context) ([]string, error)
+}
+
+// Unavailable wraps errors that mean the engine itself cannot be reached
+// (socket missing, daemon down): the controller retries with backoff.
+type Unavailable struct {
+	Platform, Endpoint string
+	Err                error
+}
+
+func (e *Unavailable) Error() string {
+	hint := map[string]string{
+		"docker": "start it (systemctl start docker) or point CONTAINER_ENDPOINT at a running engine",
+		"podman": "start it (systemctl start podman.socket, or systemctl --user start podman.socket when rootless) or point CONTAINER_ENDPOINT at a running engine",
+		"linux":  "check that the systemd manager is running and reachable over D-Bus",
+	}[e.Platform]
+	return fmt.Sprintf("%s at %s is not reachable: %v; %s", e.Platform, e.Endpoint, e.Err, hint)
+}
+
+func (e *Unavailable) Unwrap() error { return e.Err }
+
+// IsUnavailable tells whether err says the engine cannot be reached.
+func IsUnavailable(err error) bool {
+	var u *Unavailable
+	return errors.As(err, &u)
+}
+
+// ContainerName is the router container of a namespace.
+func ContainerName(ns string) string { return ns + "-skupper-router" }
+
+// UnitName is the systemd unit of a namespace.
+func UnitName(ns string) string { return "skupper-" + ns + ".service" }
+
+// Container is the engine-neutral specification of a router container.
+type Container struct {
+	Name   string
+	Image  string
+	Env    map[string]string
+	Binds  []Bind
+	Labels map[string]string
+	// User is "uid:gid"; KeepID asks rootless podman to map the host user
+	// to the same uid inside (userns keep-id).
+	User   string
+	KeepID bool
+}
+
+// Bind is a host directory mounted into the container.
+type Bind struct {
+	Host, Container string
+	// SELinux relabelling (":z") and read-only.
+	Relabel, ReadOnly bool
+}
+
+// String is the bind in engine syntax: host:container[:opts].
+func (b Bind) String() string {
+	var opts []string
+	if b.ReadOnly {
+		opts = append(opts, "ro")
+	}
+	if b.Relabel {
+		opts = append(opts, "z")
+	}
+	s := b.Host + ":" + b.Container
+	if len(opts) > 0 {
+		s += ":" + strings.Join(opts, ",")
+	}
+	return s
+}
+
+// ContainerOptions are the engine facts a container spec depends on.
+type ContainerOptions struct {
+	Image    string
+	Rootless bool // rootless podman: keep-id with the host uid
+	UID, GID int  // the user that owns the key files
+}
+
+// RouterContainer is the container of a site's router, as Skupper lays
+// it out: the router image's launch script reads QDROUTERD_CONF and
+// expands ${SSL_PROFILE_BASE_PATH} in credential paths.
+func RouterContainer(s Site, o ContainerOptions) Container {
+	c := Container{
+		Name:  ContainerName(s.Namespace),
+		Image: o.Image,
+		Env: map[string]string{
+			"QDROUTERD_CONF":        "/etc/skupper-router/config/skrouterd.json",
+			"QDROUTERD_CONF_TYPE":   "json",
+			"SKUPPER_SITE_ID":       s.SiteID,
+			"SSL_PROFILE_BASE_PATH": "/etc/skupper-router",
+		},
+		Binds: []Bind{
+			{Host: filepath.Join(s.Dir, "runtime", "router"), Container: "/etc/skupper-router/config", Relabel: true},
+			{Host: filepath.Join(s.Dir, "runtime", "certs"), Container: "/etc/skupper-router/runtime/certs", Relabel: true},
+		},
+		Labels: map[string]string{
+			LabelApplication: "skupper-v2",
+			LabelSiteID:      s.SiteID,
+			LabelComponent:   "router",
+			LabelNamespace:   s.Namespace,
+			LabelSpecHash:    "",
+		},
+		User:   fmt.Sprintf("%d:%d", o.UID, o.GID),
+		KeepID: o.Rootless,
+	}
+	c.Labels[LabelSpecHash] = c.hash(s.Hash)
+	return c
+}
+
+// hash identifies the container specification together with the site's
+// input, so that any change to either recreates the container.
+func (c Container) hash(input string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%t\x00%s\x00", c.Name, c.Image, c.User, c.KeepID, input)
+	for _, k := range sortedKeys(c.Env) {
+		fmt.Fprintf(h, "env %s=%s\x00", k, c.Env[k])
+	}
+	for _, b := range c.Binds {
+		fmt.Fprintf(h, "bind %s\x00", b)
+	}
+	for _, k := range sortedKeys(c.Labels) {
+		if k != LabelSpecHash {
+			fmt.Fprintf(h, "label %s=%s\x00", k, c.Labels[k])
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// EnvList is the environment as KEY=value strings, sorted.
+func (c Container) EnvList() []string {
+	var out []string
+	for _, k := range sortedKeys(c.Env) {
+		out = append(out, k+"="+c.Env[k])
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// InputHash hashes what a router reads: its configuration and every
+// credential file under runtime/certs.
+func InputHash(dir string) (string, error) {
+	h := sha256.New()
+	paths := []string{filepath.Join(dir, "runtime", "router", "skrouterd.json")}
+	filepath.WalkDir(filepath.Join(dir, "runtime", "certs"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasPrefix(d.Name(), ".") {
+			paths = append(paths, p)
+		}
+		return nil
+	})
+	sort.Strings(paths[1:])
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return "", fmt.Errorf("hashing router input: %w", err)
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fmt.Fprintf(h, "%s\x00", rel)
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("hashing router input: %w", err)
+		}
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// PullPolicy says when to pull the router image.
+type PullPolicy string
+
+const (
+	PullMissing PullPolicy = "missing"
+	PullAlways  PullPolicy = "always"
+	PullNever   PullPolicy = "never"
+)
+
+// ParsePullPolicy checks a --pull value.
+func ParsePullPolicy(s string) (PullPolicy, error) {
+	switch p := PullPolicy(s); p {
+	case PullMissing, PullAlways, PullNever:
+		return p, nil
+	}
+	return "", fmt.Errorf("pull policy must be missing, always or never, got %q", s)
+}

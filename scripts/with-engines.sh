@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# with-engines.sh COMMAND [ARG...]
+#
+# Runs COMMAND with real container engines and a real systemd user manager
+# next to it, for the runtime tests:
+#   - dockerd          on unix://$STATE/docker.sock
+#   - podman API       on unix://$STATE/podman.sock (Podman 4.3 needs the
+#                      containers.conf settings written below)
+#   - systemd --user   with its own XDG_RUNTIME_DIR and session bus
+# Installs docker.io, podman and dbus-user-session with apt-get when they are
+# missing (run as root). Exports SITE_CONTROLLER_TEST_DOCKER,
+# SITE_CONTROLLER_TEST_PODMAN, XDG_RUNTIME_DIR and DBUS_SESSION_BUS_ADDRESS,
+# and stops everything it started, by PID, when COMMAND ends.
+#
+#   scripts/with-engines.sh make test
+#   scripts/with-engines.sh bash        # a shell with the engines up
+set -euo pipefail
+[ $# -gt 0 ] || { echo "usage: $0 COMMAND [ARG...]" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "$0: needs root (dockerd, podman and the systemd marker)" >&2; exit 2; }
+
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v podman >/dev/null || missing+=(podman)
+[ -e /usr/lib/systemd/user/dbus.socket ] || missing+=(dbus-user-session)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "--- installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+state=$(mktemp -d /tmp/sc-engines.XXXXXX)
+pids=()
+marker_made=
+cleanup() {
+  local rc=$?
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  [ -n "$marker_made" ] && rmdir /run/systemd/system 2>/dev/null || true
+  umount -R "$state/docker-data" 2>/dev/null || true
+  rm -rf "$state" 2>/dev/null || true
+  exit $rc
+}
+trap cleanup EXIT INT TERM
+
+wait_for() { # what, test command...
+  local what=$1; shift
+  for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "$0: $what did not come up" >&2
+  return 1
+}
+
+echo "--- starting dockerd"
+dockerd --host "unix://$state/docker.sock" --pidfile "$state/docker.pid" \
+  --data-root "$state/docker-data" --exec-root "$state/docker-exec" \
+  --iptables=false --bridge=none >"$state/dockerd.log" 2>&1 &
+pids+=($!)
+wait_for dockerd curl -sf --unix-socket "$state/docker.sock" http://d/_ping || { tail -20 "$state/dockerd.log"; exit 1; }
+
+echo "--- starting the podman API service"
+cat >"$state/containers.conf" <<'CONF'
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+export CONTAINERS_CONF="$state/containers.conf"
+podman system service --time=0 "unix://$state/podman.sock" >"$state/podman.log" 2>&1 &
+pids+=($!)
+wait_for podman curl -sf --unix-socket "$state/podman.sock" http://d/_ping || { tail -20 "$state/podman.log"; exit 1; }
+
+echo "--- starting a systemd user manager"
+# systemd --user runs as a real manager only when it believes systemd is
+# PID 1; the marker is removed right after so other tools do not believe so.
+if [ ! -d /run/systemd/system ]; then mkdir -p /run/systemd/system; marker_made=1; fi
+export XDG_RUNTIME_DIR="$state/xdg"
+mkdir -m 0700 "$XDG_RUNTIME_DIR"
+systemd --user >"$state/systemd.log" 2>&1 &
+pids+=($!)
+export DBUS_SESSION_BUS_ADDRESS="unix:path=$XDG_RUNTIME_DIR/bus"
+wait_for "systemd --user" systemctl --user show-environment || { tail -20 "$state/systemd.log"; exit 1; }
+if [ -n "$marker_made" ]; then rmdir /run/systemd/system; marker_made=; fi
+
+export SITE_CONTROLLER_TEST_DOCKER="unix://$state/docker.sock"
+export SITE_CONTROLLER_TEST_PODMAN="unix://$state/podman.sock"
+echo "--- engines up: docker $SITE_CONTROLLER_TEST_DOCKER, podman $SITE_CONTROLLER_TEST_PODMAN, systemd --user on $DBUS_SESSION_BUS_ADDRESS"
+set +e
+"$@"
