@@ -1,0 +1,340 @@
+// Package podman runs site routers as Podman containers through the
+// Podman API service (github.com/containers/podman/v5/pkg/bindings), root
+// or rootless. Build, vet and test it with the tags
+// remote,exclude_graphdriver_btrfs,containers_image_openpgp.
+//
+// It only touches containers it can identify as routers: by name
+// (<ns>-skupper-router) and labels. It never removes images.
+package podman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/containers/podman/v5/pkg/bindings"
+	"github.com/containers/podman/v5/pkg/bindings/containers"
+	"github.com/containers/podman/v5/pkg/bindings/images"
+	"github.com/containers/podman/v5/pkg/errorhandling"
+	"github.com/containers/podman/v5/pkg/specgen"
+	spec "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/site-controller/site-controller/pkg/runtime"
+)
+
+// Sockets where a Podman API service listens by default.
+const RootSocket = "unix:///run/podman/podman.sock"
+
+// RootlessSocket is the rootless service's socket of the current user.
+func RootlessSocket() string {
+	dir := os.Getenv("XDG_RUNTIME_DIR")
+	if dir == "" {
+		dir = fmt.Sprintf("/run/user/%d", os.Getuid())
+	}
+	return "unix://" + filepath.Join(dir, "podman", "podman.sock")
+}
+
+// Options configures the runtime.
+type Options struct {
+	Endpoint string // RootSocket for root, RootlessSocket otherwise, when empty
+	Image    string
+	Pull     runtime.PullPolicy
+}
+
+// Runtime is the podman platform.
+type Runtime struct {
+	opts     Options
+	rootless bool
+
+	mu   sync.Mutex
+	conn context.Context // bindings connection; nil until connected
+}
+
+// New returns a runtime for the service at opts.Endpoint. It connects on
+// first use, and again after the service went away.
+func New(opts Options) *Runtime {
+	rootless := os.Getuid() != 0
+	if opts.Endpoint == "" {
+		opts.Endpoint = RootSocket
+		if rootless {
+			opts.Endpoint = RootlessSocket()
+		}
+	}
+	if opts.Image == "" {
+		opts.Image = runtime.DefaultImage
+	}
+	if opts.Pull == "" {
+		opts.Pull = runtime.PullMissing
+	}
+	return &Runtime{opts: opts, rootless: rootless}
+}
+
+// Platform implements runtime.Runtime.
+func (r *Runtime) Platform() string { return "podman" }
+
+// connect returns a context carrying the bindings connection, cancelled
+// with ctx.
+func (r *Runtime) connect(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn == nil {
+		conn, err := bindings.NewConnection(context.Background(), r.opts.Endpoint)
+		if err != nil {
+			return nil, nil, &runtime.Unavailable{Platform: "podman", Endpoint: r.opts.Endpoint, Err: err}
+		}
+		r.conn = conn
+	}
+	c, cancel := context.WithCancel(r.conn)
+	stop := context.AfterFunc(ctx, cancel)
+	return c, func() { stop(); cancel() }, nil
+}
+
+// wrap turns connection failures into runtime.Unavailable, and forgets
+// the connection so that the next call connects again.
+func (r *Runtime) wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var model *errorhandling.ErrorModel
+	if !errors.As(err, &model) && (strings.Contains(err.Error(), "connect: ") || strings.Contains(err.Error(), "connection refused") || errors.Is(err, io.EOF)) {
+		r.mu.Lock()
+		r.conn = nil
+		r.mu.Unlock()
+		return &runtime.Unavailable{Platform: "podman", Endpoint: r.opts.Endpoint, Err: err}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func notFound(err error) bool {
+	var model *errorhandling.ErrorModel
+	return errors.As(err, &model) && model.ResponseCode == 404
+}
+
+// Spec is the container this runtime creates for a site: rootless, the
+// host user is kept as the same uid inside (keep-id), so that it can read
+// its own 0600 keys.
+func (r *Runtime) Spec(s runtime.Site) runtime.Container {
+	return runtime.RouterContainer(s, runtime.ContainerOptions{Image: r.opts.Image, Rootless: r.rootless, UID: os.Getuid(), GID: os.Getgid()})
+}
+
+// SpecGenerator translates the engine-neutral container into Podman's.
+func SpecGenerator(c runtime.Container) *specgen.SpecGenerator {
+	g := specgen.NewSpecGenerator(c.Image, false)
+	g.Name = c.Name
+	g.Env = c.Env
+	g.Labels = c.Labels
+	g.User = c.User
+	g.RestartPolicy = "always"
+	g.NetNS = specgen.Namespace{NSMode: specgen.Host}
+	if c.KeepID {
+		g.UserNS = specgen.Namespace{NSMode: specgen.KeepID}
+	}
+	for _, b := range c.Binds {
+		opts := []string{"rbind"}
+		if b.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		if b.Relabel {
+			opts = append(opts, "z")
+		}
+		g.Mounts = append(g.Mounts, spec.Mount{Type: "bind", Source: b.Host, Destination: b.Container, Options: opts})
+	}
+	return g
+}
+
+// Ensure implements runtime.Runtime.
+func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, error) {
+	c, cancel, err := r.connect(ctx)
+	if err != nil {
+		return runtime.State{}, err
+	}
+	defer cancel()
+	want := r.Spec(s)
+	existing, err := containers.Inspect(c, want.Name, nil)
+	switch {
+	case notFound(err):
+	case err != nil:
+		return runtime.State{}, r.wrap("inspecting "+want.Name, err)
+	case existing.Config != nil && existing.Config.Labels[runtime.LabelSpecHash] == want.Labels[runtime.LabelSpecHash]:
+		if existing.State != nil && !existing.State.Running && !existing.State.Restarting {
+			if err := containers.Start(c, existing.ID, nil); err != nil {
+				return r.state(c, s.Namespace), r.wrap("starting "+want.Name, err)
+			}
+		}
+		return r.state(c, s.Namespace), nil
+	default:
+		force, ignore := true, true
+		if _, err := containers.Remove(c, existing.ID, &containers.RemoveOptions{Force: &force, Ignore: &ignore}); err != nil {
+			return runtime.State{}, r.wrap("removing "+want.Name, err)
+		}
+	}
+	if err := r.ensureImage(c); err != nil {
+		return runtime.State{Message: err.Error()}, err
+	}
+	created, err := containers.CreateWithSpec(c, SpecGenerator(want), nil)
+	if err != nil {
+		return runtime.State{}, r.wrap("creating "+want.Name, err)
+	}
+	if err := containers.Start(c, created.ID, nil); err != nil {
+		return r.state(c, s.Namespace), r.wrap("starting "+want.Name, err)
+	}
+	return r.state(c, s.Namespace), nil
+}
+
+func (r *Runtime) ensureImage(c context.Context) error {
+	present, err := images.Exists(c, r.opts.Image, nil)
+	if err != nil {
+		return r.wrap("looking up image "+r.opts.Image, err)
+	}
+	if present && r.opts.Pull != runtime.PullAlways {
+		return nil
+	}
+	if r.opts.Pull == runtime.PullNever {
+		return fmt.Errorf("router image %s is not present and the pull policy is never: load it (podman load -i …) or set SKUPPER_ROUTER_IMAGE", r.opts.Image)
+	}
+	quiet := true
+	if _, err := images.Pull(c, r.opts.Image, &images.PullOptions{Quiet: &quiet}); err != nil {
+		if present {
+			return nil // pulling failed; the image there will do
+		}
+		return fmt.Errorf("router image %s is not present and could not be pulled: %v; load it (podman load -i …) or set SKUPPER_ROUTER_IMAGE to an image this host has", r.opts.Image, err)
+	}
+	return nil
+}
+
+func (r *Runtime) state(c context.Context, ns string) runtime.State {
+	st, err := r.inspect(c, ns)
+	if err != nil {
+		st.Message = err.Error()
+	}
+	return st
+}
+
+// State implements runtime.Runtime.
+func (r *Runtime) State(ctx context.Context, ns string) (runtime.State, error) {
+	c, cancel, err := r.connect(ctx)
+	if err != nil {
+		return runtime.State{}, err
+	}
+	defer cancel()
+	return r.inspect(c, ns)
+}
+
+func (r *Runtime) inspect(c context.Context, ns string) (runtime.State, error) {
+	name := runtime.ContainerName(ns)
+	data, err := containers.Inspect(c, name, nil)
+	if notFound(err) {
+		return runtime.State{Status: "absent", Message: "no router container"}, nil
+	}
+	if err != nil {
+		return runtime.State{}, r.wrap("inspecting "+name, err)
+	}
+	st := runtime.State{Exists: true, Restarts: int(data.RestartCount)}
+	if data.State != nil {
+		st.Running = data.State.Running && !data.State.Restarting
+		st.Status = data.State.Status
+		st.ExitCode = int(data.State.ExitCode)
+		st.Started = data.State.StartedAt
+	}
+	if !st.Running {
+		st.Message = fmt.Sprintf("router container %s is %s (exit code %d, %d restarts)%s", name, st.Status, st.ExitCode, st.Restarts, lastLine(r.logs(c, name, "3")))
+	}
+	return st, nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if last := strings.TrimSpace(lines[len(lines)-1]); last != "" {
+		return ": " + last
+	}
+	return ""
+}
+
+// logs collects a container's output ("" for all of it).
+func (r *Runtime) logs(c context.Context, name, tail string) string {
+	t, f := true, false
+	opts := &containers.LogOptions{Stdout: &t, Stderr: &t, Follow: &f}
+	if tail != "" {
+		opts.Tail = &tail
+	}
+	out, errOut := make(chan string, 64), make(chan string, 64)
+	var mu sync.Mutex
+	var lines []string
+	var wg sync.WaitGroup
+	for _, ch := range []chan string{out, errOut} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for line := range ch {
+				mu.Lock()
+				lines = append(lines, strings.TrimRight(line, "\n"))
+				mu.Unlock()
+			}
+		}()
+	}
+	containers.Logs(c, name, opts, out, errOut)
+	close(out)
+	close(errOut)
+	wg.Wait()
+	return strings.Join(lines, "\n")
+}
+
+// Logs returns what a router container printed (for tests and support).
+func (r *Runtime) Logs(ctx context.Context, ns string) (string, error) {
+	c, cancel, err := r.connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer cancel()
+	return r.logs(c, runtime.ContainerName(ns), ""), nil
+}
+
+// Remove implements runtime.Runtime.
+func (r *Runtime) Remove(ctx context.Context, ns string) error {
+	c, cancel, err := r.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	force, ignore := true, true
+	if _, err := containers.Remove(c, runtime.ContainerName(ns), &containers.RemoveOptions{Force: &force, Ignore: &ignore}); err != nil && !notFound(err) {
+		return r.wrap("removing "+runtime.ContainerName(ns), err)
+	}
+	return nil
+}
+
+// List implements runtime.Runtime: router containers by label.
+func (r *Runtime) List(ctx context.Context) ([]string, error) {
+	c, cancel, err := r.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	all := true
+	list, err := containers.List(c, &containers.ListOptions{All: &all, Filters: map[string][]string{
+		"label": {runtime.LabelApplication + "=skupper-v2", runtime.LabelComponent + "=router"},
+	}})
+	if err != nil {
+		return nil, r.wrap("listing routers", err)
+	}
+	var out []string
+	for _, lc := range list {
+		ns := lc.Labels[runtime.LabelNamespace]
+		if ns == "" {
+			for _, n := range lc.Names {
+				if strings.HasSuffix(n, "-skupper-router") {
+					ns = strings.TrimSuffix(n, "-skupper-router")
+				}
+			}
+		}
+		if ns != "" {
+			out = append(out, ns)
+		}
+	}
+	return out, nil
+}
