@@ -9,7 +9,8 @@
 #   - systemd --user   with its own XDG_RUNTIME_DIR and session bus
 # Installs docker.io, podman and dbus-user-session with apt-get when they are
 # missing (run as root). Exports SITE_CONTROLLER_TEST_DOCKER,
-# SITE_CONTROLLER_TEST_PODMAN, XDG_RUNTIME_DIR and DBUS_SESSION_BUS_ADDRESS,
+# SITE_CONTROLLER_TEST_PODMAN, XDG_RUNTIME_DIR, XDG_CONFIG_HOME and
+# DBUS_SESSION_BUS_ADDRESS,
 # and stops everything it started, by PID, when COMMAND ends.
 #
 #   scripts/with-engines.sh make test
@@ -79,7 +80,9 @@ echo "--- starting a systemd user manager"
 # PID 1; the marker is removed right after so other tools do not believe so.
 if [ ! -d /run/systemd/system ]; then mkdir -p /run/systemd/system; marker_made=1; fi
 export XDG_RUNTIME_DIR="$state/xdg"
+export XDG_CONFIG_HOME="$state/config"   # the manager's user unit directory lives here
 mkdir -m 0700 "$XDG_RUNTIME_DIR"
+mkdir -p "$XDG_CONFIG_HOME/systemd/user"
 systemd --user >"$state/systemd.log" 2>&1 &
 pids+=($!)
 export DBUS_SESSION_BUS_ADDRESS="unix:path=$XDG_RUNTIME_DIR/bus"

@@ -4,7 +4,8 @@
 // router image does ($QDROUTERD_CONF, or -c PATH as skrouterd takes it),
 // checks that it is JSON and that every credential file its sslProfiles
 // name can be read (expanding ${SSL_PROFILE_BASE_PATH} as the image's
-// launch script does), prints one line saying what it saw, and waits for
+// launch script does), prints one line saying what it saw (and appends it
+// to $STANDIN_REPORT when set), and waits for
 // SIGTERM. A site whose router id starts with "crash-" makes it exit 3, to
 // test crash loops.
 package main
@@ -57,8 +58,16 @@ func main() {
 			}
 		}
 	}
-	fmt.Printf("standin: running uid=%d gid=%d router=%s site=%s config-sha256=%x credentials=%d\n",
+	line := fmt.Sprintf("standin: running uid=%d gid=%d router=%s site=%s config-sha256=%x credentials=%d\n",
 		os.Getuid(), os.Getgid(), routerID, os.Getenv("SKUPPER_SITE_ID"), sha256.Sum256(data), files)
+	fmt.Print(line)
+	// where no journal keeps a service's output, tests read this file
+	if report := os.Getenv("STANDIN_REPORT"); report != "" {
+		if f, err := os.OpenFile(report, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			f.WriteString(line)
+			f.Close()
+		}
+	}
 	if strings.HasPrefix(routerID, "crash-") {
 		fmt.Println("standin: crashing as the site name asks")
 		os.Exit(3)

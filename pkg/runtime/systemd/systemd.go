@@ -1,0 +1,352 @@
+// Package systemd runs site routers as systemd services on the host (the
+// linux platform): one unit skupper-<ns>.service running skrouterd -c on
+// the namespace's configuration, written to the system or the user unit
+// directory and driven over D-Bus (github.com/coreos/go-systemd/v22/dbus).
+//
+// It only writes, stops or removes units that carry its header line; a
+// unit of the same name written by anyone else is left alone and reported.
+package systemd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/dbus"
+
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/runtime"
+)
+
+// Scope is the systemd manager a runtime talks to.
+type Scope string
+
+const (
+	System Scope = "system"
+	User   Scope = "user"
+)
+
+// ParseScope checks a --systemd-scope value.
+func ParseScope(s string) (Scope, error) {
+	switch Scope(s) {
+	case System, User:
+		return Scope(s), nil
+	}
+	return "", fmt.Errorf("systemd scope must be system or user, got %q", s)
+}
+
+// DefaultScope is system for root, user otherwise.
+func DefaultScope() Scope {
+	if os.Geteuid() == 0 {
+		return System
+	}
+	return User
+}
+
+// header marks unit files this package owns.
+const header = "# Written by site-controller"
+
+// Options configures the runtime.
+type Options struct {
+	Scope Scope
+	// Binary is the router to run (skrouterd).
+	Binary string
+	// UnitDir overrides the unit directory: /etc/systemd/system, or
+	// $XDG_CONFIG_HOME/systemd/user (~/.config/systemd/user).
+	UnitDir string
+}
+
+// UnitDir is where units of the scope are written.
+func UnitDir(scope Scope) string {
+	if scope == System {
+		return "/etc/systemd/system"
+	}
+	if x := os.Getenv("XDG_CONFIG_HOME"); x != "" {
+		return filepath.Join(x, "systemd", "user")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".config", "systemd", "user")
+}
+
+// Runtime is the linux platform.
+type Runtime struct {
+	opts Options
+
+	mu   sync.Mutex
+	conn *sd.Conn
+}
+
+// New returns a runtime; it connects to the manager on first use.
+func New(opts Options) *Runtime {
+	if opts.Scope == "" {
+		opts.Scope = DefaultScope()
+	}
+	if opts.UnitDir == "" {
+		opts.UnitDir = UnitDir(opts.Scope)
+	}
+	return &Runtime{opts: opts}
+}
+
+// Close drops the D-Bus connection.
+func (r *Runtime) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn != nil {
+		r.conn.Close()
+		r.conn = nil
+	}
+}
+
+// Platform implements runtime.Runtime.
+func (r *Runtime) Platform() string { return "linux" }
+
+func (r *Runtime) endpoint() string {
+	if r.opts.Scope == User {
+		return "the user manager (" + os.Getenv("DBUS_SESSION_BUS_ADDRESS") + ")"
+	}
+	return "the system manager"
+}
+
+func (r *Runtime) connect(ctx context.Context) (*sd.Conn, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn != nil && r.conn.Connected() {
+		return r.conn, nil
+	}
+	var c *sd.Conn
+	var err error
+	if r.opts.Scope == User {
+		c, err = sd.NewUserConnectionContext(ctx)
+	} else {
+		c, err = sd.NewSystemConnectionContext(ctx)
+	}
+	if err != nil {
+		return nil, &runtime.Unavailable{Platform: "linux", Endpoint: r.endpoint(), Err: err}
+	}
+	r.conn = c
+	return c, nil
+}
+
+// unitPath is the unit file of a namespace.
+func (r *Runtime) unitPath(ns string) string {
+	return filepath.Join(r.opts.UnitDir, runtime.UnitName(ns))
+}
+
+// escape quotes a value for a unit file: % is a specifier there, and a
+// path with spaces must be quoted.
+func escape(s string) string {
+	s = strings.ReplaceAll(s, "%", "%%")
+	if strings.ContainsAny(s, " \t\"\\") {
+		s = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+	}
+	return s
+}
+
+// Unit renders the unit file of a site. The input hash is part of it, so
+// a configuration change changes the unit and restarts the router.
+func Unit(s runtime.Site, scope Scope, binary string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s for namespace %s; do not edit: it is rewritten on every change.\n", header, s.Namespace)
+	b.WriteString("[Unit]\n")
+	fmt.Fprintf(&b, "Description=Skupper router of site namespace %s\n", s.Namespace)
+	if scope == System {
+		b.WriteString("After=network-online.target\nWants=network-online.target\n")
+	}
+	// restart for ever, as a container engine would; no start limit
+	b.WriteString("StartLimitIntervalSec=0\n")
+	b.WriteString("\n[Service]\nType=simple\n")
+	fmt.Fprintf(&b, "Environment=SKUPPER_SITE_ID=%s\n", escape(s.SiteID))
+	fmt.Fprintf(&b, "Environment=SITE_CONTROLLER_INPUT=%s\n", s.Hash)
+	fmt.Fprintf(&b, "ExecStart=%s -c %s\n", escape(binary), escape(s.ConfigPath()))
+	b.WriteString("Restart=always\nRestartSec=2s\n")
+	b.WriteString("\n[Install]\n")
+	if scope == System {
+		b.WriteString("WantedBy=multi-user.target\n")
+	} else {
+		b.WriteString("WantedBy=default.target\n")
+	}
+	return b.String()
+}
+
+// ours tells whether the unit file at path was written by this package.
+func ours(path string) (bool, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	if err != nil {
+		return false, err
+	}
+	return strings.HasPrefix(string(data), header), nil
+}
+
+// wait waits for a job to finish.
+func wait(ctx context.Context, ch <-chan string, what string) error {
+	select {
+	case res := <-ch:
+		if res != "done" {
+			return fmt.Errorf("%s: job %s", what, res)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("%s: no answer from systemd in 30s", what)
+	}
+}
+
+// Ensure implements runtime.Runtime.
+func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, error) {
+	conn, err := r.connect(ctx)
+	if err != nil {
+		return runtime.State{}, err
+	}
+	path := r.unitPath(s.Namespace)
+	name := runtime.UnitName(s.Namespace)
+	if mine, err := ours(path); err == nil && !mine {
+		return runtime.State{}, fmt.Errorf("%s exists and was not written by site-controller; remove it or move the site", path)
+	}
+	changed, err := namespace.WriteFile(path, []byte(Unit(s, r.opts.Scope, r.opts.Binary)), 0o644, 0o755, false)
+	if err != nil {
+		return runtime.State{}, err
+	}
+	if changed {
+		if err := conn.ReloadContext(ctx); err != nil {
+			return runtime.State{}, r.wrap("reloading units", err)
+		}
+		if _, _, err := conn.EnableUnitFilesContext(ctx, []string{path}, false, true); err != nil {
+			return runtime.State{}, r.wrap("enabling "+name, err)
+		}
+	}
+	st, err := r.State(ctx, s.Namespace)
+	if err != nil {
+		return st, err
+	}
+	ch := make(chan string, 1)
+	switch {
+	case changed && st.Exists && st.Status != "inactive" && st.Status != "failed":
+		_, err = conn.RestartUnitContext(ctx, name, "replace", ch)
+	case !st.Running && st.Status != "activating":
+		conn.ResetFailedUnitContext(ctx, name)
+		_, err = conn.StartUnitContext(ctx, name, "replace", ch)
+	default:
+		return st, nil
+	}
+	if err != nil {
+		return st, r.wrap("starting "+name, err)
+	}
+	if err := wait(ctx, ch, "starting "+name); err != nil {
+		st, _ := r.State(ctx, s.Namespace)
+		return st, err
+	}
+	return r.State(ctx, s.Namespace)
+}
+
+func (r *Runtime) wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	r.mu.Lock()
+	connected := r.conn != nil && r.conn.Connected()
+	r.mu.Unlock()
+	if !connected {
+		return &runtime.Unavailable{Platform: "linux", Endpoint: r.endpoint(), Err: err}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// State implements runtime.Runtime.
+func (r *Runtime) State(ctx context.Context, ns string) (runtime.State, error) {
+	conn, err := r.connect(ctx)
+	if err != nil {
+		return runtime.State{}, err
+	}
+	name := runtime.UnitName(ns)
+	props, err := conn.GetUnitTypePropertiesContext(ctx, name, "Service")
+	if err != nil {
+		return runtime.State{}, r.wrap("reading "+name, err)
+	}
+	unit, err := conn.GetUnitPropertiesContext(ctx, name)
+	if err != nil {
+		return runtime.State{}, r.wrap("reading "+name, err)
+	}
+	st := runtime.State{}
+	active, _ := unit["ActiveState"].(string)
+	sub, _ := unit["SubState"].(string)
+	load, _ := unit["LoadState"].(string)
+	st.Exists = load == "loaded"
+	st.Status = active
+	st.Running = active == "active" && sub == "running"
+	if n, ok := props["NRestarts"].(uint32); ok {
+		st.Restarts = int(n)
+	}
+	if code, ok := props["ExecMainStatus"].(int32); ok {
+		st.ExitCode = int(code)
+	}
+	if us, ok := unit["ActiveEnterTimestamp"].(uint64); ok && us > 0 {
+		st.Started = time.UnixMicro(int64(us))
+	}
+	if !st.Exists {
+		st.Status = "absent"
+		st.Message = "no router unit"
+	} else if !st.Running {
+		st.Message = fmt.Sprintf("router unit %s is %s/%s (exit code %d, %d restarts); see journalctl %s-u %s",
+			name, active, sub, st.ExitCode, st.Restarts, map[Scope]string{User: "--user ", System: ""}[r.opts.Scope], name)
+	}
+	return st, nil
+}
+
+// Remove implements runtime.Runtime: stop, disable and delete the unit.
+func (r *Runtime) Remove(ctx context.Context, ns string) error {
+	path := r.unitPath(ns)
+	mine, err := ours(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !mine {
+		return fmt.Errorf("%s was not written by site-controller; leaving it alone", path)
+	}
+	conn, err := r.connect(ctx)
+	if err != nil {
+		return err
+	}
+	name := runtime.UnitName(ns)
+	ch := make(chan string, 1)
+	if _, err := conn.StopUnitContext(ctx, name, "replace", ch); err != nil {
+		return r.wrap("stopping "+name, err)
+	}
+	if err := wait(ctx, ch, "stopping "+name); err != nil {
+		return err
+	}
+	if _, err := conn.DisableUnitFilesContext(ctx, []string{name}, false); err != nil {
+		return r.wrap("disabling "+name, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", path, err)
+	}
+	conn.ResetFailedUnitContext(ctx, name)
+	return r.wrap("reloading units", conn.ReloadContext(ctx))
+}
+
+// List implements runtime.Runtime: the units this package wrote.
+func (r *Runtime) List(ctx context.Context) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(r.opts.UnitDir, "skupper-*.service"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range files {
+		if mine, _ := ours(f); mine {
+			out = append(out, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "skupper-"), ".service"))
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,240 @@
+package systemd
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/internal/testfs"
+	"github.com/site-controller/site-controller/pkg/controller"
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/runtime"
+)
+
+func TestUnitFile(t *testing.T) {
+	s := runtime.Site{Namespace: "west", SiteID: "0a1b", Dir: "/var/lib/skupper/namespaces/west", Hash: "abc"}
+	got := Unit(s, System, "/usr/sbin/skrouterd")
+	want := `# Written by site-controller for namespace west; do not edit: it is rewritten on every change.
+[Unit]
+Description=Skupper router of site namespace west
+After=network-online.target
+Wants=network-online.target
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+Environment=SKUPPER_SITE_ID=0a1b
+Environment=SITE_CONTROLLER_INPUT=abc
+ExecStart=/usr/sbin/skrouterd -c /var/lib/skupper/namespaces/west/runtime/router/skrouterd.json
+Restart=always
+RestartSec=2s
+
+[Install]
+WantedBy=multi-user.target
+`
+	if got != want {
+		t.Errorf("unit:\n%s\nwant:\n%s", got, want)
+	}
+	odd := Unit(runtime.Site{Namespace: "n", Dir: "/data/100% sure/ns"}, User, "/opt/router bin/skrouterd")
+	if !strings.Contains(odd, `ExecStart="/opt/router bin/skrouterd" -c "/data/100%% sure/ns/runtime/router/skrouterd.json"`) ||
+		!strings.Contains(odd, "WantedBy=default.target") {
+		t.Errorf("escaping:\n%s", odd)
+	}
+}
+
+// TestUnitVerifies runs systemd-analyze verify on a generated unit: exit
+// 0 and no output.
+func TestUnitVerifies(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	self, _ := os.Executable()
+	for _, scope := range []Scope{System, User} {
+		dir := t.TempDir()
+		unit := filepath.Join(dir, "skupper-x.service")
+		os.WriteFile(unit, []byte(Unit(runtime.Site{Namespace: "x", SiteID: "id", Dir: dir, Hash: "h"}, scope, self)), 0o644)
+		os.Mkdir(filepath.Join(dir, "run"), 0o700)
+		cmd := exec.Command(analyze, "--"+string(scope), "verify", unit)
+		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+filepath.Join(dir, "run"))
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil || out.Len() > 0 {
+			t.Errorf("%s: systemd-analyze verify: %v\n%s", scope, err, out.String())
+		}
+	}
+}
+
+// userManager returns a runtime on the test's systemd user manager, or
+// skips.
+func userManager(t *testing.T, binary string) *Runtime {
+	t.Helper()
+	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" || os.Getenv("XDG_CONFIG_HOME") == "" {
+		t.Skip("no systemd user manager for tests: run under scripts/with-engines.sh")
+	}
+	r := New(Options{Scope: User, Binary: binary})
+	t.Cleanup(r.Close)
+	if _, err := r.connect(context.Background()); err != nil {
+		t.Skipf("systemd user manager not reachable: %v", err)
+	}
+	return r
+}
+
+func render(t *testing.T, home, ns, resources string) runtime.Site {
+	t.Helper()
+	dir, _ := namespace.Open(home, ns)
+	os.MkdirAll(dir.InputResources(), 0o755)
+	if err := os.WriteFile(filepath.Join(dir.InputResources(), "r.yaml"), []byte(resources), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir.SetPlatform("linux")
+	res, err := controller.New(controller.Options{DataHome: home}).Reconcile(ns)
+	if err != nil || res.Config == nil {
+		t.Fatalf("render: %v %v", err, res.Problems)
+	}
+	hash, _ := runtime.InputHash(dir.Path)
+	return runtime.Site{Namespace: ns, SiteID: res.SiteID, Dir: dir.Path, Hash: hash}
+}
+
+// reportFile makes every unit the user manager starts from now on append
+// the stand-in's line to a file (no journald here keeps service output).
+func reportFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "report")
+	if out, err := exec.Command("systemctl", "--user", "set-environment", "STANDIN_REPORT="+path).CombinedOutput(); err != nil {
+		t.Fatalf("systemctl --user set-environment: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("systemctl", "--user", "unset-environment", "STANDIN_REPORT").Run() })
+	return path
+}
+
+func waitReport(t *testing.T, path, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		data, _ := os.ReadFile(path)
+		if strings.Contains(string(data), want) {
+			return string(data)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the router never reported %q:\n%s", want, data)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestUnitLifecycle: a real systemd user manager loads, starts, restarts
+// on change, stops and removes the unit; the stand-in router runs in place
+// of skrouterd and proves it read the configuration and credentials.
+func TestUnitLifecycle(t *testing.T) {
+	r := userManager(t, routertest.Standin(t))
+	report := reportFile(t)
+	ctx := context.Background()
+	home := t.TempDir()
+	ns := fmt.Sprintf("sd%d", time.Now().UnixNano()%1e9)
+	t.Cleanup(func() { r.Remove(context.Background(), ns) })
+	yaml := "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name: host}\n---\napiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: l}\nspec: {routingKey: k, host: 127.0.0.1, port: %d, tlsCredentials: t}\n"
+	s := render(t, home, ns, fmt.Sprintf(yaml, 18101))
+
+	st, err := r.Ensure(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Exists || st.Status != "active" {
+		t.Fatalf("state %+v", st)
+	}
+	unitFile := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "systemd", "user", runtime.UnitName(ns))
+	if data, err := os.ReadFile(unitFile); err != nil || !strings.Contains(string(data), "ExecStart="+routertest.Standin(t)+" -c "+s.ConfigPath()) {
+		t.Errorf("unit file %s: %v\n%s", unitFile, err, data)
+	}
+	if _, err := os.Lstat(filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "systemd", "user", "default.target.wants", runtime.UnitName(ns))); err != nil {
+		t.Errorf("unit not enabled: %v", err)
+	}
+	data, _ := os.ReadFile(s.ConfigPath())
+	seen := waitReport(t, report, fmt.Sprintf("config-sha256=%x", sha256.Sum256(data)))
+	if strings.Contains(seen, "credentials=0 ") || !strings.Contains(seen, "credentials=") {
+		t.Errorf("the router read no credentials: %s", seen)
+	}
+	started := st.Started
+	// unchanged: left running
+	st2, err := r.Ensure(ctx, s)
+	if err != nil || !st2.Started.Equal(started) {
+		t.Errorf("unchanged unit restarted: %+v %v", st2, err)
+	}
+	// changed configuration: restarted, and the router sees the new one
+	s2 := render(t, home, ns, fmt.Sprintf(yaml, 18102))
+	st3, err := r.Ensure(ctx, s2)
+	if err != nil || !st3.Started.After(started) {
+		t.Errorf("changed unit not restarted: %+v %v", st3, err)
+	}
+	data, _ = os.ReadFile(s2.ConfigPath())
+	waitReport(t, report, fmt.Sprintf("config-sha256=%x", sha256.Sum256(data)))
+	if list, _ := r.List(ctx); !contains(list, ns) {
+		t.Errorf("List = %v", list)
+	}
+
+	input := testfs.Fingerprint(t, filepath.Join(s.Dir, "input"))
+	if err := r.Remove(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(unitFile); !os.IsNotExist(err) {
+		t.Errorf("unit file left: %v", err)
+	}
+	if st, _ := r.State(ctx, ns); st.Exists && st.Status == "active" {
+		t.Errorf("unit still active: %+v", st)
+	}
+	if got := testfs.Fingerprint(t, filepath.Join(s.Dir, "input")); got != input {
+		t.Error("input/ changed")
+	}
+}
+
+func TestCrashLoopAndForeignUnit(t *testing.T) {
+	r := userManager(t, routertest.Standin(t))
+	ctx := context.Background()
+	ns := fmt.Sprintf("sc%d", time.Now().UnixNano()%1e9)
+	t.Cleanup(func() { r.Remove(context.Background(), ns) })
+	s := render(t, t.TempDir(), ns, "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name: crash}\n")
+	r.Ensure(ctx, s)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := r.State(ctx, ns)
+		if err == nil && !st.Running && st.Restarts > 0 && strings.Contains(st.Message, "exit code 3") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("crash loop not reported: %+v %v", st, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// a unit of the same name that is not ours is never touched
+	foreign := "other"
+	path := filepath.Join(r.opts.UnitDir, runtime.UnitName(foreign))
+	os.WriteFile(path, []byte("[Service]\nExecStart=/bin/true\n"), 0o644)
+	defer os.Remove(path)
+	if err := r.Remove(ctx, foreign); err == nil || !strings.Contains(err.Error(), "was not written by site-controller") {
+		t.Errorf("foreign unit: %v", err)
+	}
+	if _, err := r.Ensure(ctx, runtime.Site{Namespace: foreign, Dir: t.TempDir()}); err == nil {
+		t.Error("a foreign unit was overwritten")
+	}
+	if data, _ := os.ReadFile(path); string(data) != "[Service]\nExecStart=/bin/true\n" {
+		t.Error("foreign unit changed")
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
