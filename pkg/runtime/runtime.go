@@ -32,6 +32,7 @@ const (
 	LabelComponent   = "skupper.io/v2-component"
 	LabelNamespace   = "site-controller.io/namespace"
 	LabelSpecHash    = "site-controller.io/spec-hash"
+	LabelSiteDir     = "site-controller.io/site-dir"
 )
 
 // Site is one namespace's router as the controller wants it.
@@ -74,8 +75,16 @@ type Runtime interface {
 	Remove(ctx context.Context, ns string) error
 	// State reports the router of namespace ns.
 	State(ctx context.Context, ns string) (State, error)
-	// List returns the namespaces that have a router on this runtime.
-	List(ctx context.Context) ([]string, error)
+	// List returns the routers on this runtime.
+	List(ctx context.Context) ([]Router, error)
+}
+
+// Router is a router found on a runtime.
+type Router struct {
+	Namespace string
+	// Dir is the namespace directory the router was created for; "" for
+	// routers this controller did not create (Skupper's own).
+	Dir string
 }
 
 // Unavailable wraps errors that mean the engine itself cannot be reached
@@ -173,6 +182,7 @@ func RouterContainer(s Site, o ContainerOptions) Container {
 			LabelSiteID:      s.SiteID,
 			LabelComponent:   "router",
 			LabelNamespace:   s.Namespace,
+			LabelSiteDir:     s.Dir,
 			LabelSpecHash:    "",
 		},
 		User:   fmt.Sprintf("%d:%d", o.UID, o.GID),

@@ -227,7 +227,7 @@ func (r *Runtime) Remove(ctx context.Context, ns string) error {
 }
 
 // List implements runtime.Runtime: router containers by label.
-func (r *Runtime) List(ctx context.Context) ([]string, error) {
+func (r *Runtime) List(ctx context.Context) ([]runtime.Router, error) {
 	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
 		filters.Arg("label", runtime.LabelApplication+"=skupper-v2"),
 		filters.Arg("label", runtime.LabelComponent+"=router"),
@@ -235,7 +235,7 @@ func (r *Runtime) List(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, r.wrap("listing routers", err)
 	}
-	var out []string
+	var out []runtime.Router
 	for _, c := range list {
 		ns := c.Labels[runtime.LabelNamespace]
 		if ns == "" { // a router Skupper's own controller created
@@ -246,7 +246,7 @@ func (r *Runtime) List(ctx context.Context) ([]string, error) {
 			}
 		}
 		if ns != "" {
-			out = append(out, ns)
+			out = append(out, runtime.Router{Namespace: ns, Dir: c.Labels[runtime.LabelSiteDir]})
 		}
 	}
 	return out, nil

@@ -149,7 +149,7 @@ func TestRouterContainerLifecycle(t *testing.T) {
 	if !slices.Equal(c.HostConfig.Binds, wantBinds) {
 		t.Errorf("binds %v, want %v", c.HostConfig.Binds, wantBinds)
 	}
-	for k, v := range map[string]string{"application": "skupper-v2", "skupper.io/site-id": s.SiteID, "skupper.io/v2-component": "router", runtime.LabelNamespace: ns} {
+	for k, v := range map[string]string{"application": "skupper-v2", "skupper.io/site-id": s.SiteID, "skupper.io/v2-component": "router", runtime.LabelNamespace: ns, runtime.LabelSiteDir: s.Dir} {
 		if c.Config.Labels[k] != v {
 			t.Errorf("label %s = %q, want %q", k, c.Config.Labels[k], v)
 		}
@@ -177,7 +177,7 @@ func TestRouterContainerLifecycle(t *testing.T) {
 	if c2.ID != c.ID || c2.State.StartedAt != c.State.StartedAt {
 		t.Error("an unchanged site's container was recreated or restarted")
 	}
-	if list, _ := r.List(ctx); len(slices.DeleteFunc(list, func(n string) bool { return n != ns })) != 1 {
+	if list, _ := r.List(ctx); !slices.Contains(list, runtime.Router{Namespace: ns, Dir: s.Dir}) {
 		t.Errorf("List = %v, want %s once", list, ns)
 	}
 

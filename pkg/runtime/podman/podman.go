@@ -309,7 +309,7 @@ func (r *Runtime) Remove(ctx context.Context, ns string) error {
 }
 
 // List implements runtime.Runtime: router containers by label.
-func (r *Runtime) List(ctx context.Context) ([]string, error) {
+func (r *Runtime) List(ctx context.Context) ([]runtime.Router, error) {
 	c, cancel, err := r.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -322,7 +322,7 @@ func (r *Runtime) List(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, r.wrap("listing routers", err)
 	}
-	var out []string
+	var out []runtime.Router
 	for _, lc := range list {
 		ns := lc.Labels[runtime.LabelNamespace]
 		if ns == "" {
@@ -333,7 +333,7 @@ func (r *Runtime) List(ctx context.Context) ([]string, error) {
 			}
 		}
 		if ns != "" {
-			out = append(out, ns)
+			out = append(out, runtime.Router{Namespace: ns, Dir: lc.Labels[runtime.LabelSiteDir]})
 		}
 	}
 	return out, nil

@@ -162,6 +162,7 @@ func Unit(s runtime.Site, scope Scope, binary string) string {
 	b.WriteString("\n[Service]\nType=simple\n")
 	fmt.Fprintf(&b, "Environment=SKUPPER_SITE_ID=%s\n", escape(s.SiteID))
 	fmt.Fprintf(&b, "Environment=SITE_CONTROLLER_INPUT=%s\n", s.Hash)
+	fmt.Fprintf(&b, "Environment=%s\n", escape("SITE_CONTROLLER_DIR="+s.Dir))
 	fmt.Fprintf(&b, "ExecStart=%s -c %s\n", escape(binary), escape(s.ConfigPath()))
 	b.WriteString("Restart=always\nRestartSec=2s\n")
 	b.WriteString("\n[Install]\n")
@@ -337,16 +338,29 @@ func (r *Runtime) Remove(ctx context.Context, ns string) error {
 }
 
 // List implements runtime.Runtime: the units this package wrote.
-func (r *Runtime) List(ctx context.Context) ([]string, error) {
+func (r *Runtime) List(ctx context.Context) ([]runtime.Router, error) {
 	files, err := filepath.Glob(filepath.Join(r.opts.UnitDir, "skupper-*.service"))
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	var out []runtime.Router
 	for _, f := range files {
-		if mine, _ := ours(f); mine {
-			out = append(out, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "skupper-"), ".service"))
+		data, err := os.ReadFile(f)
+		if err != nil || !strings.HasPrefix(string(data), header) {
+			continue
 		}
+		rt := runtime.Router{Namespace: strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "skupper-"), ".service")}
+		for _, line := range strings.Split(string(data), "\n") {
+			v, ok := strings.CutPrefix(line, "Environment=")
+			if !ok {
+				continue
+			}
+			v = strings.ReplaceAll(strings.Trim(v, `"`), "%%", "%")
+			if dir, ok := strings.CutPrefix(v, "SITE_CONTROLLER_DIR="); ok {
+				rt.Dir = strings.NewReplacer(`\\`, `\`, `\"`, `"`).Replace(dir)
+			}
+		}
+		out = append(out, rt)
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ StartLimitIntervalSec=0
 Type=simple
 Environment=SKUPPER_SITE_ID=0a1b
 Environment=SITE_CONTROLLER_INPUT=abc
+Environment=SITE_CONTROLLER_DIR=/var/lib/skupper/namespaces/west
 ExecStart=/usr/sbin/skrouterd -c /var/lib/skupper/namespaces/west/runtime/router/skrouterd.json
 Restart=always
 RestartSec=2s
@@ -177,7 +179,7 @@ func TestUnitLifecycle(t *testing.T) {
 	}
 	data, _ = os.ReadFile(s2.ConfigPath())
 	waitReport(t, report, fmt.Sprintf("config-sha256=%x", sha256.Sum256(data)))
-	if list, _ := r.List(ctx); !contains(list, ns) {
+	if list, _ := r.List(ctx); !slices.Contains(list, runtime.Router{Namespace: ns, Dir: s.Dir}) {
 		t.Errorf("List = %v", list)
 	}
 
@@ -228,13 +230,4 @@ func TestCrashLoopAndForeignUnit(t *testing.T) {
 	if data, _ := os.ReadFile(path); string(data) != "[Service]\nExecStart=/bin/true\n" {
 		t.Error("foreign unit changed")
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

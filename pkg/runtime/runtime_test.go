@@ -1,0 +1,93 @@
+package runtime
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRouterContainer(t *testing.T) {
+	s := Site{Namespace: "west", SiteID: "id-1", Dir: "/var/lib/skupper/namespaces/west", Hash: "h1"}
+	c := RouterContainer(s, ContainerOptions{Image: "img", UID: 0, GID: 0})
+	if c.Name != "west-skupper-router" || c.User != "0:0" || c.KeepID {
+		t.Errorf("%+v", c)
+	}
+	if got := c.EnvList(); strings.Join(got, " ") != "QDROUTERD_CONF=/etc/skupper-router/config/skrouterd.json QDROUTERD_CONF_TYPE=json SKUPPER_SITE_ID=id-1 SSL_PROFILE_BASE_PATH=/etc/skupper-router" {
+		t.Errorf("env %v", got)
+	}
+	if c.Binds[0].String() != "/var/lib/skupper/namespaces/west/runtime/router:/etc/skupper-router/config:z" {
+		t.Errorf("bind %s", c.Binds[0])
+	}
+	// the spec hash follows the input and the spec, and nothing else
+	same := RouterContainer(s, ContainerOptions{Image: "img"})
+	s.Hash = "h2"
+	changedInput := RouterContainer(s, ContainerOptions{Image: "img"})
+	s.Hash = "h1"
+	changedImage := RouterContainer(s, ContainerOptions{Image: "img2"})
+	h := func(c Container) string { return c.Labels[LabelSpecHash] }
+	if h(c) != h(same) || h(c) == h(changedInput) || h(c) == h(changedImage) || h(c) == "" {
+		t.Errorf("spec hashes %s %s %s %s", h(c), h(same), h(changedInput), h(changedImage))
+	}
+}
+
+// engineStub answers /_ping on a unix socket like podman or docker does.
+// It is a fake engine, named as such: detection only reads the headers.
+func engineStub(t *testing.T, podman bool) string {
+	path := filepath.Join(t.TempDir(), "engine.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if podman {
+			w.Header().Set("Libpod-Api-Version", "4.3.1")
+		}
+		w.Header().Set("Api-Version", "1.41")
+		w.Write([]byte("OK"))
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return "unix://" + path
+}
+
+func TestDetect(t *testing.T) {
+	ctx := context.Background()
+	missing := "unix://" + filepath.Join(t.TempDir(), "none.sock")
+	podman, docker := engineStub(t, true), engineStub(t, false)
+	yes := func(context.Context) bool { return true }
+	for _, tc := range []struct {
+		name string
+		c    Candidates
+		want string
+	}{
+		{"rootless podman first", Candidates{RootlessPodman: podman, RootPodman: docker, Docker: docker}, "podman"},
+		{"docker when podman is absent", Candidates{RootlessPodman: missing, RootPodman: missing, Docker: docker}, "docker"},
+		{"engine told by its answer", Candidates{Docker: podman}, "podman"},
+		{"CONTAINER_ENDPOINT alone", Candidates{ContainerEndpoint: docker, RootlessPodman: podman}, "docker"},
+		{"linux", Candidates{Docker: missing, RouterBinary: "/usr/sbin/skrouterd", Systemd: yes}, "linux"},
+		{"none", Candidates{Docker: missing}, "none"},
+	} {
+		if got := Detect(ctx, tc.c); got.Platform != tc.want || got.Reason == "" {
+			t.Errorf("%s: %+v, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestRealEnginesAnswerPing(t *testing.T) {
+	for _, env := range []string{"SITE_CONTROLLER_TEST_DOCKER", "SITE_CONTROLLER_TEST_PODMAN"} {
+		ep := os.Getenv(env)
+		if ep == "" {
+			t.Logf("%s not set: skipping that engine", env)
+			continue
+		}
+		engine, err := Ping(context.Background(), ep)
+		want := map[string]string{"SITE_CONTROLLER_TEST_DOCKER": "docker", "SITE_CONTROLLER_TEST_PODMAN": "podman"}[env]
+		if err != nil || engine != want {
+			t.Errorf("%s: %s %v, want %s", ep, engine, err, want)
+		}
+	}
+}
