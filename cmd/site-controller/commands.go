@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -113,7 +114,7 @@ func newRenderCommand() *cobra.Command {
 				return fmt.Errorf("namespace %s: %w", args[0], err)
 			}
 			r := controller.New(controller.Options{DataHome: dataHome, Platform: platform, Version: controllerVersion()})
-			res, err := r.Reconcile(args[0])
+			res, err := r.Reconcile(context.Background(), args[0])
 			if res != nil {
 				for _, p := range res.Problems {
 					fmt.Fprintln(cmd.ErrOrStderr(), p.In(dir.Path))

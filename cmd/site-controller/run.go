@@ -22,6 +22,7 @@ func newRunCommand() *cobra.Command {
 	var (
 		dataHome, platform, httpAddr, logFormat, logLevel string
 		quiet, rescan                                     time.Duration
+		rf                                                runtimeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -35,12 +36,12 @@ func newRunCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			layout, err := choosePlatform(platform, log)
+			runtimes, chosen, err := rf.build(cmd.Context(), platform, log)
 			if err != nil {
 				return err
 			}
 			opts := controller.DaemonOptions{
-				Options: controller.Options{DataHome: dataHome, Platform: layout, Version: controllerVersion()},
+				Options: controller.Options{DataHome: dataHome, Platform: chosen, Runtimes: runtimes, Version: controllerVersion()},
 				Quiet:   quiet, Rescan: rescan, Log: log,
 				Notify: func(state string) { _, _ = sddaemon.SdNotify(false, state) },
 			}
@@ -80,7 +81,8 @@ func newRunCommand() *cobra.Command {
 		},
 	}
 	dataHomeFlag(cmd, &dataHome)
-	cmd.Flags().StringVar(&platform, "platform", "auto", "auto, podman, docker, linux or none (render and write status only)")
+	cmd.Flags().StringVar(&platform, "platform", "auto", "platform of namespaces without internal/platform.yaml: auto, podman, docker, linux or none (render and write status only)")
+	rf.register(cmd)
 	cmd.Flags().StringVar(&httpAddr, "http", "", "loopback address for /healthz, /readyz and /metrics, e.g. 127.0.0.1:9090")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -102,22 +104,6 @@ func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) 
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format must be text or json, got %q", format)
-}
-
-// choosePlatform resolves --platform to the layout rendered for namespaces
-// that record no platform of their own.
-func choosePlatform(flag string, log *slog.Logger) (string, error) {
-	switch flag {
-	case "podman", "docker", "linux":
-		return flag, nil
-	case "none":
-		log.Info("platform none: rendering configuration and status only; no router is started")
-		return "podman", nil
-	case "auto":
-		log.Info("platform auto: no router runtime is available in this build; rendering configuration and status only (platform none)")
-		return "podman", nil
-	}
-	return "", fmt.Errorf("--platform must be auto, podman, docker, linux or none, got %q", flag)
 }
 
 // serveHTTP serves h on a loopback address only.

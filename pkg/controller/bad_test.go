@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -117,7 +118,7 @@ func TestBadInput(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			res, err := newTestReconciler(home).Reconcile("bad")
+			res, err := newTestReconciler(home).Reconcile(context.Background(), "bad")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +195,7 @@ func TestBadInput(t *testing.T) {
 func TestLastGoodConfigStays(t *testing.T) {
 	home, dir := setupNamespace(t, "testdata/render/matched", "good")
 	r := newTestReconciler(home)
-	if _, err := r.Reconcile("good"); err != nil {
+	if _, err := r.Reconcile(context.Background(), "good"); err != nil {
 		t.Fatal(err)
 	}
 	good, err := os.ReadFile(dir.RouterConfig())
@@ -211,7 +212,7 @@ func TestLastGoodConfigStays(t *testing.T) {
 	if err := os.WriteFile(dir.Join("input", "resources", "resources.yaml"), []byte(rest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err := r.Reconcile("good")
+	res, err := r.Reconcile(context.Background(), "good")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func TestLastGoodConfigStays(t *testing.T) {
 	if err := os.WriteFile(site, []byte("apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: one\nspec:\n  edge: true\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err = r.Reconcile("good")
+	res, err = r.Reconcile(context.Background(), "good")
 	if err != nil {
 		t.Fatal(err)
 	}

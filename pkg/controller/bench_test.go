@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,18 +30,18 @@ func BenchmarkReconcile2500x2500(b *testing.B) {
 			b.StopTimer()
 			os.RemoveAll(home + "/namespaces/scale/runtime")
 			b.StartTimer()
-			if _, err := New(Options{DataHome: home}).Reconcile("scale"); err != nil {
+			if _, err := New(Options{DataHome: home}).Reconcile(context.Background(), "scale"); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("unchanged", func(b *testing.B) {
 		r := New(Options{DataHome: home})
-		if _, err := r.Reconcile("scale"); err != nil {
+		if _, err := r.Reconcile(context.Background(), "scale"); err != nil {
 			b.Fatal(err)
 		}
 		for b.Loop() {
-			res, err := r.Reconcile("scale")
+			res, err := r.Reconcile(context.Background(), "scale")
 			if err != nil {
 				b.Fatal(err)
 			}

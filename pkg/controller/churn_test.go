@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -112,7 +113,7 @@ func assertConverged(t testing.TB, home string) int {
 	for _, ns := range names {
 		dir, _ := namespace.Open(home, ns)
 		before := snapshot(t, dir)
-		res, err := r.Reconcile(ns)
+		res, err := r.Reconcile(context.Background(), ns)
 		if err != nil {
 			t.Fatalf("%s: %v", ns, err)
 		}

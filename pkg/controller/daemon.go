@@ -8,12 +8,14 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,10 +60,16 @@ type Daemon struct {
 	failures map[string]int  // consecutive failures, for backoff
 	hashes   map[string][32]byte
 	summary  map[string]nsSummary
+	routers  map[string]routerSeen // last router state seen, by namespace
 	lastSent string
 }
 
 type nsSummary struct{ resources, errors int }
+
+type routerSeen struct {
+	platform string
+	running  bool
+}
 
 // backoff bounds for retries of failed reconciles.
 const (
@@ -91,7 +99,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	}
 	d := &Daemon{
 		opts: opts, rec: New(opts.Options), queue: NewQueue(opts.Quiet, opts.MaxDelay), log: opts.Log,
-		reg: prometheus.NewRegistry(), failures: map[string]int{}, hashes: map[string][32]byte{}, summary: map[string]nsSummary{},
+		reg: prometheus.NewRegistry(), failures: map[string]int{}, hashes: map[string][32]byte{}, summary: map[string]nsSummary{}, routers: map[string]routerSeen{},
 	}
 	w, err := watcher.New(namespace.Root(opts.DataHome), d, opts.Log)
 	if err != nil {
@@ -197,6 +205,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
+	d.sweep(ctx)
 	d.startPass("start")
 	for range d.opts.Workers {
 		wg.Add(1)
@@ -308,32 +317,46 @@ func (d *Daemon) work(ctx context.Context) {
 func (d *Daemon) reconcile(ctx context.Context, ns string) {
 	log := d.log.With("namespace", ns)
 	start := time.Now()
-	res, err := d.safeReconcile(ns)
+	res, err := d.safeReconcile(ctx, ns)
 	elapsed := time.Since(start)
 	d.metrics.duration.Observe(elapsed.Seconds())
 	if res != nil && res.Gone {
 		d.forget(ns)
+		if err != nil {
+			log.Warn("namespace removed; removing its router failed, retrying", "err", err)
+			d.queue.After(ctx, ns, d.backoff(ns))
+			return
+		}
 		log.Info("namespace removed")
 		return
 	}
 	d.metrics.reconciles.WithLabelValues(ns).Inc()
 	if err != nil {
 		d.metrics.errors.WithLabelValues(ns).Inc()
-		d.mu.Lock()
-		d.failures[ns]++
-		n := d.failures[ns]
-		d.mu.Unlock()
-		delay := min(maxBackoff, minBackoff<<min(n-1, 20))
-		log.Error("reconcile failed; retrying", "err", err, "attempt", n, "retry_in", delay)
+		delay := d.backoff(ns)
+		log.Error("reconcile failed; retrying", "err", err, "retry_in", delay)
 		if rerr := d.rec.ReportFailure(ns, err, delay); rerr != nil {
 			log.Warn("writing failure status", "err", rerr)
 		}
 		d.queue.After(ctx, ns, delay)
 		return
 	}
-	d.mu.Lock()
-	delete(d.failures, ns)
-	d.mu.Unlock()
+	switch {
+	case res.RouterErr != nil:
+		// the site is rendered and its status says what is wrong; the
+		// runtime is retried with backoff until it recovers
+		d.metrics.errors.WithLabelValues(ns).Inc()
+		delay := d.backoff(ns)
+		log.Error("router runtime failed; retrying", "platform", res.Platform, "err", res.RouterErr, "retry_in", delay)
+		d.queue.After(ctx, ns, delay)
+	case res.Recheck > 0:
+		d.queue.After(ctx, ns, res.Recheck)
+		fallthrough
+	default:
+		d.mu.Lock()
+		delete(d.failures, ns)
+		d.mu.Unlock()
+	}
 	d.metrics.lastSuccess.WithLabelValues(ns).SetToCurrentTime()
 	d.record(ns, res)
 	for _, p := range res.Problems {
@@ -357,6 +380,15 @@ func (d *Daemon) reconcile(ctx context.Context, ns string) {
 	}
 }
 
+// backoff counts a failure of ns and returns how long to wait before the
+// next try: doubling from minBackoff up to maxBackoff.
+func (d *Daemon) backoff(ns string) time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.failures[ns]++
+	return min(maxBackoff, minBackoff<<min(d.failures[ns]-1, 20))
+}
+
 func cutID(id string) (string, string, bool) {
 	for i := 0; i < len(id); i++ {
 		if id[i] == '/' {
@@ -368,7 +400,7 @@ func cutID(id string) (string, string, bool) {
 
 // safeReconcile turns a panic into an error: one namespace's bug must not
 // take the others down.
-func (d *Daemon) safeReconcile(ns string) (res *Result, err error) {
+func (d *Daemon) safeReconcile(ctx context.Context, ns string) (res *Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			d.log.Error("reconcile panicked", "namespace", ns, "panic", p, "stack", string(debug.Stack()))
@@ -378,7 +410,7 @@ func (d *Daemon) safeReconcile(ns string) (res *Result, err error) {
 	if testHook != nil {
 		testHook(ns)
 	}
-	return d.rec.Reconcile(ns)
+	return d.rec.Reconcile(ctx, ns)
 }
 
 // testHook, when set by a test, runs at the start of every reconcile.
@@ -407,6 +439,11 @@ func (d *Daemon) record(ns string, res *Result) {
 	}
 	d.mu.Lock()
 	d.summary[ns] = s
+	if res.Router != nil {
+		d.routers[ns] = routerSeen{platform: res.Platform, running: res.Router.Running}
+	} else {
+		delete(d.routers, ns)
+	}
 	d.metrics.namespaces.Set(float64(len(d.summary)))
 	d.mu.Unlock()
 	d.sendStatus()
@@ -416,6 +453,7 @@ func (d *Daemon) forget(ns string) {
 	d.metrics.forget(ns)
 	d.mu.Lock()
 	delete(d.summary, ns)
+	delete(d.routers, ns)
 	delete(d.hashes, ns)
 	delete(d.failures, ns)
 	d.metrics.namespaces.Set(float64(len(d.summary)))
@@ -461,6 +499,8 @@ func (d *Daemon) periodicRescan(ctx context.Context) {
 		if err := d.watch.SyncAll(); err != nil {
 			d.log.Warn("rebuilding watches", "err", err)
 		}
+		d.sweep(ctx)
+		d.checkRouters(ctx)
 		for _, ns := range d.namespaces() {
 			h := InputHash(d.opts.DataHome, ns)
 			d.mu.Lock()
@@ -471,6 +511,51 @@ func (d *Daemon) periodicRescan(ctx context.Context) {
 				d.log.Debug("periodic rescan found a change", "namespace", ns)
 				d.queue.Mark(ns)
 			}
+		}
+	}
+}
+
+// checkRouters marks the namespaces whose router changed state since the
+// last pass (it crashed, or came back), so that their Site status follows.
+func (d *Daemon) checkRouters(ctx context.Context) {
+	d.mu.Lock()
+	seen := maps.Clone(d.routers)
+	d.mu.Unlock()
+	for ns, was := range seen {
+		rt := d.opts.Runtimes[was.platform]
+		if rt == nil {
+			continue
+		}
+		st, err := rt.State(ctx, ns)
+		if err != nil || st.Running != was.running {
+			d.queue.Mark(ns)
+		}
+	}
+}
+
+// sweep removes routers whose namespace directory under this data home is
+// gone: a router never outlives its site, even when the controller was
+// down while the site was removed. Routers of other data homes, and those
+// this controller did not create, are left alone.
+func (d *Daemon) sweep(ctx context.Context) {
+	root := namespace.Root(d.opts.DataHome) + string(filepath.Separator)
+	for platform, rt := range d.opts.Runtimes {
+		routers, err := rt.List(ctx)
+		if err != nil {
+			continue
+		}
+		for _, r := range routers {
+			if !strings.HasPrefix(r.Dir, root) || filepath.Dir(r.Dir)+string(filepath.Separator) != root {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(r.Dir, "input")); err == nil {
+				continue
+			}
+			if err := rt.Remove(ctx, r.Namespace); err != nil {
+				d.log.Warn("removing an orphaned router", "namespace", r.Namespace, "platform", platform, "err", err)
+				continue
+			}
+			d.log.Info("removed the router of a namespace that is gone", "namespace", r.Namespace, "platform", platform)
 		}
 	}
 }

@@ -9,6 +9,8 @@
 package controller
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,12 +18,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/certs"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
+	"github.com/site-controller/site-controller/pkg/runtime"
 	"github.com/site-controller/site-controller/pkg/status"
 )
 
@@ -29,17 +33,27 @@ import (
 type Options struct {
 	DataHome string
 	// Platform is used for namespaces that record none in
-	// internal/platform.yaml: podman, docker or linux.
+	// internal/platform.yaml: podman, docker, linux, or none (render and
+	// write status only).
 	Platform string
+	// Runtimes run routers, by platform. A namespace whose platform has no
+	// runtime here is rendered only.
+	Runtimes map[string]runtime.Runtime
 	// Version is the controller version recorded in router metadata
 	// (default "dev").
 	Version string
 	Now     func() time.Time // defaults to time.Now
 }
 
-// Reconciler runs reconcile passes.
+// Reconciler runs reconcile passes. It is safe for concurrent use on
+// different namespaces.
 type Reconciler struct {
 	opts Options
+
+	mu sync.Mutex
+	// alone records, by namespace, the platform on which the namespace's
+	// router was last checked to be the only one (see leaveOtherRuntimes).
+	alone map[string]string
 }
 
 // New returns a Reconciler.
@@ -53,7 +67,7 @@ func New(opts Options) *Reconciler {
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
-	return &Reconciler{opts: opts}
+	return &Reconciler{opts: opts, alone: map[string]string{}}
 }
 
 // Result tells what one pass did.
@@ -74,17 +88,30 @@ type Result struct {
 	// Problems holds validation problems and problems found while
 	// preparing resources (missing credentials), sorted.
 	Problems []resources.Problem
+
+	// RenderOnly is true when no runtime runs this namespace's router
+	// (platform none, or the render command).
+	RenderOnly bool
+	// Router is the state of the router after the pass; nil when
+	// rendering only.
+	Router *runtime.State
+	// RouterErr is why the runtime could not do what the pass asked; the
+	// daemon retries with backoff.
+	RouterErr error
+	// Recheck asks for another pass after this long, to follow a router
+	// that is starting or failing.
+	Recheck time.Duration
 }
 
 // Reconcile runs one full pass over namespace name.
-func (r *Reconciler) Reconcile(name string) (*Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error) {
 	dir, err := namespace.Open(r.opts.DataHome, name)
 	if err != nil {
 		return nil, err
 	}
 	if st, err := os.Stat(dir.Join("input")); err != nil || !st.IsDir() {
-		// never recreate a namespace the user removed
-		return &Result{Gone: true}, nil
+		// never recreate a namespace the user removed; stop its router
+		return &Result{Gone: true}, r.removeEverywhere(ctx, dir)
 	}
 	before, err := os.Stat(dir.Path)
 	if err != nil {
@@ -95,13 +122,11 @@ func (r *Reconciler) Reconcile(name string) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", name, err)
 	}
-	platform, err := dir.Platform()
+	recorded, err := dir.Platform()
 	if err != nil {
 		return nil, err
 	}
-	if platform == "" {
-		platform = r.opts.Platform
-	}
+	platform := cmp.Or(recorded, r.opts.Platform)
 	res := &Result{Namespace: ns, Platform: platform}
 	// temporary files a crash left between write and rename
 	namespace.RemoveTemps(filepath.Dir(dir.RouterConfig()))
@@ -109,10 +134,11 @@ func (r *Reconciler) Reconcile(name string) (*Result, error) {
 	site := &siteState{ns: ns, dir: dir, now: r.opts.Now(), res: res}
 
 	if ns.Site != nil {
-		if err := r.render(site, platform); err != nil {
+		if err := r.render(site, layout(platform)); err != nil {
 			return res, fmt.Errorf("rendering %s: %w", name, err)
 		}
 	}
+	r.apply(ctx, site, platform, recorded)
 	res.Problems = append(slices.Clone(ns.Problems), site.problems...)
 	resources.SortProblems(res.Problems)
 
@@ -123,6 +149,15 @@ func (r *Reconciler) Reconcile(name string) (*Result, error) {
 		return res, fmt.Errorf("writing status of %s: %w", name, err)
 	}
 	return res, nil
+}
+
+// layout is the platform a configuration is rendered for: none renders as
+// podman, Skupper's default.
+func layout(platform string) string {
+	if platform == "podman" || platform == "docker" || platform == "linux" {
+		return platform
+	}
+	return "podman"
 }
 
 // siteState carries one pass's working state.

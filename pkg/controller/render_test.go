@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -163,7 +164,7 @@ func TestRenderGolden(t *testing.T) {
 			os.RemoveAll(dir.Join("runtime"))
 			before := testfs.Fingerprint(t, dir.Join("input"))
 			r := newTestReconciler(home)
-			res, err := r.Reconcile(c.name)
+			res, err := r.Reconcile(context.Background(), c.name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,7 +174,7 @@ func TestRenderGolden(t *testing.T) {
 			got := outputs(t, dir, res)
 			compareGolden(t, c.want, got)
 
-			res2, err := r.Reconcile(c.name)
+			res2, err := r.Reconcile(context.Background(), c.name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -198,7 +199,7 @@ func TestRenderGolden(t *testing.T) {
 func TestCredentialFiles(t *testing.T) {
 	home, dir := setupNamespace(t, "testdata/render/tls", "tls")
 	r := newTestReconciler(home)
-	if _, err := r.Reconcile("tls"); err != nil {
+	if _, err := r.Reconcile(context.Background(), "tls"); err != nil {
 		t.Fatal(err)
 	}
 	for _, sub := range []string{"runtime/certs", "runtime/issuers"} {
@@ -242,7 +243,7 @@ func TestCredentialFiles(t *testing.T) {
 	// generated credentials are reused by a new controller process
 	key := dir.Join("runtime", "certs", "skupper-local-server", "tls.key")
 	before, _ := os.ReadFile(key)
-	if _, err := New(Options{DataHome: home, Now: time.Now}).Reconcile("tls"); err != nil {
+	if _, err := New(Options{DataHome: home, Now: time.Now}).Reconcile(context.Background(), "tls"); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := os.ReadFile(key)
@@ -256,7 +257,7 @@ func TestCredentialFiles(t *testing.T) {
 		data, _ := os.ReadFile(filepath.Join(newCA, "input", "certs", "listener-creds", f))
 		os.WriteFile(dir.Join("input", "certs", "listener-creds", f), data, 0o600)
 	}
-	res, err := r.Reconcile("tls")
+	res, err := r.Reconcile(context.Background(), "tls")
 	if err != nil {
 		t.Fatal(err)
 	}

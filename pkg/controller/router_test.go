@@ -198,7 +198,7 @@ spec: {routingKey: mutual-backend, host: localhost, port: %d, tlsCredentials: cl
 	}
 	testfs.Fingerprint(t, dir.Path) // the tree is readable
 
-	res, err := New(Options{DataHome: home}).Reconcile("real")
+	res, err := New(Options{DataHome: home}).Reconcile(context.Background(), "real")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,6 +97,9 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 	}
 	if len(errs) > 0 {
 		msg := strings.Join(append(errs, warnings...), "; ")
+		if d.Kind == resources.KindSite && s.res.Router != nil && s.res.Router.Running {
+			msg += "; the router keeps running with the last good configuration"
+		}
 		return status.Status{
 			Status:     status.Error,
 			Message:    msg,
@@ -115,16 +118,8 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 	configured := cond(status.Configured, true, "Configured", "OK", gen)
 	switch o := d.Object.(type) {
 	case *resources.Site:
-		msg := "router not started: this pass renders the configuration only"
-		st := status.Status{
-			Status:  status.Pending,
-			Message: joinMessage(msg, warn),
-			Conditions: []status.Condition{
-				configured,
-				cond(status.Running, false, "NotStarted", msg, gen),
-				cond(status.ReadyCond, false, "NotStarted", msg, gen),
-			},
-		}
+		st := siteStatus(s.res, configured, gen)
+		st.Message = joinMessage(st.Message, warn)
 		if n := fileProblems(ns); n != "" {
 			st.Message = joinMessage(st.Message, n)
 		}
@@ -144,6 +139,38 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		}
 	}
 	return status.Status{Status: status.Ready, Message: joinMessage("OK", warn), Conditions: []status.Condition{cond(status.ReadyCond, true, "Ready", "OK", gen)}}
+}
+
+// siteStatus is the status of a valid Site: whether its router runs.
+func siteStatus(res *Result, configured status.Condition, gen int64) status.Status {
+	var msg, reason string
+	st := status.Status{Status: status.Pending}
+	switch {
+	case res.RenderOnly && res.Platform == "none":
+		msg, reason = "router not started: platform none renders configuration and status only", "RenderOnly"
+	case res.RenderOnly:
+		msg, reason = "router not started: rendered only (no runtime for platform "+res.Platform+" in this command)", "RenderOnly"
+	case res.RouterErr != nil:
+		st.Status = status.Error
+		msg, reason = "router on "+res.Platform+": "+res.RouterErr.Error(), "RuntimeError"
+	case res.Router != nil && res.Router.Running:
+		st.Status = status.Ready
+		st.Message = "OK"
+		st.Conditions = []status.Condition{configured,
+			cond(status.Running, true, "Running", "router running on "+res.Platform, gen),
+			cond(status.ReadyCond, true, "Ready", "OK", gen)}
+		return st
+	case res.Router != nil:
+		msg, reason = res.Router.Message, "NotRunning"
+		if msg == "" {
+			msg = "router is " + res.Router.Status
+		}
+	default:
+		msg, reason = "router state unknown", "Unknown"
+	}
+	st.Message = msg
+	st.Conditions = []status.Condition{configured, cond(status.Running, false, reason, msg, gen), cond(status.ReadyCond, false, reason, msg, gen)}
+	return st
 }
 
 func matchedStatus(configured status.Condition, matched bool, unmatched, warn string, gen int64, set func(*status.Status)) status.Status {

@@ -59,7 +59,7 @@ func site(t *testing.T, home, ns, resources string) runtime.Site {
 	if err := os.WriteFile(filepath.Join(dir.InputResources(), "r.yaml"), []byte(resources), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err := controller.New(controller.Options{DataHome: home, Platform: "podman"}).Reconcile(ns)
+	res, err := controller.New(controller.Options{DataHome: home, Platform: "podman"}).Reconcile(context.Background(), ns)
 	if err != nil || res.Config == nil {
 		t.Fatalf("render: %v %v", err, res.Problems)
 	}

@@ -203,6 +203,9 @@ func wait(ctx context.Context, ch <-chan string, what string) error {
 
 // Ensure implements runtime.Runtime.
 func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, error) {
+	if r.opts.Binary == "" {
+		return runtime.State{}, errors.New("skrouterd not found: install skupper-router (skrouterd on PATH or /usr/sbin/skrouterd) or pass --router-binary")
+	}
 	conn, err := r.connect(ctx)
 	if err != nil {
 		return runtime.State{}, err

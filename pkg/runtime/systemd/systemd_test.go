@@ -98,7 +98,7 @@ func render(t *testing.T, home, ns, resources string) runtime.Site {
 		t.Fatal(err)
 	}
 	dir.SetPlatform("linux")
-	res, err := controller.New(controller.Options{DataHome: home}).Reconcile(ns)
+	res, err := controller.New(controller.Options{DataHome: home}).Reconcile(context.Background(), ns)
 	if err != nil || res.Config == nil {
 		t.Fatalf("render: %v %v", err, res.Problems)
 	}

@@ -1,0 +1,111 @@
+package routertest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/containers/podman/v5/pkg/bindings"
+	"github.com/containers/podman/v5/pkg/bindings/images"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+
+	"github.com/site-controller/site-controller/pkg/runtime/docker"
+	"github.com/site-controller/site-controller/pkg/runtime/podman"
+	"github.com/site-controller/site-controller/pkg/runtime/systemd"
+)
+
+// DockerEndpoint returns the test Docker engine, or skips.
+func DockerEndpoint(t testing.TB) string {
+	ep := os.Getenv("SITE_CONTROLLER_TEST_DOCKER")
+	if ep == "" {
+		t.Skip("no Docker engine for tests: run under scripts/with-engines.sh (sets SITE_CONTROLLER_TEST_DOCKER)")
+	}
+	return ep
+}
+
+// PodmanEndpoint returns the test Podman API service, or skips.
+func PodmanEndpoint(t testing.TB) string {
+	ep := os.Getenv("SITE_CONTROLLER_TEST_PODMAN")
+	if ep == "" {
+		t.Skip("no Podman API service for tests: run under scripts/with-engines.sh (sets SITE_CONTROLLER_TEST_PODMAN)")
+	}
+	return ep
+}
+
+// Docker returns a docker runtime on the test engine that runs the
+// stand-in router image (imported when missing).
+func Docker(t testing.TB) *docker.Runtime {
+	t.Helper()
+	ep := DockerEndpoint(t)
+	cli, err := client.NewClientWithOpts(client.WithHost(ep), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := context.Background()
+	if _, err := cli.ImageInspect(ctx, StandinImage); err != nil {
+		rc, err := cli.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(StandinRootfs(t)), SourceName: "-"},
+			StandinImage, image.ImportOptions{Changes: []string{`ENTRYPOINT ["/standin"]`}})
+		if err != nil {
+			t.Fatalf("importing the stand-in image into docker: %v", err)
+		}
+		rc.Close()
+	}
+	r, err := docker.New(docker.Options{Endpoint: ep, Image: StandinImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// Podman returns a podman runtime on the test service that runs the
+// stand-in router image (imported when missing).
+func Podman(t testing.TB) *podman.Runtime {
+	t.Helper()
+	ep := PodmanEndpoint(t)
+	conn, err := bindings.NewConnection(context.Background(), ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := images.Exists(conn, StandinImage, nil); !ok {
+		changes := []string{`ENTRYPOINT ["/standin"]`}
+		ref := StandinImage
+		if _, err := images.Import(conn, bytes.NewReader(StandinRootfs(t)), &images.ImportOptions{Changes: &changes, Reference: &ref}); err != nil {
+			t.Fatalf("importing the stand-in image into podman: %v", err)
+		}
+	}
+	return podman.New(podman.Options{Endpoint: ep, Image: StandinImage})
+}
+
+// Systemd returns a linux runtime on the test's systemd user manager,
+// running binary (the stand-in when empty), or skips.
+func Systemd(t testing.TB, binary string) *systemd.Runtime {
+	t.Helper()
+	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" || os.Getenv("XDG_CONFIG_HOME") == "" {
+		t.Skip("no systemd user manager for tests: run under scripts/with-engines.sh")
+	}
+	if binary == "" {
+		binary = Standin(t)
+	}
+	r := systemd.New(systemd.Options{Scope: systemd.User, Binary: binary})
+	t.Cleanup(r.Close)
+	return r
+}
+
+// ReportFile makes every service the test's user manager starts from now
+// on append the stand-in's line to a file (there is no journal here), and
+// returns the file.
+func ReportFile(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "report")
+	if out, err := exec.Command("systemctl", "--user", "set-environment", "STANDIN_REPORT="+path).CombinedOutput(); err != nil {
+		t.Fatalf("systemctl --user set-environment: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("systemctl", "--user", "unset-environment", "STANDIN_REPORT").Run() })
+	return path
+}
