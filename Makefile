@@ -7,7 +7,7 @@ PREFIX  ?= /usr/local
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build test lint run install bench scale coldstart clean
+.PHONY: all build test test-all lint run install bench scale coldstart clean
 
 all: build
 
@@ -17,6 +17,11 @@ build:
 ## test: every test, with the race detector (the README's test command)
 test:
 	$(GO) test -tags '$(TAGS)' -race -count=1 ./...
+
+## test-all: every test against real engines: installs (apt-get) and starts
+## dockerd, a Podman API service and a systemd user manager (needs root)
+test-all:
+	scripts/with-engines.sh $(MAKE) test
 
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }

@@ -44,7 +44,7 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 		if err == nil && recorded == "" {
 			// the namespace now lives on this platform; moving it is an
 			// explicit act (editing internal/platform.yaml)
-			if err := s.dir.SetPlatform(platform); err != nil {
+			if err := s.dir.RecordPlatform(platform); err != nil {
 				res.RouterErr = err
 			}
 		}

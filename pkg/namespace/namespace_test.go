@@ -174,3 +174,20 @@ func TestFileNames(t *testing.T) {
 		t.Error("invalid namespace name accepted")
 	}
 }
+
+func TestRecordPlatformNeverOverrides(t *testing.T) {
+	d, _ := Open(t.TempDir(), "p")
+	if err := d.RecordPlatform("docker"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RecordPlatform("podman"); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := d.Platform(); p != "docker" {
+		t.Errorf("platform %q, want the first one recorded", p)
+	}
+	entries, _ := os.ReadDir(d.Internal())
+	if len(entries) != 1 {
+		t.Errorf("temporary files left: %v", entries)
+	}
+}

@@ -188,8 +188,20 @@ func (d Dir) Platform() (string, error) {
 	return "", fmt.Errorf("%s: platform %q is not one of podman, docker, linux", filepath.Join(d.Internal(), platformFile), v.Platform)
 }
 
-// SetPlatform records the namespace's platform.
+// SetPlatform records the namespace's platform, replacing any recorded
+// one: an explicit act (tests, tools).
 func (d Dir) SetPlatform(p string) error {
 	_, err := WriteFile(filepath.Join(d.Internal(), platformFile), []byte("platform: "+p+"\n"), 0o644, 0o755, true)
+	return err
+}
+
+// RecordPlatform records the namespace's platform unless one is recorded
+// already (even one written a moment ago): the controller pins a
+// namespace to where its router first ran, and never overrides a choice.
+func (d Dir) RecordPlatform(p string) error {
+	err := CreateNew(filepath.Join(d.Internal(), platformFile), []byte("platform: "+p+"\n"), 0o644, 0o755)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
 	return err
 }

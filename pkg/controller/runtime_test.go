@@ -1,0 +1,300 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/internal/testfs"
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/runtime"
+	"github.com/site-controller/site-controller/pkg/runtime/docker"
+	"github.com/site-controller/site-controller/pkg/status"
+)
+
+func testNamespace(prefix string) string {
+	return fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1e9)
+}
+
+// routerState polls rt until cond holds for the namespace's router.
+func waitRouter(t testing.TB, rt runtime.Runtime, ns, what string, cond func(runtime.State) bool) runtime.State {
+	t.Helper()
+	var st runtime.State
+	eventually(t, what, func() bool {
+		var err error
+		st, err = rt.State(context.Background(), ns)
+		return err == nil && cond(st)
+	})
+	return st
+}
+
+func siteReady(home, ns, site string) func() bool {
+	return func() bool {
+		s := statusOf(home, ns, "Site", site)
+		return s != nil && s.Status == status.Ready && s.Condition(status.Running) != nil && s.Condition(status.Running).Status == "True"
+	}
+}
+
+// TestDaemonRunsRouters: on each platform, a Site file makes a router
+// run, a change restarts it, and removing the Site removes it, input/
+// untouched.
+func TestDaemonRunsRouters(t *testing.T) {
+	for _, platform := range []string{"docker", "podman", "linux"} {
+		t.Run(platform, func(t *testing.T) {
+			var rt runtime.Runtime
+			switch platform {
+			case "docker":
+				rt = routertest.Docker(t)
+			case "podman":
+				rt = routertest.Podman(t)
+			case "linux":
+				rt = routertest.Systemd(t, "")
+			}
+			home := t.TempDir()
+			ns := testNamespace("rt")
+			t.Cleanup(func() { rt.Remove(context.Background(), ns) })
+			startDaemon(t, home, func(o *DaemonOptions) {
+				o.Platform = platform
+				o.Runtimes = map[string]runtime.Runtime{platform: rt}
+			})
+			res := filepath.Join(namespace.Root(home), ns, "input", "resources")
+			writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("s"))
+			writeFile(t, filepath.Join(res, "l.yaml"), listenerYAML("l", 19001))
+			eventually(t, "Site ready with its router running", siteReady(home, ns, "s"))
+			first := waitRouter(t, rt, ns, "router running", func(s runtime.State) bool { return s.Running })
+			if p, _ := (namespace.Dir{Name: ns, Path: filepath.Join(namespace.Root(home), ns)}).Platform(); p != platform {
+				t.Errorf("platform recorded %q, want %q", p, platform)
+			}
+
+			writeFile(t, filepath.Join(res, "l.yaml"), listenerYAML("l", 19002))
+			waitRouter(t, rt, ns, "router restarted with the new configuration", func(s runtime.State) bool {
+				return s.Running && s.Started.After(first.Started)
+			})
+			eventually(t, "Site ready again", siteReady(home, ns, "s"))
+
+			input := testfs.Fingerprint(t, filepath.Join(namespace.Root(home), ns, "input"))
+			os.Remove(filepath.Join(res, "site.yaml"))
+			waitRouter(t, rt, ns, "router removed with the Site", func(s runtime.State) bool { return !s.Exists || s.Status == "inactive" })
+			eventually(t, "listener waits for a Site", func() bool {
+				s := statusOf(home, ns, "Listener", "l")
+				return s != nil && strings.Contains(s.Message, "waiting for a Site")
+			})
+			if got := testfs.Fingerprint(t, filepath.Join(namespace.Root(home), ns, "input")); got != strings.Replace(input, "site.yaml", "site.yaml", 1) && strings.Contains(got, "l.yaml") == false {
+				t.Error("input/ changed beyond the removed Site")
+			}
+		})
+	}
+}
+
+// TestRestartAdoptsAndSweeps: stopping the controller leaves routers
+// running; a new controller adopts them (same container, no duplicate)
+// and removes the router of a namespace deleted while it was down.
+func TestRestartAdoptsAndSweeps(t *testing.T) {
+	rt := routertest.Docker(t)
+	ctx := context.Background()
+	home := t.TempDir()
+	keep, drop := testNamespace("ka"), testNamespace("kb")
+	t.Cleanup(func() { rt.Remove(ctx, keep); rt.Remove(ctx, drop) })
+	for _, ns := range []string{keep, drop} {
+		writeFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), siteYAML("s"))
+	}
+	opts := func(o *DaemonOptions) { o.Platform = "docker"; o.Runtimes = map[string]runtime.Runtime{"docker": rt} }
+	d1 := startDaemon(t, home, opts)
+	before := waitRouter(t, rt, keep, "router running", func(s runtime.State) bool { return s.Running })
+	waitRouter(t, rt, drop, "router running", func(s runtime.State) bool { return s.Running })
+	d1.stop()
+	if st, _ := rt.State(ctx, keep); !st.Running {
+		t.Fatal("stopping the controller stopped a router")
+	}
+	os.RemoveAll(filepath.Join(namespace.Root(home), drop))
+
+	startDaemon(t, home, opts)
+	eventually(t, "orphan removed", func() bool { st, err := rt.State(ctx, drop); return err == nil && !st.Exists })
+	after, _ := rt.State(ctx, keep)
+	if !after.Running || !after.Started.Equal(before.Started) {
+		t.Errorf("the router was restarted by a controller restart: %v -> %v", before.Started, after.Started)
+	}
+	list, _ := rt.List(ctx)
+	n := 0
+	for _, r := range list {
+		if r.Namespace == keep {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d routers for %s, want 1", n, keep)
+	}
+}
+
+// socketProxy forwards a unix socket to the real engine socket; stopping
+// it is, for the controller, the engine going away (the engine itself is
+// shared by other tests and stays up).
+type socketProxy struct {
+	path, target string
+	mu           sync.Mutex
+	l            net.Listener
+	conns        []net.Conn
+}
+
+func (p *socketProxy) start(t testing.TB) {
+	l, err := net.Listen("unix", p.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.l = l
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("unix", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() { io.Copy(c, u); c.Close() }()
+		}
+	}()
+}
+
+func (p *socketProxy) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.l != nil {
+		p.l.Close()
+		p.l = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	os.Remove(p.path)
+}
+
+// TestEngineDownThenBack: with the engine unreachable, the Site status
+// says so (Error, with what to do); when it comes back the daemon
+// recovers by itself, and other namespaces are not held up.
+func TestEngineDownThenBack(t *testing.T) {
+	real := routertest.DockerEndpoint(t)
+	routertest.Docker(t) // the stand-in image
+	proxy := &socketProxy{path: filepath.Join(t.TempDir(), "docker.sock"), target: strings.TrimPrefix(real, "unix://")}
+	proxy.start(t)
+	t.Cleanup(proxy.stop)
+	rt, err := docker.New(docker.Options{Endpoint: "unix://" + proxy.path, Image: routertest.StandinImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := routertest.Docker(t)
+	home := t.TempDir()
+	ns := testNamespace("down")
+	t.Cleanup(func() { direct.Remove(context.Background(), ns) })
+	startDaemon(t, home, func(o *DaemonOptions) {
+		o.Platform = "docker"
+		o.Runtimes = map[string]runtime.Runtime{"docker": rt}
+	})
+	res := filepath.Join(namespace.Root(home), ns, "input", "resources")
+	writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("s"))
+	eventually(t, "Site ready", siteReady(home, ns, "s"))
+
+	proxy.stop()
+	writeFile(t, filepath.Join(res, "l.yaml"), listenerYAML("l", 19011))
+	eventually(t, "engine-down status", func() bool {
+		s := statusOf(home, ns, "Site", "s")
+		return s != nil && s.Status == status.Error && strings.Contains(s.Message, "is not reachable") && strings.Contains(s.Message, "start it")
+	})
+	// another namespace is still rendered meanwhile
+	other := testNamespace("other")
+	writeFile(t, filepath.Join(namespace.Root(home), other, "input", "resources", "site.yaml"), siteYAML("o")+"---\n"+listenerYAML("x", 19012))
+	eventually(t, "other namespace rendered", func() bool { return hasListener(home, other, "x", 19012) })
+	t.Cleanup(func() { direct.Remove(context.Background(), other) })
+
+	proxy.start(t)
+	eventually(t, "recovery after the engine is back", siteReady(home, ns, "s"))
+	if !hasListener(home, ns, "l", 19011) {
+		t.Error("the change made while the engine was down is not in the config")
+	}
+}
+
+// TestPlatformChange: editing internal/platform.yaml moves the router from
+// one platform to the other.
+func TestPlatformChange(t *testing.T) {
+	dk, pm := routertest.Docker(t), routertest.Podman(t)
+	ctx := context.Background()
+	home := t.TempDir()
+	ns := testNamespace("mv")
+	t.Cleanup(func() { dk.Remove(ctx, ns); pm.Remove(ctx, ns) })
+	startDaemon(t, home, func(o *DaemonOptions) {
+		o.Platform = "docker"
+		o.Runtimes = map[string]runtime.Runtime{"docker": dk, "podman": pm}
+	})
+	writeFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), siteYAML("s"))
+	waitRouter(t, dk, ns, "router on docker", func(s runtime.State) bool { return s.Running })
+	writeFile(t, filepath.Join(namespace.Root(home), ns, "internal", "platform.yaml"), "platform: podman\n")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("Site status: %+v", statusOf(home, ns, "Site", "s"))
+		}
+	})
+	waitRouter(t, pm, ns, "router on podman", func(s runtime.State) bool { return s.Running })
+	waitRouter(t, dk, ns, "router gone from docker", func(s runtime.State) bool { return !s.Exists })
+	data, _ := os.ReadFile(filepath.Join(namespace.Root(home), ns, "runtime", "router", "skrouterd.json"))
+	if !strings.Contains(string(data), `\"platform\":\"podman\"`) {
+		t.Error("config not rendered for podman")
+	}
+}
+
+// TestLinuxPlatformRealRouter runs the real skrouterd as a systemd service
+// (user manager) from a Site, a Listener and a Connector, and sends
+// traffic from the Listener's port to a server behind the Connector.
+func TestLinuxPlatformRealRouter(t *testing.T) {
+	binary := routertest.Binary(t)
+	rt := routertest.Systemd(t, binary)
+	home := t.TempDir()
+	ns := testNamespace("lx")
+	t.Cleanup(func() { rt.Remove(context.Background(), ns) })
+	echo := echoServer(t, nil)
+	in := routertest.FreePort(t)
+	startDaemon(t, home, func(o *DaemonOptions) {
+		o.Platform = "linux"
+		o.Runtimes = map[string]runtime.Runtime{"linux": rt}
+	})
+	writeFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), fmt.Sprintf(`apiVersion: skupper.io/v2alpha1
+kind: Site
+metadata: {name: host}
+---
+apiVersion: skupper.io/v2alpha1
+kind: Listener
+metadata: {name: front}
+spec: {routingKey: echo, host: 127.0.0.1, port: %d}
+---
+apiVersion: skupper.io/v2alpha1
+kind: Connector
+metadata: {name: back}
+spec: {routingKey: echo, host: 127.0.0.1, port: %d}
+`, in, echo))
+	eventually(t, "Site ready with skrouterd running", siteReady(home, ns, "host"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := roundTrip(ctx, in, nil); err != nil {
+		t.Fatalf("traffic from Listener to Connector: %v", err)
+	}
+	st, _ := rt.State(context.Background(), ns)
+	if !st.Running || st.Restarts != 0 {
+		t.Errorf("router state %+v", st)
+	}
+}
