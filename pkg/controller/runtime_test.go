@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/site-controller/site-controller/internal/enginetest"
 	"github.com/site-controller/site-controller/internal/routertest"
 	"github.com/site-controller/site-controller/internal/testfs"
 	"github.com/site-controller/site-controller/pkg/namespace"
@@ -52,11 +53,11 @@ func TestDaemonRunsRouters(t *testing.T) {
 			var rt runtime.Runtime
 			switch platform {
 			case "docker":
-				rt = routertest.Docker(t)
+				rt = enginetest.Docker(t)
 			case "podman":
-				rt = routertest.Podman(t)
+				rt = enginetest.Podman(t)
 			case "linux":
-				rt = routertest.Systemd(t, "")
+				rt = enginetest.Systemd(t, "")
 			}
 			home := t.TempDir()
 			ns := testNamespace("rt")
@@ -98,7 +99,7 @@ func TestDaemonRunsRouters(t *testing.T) {
 // running; a new controller adopts them (same container, no duplicate)
 // and removes the router of a namespace deleted while it was down.
 func TestRestartAdoptsAndSweeps(t *testing.T) {
-	rt := routertest.Docker(t)
+	rt := enginetest.Docker(t)
 	ctx := context.Background()
 	home := t.TempDir()
 	keep, drop := testNamespace("ka"), testNamespace("kb")
@@ -190,8 +191,8 @@ func (p *socketProxy) stop() {
 // says so (Error, with what to do); when it comes back the daemon
 // recovers by itself, and other namespaces are not held up.
 func TestEngineDownThenBack(t *testing.T) {
-	real := routertest.DockerEndpoint(t)
-	routertest.Docker(t) // the stand-in image
+	real := enginetest.DockerEndpoint(t)
+	enginetest.Docker(t) // the stand-in image
 	proxy := &socketProxy{path: filepath.Join(t.TempDir(), "docker.sock"), target: strings.TrimPrefix(real, "unix://")}
 	proxy.start(t)
 	t.Cleanup(proxy.stop)
@@ -199,7 +200,7 @@ func TestEngineDownThenBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	direct := routertest.Docker(t)
+	direct := enginetest.Docker(t)
 	home := t.TempDir()
 	ns := testNamespace("down")
 	t.Cleanup(func() { direct.Remove(context.Background(), ns) })
@@ -233,7 +234,7 @@ func TestEngineDownThenBack(t *testing.T) {
 // TestPlatformChange: editing internal/platform.yaml moves the router from
 // one platform to the other.
 func TestPlatformChange(t *testing.T) {
-	dk, pm := routertest.Docker(t), routertest.Podman(t)
+	dk, pm := enginetest.Docker(t), enginetest.Podman(t)
 	ctx := context.Background()
 	home := t.TempDir()
 	ns := testNamespace("mv")
@@ -263,7 +264,7 @@ func TestPlatformChange(t *testing.T) {
 // traffic from the Listener's port to a server behind the Connector.
 func TestLinuxPlatformRealRouter(t *testing.T) {
 	binary := routertest.Binary(t)
-	rt := routertest.Systemd(t, binary)
+	rt := enginetest.Systemd(t, binary)
 	home := t.TempDir()
 	ns := testNamespace("lx")
 	t.Cleanup(func() { rt.Remove(context.Background(), ns) })

@@ -1,4 +1,7 @@
-package routertest
+// Package enginetest gives tests router runtimes on the real engines that
+// scripts/with-engines.sh starts (Docker, Podman, a systemd user manager),
+// running the stand-in router; tests skip when the engines are absent.
+package enginetest
 
 import (
 	"bytes"
@@ -13,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
+	"github.com/site-controller/site-controller/internal/routertest"
 	"github.com/site-controller/site-controller/pkg/runtime/docker"
 	"github.com/site-controller/site-controller/pkg/runtime/podman"
 	"github.com/site-controller/site-controller/pkg/runtime/systemd"
@@ -47,15 +51,15 @@ func Docker(t testing.TB) *docker.Runtime {
 	}
 	defer cli.Close()
 	ctx := context.Background()
-	if _, err := cli.ImageInspect(ctx, StandinImage); err != nil {
-		rc, err := cli.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(StandinRootfs(t)), SourceName: "-"},
-			StandinImage, image.ImportOptions{Changes: []string{`ENTRYPOINT ["/standin"]`}})
+	if _, err := cli.ImageInspect(ctx, routertest.StandinImage); err != nil {
+		rc, err := cli.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(routertest.StandinRootfs(t)), SourceName: "-"},
+			routertest.StandinImage, image.ImportOptions{Changes: []string{`ENTRYPOINT ["/standin"]`}})
 		if err != nil {
 			t.Fatalf("importing the stand-in image into docker: %v", err)
 		}
 		rc.Close()
 	}
-	r, err := docker.New(docker.Options{Endpoint: ep, Image: StandinImage})
+	r, err := docker.New(docker.Options{Endpoint: ep, Image: routertest.StandinImage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,14 +76,14 @@ func Podman(t testing.TB) *podman.Runtime {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := images.Exists(conn, StandinImage, nil); !ok {
+	if ok, _ := images.Exists(conn, routertest.StandinImage, nil); !ok {
 		changes := []string{`ENTRYPOINT ["/standin"]`}
-		ref := StandinImage
-		if _, err := images.Import(conn, bytes.NewReader(StandinRootfs(t)), &images.ImportOptions{Changes: &changes, Reference: &ref}); err != nil {
+		ref := routertest.StandinImage
+		if _, err := images.Import(conn, bytes.NewReader(routertest.StandinRootfs(t)), &images.ImportOptions{Changes: &changes, Reference: &ref}); err != nil {
 			t.Fatalf("importing the stand-in image into podman: %v", err)
 		}
 	}
-	return podman.New(podman.Options{Endpoint: ep, Image: StandinImage})
+	return podman.New(podman.Options{Endpoint: ep, Image: routertest.StandinImage})
 }
 
 // Systemd returns a linux runtime on the test's systemd user manager,
@@ -90,7 +94,7 @@ func Systemd(t testing.TB, binary string) *systemd.Runtime {
 		t.Skip("no systemd user manager for tests: run under scripts/with-engines.sh")
 	}
 	if binary == "" {
-		binary = Standin(t)
+		binary = routertest.Standin(t)
 	}
 	r := systemd.New(systemd.Options{Scope: systemd.User, Binary: binary})
 	t.Cleanup(r.Close)
