@@ -12,7 +12,9 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/site-controller/site-controller/internal/enginetest"
 	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/runtime"
 
 	"github.com/site-controller/site-controller/internal/scale"
 )
@@ -106,4 +108,57 @@ func BenchmarkChangeToStatus(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkSiteToRouter measures, per platform, the time from a Site file
+// landing (renamed into place) in a new namespace to its router running
+// as the engine reports it: a container running (docker, podman) or the
+// unit active (systemd). The stand-in router image/binary is used, so the
+// figure is the controller's and the engine's, not the router's start-up.
+func BenchmarkSiteToRouter(b *testing.B) {
+	for _, platform := range []string{"docker", "podman", "linux"} {
+		b.Run(platform, func(b *testing.B) {
+			var rt runtime.Runtime
+			switch platform {
+			case "docker":
+				rt = enginetest.Docker(b)
+			case "podman":
+				rt = enginetest.Podman(b)
+			case "linux":
+				rt = enginetest.Systemd(b, "")
+			}
+			home := b.TempDir()
+			startDaemon(b, home, func(o *DaemonOptions) {
+				o.Platform = platform
+				o.Runtimes = map[string]runtime.Runtime{platform: rt}
+			})
+			var times []time.Duration
+			for b.Loop() {
+				ns := testNamespace("bench")
+				res := filepath.Join(namespace.Root(home), ns, "input", "resources")
+				os.MkdirAll(res, 0o755)
+				tmp := filepath.Join(res, ".site.yaml.tmp")
+				os.WriteFile(tmp, []byte(siteYAML("s")), 0o644)
+				start := time.Now()
+				os.Rename(tmp, filepath.Join(res, "site.yaml"))
+				for {
+					st, err := rt.State(context.Background(), ns)
+					if err == nil && st.Running {
+						break
+					}
+					if time.Since(start) > 30*time.Second {
+						b.Fatalf("router of %s never ran", ns)
+					}
+					time.Sleep(2 * time.Millisecond)
+				}
+				times = append(times, time.Since(start))
+				b.StopTimer()
+				rt.Remove(context.Background(), ns)
+				os.RemoveAll(filepath.Join(namespace.Root(home), ns))
+				b.StartTimer()
+			}
+			slices.Sort(times)
+			b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
+		})
+	}
 }
