@@ -3,6 +3,7 @@ module github.com/site-controller/site-controller
 go 1.26.8
 
 require (
+	github.com/Azure/go-amqp v1.5.0
 	github.com/containerd/errdefs v1.0.0
 	github.com/containers/podman/v5 v5.8.6
 	github.com/coreos/go-systemd/v22 v22.6.0

@@ -1,0 +1,210 @@
+package routerconfig
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Change is one management operation that brings a running router to a
+// desired configuration.
+type Change struct {
+	Op    string // CREATE, UPDATE or DELETE
+	Type  string // configuration entity type, e.g. tcpListener
+	Name  string
+	Attrs map[string]any // CREATE: all attributes; UPDATE: the changed ones
+}
+
+// LiveTypes are the entity types changed in a running router, in the
+// order they are created.
+var LiveTypes = []string{"sslProfile", "tcpListener", "tcpConnector"}
+
+// owned lists, per live type, the attributes this controller sets; a
+// difference in any of them changes the entity. Unset means the value in
+// unset (the router's default), or no value.
+var owned = map[string][]string{
+	"sslProfile":   {"caCertFile", "certFile", "privateKeyFile"},
+	"tcpListener":  {"host", "port", "address", "observer", "sslProfile"},
+	"tcpConnector": {"host", "port", "address", "sslProfile", "verifyHostname"},
+}
+
+var unset = map[string]map[string]any{
+	"tcpListener":  {"observer": "auto"},
+	"tcpConnector": {"verifyHostname": true},
+}
+
+// updatable lists the attributes the router changes in place (UPDATE);
+// a difference in any other owned attribute re-creates the entity.
+var updatable = map[string]map[string]bool{
+	"sslProfile":  {"caCertFile": true, "certFile": true, "privateKeyFile": true},
+	"tcpListener": {"observer": true},
+}
+
+// Live returns the entities of the live types, by type and name.
+func (c Config) Live() map[string]map[string]Entity {
+	out := map[string]map[string]Entity{}
+	for _, t := range LiveTypes {
+		out[t] = map[string]Entity{}
+	}
+	for _, e := range c {
+		if m, ok := out[e.Type]; ok {
+			m[e.Name()] = e
+		}
+	}
+	return out
+}
+
+// Diff returns the changes that turn the live entities of actual into
+// those of desired. Unchanged entities are left alone; an entity is
+// updated in place when only updatable attributes differ, and re-created
+// otherwise. Order: profiles created or updated first, then listeners and
+// connectors deleted, then created, then profiles deleted, so that no
+// entity refers to a profile that is not there.
+func Diff(desired, actual Config) []Change {
+	want, have := desired.Live(), actual.Live()
+	var profilesUp, tcpDel, tcpAdd, profilesDel []Change
+	for _, t := range LiveTypes {
+		for _, name := range sortedKeys(want[t]) {
+			w := want[t][name]
+			h, exists := have[t][name]
+			var changed []string
+			if exists {
+				changed = differences(t, w.Attrs, h.Attrs)
+				if len(changed) == 0 {
+					continue
+				}
+			}
+			if exists && allUpdatable(t, changed) {
+				attrs := map[string]any{}
+				for _, k := range changed {
+					attrs[k] = valueOrUnset(t, k, w.Attrs)
+				}
+				profilesUp = append(profilesUp, Change{"UPDATE", t, name, attrs})
+				continue
+			}
+			create := Change{"CREATE", t, name, withoutName(w.Attrs)}
+			if t == "sslProfile" {
+				profilesUp = append(profilesUp, create) // a profile is never re-created: all its attributes update
+				continue
+			}
+			if exists {
+				tcpDel = append(tcpDel, Change{"DELETE", t, name, nil})
+			}
+			tcpAdd = append(tcpAdd, create)
+		}
+		for _, name := range sortedKeys(have[t]) {
+			if _, ok := want[t][name]; ok {
+				continue
+			}
+			if t == "sslProfile" {
+				profilesDel = append(profilesDel, Change{"DELETE", t, name, nil})
+			} else {
+				tcpDel = append(tcpDel, Change{"DELETE", t, name, nil})
+			}
+		}
+	}
+	return slices.Concat(profilesUp, tcpDel, tcpAdd, profilesDel)
+}
+
+func withoutName(attrs map[string]any) map[string]any {
+	out := make(map[string]any, len(attrs))
+	for k, v := range attrs {
+		if k != "name" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func allUpdatable(t string, attrs []string) bool {
+	for _, a := range attrs {
+		if !updatable[t][a] {
+			return false
+		}
+	}
+	return true
+}
+
+func valueOrUnset(t, k string, attrs map[string]any) any {
+	if v, ok := attrs[k]; ok {
+		return v
+	}
+	if v, ok := unset[t][k]; ok {
+		return v
+	}
+	return ""
+}
+
+// differences lists the owned attributes whose values differ.
+func differences(t string, want, have map[string]any) []string {
+	var out []string
+	for _, k := range owned[t] {
+		if !same(valueOrUnset(t, k, want), valueOrUnset(t, k, have)) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// same compares attribute values across their JSON, AMQP and Go forms:
+// numbers whatever their type, and nil as "".
+func same(a, b any) bool {
+	return canonical(a) == canonical(b)
+}
+
+func canonical(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case int:
+		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case json.Number:
+		return x.String()
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	data, _ := json.Marshal(v)
+	return string(data)
+}
+
+// Expand replaces ${NAME} in string attributes by vars[NAME], as the
+// router image's launch script does with environment variables before the
+// router reads its file: what is sent over management must already be
+// expanded.
+func (c Config) Expand(vars map[string]string) Config {
+	out := make(Config, len(c))
+	for i, e := range c {
+		attrs := make(map[string]any, len(e.Attrs))
+		for k, v := range e.Attrs {
+			if s, ok := v.(string); ok && strings.Contains(s, "${") {
+				for name, val := range vars {
+					s = strings.ReplaceAll(s, "${"+name+"}", val)
+				}
+				v = s
+			}
+			attrs[k] = v
+		}
+		out[i] = Entity{e.Type, attrs}
+	}
+	return out
+}
+
+// RestartKey is what a running router cannot take live: everything but the
+// live types. When it changes, the router must restart.
+func (c Config) RestartKey() string {
+	var rest Config
+	for _, e := range c {
+		if !slices.Contains(LiveTypes, e.Type) || e.Name() == LocalServer {
+			rest = append(rest, e)
+		}
+	}
+	data, _ := rest.Marshal()
+	return string(data)
+}
