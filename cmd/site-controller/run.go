@@ -41,7 +41,7 @@ func newRunCommand() *cobra.Command {
 				return err
 			}
 			opts := controller.DaemonOptions{
-				Options: controller.Options{DataHome: dataHome, Platform: chosen, Runtimes: runtimes, Version: controllerVersion()},
+				Options: controller.Options{DataHome: dataHome, Platform: chosen, Runtimes: runtimes, Live: true, Version: controllerVersion()},
 				Quiet:   quiet, Rescan: rescan, Log: log,
 				Notify: func(state string) { _, _ = sddaemon.SdNotify(false, state) },
 			}

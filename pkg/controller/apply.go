@@ -2,18 +2,48 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
+	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/runtime"
 )
 
-// recheckStarting is how soon a router that is not running yet is looked
-// at again.
-const recheckStarting = 3 * time.Second
+// How soon a namespace is looked at again: a router that is not running
+// yet, and listeners that wait for a connector somewhere in the network.
+const (
+	recheckStarting  = 3 * time.Second
+	recheckUnmatched = 5 * time.Second
+)
+
+// routerHash identifies what the router must restart for. With live
+// management that is only what it cannot change running (router, site,
+// management listener and its credentials); without, everything it reads.
+func (r *Reconciler) routerHash(s *siteState) (string, error) {
+	if !r.opts.Live {
+		return runtime.InputHash(s.dir.Path)
+	}
+	h := sha256.New()
+	h.Write([]byte(s.res.Config.RestartKey()))
+	h.Write([]byte(credentialHash(filepath.Join(s.dir.RuntimeCerts(), routerconfig.LocalServer))))
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// unmatched tells whether some tcpListener waits for a connector.
+func (l *Live) unmatched() bool {
+	for _, e := range l.Entities["tcpListener"] {
+		if e.Attrs["operStatus"] != "up" {
+			return true
+		}
+	}
+	return false
+}
 
 // apply makes the namespace's runtime match the pass: the router runs with
 // the rendered input while there is a valid Site, keeps its last good
@@ -34,13 +64,22 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 	switch {
 	case s.ns.Site != nil && res.Config != nil:
 		r.leaveOtherRuntimes(ctx, s.dir, platform)
-		hash, err := runtime.InputHash(s.dir.Path)
+		hash, err := r.routerHash(s)
 		if err != nil {
 			res.RouterErr = err
 			return
 		}
 		st, err := rt.Ensure(ctx, runtime.Site{Namespace: name, SiteID: res.SiteID, Dir: s.dir.Path, Hash: hash})
 		res.Router, res.RouterErr = &st, err
+		r.mu.Lock()
+		if old, known := r.restartKeys[name]; known && old != hash && r.opts.Live && err == nil {
+			res.Restarted = "the router mode, id or management listener changed, which a running router cannot take live"
+		}
+		r.restartKeys[name] = hash
+		r.mu.Unlock()
+		if res.Restarted != "" {
+			r.live.drop(name)
+		}
 		if err == nil && recorded == "" {
 			// the namespace now lives on this platform; moving it is an
 			// explicit act (editing internal/platform.yaml)
@@ -51,7 +90,18 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 		if err == nil && !st.Running {
 			res.Recheck = recheckStarting
 		}
+		if err == nil && st.Running && r.opts.Live {
+			res.Live, res.LiveErr = r.applyLive(ctx, s, platform)
+			switch {
+			case res.LiveErr != nil:
+				res.Recheck = r.live.failed(name)
+			case res.Live.unmatched():
+				// a peer can appear elsewhere in the network: look again
+				res.Recheck = recheckUnmatched
+			}
+		}
 	case !hasSite:
+		r.live.drop(name)
 		if err := rt.Remove(ctx, name); err != nil {
 			res.RouterErr = err
 			return
@@ -107,8 +157,10 @@ func (r *Reconciler) leaveOtherRuntimes(ctx context.Context, dir namespace.Dir, 
 // removeEverywhere removes the routers of a namespace directory that is
 // gone, on every platform.
 func (r *Reconciler) removeEverywhere(ctx context.Context, dir namespace.Dir) error {
+	r.live.drop(dir.Name)
 	r.mu.Lock()
 	delete(r.alone, dir.Name)
+	delete(r.restartKeys, dir.Name)
 	r.mu.Unlock()
 	var errs []error
 	for _, rt := range r.opts.Runtimes {

@@ -39,6 +39,10 @@ type Options struct {
 	// Runtimes run routers, by platform. A namespace whose platform has no
 	// runtime here is rendered only.
 	Runtimes map[string]runtime.Runtime
+	// Live applies Listener, Connector and TLS changes to running routers
+	// over their management listener, restarting a router only for what it
+	// cannot take live. Without it every change restarts the router.
+	Live bool
 	// Version is the controller version recorded in router metadata
 	// (default "dev").
 	Version string
@@ -50,7 +54,12 @@ type Options struct {
 type Reconciler struct {
 	opts Options
 
+	live liveSessions
+
 	mu sync.Mutex
+	// restartKeys records, by namespace, what the router last started with
+	// that it cannot change live.
+	restartKeys map[string]string
 	// alone records, by namespace, the platform on which the namespace's
 	// router was last checked to be the only one (see leaveOtherRuntimes).
 	alone map[string]string
@@ -67,7 +76,8 @@ func New(opts Options) *Reconciler {
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
-	return &Reconciler{opts: opts, alone: map[string]string{}}
+	return &Reconciler{opts: opts, alone: map[string]string{}, restartKeys: map[string]string{},
+		live: liveSessions{sessions: map[string]*session{}, failures: map[string]int{}}}
 }
 
 // Result tells what one pass did.
@@ -101,6 +111,13 @@ type Result struct {
 	// Recheck asks for another pass after this long, to follow a router
 	// that is starting or failing.
 	Recheck time.Duration
+	// Live is the running router's state after a live apply; nil when
+	// not managed live (no runtime, Live off, or not reachable).
+	Live *Live
+	// LiveErr is why the router could not be reached or changed live.
+	LiveErr error
+	// Restarted says why this pass restarted the router, if it did.
+	Restarted string
 }
 
 // Reconcile runs one full pass over namespace name.

@@ -273,6 +273,7 @@ func TestLinuxPlatformRealRouter(t *testing.T) {
 	startDaemon(t, home, func(o *DaemonOptions) {
 		o.Platform = "linux"
 		o.Runtimes = map[string]runtime.Runtime{"linux": rt}
+		o.Live = true
 	})
 	writeFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), fmt.Sprintf(`apiVersion: skupper.io/v2alpha1
 kind: Site

@@ -126,10 +126,31 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		return st
 	case *resources.Listener:
 		m := connectorKeys[o.Spec.RoutingKey]
-		return matchedStatus(configured, m, "no matching connector for routing key "+o.Spec.RoutingKey, warn, gen, func(st *status.Status) { st.HasMatchingConnector = boolPtr(m) })
+		unmatched := "no matching connector for routing key " + o.Spec.RoutingKey
+		if st, ok := liveStatus(s.res, gen); ok {
+			return st
+		} else if live := s.res.Live; live != nil {
+			present, up := live.listenerUp(routerconfig.ListenerName(o))
+			if !present {
+				return notInRouter(gen, warn)
+			}
+			m, unmatched = up, "no connector for routing key "+o.Spec.RoutingKey+" is reachable in the network"
+			configured = cond(status.Configured, true, "Configured", "in the router", gen)
+		}
+		return matchedStatus(configured, m, unmatched, warn, gen, func(st *status.Status) { st.HasMatchingConnector = boolPtr(m) })
 	case *resources.Connector:
 		m := listenerKeys[o.Spec.RoutingKey]
-		return matchedStatus(configured, m, "no matching listener for routing key "+o.Spec.RoutingKey, warn, gen, func(st *status.Status) { st.HasMatchingListener = boolPtr(m) })
+		unmatched := "no matching listener for routing key " + o.Spec.RoutingKey
+		if st, ok := liveStatus(s.res, gen); ok {
+			return st
+		} else if live := s.res.Live; live != nil {
+			if _, present := live.Entities["tcpConnector"][routerconfig.ConnectorName(o)]; !present {
+				return notInRouter(gen, warn)
+			}
+			m = live.hasListenerFor(o.Spec.RoutingKey)
+			configured = cond(status.Configured, true, "Configured", "in the router", gen)
+		}
+		return matchedStatus(configured, m, unmatched, warn, gen, func(st *status.Status) { st.HasMatchingListener = boolPtr(m) })
 	case *resources.RouterAccess, *resources.Link:
 		msg := d.Kind + " is validated but not rendered yet: links between sites are not implemented by this controller yet"
 		return status.Status{
@@ -139,6 +160,23 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		}
 	}
 	return status.Status{Status: status.Ready, Message: joinMessage("OK", warn), Conditions: []status.Condition{cond(status.ReadyCond, true, "Ready", "OK", gen)}}
+}
+
+// liveStatus is the status of a Listener or Connector whose router runs
+// but could not be reached over management: not confirmed.
+func liveStatus(res *Result, gen int64) (status.Status, bool) {
+	if res.LiveErr == nil {
+		return status.Status{}, false
+	}
+	msg := "not confirmed by the router: its management is not reachable (" + res.LiveErr.Error() + "); retrying"
+	return status.Status{Status: status.Pending, Message: msg, Conditions: []status.Condition{
+		cond(status.Configured, false, "RouterUnreachable", msg, gen), cond(status.ReadyCond, false, "RouterUnreachable", msg, gen)}}, true
+}
+
+func notInRouter(gen int64, warn string) status.Status {
+	msg := "not in the router: the last change was not applied"
+	return status.Status{Status: status.Pending, Message: joinMessage(msg, warn), Conditions: []status.Condition{
+		cond(status.Configured, false, "NotConfigured", msg, gen), cond(status.ReadyCond, false, "NotConfigured", msg, gen)}}
 }
 
 // siteStatus is the status of a valid Site: whether its router runs.
@@ -153,11 +191,23 @@ func siteStatus(res *Result, configured status.Condition, gen int64) status.Stat
 	case res.RouterErr != nil:
 		st.Status = status.Error
 		msg, reason = "router on "+res.Platform+": "+res.RouterErr.Error(), "RuntimeError"
+	case res.Router != nil && res.Router.Running && res.LiveErr != nil:
+		msg, reason = "router running on "+res.Platform+", but its management is not reachable yet: "+res.LiveErr.Error(), "ManagementUnreachable"
 	case res.Router != nil && res.Router.Running:
+		running := "router running on " + res.Platform
+		if res.Live != nil {
+			running += ", managed live"
+		}
+		if res.Restarted != "" {
+			running += "; restarted because " + res.Restarted
+		}
 		st.Status = status.Ready
 		st.Message = "OK"
+		if res.Restarted != "" {
+			st.Message = "OK; router restarted because " + res.Restarted
+		}
 		st.Conditions = []status.Condition{configured,
-			cond(status.Running, true, "Running", "router running on "+res.Platform, gen),
+			cond(status.Running, true, "Running", running, gen),
 			cond(status.ReadyCond, true, "Ready", "OK", gen)}
 		return st
 	case res.Router != nil:

@@ -58,6 +58,7 @@ type State struct {
 	Status   string
 	Restarts int
 	ExitCode int
+	Pid      int // the router's process on the host, when running
 	Started  time.Time
 	// Message explains a router that is not running, for the Site status.
 	Message string

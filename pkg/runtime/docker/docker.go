@@ -179,6 +179,7 @@ func (r *Runtime) State(ctx context.Context, ns string) (runtime.State, error) {
 		st.Running = c.State.Running && !c.State.Restarting
 		st.Status = c.State.Status
 		st.ExitCode = c.State.ExitCode
+		st.Pid = c.State.Pid
 		st.Started, _ = time.Parse(time.RFC3339Nano, c.State.StartedAt)
 	}
 	if !st.Running {

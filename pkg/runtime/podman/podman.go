@@ -239,6 +239,7 @@ func (r *Runtime) inspect(c context.Context, ns string) (runtime.State, error) {
 		st.Running = data.State.Running && !data.State.Restarting
 		st.Status = data.State.Status
 		st.ExitCode = int(data.State.ExitCode)
+		st.Pid = data.State.Pid
 		st.Started = data.State.StartedAt
 	}
 	if !st.Running {

@@ -289,6 +289,9 @@ func (r *Runtime) State(ctx context.Context, ns string) (runtime.State, error) {
 	if n, ok := props["NRestarts"].(uint32); ok {
 		st.Restarts = int(n)
 	}
+	if pid, ok := props["MainPID"].(uint32); ok {
+		st.Pid = int(pid)
+	}
 	if code, ok := props["ExecMainStatus"].(int32); ok {
 		st.ExitCode = int(code)
 	}

@@ -1,0 +1,231 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/site-controller/site-controller/pkg/certs"
+	"github.com/site-controller/site-controller/pkg/management"
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/routerconfig"
+)
+
+// Live is what the running router reports after a live apply.
+type Live struct {
+	// Entities of the live types as the router has them, by type and name.
+	Entities map[string]map[string]routerconfig.Entity
+	// Applied counts the management operations this pass sent.
+	Applied int
+}
+
+// listenerUp tells whether the router has the tcpListener and it accepts
+// connections (some connector for its address is reachable).
+func (l *Live) listenerUp(name string) (present, up bool) {
+	e, ok := l.Entities["tcpListener"][name]
+	return ok, ok && e.Attrs["operStatus"] == "up"
+}
+
+// hasListenerFor tells whether the router has a tcpListener for address.
+func (l *Live) hasListenerFor(address string) bool {
+	for _, e := range l.Entities["tcpListener"] {
+		if e.Attrs["address"] == address {
+			return true
+		}
+	}
+	return false
+}
+
+// session is the management connection to one namespace's router.
+type session struct {
+	client *management.Client
+	port   int
+	// loaded is, per sslProfile, the content hash of the credential files
+	// the router was last told to load.
+	loaded map[string]string
+}
+
+// liveSessions holds the sessions of all namespaces.
+type liveSessions struct {
+	mu       sync.Mutex
+	sessions map[string]*session
+	failures map[string]int // consecutive failures to reach a router
+}
+
+func (l *liveSessions) drop(ns string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := l.sessions[ns]; s != nil {
+		s.client.Close()
+		delete(l.sessions, ns)
+	}
+}
+
+// failed counts a failure to reach ns's router and returns the delay
+// before the next try: 250ms doubling to 10s.
+func (l *liveSessions) failed(ns string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failures[ns]++
+	return min(10*time.Second, 250*time.Millisecond<<min(l.failures[ns]-1, 10))
+}
+
+// managementTLS is the client side of the local management listener's
+// mutual TLS: the generated client credential, trusting the local CA.
+func managementTLS(dir namespace.Dir) (*tls.Config, error) {
+	cdir := filepath.Join(dir.RuntimeCerts(), routerconfig.LocalClient)
+	pair, err := tls.LoadX509KeyPair(filepath.Join(cdir, certs.CertFile), filepath.Join(cdir, certs.KeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("management client credential: %w", err)
+	}
+	ca, err := os.ReadFile(filepath.Join(cdir, certs.CAFile))
+	if err != nil {
+		return nil, fmt.Errorf("management client credential: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	return &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}, nil
+}
+
+// connect returns the namespace's session, dialling the router when there
+// is none (or the old one broke).
+func (l *liveSessions) connect(ctx context.Context, dir namespace.Dir, port int) (*session, error) {
+	l.mu.Lock()
+	s := l.sessions[dir.Name]
+	l.mu.Unlock()
+	if s != nil && s.port == port && s.client.Err() == nil {
+		return s, nil
+	}
+	if s != nil {
+		l.drop(dir.Name)
+	}
+	cfg, err := managementTLS(dir)
+	if err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	c, err := management.Dial(dctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), cfg)
+	if err != nil {
+		return nil, err
+	}
+	s = &session{client: c, port: port, loaded: map[string]string{}}
+	l.mu.Lock()
+	l.sessions[dir.Name] = s
+	delete(l.failures, dir.Name)
+	l.mu.Unlock()
+	return s, nil
+}
+
+// credentialHash hashes the files of a credential directory.
+func credentialHash(dir string) string {
+	h := sha256.New()
+	for _, f := range []string{certs.CAFile, certs.CertFile, certs.KeyFile} {
+		data, _ := os.ReadFile(filepath.Join(dir, f))
+		fmt.Fprintf(h, "%s %d\n", f, len(data))
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// applyLive brings the running router to the rendered configuration over
+// management: it reads what the router has, sends only the differences,
+// tells the router to reload TLS credentials whose files changed, and
+// reads back the state for statuses.
+func (r *Reconciler) applyLive(ctx context.Context, s *siteState, platform string) (*Live, error) {
+	cfg := s.res.Config
+	port, ok := cfg.ManagementPort()
+	if !ok {
+		return nil, fmt.Errorf("the router configuration has no management listener")
+	}
+	sess, err := r.live.connect(ctx, s.dir, port)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Live, error) {
+		if sess.client.Err() != nil {
+			r.live.drop(s.dir.Name)
+		}
+		return nil, err
+	}
+	desired := cfg
+	if platform != "linux" {
+		// the router image's launch script expands this in the file; over
+		// management the paths must arrive expanded
+		desired = cfg.Expand(map[string]string{"SSL_PROFILE_BASE_PATH": "/etc/skupper-router"})
+	}
+	actual, err := queryLive(ctx, sess.client)
+	if err != nil {
+		return fail(err)
+	}
+	changes := routerconfig.Diff(desired, actual)
+	// credentials whose files changed under unchanged paths: a new ordinal
+	// makes the router load them again for new connections
+	current := map[string]string{}
+	for name := range desired.Live()["sslProfile"] {
+		current[name] = credentialHash(filepath.Join(s.dir.RuntimeCerts(), name))
+		created := slices.ContainsFunc(changes, func(c routerconfig.Change) bool {
+			return c.Type == "sslProfile" && c.Name == name && c.Op == "CREATE"
+		})
+		if !created && sess.loaded[name] != current[name] {
+			ordinal := int64(1)
+			if e, ok := actual.Live()["sslProfile"][name]; ok {
+				if n, ok := e.Attrs["ordinal"].(int64); ok {
+					ordinal = n + 1
+				}
+			}
+			changes = append([]routerconfig.Change{{Op: "UPDATE", Type: "sslProfile", Name: name, Attrs: map[string]any{"ordinal": ordinal}}}, changes...)
+		}
+	}
+	for _, c := range changes {
+		typ := management.TypeName(c.Type)
+		switch c.Op {
+		case "CREATE":
+			err = sess.client.Create(ctx, typ, c.Name, c.Attrs)
+		case "UPDATE":
+			err = sess.client.Update(ctx, typ, c.Name, c.Attrs)
+		case "DELETE":
+			err = sess.client.Delete(ctx, typ, c.Name)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("applying to the router: %w", err))
+		}
+	}
+	sess.loaded = current
+	live := &Live{Applied: len(changes)}
+	if len(changes) == 0 {
+		live.Entities = actual.Live()
+		return live, nil
+	}
+	after, err := queryLive(ctx, sess.client)
+	if err != nil {
+		return fail(err)
+	}
+	live.Entities = after.Live()
+	return live, nil
+}
+
+// queryLive reads the live entity types from the router.
+func queryLive(ctx context.Context, c *management.Client) (routerconfig.Config, error) {
+	var out routerconfig.Config
+	for _, t := range routerconfig.LiveTypes {
+		entities, err := c.Query(ctx, management.TypeName(t))
+		if err != nil {
+			return nil, fmt.Errorf("reading the router's %s entities: %w", t, err)
+		}
+		for _, attrs := range entities {
+			out = append(out, routerconfig.Entity{Type: t, Attrs: attrs})
+		}
+	}
+	return out, nil
+}
