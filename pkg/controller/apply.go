@@ -20,6 +20,7 @@ import (
 const (
 	recheckStarting  = 3 * time.Second
 	recheckUnmatched = 5 * time.Second
+	recheckChanged   = 250 * time.Millisecond
 )
 
 // routerHash identifies what the router must restart for. With live
@@ -73,13 +74,19 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 		res.Router, res.RouterErr = &st, err
 		r.mu.Lock()
 		if old, known := r.restartKeys[name]; known && old != hash && r.opts.Live && err == nil {
-			res.Restarted = "the router mode, id or management listener changed, which a running router cannot take live"
-		}
-		r.restartKeys[name] = hash
-		r.mu.Unlock()
-		if res.Restarted != "" {
+			// said in the Site status for as long as this router runs
+			r.restarts[name] = restart{started: st.Started, reason: "the router mode, id or management listener changed, which a running router cannot take live"}
 			r.live.drop(name)
 		}
+		r.restartKeys[name] = hash
+		if rs, ok := r.restarts[name]; ok && err == nil {
+			if rs.started.Equal(st.Started) {
+				res.Restarted = rs.reason
+			} else {
+				delete(r.restarts, name)
+			}
+		}
+		r.mu.Unlock()
 		if err == nil && recorded == "" {
 			// the namespace now lives on this platform; moving it is an
 			// explicit act (editing internal/platform.yaml)
@@ -95,6 +102,10 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 			switch {
 			case res.LiveErr != nil:
 				res.Recheck = r.live.failed(name)
+			case res.Live.unmatched() && res.Live.Applied > 0:
+				// a new listener goes up as soon as the router has seen
+				// its connector: look again shortly
+				res.Recheck = recheckChanged
 			case res.Live.unmatched():
 				// a peer can appear elsewhere in the network: look again
 				res.Recheck = recheckUnmatched
@@ -161,6 +172,7 @@ func (r *Reconciler) removeEverywhere(ctx context.Context, dir namespace.Dir) er
 	r.mu.Lock()
 	delete(r.alone, dir.Name)
 	delete(r.restartKeys, dir.Name)
+	delete(r.restarts, dir.Name)
 	r.mu.Unlock()
 	var errs []error
 	for _, rt := range r.opts.Runtimes {

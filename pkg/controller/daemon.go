@@ -248,6 +248,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) Reload() {
 	d.opts.Notify("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(monotonicMicros(), 10))
 	d.log.Info("reload: resyncing every namespace")
+	d.rec.live.reverify() // and every router, in full
 	if err := d.watch.SyncAll(); err != nil {
 		d.log.Warn("rebuilding watches", "err", err)
 	}

@@ -53,13 +53,32 @@ type session struct {
 	// loaded is, per sslProfile, the content hash of the credential files
 	// the router was last told to load.
 	loaded map[string]string
+	// known is the router's live entities as last read or changed by this
+	// session, and when they were last read in full. Only this controller
+	// changes the router, so a pass diffs against it; it is read again in
+	// full when older than verifyAfter, to repair what others changed.
+	known    routerconfig.Config
+	verified time.Time
 }
+
+// verifyAfter is how old the known router state may get before a pass
+// reads it again in full.
+const verifyAfter = 10 * time.Second
 
 // liveSessions holds the sessions of all namespaces.
 type liveSessions struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	failures map[string]int // consecutive failures to reach a router
+}
+
+// reverify makes every session read its router in full on its next pass.
+func (l *liveSessions) reverify() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.sessions {
+		s.known = nil
+	}
 }
 
 func (l *liveSessions) drop(ns string) {
@@ -164,9 +183,12 @@ func (r *Reconciler) applyLive(ctx context.Context, s *siteState, platform strin
 		// management the paths must arrive expanded
 		desired = cfg.Expand(map[string]string{"SSL_PROFILE_BASE_PATH": "/etc/skupper-router"})
 	}
-	actual, err := queryLive(ctx, sess.client)
-	if err != nil {
-		return fail(err)
+	actual := sess.known
+	if actual == nil || time.Since(sess.verified) > verifyAfter {
+		if actual, err = queryLive(ctx, sess.client); err != nil {
+			return fail(err)
+		}
+		sess.known, sess.verified = actual, time.Now()
 	}
 	changes := routerconfig.Diff(desired, actual)
 	// credentials whose files changed under unchanged paths: a new ordinal
@@ -187,32 +209,59 @@ func (r *Reconciler) applyLive(ctx context.Context, s *siteState, platform strin
 			changes = append([]routerconfig.Change{{Op: "UPDATE", Type: "sslProfile", Name: name, Attrs: map[string]any{"ordinal": ordinal}}}, changes...)
 		}
 	}
+	known := actual.Live()
 	for _, c := range changes {
 		typ := management.TypeName(c.Type)
+		var attrs map[string]any
 		switch c.Op {
 		case "CREATE":
-			err = sess.client.Create(ctx, typ, c.Name, c.Attrs)
+			attrs, err = sess.client.Create(ctx, typ, c.Name, c.Attrs)
 		case "UPDATE":
-			err = sess.client.Update(ctx, typ, c.Name, c.Attrs)
+			attrs, err = sess.client.Update(ctx, typ, c.Name, c.Attrs)
 		case "DELETE":
 			err = sess.client.Delete(ctx, typ, c.Name)
 		}
 		if err != nil {
+			sess.known = nil // read it all again next time
 			return fail(fmt.Errorf("applying to the router: %w", err))
+		}
+		// the router's reply is its state of the entity
+		if c.Op == "DELETE" {
+			delete(known[c.Type], c.Name)
+		} else {
+			known[c.Type][c.Name] = routerconfig.Entity{Type: c.Type, Attrs: attrs}
 		}
 	}
 	sess.loaded = current
-	live := &Live{Applied: len(changes)}
-	if len(changes) == 0 {
-		live.Entities = actual.Live()
-		return live, nil
+	live := &Live{Applied: len(changes), Entities: known}
+	if len(changes) == 0 && live.unmatched() {
+		// a listener's operStatus follows connectors anywhere in the
+		// network: while some listener waits, read them back (a pass
+		// that changed something leaves this to the recheck it asks for,
+		// so that changes reach the router without waiting for it)
+		entities, err := sess.client.Query(ctx, management.TypeName("tcpListener"))
+		if err != nil {
+			return fail(err)
+		}
+		known["tcpListener"] = map[string]routerconfig.Entity{}
+		for _, attrs := range entities {
+			e := routerconfig.Entity{Type: "tcpListener", Attrs: attrs}
+			known["tcpListener"][e.Name()] = e
+		}
 	}
-	after, err := queryLive(ctx, sess.client)
-	if err != nil {
-		return fail(err)
-	}
-	live.Entities = after.Live()
+	sess.known = flatten(known)
 	return live, nil
+}
+
+// flatten turns entities by type and name back into a configuration.
+func flatten(m map[string]map[string]routerconfig.Entity) routerconfig.Config {
+	var out routerconfig.Config
+	for _, t := range routerconfig.LiveTypes {
+		for _, e := range m[t] {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // queryLive reads the live entity types from the router.

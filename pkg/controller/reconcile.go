@@ -60,6 +60,8 @@ type Reconciler struct {
 	// restartKeys records, by namespace, what the router last started with
 	// that it cannot change live.
 	restartKeys map[string]string
+	// restarts records why a namespace's router was last restarted.
+	restarts map[string]restart
 	// alone records, by namespace, the platform on which the namespace's
 	// router was last checked to be the only one (see leaveOtherRuntimes).
 	alone map[string]string
@@ -76,7 +78,7 @@ func New(opts Options) *Reconciler {
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
-	return &Reconciler{opts: opts, alone: map[string]string{}, restartKeys: map[string]string{},
+	return &Reconciler{opts: opts, alone: map[string]string{}, restartKeys: map[string]string{}, restarts: map[string]restart{},
 		live: liveSessions{sessions: map[string]*session{}, failures: map[string]int{}}}
 }
 
@@ -166,6 +168,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error
 		return res, fmt.Errorf("writing status of %s: %w", name, err)
 	}
 	return res, nil
+}
+
+// restart is a router restart and why it happened.
+type restart struct {
+	started time.Time
+	reason  string
 }
 
 // layout is the platform a configuration is rendered for: none renders as

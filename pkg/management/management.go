@@ -227,21 +227,41 @@ func Normalize(v any) any {
 	return v
 }
 
-// Create creates an entity.
-func (c *Client) Create(ctx context.Context, typ, name string, attrs map[string]any) error {
+// Create creates an entity and returns its attributes as the router has
+// them.
+func (c *Client) Create(ctx context.Context, typ, name string, attrs map[string]any) (map[string]any, error) {
 	body := map[string]any{}
 	for k, v := range attrs {
 		body[k] = v
 	}
 	body["name"] = name
-	_, err := c.call(ctx, "CREATE", typ, name, body, 201)
-	return err
+	msg, err := c.call(ctx, "CREATE", typ, name, body, 201)
+	if err != nil {
+		return nil, err
+	}
+	return entity(msg.Value), nil
 }
 
-// Update changes attributes of an entity.
-func (c *Client) Update(ctx context.Context, typ, name string, attrs map[string]any) error {
-	_, err := c.call(ctx, "UPDATE", typ, name, attrs, 200)
-	return err
+// Update changes attributes of an entity and returns its attributes as
+// the router has them.
+func (c *Client) Update(ctx context.Context, typ, name string, attrs map[string]any) (map[string]any, error) {
+	msg, err := c.call(ctx, "UPDATE", typ, name, attrs, 200)
+	if err != nil {
+		return nil, err
+	}
+	return entity(msg.Value), nil
+}
+
+// entity reads a reply body holding one entity's attributes.
+func entity(body any) map[string]any {
+	m, _ := body.(map[string]any)
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if v != nil {
+			out[k] = Normalize(v)
+		}
+	}
+	return out
 }
 
 // Delete deletes an entity; a missing one is not an error.
@@ -259,12 +279,8 @@ func (c *Client) Read(ctx context.Context, typ, name string) (map[string]any, er
 	if err != nil {
 		return nil, err
 	}
-	m, ok := msg.Value.(map[string]any)
-	if !ok {
+	if _, ok := msg.Value.(map[string]any); !ok {
 		return nil, fmt.Errorf("READ %s %q: reply is %T", typ, name, msg.Value)
 	}
-	for k, v := range m {
-		m[k] = Normalize(v)
-	}
-	return m, nil
+	return entity(msg.Value), nil
 }

@@ -1,0 +1,273 @@
+package controller
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/site-controller/site-controller/internal/enginetest"
+	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/pkg/certs"
+	"github.com/site-controller/site-controller/pkg/management"
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/runtime"
+	"github.com/site-controller/site-controller/pkg/status"
+)
+
+// liveSite runs a daemon with live management on the linux platform with
+// the real skrouterd under the systemd user manager, and returns what the
+// tests need to look at the router.
+type liveSite struct {
+	t    testing.TB
+	d    *testDaemon
+	home string
+	ns   string
+	res  string // input/resources
+	rt   runtime.Runtime
+	mgmt *management.Client
+}
+
+func startLiveSite(t testing.TB) *liveSite {
+	t.Helper()
+	binary := routertest.Binary(t)
+	rt := enginetest.Systemd(t, binary)
+	home := t.TempDir()
+	ns := testNamespace("live")
+	t.Cleanup(func() { rt.Remove(context.Background(), ns) })
+	d := startDaemon(t, home, func(o *DaemonOptions) {
+		o.Platform = "linux"
+		o.Runtimes = map[string]runtime.Runtime{"linux": rt}
+		o.Live = true
+	})
+	l := &liveSite{t: t, d: d, home: home, ns: ns, rt: rt, res: filepath.Join(namespace.Root(home), ns, "input", "resources")}
+	writeFile(t, filepath.Join(l.res, "site.yaml"), siteYAML("s"))
+	eventually(t, "Site ready", siteReady(home, ns, "s"))
+	dir, _ := namespace.Open(home, ns)
+	cfg, err := managementTLS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := os.ReadFile(filepath.Join(dir.Internal(), "management-port"))
+	l.mgmt, err = management.Dial(context.Background(), "127.0.0.1:"+strings.TrimSpace(string(port)), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.mgmt.Close() })
+	return l
+}
+
+func (l *liveSite) daemon() *Daemon { return l.d.Daemon }
+
+func syscallKill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
+func (l *liveSite) pid() int {
+	st, err := l.rt.State(context.Background(), l.ns)
+	if err != nil || !st.Running {
+		l.t.Fatalf("router not running: %+v %v", st, err)
+	}
+	return st.Pid
+}
+
+// entity reads an entity from the router, nil when it has none.
+func (l *liveSite) entity(typ, name string) map[string]any {
+	e, err := l.mgmt.Read(context.Background(), management.TypeName(typ), name)
+	if err != nil {
+		return nil
+	}
+	return e
+}
+
+func connectorYAML(name, key string, port int) string {
+	return fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: %s\nspec:\n  routingKey: %s\n  host: 127.0.0.1\n  port: %d\n", name, key, port)
+}
+
+// TestLiveChanges: Listener and Connector files added, changed and deleted
+// reach the running router (read back over management) while its process
+// stays the same; traffic flows; a connection through an unchanged
+// Listener survives unrelated changes; statuses follow the router.
+func TestLiveChanges(t *testing.T) {
+	l := startLiveSite(t)
+	pid := l.pid()
+	echo := echoServer(t, nil)
+	p1, p2 := routertest.FreePort(t), routertest.FreePort(t)
+
+	// add a Listener and its Connector: present, up, traffic flows
+	writeFile(t, filepath.Join(l.res, "front.yaml"), listenerYAML("front", p1))
+	writeFile(t, filepath.Join(l.res, "back.yaml"), connectorYAML("back", "front", echo))
+	eventually(t, "listener in the router", func() bool {
+		e := l.entity("tcpListener", "listener/front")
+		return e != nil && e["port"] == strconv.Itoa(p1) && e["operStatus"] == "up"
+	})
+	eventually(t, "connector in the router", func() bool { return l.entity("tcpConnector", "connector/back@127.0.0.1") != nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := roundTrip(ctx, p1, nil); err != nil {
+		t.Fatalf("traffic: %v", err)
+	}
+	eventually(t, "statuses Ready and matched", func() bool {
+		ls, cs := statusOf(l.home, l.ns, "Listener", "front"), statusOf(l.home, l.ns, "Connector", "back")
+		return ls != nil && cs != nil && ls.Status == status.Ready && cs.Status == status.Ready &&
+			ls.HasMatchingConnector != nil && *ls.HasMatchingConnector && cs.HasMatchingListener != nil && *cs.HasMatchingListener
+	})
+
+	// a connection open through the listener
+	conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rd := bufio.NewReader(conn)
+	ping := func(msg string) error {
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(conn, msg+"\n"); err != nil {
+			return err
+		}
+		got, err := rd.ReadString('\n')
+		if err != nil || got != msg+"\n" {
+			return fmt.Errorf("echo %q: %v", got, err)
+		}
+		return nil
+	}
+	if err := ping("before"); err != nil {
+		t.Fatal(err)
+	}
+
+	// unrelated changes: a second listener added, then its port changed
+	writeFile(t, filepath.Join(l.res, "other.yaml"), listenerYAML("other", p2))
+	eventually(t, "second listener", func() bool { return l.entity("tcpListener", "listener/other") != nil })
+	p3 := routertest.FreePort(t)
+	writeFile(t, filepath.Join(l.res, "other.yaml"), listenerYAML("other", p3))
+	eventually(t, "second listener moved", func() bool {
+		e := l.entity("tcpListener", "listener/other")
+		return e != nil && e["port"] == strconv.Itoa(p3)
+	})
+	// observer changes in place
+	writeFile(t, filepath.Join(l.res, "other.yaml"), listenerYAML("other", p3)+"  observer: none\n")
+	eventually(t, "observer updated", func() bool {
+		e := l.entity("tcpListener", "listener/other")
+		return e != nil && e["observer"] == "none"
+	})
+	if err := ping("after unrelated changes"); err != nil {
+		t.Errorf("the open connection did not survive unrelated changes: %v", err)
+	}
+
+	// the peer goes: status back to unmatched, the listener stops
+	// accepting
+	os.Remove(filepath.Join(l.res, "back.yaml"))
+	eventually(t, "connector deleted from the router", func() bool { return l.entity("tcpConnector", "connector/back@127.0.0.1") == nil })
+	eventually(t, "listener unmatched", func() bool {
+		ls := statusOf(l.home, l.ns, "Listener", "front")
+		return ls != nil && ls.Status == status.Pending && ls.HasMatchingConnector != nil && !*ls.HasMatchingConnector
+	})
+	// delete a listener
+	os.Remove(filepath.Join(l.res, "other.yaml"))
+	eventually(t, "listener deleted from the router", func() bool { return l.entity("tcpListener", "listener/other") == nil })
+
+	if got := l.pid(); got != pid {
+		t.Errorf("router process changed from %d to %d: a live change restarted it", pid, got)
+	}
+	// a change the router cannot take live restarts it, and says so
+	writeFile(t, filepath.Join(l.res, "site.yaml"), siteYAML("s")+"spec:\n  edge: true\n")
+	eventually(t, "restart announced", func() bool {
+		s := statusOf(l.home, l.ns, "Site", "s")
+		return s != nil && s.Status == status.Ready && strings.Contains(s.Message, "restarted because the router mode")
+	})
+	if got := l.pid(); got == pid {
+		t.Error("a router mode change did not restart the router")
+	}
+}
+
+// TestLiveCredentialRotation: a new certificate in input/certs/<name>/
+// reaches the running router's listener without a restart.
+func TestLiveCredentialRotation(t *testing.T) {
+	l := startLiveSite(t)
+	pid := l.pid()
+	echo := echoServer(t, nil)
+	port := routertest.FreePort(t)
+	userCA, _, err := certs.EnsureCA(filepath.Join(t.TempDir(), "ca"), "rotation-ca", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	credDir := filepath.Join(l.res, "..", "certs", "front-tls")
+	issue := func(cn string) {
+		tmp := filepath.Join(t.TempDir(), cn)
+		if _, err := certs.EnsureLeaf(tmp, userCA, certs.Leaf{CommonName: cn, Hosts: []string{"127.0.0.1"}, Server: true}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(credDir, 0o755)
+		for _, f := range []string{certs.CAFile, certs.CertFile, certs.KeyFile} {
+			data, _ := os.ReadFile(filepath.Join(tmp, f))
+			os.WriteFile(filepath.Join(credDir, f), data, 0o600)
+		}
+	}
+	issue("first")
+	writeFile(t, filepath.Join(l.res, "front.yaml"), listenerYAML("front", port)+"  tlsCredentials: front-tls\n")
+	writeFile(t, filepath.Join(l.res, "back.yaml"), connectorYAML("back", "front", echo))
+	pool := x509.NewCertPool()
+	pool.AddCert(userCA.Cert)
+	servedCN := func() string {
+		c, err := tls.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+		if err != nil {
+			return ""
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	eventually(t, "listener serves the first certificate", func() bool { return servedCN() == "first" })
+	issue("second")
+	eventually(t, "listener serves the rotated certificate", func() bool { return servedCN() == "second" })
+	if got := l.pid(); got != pid {
+		t.Errorf("router restarted (%d -> %d) for a certificate change", pid, got)
+	}
+}
+
+// TestLiveReconnect: when the router dies and systemd starts it again,
+// the controller reconnects and its statuses come back; and what the
+// router lost or someone changed behind its back is put back by the next
+// pass (the full desired state is diffed, not a change log).
+func TestLiveReconnect(t *testing.T) {
+	l := startLiveSite(t)
+	echo := echoServer(t, nil)
+	port := routertest.FreePort(t)
+	writeFile(t, filepath.Join(l.res, "front.yaml"), listenerYAML("front", port))
+	writeFile(t, filepath.Join(l.res, "back.yaml"), connectorYAML("back", "front", echo))
+	eventually(t, "listener up", func() bool {
+		e := l.entity("tcpListener", "listener/front")
+		return e != nil && e["operStatus"] == "up"
+	})
+	// drift: someone deletes the listener over management
+	if err := l.mgmt.Delete(context.Background(), management.TypeName("tcpListener"), "listener/front"); err != nil {
+		t.Fatal(err)
+	}
+	d := l.daemon()
+	d.Reload()
+	eventually(t, "listener put back", func() bool { return l.entity("tcpListener", "listener/front") != nil })
+
+	// the router dies; systemd restarts it; the controller reconnects
+	old := l.pid()
+	if err := syscallKill(old); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(l.res, "other.yaml"), listenerYAML("other", routertest.FreePort(t)))
+	eventually(t, "router back", func() bool {
+		st, err := l.rt.State(context.Background(), l.ns)
+		return err == nil && st.Running && st.Pid != old
+	})
+	eventually(t, "controller reconnected and applied", func() bool {
+		s := statusOf(l.home, l.ns, "Listener", "other")
+		return s != nil && s.Condition(status.Configured) != nil && s.Condition(status.Configured).Status == "True" &&
+			s.Condition(status.Configured).Message == "in the router"
+	})
+	eventually(t, "Site ready again", siteReady(l.home, l.ns, "s"))
+}
