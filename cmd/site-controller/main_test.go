@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/site-controller/site-controller/internal/skschema"
 	"github.com/site-controller/site-controller/internal/testfs"
 )
 
@@ -62,6 +63,9 @@ func TestRenderAndStatus(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(nsDir, "runtime/router/skrouterd.json"))
 	if err != nil || !strings.Contains(string(data), `\"platform\":\"docker\"`) {
 		t.Errorf("router config: %v", err)
+	}
+	if n := skschema.CheckTree(t, home); n != 1 {
+		t.Errorf("%d router configs checked, want 1", n)
 	}
 	if out, _, _ := run(t, "render", "--data-home", home, "--platform", "docker", "hello-world-east"); out != "" {
 		t.Errorf("second render changed:\n%s", out)

@@ -192,3 +192,46 @@ func (a attribute) check(v any) error {
 	}
 	return nil
 }
+
+// TB is the part of testing.TB the checks use.
+type TB interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// CheckConfig fails the test for every way cfg departs from the schema.
+func CheckConfig(t TB, cfg routerconfig.Config) {
+	t.Helper()
+	s, err := Load()
+	if err != nil {
+		t.Fatalf("loading the router schema: %v", err)
+	}
+	for _, err := range s.Check(cfg) {
+		t.Errorf("router config departs from skrouter.json: %v", err)
+	}
+}
+
+// CheckTree checks every runtime/router/skrouterd.json under dir.
+func CheckTree(t TB, dir string) int {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "skrouterd.json" {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil // removed meanwhile
+		}
+		cfg, err := routerconfig.Parse(data)
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			return nil
+		}
+		CheckConfig(t, cfg)
+		n++
+		return nil
+	})
+	return n
+}

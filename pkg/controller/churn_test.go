@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/site-controller/site-controller/internal/skschema"
 	"github.com/site-controller/site-controller/pkg/namespace"
 )
 
@@ -116,6 +117,9 @@ func assertConverged(t testing.TB, home string) int {
 		res, err := r.Reconcile(context.Background(), ns)
 		if err != nil {
 			t.Fatalf("%s: %v", ns, err)
+		}
+		if res.Config != nil {
+			skschema.CheckConfig(t, res.Config)
 		}
 		if len(res.Changed) > 0 {
 			t.Errorf("%s: a one-shot render changed %v: the daemon had not converged", ns, res.Changed)

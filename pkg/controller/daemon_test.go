@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/site-controller/site-controller/internal/skschema"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/status"
 )
@@ -60,6 +61,8 @@ func startDaemon(t testing.TB, home string, tweak func(*DaemonOptions)) *testDae
 			t.Errorf("daemon: %v", err)
 		}
 	})
+	// every configuration the daemon rendered fits the router's schema
+	t.Cleanup(func() { skschema.CheckTree(t, namespace.Root(home)) })
 	t.Cleanup(stop)
 	eventually(t, "first full pass", d.Ready)
 	return &testDaemon{Daemon: d, home: home, notes: n, stop: stop}

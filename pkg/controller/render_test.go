@@ -57,13 +57,7 @@ func newTestReconciler(home string) *Reconciler {
 // checkSchema fails the test when cfg uses anything skrouter.json lacks.
 func checkSchema(t *testing.T, cfg routerconfig.Config) {
 	t.Helper()
-	s, err := skschema.Load()
-	if err != nil {
-		t.Fatalf("loading router schema: %v", err)
-	}
-	for _, err := range s.Check(cfg) {
-		t.Errorf("router config departs from skrouter.json: %v", err)
-	}
+	skschema.CheckConfig(t, cfg)
 }
 
 // outputs collects what a pass produced, with the namespace directory

@@ -311,6 +311,25 @@ func ReadCurrent(path string) ([]byte, fs.FileMode, error) {
 	return data, st.Mode().Perm(), nil
 }
 
+// ReadInto reads a file into buf (which it grows as needed) and returns
+// its permission bits, with one open.
+func ReadInto(path string, buf *bytes.Buffer) (fs.FileMode, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	buf.Grow(int(st.Size()))
+	if _, err := buf.ReadFrom(f); err != nil {
+		return 0, err
+	}
+	return st.Mode().Perm(), nil
+}
+
 // Replace writes data to path atomically, as WriteFile does, without
 // comparing with what is there.
 func Replace(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) error {

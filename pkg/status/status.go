@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -158,11 +159,19 @@ func (w Writer) WriteOne(e Entry) error {
 }
 
 // write writes one status file unless it already holds the same status.
+// buffers are reused across status files: a namespace can have thousands,
+// and each write reads the old file and builds the new one.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 func write(path string, e Entry, now string) (bool, error) {
-	old, mode, err := namespace.ReadCurrent(path)
+	oldBuf := buffers.Get().(*bytes.Buffer)
+	defer buffers.Put(oldBuf)
+	oldBuf.Reset()
+	mode, err := namespace.ReadInto(path, oldBuf)
 	exists := err == nil || !errors.Is(err, fs.ErrNotExist)
-	if err != nil {
-		old = nil
+	var old []byte
+	if err == nil {
+		old = oldBuf.Bytes()
 	}
 	times := readTransitions(old)
 	for i := range e.Status.Conditions {
@@ -172,10 +181,13 @@ func write(path string, e Entry, now string) (bool, error) {
 			c.LastTransitionTime = t
 		}
 	}
-	data, err := marshal(e)
-	if err != nil {
+	newBuf := buffers.Get().(*bytes.Buffer)
+	defer buffers.Put(newBuf)
+	newBuf.Reset()
+	if err := marshal(newBuf, e); err != nil {
 		return false, fmt.Errorf("status of %s/%s: %w", e.Kind, e.Name, err)
 	}
+	data := newBuf.Bytes()
 	if old != nil && mode == 0o644 && bytes.Equal(old, data) {
 		return false, nil
 	}
@@ -211,21 +223,22 @@ func readTransitions(data []byte) map[string]string {
 	i := bytes.Index(data, []byte("\nstatus:\n"))
 	if i >= 0 {
 		var typ, st string
-		for _, line := range strings.Split(string(data[i+len("\nstatus:\n"):]), "\n") {
-			line = strings.TrimSpace(line)
-			key, val, ok := strings.Cut(line, ": ")
+		rest := data[i+len("\nstatus:\n"):]
+		for len(rest) > 0 {
+			var line []byte
+			line, rest, _ = bytes.Cut(rest, []byte("\n"))
+			key, val, ok := bytes.Cut(bytes.TrimSpace(line), []byte(": "))
 			if !ok {
 				continue
 			}
-			val = unquote(val)
-			switch strings.TrimPrefix(key, "- ") {
+			switch string(bytes.TrimPrefix(key, []byte("- "))) {
 			case "type":
-				typ, st = val, ""
+				typ, st = unquote(string(val)), ""
 			case "status":
-				st = val
+				st = unquote(string(val))
 			case "lastTransitionTime":
 				if typ != "" && st != "" {
-					out[typ+"="+st] = val
+					out[typ+"="+st] = unquote(string(val))
 				}
 			}
 		}
@@ -301,16 +314,14 @@ func appendStatus(b *bytes.Buffer, s Status) {
 	b.WriteString("\n")
 }
 
-func marshal(e Entry) ([]byte, error) {
+func marshal(b *bytes.Buffer, e Entry) error {
 	if e.Raw != nil {
-		var b bytes.Buffer
-		b.Grow(len(e.Raw) + 1024)
 		b.Write(e.Raw)
 		if len(e.Raw) > 0 && e.Raw[len(e.Raw)-1] != '\n' {
 			b.WriteByte('\n')
 		}
-		appendStatus(&b, e.Status)
-		return b.Bytes(), nil
+		appendStatus(b, e.Status)
+		return nil
 	}
 	var root yaml.Node
 	if e.Node != nil {
@@ -323,19 +334,18 @@ func marshal(e Entry) ([]byte, error) {
 			}
 		}
 	} else if err := root.Encode(e.Object); err != nil {
-		return nil, err
+		return err
 	}
-	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
+	enc := yaml.NewEncoder(b)
 	enc.SetIndent(2)
 	if err := enc.Encode(&root); err != nil {
-		return nil, err
+		return err
 	}
 	if err := enc.Close(); err != nil {
-		return nil, err
+		return err
 	}
-	appendStatus(&b, e.Status)
-	return b.Bytes(), nil
+	appendStatus(b, e.Status)
+	return nil
 }
 
 // blockStyle copies a node tree in plain block style, so that a resource

@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 
 	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/internal/skschema"
 	"github.com/site-controller/site-controller/internal/testfs"
 	"github.com/site-controller/site-controller/pkg/controller"
 	"github.com/site-controller/site-controller/pkg/namespace"
@@ -66,6 +67,7 @@ func site(t *testing.T, home, ns, resources string) runtime.Site {
 	if err != nil || res.Config == nil {
 		t.Fatalf("render: %v %v", err, res.Problems)
 	}
+	skschema.CheckConfig(t, res.Config)
 	hash, err := runtime.InputHash(dir.Path)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/internal/skschema"
 	"github.com/site-controller/site-controller/internal/testfs"
 	"github.com/site-controller/site-controller/pkg/controller"
 	"github.com/site-controller/site-controller/pkg/namespace"
@@ -102,6 +103,7 @@ func render(t *testing.T, home, ns, resources string) runtime.Site {
 	if err != nil || res.Config == nil {
 		t.Fatalf("render: %v %v", err, res.Problems)
 	}
+	skschema.CheckConfig(t, res.Config)
 	hash, _ := runtime.InputHash(dir.Path)
 	return runtime.Site{Namespace: ns, SiteID: res.SiteID, Dir: dir.Path, Hash: hash}
 }
