@@ -69,7 +69,9 @@ func Decode(file string, data []byte) ([]*Document, []Problem) {
 	var probs []Problem
 	for i, chunk := range splitDocuments(data) {
 		var n yaml.Node
-		if err := yaml.Unmarshal(chunk.text, &n); err != nil {
+		if root, ok := fastParse(chunk.text); ok {
+			n = yaml.Node{Kind: yaml.DocumentNode, Line: 1, Column: 1, Content: []*yaml.Node{root}}
+		} else if err := yaml.Unmarshal(chunk.text, &n); err != nil {
 			p := syntaxProblem(file, err, chunk.line-1)
 			// at end of input yaml names the line after the last one
 			last := chunk.line + bytes.Count(bytes.TrimRight(chunk.text, "\n"), []byte("\n"))
