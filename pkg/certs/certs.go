@@ -87,7 +87,7 @@ func EnsureCA(dir, cn string, now time.Time) (*CA, bool, error) {
 		return nil, false, fmt.Errorf("creating CA %s: %w", cn, err)
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := writeCredential(dir, certPEM, certPEM, key); err != nil {
+	if err := writeCredential(dir, certPEM, certPEM, key, true); err != nil {
 		return nil, false, err
 	}
 	ca, err = LoadCA(dir)
@@ -155,7 +155,7 @@ func EnsureLeaf(dir string, ca *CA, l Leaf, now time.Time) (bool, error) {
 		return false, fmt.Errorf("signing %s: %w", l.CommonName, err)
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := writeCredential(dir, ca.CertPEM, certPEM, key); err != nil {
+	if err := writeCredential(dir, ca.CertPEM, certPEM, key, false); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -195,7 +195,11 @@ func leafIsCurrent(dir string, ca *CA, l Leaf, now time.Time) bool {
 	return slices.Equal(hosts, want) && cert.Subject.CommonName == l.CommonName
 }
 
-func writeCredential(dir string, caPEM, certPEM []byte, key *ecdsa.PrivateKey) error {
+// writeCredential writes a credential atomically, file by file. A CA is
+// durable (fsync of each file, then of the directory): it cannot be
+// regenerated without breaking whoever trusts it. A leaf can: it is issued
+// again from its CA whenever it is missing or does not verify.
+func writeCredential(dir string, caPEM, certPEM []byte, key *ecdsa.PrivateKey, durable bool) error {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return fmt.Errorf("encoding key for %s: %w", dir, err)
@@ -206,14 +210,14 @@ func writeCredential(dir string, caPEM, certPEM []byte, key *ecdsa.PrivateKey) e
 	}
 	// the key first: a crash between writes leaves a credential that
 	// fails the checks and is issued again, never a cert without its key
-	if _, err := namespace.WriteFile(filepath.Join(dir, KeyFile), keyPEM, 0o600, 0o700, true); err != nil {
-		return err
-	}
-	if _, err := namespace.WriteFile(filepath.Join(dir, CertFile), certPEM, 0o644, 0o700, true); err != nil {
-		return err
-	}
-	if _, err := namespace.WriteFile(filepath.Join(dir, CAFile), caPEM, 0o644, 0o700, true); err != nil {
-		return err
+	for _, f := range []struct {
+		name string
+		data []byte
+		perm fs.FileMode
+	}{{KeyFile, keyPEM, 0o600}, {CertFile, certPEM, 0o644}, {CAFile, caPEM, 0o644}} {
+		if err := namespace.Replace(filepath.Join(dir, f.name), f.data, f.perm, 0o700, durable); err != nil {
+			return err
+		}
 	}
 	return nil
 }

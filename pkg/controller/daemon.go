@@ -2,18 +2,14 @@ package controller
 
 import (
 	"context"
-	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,7 +54,6 @@ type Daemon struct {
 	mu       sync.Mutex
 	pending  map[string]bool // namespaces whose pass a READY=1 waits for
 	failures map[string]int  // consecutive failures, for backoff
-	hashes   map[string][32]byte
 	summary  map[string]nsSummary
 	routers  map[string]routerSeen // last router state seen, by namespace
 	lastSent string
@@ -99,7 +94,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	}
 	d := &Daemon{
 		opts: opts, rec: New(opts.Options), queue: NewQueue(opts.Quiet, opts.MaxDelay), log: opts.Log,
-		reg: prometheus.NewRegistry(), failures: map[string]int{}, hashes: map[string][32]byte{}, summary: map[string]nsSummary{}, routers: map[string]routerSeen{},
+		reg: prometheus.NewRegistry(), failures: map[string]int{}, summary: map[string]nsSummary{}, routers: map[string]routerSeen{},
 	}
 	w, err := watcher.New(namespace.Root(opts.DataHome), d, opts.Log)
 	if err != nil {
@@ -205,7 +200,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
-	d.sweep(ctx)
+	// routers of namespaces removed while the controller was down: looked
+	// for beside the first pass, which does not wait for the engines' answers
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.sweep(ctx)
+	}()
+	scanner := &inputScanner{files: map[string]scannedFile{}}
+	if d.opts.Rescan > 0 {
+		for _, ns := range d.namespaces() {
+			scanner.scan(filepath.Join(namespace.Root(d.opts.DataHome), ns), false)
+		}
+	}
 	d.startPass("start")
 	for range d.opts.Workers {
 		wg.Add(1)
@@ -218,7 +225,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.periodicRescan(ctx)
+			d.periodicRescan(ctx, scanner)
 		}()
 	}
 	if d.opts.Watchdog > 0 {
@@ -299,13 +306,6 @@ func (d *Daemon) work(ctx context.Context) {
 		ns, ok := d.queue.Next(ctx)
 		if !ok {
 			return
-		}
-		if d.opts.Rescan > 0 {
-			// what this pass reads, for the periodic rescan to compare with
-			h := InputHash(d.opts.DataHome, ns)
-			d.mu.Lock()
-			d.hashes[ns] = h
-			d.mu.Unlock()
 		}
 		d.reconcile(ctx, ns)
 		d.queue.Done(ns)
@@ -455,7 +455,6 @@ func (d *Daemon) forget(ns string) {
 	d.mu.Lock()
 	delete(d.summary, ns)
 	delete(d.routers, ns)
-	delete(d.hashes, ns)
 	delete(d.failures, ns)
 	d.metrics.namespaces.Set(float64(len(d.summary)))
 	d.mu.Unlock()
@@ -485,9 +484,12 @@ func (d *Daemon) sendStatus() {
 	}
 }
 
-// periodicRescan hashes every namespace's input and marks those whose
-// content changed since the last look: the safety net under the watcher.
-func (d *Daemon) periodicRescan(ctx context.Context) {
+// periodicRescan looks at every namespace's input files and marks those
+// that changed since the last look: the safety net under the watcher. The
+// first look (stats only) is taken before the start pass marks the
+// namespaces, so that nothing changed after the pass read it can go
+// unnoticed.
+func (d *Daemon) periodicRescan(ctx context.Context, scanner *inputScanner) {
 	t := time.NewTicker(d.opts.Rescan)
 	defer t.Stop()
 	for {
@@ -503,12 +505,7 @@ func (d *Daemon) periodicRescan(ctx context.Context) {
 		d.sweep(ctx)
 		d.checkRouters(ctx)
 		for _, ns := range d.namespaces() {
-			h := InputHash(d.opts.DataHome, ns)
-			d.mu.Lock()
-			old, known := d.hashes[ns]
-			d.hashes[ns] = h
-			d.mu.Unlock()
-			if !known || old != h {
+			if scanner.scan(filepath.Join(namespace.Root(d.opts.DataHome), ns), true) {
 				d.log.Debug("periodic rescan found a change", "namespace", ns)
 				d.queue.Mark(ns)
 			}
@@ -559,34 +556,6 @@ func (d *Daemon) sweep(ctx context.Context) {
 			d.log.Info("removed the router of a namespace that is gone", "namespace", r.Namespace, "platform", platform)
 		}
 	}
-}
-
-// InputHash is a content hash of everything a namespace's reconcile reads
-// from the user: resource files, credentials, issuers and the platform.
-func InputHash(dataHome, ns string) [32]byte {
-	h := sha256.New()
-	dir := filepath.Join(namespace.Root(dataHome), ns)
-	var files []string
-	for _, sub := range []string{"input", filepath.Join("internal", "platform.yaml")} {
-		filepath.WalkDir(filepath.Join(dir, sub), func(path string, e fs.DirEntry, err error) error {
-			if err == nil && !e.IsDir() {
-				files = append(files, path)
-			}
-			return nil
-		})
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		data, err := os.ReadFile(f) // follows links, as the reconcile does
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00", f, len(data))
-		h.Write(data)
-	}
-	var sum [32]byte
-	copy(sum[:], h.Sum(nil))
-	return sum
 }
 
 // monotonicMicros is CLOCK_MONOTONIC in microseconds, as systemd wants

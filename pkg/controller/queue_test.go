@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"os"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -98,4 +99,37 @@ func TestQueueAfter(t *testing.T) {
 		}
 		q.Done("retry")
 	})
+}
+
+func TestInputScanner(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir+"/input/resources/a.yaml", "a: 1\n")
+	s := &inputScanner{files: map[string]scannedFile{}}
+	if !s.scan(dir, false) {
+		t.Error("first look saw nothing")
+	}
+	if s.scan(dir, true) {
+		t.Error("an unchanged file counted as a change")
+	}
+	now := time.Now().Add(time.Minute)
+	os.Chtimes(dir+"/input/resources/a.yaml", now, now) // touch: same content
+	if !s.scan(dir, true) {
+		t.Error("a touched file whose content was never hashed is a change")
+	}
+	os.Chtimes(dir+"/input/resources/a.yaml", now.Add(time.Minute), now.Add(time.Minute))
+	if s.scan(dir, true) {
+		t.Error("a touch with the content known counted as a change")
+	}
+	writeFile(t, dir+"/input/resources/a.yaml", "a: 2\n")
+	if !s.scan(dir, true) {
+		t.Error("new content not noticed")
+	}
+	writeFile(t, dir+"/internal/platform.yaml", "platform: docker\n")
+	if !s.scan(dir, true) {
+		t.Error("a platform file not noticed")
+	}
+	os.Remove(dir + "/input/resources/a.yaml")
+	if !s.scan(dir, true) {
+		t.Error("a removed file not noticed")
+	}
 }

@@ -191,3 +191,32 @@ func TestRecordPlatformNeverOverrides(t *testing.T) {
 		t.Errorf("temporary files left: %v", entries)
 	}
 }
+
+func TestReservationsAreReleasedWithTheirNamespace(t *testing.T) {
+	home := t.TempDir()
+	start := 41000
+	a, _ := Open(home, "a")
+	b, _ := Open(home, "b")
+	pa, _ := a.ManagementPort(func() int { return 0 }, start)
+	pb, _ := b.ManagementPort(func() int { return 0 }, start)
+	if pa == pb {
+		t.Fatalf("a and b share port %d", pa)
+	}
+	// the registry survives the loss of a namespace's own file
+	os.Remove(filepath.Join(b.Internal(), "management-port"))
+	if p, _ := b.ManagementPort(func() int { return 0 }, start); p != pb {
+		t.Errorf("b's port moved from %d to %d", pb, p)
+	}
+	// a removed namespace's port is free again
+	os.RemoveAll(a.Path)
+	c, _ := Open(home, "c")
+	if p, _ := c.ManagementPort(func() int { return 0 }, start); p != pa {
+		t.Errorf("c got %d, want a's released %d", p, pa)
+	}
+	// without the registry it is rebuilt from the namespaces' files
+	os.Remove(filepath.Join(Root(home), ".management-ports"))
+	d, _ := Open(home, "d")
+	if p, _ := d.ManagementPort(func() int { return 0 }, start); p == pb || p == pa {
+		t.Errorf("d got a reserved port %d", p)
+	}
+}

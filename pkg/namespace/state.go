@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,11 +60,13 @@ func newUUID() string {
 // free of other namespaces' reservations (a port found in an existing
 // router configuration), otherwise the lowest port from start up that no
 // namespace under the same data home has reserved and that nothing listens
-// on. Reservation happens under an exclusive lock on the data home's
-// namespaces/.ports.lock, so two namespaces, even in two processes, never
-// get the same port.
+// on. Reservations are kept in namespaces/.management-ports and made under
+// an exclusive lock on namespaces/.ports.lock, so two namespaces, even in
+// two processes, never get the same port; a reservation of a namespace
+// whose directory is gone is released.
 func (d Dir) ManagementPort(adopt func() int, start int) (int, error) {
-	if p, err := readPort(filepath.Join(d.Internal(), managementPortFile)); err == nil {
+	own := filepath.Join(d.Internal(), managementPortFile)
+	if p, err := readPort(own); err == nil {
 		return p, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return 0, err
@@ -74,20 +77,20 @@ func (d Dir) ManagementPort(adopt func() int, start int) (int, error) {
 		return 0, err
 	}
 	defer unlock()
-	taken := map[int]bool{}
-	entries, err := os.ReadDir(root)
+	reserved, err := readReservations(root)
 	if err != nil {
-		return 0, fmt.Errorf("listing namespaces: %w", err)
+		return 0, err
 	}
-	for _, e := range entries {
-		if e.Name() == d.Name {
-			continue
-		}
-		if p, err := readPort(filepath.Join(root, e.Name(), "internal", managementPortFile)); err == nil {
+	taken := map[int]bool{}
+	for ns, p := range reserved {
+		if ns != d.Name {
 			taken[p] = true
 		}
 	}
-	port := adopt()
+	port := reserved[d.Name] // this namespace's, if its own file was lost
+	if port == 0 {
+		port = adopt()
+	}
 	if port < 1 || port > 65535 || taken[port] {
 		port = 0
 		for p := start; p <= 65535; p++ {
@@ -100,10 +103,72 @@ func (d Dir) ManagementPort(adopt func() int, start int) (int, error) {
 	if port == 0 {
 		return 0, fmt.Errorf("no free management port from %d up", start)
 	}
-	if _, err := WriteFile(filepath.Join(d.Internal(), managementPortFile), []byte(strconv.Itoa(port)+"\n"), 0o644, 0o755, true); err != nil {
+	reserved[d.Name] = port
+	if err := writeReservations(root, reserved); err != nil {
+		return 0, err
+	}
+	if _, err := WriteFile(own, []byte(strconv.Itoa(port)+"\n"), 0o644, 0o755, true); err != nil {
 		return 0, fmt.Errorf("reserving management port: %w", err)
 	}
 	return port, nil
+}
+
+const reservationsFile = ".management-ports"
+
+// readReservations returns the ports reserved by namespaces that still
+// exist. Without a registry (first use) it is built from the namespaces'
+// own files.
+func readReservations(root string) (map[string]int, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("listing namespaces: %w", err)
+	}
+	exists := map[string]bool{}
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			exists[e.Name()] = true
+		}
+	}
+	out := map[string]int{}
+	data, err := os.ReadFile(filepath.Join(root, reservationsFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		for ns := range exists {
+			if p, err := readPort(filepath.Join(root, ns, "internal", managementPortFile)); err == nil {
+				out[ns] = p
+			}
+		}
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading management port reservations: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || !exists[f[1]] {
+			continue
+		}
+		if p, err := strconv.Atoi(f[0]); err == nil && p > 0 && p <= 65535 {
+			out[f[1]] = p
+		}
+	}
+	return out, nil
+}
+
+func writeReservations(root string, reserved map[string]int) error {
+	names := make([]string, 0, len(reserved))
+	for ns := range reserved {
+		names = append(names, ns)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.WriteString("# management ports reserved by namespaces: port namespace\n")
+	for _, ns := range names {
+		fmt.Fprintf(&b, "%d %s\n", reserved[ns], ns)
+	}
+	if _, err := WriteFile(filepath.Join(root, reservationsFile), []byte(b.String()), 0o644, 0o755, true); err != nil {
+		return fmt.Errorf("recording management port reservations: %w", err)
+	}
+	return nil
 }
 
 func readPort(path string) (int, error) {
