@@ -73,8 +73,8 @@ func List(dataHome string) ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
+		if resources.ValidName(e.Name()) != "" {
+			continue // not a namespace name (hidden files, temporary names)
 		}
 		if st, err := os.Stat(filepath.Join(Root(dataHome), e.Name(), "input")); err == nil && st.IsDir() {
 			names = append(names, e.Name())

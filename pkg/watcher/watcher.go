@@ -20,6 +20,8 @@ import (
 	"sync"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/site-controller/site-controller/pkg/resources"
 )
 
 // Handler receives what the watcher finds.
@@ -90,7 +92,7 @@ func (w *Watcher) SyncAll() error {
 	var errs []error
 	present := map[string]bool{}
 	for _, e := range entries {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+		if e.IsDir() && resources.ValidName(e.Name()) == "" {
 			present[e.Name()] = true
 			errs = append(errs, w.Sync(e.Name()))
 		}
@@ -257,8 +259,8 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 	if ns == "" {
 		return // the root itself
 	}
-	if strings.HasPrefix(ns, ".") {
-		return // data-home files such as .ports.lock
+	if resources.ValidName(ns) != "" {
+		return // not a namespace: data-home files (.ports.lock), temporary names
 	}
 	base := filepath.Base(ev.Name)
 	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
