@@ -7,8 +7,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/containers/podman/v5/pkg/bindings"
@@ -99,17 +97,4 @@ func Systemd(t testing.TB, binary string) *systemd.Runtime {
 	r := systemd.New(systemd.Options{Scope: systemd.User, Binary: binary})
 	t.Cleanup(r.Close)
 	return r
-}
-
-// ReportFile makes every service the test's user manager starts from now
-// on append the stand-in's line to a file (there is no journal here), and
-// returns the file.
-func ReportFile(t testing.TB) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "report")
-	if out, err := exec.Command("systemctl", "--user", "set-environment", "STANDIN_REPORT="+path).CombinedOutput(); err != nil {
-		t.Fatalf("systemctl --user set-environment: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("systemctl", "--user", "unset-environment", "STANDIN_REPORT").Run() })
-	return path
 }

@@ -81,3 +81,16 @@ func StandinRootfs(t testing.TB) []byte {
 
 // StandinImage is the name tests give the imported stand-in image.
 const StandinImage = "localhost/site-controller-standin:test"
+
+// ReportFile makes every service the test's systemd user manager starts
+// from now on append the stand-in's line to a file (there is no journal
+// here to keep their output), and returns the file.
+func ReportFile(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "report")
+	if out, err := exec.Command("systemctl", "--user", "set-environment", "STANDIN_REPORT="+path).CombinedOutput(); err != nil {
+		t.Fatalf("systemctl --user set-environment: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("systemctl", "--user", "unset-environment", "STANDIN_REPORT").Run() })
+	return path
+}

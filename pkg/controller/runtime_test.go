@@ -25,16 +25,9 @@ func testNamespace(prefix string) string {
 	return fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1e9)
 }
 
-// routerState polls rt until cond holds for the namespace's router.
 func waitRouter(t testing.TB, rt runtime.Runtime, ns, what string, cond func(runtime.State) bool) runtime.State {
 	t.Helper()
-	var st runtime.State
-	eventually(t, what, func() bool {
-		var err error
-		st, err = rt.State(context.Background(), ns)
-		return err == nil && cond(st)
-	})
-	return st
+	return routertest.WaitState(t, rt, ns, what, cond)
 }
 
 func siteReady(home, ns, site string) func() bool {

@@ -248,37 +248,48 @@ func Create(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) erro
 // whole or not at all, and an existing file (however recent) is never
 // replaced: the error is then fs.ErrExist.
 func CreateNew(path string, data []byte, perm, dirPerm fs.FileMode) error {
+	tmp, err := writeTemp(path, data, perm, dirPerm, true)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	// link(2) fails when the name exists: the check and the creation are
+	// one step
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fs.ErrExist
+		}
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// writeTemp writes data to a new temporary file beside path (so that a
+// rename or link puts it in place atomically) and returns its name.
+func writeTemp(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) (string, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
+		return "", fmt.Errorf("creating %s: %w", dir, err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
+	err = tmp.Chmod(perm)
 	if err == nil {
-		err = tmp.Chmod(perm)
+		_, err = tmp.Write(data)
 	}
-	if err == nil {
+	if err == nil && sync {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
-	// link(2) fails when the name exists: the check and the creation are
-	// one step
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fs.ErrExist
-		}
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return syncDir(dir)
+	return tmp.Name(), nil
 }
 
 func syncDir(dir string) error {
@@ -333,43 +344,16 @@ func ReadInto(path string, buf *bytes.Buffer) (fs.FileMode, error) {
 // Replace writes data to path atomically, as WriteFile does, without
 // comparing with what is there.
 func Replace(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, dirPerm); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	tmp, err := writeTemp(path, data, perm, dirPerm, sync)
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return err
 	}
-	renamed := false
-	defer func() {
-		if !renamed {
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if sync {
-		if err := tmp.Sync(); err != nil {
-			tmp.Close()
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	renamed = true
-	if sync {
-		return syncDir(dir)
+		return syncDir(filepath.Dir(path))
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package docker
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,10 +15,8 @@ import (
 	"github.com/docker/docker/api/types/image"
 
 	"github.com/site-controller/site-controller/internal/routertest"
-	"github.com/site-controller/site-controller/internal/skschema"
+	"github.com/site-controller/site-controller/internal/sitetest"
 	"github.com/site-controller/site-controller/internal/testfs"
-	"github.com/site-controller/site-controller/pkg/controller"
-	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/runtime"
 )
 
@@ -52,27 +49,8 @@ func engine(t *testing.T, opts Options) *Runtime {
 	return r
 }
 
-// site renders namespace ns with the given resources in a fresh data home
-// and returns the runtime's view of it.
 func site(t *testing.T, home, ns, resources string) runtime.Site {
-	t.Helper()
-	dir, _ := namespace.Open(home, ns)
-	if err := os.MkdirAll(dir.InputResources(), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir.InputResources(), "r.yaml"), []byte(resources), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	res, err := controller.New(controller.Options{DataHome: home, Platform: "docker"}).Reconcile(context.Background(), ns)
-	if err != nil || res.Config == nil {
-		t.Fatalf("render: %v %v", err, res.Problems)
-	}
-	skschema.CheckConfig(t, res.Config)
-	hash, err := runtime.InputHash(dir.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return runtime.Site{Namespace: ns, SiteID: res.SiteID, Dir: dir.Path, Hash: hash}
+	return sitetest.Render(t, home, ns, "docker", resources)
 }
 
 const siteAndListener = `apiVersion: skupper.io/v2alpha1
@@ -89,28 +67,8 @@ func uniqueNS(t *testing.T) string {
 	return fmt.Sprintf("dk%d", time.Now().UnixNano()%1e9)
 }
 
-// waitLog waits until the container's log holds want.
 func waitLog(t *testing.T, r *Runtime, ns, want string) string {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		logs, err := r.Logs(context.Background(), ns)
-		if err == nil && strings.Contains(logs, want) {
-			return logs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("container log never showed %q:\n%s (%v)", want, logs, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func configSum(t *testing.T, s runtime.Site) string {
-	data, err := os.ReadFile(s.ConfigPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("config-sha256=%x", sha256.Sum256(data))
+	return routertest.WaitLog(t, r.Logs, ns, want)
 }
 
 func TestRouterContainerLifecycle(t *testing.T) {
@@ -164,7 +122,7 @@ func TestRouterContainerLifecycle(t *testing.T) {
 	}
 	// the stand-in read the configuration and every credential (keys 0600)
 	logs := waitLog(t, r, ns, "standin: running")
-	if !strings.Contains(logs, configSum(t, s)) || !strings.Contains(logs, "credentials=") || strings.Contains(logs, "credentials=0 ") {
+	if !strings.Contains(logs, sitetest.ConfigSum(t, s)) || !strings.Contains(logs, "credentials=") || strings.Contains(logs, "credentials=0 ") {
 		t.Errorf("the container did not see the rendered configuration and credentials:\n%s", logs)
 	}
 
@@ -195,7 +153,7 @@ func TestRouterContainerLifecycle(t *testing.T) {
 	if c3.ID == c.ID {
 		t.Error("configuration change did not restart the router")
 	}
-	waitLog(t, r, ns, configSum(t, s2))
+	waitLog(t, r, ns, sitetest.ConfigSum(t, s2))
 
 	// a container someone stopped is started again
 	if err := r.cli.ContainerStop(ctx, c3.ID, containerStopNow()); err != nil {
@@ -228,17 +186,9 @@ func TestCrashLoopIsReported(t *testing.T) {
 	t.Cleanup(func() { r.Remove(context.Background(), ns) })
 	s := site(t, t.TempDir(), ns, fmt.Sprintf(siteAndListener, "crash", 18083))
 	r.Ensure(ctx, s)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st, err := r.State(ctx, ns)
-		if err == nil && !st.Running && st.Restarts > 0 && strings.Contains(st.Message, "crashing as the site name asks") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("crash loop not reported: %+v %v", st, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	routertest.WaitState(t, r, ns, "crash loop reported", func(st runtime.State) bool {
+		return !st.Running && st.Restarts > 0 && strings.Contains(st.Message, "crashing as the site name asks")
+	})
 }
 
 func TestImageProblems(t *testing.T) {

@@ -3,7 +3,6 @@ package podman
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,10 +15,8 @@ import (
 	"github.com/containers/podman/v5/pkg/bindings/images"
 
 	"github.com/site-controller/site-controller/internal/routertest"
-	"github.com/site-controller/site-controller/internal/skschema"
+	"github.com/site-controller/site-controller/internal/sitetest"
 	"github.com/site-controller/site-controller/internal/testfs"
-	"github.com/site-controller/site-controller/pkg/controller"
-	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/runtime"
 )
 
@@ -52,24 +49,7 @@ func engine(t *testing.T, opts Options) *Runtime {
 }
 
 func site(t *testing.T, home, ns, resources string) runtime.Site {
-	t.Helper()
-	dir, _ := namespace.Open(home, ns)
-	if err := os.MkdirAll(dir.InputResources(), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir.InputResources(), "r.yaml"), []byte(resources), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	res, err := controller.New(controller.Options{DataHome: home, Platform: "podman"}).Reconcile(context.Background(), ns)
-	if err != nil || res.Config == nil {
-		t.Fatalf("render: %v %v", err, res.Problems)
-	}
-	skschema.CheckConfig(t, res.Config)
-	hash, err := runtime.InputHash(dir.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return runtime.Site{Namespace: ns, SiteID: res.SiteID, Dir: dir.Path, Hash: hash}
+	return sitetest.Render(t, home, ns, "podman", resources)
 }
 
 const siteAndListener = `apiVersion: skupper.io/v2alpha1
@@ -85,26 +65,7 @@ spec: {routingKey: k, host: 127.0.0.1, port: %d, tlsCredentials: l-tls}
 func uniqueNS() string { return fmt.Sprintf("pm%d", time.Now().UnixNano()%1e9) }
 
 func waitLog(t *testing.T, r *Runtime, ns, want string) string {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		logs, err := r.Logs(context.Background(), ns)
-		if err == nil && strings.Contains(logs, want) {
-			return logs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("container log never showed %q:\n%s (%v)", want, logs, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func configSum(t *testing.T, s runtime.Site) string {
-	data, err := os.ReadFile(s.ConfigPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("config-sha256=%x", sha256.Sum256(data))
+	return routertest.WaitLog(t, r.Logs, ns, want)
 }
 
 func TestRouterContainerLifecycle(t *testing.T) {
@@ -162,7 +123,7 @@ func TestRouterContainerLifecycle(t *testing.T) {
 		t.Errorf("user %q, want %q", data.Config.User, want)
 	}
 	logs := waitLog(t, r, ns, "standin: running")
-	if !strings.Contains(logs, configSum(t, s)) || strings.Contains(logs, "credentials=0 ") {
+	if !strings.Contains(logs, sitetest.ConfigSum(t, s)) || strings.Contains(logs, "credentials=0 ") {
 		t.Errorf("the container did not see the rendered configuration and credentials:\n%s", logs)
 	}
 
@@ -185,7 +146,7 @@ func TestRouterContainerLifecycle(t *testing.T) {
 	if data3.ID == data.ID {
 		t.Error("configuration change did not restart the router")
 	}
-	waitLog(t, r, ns, configSum(t, s2))
+	waitLog(t, r, ns, sitetest.ConfigSum(t, s2))
 
 	input := testfs.Fingerprint(t, filepath.Join(s.Dir, "input"))
 	if err := r.Remove(ctx, ns); err != nil {

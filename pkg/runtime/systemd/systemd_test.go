@@ -14,10 +14,8 @@ import (
 	"time"
 
 	"github.com/site-controller/site-controller/internal/routertest"
-	"github.com/site-controller/site-controller/internal/skschema"
+	"github.com/site-controller/site-controller/internal/sitetest"
 	"github.com/site-controller/site-controller/internal/testfs"
-	"github.com/site-controller/site-controller/pkg/controller"
-	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/runtime"
 )
 
@@ -92,32 +90,7 @@ func userManager(t *testing.T, binary string) *Runtime {
 }
 
 func render(t *testing.T, home, ns, resources string) runtime.Site {
-	t.Helper()
-	dir, _ := namespace.Open(home, ns)
-	os.MkdirAll(dir.InputResources(), 0o755)
-	if err := os.WriteFile(filepath.Join(dir.InputResources(), "r.yaml"), []byte(resources), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dir.SetPlatform("linux")
-	res, err := controller.New(controller.Options{DataHome: home}).Reconcile(context.Background(), ns)
-	if err != nil || res.Config == nil {
-		t.Fatalf("render: %v %v", err, res.Problems)
-	}
-	skschema.CheckConfig(t, res.Config)
-	hash, _ := runtime.InputHash(dir.Path)
-	return runtime.Site{Namespace: ns, SiteID: res.SiteID, Dir: dir.Path, Hash: hash}
-}
-
-// reportFile makes every unit the user manager starts from now on append
-// the stand-in's line to a file (no journald here keeps service output).
-func reportFile(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "report")
-	if out, err := exec.Command("systemctl", "--user", "set-environment", "STANDIN_REPORT="+path).CombinedOutput(); err != nil {
-		t.Fatalf("systemctl --user set-environment: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("systemctl", "--user", "unset-environment", "STANDIN_REPORT").Run() })
-	return path
+	return sitetest.Render(t, home, ns, "linux", resources)
 }
 
 func waitReport(t *testing.T, path, want string) string {
@@ -140,7 +113,7 @@ func waitReport(t *testing.T, path, want string) string {
 // of skrouterd and proves it read the configuration and credentials.
 func TestUnitLifecycle(t *testing.T) {
 	r := userManager(t, routertest.Standin(t))
-	report := reportFile(t)
+	report := routertest.ReportFile(t)
 	ctx := context.Background()
 	home := t.TempDir()
 	ns := fmt.Sprintf("sd%d", time.Now().UnixNano()%1e9)
@@ -207,17 +180,9 @@ func TestCrashLoopAndForeignUnit(t *testing.T) {
 	t.Cleanup(func() { r.Remove(context.Background(), ns) })
 	s := render(t, t.TempDir(), ns, "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name: crash}\n")
 	r.Ensure(ctx, s)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st, err := r.State(ctx, ns)
-		if err == nil && !st.Running && st.Restarts > 0 && strings.Contains(st.Message, "exit code 3") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("crash loop not reported: %+v %v", st, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	routertest.WaitState(t, r, ns, "crash loop reported", func(st runtime.State) bool {
+		return !st.Running && st.Restarts > 0 && strings.Contains(st.Message, "exit code 3")
+	})
 	// a unit of the same name that is not ours is never touched
 	foreign := "other"
 	path := filepath.Join(r.opts.UnitDir, runtime.UnitName(foreign))
