@@ -27,14 +27,20 @@ func run(t *testing.T, args ...string) (string, string, error) {
 func examples(t *testing.T) string {
 	home := t.TempDir()
 	testfs.Copy(t, "../../examples", home)
+	// only the input: a local `make run` leaves output in examples/
+	dirs, _ := filepath.Glob(filepath.Join(home, "namespaces", "*"))
+	for _, d := range dirs {
+		os.RemoveAll(filepath.Join(d, "runtime"))
+		os.RemoveAll(filepath.Join(d, "internal"))
+	}
 	return home
 }
 
 func TestValidate(t *testing.T) {
 	home := examples(t)
 	out, _, err := run(t, "validate", "--data-home", home)
-	if err != nil || out != "" {
-		t.Fatalf("examples: %q %v", out, err)
+	if err != nil || strings.Count(out, ": warning: ") != strings.Count(out, "\n") {
+		t.Fatalf("examples: only warnings expected, got %q %v", out, err)
 	}
 	bad := filepath.Join(home, "namespaces", "hello-world-west", "input", "resources", "extra.yaml")
 	os.WriteFile(bad, []byte("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: x\nspec:\n  routingKey: k\n  host: 127.0.0.1\n  port: 70000\n"), 0o644)

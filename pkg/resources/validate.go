@@ -393,7 +393,9 @@ func (v *validator) check() {
 			v.warn("spec.ha", "ignored on this platform (HA runs a second router pod on Kubernetes)")
 		}
 		switch o.Spec.LinkAccess {
-		case "", "none", "default":
+		case "", "none":
+		case "default":
+			v.warn("spec.linkAccess", "links between sites are not implemented by this controller yet: no RouterAccess is created")
 		default:
 			v.fail("spec.linkAccess", fmt.Sprintf("%q is not supported on this platform; use default or none", o.Spec.LinkAccess))
 		}
