@@ -135,8 +135,9 @@ func goldenCases(t *testing.T) []goldenCase {
 	for _, d := range dirs {
 		cases = append(cases, goldenCase{filepath.Base(d), d, filepath.Join(d, "want")})
 	}
-	examples, _ := filepath.Glob("../../examples/namespaces/*")
-	for _, d := range examples {
+	examples, _ := filepath.Glob("../../examples/namespaces/*/input")
+	for _, in := range examples {
+		d := filepath.Dir(in)
 		n := filepath.Base(d)
 		cases = append(cases, goldenCase{n, d, filepath.Join("testdata/examples", n)})
 	}
