@@ -99,3 +99,12 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version: %q %v", out, err)
 	}
 }
+
+func TestHTTPIsLoopbackOnly(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", "192.0.2.1:9090", ":9090"} {
+		_, _, err := run(t, "run", "--data-home", t.TempDir(), "--platform", "none", "--http", addr)
+		if err == nil || !strings.Contains(err.Error(), "only loopback addresses are served") {
+			t.Errorf("--http %s: %v", addr, err)
+		}
+	}
+}

@@ -36,6 +36,11 @@ func newRunCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if httpAddr != "" {
+				if err := loopbackOnly(httpAddr); err != nil {
+					return err
+				}
+			}
 			runtimes, chosen, err := rf.build(cmd.Context(), platform, log)
 			if err != nil {
 				return err
@@ -106,14 +111,22 @@ func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) 
 	return nil, fmt.Errorf("--log-format must be text or json, got %q", format)
 }
 
-// serveHTTP serves h on a loopback address only.
-func serveHTTP(addr string, h http.Handler, log *slog.Logger) (*http.Server, error) {
+// loopbackOnly refuses an --http address that is not a loopback one.
+func loopbackOnly(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("--http %q: %w", addr, err)
+		return fmt.Errorf("--http %q: %w", addr, err)
 	}
 	if ip := net.ParseIP(host); !(host == "localhost" || ip != nil && ip.IsLoopback()) {
-		return nil, fmt.Errorf("--http %q: only loopback addresses are served (127.0.0.1, ::1 or localhost)", addr)
+		return fmt.Errorf("--http %q: only loopback addresses are served (127.0.0.1, ::1 or localhost)", addr)
+	}
+	return nil
+}
+
+// serveHTTP serves h on a loopback address only.
+func serveHTTP(addr string, h http.Handler, log *slog.Logger) (*http.Server, error) {
+	if err := loopbackOnly(addr); err != nil {
+		return nil, err
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -174,6 +174,19 @@ func TestLiveChanges(t *testing.T) {
 	os.Remove(filepath.Join(l.res, "other.yaml"))
 	eventually(t, "listener deleted from the router", func() bool { return l.entity("tcpListener", "listener/other") == nil })
 
+	// the connector comes back, matched; then its listener goes and the
+	// connector is unmatched again
+	writeFile(t, filepath.Join(l.res, "back.yaml"), connectorYAML("back", "front", echo))
+	eventually(t, "connector matched again", func() bool {
+		cs := statusOf(l.home, l.ns, "Connector", "back")
+		return cs != nil && cs.Status == status.Ready && cs.HasMatchingListener != nil && *cs.HasMatchingListener
+	})
+	os.Remove(filepath.Join(l.res, "front.yaml"))
+	eventually(t, "connector unmatched without its listener", func() bool {
+		cs := statusOf(l.home, l.ns, "Connector", "back")
+		return cs != nil && cs.Status == status.Pending && cs.HasMatchingListener != nil && !*cs.HasMatchingListener
+	})
+
 	if got := l.pid(); got != pid {
 		t.Errorf("router process changed from %d to %d: a live change restarted it", pid, got)
 	}
