@@ -293,3 +293,37 @@ spec: {routingKey: echo, host: 127.0.0.1, port: %d}
 		t.Errorf("router state %+v", st)
 	}
 }
+
+// TestRuntimeFailuresBecomeStatus: an image that is missing and cannot be
+// pulled, and a router that crash-loops, each show in the Site's status
+// with what to do; the daemon keeps running and the other namespace is
+// fine.
+func TestRuntimeFailuresBecomeStatus(t *testing.T) {
+	good := enginetest.Docker(t)
+	noImage, err := docker.New(docker.Options{Endpoint: enginetest.DockerEndpoint(t), Image: "localhost/no-such-router:0", Pull: runtime.PullMissing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	home := t.TempDir()
+	crash, missing := testNamespace("crash"), testNamespace("noimg")
+	t.Cleanup(func() { good.Remove(ctx, crash); good.Remove(ctx, missing) })
+	// the missing-image namespace runs on "podman" here only to give it a
+	// runtime of its own: the runtime behind the name is a docker one
+	startDaemon(t, home, func(o *DaemonOptions) {
+		o.Platform = "docker"
+		o.Runtimes = map[string]runtime.Runtime{"docker": good, "podman": noImage}
+	})
+	writeFile(t, filepath.Join(namespace.Root(home), missing, "internal", "platform.yaml"), "platform: podman\n")
+	writeFile(t, filepath.Join(namespace.Root(home), missing, "input", "resources", "site.yaml"), siteYAML("s"))
+	writeFile(t, filepath.Join(namespace.Root(home), crash, "input", "resources", "site.yaml"), siteYAML("crash"))
+	eventually(t, "missing image reported", func() bool {
+		s := statusOf(home, missing, "Site", "s")
+		return s != nil && s.Status == status.Error && strings.Contains(s.Message, "router image localhost/no-such-router:0 is not present and could not be pulled") &&
+			strings.Contains(s.Message, "SKUPPER_ROUTER_IMAGE")
+	})
+	eventually(t, "crash loop reported", func() bool {
+		s := statusOf(home, crash, "Site", "crash")
+		return s != nil && s.Status == status.Pending && strings.Contains(s.Message, "crashing as the site name asks")
+	})
+}
