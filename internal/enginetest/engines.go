@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/pkg/runtime"
 	"github.com/site-controller/site-controller/pkg/runtime/docker"
 	"github.com/site-controller/site-controller/pkg/runtime/podman"
 	"github.com/site-controller/site-controller/pkg/runtime/systemd"
@@ -97,4 +98,20 @@ func Systemd(t testing.TB, binary string) *systemd.Runtime {
 	r := systemd.New(systemd.Options{Scope: systemd.User, Binary: binary})
 	t.Cleanup(r.Close)
 	return r
+}
+
+// Runtime returns the test runtime of a platform (docker, podman, or linux
+// with the stand-in router), or skips.
+func Runtime(t testing.TB, platform string) runtime.Runtime {
+	t.Helper()
+	switch platform {
+	case "docker":
+		return Docker(t)
+	case "podman":
+		return Podman(t)
+	case "linux":
+		return Systemd(t, "")
+	}
+	t.Fatalf("no test runtime for platform %q", platform)
+	return nil
 }

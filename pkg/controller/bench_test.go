@@ -119,15 +119,7 @@ func BenchmarkChangeToStatus(b *testing.B) {
 func BenchmarkSiteToRouter(b *testing.B) {
 	for _, platform := range []string{"docker", "podman", "linux"} {
 		b.Run(platform, func(b *testing.B) {
-			var rt runtime.Runtime
-			switch platform {
-			case "docker":
-				rt = enginetest.Docker(b)
-			case "podman":
-				rt = enginetest.Podman(b)
-			case "linux":
-				rt = enginetest.Systemd(b, "")
-			}
+			rt := enginetest.Runtime(b, platform)
 			home := b.TempDir()
 			startDaemon(b, home, func(o *DaemonOptions) {
 				o.Platform = platform

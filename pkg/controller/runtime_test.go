@@ -43,15 +43,7 @@ func siteReady(home, ns, site string) func() bool {
 func TestDaemonRunsRouters(t *testing.T) {
 	for _, platform := range []string{"docker", "podman", "linux"} {
 		t.Run(platform, func(t *testing.T) {
-			var rt runtime.Runtime
-			switch platform {
-			case "docker":
-				rt = enginetest.Docker(t)
-			case "podman":
-				rt = enginetest.Podman(t)
-			case "linux":
-				rt = enginetest.Systemd(t, "")
-			}
+			rt := enginetest.Runtime(t, platform)
 			home := t.TempDir()
 			ns := testNamespace("rt")
 			t.Cleanup(func() { rt.Remove(context.Background(), ns) })
