@@ -5,7 +5,9 @@
 # next to it, for the runtime tests:
 #   - dockerd          on unix://$STATE/docker.sock
 #   - podman API       on unix://$STATE/podman.sock (Podman 4.3 needs the
-#                      containers.conf settings written below)
+#                      containers.conf settings written below), and a
+#                      rootless one run by the user sc-rootless (created
+#                      when missing, with subordinate ids)
 #   - systemd --user   with its own XDG_RUNTIME_DIR and session bus
 # Installs docker.io, podman and dbus-user-session with apt-get when they are
 # missing (run as root). Exports SITE_CONTROLLER_TEST_DOCKER,
@@ -20,6 +22,7 @@ set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "$0: needs root (dockerd, podman and the systemd marker)" >&2; exit 2; }
 
 missing=()
+command -v newuidmap >/dev/null || missing+=(uidmap)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v podman >/dev/null || missing+=(podman)
 [ -e /usr/lib/systemd/user/dbus.socket ] || missing+=(dbus-user-session)
@@ -36,13 +39,19 @@ pids=()
 marker_made=
 cleanup() {
   local rc=$?
+  # rootless podman runs the service as a child in its user namespace and
+  # keeps a pause process holding that namespace: both are ours too
+  local started=("${pids[@]}")
+  for pid in "${started[@]}"; do pids+=($(pgrep -P "$pid" 2>/dev/null)); done
+  [ -n "${rl_run:-}" ] && [ -f "$rl_run/libpod/tmp/pause.pid" ] && pids+=("$(cat "$rl_run/libpod/tmp/pause.pid")")
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   done
   [ -n "$marker_made" ] && rmdir /run/systemd/system 2>/dev/null || true
-  umount -R "$state/docker-data" 2>/dev/null || true
+  # what dockerd left mounted (its network namespace, overlay layers)
+  awk -v s="$state/" 'index($2, s) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$state" 2>/dev/null || true
   exit $rc
 }
@@ -75,6 +84,29 @@ podman system service --time=0 "unix://$state/podman.sock" >"$state/podman.log" 
 pids+=($!)
 wait_for podman curl -sf --unix-socket "$state/podman.sock" http://d/_ping || { tail -20 "$state/podman.log"; exit 1; }
 
+# the rootless path (keep-id) needs a real unprivileged user with
+# subordinate ids; setpriv execs podman directly, so its PID is ours to end
+ROOTLESS_USER=sc-rootless
+echo "--- starting a rootless podman API service (user $ROOTLESS_USER)"
+id "$ROOTLESS_USER" >/dev/null 2>&1 || useradd --create-home --shell /usr/sbin/nologin "$ROOTLESS_USER"
+grep -q "^$ROOTLESS_USER:" /etc/subuid || echo "$ROOTLESS_USER:300000:65536" >>/etc/subuid
+grep -q "^$ROOTLESS_USER:" /etc/subgid || echo "$ROOTLESS_USER:300000:65536" >>/etc/subgid
+rl_uid=$(id -u "$ROOTLESS_USER"); rl_gid=$(id -g "$ROOTLESS_USER")
+rl="$state/rootless"
+mkdir -p "$rl" && chown "$rl_uid:$rl_gid" "$rl"
+chmod 0755 "$state"
+cp "$CONTAINERS_CONF" "$rl/containers.conf" && chmod 0644 "$rl/containers.conf"
+rl_home=$(getent passwd "$ROOTLESS_USER" | cut -d: -f6)
+# a runtime directory that stays the same from run to run: Podman records
+# it in its database and insists on it afterwards
+rl_run="$rl_home/.sc-runtime"
+install -d -m 0700 -o "$rl_uid" -g "$rl_gid" "$rl_run"
+env -i HOME="$rl_home" PATH="$PATH" XDG_RUNTIME_DIR="$rl_run" CONTAINERS_CONF="$rl/containers.conf" \
+  setpriv --reuid="$rl_uid" --regid="$rl_gid" --init-groups \
+  podman system service --time=0 "unix://$rl/podman.sock" >"$state/podman-rootless.log" 2>&1 &
+pids+=($!)
+wait_for "rootless podman" curl -sf --unix-socket "$rl/podman.sock" http://d/_ping || { tail -20 "$state/podman-rootless.log"; exit 1; }
+
 echo "--- starting a systemd user manager"
 # systemd --user runs as a real manager only when it believes systemd is
 # PID 1; the marker is removed right after so other tools do not believe so.
@@ -91,6 +123,8 @@ if [ -n "$marker_made" ]; then rmdir /run/systemd/system; marker_made=; fi
 
 export SITE_CONTROLLER_TEST_DOCKER="unix://$state/docker.sock"
 export SITE_CONTROLLER_TEST_PODMAN="unix://$state/podman.sock"
+export SITE_CONTROLLER_TEST_PODMAN_ROOTLESS="unix://$rl/podman.sock"
+export SITE_CONTROLLER_TEST_ROOTLESS_OWNER="$rl_uid:$rl_gid"
 echo "--- engines up: docker $SITE_CONTROLLER_TEST_DOCKER, podman $SITE_CONTROLLER_TEST_PODMAN, systemd --user on $DBUS_SESSION_BUS_ADDRESS"
 set +e
 "$@"

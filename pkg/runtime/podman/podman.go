@@ -44,12 +44,21 @@ type Options struct {
 	Endpoint string // RootSocket for root, RootlessSocket otherwise, when empty
 	Image    string
 	Pull     runtime.PullPolicy
+	// Owner is the user the service runs as and the namespace files
+	// belong to; nil means this process's user (rootless unless root).
+	Owner *Owner
+}
+
+// Owner is the user a Podman service runs containers for.
+type Owner struct {
+	UID, GID int
+	Rootless bool
 }
 
 // Runtime is the podman platform.
 type Runtime struct {
-	opts     Options
-	rootless bool
+	opts  Options
+	owner Owner
 
 	mu   sync.Mutex
 	conn context.Context // bindings connection; nil until connected
@@ -58,10 +67,13 @@ type Runtime struct {
 // New returns a runtime for the service at opts.Endpoint. It connects on
 // first use, and again after the service went away.
 func New(opts Options) *Runtime {
-	rootless := os.Getuid() != 0
+	owner := Owner{UID: os.Getuid(), GID: os.Getgid(), Rootless: os.Getuid() != 0}
+	if opts.Owner != nil {
+		owner = *opts.Owner
+	}
 	if opts.Endpoint == "" {
 		opts.Endpoint = RootSocket
-		if rootless {
+		if owner.Rootless {
 			opts.Endpoint = RootlessSocket()
 		}
 	}
@@ -71,7 +83,7 @@ func New(opts Options) *Runtime {
 	if opts.Pull == "" {
 		opts.Pull = runtime.PullMissing
 	}
-	return &Runtime{opts: opts, rootless: rootless}
+	return &Runtime{opts: opts, owner: owner}
 }
 
 // Platform implements runtime.Runtime.
@@ -119,7 +131,7 @@ func notFound(err error) bool {
 // host user is kept as the same uid inside (keep-id), so that it can read
 // its own 0600 keys.
 func (r *Runtime) Spec(s runtime.Site) runtime.Container {
-	return runtime.RouterContainer(s, runtime.ContainerOptions{Image: r.opts.Image, Rootless: r.rootless, UID: os.Getuid(), GID: os.Getgid()})
+	return runtime.RouterContainer(s, runtime.ContainerOptions{Image: r.opts.Image, Rootless: r.owner.Rootless, UID: r.owner.UID, GID: r.owner.GID})
 }
 
 // SpecGenerator translates the engine-neutral container into Podman's.

@@ -179,3 +179,62 @@ func TestEngineDown(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestRootlessRouter runs a router on a rootless Podman service (run by an
+// unprivileged user, as a rootless controller would use it): the container
+// keeps the user's uid inside (keep-id) and so reads the site's 0600 keys.
+func TestRootlessRouter(t *testing.T) {
+	ep, owner := os.Getenv("SITE_CONTROLLER_TEST_PODMAN_ROOTLESS"), os.Getenv("SITE_CONTROLLER_TEST_ROOTLESS_OWNER")
+	if ep == "" || owner == "" {
+		t.Skip("no rootless Podman service for tests: run under scripts/with-engines.sh (sets SITE_CONTROLLER_TEST_PODMAN_ROOTLESS)")
+	}
+	var uid, gid int
+	if _, err := fmt.Sscanf(owner, "%d:%d", &uid, &gid); err != nil {
+		t.Fatal(err)
+	}
+	r := New(Options{Endpoint: ep, Image: routertest.StandinImage, Owner: &Owner{UID: uid, GID: gid, Rootless: true}})
+	ctx := context.Background()
+	c, cancel, err := r.connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	if ok, _ := images.Exists(c, routertest.StandinImage, nil); !ok {
+		changes := []string{`ENTRYPOINT ["/standin"]`}
+		ref := routertest.StandinImage
+		if _, err := images.Import(c, bytes.NewReader(routertest.StandinRootfs(t)), &images.ImportOptions{Changes: &changes, Reference: &ref}); err != nil {
+			t.Fatalf("importing the stand-in image: %v", err)
+		}
+	}
+	// the site belongs to the user, as a rootless controller writes it
+	home, err := os.MkdirTemp(filepath.Dir(strings.TrimPrefix(ep, "unix://")), "home")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	ns := uniqueNS()
+	t.Cleanup(func() { r.Remove(context.Background(), ns) })
+	s := site(t, home, ns, fmt.Sprintf(siteAndListener, "rootless", 18095))
+	filepath.Walk(home, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
+	os.Chmod(home, 0o755)
+
+	if _, err := r.Ensure(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	data, err := containers.Inspect(c, runtime.ContainerName(ns), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%d:%d", uid, gid); data.Config.User != want {
+		t.Errorf("user %q, want %q", data.Config.User, want)
+	}
+	// keep-id: the user's uid inside maps to the user itself (0 in the
+	// rootless user namespace); Podman 4.3 reports the mode as "private"
+	if m := data.HostConfig.IDMappings; m == nil || !slices.Contains(m.UIDMap, fmt.Sprintf("%d:0:1", uid)) {
+		t.Errorf("uid %d is not kept (userns %q, mappings %+v)", uid, data.HostConfig.UsernsMode, m)
+	}
+	logs := waitLog(t, r, ns, "standin: running")
+	if !strings.Contains(logs, fmt.Sprintf("uid=%d ", uid)) || strings.Contains(logs, "credentials=0 ") || !strings.Contains(logs, sitetest.ConfigSum(t, s)) {
+		t.Errorf("the rootless router did not run as the user with the site's configuration and keys:\n%s", logs)
+	}
+}
