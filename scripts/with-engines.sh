@@ -28,6 +28,8 @@ command -v podman >/dev/null || missing+=(podman)
 [ -e /usr/lib/systemd/user/dbus.socket ] || missing+=(dbus-user-session)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v curl >/dev/null || missing+=(curl)
+command -v pgrep >/dev/null || missing+=(procps)
+command -v setpriv >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "--- installing ${missing[*]}"
   apt-get update -qq
