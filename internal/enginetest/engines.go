@@ -4,14 +4,11 @@
 package enginetest
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"testing"
 
 	"github.com/containers/podman/v5/pkg/bindings"
-	"github.com/containers/podman/v5/pkg/bindings/images"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	"github.com/site-controller/site-controller/internal/routertest"
@@ -49,15 +46,7 @@ func Docker(t testing.TB) *docker.Runtime {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	ctx := context.Background()
-	if _, err := cli.ImageInspect(ctx, routertest.StandinImage); err != nil {
-		rc, err := cli.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(routertest.StandinRootfs(t)), SourceName: "-"},
-			routertest.StandinImage, image.ImportOptions{Changes: []string{`ENTRYPOINT ["/standin"]`}})
-		if err != nil {
-			t.Fatalf("importing the stand-in image into docker: %v", err)
-		}
-		rc.Close()
-	}
+	routertest.ImportDocker(t, cli)
 	r, err := docker.New(docker.Options{Endpoint: ep, Image: routertest.StandinImage})
 	if err != nil {
 		t.Fatal(err)
@@ -75,13 +64,7 @@ func Podman(t testing.TB) *podman.Runtime {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := images.Exists(conn, routertest.StandinImage, nil); !ok {
-		changes := []string{`ENTRYPOINT ["/standin"]`}
-		ref := routertest.StandinImage
-		if _, err := images.Import(conn, bytes.NewReader(routertest.StandinRootfs(t)), &images.ImportOptions{Changes: &changes, Reference: &ref}); err != nil {
-			t.Fatalf("importing the stand-in image into podman: %v", err)
-		}
-	}
+	routertest.ImportPodman(t, conn)
 	return podman.New(podman.Options{Endpoint: ep, Image: routertest.StandinImage})
 }
 

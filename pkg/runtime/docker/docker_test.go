@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
 
 	"github.com/site-controller/site-controller/internal/routertest"
 	"github.com/site-controller/site-controller/internal/sitetest"
@@ -37,15 +35,7 @@ func engine(t *testing.T, opts Options) *Runtime {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	ctx := context.Background()
-	if _, err := r.cli.ImageInspect(ctx, routertest.StandinImage); err != nil {
-		rc, err := r.cli.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(routertest.StandinRootfs(t)), SourceName: "-"},
-			routertest.StandinImage, image.ImportOptions{Changes: []string{`ENTRYPOINT ["/standin"]`}})
-		if err != nil {
-			t.Fatalf("importing the stand-in image: %v", err)
-		}
-		rc.Close()
-	}
+	routertest.ImportDocker(t, r.cli)
 	return r
 }
 

@@ -1,7 +1,6 @@
 package podman
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/containers/podman/v5/pkg/bindings/containers"
-	"github.com/containers/podman/v5/pkg/bindings/images"
 
 	"github.com/site-controller/site-controller/internal/routertest"
 	"github.com/site-controller/site-controller/internal/sitetest"
@@ -38,13 +36,7 @@ func engine(t *testing.T, opts Options) *Runtime {
 		t.Fatal(err)
 	}
 	defer cancel()
-	if ok, _ := images.Exists(c, routertest.StandinImage, nil); !ok {
-		changes := []string{`ENTRYPOINT ["/standin"]`}
-		ref := routertest.StandinImage
-		if _, err := images.Import(c, bytes.NewReader(routertest.StandinRootfs(t)), &images.ImportOptions{Changes: &changes, Reference: &ref}); err != nil {
-			t.Fatalf("importing the stand-in image: %v", err)
-		}
-	}
+	routertest.ImportPodman(t, c)
 	return r
 }
 
@@ -199,13 +191,7 @@ func TestRootlessRouter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cancel()
-	if ok, _ := images.Exists(c, routertest.StandinImage, nil); !ok {
-		changes := []string{`ENTRYPOINT ["/standin"]`}
-		ref := routertest.StandinImage
-		if _, err := images.Import(c, bytes.NewReader(routertest.StandinRootfs(t)), &images.ImportOptions{Changes: &changes, Reference: &ref}); err != nil {
-			t.Fatalf("importing the stand-in image: %v", err)
-		}
-	}
+	routertest.ImportPodman(t, c)
 	// the site belongs to the user, as a rootless controller writes it
 	home, err := os.MkdirTemp(filepath.Dir(strings.TrimPrefix(ep, "unix://")), "home")
 	if err != nil {
