@@ -137,7 +137,8 @@ func assertConverged(t testing.TB, home string) int {
 	return len(names)
 }
 
-// waitQuiet waits until the daemon has had nothing to do for a while.
+// waitQuiet waits until the daemon has had nothing to do for a while:
+// nothing waiting, nothing in flight, no retry scheduled.
 func waitQuiet(t testing.TB, d *Daemon) {
 	t.Helper()
 	quietSince := time.Now()
@@ -146,7 +147,7 @@ func waitQuiet(t testing.TB, d *Daemon) {
 		if time.Now().After(deadline) {
 			t.Fatal("daemon never went quiet")
 		}
-		if d.queue.Len() > 0 {
+		if d.queue.Len() > 0 || d.queue.Scheduled() > 0 {
 			quietSince = time.Now()
 		}
 		time.Sleep(5 * time.Millisecond)

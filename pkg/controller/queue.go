@@ -20,6 +20,8 @@ type Queue struct {
 	inFlight map[string]bool
 	again    map[string]bool // marked while in flight
 	changed  chan struct{}   // closed and replaced on every change
+	// scheduled counts marks that After will make later.
+	scheduled int
 }
 
 type mark struct{ first, last time.Time }
@@ -142,6 +144,9 @@ func (q *Queue) Done(key string) {
 // After marks key once d has passed (for retries with backoff), unless ctx
 // ends first.
 func (q *Queue) After(ctx context.Context, key string, d time.Duration) {
+	q.mu.Lock()
+	q.scheduled++
+	q.mu.Unlock()
 	t := time.NewTimer(d)
 	go func() {
 		defer t.Stop()
@@ -150,5 +155,15 @@ func (q *Queue) After(ctx context.Context, key string, d time.Duration) {
 		case <-t.C:
 			q.MarkNow(key)
 		}
+		q.mu.Lock()
+		q.scheduled--
+		q.mu.Unlock()
 	}()
+}
+
+// Scheduled returns how many marks After will still make.
+func (q *Queue) Scheduled() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.scheduled
 }

@@ -124,8 +124,13 @@ func (d Dir) ResourceFiles() ([]string, error) {
 	root := d.InputResources()
 	err := filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
 		if err != nil {
-			if path == root && errors.Is(err, fs.ErrNotExist) {
-				return fs.SkipAll
+			if errors.Is(err, fs.ErrNotExist) {
+				// the whole directory, or something in it, went while
+				// we listed: what is gone is not there to read
+				if path == root {
+					return fs.SkipAll
+				}
+				return nil
 			}
 			return err
 		}
