@@ -195,7 +195,9 @@ func TestCrashDuringChurn(t *testing.T) {
 	eventually(t, "ready after restart", h.ready)
 	quiet := time.Now()
 	for time.Since(quiet) < 300*time.Millisecond {
-		if n, ok := h.metric("site_controller_queue_length"); !ok || n > 0 {
+		n, ok := h.metric("site_controller_queue_length")
+		r, ok2 := h.metric("site_controller_scheduled_retries")
+		if !ok || !ok2 || n > 0 || r > 0 {
 			quiet = time.Now()
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -101,7 +101,8 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 		return nil, err
 	}
 	d.watch = w
-	d.metrics, err = newMetrics(d.reg, func() float64 { return float64(w.Watched()) }, func() float64 { return float64(d.queue.Len()) })
+	d.metrics, err = newMetrics(d.reg, func() float64 { return float64(w.Watched()) },
+		func() float64 { return float64(d.queue.Len()) }, func() float64 { return float64(d.queue.Scheduled()) })
 	if err != nil {
 		w.Close()
 		return nil, err

@@ -18,10 +18,11 @@ type metrics struct {
 	rescans     *prometheus.CounterVec
 	watches     prometheus.GaugeFunc
 	queueLength prometheus.GaugeFunc
+	retries     prometheus.GaugeFunc
 	namespaces  prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer, watches, queue func() float64) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, watches, queue, retries func() float64) (*metrics, error) {
 	m := &metrics{
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "site_controller_reconciles_total", Help: "Reconcile passes, by namespace.",
@@ -55,12 +56,15 @@ func newMetrics(reg prometheus.Registerer, watches, queue func() float64) (*metr
 		queueLength: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "site_controller_queue_length", Help: "Namespaces waiting for or in a reconcile.",
 		}, queue),
+		retries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "site_controller_scheduled_retries", Help: "Passes scheduled for later: retries with backoff, rechecks of starting routers and waiting listeners.",
+		}, retries),
 		namespaces: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "site_controller_namespaces", Help: "Namespaces known to the controller.",
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.reconciles, m.errors, m.duration, m.lastSuccess, m.resources, m.events,
-		m.overflows, m.rescans, m.watches, m.queueLength, m.namespaces} {
+		m.overflows, m.rescans, m.watches, m.queueLength, m.retries, m.namespaces} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering metrics: %w", err)
 		}
