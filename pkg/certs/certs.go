@@ -176,7 +176,7 @@ func leafIsCurrent(dir string, ca *CA, l Leaf, now time.Time) bool {
 	if err != nil {
 		return false
 	}
-	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+	if !keyMatches(key, cert) {
 		return false
 	}
 	var hosts []string
@@ -199,6 +199,12 @@ func leafIsCurrent(dir string, ca *CA, l Leaf, now time.Time) bool {
 // durable (fsync of each file, then of the directory): it cannot be
 // regenerated without breaking whoever trusts it. A leaf can: it is issued
 // again from its CA whenever it is missing or does not verify.
+// keyMatches tells whether key is the private key of cert.
+func keyMatches(key crypto.Signer, cert *x509.Certificate) bool {
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(cert.PublicKey)
+}
+
 func writeCredential(dir string, caPEM, certPEM []byte, key *ecdsa.PrivateKey, durable bool) error {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -308,7 +314,7 @@ func CheckUserCredential(dir string) (hasCA, hasPair bool, err error) {
 		if err != nil {
 			return false, false, fmt.Errorf("%s: %w", KeyFile, err)
 		}
-		if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+		if !keyMatches(key, cert) {
 			return false, false, fmt.Errorf("%s does not match the key in %s", KeyFile, CertFile)
 		}
 	}

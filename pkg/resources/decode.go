@@ -12,9 +12,8 @@ import (
 
 // Document is one YAML (or JSON) document of an input file.
 type Document struct {
-	File  string // path relative to the namespace directory
-	Index int    // position of the document in its file, from 0
-	Line  int    // line where the document starts
+	File string // path relative to the namespace directory
+	Line int    // line where the document starts
 	// Node is the parsed document; nil when Raw is set.
 	Node *yaml.Node
 	// Raw is the document's text when it is a block mapping without a
@@ -67,7 +66,7 @@ func (d *Document) ID() string {
 func Decode(file string, data []byte) ([]*Document, []Problem) {
 	var docs []*Document
 	var probs []Problem
-	for i, chunk := range splitDocuments(data) {
+	for _, chunk := range splitDocuments(data) {
 		var n yaml.Node
 		if root, ok := fastParse(chunk.text); ok {
 			n = yaml.Node{Kind: yaml.DocumentNode, Line: 1, Column: 1, Content: []*yaml.Node{root}}
@@ -91,7 +90,7 @@ func Decode(file string, data []byte) ([]*Document, []Problem) {
 			probs = append(probs, Problem{File: file, Line: root.Line, Message: "document is not a mapping; expected a resource with apiVersion, kind and metadata"})
 			continue
 		}
-		doc := &Document{File: file, Index: i, Line: root.Line, Node: root, lines: map[string]int{}}
+		doc := &Document{File: file, Line: root.Line, Node: root, lines: map[string]int{}}
 		doc.problems = doc.decode()
 		if root.Style&yaml.FlowStyle == 0 && root.Column == 1 && !hasKey(root, "status") {
 			// the text can be echoed as it is in the status file; the

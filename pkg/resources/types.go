@@ -185,6 +185,3 @@ func (h *Header) header() *Header { return h }
 
 // Generation returns metadata.generation of a resource.
 func Generation(o Object) int64 { return o.header().Metadata.Generation }
-
-// Meta returns the metadata of a resource.
-func Meta(o Object) ObjectMeta { return o.header().Metadata }
