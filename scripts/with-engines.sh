@@ -9,10 +9,18 @@
 #                      rootless one run by the user sc-rootless (created
 #                      when missing, with subordinate ids)
 #   - systemd --user   with its own XDG_RUNTIME_DIR and session bus
+#   - the real router, when ../shared/router (or $SITE_CONTROLLER_ROUTER_DIR)
+#                      is there: skrouterd installed with its install.sh
+#                      when missing, and the router image
+#                      quay.io/skupper/skupper-router:3.5.1 built with its
+#                      make-image.sh into dockerd and both Podman services
+#                      (kept: dockerd's data root and Podman's stores last
+#                      from run to run, so a second run imports nothing)
 # Installs docker.io, podman and dbus-user-session with apt-get when they are
 # missing (run as root). Exports SITE_CONTROLLER_TEST_DOCKER,
-# SITE_CONTROLLER_TEST_PODMAN, XDG_RUNTIME_DIR, XDG_CONFIG_HOME and
-# DBUS_SESSION_BUS_ADDRESS,
+# SITE_CONTROLLER_TEST_PODMAN, SITE_CONTROLLER_TEST_PODMAN_ROOTLESS,
+# SITE_CONTROLLER_TEST_ROUTER_IMAGE (when the image was built),
+# XDG_RUNTIME_DIR, XDG_CONFIG_HOME and DBUS_SESSION_BUS_ADDRESS,
 # and stops everything it started, by PID, when COMMAND ends.
 #
 #   scripts/with-engines.sh make test
@@ -36,7 +44,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# the real router beside the project (a test dependency, never part of it)
+router_dir=${SITE_CONTROLLER_ROUTER_DIR:-$(cd "$(dirname "$0")/.." && pwd)/../shared/router}
+if [ -x "$router_dir/install.sh" ] && [ -x "$router_dir/make-image.sh" ]; then
+  command -v skrouterd >/dev/null || { echo "--- installing skupper-router from $router_dir"; "$router_dir/install.sh"; }
+else
+  echo "--- no router bundle at $router_dir: the real-router tests will skip"
+  router_dir=
+fi
+
 state=$(mktemp -d /tmp/sc-engines.XXXXXX)
+# dockerd's data root outlives the run, so the router image is imported once
+docker_root=${SITE_CONTROLLER_DOCKER_ROOT:-/var/lib/site-controller-tests/docker}
+mkdir -p "$docker_root"
 pids=()
 marker_made=
 cleanup() {
@@ -53,7 +73,9 @@ cleanup() {
   done
   [ -n "$marker_made" ] && rmdir /run/systemd/system 2>/dev/null || true
   # what dockerd left mounted (its network namespace, overlay layers)
-  awk -v s="$state/" 'index($2, s) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  for d in "$state" "$docker_root"; do
+    awk -v s="$d/" 'index($2, s) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  done
   rm -rf "$state" 2>/dev/null || true
   exit $rc
 }
@@ -68,7 +90,7 @@ wait_for() { # what, test command...
 
 echo "--- starting dockerd"
 dockerd --host "unix://$state/docker.sock" --pidfile "$state/docker.pid" \
-  --data-root "$state/docker-data" --exec-root "$state/docker-exec" \
+  --data-root "$docker_root" --exec-root "$state/docker-exec" \
   --iptables=false --bridge=none >"$state/dockerd.log" 2>&1 &
 pids+=($!)
 wait_for dockerd curl -sf --unix-socket "$state/docker.sock" http://d/_ping || { tail -20 "$state/dockerd.log"; exit 1; }
@@ -126,6 +148,29 @@ if [ -n "$marker_made" ]; then rmdir /run/systemd/system; marker_made=; fi
 export SITE_CONTROLLER_TEST_DOCKER="unix://$state/docker.sock"
 export SITE_CONTROLLER_TEST_PODMAN="unix://$state/podman.sock"
 export SITE_CONTROLLER_TEST_PODMAN_ROOTLESS="unix://$rl/podman.sock"
+
+# containers a killed earlier run left in the kept docker root: all ours
+left=$(docker -H "$SITE_CONTROLLER_TEST_DOCKER" ps -aq)
+[ -z "$left" ] || docker -H "$SITE_CONTROLLER_TEST_DOCKER" rm -f $left >/dev/null 2>&1 || true
+
+if [ -n "$router_dir" ]; then
+  image=quay.io/skupper/skupper-router:3.5.1
+  bundle=$(cat /opt/skupper-router/VERSION 2>/dev/null || echo none)
+  t0=$SECONDS
+  for ep in docker:"$SITE_CONTROLLER_TEST_DOCKER" podman:"$SITE_CONTROLLER_TEST_PODMAN" podman:"$SITE_CONTROLLER_TEST_PODMAN_ROOTLESS"; do
+    engine=${ep%%:*} url=${ep#*:}
+    flag=-H; [ "$engine" = podman ] && flag=--url
+    have=$($engine $flag "$url" image inspect -f '{{index .Config.Labels "io.skupper.router.bundle"}}' "$image" 2>/dev/null || true)
+    if [ "$have" = "$bundle" ]; then
+      echo "--- router image $image (bundle $bundle) already in $engine $url"
+    else
+      echo "--- building the router image into $engine $url"
+      "$router_dir/make-image.sh" "$engine" "$url" || { echo "$0: building the router image failed" >&2; exit 1; }
+    fi
+  done
+  echo "--- router set-up took $((SECONDS - t0)) s"
+  export SITE_CONTROLLER_TEST_ROUTER_IMAGE=$image
+fi
 export SITE_CONTROLLER_TEST_ROOTLESS_OWNER="$rl_uid:$rl_gid"
 echo "--- engines up: docker $SITE_CONTROLLER_TEST_DOCKER, podman $SITE_CONTROLLER_TEST_PODMAN, systemd --user on $DBUS_SESSION_BUS_ADDRESS"
 set +e

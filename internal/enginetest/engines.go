@@ -1,6 +1,8 @@
 // Package enginetest gives tests router runtimes on the real engines that
 // scripts/with-engines.sh starts (Docker, Podman, a systemd user manager),
-// running the stand-in router; tests skip when the engines are absent.
+// running the real router (its image, or skrouterd under systemd), or the
+// stand-in router for what the real one cannot show (a crash loop); tests
+// skip when the engines are absent.
 package enginetest
 
 import (
@@ -34,6 +36,42 @@ func PodmanEndpoint(t testing.TB) string {
 		t.Skip("no Podman API service for tests: run under scripts/with-engines.sh (sets SITE_CONTROLLER_TEST_PODMAN)")
 	}
 	return ep
+}
+
+// RealDocker returns a docker runtime on the test engine that runs the
+// real router image, or skips.
+func RealDocker(t testing.TB) *docker.Runtime {
+	t.Helper()
+	ep := DockerEndpoint(t)
+	r, err := docker.New(docker.Options{Endpoint: ep, Image: routertest.Image(t), Pull: runtime.PullNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// RealPodman returns a podman runtime on the test service that runs the
+// real router image, or skips.
+func RealPodman(t testing.TB) *podman.Runtime {
+	t.Helper()
+	return podman.New(podman.Options{Endpoint: PodmanEndpoint(t), Image: routertest.Image(t), Pull: runtime.PullNever})
+}
+
+// Real returns the test runtime of a platform running the real router:
+// its image on docker and podman, skrouterd under systemd on linux.
+func Real(t testing.TB, platform string) runtime.Runtime {
+	t.Helper()
+	switch platform {
+	case "docker":
+		return RealDocker(t)
+	case "podman":
+		return RealPodman(t)
+	case "linux":
+		return Systemd(t, routertest.Binary(t))
+	}
+	t.Fatalf("no test runtime for platform %q", platform)
+	return nil
 }
 
 // Docker returns a docker runtime on the test engine that runs the
@@ -81,20 +119,4 @@ func Systemd(t testing.TB, binary string) *systemd.Runtime {
 	r := systemd.New(systemd.Options{Scope: systemd.User, Binary: binary})
 	t.Cleanup(r.Close)
 	return r
-}
-
-// Runtime returns the test runtime of a platform (docker, podman, or linux
-// with the stand-in router), or skips.
-func Runtime(t testing.TB, platform string) runtime.Runtime {
-	t.Helper()
-	switch platform {
-	case "docker":
-		return Docker(t)
-	case "podman":
-		return Podman(t)
-	case "linux":
-		return Systemd(t, "")
-	}
-	t.Fatalf("no test runtime for platform %q", platform)
-	return nil
 }

@@ -17,6 +17,24 @@ import (
 	"time"
 )
 
+// RequireEnv names the switch that turns a skip for want of the real
+// router into a failure: CI sets it, so no real-router test can skip there.
+const RequireEnv = "SITE_CONTROLLER_REQUIRE_ROUTER"
+
+// ImageEnv names the variable scripts/with-engines.sh sets when it has
+// built the real router image into every test engine.
+const ImageEnv = "SITE_CONTROLLER_TEST_ROUTER_IMAGE"
+
+// Missing skips the test for want of the real router, in one line; with
+// SITE_CONTROLLER_REQUIRE_ROUTER=1 it fails it instead.
+func Missing(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv(RequireEnv) == "1" {
+		t.Fatalf("%s, and %s=1 forbids skipping the real-router tests", why, RequireEnv)
+	}
+	t.Skip(why + ": skipping the real-router test")
+}
+
 // Binary returns the skrouterd to use, or skips the test.
 func Binary(t testing.TB) string {
 	t.Helper()
@@ -25,9 +43,20 @@ func Binary(t testing.TB) string {
 	}
 	p, err := exec.LookPath("skrouterd")
 	if err != nil {
-		t.Skip("skrouterd not found (set SKROUTERD or put skupper-router 3.5.1 on PATH): skipping the real-router test")
+		Missing(t, "skrouterd not found (set SKROUTERD, or run ../shared/router/install.sh; scripts/with-engines.sh does)")
 	}
 	return p
+}
+
+// Image returns the real router image scripts/with-engines.sh built into
+// the test engines, or skips the test.
+func Image(t testing.TB) string {
+	t.Helper()
+	img := os.Getenv(ImageEnv)
+	if img == "" {
+		Missing(t, "no router image in the test engines (scripts/with-engines.sh builds it from ../shared/router and sets "+ImageEnv+")")
+	}
+	return img
 }
 
 // Router is a running skrouterd.

@@ -119,7 +119,7 @@ func BenchmarkChangeToStatus(b *testing.B) {
 func BenchmarkSiteToRouter(b *testing.B) {
 	for _, platform := range []string{"docker", "podman", "linux"} {
 		b.Run(platform, func(b *testing.B) {
-			rt := enginetest.Runtime(b, platform)
+			rt := enginetest.Real(b, platform)
 			home := b.TempDir()
 			startDaemon(b, home, func(o *DaemonOptions) {
 				o.Platform = platform
@@ -162,7 +162,13 @@ func BenchmarkSiteToRouter(b *testing.B) {
 // changes per op (new listeners and port changes, alternating), p50 and
 // p99 reported. The 15ms quiet period is included.
 func BenchmarkListenerToRouter(b *testing.B) {
-	l := startLiveSite(b)
+	for _, platform := range livePlatforms {
+		b.Run(platform, func(b *testing.B) { benchmarkListenerToRouter(b, platform) })
+	}
+}
+
+func benchmarkListenerToRouter(b *testing.B, platform string) {
+	l := startLiveSite(b, platform)
 	var lat []time.Duration
 	for b.Loop() {
 		for i := range 200 {

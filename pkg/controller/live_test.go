@@ -25,9 +25,21 @@ import (
 	"github.com/site-controller/site-controller/pkg/status"
 )
 
-// liveSite runs a daemon with live management on the linux platform with
-// the real skrouterd under the systemd user manager, and returns what the
-// tests need to look at the router.
+// livePlatforms are the platforms the live tests run on, each with the
+// real router: skrouterd under the systemd user manager (linux), the
+// router image under Docker and under Podman.
+var livePlatforms = []string{"linux", "docker", "podman"}
+
+// eachPlatform runs a test once per live platform.
+func eachPlatform(t *testing.T, test func(t *testing.T, platform string)) {
+	for _, p := range livePlatforms {
+		t.Run(p, func(t *testing.T) { test(t, p) })
+	}
+}
+
+// liveSite runs a daemon with live management (as run does) on a platform
+// with the real router, and returns what the tests need to look at the
+// router.
 type liveSite struct {
 	t    testing.TB
 	d    *testDaemon
@@ -38,16 +50,15 @@ type liveSite struct {
 	mgmt *management.Client
 }
 
-func startLiveSite(t testing.TB) *liveSite {
+func startLiveSite(t testing.TB, platform string) *liveSite {
 	t.Helper()
-	binary := routertest.Binary(t)
-	rt := enginetest.Systemd(t, binary)
+	rt := enginetest.Real(t, platform)
 	home := t.TempDir()
 	ns := testNamespace("live")
 	t.Cleanup(func() { rt.Remove(context.Background(), ns) })
 	d := startDaemon(t, home, func(o *DaemonOptions) {
-		o.Platform = "linux"
-		o.Runtimes = map[string]runtime.Runtime{"linux": rt}
+		o.Platform = platform
+		o.Runtimes = map[string]runtime.Runtime{platform: rt}
 		o.Live = true
 	})
 	l := &liveSite{t: t, d: d, home: home, ns: ns, rt: rt, res: filepath.Join(namespace.Root(home), ns, "input", "resources")}
@@ -96,10 +107,12 @@ func connectorYAML(name, key string, port int) string {
 // reach the running router (read back over management) while its process
 // stays the same; traffic flows; a connection through an unchanged
 // Listener survives unrelated changes; statuses follow the router.
-func TestLiveChanges(t *testing.T) {
-	l := startLiveSite(t)
+func TestLiveChanges(t *testing.T) { eachPlatform(t, testLiveChanges) }
+
+func testLiveChanges(t *testing.T, platform string) {
+	l := startLiveSite(t, platform)
 	pid := l.pid()
-	echo := echoServer(t, nil)
+	echo := routertest.EchoServer(t, nil)
 	p1, p2 := routertest.FreePort(t), routertest.FreePort(t)
 
 	// add a Listener and its Connector: present, up, traffic flows
@@ -112,7 +125,7 @@ func TestLiveChanges(t *testing.T) {
 	eventually(t, "connector in the router", func() bool { return l.entity("tcpConnector", "connector/back@127.0.0.1") != nil })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := roundTrip(ctx, p1, nil); err != nil {
+	if err := routertest.RoundTrip(ctx, p1, nil); err != nil {
 		t.Fatalf("traffic: %v", err)
 	}
 	eventually(t, "statuses Ready and matched", func() bool {
@@ -203,10 +216,12 @@ func TestLiveChanges(t *testing.T) {
 
 // TestLiveCredentialRotation: a new certificate in input/certs/<name>/
 // reaches the running router's listener without a restart.
-func TestLiveCredentialRotation(t *testing.T) {
-	l := startLiveSite(t)
+func TestLiveCredentialRotation(t *testing.T) { eachPlatform(t, testLiveCredentialRotation) }
+
+func testLiveCredentialRotation(t *testing.T, platform string) {
+	l := startLiveSite(t, platform)
 	pid := l.pid()
-	echo := echoServer(t, nil)
+	echo := routertest.EchoServer(t, nil)
 	port := routertest.FreePort(t)
 	userCA, _, err := certs.EnsureCA(filepath.Join(t.TempDir(), "ca"), "rotation-ca", time.Now())
 	if err != nil {
@@ -245,13 +260,16 @@ func TestLiveCredentialRotation(t *testing.T) {
 	}
 }
 
-// TestLiveReconnect: when the router dies and systemd starts it again,
+// TestLiveReconnect: when the router dies and its runtime (systemd, the
+// container engine's restart policy) starts it again,
 // the controller reconnects and its statuses come back; and what the
 // router lost or someone changed behind its back is put back by the next
 // pass (the full desired state is diffed, not a change log).
-func TestLiveReconnect(t *testing.T) {
-	l := startLiveSite(t)
-	echo := echoServer(t, nil)
+func TestLiveReconnect(t *testing.T) { eachPlatform(t, testLiveReconnect) }
+
+func testLiveReconnect(t *testing.T, platform string) {
+	l := startLiveSite(t, platform)
+	echo := routertest.EchoServer(t, nil)
 	port := routertest.FreePort(t)
 	writeFile(t, filepath.Join(l.res, "front.yaml"), listenerYAML("front", port))
 	writeFile(t, filepath.Join(l.res, "back.yaml"), connectorYAML("back", "front", echo))

@@ -1,12 +1,10 @@
 package controller
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,33 +18,6 @@ import (
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 )
-
-// echoServer serves an echo on 127.0.0.1 (TLS when cfg is set) until the
-// test ends, and returns its port.
-func echoServer(t *testing.T, cfg *tls.Config) int {
-	t.Helper()
-	var l net.Listener
-	var err error
-	if cfg != nil {
-		l, err = tls.Listen("tcp", "127.0.0.1:0", cfg)
-	} else {
-		l, err = net.Listen("tcp", "127.0.0.1:0")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 func loadPair(t *testing.T, dir string) tls.Certificate {
 	t.Helper()
@@ -64,48 +35,6 @@ func loadPool(t *testing.T, file string) *x509.CertPool {
 		t.Fatalf("no certificate in %s", file)
 	}
 	return pool
-}
-
-// roundTrip connects to 127.0.0.1:port (over TLS when cfg is set) and
-// expects its message echoed, retrying until ctx ends: a tcpListener
-// accepts only once the router knows a connector for its address.
-func roundTrip(ctx context.Context, port int, cfg *tls.Config) error {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	var last error
-	for ctx.Err() == nil {
-		last = func() error {
-			d := net.Dialer{Timeout: time.Second}
-			var c net.Conn
-			var err error
-			if cfg != nil {
-				c, err = tls.DialWithDialer(&d, "tcp", addr, cfg)
-			} else {
-				c, err = d.Dial("tcp", addr)
-			}
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(2 * time.Second))
-			msg := fmt.Sprintf("ping %d\n", port)
-			if _, err := io.WriteString(c, msg); err != nil {
-				return err
-			}
-			got, err := bufio.NewReader(c).ReadString('\n')
-			if err != nil {
-				return err
-			}
-			if got != msg {
-				return fmt.Errorf("echo %q, want %q", got, msg)
-			}
-			return nil
-		}()
-		if last == nil {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("port %d: %w (last error: %v)", port, ctx.Err(), last)
 }
 
 // TestRealRouterRunsRenderedConfig renders a namespace with every kind of
@@ -146,9 +75,9 @@ func TestRealRouterRunsRenderedConfig(t *testing.T) {
 	}
 	pool := loadPool(t, filepath.Join(backendDir, certs.CAFile))
 
-	plainEcho := echoServer(t, nil)
-	tlsEcho := echoServer(t, &tls.Config{Certificates: []tls.Certificate{loadPair(t, backendDir)}})
-	mutualEcho := echoServer(t, &tls.Config{Certificates: []tls.Certificate{loadPair(t, backendDir)}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert})
+	plainEcho := routertest.EchoServer(t, nil)
+	tlsEcho := routertest.EchoServer(t, &tls.Config{Certificates: []tls.Certificate{loadPair(t, backendDir)}})
+	mutualEcho := routertest.EchoServer(t, &tls.Config{Certificates: []tls.Certificate{loadPair(t, backendDir)}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert})
 	tlsIn, plainIn, mutualIn, generatedIn := routertest.FreePort(t), routertest.FreePort(t), routertest.FreePort(t), routertest.FreePort(t)
 
 	yaml := fmt.Sprintf(`apiVersion: skupper.io/v2alpha1
@@ -237,7 +166,7 @@ spec: {routingKey: mutual-backend, host: localhost, port: %d, tlsCredentials: cl
 		"connector presenting a client certificate":     {mutualIn, nil},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := roundTrip(ctx, tc.port, tc.cfg)
+		err := routertest.RoundTrip(ctx, tc.port, tc.cfg)
 		cancel()
 		if err != nil {
 			t.Errorf("%s: %v", name, err)

@@ -43,7 +43,7 @@ func siteReady(home, ns, site string) func() bool {
 func TestDaemonRunsRouters(t *testing.T) {
 	for _, platform := range []string{"docker", "podman", "linux"} {
 		t.Run(platform, func(t *testing.T) {
-			rt := enginetest.Runtime(t, platform)
+			rt := enginetest.Real(t, platform)
 			home := t.TempDir()
 			ns := testNamespace("rt")
 			t.Cleanup(func() { rt.Remove(context.Background(), ns) })
@@ -84,7 +84,7 @@ func TestDaemonRunsRouters(t *testing.T) {
 // running; a new controller adopts them (same container, no duplicate)
 // and removes the router of a namespace deleted while it was down.
 func TestRestartAdoptsAndSweeps(t *testing.T) {
-	rt := enginetest.Docker(t)
+	rt := enginetest.RealDocker(t)
 	ctx := context.Background()
 	home := t.TempDir()
 	keep, drop := testNamespace("ka"), testNamespace("kb")
@@ -176,16 +176,14 @@ func (p *socketProxy) stop() {
 // says so (Error, with what to do); when it comes back the daemon
 // recovers by itself, and other namespaces are not held up.
 func TestEngineDownThenBack(t *testing.T) {
-	real := enginetest.DockerEndpoint(t)
-	enginetest.Docker(t) // the stand-in image
-	proxy := &socketProxy{path: filepath.Join(t.TempDir(), "docker.sock"), target: strings.TrimPrefix(real, "unix://")}
+	direct := enginetest.RealDocker(t)
+	proxy := &socketProxy{path: filepath.Join(t.TempDir(), "docker.sock"), target: strings.TrimPrefix(enginetest.DockerEndpoint(t), "unix://")}
 	proxy.start(t)
 	t.Cleanup(proxy.stop)
-	rt, err := docker.New(docker.Options{Endpoint: "unix://" + proxy.path, Image: routertest.StandinImage})
+	rt, err := docker.New(docker.Options{Endpoint: "unix://" + proxy.path, Image: routertest.Image(t), Pull: runtime.PullNever})
 	if err != nil {
 		t.Fatal(err)
 	}
-	direct := enginetest.Docker(t)
 	home := t.TempDir()
 	ns := testNamespace("down")
 	t.Cleanup(func() { direct.Remove(context.Background(), ns) })
@@ -219,7 +217,7 @@ func TestEngineDownThenBack(t *testing.T) {
 // TestPlatformChange: editing internal/platform.yaml moves the router from
 // one platform to the other.
 func TestPlatformChange(t *testing.T) {
-	dk, pm := enginetest.Docker(t), enginetest.Podman(t)
+	dk, pm := enginetest.RealDocker(t), enginetest.RealPodman(t)
 	ctx := context.Background()
 	home := t.TempDir()
 	ns := testNamespace("mv")
@@ -253,7 +251,7 @@ func TestLinuxPlatformRealRouter(t *testing.T) {
 	home := t.TempDir()
 	ns := testNamespace("lx")
 	t.Cleanup(func() { rt.Remove(context.Background(), ns) })
-	echo := echoServer(t, nil)
+	echo := routertest.EchoServer(t, nil)
 	in := routertest.FreePort(t)
 	startDaemon(t, home, func(o *DaemonOptions) {
 		o.Platform = "linux"
@@ -277,7 +275,7 @@ spec: {routingKey: echo, host: 127.0.0.1, port: %d}
 	eventually(t, "Site ready with skrouterd running", siteReady(home, ns, "host"))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := roundTrip(ctx, in, nil); err != nil {
+	if err := routertest.RoundTrip(ctx, in, nil); err != nil {
 		t.Fatalf("traffic from Listener to Connector: %v", err)
 	}
 	st, _ := rt.State(context.Background(), ns)

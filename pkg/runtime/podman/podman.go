@@ -180,8 +180,7 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 		}
 		return r.state(c, s.Namespace), nil
 	default:
-		force, ignore := true, true
-		if _, err := containers.Remove(c, existing.ID, &containers.RemoveOptions{Force: &force, Ignore: &ignore}); err != nil {
+		if err := remove(c, existing.ID); err != nil {
 			return runtime.State{}, r.wrap("removing "+want.Name, err)
 		}
 	}
@@ -314,11 +313,20 @@ func (r *Runtime) Remove(ctx context.Context, ns string) error {
 		return err
 	}
 	defer cancel()
-	force, ignore := true, true
-	if _, err := containers.Remove(c, runtime.ContainerName(ns), &containers.RemoveOptions{Force: &force, Ignore: &ignore}); err != nil && !notFound(err) {
+	if err := remove(c, runtime.ContainerName(ns)); err != nil && !notFound(err) {
 		return r.wrap("removing "+runtime.ContainerName(ns), err)
 	}
 	return nil
+}
+
+// remove force-removes a container without a grace period, as Docker's
+// forced removal does: the router keeps nothing it could lose, and Podman
+// 4.3 restarts a restart-always container that exits on SIGTERM during
+// the stop, so a grace period only ever ends in SIGKILL ten seconds later.
+func remove(c context.Context, nameOrID string) error {
+	force, ignore, now := true, true, uint(0)
+	_, err := containers.Remove(c, nameOrID, &containers.RemoveOptions{Force: &force, Ignore: &ignore, Timeout: &now})
+	return err
 }
 
 // List implements runtime.Runtime: router containers by label.
