@@ -111,6 +111,11 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 				res.Recheck = recheckUnmatched
 			}
 		}
+	case !hasSite && len(s.incomplete) > 0:
+		// no evidence that the Site is gone: it may be in a file that
+		// could not be read or parsed
+		s.problems = append(s.problems, resources.Problem{File: s.incomplete[0], Message: "no Site was found, but this file could not be read " +
+			"or parsed whole: the router is kept as it is until the file is fixed or removed"})
 	case !hasSite:
 		r.live.drop(name)
 		if err := rt.Remove(ctx, name); err != nil {

@@ -19,6 +19,13 @@ var badCases = map[string][]string{
 	"attached-connector-binding.bad.yaml": {
 		"input/resources/attached-connector-binding.bad.yaml:16: AttachedConnectorBinding/db: kind: AttachedConnectorBinding is not supported on this platform: it binds an AttachedConnector in a peer Kubernetes namespace, and a site on Docker, Podman or Linux has none; use a Connector with spec.host instead",
 	},
+	"alias-bomb.bad.yaml": {
+		"input/resources/alias-bomb.bad.yaml:15: document expands to more than 100000 nodes through its aliases; write it out without so many aliases",
+	},
+	"missing-kind.bad.yaml": {
+		"input/resources/missing-kind.bad.yaml:15: kind: required; expected one of Site, Listener, Connector, Link, RouterAccess, AttachedConnectorBinding, Secret",
+		"input/resources/missing-kind.bad.yaml:21: kind: required; expected one of Site, Listener, Connector, Link, RouterAccess, AttachedConnectorBinding, Secret",
+	},
 	"broken-second-file.bad.yaml": {
 		"input/resources/broken-second-file.bad.yaml:15: invalid YAML: did not find expected ',' or ']'",
 	},

@@ -47,6 +47,9 @@ type Options struct {
 	// (default "dev").
 	Version string
 	Now     func() time.Time // defaults to time.Now
+	// MaxFileSize caps the size of one resource file (default
+	// namespace.MaxFileSize).
+	MaxFileSize int64
 }
 
 // Reconciler runs reconcile passes. It is safe for concurrent use on
@@ -65,6 +68,8 @@ type Reconciler struct {
 	// alone records, by namespace, the platform on which the namespace's
 	// router was last checked to be the only one (see leaveOtherRuntimes).
 	alone map[string]string
+	// lastGood keeps broken files' resources in force.
+	lastGood lastGood
 }
 
 // New returns a Reconciler.
@@ -130,6 +135,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error
 	}
 	if st, err := os.Stat(dir.Join("input")); err != nil || !st.IsDir() {
 		// never recreate a namespace the user removed; stop its router
+		r.lastGood.forget(name)
 		return &Result{Gone: true}, r.removeEverywhere(ctx, dir)
 	}
 	before, err := os.Stat(dir.Path)
@@ -137,10 +143,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error
 		return &Result{Gone: true}, nil
 	}
 	defer undoRecreation(dir, before)
-	ns, err := dir.Load()
+	files, err := dir.ReadFiles(r.opts.MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", name, err)
 	}
+	in := r.lastGood.resolve(dir, files, r.opts.Now())
+	ns := resources.Build(name, in.docs, in.probs)
 	recorded, err := dir.Platform()
 	if err != nil {
 		return nil, err
@@ -150,7 +158,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error
 	// temporary files a crash left between write and rename
 	namespace.RemoveTemps(filepath.Dir(dir.RouterConfig()))
 	namespace.RemoveTemps(dir.Internal())
-	site := &siteState{ns: ns, dir: dir, now: r.opts.Now(), res: res}
+	site := &siteState{ns: ns, dir: dir, now: r.opts.Now(), res: res, incomplete: in.incomplete}
 
 	if ns.Site != nil {
 		if err := r.render(site, layout(platform)); err != nil {
@@ -194,6 +202,10 @@ type siteState struct {
 	problems []resources.Problem // problems found while preparing
 	// failed marks valid resources left out of the router config.
 	failed map[resources.Object][]resources.Problem
+	// incomplete names files that could not be used whole and whose last
+	// good content is unknown: the pass is no evidence that anything in
+	// them is gone.
+	incomplete []string
 }
 
 func (s *siteState) changed(paths ...string) {
@@ -480,10 +492,16 @@ func (r *Reconciler) ReportFailure(name string, failure error, retry time.Durati
 // pass's writes can bring back an empty directory holding only our
 // runtime/ and internal/. Such a directory has no input/ and is not the
 // one the pass started with. Only runtime/ and internal/ are removed, and
-// the directory itself only when that leaves it empty.
+// the directory itself only when that leaves it empty; a directory that has
+// an input/ is never touched.
 func undoRecreation(dir namespace.Dir, before os.FileInfo) {
 	now, err := os.Stat(dir.Path)
 	if err != nil || os.SameFile(before, now) {
+		return
+	}
+	if _, err := os.Stat(dir.Join("input")); err == nil {
+		// replaced, not removed (restored with mv, say): its state is
+		// the namespace's, whichever directory it came with
 		return
 	}
 	// only what a pass writes goes; the directory itself only if empty,

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/site-controller/site-controller/pkg/resources"
@@ -50,13 +51,57 @@ func (r *Reconciler) writeStatus(s *siteState) ([]string, error) {
 		if len(extra[d]) > 0 {
 			st.Message = joinMessage(st.Message, strings.Join(extra[d], "; "))
 		}
+		if d.Kind == resources.KindSecret {
+			// a Secret's status never echoes its data: status files are
+			// readable by anyone
+			echo, keys := secretEcho(d)
+			if keys != "" {
+				st.Message = joinMessage(st.Message, "holds "+keys)
+			}
+			entries = append(entries, status.Entry{Kind: d.Kind, Name: d.Name, Object: echo, Status: st})
+			continue
+		}
 		entries = append(entries, status.Entry{Kind: d.Kind, Name: d.Name, Raw: d.Raw, Node: d.Node, Status: st})
 	}
 	if ns.Site != nil && s.res.Config != nil {
 		entries = append(entries, localAccessEntry(s))
 	}
-	w := status.Writer{Dir: s.dir, Now: r.opts.Now}
+	// without every file read, a missing resource may only be unreadable
+	w := status.Writer{Dir: s.dir, Now: r.opts.Now, KeepStale: len(s.incomplete) > 0}
 	return w.Write(entries)
+}
+
+// secretShape is what a Secret's status file shows of it: no data.
+type secretShape struct {
+	APIVersion string            `yaml:"apiVersion"`
+	Kind       string            `yaml:"kind"`
+	Metadata   map[string]string `yaml:"metadata"`
+	Type       string            `yaml:"type,omitempty"`
+}
+
+// secretEcho returns a Secret without its data, and the names of the keys
+// it holds.
+func secretEcho(d *resources.Document) (secretShape, string) {
+	shape := secretShape{APIVersion: d.APIVersion, Kind: d.Kind, Metadata: map[string]string{"name": d.Name}}
+	sec, ok := d.Object.(*resources.Secret)
+	if !ok {
+		return shape, ""
+	}
+	shape.Type = sec.Type
+	if sec.Metadata.Namespace != "" {
+		shape.Metadata["namespace"] = sec.Metadata.Namespace
+	}
+	var keys []string
+	for k := range sec.Data {
+		keys = append(keys, k)
+	}
+	for k := range sec.StringData {
+		if _, dup := sec.Data[k]; !dup {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return shape, strings.Join(keys, ", ")
 }
 
 func joinMessage(a, b string) string {

@@ -145,9 +145,10 @@ func (d Dir) ResourceFiles() ([]string, error) {
 		}
 		if e.Type()&fs.ModeSymlink != 0 {
 			st, err := os.Stat(path)
-			if err != nil || !st.Mode().IsRegular() {
+			if errors.Is(err, fs.ErrNotExist) || (err == nil && st.IsDir()) {
 				return nil // dangling link or a link to a directory
 			}
+			// anything else (a loop, a pipe) is read, and reported there
 		}
 		rel, err := filepath.Rel(d.Path, path)
 		if err != nil {
@@ -163,34 +164,138 @@ func (d Dir) ResourceFiles() ([]string, error) {
 	return files, nil
 }
 
-// Load reads and validates every resource file of the namespace. A file
-// that cannot be read is a problem of that file, not an error of the load.
-func (d Dir) Load() (*resources.Namespace, error) {
-	files, err := d.ResourceFiles()
+// MaxFileSize is the default cap on the size of one resource file.
+const MaxFileSize = 1 << 20
+
+// File is one resource file as read.
+type File struct {
+	Path string // relative to the namespace directory
+	Data []byte
+	// Broken says why the file cannot be used as a whole: it cannot be
+	// read, is not a regular file, is too large, or holds invalid YAML or a
+	// document that is not a mapping. "" when it was read and parsed.
+	Broken string
+	// Empty is true for a file that holds nothing but white space.
+	Empty    bool
+	Docs     []*resources.Document
+	Problems []resources.Problem
+}
+
+// ReadFiles reads and decodes every resource file of the namespace, on a
+// few goroutines. Only regular files (through symbolic links) of at most
+// maxSize bytes are read: a named pipe, a device or a huge file is a
+// problem of that file, never a read that blocks or bloats.
+func (d Dir) ReadFiles(maxSize int64) ([]File, error) {
+	if maxSize <= 0 {
+		maxSize = MaxFileSize
+	}
+	paths, err := d.ResourceFiles()
 	if err != nil {
 		return nil, err
 	}
-	type decoded struct {
-		docs  []*resources.Document
-		probs []resources.Problem
-	}
-	results := make([]decoded, len(files))
-	ForEach(len(files), func(i int) {
-		data, err := os.ReadFile(filepath.Join(d.Path, files[i]))
+	files := make([]File, len(paths))
+	ForEach(len(paths), func(i int) {
+		f := &files[i]
+		f.Path = paths[i]
+		data, err := readRegular(filepath.Join(d.Path, f.Path), maxSize)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			// removed while we listed
+			f.Path = "" // removed while we listed
 		case err != nil:
-			results[i].probs = []resources.Problem{{File: files[i], Message: fmt.Sprintf("cannot read: %v", err)}}
+			f.Broken = err.Error()
+			f.Problems = []resources.Problem{{File: f.Path, Message: err.Error()}}
 		default:
-			results[i].docs, results[i].probs = resources.Decode(files[i], data)
+			f.Data = data
+			f.Empty = len(bytes.TrimSpace(data)) == 0
+			f.Docs, f.Problems = resources.Decode(f.Path, data)
+			if len(f.Problems) > 0 {
+				f.Broken = f.Problems[0].Message
+				if f.Problems[0].Line > 0 {
+					f.Broken = fmt.Sprintf("line %d: %s", f.Problems[0].Line, f.Broken)
+				}
+			}
 		}
 	})
+	return slices.DeleteFunc(files, func(f File) bool { return f.Path == "" }), nil
+}
+
+// readRegular reads a regular file of at most max bytes. It never opens
+// anything else for reading: a named pipe would block, a device never end.
+func readRegular(path string, max int64) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, readError(err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, notRegular(st.Mode())
+	}
+	if st.Size() > max {
+		return nil, fmt.Errorf("too large: %d bytes, more than the %d a resource file may have (--max-file-size)", st.Size(), max)
+	}
+	// O_NONBLOCK: should a pipe have been swapped in since the stat, the
+	// open does not wait for a writer
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, readError(err)
+	}
+	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		return nil, readError(err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, notRegular(st.Mode())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, readError(err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("too large: more than the %d bytes a resource file may have (--max-file-size)", max)
+	}
+	return data, nil
+}
+
+func readError(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if errors.Is(err, unix.ELOOP) {
+		return errors.New("cannot read: a loop of symbolic links")
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("cannot read: %w", err)
+}
+
+func notRegular(m fs.FileMode) error {
+	what := "not a regular file"
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		what = "a named pipe"
+	case m&fs.ModeSocket != 0:
+		what = "a socket"
+	case m&fs.ModeDevice != 0:
+		what = "a device"
+	case m.IsDir():
+		what = "a directory"
+	}
+	return fmt.Errorf("not read: %s; only regular files are read as resources", what)
+}
+
+// Load reads and validates every resource file of the namespace. A file
+// that cannot be read is a problem of that file, not an error of the load.
+func (d Dir) Load() (*resources.Namespace, error) {
+	files, err := d.ReadFiles(MaxFileSize)
+	if err != nil {
+		return nil, err
+	}
 	var docs []*resources.Document
 	var probs []resources.Problem
-	for _, r := range results {
-		docs = append(docs, r.docs...)
-		probs = append(probs, r.probs...)
+	for _, f := range files {
+		docs = append(docs, f.Docs...)
+		probs = append(probs, f.Problems...)
 	}
 	return resources.Build(d.Name, docs, probs), nil
 }

@@ -90,6 +90,10 @@ func Decode(file string, data []byte) ([]*Document, []Problem) {
 			probs = append(probs, Problem{File: file, Line: root.Line, Message: "document is not a mapping; expected a resource with apiVersion, kind and metadata"})
 			continue
 		}
+		if n := expandedSize(root, map[*yaml.Node]int{}, 0); n > MaxExpandedNodes {
+			probs = append(probs, Problem{File: file, Line: root.Line, Message: fmt.Sprintf("document expands to more than %d nodes through its aliases; write it out without so many aliases", MaxExpandedNodes)})
+			continue
+		}
 		doc := &Document{File: file, Line: root.Line, Node: root, lines: map[string]int{}}
 		doc.problems = doc.decode()
 		if root.Style&yaml.FlowStyle == 0 && root.Column == 1 && !hasKey(root, "status") {
@@ -101,6 +105,42 @@ func Decode(file string, data []byte) ([]*Document, []Problem) {
 		docs = append(docs, doc)
 	}
 	return docs, probs
+}
+
+// MaxExpandedNodes bounds what one document may grow to when its aliases
+// are expanded: every walk over a document (decoding, the status echo)
+// follows aliases, and a few hundred bytes of nested aliases can expand
+// exponentially.
+const MaxExpandedNodes = 100000
+
+// expandedSize counts the nodes of a tree with its aliases expanded, up to
+// a little over MaxExpandedNodes; memo holds the sizes of shared subtrees.
+func expandedSize(n *yaml.Node, memo map[*yaml.Node]int, depth int) int {
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil || depth > 1000 {
+			return MaxExpandedNodes + 1 // broken or recursive
+		}
+		n = n.Alias
+	}
+	if v, ok := memo[n]; ok {
+		return v
+	}
+	memo[n] = MaxExpandedNodes + 1 // while counting: a cycle is too many
+	size := 1
+	for _, c := range n.Content {
+		size += expandedSize(c, memo, depth+1)
+		if size > MaxExpandedNodes {
+			break
+		}
+	}
+	memo[n] = size
+	return size
+}
+
+// Warn adds a warning to a document: it stays in use, and its status says
+// so.
+func (d *Document) Warn(msg string) {
+	d.problems = append(d.problems, Problem{File: d.File, Line: d.Line, ID: d.ID(), Message: msg, Warning: true})
 }
 
 type chunk struct {

@@ -104,6 +104,11 @@ func Build(ns string, docs []*Document, fileProblems []Problem) *Namespace {
 	var sites []*Document
 	for _, d := range docs {
 		if d.Kind == "" {
+			// not a resource: what is wrong with it concerns the file
+			for _, p := range d.problems {
+				p.ID = ""
+				n.Problems = append(n.Problems, p)
+			}
 			continue
 		}
 		n.Docs = append(n.Docs, d)

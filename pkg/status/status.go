@@ -98,6 +98,10 @@ func Writable(kind, name string) bool {
 type Writer struct {
 	Dir namespace.Dir
 	Now func() time.Time
+	// KeepStale leaves the status files of resources that are not among
+	// the entries: a pass that could not read every file does not know
+	// they are gone.
+	KeepStale bool
 }
 
 // Write writes every entry, keeping lastTransitionTime of conditions that
@@ -130,11 +134,14 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 			out = append(out, filepath.Join("runtime", "resources", FileName(e.Kind, e.Name)))
 		}
 	}
+	namespace.RemoveTemps(dir) // left by a crash
+	if w.KeepStale {
+		return out, errors.Join(errs...)
+	}
 	files, err := os.ReadDir(dir)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("listing %s: %w", dir, err))
 	}
-	namespace.RemoveTemps(dir) // left by a crash
 	for _, f := range files {
 		if f.IsDir() || keep[f.Name()] || !strings.HasSuffix(f.Name(), ".yaml") || strings.HasPrefix(f.Name(), ".") {
 			continue
