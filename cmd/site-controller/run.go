@@ -16,12 +16,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/site-controller/site-controller/pkg/controller"
+	"github.com/site-controller/site-controller/pkg/namespace"
 )
 
 func newRunCommand() *cobra.Command {
 	var (
 		dataHome, platform, httpAddr, logFormat, logLevel string
 		quiet, rescan                                     time.Duration
+		maxFileSize                                       int64
 		rf                                                runtimeFlags
 	)
 	cmd := &cobra.Command{
@@ -46,7 +48,7 @@ func newRunCommand() *cobra.Command {
 				return err
 			}
 			opts := controller.DaemonOptions{
-				Options: controller.Options{DataHome: dataHome, Platform: chosen, Runtimes: runtimes, Live: true, Version: controllerVersion()},
+				Options: controller.Options{DataHome: dataHome, Platform: chosen, Runtimes: runtimes, Live: true, Version: controllerVersion(), MaxFileSize: maxFileSize},
 				Quiet:   quiet, Rescan: rescan, Log: log,
 				Notify: func(state string) { _, _ = sddaemon.SdNotify(false, state) },
 			}
@@ -91,6 +93,7 @@ func newRunCommand() *cobra.Command {
 	cmd.Flags().StringVar(&httpAddr, "http", "", "loopback address for /healthz, /readyz and /metrics, e.g. 127.0.0.1:9090")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().Int64Var(&maxFileSize, "max-file-size", namespace.MaxFileSize, "largest resource file read, in bytes; a larger one is a problem of that file")
 	cmd.Flags().DurationVar(&quiet, "quiet-period", 15*time.Millisecond, "how long a namespace must be quiet before it is reconciled")
 	cmd.Flags().DurationVar(&rescan, "rescan-interval", 30*time.Second, "periodic full rescan by content hash (0 disables)")
 	return cmd

@@ -198,3 +198,46 @@ func (r *Reconciler) removeEverywhere(ctx context.Context, dir namespace.Dir) er
 	}
 	return errors.Join(errs...)
 }
+
+// deadlined gives every call to a runtime a deadline: a hung engine socket
+// or D-Bus peer costs its namespace a failed pass (retried with backoff),
+// never a worker held forever.
+type deadlined struct {
+	runtime.Runtime
+	timeout time.Duration
+}
+
+func (d deadlined) Ensure(ctx context.Context, s runtime.Site) (runtime.State, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	st, err := d.Runtime.Ensure(ctx, s)
+	return st, d.explain(ctx, err)
+}
+
+func (d deadlined) Remove(ctx context.Context, ns string) error {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	return d.explain(ctx, d.Runtime.Remove(ctx, ns))
+}
+
+func (d deadlined) State(ctx context.Context, ns string) (runtime.State, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	st, err := d.Runtime.State(ctx, ns)
+	return st, d.explain(ctx, err)
+}
+
+func (d deadlined) List(ctx context.Context) ([]runtime.Router, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	rs, err := d.Runtime.List(ctx)
+	return rs, d.explain(ctx, err)
+}
+
+// explain says that a call failed for want of an answer in time.
+func (d deadlined) explain(ctx context.Context, err error) error {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s did not answer within %s: %w", d.Platform(), d.timeout, err)
+	}
+	return err
+}

@@ -96,6 +96,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 		opts: opts, rec: New(opts.Options), queue: NewQueue(opts.Quiet, opts.MaxDelay), log: opts.Log,
 		reg: prometheus.NewRegistry(), failures: map[string]int{}, summary: map[string]nsSummary{}, routers: map[string]routerSeen{},
 	}
+	d.opts.Options = d.rec.opts // with its defaults, and runtimes with deadlines
 	w, err := watcher.New(namespace.Root(opts.DataHome), d, opts.Log)
 	if err != nil {
 		return nil, err

@@ -162,6 +162,9 @@ func credentialHash(dir string) string {
 // tells the router to reload TLS credentials whose files changed, and
 // reads back the state for statuses.
 func (r *Reconciler) applyLive(ctx context.Context, s *siteState, platform string) (*Live, error) {
+	// a paused or hung router costs its namespace a retry, never a worker
+	ctx, cancel := context.WithTimeout(ctx, r.opts.ManagementTimeout)
+	defer cancel()
 	cfg := s.res.Config
 	port, ok := cfg.ManagementPort()
 	if !ok {

@@ -50,6 +50,10 @@ type Options struct {
 	// MaxFileSize caps the size of one resource file (default
 	// namespace.MaxFileSize).
 	MaxFileSize int64
+	// RuntimeTimeout bounds every call to a runtime (default 2m: it may
+	// pull an image); ManagementTimeout bounds one live apply to a router
+	// (default 10s).
+	RuntimeTimeout, ManagementTimeout time.Duration
 }
 
 // Reconciler runs reconcile passes. It is safe for concurrent use on
@@ -83,6 +87,17 @@ func New(opts Options) *Reconciler {
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
+	if opts.RuntimeTimeout <= 0 {
+		opts.RuntimeTimeout = 2 * time.Minute
+	}
+	if opts.ManagementTimeout <= 0 {
+		opts.ManagementTimeout = 10 * time.Second
+	}
+	runtimes := map[string]runtime.Runtime{}
+	for p, rt := range opts.Runtimes {
+		runtimes[p] = deadlined{Runtime: rt, timeout: opts.RuntimeTimeout}
+	}
+	opts.Runtimes = runtimes
 	return &Reconciler{opts: opts, alone: map[string]string{}, restartKeys: map[string]string{}, restarts: map[string]restart{},
 		live: liveSessions{sessions: map[string]*session{}, failures: map[string]int{}}}
 }

@@ -1,0 +1,351 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/site-controller/site-controller/internal/enginetest"
+	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/runtime"
+	"github.com/site-controller/site-controller/pkg/runtime/docker"
+	"github.com/site-controller/site-controller/pkg/status"
+)
+
+// breakings are the ways a resource file is caught broken: a typo, a slow
+// writer (empty, cut short), something that is not a file to read.
+var breakings = []struct {
+	name  string
+	apply func(t *testing.T, path, good string)
+}{
+	{"syntax error", func(t *testing.T, path, good string) { writeFile(t, path, good+"\n  port: [1,\n") }},
+	{"empty", func(t *testing.T, path, _ string) { writeFile(t, path, "") }},
+	{"cut short", func(t *testing.T, path, good string) { writeFile(t, path, good[:len(good)/3]+"\n  x: {") }},
+	{"named pipe", func(t *testing.T, path, _ string) {
+		os.Remove(path)
+		if err := syscall.Mkfifo(path, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}},
+	{"symlink loop", func(t *testing.T, path, _ string) {
+		os.Remove(path)
+		if err := os.Symlink(filepath.Base(path), path); err != nil {
+			t.Fatal(err)
+		}
+	}},
+}
+
+// TestFaultBrokenSiteFileKeepsRouter: a Site file caught broken in any way
+// never removes the running router, not even across a controller restart;
+// the Site status names the file; removing the file does.
+func TestFaultBrokenSiteFileKeepsRouter(t *testing.T) {
+	rt := enginetest.RealDocker(t)
+	home := t.TempDir()
+	ns := testNamespace("brk")
+	t.Cleanup(func() { rt.Remove(context.Background(), ns) })
+	opts := func(o *DaemonOptions) { o.Platform = "docker"; o.Runtimes = map[string]runtime.Runtime{"docker": rt} }
+	d := startDaemon(t, home, opts)
+	site := filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml")
+	lport := routertest.FreePort(t)
+	good := siteYAML("s") + "---\n" + listenerYAML("l", lport)
+	writeFile(t, site, good)
+	eventually(t, "Site ready", siteReady(home, ns, "s"))
+	first := waitRouter(t, rt, ns, "router running", func(s runtime.State) bool { return s.Running })
+
+	kept := func(what string) {
+		t.Helper()
+		eventually(t, what+": Site status names the broken file", func() bool {
+			s := statusOf(home, ns, "Site", "s")
+			return s != nil && strings.Contains(s.Message, "input/resources/site.yaml is broken since")
+		})
+		if st, err := rt.State(context.Background(), ns); err != nil || !st.Running || !st.Started.Equal(first.Started) {
+			t.Fatalf("%s: the router was touched: %+v %v", what, st, err)
+		}
+		if !hasListener(home, ns, "l", lport) {
+			t.Fatalf("%s: the broken file's Listener left the configuration", what)
+		}
+	}
+	for _, b := range breakings {
+		b.apply(t, site, good)
+		kept(b.name)
+		os.Remove(site)
+		writeFile(t, site, good)
+		eventually(t, b.name+": fixed", func() bool {
+			s := statusOf(home, ns, "Site", "s")
+			return s != nil && s.Status == status.Ready && !strings.Contains(s.Message, "broken")
+		})
+	}
+
+	// the last good content outlives the controller
+	breakings[0].apply(t, site, good)
+	kept("before the restart")
+	d.stop()
+	startDaemon(t, home, opts)
+	kept("after the restart")
+
+	// positive evidence: the file is gone
+	os.Remove(site)
+	waitRouter(t, rt, ns, "router removed with its Site file", func(s runtime.State) bool { return !s.Exists })
+}
+
+// TestFaultBrokenListenerFileKeepsEntity: a Listener file that breaks
+// keeps its tcpListener in the running router, and the connection through
+// it, across a controller restart; its status says since when; a file that
+// parses and holds another resource replaces it.
+func TestFaultBrokenListenerFileKeepsEntity(t *testing.T) {
+	l := startLiveSite(t, "linux")
+	echo := routertest.EchoServer(t, nil)
+	port := routertest.FreePort(t)
+	front := filepath.Join(l.res, "front.yaml")
+	good := listenerYAML("front", port)
+	writeFile(t, front, good)
+	writeFile(t, filepath.Join(l.res, "back.yaml"), connectorYAML("back", "front", echo))
+	eventually(t, "listener up", func() bool {
+		e := l.entity("tcpListener", "listener/front")
+		return e != nil && e["operStatus"] == "up"
+	})
+	conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ping := func(msg string) {
+		t.Helper()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintln(conn, msg)
+		buf := make([]byte, len(msg)+1)
+		if _, err := conn.Read(buf); err != nil || string(buf) != msg+"\n" {
+			t.Fatalf("connection through the listener: %q %v", buf, err)
+		}
+	}
+	ping("before")
+	for _, b := range breakings {
+		b.apply(t, front, good)
+		eventually(t, b.name+": Listener status says the file is broken", func() bool {
+			s := statusOf(l.home, l.ns, "Listener", "front")
+			return s != nil && strings.Contains(s.Message, "input/resources/front.yaml is broken since")
+		})
+		if l.entity("tcpListener", "listener/front") == nil {
+			t.Fatalf("%s: the tcpListener was deleted", b.name)
+		}
+		ping(b.name)
+		os.Remove(front)
+		writeFile(t, front, good)
+	}
+	breakings[0].apply(t, front, good)
+	eventually(t, "broken again", func() bool {
+		s := statusOf(l.home, l.ns, "Listener", "front")
+		return s != nil && strings.Contains(s.Message, "is broken since")
+	})
+	l.d.stop()
+	startDaemon(t, l.home, func(o *DaemonOptions) {
+		o.Platform = "linux"
+		o.Runtimes = map[string]runtime.Runtime{"linux": l.rt}
+		o.Live = true
+	})
+	eventually(t, "after a restart: status from the new controller", func() bool {
+		s := statusOf(l.home, l.ns, "Listener", "front")
+		return s != nil && s.Status == status.Ready && strings.Contains(s.Message, "is broken since")
+	})
+	if l.entity("tcpListener", "listener/front") == nil {
+		t.Fatal("the tcpListener was deleted after a restart")
+	}
+	ping("after the restart")
+
+	// parses, and holds something else: the old listener goes
+	other := routertest.FreePort(t)
+	writeFile(t, front, listenerYAML("other", other))
+	eventually(t, "listener replaced", func() bool {
+		return l.entity("tcpListener", "listener/front") == nil && l.entity("tcpListener", "listener/other") != nil
+	})
+}
+
+// TestFaultHostileFiles: a named pipe, a device, a huge file, invalid
+// UTF-8, a symlink loop and an alias bomb each cost only a problem of their
+// own file, quickly; the rest of the namespace is rendered.
+func TestFaultHostileFiles(t *testing.T) {
+	cases := []struct {
+		name string
+		make func(t *testing.T, path string)
+		want string
+	}{
+		{"fifo.yaml", func(t *testing.T, p string) { syscall.Mkfifo(p, 0o644) }, "not read: a named pipe; only regular files are read as resources"},
+		{"null.yaml", func(t *testing.T, p string) { os.Symlink("/dev/null", p) }, "not read: a device; only regular files are read as resources"},
+		{"huge.yaml", func(t *testing.T, p string) {
+			os.WriteFile(p, []byte(strings.Repeat("# padding\n", 1<<20)), 0o644)
+		}, "too large: 10485760 bytes, more than the 1048576 a resource file may have (--max-file-size)"},
+		{"utf8.yaml", func(t *testing.T, p string) {
+			os.WriteFile(p, []byte("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: \xff\xfe\n"), 0o644)
+		}, "invalid YAML"},
+		{"loop.yaml", func(t *testing.T, p string) { os.Symlink("loop.yaml", p) }, "cannot read: a loop of symbolic links"},
+		{"bomb.yaml", func(t *testing.T, p string) {
+			var b strings.Builder
+			b.WriteString("a0: &a0 [x, x, x, x, x, x, x, x, x]\n")
+			for i := 1; i < 9; i++ {
+				fmt.Fprintf(&b, "a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+			}
+			os.WriteFile(p, []byte(b.String()), 0o644)
+		}, "document expands to more than 100000 nodes through its aliases"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			home := t.TempDir()
+			res := filepath.Join(namespace.Root(home), "hostile", "input", "resources")
+			writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("s")+"---\n"+listenerYAML("ok", 1000))
+			c.make(t, filepath.Join(res, c.name))
+			done := make(chan *Result, 1)
+			go func() {
+				r, err := New(Options{DataHome: home, Platform: "none"}).Reconcile(context.Background(), "hostile")
+				if err != nil {
+					t.Error(err)
+				}
+				done <- r
+			}()
+			var r *Result
+			select {
+			case r = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the pass hangs on the file")
+			}
+			if r == nil {
+				return
+			}
+			found := false
+			for _, p := range r.Problems {
+				found = found || (p.File == "input/resources/"+c.name && strings.Contains(p.Message, c.want))
+			}
+			if !found {
+				t.Errorf("problems %v, want one of %s saying %q", r.Problems, c.name, c.want)
+			}
+			if !hasListener(home, "hostile", "ok", 1000) {
+				t.Error("the rest of the namespace was not rendered")
+			}
+		})
+	}
+}
+
+// TestSecretStatusHoldsNoKey: a Secret's status file shows its name, type
+// and the keys it holds, never their data; the copy kept of its file for
+// last-good use is readable by the owner only.
+func TestSecretStatusHoldsNoKey(t *testing.T) {
+	home := t.TempDir()
+	res := filepath.Join(namespace.Root(home), "sec", "input", "resources")
+	const key = "c2VjcmV0LWtleS1tYXRlcmlhbA=="
+	writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("s"))
+	writeFile(t, filepath.Join(res, "secret.yaml"), "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\ntype: kubernetes.io/tls\ndata:\n  tls.key: "+key+"\n  tls.crt: Y2VydA==\nstringData:\n  ca.crt: plain-ca\n")
+	if _, err := New(Options{DataHome: home, Platform: "none"}).Reconcile(context.Background(), "sec"); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(namespace.Root(home), "sec", "runtime", "resources", "Secret-creds.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{key, "Y2VydA==", "plain-ca", "\ndata:", "stringData"} {
+		if strings.Contains(string(data), secret) {
+			t.Errorf("the Secret's status file holds %q:\n%s", secret, data)
+		}
+	}
+	st, err := status.Read(path)
+	if err != nil || !strings.Contains(st.Message, "holds ca.crt, tls.crt, tls.key") || !strings.Contains(string(data), "type: kubernetes.io/tls") {
+		t.Errorf("status %+v %v:\n%s", st, err, data)
+	}
+	// nothing under the namespace that holds the key is readable by others
+	filepath.WalkDir(filepath.Join(namespace.Root(home), "sec"), func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() || strings.Contains(p, "/input/") {
+			return err
+		}
+		b, _ := os.ReadFile(p)
+		fi, _ := e.Info()
+		if strings.Contains(string(b), key) && fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s holds the key with mode %v", p, fi.Mode().Perm())
+		}
+		return nil
+	})
+}
+
+// TestReplacedNamespaceKeepsItsState: a namespace directory replaced
+// during a pass (restored with mv) keeps its runtime/ and internal/.
+func TestReplacedNamespaceKeepsItsState(t *testing.T) {
+	root := t.TempDir()
+	dir := namespace.Dir{Name: "ns", Path: filepath.Join(root, "ns")}
+	os.MkdirAll(dir.Join("input", "resources"), 0o755)
+	before, err := os.Stat(dir.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Rename(dir.Path, filepath.Join(root, "away"))
+	os.MkdirAll(filepath.Join(root, "restored", "input", "resources"), 0o755)
+	writeFile(t, filepath.Join(root, "restored", "internal", "site-id"), "id\n")
+	os.Rename(filepath.Join(root, "restored"), dir.Path)
+	undoRecreation(dir, before)
+	if _, err := os.Stat(dir.Join("internal", "site-id")); err != nil {
+		t.Errorf("the state of a namespace with input/ was removed: %v", err)
+	}
+}
+
+// TestFaultHungEngine: an engine socket that accepts and never answers
+// costs its namespaces a failed pass each (retried with backoff), with the
+// reason in the Site status; more such namespaces than workers do not keep
+// another namespace from being reconciled, and the daemon stops cleanly.
+func TestFaultHungEngine(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "hung.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []net.Conn)
+	t.Cleanup(func() {
+		l.Close()
+		for _, c := range <-done {
+			c.Close()
+		}
+	})
+	go func() {
+		var held []net.Conn
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				done <- held
+				return
+			}
+			held = append(held, c) // never answered
+		}
+	}()
+	hung, err := docker.New(docker.Options{Endpoint: "unix://" + sock, Image: "unused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	d := startDaemon(t, home, func(o *DaemonOptions) {
+		o.Platform = "docker"
+		o.Runtimes = map[string]runtime.Runtime{"docker": hung}
+		o.RuntimeTimeout = 500 * time.Millisecond
+	})
+	for i := range 6 {
+		writeFile(t, filepath.Join(namespace.Root(home), fmt.Sprintf("hung%d", i), "input", "resources", "site.yaml"), siteYAML("s"))
+	}
+	eventually(t, "the hung engine reported", func() bool {
+		s := statusOf(home, "hung0", "Site", "s")
+		return s != nil && s.Status == status.Error && strings.Contains(s.Message, "did not answer within 500ms")
+	})
+	writeFile(t, filepath.Join(namespace.Root(home), "fine", "internal", "platform.yaml"), "platform: linux\n") // no runtime for linux here: rendered only
+	writeFile(t, filepath.Join(namespace.Root(home), "fine", "input", "resources", "site.yaml"), siteYAML("f")+"---\n"+listenerYAML("x", 1000))
+	eventually(t, "another namespace reconciled meanwhile", func() bool { return hasListener(home, "fine", "x", 1000) })
+	stopped := make(chan struct{})
+	go func() { d.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the daemon does not stop while an engine hangs")
+	}
+}
