@@ -28,13 +28,19 @@ const lastGoodDir = "last-good"
 // file that is removed, takes resources away.
 type lastGood struct {
 	mu    sync.Mutex
-	files map[string]map[string]*goodFile // namespace → file → last good
+	files map[string]*goodFiles // by namespace
+}
+
+// goodFiles are the last good files of one namespace directory; a new
+// directory of the same name (removed and created again) starts afresh.
+type goodFiles struct {
+	dir   os.FileInfo
+	files map[string]*goodFile
 }
 
 type goodFile struct {
-	sum         [sha256.Size]byte
-	data        []byte
-	brokenSince time.Time // zero while the file is fine
+	sum  [sha256.Size]byte
+	data []byte
 }
 
 // inputOf is what a pass uses of a namespace's files.
@@ -49,18 +55,19 @@ type inputOf struct {
 
 // resolve puts each broken file's last good documents in its place, with a
 // warning on each, and remembers the good content of the others.
-func (g *lastGood) resolve(dir namespace.Dir, files []namespace.File, now time.Time) inputOf {
+func (g *lastGood) resolve(dir namespace.Dir, self os.FileInfo, files []namespace.File, now time.Time) inputOf {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.files == nil {
-		g.files = map[string]map[string]*goodFile{}
+		g.files = map[string]*goodFiles{}
 	}
-	known, seen := g.files[dir.Name], map[string]bool{}
-	first := known == nil
+	ns, seen := g.files[dir.Name], map[string]bool{}
+	first := ns == nil || !os.SameFile(ns.dir, self)
 	if first {
-		known = map[string]*goodFile{}
-		g.files[dir.Name] = known
+		ns = &goodFiles{dir: self, files: map[string]*goodFile{}}
+		g.files[dir.Name] = ns
 	}
+	known := ns.files
 	var in inputOf
 	for _, f := range files {
 		seen[f.Path] = true
@@ -84,7 +91,6 @@ func (g *lastGood) resolve(dir namespace.Dir, files []namespace.File, now time.T
 				known[f.Path] = good
 				storeGood(dir, f.Path, f.Data)
 			}
-			good.brokenSince = time.Time{}
 			continue
 		}
 		if good == nil {
@@ -94,12 +100,14 @@ func (g *lastGood) resolve(dir namespace.Dir, files []namespace.File, now time.T
 			in.incomplete = append(in.incomplete, f.Path)
 			continue
 		}
-		if good.brokenSince.IsZero() {
-			good.brokenSince = now
+		// since it was last written: the same in every process
+		since := f.Modified
+		if since.IsZero() {
+			since = now
 		}
 		docs, _ := resources.Decode(f.Path, good.data)
 		msg := fmt.Sprintf("%s is broken since %s (%s); the resources it last held stay in force until it is fixed or removed",
-			f.Path, good.brokenSince.UTC().Format(time.RFC3339), broken)
+			f.Path, since.UTC().Format(time.RFC3339), broken)
 		for _, d := range docs {
 			d.Warn(msg)
 		}

@@ -162,7 +162,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", name, err)
 	}
-	in := r.lastGood.resolve(dir, files, r.opts.Now())
+	in := r.lastGood.resolve(dir, before, files, r.opts.Now())
 	ns := resources.Build(name, in.docs, in.probs)
 	recorded, err := dir.Platform()
 	if err != nil {

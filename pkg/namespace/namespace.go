@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -176,7 +177,9 @@ type File struct {
 	// document that is not a mapping. "" when it was read and parsed.
 	Broken string
 	// Empty is true for a file that holds nothing but white space.
-	Empty    bool
+	Empty bool
+	// Modified is when the file (or the link to it) last changed.
+	Modified time.Time
 	Docs     []*resources.Document
 	Problems []resources.Problem
 }
@@ -197,6 +200,12 @@ func (d Dir) ReadFiles(maxSize int64) ([]File, error) {
 	ForEach(len(paths), func(i int) {
 		f := &files[i]
 		f.Path = paths[i]
+		if st, err := os.Lstat(filepath.Join(d.Path, f.Path)); err == nil {
+			f.Modified = st.ModTime()
+		}
+		if st, err := os.Stat(filepath.Join(d.Path, f.Path)); err == nil && st.ModTime().After(f.Modified) {
+			f.Modified = st.ModTime()
+		}
 		data, err := readRegular(filepath.Join(d.Path, f.Path), maxSize)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
