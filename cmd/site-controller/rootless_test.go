@@ -93,20 +93,7 @@ func TestRootlessPodmanLive(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("site.yaml", fmt.Sprintf(`apiVersion: skupper.io/v2alpha1
-kind: Site
-metadata: {name: mine}
----
-apiVersion: skupper.io/v2alpha1
-kind: Listener
-metadata: {name: front}
-spec: {routingKey: echo, host: 127.0.0.1, port: %d}
----
-apiVersion: skupper.io/v2alpha1
-kind: Connector
-metadata: {name: back}
-spec: {routingKey: echo, host: 127.0.0.1, port: %d}
-`, in, echo))
+	write("site.yaml", routertest.EchoSite("mine", in, echo))
 	statusOf := func(kind, name string) *status.Status {
 		s, _ := status.Read(filepath.Join(home, "namespaces", ns, "runtime", "resources", kind+"-"+name+".yaml"))
 		return s

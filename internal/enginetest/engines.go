@@ -42,8 +42,13 @@ func PodmanEndpoint(t testing.TB) string {
 // real router image, or skips.
 func RealDocker(t testing.TB) *docker.Runtime {
 	t.Helper()
-	ep := DockerEndpoint(t)
-	r, err := docker.New(docker.Options{Endpoint: ep, Image: routertest.Image(t), Pull: runtime.PullNever})
+	return newDocker(t, docker.Options{Endpoint: DockerEndpoint(t), Image: routertest.Image(t), Pull: runtime.PullNever})
+}
+
+// newDocker makes a docker runtime that is closed when the test ends.
+func newDocker(t testing.TB, opts docker.Options) *docker.Runtime {
+	t.Helper()
+	r, err := docker.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,12 +90,7 @@ func Docker(t testing.TB) *docker.Runtime {
 	}
 	defer cli.Close()
 	routertest.ImportDocker(t, cli)
-	r, err := docker.New(docker.Options{Endpoint: ep, Image: routertest.StandinImage})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
+	return newDocker(t, docker.Options{Endpoint: ep, Image: routertest.StandinImage})
 }
 
 // Podman returns a podman runtime on the test service that runs the

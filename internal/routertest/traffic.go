@@ -80,3 +80,22 @@ func RoundTrip(ctx context.Context, port int, cfg *tls.Config) error {
 	}
 	return fmt.Errorf("port %d: %w (last error: %v)", port, ctx.Err(), last)
 }
+
+// EchoSite is a resource file with a Site, a Listener on 127.0.0.1:listen
+// and a Connector to 127.0.0.1:echo, both for the routing key echo.
+func EchoSite(site string, listen, echo int) string {
+	return fmt.Sprintf(`apiVersion: skupper.io/v2alpha1
+kind: Site
+metadata: {name: %s}
+---
+apiVersion: skupper.io/v2alpha1
+kind: Listener
+metadata: {name: front}
+spec: {routingKey: echo, host: 127.0.0.1, port: %d}
+---
+apiVersion: skupper.io/v2alpha1
+kind: Connector
+metadata: {name: back}
+spec: {routingKey: echo, host: 127.0.0.1, port: %d}
+`, site, listen, echo)
+}

@@ -258,20 +258,7 @@ func TestLinuxPlatformRealRouter(t *testing.T) {
 		o.Runtimes = map[string]runtime.Runtime{"linux": rt}
 		o.Live = true
 	})
-	writeFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), fmt.Sprintf(`apiVersion: skupper.io/v2alpha1
-kind: Site
-metadata: {name: host}
----
-apiVersion: skupper.io/v2alpha1
-kind: Listener
-metadata: {name: front}
-spec: {routingKey: echo, host: 127.0.0.1, port: %d}
----
-apiVersion: skupper.io/v2alpha1
-kind: Connector
-metadata: {name: back}
-spec: {routingKey: echo, host: 127.0.0.1, port: %d}
-`, in, echo))
+	writeFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), routertest.EchoSite("host", in, echo))
 	eventually(t, "Site ready with skrouterd running", siteReady(home, ns, "host"))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
