@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -168,9 +166,7 @@ func sweepGood(dir namespace.Dir, files map[string]bool) {
 	}
 	for _, e := range entries {
 		if !keep[e.Name()] {
-			if err := os.Remove(filepath.Join(dir.Internal(), lastGoodDir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
+			os.Remove(filepath.Join(dir.Internal(), lastGoodDir, e.Name()))
 		}
 	}
 }
