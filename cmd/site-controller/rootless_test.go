@@ -61,7 +61,7 @@ func TestRootlessPodmanLive(t *testing.T) {
 	filepath.Walk(home, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
 
 	rt := podman.New(podman.Options{Endpoint: ep, Image: image})
-	t.Cleanup(func() { rt.Remove(context.Background(), ns) })
+	t.Cleanup(func() { rt.Remove(context.Background(), ns, filepath.Join(home, "namespaces", ns)) })
 	var log strings.Builder
 	cmd := exec.Command("setpriv", "--reuid", fmt.Sprint(uid), "--regid", fmt.Sprint(gid), "--init-groups",
 		exe, "run", "--data-home", home, "--platform", "podman", "--container-endpoint", ep,
@@ -107,7 +107,7 @@ func TestRootlessPodmanLive(t *testing.T) {
 	if err := routertest.RoundTrip(ctx, in, nil); err != nil {
 		t.Fatalf("traffic from Listener to Connector: %v", err)
 	}
-	st, err := rt.State(context.Background(), ns)
+	st, err := rt.State(context.Background(), ns, filepath.Join(home, "namespaces", ns))
 	if err != nil || !st.Running {
 		t.Fatalf("router state %+v %v", st, err)
 	}
@@ -121,7 +121,7 @@ func TestRootlessPodmanLive(t *testing.T) {
 	if err := routertest.RoundTrip(ctx, in2, nil); err != nil {
 		t.Fatalf("traffic through the second Listener: %v", err)
 	}
-	after, _ := rt.State(context.Background(), ns)
+	after, _ := rt.State(context.Background(), ns, filepath.Join(home, "namespaces", ns))
 	if after.Pid != st.Pid || !after.Started.Equal(st.Started) {
 		t.Errorf("the router restarted for a new Listener: %+v -> %+v", st, after)
 	}

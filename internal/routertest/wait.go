@@ -26,11 +26,11 @@ func WaitLog(t testing.TB, logs func(context.Context, string) (string, error), n
 }
 
 // WaitState polls a runtime until the router of ns satisfies cond.
-func WaitState(t testing.TB, rt runtime.Runtime, ns, what string, cond func(runtime.State) bool) runtime.State {
+func WaitState(t testing.TB, rt runtime.Runtime, ns, dir, what string, cond func(runtime.State) bool) runtime.State {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		st, err := rt.State(context.Background(), ns)
+		st, err := rt.State(context.Background(), ns, dir)
 		if err == nil && cond(st) {
 			return st
 		}

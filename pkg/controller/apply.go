@@ -118,14 +118,14 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 			"or parsed whole: the router is kept as it is until the file is fixed or removed"})
 	case !hasSite:
 		r.live.drop(name)
-		if err := rt.Remove(ctx, name); err != nil {
+		if err := rt.Remove(ctx, name, s.dir.Path); err != nil {
 			res.RouterErr = err
 			return
 		}
 		res.Router = &runtime.State{Status: "absent"}
 	default:
 		// an invalid Site: the router keeps the last good configuration
-		st, err := rt.State(ctx, name)
+		st, err := rt.State(ctx, name, s.dir.Path)
 		if err == nil {
 			res.Router = &st
 		}
@@ -157,7 +157,7 @@ func (r *Reconciler) leaveOtherRuntimes(ctx context.Context, dir namespace.Dir, 
 		}
 		for _, rt := range routers {
 			if rt.Namespace == dir.Name && rt.Dir == dir.Path {
-				if err := other.Remove(ctx, dir.Name); err != nil {
+				if err := other.Remove(ctx, dir.Name, dir.Path); err != nil {
 					clean = false
 				}
 			}
@@ -190,7 +190,7 @@ func (r *Reconciler) removeEverywhere(ctx context.Context, dir namespace.Dir) er
 		}
 		for _, router := range routers {
 			if router.Namespace == dir.Name && router.Dir == dir.Path {
-				if err := rt.Remove(ctx, dir.Name); err != nil {
+				if err := rt.Remove(ctx, dir.Name, dir.Path); err != nil {
 					errs = append(errs, fmt.Errorf("removing the router of %s on %s: %w", dir.Name, rt.Platform(), err))
 				}
 			}
@@ -214,16 +214,16 @@ func (d deadlined) Ensure(ctx context.Context, s runtime.Site) (runtime.State, e
 	return st, d.explain(ctx, err)
 }
 
-func (d deadlined) Remove(ctx context.Context, ns string) error {
+func (d deadlined) Remove(ctx context.Context, ns, dir string) error {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	return d.explain(ctx, d.Runtime.Remove(ctx, ns))
+	return d.explain(ctx, d.Runtime.Remove(ctx, ns, dir))
 }
 
-func (d deadlined) State(ctx context.Context, ns string) (runtime.State, error) {
+func (d deadlined) State(ctx context.Context, ns, dir string) (runtime.State, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	st, err := d.Runtime.State(ctx, ns)
+	st, err := d.Runtime.State(ctx, ns, dir)
 	return st, d.explain(ctx, err)
 }
 

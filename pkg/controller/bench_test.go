@@ -135,7 +135,7 @@ func BenchmarkSiteToRouter(b *testing.B) {
 				start := time.Now()
 				os.Rename(tmp, filepath.Join(res, "site.yaml"))
 				for {
-					st, err := rt.State(context.Background(), ns)
+					st, err := rt.State(context.Background(), ns, nsDir(home, ns))
 					if err == nil && st.Running {
 						break
 					}
@@ -146,7 +146,7 @@ func BenchmarkSiteToRouter(b *testing.B) {
 				}
 				times = append(times, time.Since(start))
 				b.StopTimer()
-				rt.Remove(context.Background(), ns)
+				rt.Remove(context.Background(), ns, nsDir(home, ns))
 				os.RemoveAll(filepath.Join(namespace.Root(home), ns))
 				b.StartTimer()
 			}

@@ -62,8 +62,8 @@ type Daemon struct {
 type nsSummary struct{ resources, errors int }
 
 type routerSeen struct {
-	platform string
-	running  bool
+	platform, dir string
+	running       bool
 }
 
 // backoff bounds for retries of failed reconciles.
@@ -443,7 +443,7 @@ func (d *Daemon) record(ns string, res *Result) {
 	d.mu.Lock()
 	d.summary[ns] = s
 	if res.Router != nil {
-		d.routers[ns] = routerSeen{platform: res.Platform, running: res.Router.Running}
+		d.routers[ns] = routerSeen{platform: res.Platform, dir: filepath.Join(namespace.Root(d.opts.DataHome), ns), running: res.Router.Running}
 	} else {
 		delete(d.routers, ns)
 	}
@@ -526,7 +526,7 @@ func (d *Daemon) checkRouters(ctx context.Context) {
 		if rt == nil {
 			continue
 		}
-		st, err := rt.State(ctx, ns)
+		st, err := rt.State(ctx, ns, was.dir)
 		if err != nil || st.Running != was.running {
 			d.queue.Mark(ns)
 		}
@@ -551,7 +551,7 @@ func (d *Daemon) sweep(ctx context.Context) {
 			if _, err := os.Stat(filepath.Join(r.Dir, "input")); err == nil {
 				continue
 			}
-			if err := rt.Remove(ctx, r.Namespace); err != nil {
+			if err := rt.Remove(ctx, r.Namespace, r.Dir); err != nil {
 				d.log.Warn("removing an orphaned router", "namespace", r.Namespace, "platform", platform, "err", err)
 				continue
 			}

@@ -51,7 +51,7 @@ func TestFaultBrokenSiteFileKeepsRouter(t *testing.T) {
 	rt := enginetest.RealDocker(t)
 	home := t.TempDir()
 	ns := testNamespace("brk")
-	t.Cleanup(func() { rt.Remove(context.Background(), ns) })
+	t.Cleanup(func() { rt.Remove(context.Background(), ns, nsDir(home, ns)) })
 	opts := func(o *DaemonOptions) { o.Platform = "docker"; o.Runtimes = map[string]runtime.Runtime{"docker": rt} }
 	d := startDaemon(t, home, opts)
 	site := filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml")
@@ -59,7 +59,7 @@ func TestFaultBrokenSiteFileKeepsRouter(t *testing.T) {
 	good := siteYAML("s") + "---\n" + listenerYAML("l", lport)
 	writeFile(t, site, good)
 	eventually(t, "Site ready", siteReady(home, ns, "s"))
-	first := waitRouter(t, rt, ns, "router running", func(s runtime.State) bool { return s.Running })
+	first := waitRouter(t, rt, home, ns, "router running", func(s runtime.State) bool { return s.Running })
 
 	kept := func(what string) {
 		t.Helper()
@@ -67,7 +67,7 @@ func TestFaultBrokenSiteFileKeepsRouter(t *testing.T) {
 			s := statusOf(home, ns, "Site", "s")
 			return s != nil && strings.Contains(s.Message, "input/resources/site.yaml is broken since")
 		})
-		if st, err := rt.State(context.Background(), ns); err != nil || !st.Running || !st.Started.Equal(first.Started) {
+		if st, err := rt.State(context.Background(), ns, nsDir(home, ns)); err != nil || !st.Running || !st.Started.Equal(first.Started) {
 			t.Fatalf("%s: the router was touched: %+v %v", what, st, err)
 		}
 		if !hasListener(home, ns, "l", lport) {
@@ -94,7 +94,7 @@ func TestFaultBrokenSiteFileKeepsRouter(t *testing.T) {
 
 	// positive evidence: the file is gone
 	os.Remove(site)
-	waitRouter(t, rt, ns, "router removed with its Site file", func(s runtime.State) bool { return !s.Exists })
+	waitRouter(t, rt, home, ns, "router removed with its Site file", func(s runtime.State) bool { return !s.Exists })
 }
 
 // TestFaultBrokenListenerFileKeepsEntity: a Listener file that breaks
@@ -347,5 +347,80 @@ func TestFaultHungEngine(t *testing.T) {
 	case <-stopped:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the daemon does not stop while an engine hangs")
+	}
+}
+
+// TestFaultForeignContainer: a container with the router's name that this
+// controller did not create for the namespace directory (another data
+// home's, or one without our labels) is never removed or replaced: the
+// Site status says whose it is and how to free the name; removing the Site
+// leaves it alone; once it is gone, the site's own router comes up by
+// itself.
+func TestFaultForeignContainer(t *testing.T) {
+	for _, platform := range []string{"docker", "podman"} {
+		t.Run(platform, func(t *testing.T) {
+			rt := enginetest.Real(t, platform)
+			ctx := context.Background()
+			ns := testNamespace("fgn")
+			// the same namespace name under another data home
+			otherHome := t.TempDir()
+			writeFile(t, filepath.Join(nsDir(otherHome, ns), "input", "resources", "site.yaml"), siteYAML("other"))
+			other, err := New(Options{DataHome: otherHome, Platform: platform}).Reconcile(ctx, ns)
+			if err != nil || other.Config == nil {
+				t.Fatalf("rendering the other site: %v %v", err, other.Problems)
+			}
+			hash, err := runtime.InputHash(nsDir(otherHome, ns))
+			if err != nil {
+				t.Fatal(err)
+			}
+			theirs := runtime.Site{Namespace: ns, SiteID: other.SiteID, Dir: nsDir(otherHome, ns), Hash: hash}
+			if _, err := rt.Ensure(ctx, theirs); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { rt.Remove(context.Background(), ns, theirs.Dir) })
+			before := waitRouter(t, rt, otherHome, ns, "the other home's router", func(s runtime.State) bool { return s.Exists })
+
+			home := t.TempDir()
+			t.Cleanup(func() { rt.Remove(context.Background(), ns, nsDir(home, ns)) })
+			d := startDaemon(t, home, func(o *DaemonOptions) { o.Platform = platform; o.Runtimes = map[string]runtime.Runtime{platform: rt} })
+			site := filepath.Join(nsDir(home, ns), "input", "resources", "site.yaml")
+			writeFile(t, site, siteYAML("s"))
+			eventually(t, "Site status names the foreign container", func() bool {
+				s := statusOf(home, ns, "Site", "s")
+				return s != nil && s.Status == status.Error &&
+					strings.Contains(s.Message, "container "+runtime.ContainerName(ns)+" exists and was not created by site-controller for this site: it belongs to the site in "+theirs.Dir) &&
+					strings.Contains(s.Message, platform+" rm -f "+runtime.ContainerName(ns))
+			})
+			untouched := func(what string) {
+				t.Helper()
+				st, err := rt.State(ctx, ns, theirs.Dir)
+				if err != nil || !st.Exists || !st.Started.Equal(before.Started) {
+					t.Fatalf("%s: the foreign container was touched: %+v %v", what, st, err)
+				}
+			}
+			untouched("Site written")
+			if _, err := rt.State(ctx, ns, nsDir(home, ns)); !runtime.IsForeign(err) {
+				t.Errorf("State for this site = %v, want a foreign container error", err)
+			}
+
+			// removing the Site: nothing of ours to remove
+			passes := reconciles(d.Daemon, ns)
+			os.Remove(site)
+			eventually(t, "a pass after the Site went", func() bool { return reconciles(d.Daemon, ns) > passes })
+			untouched("Site removed")
+
+			// the name freed: the site's own router comes up unaided
+			writeFile(t, site, siteYAML("s"))
+			eventually(t, "foreign container reported again", func() bool {
+				s := statusOf(home, ns, "Site", "s")
+				return s != nil && s.Status == status.Error && strings.Contains(s.Message, "was not created by site-controller")
+			})
+			if err := rt.Remove(ctx, ns, theirs.Dir); err != nil {
+				t.Fatal(err)
+			}
+			freed := time.Now()
+			eventually(t, "the site's own router once the name is free", siteReady(home, ns, "s"))
+			t.Logf("recovered %v after the foreign container was removed", time.Since(freed).Round(time.Millisecond))
+		})
 	}
 }

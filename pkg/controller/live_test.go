@@ -55,7 +55,7 @@ func startLiveSite(t testing.TB, platform string) *liveSite {
 	rt := enginetest.Real(t, platform)
 	home := t.TempDir()
 	ns := testNamespace("live")
-	t.Cleanup(func() { rt.Remove(context.Background(), ns) })
+	t.Cleanup(func() { rt.Remove(context.Background(), ns, nsDir(home, ns)) })
 	d := startDaemon(t, home, func(o *DaemonOptions) {
 		o.Platform = platform
 		o.Runtimes = map[string]runtime.Runtime{platform: rt}
@@ -83,7 +83,7 @@ func (l *liveSite) daemon() *Daemon { return l.d.Daemon }
 func syscallKill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
 
 func (l *liveSite) pid() int {
-	st, err := l.rt.State(context.Background(), l.ns)
+	st, err := l.rt.State(context.Background(), l.ns, nsDir(l.home, l.ns))
 	if err != nil || !st.Running {
 		l.t.Fatalf("router not running: %+v %v", st, err)
 	}
@@ -292,7 +292,7 @@ func testLiveReconnect(t *testing.T, platform string) {
 	}
 	writeFile(t, filepath.Join(l.res, "other.yaml"), listenerYAML("other", routertest.FreePort(t)))
 	eventually(t, "router back", func() bool {
-		st, err := l.rt.State(context.Background(), l.ns)
+		st, err := l.rt.State(context.Background(), l.ns, nsDir(l.home, l.ns))
 		return err == nil && st.Running && st.Pid != old
 	})
 	eventually(t, "controller reconnected and applied", func() bool {

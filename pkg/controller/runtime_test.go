@@ -25,9 +25,12 @@ func testNamespace(prefix string) string {
 	return fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1e9)
 }
 
-func waitRouter(t testing.TB, rt runtime.Runtime, ns, what string, cond func(runtime.State) bool) runtime.State {
+// nsDir is the directory of namespace ns under a data home.
+func nsDir(home, ns string) string { return filepath.Join(namespace.Root(home), ns) }
+
+func waitRouter(t testing.TB, rt runtime.Runtime, home, ns, what string, cond func(runtime.State) bool) runtime.State {
 	t.Helper()
-	return routertest.WaitState(t, rt, ns, what, cond)
+	return routertest.WaitState(t, rt, ns, nsDir(home, ns), what, cond)
 }
 
 func siteReady(home, ns, site string) func() bool {
@@ -46,7 +49,7 @@ func TestDaemonRunsRouters(t *testing.T) {
 			rt := enginetest.Real(t, platform)
 			home := t.TempDir()
 			ns := testNamespace("rt")
-			t.Cleanup(func() { rt.Remove(context.Background(), ns) })
+			t.Cleanup(func() { rt.Remove(context.Background(), ns, nsDir(home, ns)) })
 			startDaemon(t, home, func(o *DaemonOptions) {
 				o.Platform = platform
 				o.Runtimes = map[string]runtime.Runtime{platform: rt}
@@ -55,20 +58,20 @@ func TestDaemonRunsRouters(t *testing.T) {
 			writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("s"))
 			writeFile(t, filepath.Join(res, "l.yaml"), listenerYAML("l", 19001))
 			eventually(t, "Site ready with its router running", siteReady(home, ns, "s"))
-			first := waitRouter(t, rt, ns, "router running", func(s runtime.State) bool { return s.Running })
+			first := waitRouter(t, rt, home, ns, "router running", func(s runtime.State) bool { return s.Running })
 			if p, _ := (namespace.Dir{Name: ns, Path: filepath.Join(namespace.Root(home), ns)}).Platform(); p != platform {
 				t.Errorf("platform recorded %q, want %q", p, platform)
 			}
 
 			writeFile(t, filepath.Join(res, "l.yaml"), listenerYAML("l", 19002))
-			waitRouter(t, rt, ns, "router restarted with the new configuration", func(s runtime.State) bool {
+			waitRouter(t, rt, home, ns, "router restarted with the new configuration", func(s runtime.State) bool {
 				return s.Running && s.Started.After(first.Started)
 			})
 			eventually(t, "Site ready again", siteReady(home, ns, "s"))
 
 			input := testfs.Fingerprint(t, filepath.Join(namespace.Root(home), ns, "input"))
 			os.Remove(filepath.Join(res, "site.yaml"))
-			waitRouter(t, rt, ns, "router removed with the Site", func(s runtime.State) bool { return !s.Exists || s.Status == "inactive" })
+			waitRouter(t, rt, home, ns, "router removed with the Site", func(s runtime.State) bool { return !s.Exists || s.Status == "inactive" })
 			eventually(t, "listener waits for a Site", func() bool {
 				s := statusOf(home, ns, "Listener", "l")
 				return s != nil && strings.Contains(s.Message, "waiting for a Site")
@@ -88,23 +91,23 @@ func TestRestartAdoptsAndSweeps(t *testing.T) {
 	ctx := context.Background()
 	home := t.TempDir()
 	keep, drop := testNamespace("ka"), testNamespace("kb")
-	t.Cleanup(func() { rt.Remove(ctx, keep); rt.Remove(ctx, drop) })
+	t.Cleanup(func() { rt.Remove(ctx, keep, nsDir(home, keep)); rt.Remove(ctx, drop, nsDir(home, drop)) })
 	for _, ns := range []string{keep, drop} {
 		writeFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), siteYAML("s"))
 	}
 	opts := func(o *DaemonOptions) { o.Platform = "docker"; o.Runtimes = map[string]runtime.Runtime{"docker": rt} }
 	d1 := startDaemon(t, home, opts)
-	before := waitRouter(t, rt, keep, "router running", func(s runtime.State) bool { return s.Running })
-	waitRouter(t, rt, drop, "router running", func(s runtime.State) bool { return s.Running })
+	before := waitRouter(t, rt, home, keep, "router running", func(s runtime.State) bool { return s.Running })
+	waitRouter(t, rt, home, drop, "router running", func(s runtime.State) bool { return s.Running })
 	d1.stop()
-	if st, _ := rt.State(ctx, keep); !st.Running {
+	if st, _ := rt.State(ctx, keep, nsDir(home, keep)); !st.Running {
 		t.Fatal("stopping the controller stopped a router")
 	}
 	os.RemoveAll(filepath.Join(namespace.Root(home), drop))
 
 	startDaemon(t, home, opts)
-	eventually(t, "orphan removed", func() bool { st, err := rt.State(ctx, drop); return err == nil && !st.Exists })
-	after, _ := rt.State(ctx, keep)
+	eventually(t, "orphan removed", func() bool { st, err := rt.State(ctx, drop, nsDir(home, drop)); return err == nil && !st.Exists })
+	after, _ := rt.State(ctx, keep, nsDir(home, keep))
 	if !after.Running || !after.Started.Equal(before.Started) {
 		t.Errorf("the router was restarted by a controller restart: %v -> %v", before.Started, after.Started)
 	}
@@ -186,7 +189,7 @@ func TestEngineDownThenBack(t *testing.T) {
 	}
 	home := t.TempDir()
 	ns := testNamespace("down")
-	t.Cleanup(func() { direct.Remove(context.Background(), ns) })
+	t.Cleanup(func() { direct.Remove(context.Background(), ns, nsDir(home, ns)) })
 	startDaemon(t, home, func(o *DaemonOptions) {
 		o.Platform = "docker"
 		o.Runtimes = map[string]runtime.Runtime{"docker": rt}
@@ -205,7 +208,7 @@ func TestEngineDownThenBack(t *testing.T) {
 	other := testNamespace("other")
 	writeFile(t, filepath.Join(namespace.Root(home), other, "input", "resources", "site.yaml"), siteYAML("o")+"---\n"+listenerYAML("x", 19012))
 	eventually(t, "other namespace rendered", func() bool { return hasListener(home, other, "x", 19012) })
-	t.Cleanup(func() { direct.Remove(context.Background(), other) })
+	t.Cleanup(func() { direct.Remove(context.Background(), other, nsDir(home, other)) })
 
 	proxy.start(t)
 	eventually(t, "recovery after the engine is back", siteReady(home, ns, "s"))
@@ -221,21 +224,21 @@ func TestPlatformChange(t *testing.T) {
 	ctx := context.Background()
 	home := t.TempDir()
 	ns := testNamespace("mv")
-	t.Cleanup(func() { dk.Remove(ctx, ns); pm.Remove(ctx, ns) })
+	t.Cleanup(func() { dk.Remove(ctx, ns, nsDir(home, ns)); pm.Remove(ctx, ns, nsDir(home, ns)) })
 	startDaemon(t, home, func(o *DaemonOptions) {
 		o.Platform = "docker"
 		o.Runtimes = map[string]runtime.Runtime{"docker": dk, "podman": pm}
 	})
 	writeFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), siteYAML("s"))
-	waitRouter(t, dk, ns, "router on docker", func(s runtime.State) bool { return s.Running })
+	waitRouter(t, dk, home, ns, "router on docker", func(s runtime.State) bool { return s.Running })
 	writeFile(t, filepath.Join(namespace.Root(home), ns, "internal", "platform.yaml"), "platform: podman\n")
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("Site status: %+v", statusOf(home, ns, "Site", "s"))
 		}
 	})
-	waitRouter(t, pm, ns, "router on podman", func(s runtime.State) bool { return s.Running })
-	waitRouter(t, dk, ns, "router gone from docker", func(s runtime.State) bool { return !s.Exists })
+	waitRouter(t, pm, home, ns, "router on podman", func(s runtime.State) bool { return s.Running })
+	waitRouter(t, dk, home, ns, "router gone from docker", func(s runtime.State) bool { return !s.Exists })
 	data, _ := os.ReadFile(filepath.Join(namespace.Root(home), ns, "runtime", "router", "skrouterd.json"))
 	if !strings.Contains(string(data), `\"platform\":\"podman\"`) {
 		t.Error("config not rendered for podman")
@@ -250,7 +253,7 @@ func TestLinuxPlatformRealRouter(t *testing.T) {
 	rt := enginetest.Systemd(t, binary)
 	home := t.TempDir()
 	ns := testNamespace("lx")
-	t.Cleanup(func() { rt.Remove(context.Background(), ns) })
+	t.Cleanup(func() { rt.Remove(context.Background(), ns, nsDir(home, ns)) })
 	echo := routertest.EchoServer(t, nil)
 	in := routertest.FreePort(t)
 	startDaemon(t, home, func(o *DaemonOptions) {
@@ -265,7 +268,7 @@ func TestLinuxPlatformRealRouter(t *testing.T) {
 	if err := routertest.RoundTrip(ctx, in, nil); err != nil {
 		t.Fatalf("traffic from Listener to Connector: %v", err)
 	}
-	st, _ := rt.State(context.Background(), ns)
+	st, _ := rt.State(context.Background(), ns, nsDir(home, ns))
 	if !st.Running || st.Restarts != 0 {
 		t.Errorf("router state %+v", st)
 	}
@@ -284,7 +287,7 @@ func TestRuntimeFailuresBecomeStatus(t *testing.T) {
 	ctx := context.Background()
 	home := t.TempDir()
 	crash, missing := testNamespace("crash"), testNamespace("noimg")
-	t.Cleanup(func() { good.Remove(ctx, crash); good.Remove(ctx, missing) })
+	t.Cleanup(func() { good.Remove(ctx, crash, nsDir(home, crash)); good.Remove(ctx, missing, nsDir(home, missing)) })
 	// the missing-image namespace runs on "podman" here only to give it a
 	// runtime of its own: the runtime behind the name is a docker one
 	startDaemon(t, home, func(o *DaemonOptions) {

@@ -72,10 +72,13 @@ type Runtime interface {
 	// when missing, restarted (recreated) when its hash differs, started
 	// when stopped, left alone otherwise. It reports the resulting state.
 	Ensure(ctx context.Context, s Site) (State, error)
-	// Remove stops and removes the router of namespace ns, if any.
-	Remove(ctx context.Context, ns string) error
-	// State reports the router of namespace ns.
-	State(ctx context.Context, ns string) (State, error)
+	// Remove stops and removes the router of namespace ns created for the
+	// namespace directory dir, if any. A router of that name created for
+	// another directory, or by someone else, is left alone (nil).
+	Remove(ctx context.Context, ns, dir string) error
+	// State reports the router of namespace ns created for directory dir;
+	// a router of that name that is not one is a *Foreign error.
+	State(ctx context.Context, ns, dir string) (State, error)
 	// List returns the routers on this runtime.
 	List(ctx context.Context) ([]Router, error)
 }
@@ -105,6 +108,32 @@ func (e *Unavailable) Error() string {
 }
 
 func (e *Unavailable) Unwrap() error { return e.Err }
+
+// Foreign is a container or unit with the name a site's router would have
+// that this controller did not create for that site's directory: Skupper's
+// own, another data home's, or anyone's. It is never removed or replaced.
+type Foreign struct {
+	// Name is the container or unit; Owner what its labels say it belongs
+	// to ("" when they say nothing).
+	Name, Owner string
+	// Remedy is the command that would free the name.
+	Remedy string
+}
+
+func (e *Foreign) Error() string {
+	owner := "it carries no " + LabelSiteDir + " label (Skupper's own router, or someone else's)"
+	if e.Owner != "" {
+		owner = "it belongs to the site in " + e.Owner
+	}
+	return fmt.Sprintf("%s exists and was not created by site-controller for this site: %s; it is left alone: "+
+		"remove it (%s) or rename this namespace", e.Name, owner, e.Remedy)
+}
+
+// IsForeign tells whether err is a *Foreign.
+func IsForeign(err error) bool {
+	var f *Foreign
+	return errors.As(err, &f)
+}
 
 // IsUnavailable tells whether err says the engine cannot be reached.
 func IsUnavailable(err error) bool {

@@ -86,6 +86,11 @@ func (r *Runtime) Spec(s runtime.Site) runtime.Container {
 func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, error) {
 	spec := r.Spec(s)
 	existing, err := r.cli.ContainerInspect(ctx, spec.Name)
+	if err == nil {
+		if f := r.foreign(existing, s.Dir); f != nil {
+			return runtime.State{Status: "foreign", Message: f.Error()}, f
+		}
+	}
 	switch {
 	case cerrdefs.IsNotFound(err):
 	case err != nil:
@@ -94,10 +99,10 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 		// adopted as it is; started if something stopped it
 		if existing.State != nil && !existing.State.Running && !existing.State.Restarting {
 			if err := r.cli.ContainerStart(ctx, existing.ID, container.StartOptions{}); err != nil {
-				return r.state(ctx, s.Namespace), r.wrap("starting "+spec.Name, err)
+				return r.state(ctx, s.Namespace, s.Dir), r.wrap("starting "+spec.Name, err)
 			}
 		}
-		return r.state(ctx, s.Namespace), nil
+		return r.state(ctx, s.Namespace, s.Dir), nil
 	default:
 		// the configuration (or the container spec) changed: recreate
 		if err := r.cli.ContainerRemove(ctx, existing.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
@@ -122,9 +127,9 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 		return runtime.State{}, r.wrap("creating "+spec.Name, err)
 	}
 	if err := r.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-		return r.state(ctx, s.Namespace), r.wrap("starting "+spec.Name, err)
+		return r.state(ctx, s.Namespace, s.Dir), r.wrap("starting "+spec.Name, err)
 	}
-	return r.state(ctx, s.Namespace), nil
+	return r.state(ctx, s.Namespace, s.Dir), nil
 }
 
 // ensureImage makes sure the router image is there, pulling it as the
@@ -155,9 +160,22 @@ func (r *Runtime) ensureImage(ctx context.Context) error {
 	return nil
 }
 
+// foreign tells whether a container is not this site's router.
+func (r *Runtime) foreign(c container.InspectResponse, dir string) *runtime.Foreign {
+	var owner string
+	if c.Config != nil {
+		owner = c.Config.Labels[runtime.LabelSiteDir]
+	}
+	if owner == dir {
+		return nil
+	}
+	name := strings.TrimPrefix(c.Name, "/")
+	return &runtime.Foreign{Name: "container " + name, Owner: owner, Remedy: "docker rm -f " + name}
+}
+
 // state inspects a site's container; problems become the state's message.
-func (r *Runtime) state(ctx context.Context, ns string) runtime.State {
-	st, err := r.State(ctx, ns)
+func (r *Runtime) state(ctx context.Context, ns, dir string) runtime.State {
+	st, err := r.State(ctx, ns, dir)
 	if err != nil {
 		st.Message = err.Error()
 	}
@@ -165,7 +183,7 @@ func (r *Runtime) state(ctx context.Context, ns string) runtime.State {
 }
 
 // State implements runtime.Runtime.
-func (r *Runtime) State(ctx context.Context, ns string) (runtime.State, error) {
+func (r *Runtime) State(ctx context.Context, ns, dir string) (runtime.State, error) {
 	name := runtime.ContainerName(ns)
 	c, err := r.cli.ContainerInspect(ctx, name)
 	if cerrdefs.IsNotFound(err) {
@@ -173,6 +191,9 @@ func (r *Runtime) State(ctx context.Context, ns string) (runtime.State, error) {
 	}
 	if err != nil {
 		return runtime.State{}, r.wrap("inspecting "+name, err)
+	}
+	if f := r.foreign(c, dir); f != nil {
+		return runtime.State{Status: "foreign", Message: f.Error()}, f
 	}
 	st := runtime.State{Exists: true, Restarts: c.RestartCount}
 	if c.State != nil {
@@ -218,13 +239,26 @@ func (r *Runtime) Logs(ctx context.Context, ns string) (string, error) {
 	return out.String() + errOut.String(), nil
 }
 
-// Remove implements runtime.Runtime.
-func (r *Runtime) Remove(ctx context.Context, ns string) error {
-	err := r.cli.ContainerRemove(ctx, runtime.ContainerName(ns), container.RemoveOptions{Force: true})
+// Remove implements runtime.Runtime: by the id of the container inspected,
+// so that a container of that name created meanwhile is never the one
+// removed.
+func (r *Runtime) Remove(ctx context.Context, ns, dir string) error {
+	name := runtime.ContainerName(ns)
+	c, err := r.cli.ContainerInspect(ctx, name)
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return r.wrap("inspecting "+name, err)
+	}
+	if r.foreign(c, dir) != nil {
+		return nil
+	}
+	err = r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
 	if err == nil || cerrdefs.IsNotFound(err) {
 		return nil
 	}
-	return r.wrap("removing "+runtime.ContainerName(ns), err)
+	return r.wrap("removing "+name, err)
 }
 
 // List implements runtime.Runtime: router containers by label.

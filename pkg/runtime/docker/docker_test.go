@@ -66,8 +66,8 @@ func TestRouterContainerLifecycle(t *testing.T) {
 	ctx := context.Background()
 	home := t.TempDir()
 	ns := uniqueNS(t)
-	t.Cleanup(func() { r.Remove(context.Background(), ns) })
 	s := site(t, home, ns, fmt.Sprintf(siteAndListener, "east", 18081))
+	t.Cleanup(func() { r.Remove(context.Background(), ns, s.Dir) })
 
 	st, err := r.Ensure(ctx, s)
 	if err != nil {
@@ -155,16 +155,16 @@ func TestRouterContainerLifecycle(t *testing.T) {
 
 	// removal leaves input/ untouched
 	input := testfs.Fingerprint(t, filepath.Join(s.Dir, "input"))
-	if err := r.Remove(ctx, ns); err != nil {
+	if err := r.Remove(ctx, ns, s.Dir); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := r.State(ctx, ns); st.Exists {
+	if st, _ := r.State(ctx, ns, s.Dir); st.Exists {
 		t.Error("container still there after Remove")
 	}
 	if got := testfs.Fingerprint(t, filepath.Join(s.Dir, "input")); got != input {
 		t.Error("input/ changed")
 	}
-	if err := r.Remove(ctx, ns); err != nil {
+	if err := r.Remove(ctx, ns, s.Dir); err != nil {
 		t.Errorf("second Remove: %v", err)
 	}
 }
@@ -173,10 +173,10 @@ func TestCrashLoopIsReported(t *testing.T) {
 	r := engine(t, Options{})
 	ctx := context.Background()
 	ns := uniqueNS(t)
-	t.Cleanup(func() { r.Remove(context.Background(), ns) })
 	s := site(t, t.TempDir(), ns, fmt.Sprintf(siteAndListener, "crash", 18083))
+	t.Cleanup(func() { r.Remove(context.Background(), ns, s.Dir) })
 	r.Ensure(ctx, s)
-	routertest.WaitState(t, r, ns, "crash loop reported", func(st runtime.State) bool {
+	routertest.WaitState(t, r, ns, s.Dir, "crash loop reported", func(st runtime.State) bool {
 		return !st.Running && st.Restarts > 0 && strings.Contains(st.Message, "crashing as the site name asks")
 	})
 }

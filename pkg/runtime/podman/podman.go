@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/containers/podman/v5/libpod/define"
 	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 	"github.com/containers/podman/v5/pkg/bindings/images"
@@ -168,6 +169,11 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 	defer cancel()
 	want := r.Spec(s)
 	existing, err := containers.Inspect(c, want.Name, nil)
+	if err == nil {
+		if f := foreign(existing, s.Dir); f != nil {
+			return runtime.State{Status: "foreign", Message: f.Error()}, f
+		}
+	}
 	switch {
 	case notFound(err):
 	case err != nil:
@@ -175,10 +181,10 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 	case existing.Config != nil && existing.Config.Labels[runtime.LabelSpecHash] == want.Labels[runtime.LabelSpecHash]:
 		if existing.State != nil && !existing.State.Running && !existing.State.Restarting {
 			if err := containers.Start(c, existing.ID, nil); err != nil {
-				return r.state(c, s.Namespace), r.wrap("starting "+want.Name, err)
+				return r.state(c, s.Namespace, s.Dir), r.wrap("starting "+want.Name, err)
 			}
 		}
-		return r.state(c, s.Namespace), nil
+		return r.state(c, s.Namespace, s.Dir), nil
 	default:
 		if err := remove(c, existing.ID); err != nil {
 			return runtime.State{}, r.wrap("removing "+want.Name, err)
@@ -192,9 +198,9 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 		return runtime.State{}, r.wrap("creating "+want.Name, err)
 	}
 	if err := containers.Start(c, created.ID, nil); err != nil {
-		return r.state(c, s.Namespace), r.wrap("starting "+want.Name, err)
+		return r.state(c, s.Namespace, s.Dir), r.wrap("starting "+want.Name, err)
 	}
-	return r.state(c, s.Namespace), nil
+	return r.state(c, s.Namespace, s.Dir), nil
 }
 
 func (r *Runtime) ensureImage(c context.Context) error {
@@ -218,8 +224,20 @@ func (r *Runtime) ensureImage(c context.Context) error {
 	return nil
 }
 
-func (r *Runtime) state(c context.Context, ns string) runtime.State {
-	st, err := r.inspect(c, ns)
+// foreign tells whether a container is not this site's router.
+func foreign(c *define.InspectContainerData, dir string) *runtime.Foreign {
+	var owner string
+	if c.Config != nil {
+		owner = c.Config.Labels[runtime.LabelSiteDir]
+	}
+	if owner == dir {
+		return nil
+	}
+	return &runtime.Foreign{Name: "container " + c.Name, Owner: owner, Remedy: "podman rm -f " + c.Name}
+}
+
+func (r *Runtime) state(c context.Context, ns, dir string) runtime.State {
+	st, err := r.inspect(c, ns, dir)
 	if err != nil {
 		st.Message = err.Error()
 	}
@@ -227,16 +245,16 @@ func (r *Runtime) state(c context.Context, ns string) runtime.State {
 }
 
 // State implements runtime.Runtime.
-func (r *Runtime) State(ctx context.Context, ns string) (runtime.State, error) {
+func (r *Runtime) State(ctx context.Context, ns, dir string) (runtime.State, error) {
 	c, cancel, err := r.connect(ctx)
 	if err != nil {
 		return runtime.State{}, err
 	}
 	defer cancel()
-	return r.inspect(c, ns)
+	return r.inspect(c, ns, dir)
 }
 
-func (r *Runtime) inspect(c context.Context, ns string) (runtime.State, error) {
+func (r *Runtime) inspect(c context.Context, ns, dir string) (runtime.State, error) {
 	name := runtime.ContainerName(ns)
 	data, err := containers.Inspect(c, name, nil)
 	if notFound(err) {
@@ -244,6 +262,9 @@ func (r *Runtime) inspect(c context.Context, ns string) (runtime.State, error) {
 	}
 	if err != nil {
 		return runtime.State{}, r.wrap("inspecting "+name, err)
+	}
+	if f := foreign(data, dir); f != nil {
+		return runtime.State{Status: "foreign", Message: f.Error()}, f
 	}
 	st := runtime.State{Exists: true, Restarts: int(data.RestartCount)}
 	if data.State != nil {
@@ -306,15 +327,28 @@ func (r *Runtime) Logs(ctx context.Context, ns string) (string, error) {
 	return r.logs(c, runtime.ContainerName(ns), ""), nil
 }
 
-// Remove implements runtime.Runtime.
-func (r *Runtime) Remove(ctx context.Context, ns string) error {
+// Remove implements runtime.Runtime: by the id of the container inspected,
+// so that a container of that name created meanwhile is never the one
+// removed.
+func (r *Runtime) Remove(ctx context.Context, ns, dir string) error {
 	c, cancel, err := r.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	if err := remove(c, runtime.ContainerName(ns)); err != nil && !notFound(err) {
-		return r.wrap("removing "+runtime.ContainerName(ns), err)
+	name := runtime.ContainerName(ns)
+	data, err := containers.Inspect(c, name, nil)
+	if notFound(err) {
+		return nil
+	}
+	if err != nil {
+		return r.wrap("inspecting "+name, err)
+	}
+	if foreign(data, dir) != nil {
+		return nil
+	}
+	if err := remove(c, data.ID); err != nil && !notFound(err) {
+		return r.wrap("removing "+name, err)
 	}
 	return nil
 }

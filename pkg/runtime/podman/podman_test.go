@@ -65,8 +65,8 @@ func TestRouterContainerLifecycle(t *testing.T) {
 	ctx := context.Background()
 	home := t.TempDir()
 	ns := uniqueNS()
-	t.Cleanup(func() { r.Remove(context.Background(), ns) })
 	s := site(t, home, ns, fmt.Sprintf(siteAndListener, "west", 18091))
+	t.Cleanup(func() { r.Remove(context.Background(), ns, s.Dir) })
 
 	if _, err := r.Ensure(ctx, s); err != nil {
 		t.Fatal(err)
@@ -141,10 +141,10 @@ func TestRouterContainerLifecycle(t *testing.T) {
 	waitLog(t, r, ns, sitetest.ConfigSum(t, s2))
 
 	input := testfs.Fingerprint(t, filepath.Join(s.Dir, "input"))
-	if err := r.Remove(ctx, ns); err != nil {
+	if err := r.Remove(ctx, ns, s.Dir); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := r.State(ctx, ns); st.Exists {
+	if st, _ := r.State(ctx, ns, s.Dir); st.Exists {
 		t.Error("container still there after Remove")
 	}
 	if got := testfs.Fingerprint(t, filepath.Join(s.Dir, "input")); got != input {
@@ -199,8 +199,8 @@ func TestRootlessRouter(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(home) })
 	ns := uniqueNS()
-	t.Cleanup(func() { r.Remove(context.Background(), ns) })
 	s := site(t, home, ns, fmt.Sprintf(siteAndListener, "rootless", 18095))
+	t.Cleanup(func() { r.Remove(context.Background(), ns, s.Dir) })
 	filepath.Walk(home, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
 	os.Chmod(home, 0o755)
 

@@ -174,16 +174,43 @@ func Unit(s runtime.Site, scope Scope, binary string) string {
 	return b.String()
 }
 
-// ours tells whether the unit file at path was written by this package.
-func ours(path string) (bool, error) {
+// owner reads the unit file at path: the namespace directory it was
+// written for, or a *runtime.Foreign when site-controller did not write
+// it for dir. A missing file is os.ErrNotExist.
+func (r *Runtime) owner(path, dir string) error {
 	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, err
-	}
 	if err != nil {
-		return false, err
+		return err
 	}
-	return strings.HasPrefix(string(data), header), nil
+	owner, _ := unitDir(string(data))
+	if owner == dir {
+		return nil
+	}
+	return &runtime.Foreign{Name: "unit file " + path, Owner: owner, Remedy: "rm " + path}
+}
+
+// unitDir reads a unit file: whether this package wrote it, and for which
+// namespace directory.
+func unitDir(text string) (dir string, ours bool) {
+	if !strings.HasPrefix(text, header) {
+		return "", false
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, "Environment="); ok {
+			if d, ok := strings.CutPrefix(unescape(v), "SITE_CONTROLLER_DIR="); ok {
+				dir = d
+			}
+		}
+	}
+	return dir, true
+}
+
+// unescape undoes escape.
+func unescape(s string) string {
+	if len(s) >= 2 && strings.HasPrefix(s, `"`) && strings.HasSuffix(s, `"`) {
+		s = strings.NewReplacer(`\\`, `\`, `\"`, `"`).Replace(s[1 : len(s)-1])
+	}
+	return strings.ReplaceAll(s, "%%", "%")
 }
 
 // wait waits for a job to finish.
@@ -212,8 +239,8 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 	}
 	path := r.unitPath(s.Namespace)
 	name := runtime.UnitName(s.Namespace)
-	if mine, err := ours(path); err == nil && !mine {
-		return runtime.State{}, fmt.Errorf("%s exists and was not written by site-controller; remove it or move the site", path)
+	if err := r.owner(path, s.Dir); runtime.IsForeign(err) {
+		return runtime.State{Status: "foreign", Message: err.Error()}, err
 	}
 	changed, err := namespace.WriteFile(path, []byte(Unit(s, r.opts.Scope, r.opts.Binary)), 0o644, 0o755, false)
 	if err != nil {
@@ -227,7 +254,7 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 			return runtime.State{}, r.wrap("enabling "+name, err)
 		}
 	}
-	st, err := r.State(ctx, s.Namespace)
+	st, err := r.State(ctx, s.Namespace, s.Dir)
 	if err != nil {
 		return st, err
 	}
@@ -245,10 +272,10 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 		return st, r.wrap("starting "+name, err)
 	}
 	if err := wait(ctx, ch, "starting "+name); err != nil {
-		st, _ := r.State(ctx, s.Namespace)
+		st, _ := r.State(ctx, s.Namespace, s.Dir)
 		return st, err
 	}
-	return r.State(ctx, s.Namespace)
+	return r.State(ctx, s.Namespace, s.Dir)
 }
 
 func (r *Runtime) wrap(what string, err error) error {
@@ -265,7 +292,10 @@ func (r *Runtime) wrap(what string, err error) error {
 }
 
 // State implements runtime.Runtime.
-func (r *Runtime) State(ctx context.Context, ns string) (runtime.State, error) {
+func (r *Runtime) State(ctx context.Context, ns, dir string) (runtime.State, error) {
+	if err := r.owner(r.unitPath(ns), dir); runtime.IsForeign(err) {
+		return runtime.State{Status: "foreign", Message: err.Error()}, err
+	}
 	conn, err := r.connect(ctx)
 	if err != nil {
 		return runtime.State{}, err
@@ -309,17 +339,14 @@ func (r *Runtime) State(ctx context.Context, ns string) (runtime.State, error) {
 }
 
 // Remove implements runtime.Runtime: stop, disable and delete the unit.
-func (r *Runtime) Remove(ctx context.Context, ns string) error {
+func (r *Runtime) Remove(ctx context.Context, ns, dir string) error {
 	path := r.unitPath(ns)
-	mine, err := ours(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	err := r.owner(path, dir)
+	if errors.Is(err, os.ErrNotExist) || runtime.IsForeign(err) {
+		return nil // nothing of this site's: a foreign unit is left alone
 	}
 	if err != nil {
-		return err
-	}
-	if !mine {
-		return fmt.Errorf("%s was not written by site-controller; leaving it alone", path)
+		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	conn, err := r.connect(ctx)
 	if err != nil {
@@ -352,21 +379,12 @@ func (r *Runtime) List(ctx context.Context) ([]runtime.Router, error) {
 	var out []runtime.Router
 	for _, f := range files {
 		data, err := os.ReadFile(f)
-		if err != nil || !strings.HasPrefix(string(data), header) {
+		if err != nil {
 			continue
 		}
-		rt := runtime.Router{Namespace: strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "skupper-"), ".service")}
-		for _, line := range strings.Split(string(data), "\n") {
-			v, ok := strings.CutPrefix(line, "Environment=")
-			if !ok {
-				continue
-			}
-			v = strings.ReplaceAll(strings.Trim(v, `"`), "%%", "%")
-			if dir, ok := strings.CutPrefix(v, "SITE_CONTROLLER_DIR="); ok {
-				rt.Dir = strings.NewReplacer(`\\`, `\`, `\"`, `"`).Replace(dir)
-			}
+		if dir, ours := unitDir(string(data)); ours {
+			out = append(out, runtime.Router{Namespace: strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "skupper-"), ".service"), Dir: dir})
 		}
-		out = append(out, rt)
 	}
 	return out, nil
 }

@@ -117,7 +117,7 @@ func TestUnitLifecycle(t *testing.T) {
 	ctx := context.Background()
 	home := t.TempDir()
 	ns := fmt.Sprintf("sd%d", time.Now().UnixNano()%1e9)
-	t.Cleanup(func() { r.Remove(context.Background(), ns) })
+	t.Cleanup(func() { r.Remove(context.Background(), ns, filepath.Join(home, "namespaces", ns)) })
 	yaml := "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name: host}\n---\napiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: l}\nspec: {routingKey: k, host: 127.0.0.1, port: %d, tlsCredentials: t}\n"
 	s := render(t, home, ns, fmt.Sprintf(yaml, 18101))
 
@@ -159,13 +159,13 @@ func TestUnitLifecycle(t *testing.T) {
 	}
 
 	input := testfs.Fingerprint(t, filepath.Join(s.Dir, "input"))
-	if err := r.Remove(ctx, ns); err != nil {
+	if err := r.Remove(ctx, ns, s.Dir); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(unitFile); !os.IsNotExist(err) {
 		t.Errorf("unit file left: %v", err)
 	}
-	if st, _ := r.State(ctx, ns); st.Exists && st.Status == "active" {
+	if st, _ := r.State(ctx, ns, s.Dir); st.Exists && st.Status == "active" {
 		t.Errorf("unit still active: %+v", st)
 	}
 	if got := testfs.Fingerprint(t, filepath.Join(s.Dir, "input")); got != input {
@@ -177,24 +177,40 @@ func TestCrashLoopAndForeignUnit(t *testing.T) {
 	r := userManager(t, routertest.Standin(t))
 	ctx := context.Background()
 	ns := fmt.Sprintf("sc%d", time.Now().UnixNano()%1e9)
-	t.Cleanup(func() { r.Remove(context.Background(), ns) })
 	s := render(t, t.TempDir(), ns, "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name: crash}\n")
+	t.Cleanup(func() { r.Remove(context.Background(), ns, s.Dir) })
 	r.Ensure(ctx, s)
-	routertest.WaitState(t, r, ns, "crash loop reported", func(st runtime.State) bool {
+	routertest.WaitState(t, r, ns, s.Dir, "crash loop reported", func(st runtime.State) bool {
 		return !st.Running && st.Restarts > 0 && strings.Contains(st.Message, "exit code 3")
 	})
-	// a unit of the same name that is not ours is never touched
-	foreign := "other"
-	path := filepath.Join(r.opts.UnitDir, runtime.UnitName(foreign))
-	os.WriteFile(path, []byte("[Service]\nExecStart=/bin/true\n"), 0o644)
-	defer os.Remove(path)
-	if err := r.Remove(ctx, foreign); err == nil || !strings.Contains(err.Error(), "was not written by site-controller") {
-		t.Errorf("foreign unit: %v", err)
+	// a unit of the same name that is not ours is never touched: neither
+	// someone else's nor one site-controller wrote for another directory
+	otherSite := render(t, t.TempDir(), "other", "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name: other}\n")
+	for name, content := range map[string]string{
+		"someone else's":      "[Service]\nExecStart=/bin/true\n",
+		"another data home's": Unit(otherSite, User, "/usr/sbin/skrouterd"),
+	} {
+		path := filepath.Join(r.opts.UnitDir, runtime.UnitName("other"))
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(path)
+		mine := runtime.Site{Namespace: "other", Dir: t.TempDir()}
+		if err := r.Remove(ctx, "other", mine.Dir); err != nil {
+			t.Errorf("%s unit: Remove = %v, want nil (nothing of this site's)", name, err)
+		}
+		if _, err := r.Ensure(ctx, mine); !runtime.IsForeign(err) || !strings.Contains(err.Error(), "was not created by site-controller for this site") {
+			t.Errorf("%s unit: Ensure = %v, want a foreign unit error", name, err)
+		}
+		if _, err := r.State(ctx, "other", mine.Dir); !runtime.IsForeign(err) {
+			t.Errorf("%s unit: State = %v, want a foreign unit error", name, err)
+		}
+		if data, _ := os.ReadFile(path); string(data) != content {
+			t.Errorf("%s unit changed", name)
+		}
 	}
-	if _, err := r.Ensure(ctx, runtime.Site{Namespace: foreign, Dir: t.TempDir()}); err == nil {
-		t.Error("a foreign unit was overwritten")
-	}
-	if data, _ := os.ReadFile(path); string(data) != "[Service]\nExecStart=/bin/true\n" {
-		t.Error("foreign unit changed")
+	// the owner can still manage it
+	if err := r.Remove(ctx, "other", otherSite.Dir); err != nil {
+		t.Errorf("owner's Remove: %v", err)
 	}
 }
