@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/certs"
@@ -57,8 +58,11 @@ type session struct {
 	// session, and when they were last read in full. Only this controller
 	// changes the router, so a pass diffs against it; it is read again in
 	// full when older than verifyAfter, to repair what others changed.
+	// These belong to the namespace's pass (one at a time); anything else
+	// that wants a full read sets stale instead.
 	known    routerconfig.Config
 	verified time.Time
+	stale    atomic.Bool
 }
 
 // verifyAfter is how old the known router state may get before a pass
@@ -77,7 +81,7 @@ func (l *liveSessions) reverify() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, s := range l.sessions {
-		s.known = nil
+		s.stale.Store(true)
 	}
 }
 
@@ -187,7 +191,7 @@ func (r *Reconciler) applyLive(ctx context.Context, s *siteState, platform strin
 		desired = cfg.Expand(map[string]string{"SSL_PROFILE_BASE_PATH": "/etc/skupper-router"})
 	}
 	actual := sess.known
-	if actual == nil || time.Since(sess.verified) > verifyAfter {
+	if sess.stale.Swap(false) || actual == nil || time.Since(sess.verified) > verifyAfter {
 		if actual, err = queryLive(ctx, sess.client); err != nil {
 			return fail(err)
 		}
