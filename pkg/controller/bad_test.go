@@ -2,12 +2,17 @@ package controller
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/site-controller/site-controller/pkg/certs"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/status"
 )
@@ -77,6 +82,10 @@ var badCases = map[string][]string{
 	},
 	"port-zero.bad.yaml": {
 		"input/resources/port-zero.bad.yaml:22: Listener/zero: spec.port: must be between 1 and 65535, got 0",
+	},
+	"reserved-credential.bad.yaml": {
+		`input/resources/reserved-credential.bad.yaml:23: Listener/steal: spec.tlsCredentials: "skupper-local-server" is reserved: it is the local management listener's server certificate, which the site generates for itself; choose another name`,
+		`input/resources/reserved-credential.bad.yaml:33: Connector/ca: spec.tlsCredentials: "skupper-site-ca" is reserved: it is the site CA that issues link credentials, which the site generates for itself; choose another name`,
 	},
 	"router-access-role.bad.yaml": {
 		`input/resources/router-access-role.bad.yaml:22: RouterAccess/access: spec.roles[0].name: invalid role "normal"; valid roles are inter-router, edge`,
@@ -253,4 +262,99 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestGeneratedNameCollisions: resources whose names or ports meet what the
+// site generates for itself are refused with the exact reason, and a
+// generated credential shared by Listeners names every one's host.
+func TestGeneratedNameCollisions(t *testing.T) {
+	site := "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name: s}\n"
+	listener := func(name, host string, port int, creds string) string {
+		return fmt.Sprintf("---\napiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: %s}\nspec: {routingKey: k%s, host: %q, port: %d, tlsCredentials: %q}\n", name, name, host, port, creds)
+	}
+	userCreds := func(t *testing.T, home string, caOnly ...string) {
+		ca, _, err := certs.EnsureCA(filepath.Join(t.TempDir(), "ca"), "user-ca", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"a", "a-profile"} {
+			dir := filepath.Join(nsDir(home, "bad"), "input", "certs", name)
+			if _, err := certs.EnsureLeaf(dir, ca, certs.Leaf{CommonName: "server", Hosts: []string{"server"}, Server: true}, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(caOnly, name) {
+				os.Remove(filepath.Join(dir, certs.CertFile))
+				os.Remove(filepath.Join(dir, certs.KeyFile))
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, home string) string // returns the resources
+		want  []string
+		check func(t *testing.T, home string)
+	}{{
+		name: "listener on this site's management port",
+		setup: func(t *testing.T, home string) string {
+			writeFile(t, filepath.Join(nsDir(home, "bad"), "internal", "management-port"), "45999\n")
+			return site + listener("mgmt", "0.0.0.0", 45999, "")
+		},
+		want: []string{"input/resources/r.yaml:8: Listener/mgmt: spec.port: port 45999 is this site's local management port (internal/management-port): choose another port"},
+	}, {
+		name: "listener on another namespace's management port",
+		setup: func(t *testing.T, home string) string {
+			writeFile(t, filepath.Join(nsDir(home, "other"), "internal", "management-port"), "45998\n")
+			os.MkdirAll(filepath.Join(nsDir(home, "other"), "input"), 0o755)
+			return site + listener("theirs", "127.0.0.1", 45998, "") + listener("elsewhere", "192.0.2.1", 45998, "")
+		},
+		want: []string{"input/resources/r.yaml:8: Listener/theirs: spec.port: port 45998 is the local management port of namespace other: choose another port"},
+	}, {
+		name: "listener credential x-profile and connector x's CA-only profile",
+		setup: func(t *testing.T, home string) string {
+			userCreds(t, home, "a")
+			return site + listener("l", "127.0.0.1", 45997, "a-profile") +
+				"---\napiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata: {name: c}\nspec: {routingKey: k, host: 127.0.0.1, port: 45996, tlsCredentials: a}\n"
+		},
+		want: []string{`input/resources/r.yaml:13: Connector/c: spec.tlsCredentials: the router credential "a-profile" would hold both a copy of input/certs/a-profile (for Listener/l) and the ca.crt of input/certs/a (for this one); rename input/certs/a`},
+	}, {
+		name: "generated credential shared by two listeners",
+		setup: func(t *testing.T, home string) string {
+			return site + listener("one", "127.0.0.1", 45995, "shared") + listener("two", "db.example", 45994, "shared")
+		},
+		check: func(t *testing.T, home string) {
+			data, err := os.ReadFile(filepath.Join(nsDir(home, "bad"), "runtime", "certs", "shared", certs.CertFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			block, _ := pem.Decode(data)
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range []string{"127.0.0.1", "db.example"} {
+				if cert.VerifyHostname(h) != nil {
+					t.Errorf("the shared certificate does not name %s: %v %v", h, cert.DNSNames, cert.IPAddresses)
+				}
+			}
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := t.TempDir()
+			writeFile(t, filepath.Join(nsDir(home, "bad"), "input", "resources", "r.yaml"), tc.setup(t, home))
+			res, err := newTestReconciler(home).Reconcile(context.Background(), "bad")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range res.Problems {
+				got = append(got, p.String())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+			if tc.check != nil {
+				tc.check(t, home)
+			}
+		})
+	}
 }

@@ -266,6 +266,9 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkManagementPorts(port); err != nil {
+		return err
+	}
 
 	creds, err := s.prepareCredentials()
 	if err != nil {
@@ -304,6 +307,30 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 	}
 	s.res.Config = cfg
 	s.res.ConfigChanged = changed
+	return nil
+}
+
+// checkManagementPorts fails the Listeners that would bind a loopback
+// address on a local management port: this site's, or another namespace's
+// of the same data home.
+func (s *siteState) checkManagementPorts(own int) error {
+	others, err := s.dir.ManagementPorts()
+	if err != nil {
+		return fmt.Errorf("reading the reserved management ports: %w", err)
+	}
+	for _, l := range s.ns.Listeners {
+		switch l.Spec.Host {
+		case "127.0.0.1", "localhost", "0.0.0.0", "::", "":
+		default:
+			continue
+		}
+		port := int(l.Spec.Port)
+		if port == own {
+			s.fail(l, "spec.port", fmt.Sprintf("port %d is this site's local management port (internal/management-port): choose another port", port))
+		} else if ns, ok := others[port]; ok {
+			s.fail(l, "spec.port", fmt.Sprintf("port %d is the local management port of namespace %s: choose another port", port, ns))
+		}
+	}
 	return nil
 }
 
@@ -400,9 +427,57 @@ func (s *siteState) prepareCredentials() (map[string]routerconfig.Credential, er
 		return err == nil && st.IsDir()
 	}
 
+	// Each router credential under runtime/certs has one source; two
+	// resources that would fill the same one differently (a Listener's
+	// x-profile and Connector x's CA-only profile, say) are a conflict,
+	// reported on the one that comes later.
+	type source struct {
+		from      string // input/certs/<from>, or "" when generated
+		caOnly    bool
+		firstUser string // the resource that claimed it first
+	}
+	claimed := map[string]source{}
+	claim := func(o resources.Object, as string, src source) bool {
+		prev, ok := claimed[as]
+		if !ok {
+			claimed[as] = src
+			return true
+		}
+		if prev.from == src.from && prev.caOnly == src.caOnly {
+			return true
+		}
+		what := func(s source) string {
+			switch {
+			case s.from == "":
+				return "a certificate the site generates"
+			case s.caOnly:
+				return "the ca.crt of input/certs/" + s.from
+			default:
+				return "a copy of input/certs/" + s.from
+			}
+		}
+		s.fail(o, "spec.tlsCredentials", fmt.Sprintf("the router credential %q would hold both %s (for %s) and %s (for this one); rename input/certs/%s",
+			as, what(prev), prev.firstUser, what(src), cmp.Or(src.from, prev.from)))
+		return false
+	}
+	// a generated Listener credential names the hosts of every Listener
+	// that shares it
+	hosts := map[string][]string{}
+	for _, l := range s.ns.Listeners {
+		if name := l.Spec.TLSCredentials; name != "" && !exists(name) {
+			hosts[name] = append(hosts[name], l.Spec.Host)
+		}
+	}
 	for _, l := range s.ns.Listeners {
 		name := l.Spec.TLSCredentials
 		if name == "" {
+			continue
+		}
+		src := source{from: name, firstUser: "Listener/" + l.Metadata.Name}
+		if !exists(name) {
+			src.from = ""
+		}
+		if !claim(l, name, src) {
 			continue
 		}
 		if _, done := creds[name]; done {
@@ -417,7 +492,8 @@ func (s *siteState) prepareCredentials() (map[string]routerconfig.Credential, er
 			}
 			continue
 		}
-		if err := leaf(name, routerconfig.ServiceCA, certs.Leaf{CommonName: l.Spec.Host, Hosts: []string{l.Spec.Host}, Server: true}); err != nil {
+		names := slices.Compact(slices.Sorted(slices.Values(hosts[name])))
+		if err := leaf(name, routerconfig.ServiceCA, certs.Leaf{CommonName: names[0], Hosts: names, Server: true}); err != nil {
 			s.fail(l, "spec.tlsCredentials", err.Error())
 		}
 	}
@@ -435,6 +511,9 @@ func (s *siteState) prepareCredentials() (map[string]routerconfig.Credential, er
 		as := routerconfig.ConnectorProfile(name)
 		if c.Spec.UseClientCert {
 			as = name
+		}
+		if !claim(c, as, source{from: name, caOnly: !c.Spec.UseClientCert, firstUser: "Connector/" + c.Metadata.Name}) {
+			continue
 		}
 		if prev, done := creds[as]; done {
 			cred = prev

@@ -113,6 +113,22 @@ func (d Dir) ManagementPort(adopt func() int, start int) (int, error) {
 	return port, nil
 }
 
+// ManagementPorts returns the management ports reserved by the other
+// namespaces under the same data home, by port.
+func (d Dir) ManagementPorts() (map[int]string, error) {
+	reserved, err := readReservations(filepath.Dir(d.Path))
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]string{}
+	for ns, p := range reserved {
+		if ns != d.Name {
+			out[p] = ns
+		}
+	}
+	return out, nil
+}
+
 const reservationsFile = ".management-ports"
 
 // readReservations returns the ports reserved by namespaces that still

@@ -266,6 +266,26 @@ func (v *validator) name(field, name string) {
 	}
 }
 
+// ReservedCredentials are the credentials a site generates for itself, by
+// name, with what each one is. A Listener or Connector that names one in
+// spec.tlsCredentials would share (or overwrite) the site's own key.
+var ReservedCredentials = map[string]string{
+	"skupper-local-ca":     "the CA of the local management connection",
+	"skupper-local-server": "the local management listener's server certificate",
+	"skupper-local-client": "the controller's management client certificate",
+	"skupper-service-ca":   "the CA that issues generated Listener certificates",
+	"skupper-site-ca":      "the site CA that issues link credentials",
+	"skupper-site-server":  "the server certificate of the site's link listeners",
+}
+
+// credential checks a Listener's or Connector's spec.tlsCredentials.
+func (v *validator) credential(field, name string) {
+	v.name(field, name)
+	if what, ok := ReservedCredentials[name]; ok {
+		v.fail(field, fmt.Sprintf("%q is reserved: it is %s, which the site generates for itself; choose another name", name, what))
+	}
+}
+
 func (v *validator) required(field, value string) bool {
 	if value == "" {
 		v.fail(field, "required")
@@ -418,7 +438,7 @@ func (v *validator) check() {
 		v.port("spec.port", s.Port)
 		v.tcpType("spec.type", s.Type)
 		if s.TLSCredentials != "" {
-			v.name("spec.tlsCredentials", s.TLSCredentials)
+			v.credential("spec.tlsCredentials", s.TLSCredentials)
 		}
 		if s.Observer != "" {
 			if msg := oneOf(ObserverValues...)(s.Observer); msg != "" {
@@ -443,7 +463,7 @@ func (v *validator) check() {
 		v.port("spec.port", s.Port)
 		v.tcpType("spec.type", s.Type)
 		if s.TLSCredentials != "" {
-			v.name("spec.tlsCredentials", s.TLSCredentials)
+			v.credential("spec.tlsCredentials", s.TLSCredentials)
 		} else if s.UseClientCert {
 			v.fail("spec.useClientCert", "requires spec.tlsCredentials")
 		}
