@@ -279,7 +279,7 @@ func TestReplacedNamespaceKeepsItsState(t *testing.T) {
 	root := t.TempDir()
 	dir := namespace.Dir{Name: "ns", Path: filepath.Join(root, "ns")}
 	os.MkdirAll(dir.Join("input", "resources"), 0o755)
-	before, err := os.Stat(dir.Path)
+	before, err := dir.Identity()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,6 +290,42 @@ func TestReplacedNamespaceKeepsItsState(t *testing.T) {
 	undoRecreation(dir, before)
 	if _, err := os.Stat(dir.Join("internal", "site-id")); err != nil {
 		t.Errorf("the state of a namespace with input/ was removed: %v", err)
+	}
+}
+
+// TestRecreatedNamespaceStartsAfresh: a namespace directory removed and
+// created again is a new namespace even when the file system gives it the
+// same inode (ext4 does, at once): a broken file in it does not bring back
+// what a file of the same name held in the old one.
+func TestRecreatedNamespaceStartsAfresh(t *testing.T) {
+	home := t.TempDir()
+	r := newTestReconciler(home)
+	res := filepath.Join(nsDir(home, "re"), "input", "resources")
+	writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("s")+"---\n"+listenerYAML("old", 1234))
+	if _, err := r.Reconcile(context.Background(), "re"); err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := namespace.Open(home, "re")
+	before, _ := os.Stat(dir.Path)
+	reused := false
+	for range 100 { // until the file system hands out the same inode
+		os.RemoveAll(dir.Path)
+		os.Mkdir(dir.Path, 0o755)
+		after, _ := os.Stat(dir.Path)
+		if reused = os.SameFile(before, after); reused {
+			break
+		}
+	}
+	if !reused {
+		t.Log("the file system never gave the new directory the old inode: the case is weaker here")
+	}
+	writeFile(t, filepath.Join(res, "site.yaml"), "kind: [broken")
+	got, err := r.Reconcile(context.Background(), "re")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Config != nil || hasListener(home, "re", "old", 1234) {
+		t.Error("the old directory's Site and Listener came back for a broken file in a new directory")
 	}
 }
 

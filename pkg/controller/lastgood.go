@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -32,7 +34,7 @@ type lastGood struct {
 // goodFiles are the last good files of one namespace directory; a new
 // directory of the same name (removed and created again) starts afresh.
 type goodFiles struct {
-	dir   os.FileInfo
+	dir   namespace.Identity
 	files map[string]*goodFile
 }
 
@@ -53,14 +55,14 @@ type inputOf struct {
 
 // resolve puts each broken file's last good documents in its place, with a
 // warning on each, and remembers the good content of the others.
-func (g *lastGood) resolve(dir namespace.Dir, self os.FileInfo, files []namespace.File, now time.Time) inputOf {
+func (g *lastGood) resolve(dir namespace.Dir, self namespace.Identity, files []namespace.File, now time.Time) inputOf {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.files == nil {
 		g.files = map[string]*goodFiles{}
 	}
 	ns, seen := g.files[dir.Name], map[string]bool{}
-	first := ns == nil || !os.SameFile(ns.dir, self)
+	first := ns == nil || ns.dir != self
 	if first {
 		ns = &goodFiles{dir: self, files: map[string]*goodFile{}}
 		g.files[dir.Name] = ns
@@ -97,6 +99,12 @@ func (g *lastGood) resolve(dir namespace.Dir, self os.FileInfo, files []namespac
 			in.docs = append(in.docs, f.Docs...)
 			in.incomplete = append(in.incomplete, f.Path)
 			continue
+		}
+		// the copy under internal/ may have gone (internal/ removed by
+		// hand, a removal of the namespace that did not finish): what
+		// this pass stands on must outlive the process
+		if _, err := os.Stat(goodPath(dir, f.Path)); errors.Is(err, fs.ErrNotExist) {
+			storeGood(dir, f.Path, good.data)
 		}
 		// since it was last written: the same in every process
 		since := f.Modified

@@ -153,7 +153,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error
 		r.lastGood.forget(name)
 		return &Result{Gone: true}, r.removeEverywhere(ctx, dir)
 	}
-	before, err := os.Stat(dir.Path)
+	before, err := dir.Identity()
 	if err != nil {
 		return &Result{Gone: true}, nil
 	}
@@ -588,9 +588,9 @@ func (r *Reconciler) ReportFailure(name string, failure error, retry time.Durati
 // one the pass started with. Only runtime/ and internal/ are removed, and
 // the directory itself only when that leaves it empty; a directory that has
 // an input/ is never touched.
-func undoRecreation(dir namespace.Dir, before os.FileInfo) {
-	now, err := os.Stat(dir.Path)
-	if err != nil || os.SameFile(before, now) {
+func undoRecreation(dir namespace.Dir, before namespace.Identity) {
+	now, err := dir.Identity()
+	if err != nil || now == before {
 		return
 	}
 	if _, err := os.Stat(dir.Join("input")); err == nil {

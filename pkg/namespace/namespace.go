@@ -515,3 +515,25 @@ func RemoveTemps(dir string) {
 		}
 	}
 }
+
+// Identity tells one directory from another created later at the same
+// path: device and inode (which a file system reuses at once for a
+// directory removed and created again), and, where the file system records
+// it, the birth time.
+type Identity struct {
+	dev, ino uint64
+	birth    unix.StatxTimestamp
+}
+
+// Identity returns the identity of the namespace directory.
+func (d Dir) Identity() (Identity, error) {
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, d.Path, 0, unix.STATX_INO|unix.STATX_BTIME, &st); err != nil {
+		return Identity{}, &os.PathError{Op: "statx", Path: d.Path, Err: err}
+	}
+	id := Identity{dev: uint64(st.Dev_major)<<32 | uint64(st.Dev_minor), ino: st.Ino}
+	if st.Mask&unix.STATX_BTIME != 0 {
+		id.birth = st.Btime
+	}
+	return id, nil
+}

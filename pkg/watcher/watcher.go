@@ -140,13 +140,26 @@ func (w *Watcher) dirsOf(ns string) []string {
 func (w *Watcher) Sync(ns string) error {
 	want := map[string]bool{}
 	var errs []error
-	for _, dir := range w.dirsOf(ns) {
-		st, err := os.Stat(dir)
-		if err != nil || !st.IsDir() {
-			continue
+	// A directory created inside one after it was listed but before its
+	// watch was added sends its event to no one: list again once the
+	// watches are in place, until a listing finds nothing new (anything
+	// created after that is seen by a watch).
+	for range 16 {
+		added := false
+		for _, dir := range w.dirsOf(ns) {
+			if want[dir] {
+				continue
+			}
+			st, err := os.Stat(dir)
+			if err != nil || !st.IsDir() {
+				continue
+			}
+			want[dir], added = true, true
+			errs = append(errs, w.add(dir))
 		}
-		want[dir] = true
-		errs = append(errs, w.add(dir))
+		if !added {
+			break
+		}
 	}
 	prefix := filepath.Join(w.root, ns) + string(filepath.Separator)
 	w.mu.Lock()
@@ -163,12 +176,13 @@ func (w *Watcher) Sync(ns string) error {
 	return errors.Join(errs...)
 }
 
+// add watches dir. It asks the kernel even when dir is watched already by
+// our account: a directory removed and created again under the same name
+// can still be on our books (its removal not yet handled) while the kernel
+// dropped its watch; for a directory really watched the call is a no-op.
 func (w *Watcher) add(dir string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.watched[dir] {
-		return nil
-	}
 	if err := w.fs.Add(dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
