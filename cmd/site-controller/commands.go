@@ -126,6 +126,14 @@ func newRenderCommand() *cobra.Command {
 			if _, err := os.Stat(dir.Path); err != nil {
 				return fmt.Errorf("namespace %s: %w", args[0], err)
 			}
+			// a running daemon owns runtime/: a render beside it would leave
+			// a "rendered only" status the daemon has no reason to rewrite
+			release, err := namespace.TryLock(controller.LockPath(dataHome))
+			if err != nil {
+				return fmt.Errorf("%w\na site-controller daemon manages %s and renders %s itself; see its result with "+
+					"'site-controller status %s', or stop the daemon to render by hand", err, dataHome, args[0], args[0])
+			}
+			defer release()
 			r := controller.New(controller.Options{DataHome: dataHome, Platform: platform, Version: controllerVersion()})
 			res, err := r.Reconcile(context.Background(), args[0])
 			if res != nil {

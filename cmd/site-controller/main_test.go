@@ -10,6 +10,8 @@ import (
 
 	"github.com/site-controller/site-controller/internal/skschema"
 	"github.com/site-controller/site-controller/internal/testfs"
+	"github.com/site-controller/site-controller/pkg/controller"
+	"github.com/site-controller/site-controller/pkg/namespace"
 )
 
 func run(t *testing.T, args ...string) (string, string, error) {
@@ -90,6 +92,31 @@ func TestRenderAndStatus(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestRenderBesideDaemonIsRefused: while a daemon holds the data home's
+// lock, render refuses, says why, and writes nothing.
+func TestRenderBesideDaemonIsRefused(t *testing.T) {
+	home := examples(t)
+	release, err := namespace.TryLock(controller.LockPath(home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := run(t, "render", "--data-home", home, "hello-world-east")
+	if err == nil || !strings.Contains(err.Error(), "is locked: another site-controller manages this data home") ||
+		!strings.Contains(err.Error(), "'site-controller status hello-world-east'") {
+		t.Errorf("render beside a daemon: %v", err)
+	}
+	if out != "" {
+		t.Errorf("render beside a daemon printed %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(home, "namespaces", "hello-world-east", "runtime")); !os.IsNotExist(err) {
+		t.Errorf("render beside a daemon wrote runtime/: %v", err)
+	}
+	release()
+	if _, _, err := run(t, "render", "--data-home", home, "hello-world-east"); err != nil {
+		t.Errorf("render once the daemon is gone: %v", err)
 	}
 }
 

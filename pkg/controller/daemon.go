@@ -178,11 +178,17 @@ func (d *Daemon) Handler() http.Handler {
 // Ready tells whether the first full pass is done.
 func (d *Daemon) Ready() bool { return d.ready.Load() }
 
+// LockPath is the lock a daemon holds for as long as it manages a data
+// home; anything else that writes under runtime/ (render) takes it too.
+func LockPath(dataHome string) string {
+	return filepath.Join(namespace.Root(dataHome), "controller.lock")
+}
+
 // Run reconciles until ctx ends. It takes the data home's lock first, so
 // that one controller at most manages it.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.watch.Close()
-	release, err := namespace.TryLock(filepath.Join(namespace.Root(d.opts.DataHome), "controller.lock"))
+	release, err := namespace.TryLock(LockPath(d.opts.DataHome))
 	if err != nil {
 		return err
 	}
