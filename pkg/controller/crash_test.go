@@ -23,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/status"
 )
 
 const helperEnv = "SITE_CONTROLLER_TEST_DAEMON"
@@ -130,6 +131,10 @@ func checkNotTorn(t *testing.T, home string) int {
 		case ext == ".json":
 			if !json.Valid(data) {
 				t.Errorf("torn JSON: %s", path)
+			}
+		case ext == ".yaml" && filepath.Base(filepath.Dir(path)) == "resources":
+			if !status.Complete(data) {
+				t.Errorf("torn status: %s", path)
 			}
 		case ext == ".yaml":
 			var v map[string]any

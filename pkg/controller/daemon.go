@@ -57,6 +57,9 @@ type Daemon struct {
 	summary  map[string]nsSummary
 	routers  map[string]routerSeen // last router state seen, by namespace
 	lastSent string
+
+	notifyMu sync.Mutex
+	stopping bool // STOPPING=1 was sent: nothing follows it
 }
 
 type nsSummary struct{ resources, errors int }
@@ -236,10 +239,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.periodicRescan(ctx, scanner)
 		}()
 	}
+	// the watchdog stops before STOPPING=1, so that it is the last word
+	watchdog := make(chan struct{})
 	if d.opts.Watchdog > 0 {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer close(watchdog)
 			t := time.NewTicker(d.opts.Watchdog)
 			defer t.Stop()
 			for {
@@ -247,21 +251,38 @@ func (d *Daemon) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case <-t.C:
-					d.opts.Notify("WATCHDOG=1")
+					d.notify("WATCHDOG=1")
 				}
 			}
 		}()
+	} else {
+		close(watchdog)
 	}
 	<-ctx.Done()
+	<-watchdog
+	d.notifyMu.Lock()
+	d.stopping = true
 	d.opts.Notify("STOPPING=1")
+	d.notifyMu.Unlock()
 	wg.Wait()
 	return nil
+}
+
+// notify sends a notification to the service manager, unless the daemon
+// is stopping: STOPPING=1 is its last word (a pass that ends meanwhile must
+// not say READY=1 after it).
+func (d *Daemon) notify(msg string) {
+	d.notifyMu.Lock()
+	defer d.notifyMu.Unlock()
+	if !d.stopping {
+		d.opts.Notify(msg)
+	}
 }
 
 // Reload forces a full resync (SIGHUP): systemd is told RELOADING=1, every
 // namespace is reconciled, then READY=1 again.
 func (d *Daemon) Reload() {
-	d.opts.Notify("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(monotonicMicros(), 10))
+	d.notify("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(monotonicMicros(), 10))
 	d.log.Info("reload: resyncing every namespace")
 	d.rec.live.reverify() // and every router, in full
 	if err := d.watch.SyncAll(); err != nil {
@@ -304,7 +325,7 @@ func (d *Daemon) passDone(ns string) {
 	d.mu.Unlock()
 	if done {
 		d.ready.Store(true)
-		d.opts.Notify("READY=1\nSTATUS=" + d.statusLine())
+		d.notify("READY=1\nSTATUS=" + d.statusLine())
 		d.log.Info("ready", "status", d.statusLine())
 	}
 }
@@ -488,7 +509,7 @@ func (d *Daemon) sendStatus() {
 	d.lastSent = line
 	d.mu.Unlock()
 	if changed {
-		d.opts.Notify("STATUS=" + line)
+		d.notify("STATUS=" + line)
 	}
 }
 

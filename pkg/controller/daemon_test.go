@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/site-controller/site-controller/internal/skschema"
+	"github.com/site-controller/site-controller/pkg/certs"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/status"
 )
@@ -178,12 +180,17 @@ func TestDaemonFollowsEveryKindOfChange(t *testing.T) {
 		os.Remove(file + "~")
 		os.Remove(swp)
 	}, func() bool { return hasListener(home, "ev", "v", 2002) })
-	step("editor debris alone changes nothing", func() {
-		writeFile(t, filepath.Join(res, ".#l.yaml"), "garbage: [")
-		writeFile(t, filepath.Join(res, "l.yaml~"), "garbage: [")
-	}, func() bool {
-		return statusOf(home, "ev", "Site", "ev") != nil && !strings.Contains(statusOf(home, "ev", "Site", "ev").Message, "garbage")
-	})
+	// editor debris alone: the watcher sees its events and starts no pass
+	events := func() float64 { return testutil.ToFloat64(d.metrics.events.WithLabelValues("create")) }
+	eventually(t, "quiet before the debris", func() bool { return d.queue.Len() == 0 })
+	passes, seen := reconciles(d.Daemon, "ev"), events()
+	writeFile(t, filepath.Join(res, ".#l.yaml"), "garbage: [")
+	writeFile(t, filepath.Join(res, "l.yaml~"), "garbage: [")
+	eventually(t, "the watcher saw the debris", func() bool { return events() >= seen+2 })
+	time.Sleep(3*d.opts.Quiet + 50*time.Millisecond) // longer than a mark waits for its pass
+	if n := reconciles(d.Daemon, "ev"); n != passes || d.queue.Len() != 0 {
+		t.Errorf("editor debris alone started %v passes (queue %d)", n-passes, d.queue.Len())
+	}
 
 	step("..data symlink swap", func() {
 		os.Mkdir(filepath.Join(res, "..2026_a"), 0o755)
@@ -210,7 +217,36 @@ func TestDaemonFollowsEveryKindOfChange(t *testing.T) {
 		eventually(t, "watch on the subdirectory", func() bool { return d.watch.IsWatched(filepath.Join(res, "team")) })
 		writeFile(t, filepath.Join(res, "team", "t.yaml"), listenerYAML("t", 4001))
 	}, func() bool { return hasListener(home, "ev", "t", 4001) })
-	step("user credential change", func() { writeFile(t, filepath.Join(res, "..", "certs", "x", "ca.crt"), "not yet used") }, func() bool { return true })
+	// a Listener serving input/certs/x: replacing the files reaches the
+	// router's copy
+	ca, _, err := certs.EnsureCA(filepath.Join(t.TempDir(), "ca"), "user-ca", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	userCert := func(host string) []byte {
+		dir := filepath.Join(t.TempDir(), "x")
+		if _, err := certs.EnsureLeaf(dir, ca, certs.Leaf{CommonName: host, Hosts: []string{host}, Server: true}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{certs.CAFile, certs.CertFile, certs.KeyFile} {
+			data, _ := os.ReadFile(filepath.Join(dir, f))
+			writeFile(t, filepath.Join(res, "..", "certs", "x", f), string(data))
+		}
+		data, _ := os.ReadFile(filepath.Join(dir, certs.CertFile))
+		return data
+	}
+	copied := func(want []byte) func() bool {
+		return func() bool {
+			got, err := os.ReadFile(filepath.Join(namespace.Root(home), "ev", "runtime", "certs", "x", certs.CertFile))
+			return err == nil && bytes.Equal(got, want)
+		}
+	}
+	first := userCert("one.example")
+	step("user credential added", func() {
+		writeFile(t, filepath.Join(res, "tls.yaml"), "apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: tls}\nspec: {routingKey: tls, host: 127.0.0.1, port: 4100, tlsCredentials: x}\n")
+	}, copied(first))
+	var second []byte
+	step("user credential change", func() { second = userCert("two.example") }, func() bool { return copied(second)() })
 
 	// namespaces appearing and disappearing
 	newNS := filepath.Join(namespace.Root(home), "late")
@@ -335,7 +371,10 @@ func TestSecondInstanceIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = d2.Run(context.Background())
+	// a broken lock would let it run: that fails here, it does not hang
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = d2.Run(ctx)
 	if err == nil || !strings.Contains(err.Error(), "another site-controller manages this data home") {
 		t.Errorf("second instance: %v", err)
 	}

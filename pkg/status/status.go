@@ -318,8 +318,16 @@ func appendStatus(b *bytes.Buffer, s Status) {
 	if s.SitesInNetwork != nil {
 		b.WriteString("\n  sitesInNetwork: " + strconv.Itoa(*s.SitesInNetwork))
 	}
-	b.WriteString("\n")
+	b.WriteString("\n" + Trailer)
 }
+
+// Trailer ends every status file: a file without it was cut short. Files
+// are replaced atomically, so none ever is; readers that must be sure (a
+// crash test, a tool copying the files) check with Complete.
+const Trailer = "# end of status\n"
+
+// Complete tells whether status file content ends as written.
+func Complete(data []byte) bool { return bytes.HasSuffix(data, []byte("\n"+Trailer)) }
 
 func marshal(b *bytes.Buffer, e Entry) error {
 	if e.Raw != nil {
