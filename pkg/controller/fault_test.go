@@ -460,3 +460,52 @@ func TestFaultForeignContainer(t *testing.T) {
 		})
 	}
 }
+
+// TestFaultRouterStopped: a router process stopped (SIGSTOP) costs its
+// namespace failed live applies, each within the management deadline and
+// said in the statuses; its router is not removed or restarted, another
+// namespace keeps reconciling, and the change made meanwhile reaches the
+// router once it is continued.
+func TestFaultRouterStopped(t *testing.T) {
+	l := startLiveSiteWith(t, "linux", func(o *DaemonOptions) { o.ManagementTimeout = time.Second })
+	before, err := l.rt.State(context.Background(), l.ns, nsDir(l.home, l.ns))
+	if err != nil || !before.Running {
+		t.Fatalf("router %+v %v", before, err)
+	}
+	if err := syscall.Kill(before.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	continued := false
+	cont := func() {
+		if !continued {
+			continued = true
+			syscall.Kill(before.Pid, syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(cont)
+
+	port := routertest.FreePort(t)
+	writeFile(t, filepath.Join(l.res, "late.yaml"), listenerYAML("late", port))
+	eventually(t, "the stopped router said in the statuses", func() bool {
+		site, late := statusOf(l.home, l.ns, "Site", "s"), statusOf(l.home, l.ns, "Listener", "late")
+		return site != nil && strings.Contains(site.Message, "the router did not answer within 1s (stopped, or overloaded?)") &&
+			late != nil && late.Status != status.Ready && strings.Contains(late.Message, "not confirmed by the router")
+	})
+	other := testNamespace("other")
+	writeFile(t, filepath.Join(nsDir(l.home, other), "input", "resources", "l.yaml"), listenerYAML("x", 1000))
+	eventually(t, "another namespace reconciled meanwhile", func() bool { return statusOf(l.home, other, "Listener", "x") != nil })
+	if st, err := l.rt.State(context.Background(), l.ns, nsDir(l.home, l.ns)); err != nil || st.Pid != before.Pid || !st.Started.Equal(before.Started) {
+		t.Fatalf("the stopped router was touched: %+v %v", st, err)
+	}
+
+	cont()
+	start := time.Now()
+	eventually(t, "the change reaches the router once it is continued", func() bool {
+		return l.entity("tcpListener", "listener/late") != nil
+	})
+	eventually(t, "statuses recover", func() bool {
+		site := statusOf(l.home, l.ns, "Site", "s")
+		return site != nil && site.Status == status.Ready
+	})
+	t.Logf("recovered %v after SIGCONT", time.Since(start).Round(time.Millisecond))
+}

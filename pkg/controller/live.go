@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -169,6 +170,14 @@ func (r *Reconciler) applyLive(ctx context.Context, s *siteState, platform strin
 	// a paused or hung router costs its namespace a retry, never a worker
 	ctx, cancel := context.WithTimeout(ctx, r.opts.ManagementTimeout)
 	defer cancel()
+	live, err := r.applyLiveCtx(ctx, s, platform)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("the router did not answer within %s (stopped, or overloaded?): %w", r.opts.ManagementTimeout, err)
+	}
+	return live, err
+}
+
+func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform string) (*Live, error) {
 	cfg := s.res.Config
 	port, ok := cfg.ManagementPort()
 	if !ok {

@@ -52,6 +52,11 @@ type liveSite struct {
 
 func startLiveSite(t testing.TB, platform string) *liveSite {
 	t.Helper()
+	return startLiveSiteWith(t, platform, nil)
+}
+
+func startLiveSiteWith(t testing.TB, platform string, tweak func(*DaemonOptions)) *liveSite {
+	t.Helper()
 	rt := enginetest.Real(t, platform)
 	home := t.TempDir()
 	ns := testNamespace("live")
@@ -60,6 +65,9 @@ func startLiveSite(t testing.TB, platform string) *liveSite {
 		o.Platform = platform
 		o.Runtimes = map[string]runtime.Runtime{platform: rt}
 		o.Live = true
+		if tweak != nil {
+			tweak(o)
+		}
 	})
 	l := &liveSite{t: t, d: d, home: home, ns: ns, rt: rt, res: filepath.Join(namespace.Root(home), ns, "input", "resources")}
 	writeFile(t, filepath.Join(l.res, "site.yaml"), siteYAML("s"))
