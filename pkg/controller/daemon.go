@@ -72,7 +72,7 @@ type routerSeen struct {
 // backoff bounds for retries of failed reconciles.
 const (
 	minBackoff = 500 * time.Millisecond
-	maxBackoff = 5 * time.Minute
+	maxBackoff = 30 * time.Second
 )
 
 // NewDaemon prepares a daemon; Run starts it.

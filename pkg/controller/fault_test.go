@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/site-controller/site-controller/internal/enginetest"
 	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/internal/testfs"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/runtime"
 	"github.com/site-controller/site-controller/pkg/runtime/docker"
@@ -467,7 +470,7 @@ func TestFaultForeignContainer(t *testing.T) {
 // namespace keeps reconciling, and the change made meanwhile reaches the
 // router once it is continued.
 func TestFaultRouterStopped(t *testing.T) {
-	l := startLiveSiteWith(t, "linux", func(o *DaemonOptions) { o.ManagementTimeout = time.Second })
+	l := startLiveSiteWith(t, "linux", func(o *DaemonOptions) { o.ManagementTimeout = time.Second }, nil)
 	before, err := l.rt.State(context.Background(), l.ns, nsDir(l.home, l.ns))
 	if err != nil || !before.Running {
 		t.Fatalf("router %+v %v", before, err)
@@ -508,4 +511,139 @@ func TestFaultRouterStopped(t *testing.T) {
 		return site != nil && site.Status == status.Ready
 	})
 	t.Logf("recovered %v after SIGCONT", time.Since(start).Round(time.Millisecond))
+}
+
+// checkNoKeyReadable fails the test when a file under dir (input/ aside)
+// holds a private key and is readable by group or others.
+func checkNoKeyReadable(t *testing.T, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() || strings.Contains(p, "/input/") {
+			return nil
+		}
+		fi, err := e.Info()
+		if err != nil || fi.Mode().Perm()&0o077 == 0 {
+			return nil
+		}
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), "PRIVATE KEY") {
+			t.Errorf("%s holds a private key with mode %v", p, fi.Mode().Perm())
+		}
+		return nil
+	})
+}
+
+// runtimeFault is a fault of the file system under a namespace's runtime/.
+type runtimeFault struct {
+	name string
+	// prepare runs before the site starts (a mount point under runtime/).
+	prepare func(t *testing.T, runtimeDir string)
+	// begin starts the fault on a running site; end ends it.
+	begin, end func(t *testing.T, runtimeDir string)
+}
+
+var runtimeFaults = []runtimeFault{{
+	name: "disk full",
+	prepare: func(t *testing.T, dir string) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "sc-fault", dir).CombinedOutput(); err != nil {
+			t.Fatalf("mounting a small tmpfs on %s (needs root): %v %s", dir, err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	},
+	begin: func(t *testing.T, dir string) {
+		// fill it: dd ends with "no space left"
+		exec.Command("dd", "if=/dev/zero", "of="+filepath.Join(dir, "filler"), "bs=64k").Run()
+	},
+	end: func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "filler")) },
+}, {
+	name: "permission denied",
+	begin: func(t *testing.T, dir string) {
+		chattr(t, dir, "+i")
+		t.Cleanup(func() { chattr(t, dir, "-i") })
+	},
+	end: func(t *testing.T, dir string) { chattr(t, dir, "-i") },
+}}
+
+// chattr sets or clears the immutable attribute of every directory under
+// dir: nothing can be created, renamed or removed in them, not even by
+// root (permissions do not stop root).
+func chattr(t *testing.T, dir, op string) {
+	filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err == nil && e.IsDir() {
+			if out, err := exec.Command("chattr", op, p).CombinedOutput(); err != nil {
+				t.Fatalf("chattr %s %s: %v %s", op, p, err, out)
+			}
+		}
+		return nil
+	})
+}
+
+// TestFaultRuntimeUnwritable: runtime/ full or not writable fails the
+// namespace's passes (counted, retried with backoff) without tearing a file
+// or exposing a key; its router is not removed; another namespace keeps
+// reconciling; once the fault ends, the change made meanwhile lands by
+// itself.
+func TestFaultRuntimeUnwritable(t *testing.T) {
+	for _, f := range runtimeFaults {
+		t.Run(f.name, func(t *testing.T) {
+			var runtimeDir string
+			l := startLiveSiteWith(t, "linux", nil, func(home, ns string) {
+				runtimeDir = filepath.Join(nsDir(home, ns), "runtime")
+				if f.prepare != nil {
+					f.prepare(t, runtimeDir)
+				}
+			})
+			before, err := l.rt.State(context.Background(), l.ns, nsDir(l.home, l.ns))
+			if err != nil || !before.Running {
+				t.Fatalf("router %+v %v", before, err)
+			}
+			input := testfs.Fingerprint(t, filepath.Join(nsDir(l.home, l.ns), "input"))
+			failures := testutil.ToFloat64(l.daemon().metrics.errors.WithLabelValues(l.ns))
+			f.begin(t, runtimeDir)
+			port := routertest.FreePort(t)
+			writeFile(t, filepath.Join(l.res, "late.yaml"), listenerYAML("late", port))
+			eventually(t, "failed passes counted", func() bool {
+				return testutil.ToFloat64(l.daemon().metrics.errors.WithLabelValues(l.ns)) > failures+1
+			})
+			other := testNamespace("other")
+			writeFile(t, filepath.Join(nsDir(l.home, other), "input", "resources", "l.yaml"), listenerYAML("x", 1000))
+			eventually(t, "another namespace reconciled meanwhile", func() bool { return statusOf(l.home, other, "Listener", "x") != nil })
+			if st, err := l.rt.State(context.Background(), l.ns, nsDir(l.home, l.ns)); err != nil || !st.Running || !st.Started.Equal(before.Started) {
+				t.Fatalf("the router was touched: %+v %v", st, err)
+			}
+			checkNotTorn(t, l.home)
+			checkNoKeyReadable(t, l.home)
+
+			f.end(t, runtimeDir)
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("Site: %+v", statusOf(l.home, l.ns, "Site", "s"))
+					t.Logf("Listener: %+v", statusOf(l.home, l.ns, "Listener", "late"))
+					t.Logf("entity: %v", l.entity("tcpListener", "listener/late"))
+				}
+			})
+			start := time.Now()
+			// no event says that space was freed or a mode fixed: the
+			// retry finds it, after at most the longest backoff
+			eventuallyWithin(t, maxBackoff+5*time.Second, "the change lands once the fault ends", func() bool {
+				s := statusOf(l.home, l.ns, "Listener", "late")
+				return l.entity("tcpListener", "listener/late") != nil && s != nil &&
+					s.Condition(status.Configured) != nil && s.Condition(status.Configured).Status == "True"
+			})
+			t.Logf("recovered %v after the fault ended", time.Since(start).Round(time.Millisecond))
+			var kept []string
+			for _, line := range strings.Split(testfs.Fingerprint(t, filepath.Join(nsDir(l.home, l.ns), "input")), "\n") {
+				if !strings.HasPrefix(line, filepath.Join("resources", "late.yaml")+" ") {
+					kept = append(kept, line)
+				}
+			}
+			if got := strings.Join(kept, "\n"); got != input {
+				t.Errorf("input/ changed beyond the file the test added:\n%s\nwant:\n%s", got, input)
+			}
+			checkNotTorn(t, l.home)
+			checkNoKeyReadable(t, l.home)
+		})
+	}
 }

@@ -52,15 +52,20 @@ type liveSite struct {
 
 func startLiveSite(t testing.TB, platform string) *liveSite {
 	t.Helper()
-	return startLiveSiteWith(t, platform, nil)
+	return startLiveSiteWith(t, platform, nil, nil)
 }
 
-func startLiveSiteWith(t testing.TB, platform string, tweak func(*DaemonOptions)) *liveSite {
+// startLiveSiteWith is startLiveSite with the daemon's options tweaked and
+// prepare run on the namespace before the daemon starts.
+func startLiveSiteWith(t testing.TB, platform string, tweak func(*DaemonOptions), prepare func(home, ns string)) *liveSite {
 	t.Helper()
 	rt := enginetest.Real(t, platform)
 	home := t.TempDir()
 	ns := testNamespace("live")
 	t.Cleanup(func() { rt.Remove(context.Background(), ns, nsDir(home, ns)) })
+	if prepare != nil {
+		prepare(home, ns)
+	}
 	d := startDaemon(t, home, func(o *DaemonOptions) {
 		o.Platform = platform
 		o.Runtimes = map[string]runtime.Runtime{platform: rt}
