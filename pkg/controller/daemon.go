@@ -32,6 +32,9 @@ type DaemonOptions struct {
 	Quiet    time.Duration // quiet period before a reconcile (default 15ms)
 	MaxDelay time.Duration // longest a reconcile waits under churn (default 1s)
 	Rescan   time.Duration // periodic full rescan (default 30s; <0 disables)
+	// UnwatchedRescan is how often input is rescanned while some
+	// directories cannot be watched (default 2s), whatever Rescan is.
+	UnwatchedRescan time.Duration
 	Workers  int           // namespaces reconciled in parallel (default 4)
 	Log      *slog.Logger
 	// Notify sends a systemd notification (READY=1, STATUS=…); may be nil.
@@ -58,6 +61,8 @@ type Daemon struct {
 	routers  map[string]routerSeen // last router state seen, by namespace
 	lastSent string
 
+	unwatched int // directories without a watch, last seen
+
 	notifyMu sync.Mutex
 	stopping bool // STOPPING=1 was sent: nothing follows it
 }
@@ -82,6 +87,9 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	}
 	if opts.MaxDelay == 0 {
 		opts.MaxDelay = time.Second
+	}
+	if opts.UnwatchedRescan <= 0 {
+		opts.UnwatchedRescan = 2 * time.Second
 	}
 	if opts.Rescan == 0 {
 		opts.Rescan = 30 * time.Second
@@ -219,10 +227,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.sweep(ctx)
 	}()
 	scanner := &inputScanner{files: map[string]scannedFile{}}
-	if d.opts.Rescan > 0 {
-		for _, ns := range d.namespaces() {
-			scanner.scan(filepath.Join(namespace.Root(d.opts.DataHome), ns), false)
-		}
+	for _, ns := range d.namespaces() {
+		scanner.scan(filepath.Join(namespace.Root(d.opts.DataHome), ns), false)
 	}
 	d.startPass("start")
 	for range d.opts.Workers {
@@ -232,7 +238,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.work(ctx)
 		}()
 	}
-	if d.opts.Rescan > 0 {
+	{
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -498,7 +504,11 @@ func (d *Daemon) statusLine() string {
 		res += s.resources
 		errs += s.errors
 	}
-	return fmt.Sprintf("%d namespaces, %d resources, %d with errors", len(d.summary), res, errs)
+	line := fmt.Sprintf("%d namespaces, %d resources, %d with errors", len(d.summary), res, errs)
+	if d.unwatched > 0 {
+		line += fmt.Sprintf("; %d directories unwatched (inotify limit?), rescanned every %s", d.unwatched, d.opts.UnwatchedRescan)
+	}
+	return line
 }
 
 // sendStatus tells systemd the one-line summary when it changed.
@@ -514,32 +524,70 @@ func (d *Daemon) sendStatus() {
 }
 
 // periodicRescan looks at every namespace's input files and marks those
-// that changed since the last look: the safety net under the watcher. The
-// first look (stats only) is taken before the start pass marks the
-// namespaces, so that nothing changed after the pass read it can go
-// unnoticed.
+// that changed since the last look: the safety net under the watcher, every
+// Rescan period. While some directories have no watch (the inotify watch
+// limit reached), it looks every UnwatchedRescan instead, tries to add the
+// watches again, and says so in the log and the metrics.
 func (d *Daemon) periodicRescan(ctx context.Context, scanner *inputScanner) {
-	t := time.NewTicker(d.opts.Rescan)
+	tick := d.opts.UnwatchedRescan
+	if d.opts.Rescan > 0 && d.opts.Rescan < tick {
+		tick = d.opts.Rescan
+	}
+	t := time.NewTicker(tick)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		d.metrics.rescans.WithLabelValues("periodic").Inc()
-		if err := d.watch.SyncAll(); err != nil {
-			d.log.Warn("rebuilding watches", "err", err)
+		unwatched := d.checkWatches()
+		periodic := d.opts.Rescan > 0 && time.Since(last) >= d.opts.Rescan
+		if !periodic && unwatched == 0 {
+			continue
 		}
-		d.sweep(ctx)
-		d.checkRouters(ctx)
+		reason := "unwatched"
+		if periodic {
+			reason, last = "periodic", time.Now()
+		}
+		d.metrics.rescans.WithLabelValues(reason).Inc()
+		if err := d.watch.SyncAll(); err != nil {
+			d.log.Debug("rebuilding watches", "err", err)
+		}
+		if periodic {
+			d.sweep(ctx)
+			d.checkRouters(ctx)
+		}
 		for _, ns := range d.namespaces() {
 			if scanner.scan(filepath.Join(namespace.Root(d.opts.DataHome), ns), true) {
-				d.log.Debug("periodic rescan found a change", "namespace", ns)
+				d.log.Debug("rescan found a change", "namespace", ns, "reason", reason)
 				d.queue.Mark(ns)
 			}
 		}
 	}
+}
+
+// checkWatches reports directories without a watch when their number
+// changes: the log says what it means and what to do.
+func (d *Daemon) checkWatches() int {
+	n, why := d.watch.Unwatched()
+	d.metrics.unwatched.Set(float64(n))
+	d.mu.Lock()
+	was := d.unwatched
+	d.unwatched = n
+	d.mu.Unlock()
+	switch {
+	case n > 0 && was == 0:
+		d.log.Warn("some directories cannot be watched: changes in them are found by rescans every "+d.opts.UnwatchedRescan.String()+
+			" until they can", "directories", n, "err", why)
+	case n == 0 && was > 0:
+		d.log.Info("every directory is watched again")
+	}
+	if n != was {
+		d.sendStatus()
+	}
+	return n
 }
 
 // checkRouters marks the namespaces whose router changed state since the

@@ -647,3 +647,75 @@ func TestFaultRuntimeUnwritable(t *testing.T) {
 		})
 	}
 }
+
+// inotifyWatchesInUse counts the inotify watches of root's processes: the
+// limit fs.inotify.max_user_watches counts per user.
+func inotifyWatchesInUse(t *testing.T) int {
+	n := 0
+	fdinfos, _ := filepath.Glob("/proc/[0-9]*/fdinfo/*")
+	for _, f := range fdinfos {
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Dir(filepath.Dir(f)), &st) != nil || st.Uid != 0 {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		n += strings.Count(string(data), "\ninotify wd:")
+	}
+	return n
+}
+
+// TestFaultWatchLimit: with fs.inotify.max_user_watches exhausted, a new
+// namespace's directories go unwatched; the daemon says so (log, metric,
+// service status line), finds changes there by rescans, keeps following
+// the other namespaces by events, and watches them all again once the
+// limit allows.
+func TestFaultWatchLimit(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("lowering fs.inotify.max_user_watches needs root")
+	}
+	const sysctl = "/proc/sys/fs/inotify/max_user_watches"
+	orig, err := os.ReadFile(sysctl)
+	if err != nil {
+		t.Skipf("no %s: %v", sysctl, err)
+	}
+	restore := func() { os.WriteFile(sysctl, orig, 0o644) }
+	t.Cleanup(restore)
+
+	home := t.TempDir()
+	writeFile(t, filepath.Join(nsDir(home, "a"), "input", "resources", "site.yaml"), siteYAML("a"))
+	d := startDaemon(t, home, func(o *DaemonOptions) { o.UnwatchedRescan = 300 * time.Millisecond })
+	eventually(t, "namespace a", func() bool { return statusOf(home, "a", "Site", "a") != nil })
+
+	if err := os.WriteFile(sysctl, []byte(strconv.Itoa(inotifyWatchesInUse(t)+1)), 0o644); err != nil {
+		t.Fatalf("lowering %s: %v", sysctl, err)
+	}
+	res := filepath.Join(nsDir(home, "b"), "input", "resources")
+	writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("b")+"---\n"+listenerYAML("l", 1001))
+	eventually(t, "unwatched directories said", func() bool {
+		return testutil.ToFloat64(d.metrics.unwatched) > 0 && strings.Contains(strings.Join(d.notes.list(), "|"), "directories unwatched (inotify limit?), rescanned every 300ms")
+	})
+	eventually(t, "namespace b rendered", func() bool { return hasListener(home, "b", "l", 1001) })
+	if d.watch.IsWatched(res) {
+		t.Fatalf("%s got a watch under a limit of the watches in use", res)
+	}
+	eventually(t, "quiet", func() bool { return d.queue.Len() == 0 })
+	start := time.Now()
+	writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("b")+"---\n"+listenerYAML("l", 1002))
+	eventually(t, "a change in an unwatched directory found by a rescan", func() bool { return hasListener(home, "b", "l", 1002) })
+	t.Logf("change found %v after it was made, without a watch", time.Since(start).Round(time.Millisecond))
+	if testutil.ToFloat64(d.metrics.rescans.WithLabelValues("unwatched")) == 0 {
+		t.Error("no rescan for the unwatched directories counted")
+	}
+	writeFile(t, filepath.Join(nsDir(home, "a"), "input", "resources", "l.yaml"), listenerYAML("x", 2001))
+	eventually(t, "the watched namespace still follows its files", func() bool { return hasListener(home, "a", "x", 2001) })
+
+	restore()
+	eventually(t, "every directory watched again", func() bool {
+		return testutil.ToFloat64(d.metrics.unwatched) == 0 && d.watch.IsWatched(res)
+	})
+	writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("b")+"---\n"+listenerYAML("l", 1003))
+	eventually(t, "namespace b follows its files by events again", func() bool { return hasListener(home, "b", "l", 1003) })
+}

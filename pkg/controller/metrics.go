@@ -17,6 +17,7 @@ type metrics struct {
 	overflows   prometheus.Counter
 	rescans     *prometheus.CounterVec
 	watches     prometheus.GaugeFunc
+	unwatched   prometheus.Gauge
 	queueLength prometheus.GaugeFunc
 	retries     prometheus.GaugeFunc
 	namespaces  prometheus.Gauge
@@ -48,11 +49,14 @@ func newMetrics(reg prometheus.Registerer, watches, queue, retries func() float6
 			Name: "site_controller_watcher_overflows_total", Help: "Times the kernel event queue overflowed.",
 		}),
 		rescans: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "site_controller_rescans_total", Help: "Full rescans, by reason (start, periodic, overflow, watcher error, reload).",
+			Name: "site_controller_rescans_total", Help: "Full rescans, by reason (start, periodic, unwatched, overflow, watcher error, reload).",
 		}, []string{"reason"}),
 		watches: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "site_controller_watched_directories", Help: "Directories watched by the single inotify instance.",
 		}, watches),
+		unwatched: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "site_controller_unwatched_directories", Help: "Directories that could not be watched (inotify watch limit): rescanned every 2s instead.",
+		}),
 		queueLength: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "site_controller_queue_length", Help: "Namespaces waiting for or in a reconcile.",
 		}, queue),
@@ -64,7 +68,7 @@ func newMetrics(reg prometheus.Registerer, watches, queue, retries func() float6
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.reconciles, m.errors, m.duration, m.lastSuccess, m.resources, m.events,
-		m.overflows, m.rescans, m.watches, m.queueLength, m.retries, m.namespaces} {
+		m.overflows, m.rescans, m.watches, m.unwatched, m.queueLength, m.retries, m.namespaces} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering metrics: %w", err)
 		}

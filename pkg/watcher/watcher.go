@@ -16,8 +16,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/fsnotify/fsnotify"
 
@@ -46,6 +48,10 @@ type Watcher struct {
 	mu          sync.Mutex
 	watched     map[string]bool // directories with a watch
 	droppedDirs map[string]bool // watches just dropped by events
+	// unwatched are directories whose watch could not be added (the
+	// inotify watch limit, say), with why: changes there are only found by
+	// rescans until a later Sync adds the watch.
+	unwatched map[string]error
 }
 
 // New creates the watcher for root (<data-home>/namespaces), which is
@@ -109,6 +115,13 @@ func (w *Watcher) SyncAll() error {
 	for _, dir := range stale {
 		w.remove(dir)
 	}
+	w.mu.Lock()
+	for dir := range w.unwatched {
+		if ns := w.namespaceOf(dir); ns != "" && !present[ns] {
+			delete(w.unwatched, dir)
+		}
+	}
+	w.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -161,6 +174,7 @@ func (w *Watcher) Sync(ns string) error {
 			break
 		}
 	}
+	w.forgetUnwatched(filepath.Join(w.root, ns), want)
 	prefix := filepath.Join(w.root, ns) + string(filepath.Separator)
 	w.mu.Lock()
 	var stale []string
@@ -185,12 +199,50 @@ func (w *Watcher) add(dir string) error {
 	defer w.mu.Unlock()
 	if err := w.fs.Add(dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
+			delete(w.unwatched, dir)
 			return nil
 		}
+		if errors.Is(err, syscall.ENOSPC) {
+			err = fmt.Errorf("%w: the inotify watch limit is reached (raise fs.inotify.max_user_watches)", err)
+		}
+		if w.unwatched == nil {
+			w.unwatched = map[string]error{}
+		}
+		w.unwatched[dir] = err
 		return fmt.Errorf("watching %s: %w", dir, err)
 	}
+	delete(w.unwatched, dir)
 	w.watched[dir] = true
 	return nil
+}
+
+// Unwatched returns how many directories that should have a watch have
+// none, and why one of them has not.
+func (w *Watcher) Unwatched() (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	dirs := make([]string, 0, len(w.unwatched))
+	for d := range w.unwatched {
+		dirs = append(dirs, d)
+	}
+	if len(dirs) == 0 {
+		return 0, nil
+	}
+	slices.Sort(dirs)
+	return len(dirs), fmt.Errorf("watching %s: %w", dirs[0], w.unwatched[dirs[0]])
+}
+
+// forget drops the unwatched entries of directories under prefix (or equal
+// to dir) that are not in keep.
+func (w *Watcher) forgetUnwatched(dir string, keep map[string]bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	prefix := dir + string(filepath.Separator)
+	for d := range w.unwatched {
+		if (d == dir || strings.HasPrefix(d, prefix)) && !keep[d] {
+			delete(w.unwatched, d)
+		}
+	}
 }
 
 func (w *Watcher) remove(dir string) {
