@@ -35,8 +35,8 @@ type DaemonOptions struct {
 	// UnwatchedRescan is how often input is rescanned while some
 	// directories cannot be watched (default 2s), whatever Rescan is.
 	UnwatchedRescan time.Duration
-	Workers  int           // namespaces reconciled in parallel (default 4)
-	Log      *slog.Logger
+	Workers         int // namespaces reconciled in parallel (default 4)
+	Log             *slog.Logger
 	// Notify sends a systemd notification (READY=1, STATUS=…); may be nil.
 	Notify func(state string)
 	// Watchdog is the interval of WATCHDOG=1 notifications; 0 disables.
