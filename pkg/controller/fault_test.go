@@ -719,3 +719,45 @@ func TestFaultWatchLimit(t *testing.T) {
 	writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("b")+"---\n"+listenerYAML("l", 1003))
 	eventually(t, "namespace b follows its files by events again", func() bool { return hasListener(home, "b", "l", 1003) })
 }
+
+// TestFaultTenThousandFiles: 10,000 resource files land in a namespace
+// with a running router; another namespace keeps reconciling meanwhile,
+// the router ends up with every one of them, and input/ is untouched.
+func TestFaultTenThousandFiles(t *testing.T) {
+	rt := enginetest.Real(t, "linux")
+	home := t.TempDir()
+	const big, files = "big", 10000
+	t.Cleanup(func() { rt.Remove(context.Background(), big, nsDir(home, big)) })
+	startDaemon(t, home, func(o *DaemonOptions) { o.Platform = "linux"; o.Runtimes = map[string]runtime.Runtime{"linux": rt} })
+	res := filepath.Join(nsDir(home, big), "input", "resources")
+	writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("s"))
+	eventually(t, "Site ready", siteReady(home, big, "s"))
+
+	start := time.Now()
+	for i := range files {
+		name := fmt.Sprintf("c%05d", i)
+		if err := os.WriteFile(filepath.Join(res, name+".yaml"), []byte(connectorYAML(name, name, 1+i%60000)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	written := time.Since(start)
+	input := testfs.Fingerprint(t, filepath.Join(nsDir(home, big), "input"))
+	smallStart := time.Now()
+	writeFile(t, filepath.Join(nsDir(home, "small"), "input", "resources", "l.yaml"), listenerYAML("x", 1000))
+	eventually(t, "another namespace reconciled meanwhile", func() bool { return statusOf(home, "small", "Listener", "x") != nil })
+	small := time.Since(smallStart)
+
+	eventuallyWithin(t, 2*time.Minute, "every Connector in the running router's configuration", func() bool {
+		data, err := os.ReadFile(filepath.Join(nsDir(home, big), "runtime", "router", "skrouterd.json"))
+		return err == nil && strings.Count(string(data), `"tcpConnector"`) == files && siteReady(home, big, "s")() &&
+			statusOf(home, big, "Connector", fmt.Sprintf("c%05d", files-1)) != nil
+	})
+	t.Logf("%d files written in %v; another namespace reconciled %v after its change; all in the router %v after the first",
+		files, written.Round(time.Millisecond), small.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	if st, err := rt.State(context.Background(), big, nsDir(home, big)); err != nil || !st.Running {
+		t.Errorf("router %+v %v", st, err)
+	}
+	if got := testfs.Fingerprint(t, filepath.Join(nsDir(home, big), "input")); got != input {
+		t.Error("input/ changed")
+	}
+}
