@@ -175,31 +175,36 @@ func TestFaultBrokenListenerFileKeepsEntity(t *testing.T) {
 // TestFaultHostileFiles: a named pipe, a device, a huge file, invalid
 // UTF-8, a symlink loop and an alias bomb each cost only a problem of their
 // own file, quickly; the rest of the namespace is rendered.
+// hostileFiles are files no resource file should be: each with the
+// problem it must be reported as.
+var hostileFiles = []struct {
+	name string
+	make func(t *testing.T, path string)
+	want string
+}{
+	{"fifo.yaml", func(t *testing.T, p string) { syscall.Mkfifo(p, 0o644) }, "not read: a named pipe; only regular files are read as resources"},
+	{"null.yaml", func(t *testing.T, p string) { os.Symlink("/dev/null", p) }, "not read: a device; only regular files are read as resources"},
+	{"huge.yaml", func(t *testing.T, p string) {
+		os.WriteFile(p, []byte(strings.Repeat("# padding\n", 1<<20)), 0o644)
+	}, "too large: 10485760 bytes, more than the 1048576 a resource file may have (--max-file-size)"},
+	{"utf8.yaml", func(t *testing.T, p string) {
+		os.WriteFile(p, []byte("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: \xff\xfe\n"), 0o644)
+	}, "invalid YAML"},
+	{"loop.yaml", func(t *testing.T, p string) { os.Symlink("loop.yaml", p) }, "cannot read: a loop of symbolic links"},
+	{"bomb.yaml", func(t *testing.T, p string) {
+		var b strings.Builder
+		b.WriteString("a0: &a0 [x, x, x, x, x, x, x, x, x]\n")
+		for i := 1; i < 9; i++ {
+			fmt.Fprintf(&b, "a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+		}
+		os.WriteFile(p, []byte(b.String()), 0o644)
+	}, "document expands to more than 100000 nodes through its aliases"},
+}
+
+// TestFaultHostileFiles: each hostile file is a clear problem of its own,
+// never a pass that hangs, and the rest of the namespace is rendered.
 func TestFaultHostileFiles(t *testing.T) {
-	cases := []struct {
-		name string
-		make func(t *testing.T, path string)
-		want string
-	}{
-		{"fifo.yaml", func(t *testing.T, p string) { syscall.Mkfifo(p, 0o644) }, "not read: a named pipe; only regular files are read as resources"},
-		{"null.yaml", func(t *testing.T, p string) { os.Symlink("/dev/null", p) }, "not read: a device; only regular files are read as resources"},
-		{"huge.yaml", func(t *testing.T, p string) {
-			os.WriteFile(p, []byte(strings.Repeat("# padding\n", 1<<20)), 0o644)
-		}, "too large: 10485760 bytes, more than the 1048576 a resource file may have (--max-file-size)"},
-		{"utf8.yaml", func(t *testing.T, p string) {
-			os.WriteFile(p, []byte("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: \xff\xfe\n"), 0o644)
-		}, "invalid YAML"},
-		{"loop.yaml", func(t *testing.T, p string) { os.Symlink("loop.yaml", p) }, "cannot read: a loop of symbolic links"},
-		{"bomb.yaml", func(t *testing.T, p string) {
-			var b strings.Builder
-			b.WriteString("a0: &a0 [x, x, x, x, x, x, x, x, x]\n")
-			for i := 1; i < 9; i++ {
-				fmt.Fprintf(&b, "a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
-			}
-			os.WriteFile(p, []byte(b.String()), 0o644)
-		}, "document expands to more than 100000 nodes through its aliases"},
-	}
-	for _, c := range cases {
+	for _, c := range hostileFiles {
 		t.Run(c.name, func(t *testing.T) {
 			home := t.TempDir()
 			res := filepath.Join(namespace.Root(home), "hostile", "input", "resources")
@@ -760,4 +765,46 @@ func TestFaultTenThousandFiles(t *testing.T) {
 	if got := testfs.Fingerprint(t, filepath.Join(nsDir(home, big), "input")); got != input {
 		t.Error("input/ changed")
 	}
+}
+
+// TestFaultHostileFilesRunningSite: all the hostile files at once in a
+// namespace whose router runs live: each is named in the Site status, the
+// router and its listener are untouched, another namespace keeps
+// reconciling, and removing them clears the status.
+func TestFaultHostileFilesRunningSite(t *testing.T) {
+	l := startLiveSite(t, "linux")
+	writeFile(t, filepath.Join(l.res, "ok.yaml"), listenerYAML("ok", routertest.FreePort(t)))
+	eventually(t, "listener in the router", func() bool { return l.entity("tcpListener", "listener/ok") != nil })
+	before, _ := l.rt.State(context.Background(), l.ns, nsDir(l.home, l.ns))
+	for _, c := range hostileFiles {
+		c.make(t, filepath.Join(l.res, c.name))
+	}
+	eventually(t, "every hostile file named in the Site status", func() bool {
+		s := statusOf(l.home, l.ns, "Site", "s")
+		if s == nil {
+			return false
+		}
+		for _, c := range hostileFiles {
+			if !strings.Contains(s.Message, "input/resources/"+c.name) {
+				return false
+			}
+		}
+		return true
+	})
+	other := testNamespace("other")
+	writeFile(t, filepath.Join(nsDir(l.home, other), "input", "resources", "l.yaml"), listenerYAML("x", 1000))
+	eventually(t, "another namespace reconciled meanwhile", func() bool { return statusOf(l.home, other, "Listener", "x") != nil })
+	if st, err := l.rt.State(context.Background(), l.ns, nsDir(l.home, l.ns)); err != nil || !st.Running || !st.Started.Equal(before.Started) {
+		t.Fatalf("the router was touched: %+v %v", st, err)
+	}
+	if l.entity("tcpListener", "listener/ok") == nil {
+		t.Fatal("the listener left the router")
+	}
+	for _, c := range hostileFiles {
+		os.Remove(filepath.Join(l.res, c.name))
+	}
+	eventually(t, "Site status clear once they are gone", func() bool {
+		s := statusOf(l.home, l.ns, "Site", "s")
+		return s != nil && s.Status == status.Ready && !strings.Contains(s.Message, "input/resources/")
+	})
 }

@@ -182,10 +182,10 @@ func (p *socketProxy) stop() {
 	os.Remove(p.path)
 }
 
-// TestEngineDownThenBack: with the engine unreachable, the Site status
+// TestFaultEngineDownThenBack: with the engine unreachable, the Site status
 // says so (Error, with what to do); when it comes back the daemon
 // recovers by itself, and other namespaces are not held up.
-func TestEngineDownThenBack(t *testing.T) {
+func TestFaultEngineDownThenBack(t *testing.T) {
 	direct := enginetest.RealDocker(t)
 	proxy := &socketProxy{path: filepath.Join(t.TempDir(), "docker.sock"), target: strings.TrimPrefix(enginetest.DockerEndpoint(t), "unix://")}
 	proxy.start(t)
