@@ -128,7 +128,7 @@ func newRenderCommand() *cobra.Command {
 			}
 			// a running daemon owns runtime/: a render beside it would leave
 			// a "rendered only" status the daemon has no reason to rewrite
-			release, err := namespace.TryLock(controller.LockPath(dataHome))
+			release, err := controller.LockDataHome(dataHome)
 			if err != nil {
 				return fmt.Errorf("%w\na site-controller daemon manages %s and renders %s itself; see its result with "+
 					"'site-controller status %s', or stop the daemon to render by hand", err, dataHome, args[0], args[0])

@@ -11,7 +11,6 @@ import (
 	"github.com/site-controller/site-controller/internal/skschema"
 	"github.com/site-controller/site-controller/internal/testfs"
 	"github.com/site-controller/site-controller/pkg/controller"
-	"github.com/site-controller/site-controller/pkg/namespace"
 )
 
 func run(t *testing.T, args ...string) (string, string, error) {
@@ -99,7 +98,7 @@ func TestRenderAndStatus(t *testing.T) {
 // lock, render refuses, says why, and writes nothing.
 func TestRenderBesideDaemonIsRefused(t *testing.T) {
 	home := examples(t)
-	release, err := namespace.TryLock(controller.LockPath(home))
+	release, err := controller.LockDataHome(home)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/fileio"
 )
 
 // File names inside a credential directory.
@@ -221,7 +221,7 @@ func writeCredential(dir string, caPEM, certPEM []byte, key *ecdsa.PrivateKey, d
 		data []byte
 		perm fs.FileMode
 	}{{KeyFile, keyPEM, 0o600}, {CertFile, certPEM, 0o644}, {CAFile, caPEM, 0o644}} {
-		if err := namespace.Replace(filepath.Join(dir, f.name), f.data, f.perm, 0o700, durable); err != nil {
+		if err := fileio.Replace(filepath.Join(dir, f.name), f.data, f.perm, 0o700, durable); err != nil {
 			return err
 		}
 	}
@@ -347,7 +347,7 @@ func Copy(src, dst string) (bool, error) {
 		if name == KeyFile {
 			perm = 0o600
 		}
-		c, err := namespace.WriteFile(filepath.Join(dst, name), data, perm, 0o700, false)
+		c, err := fileio.WriteFile(filepath.Join(dst, name), data, perm, 0o700, false)
 		if err != nil {
 			return changed, err
 		}
@@ -362,7 +362,7 @@ func CopyFile(src, dst string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("reading %s: %w", src, err)
 	}
-	return namespace.WriteFile(dst, data, 0o644, 0o700, false)
+	return fileio.WriteFile(dst, data, 0o644, 0o700, false)
 }
 
 // privateDir creates dir 0700, or makes an existing one 0700.

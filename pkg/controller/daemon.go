@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sys/unix"
 
+	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/status"
@@ -195,11 +197,21 @@ func LockPath(dataHome string) string {
 	return filepath.Join(namespace.Root(dataHome), "controller.lock")
 }
 
+// LockDataHome takes the data home's lock without waiting: the error says
+// when a site-controller daemon holds it.
+func LockDataHome(dataHome string) (release func(), err error) {
+	release, err = fileio.TryLock(LockPath(dataHome))
+	if errors.Is(err, fileio.ErrLocked) {
+		return nil, fmt.Errorf("%s is locked: another site-controller manages this data home", LockPath(dataHome))
+	}
+	return release, err
+}
+
 // Run reconciles until ctx ends. It takes the data home's lock first, so
 // that one controller at most manages it.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.watch.Close()
-	release, err := namespace.TryLock(LockPath(d.opts.DataHome))
+	release, err := LockDataHome(d.opts.DataHome)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 )
@@ -158,7 +159,7 @@ func loadGood(dir namespace.Dir, file string) *goodFile {
 // storeGood keeps a copy; failing to is not worth failing the pass for:
 // the copy in memory still serves while the controller runs.
 func storeGood(dir namespace.Dir, file string, data []byte) {
-	namespace.WriteFile(goodPath(dir, file), data, 0o600, 0o700, false)
+	fileio.WriteFile(goodPath(dir, file), data, 0o600, 0o700, false)
 }
 
 // sweepGood removes copies of files that are gone (removed while the

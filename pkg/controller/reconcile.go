@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/certs"
+	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
@@ -171,8 +172,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error
 	platform := cmp.Or(recorded, r.opts.Platform)
 	res := &Result{Namespace: ns, Platform: platform}
 	// temporary files a crash left between write and rename
-	namespace.RemoveTemps(filepath.Dir(dir.RouterConfig()))
-	namespace.RemoveTemps(dir.Internal())
+	fileio.RemoveTemps(filepath.Dir(dir.RouterConfig()))
+	fileio.RemoveTemps(dir.Internal())
 	site := &siteState{ns: ns, dir: dir, now: r.opts.Now(), res: res, incomplete: in.incomplete}
 
 	if ns.Site != nil {
@@ -298,7 +299,7 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 	if err != nil {
 		return err
 	}
-	changed, err := namespace.WriteFile(dir.RouterConfig(), data, 0o644, 0o755, false)
+	changed, err := fileio.WriteFile(dir.RouterConfig(), data, 0o644, 0o755, false)
 	if err != nil {
 		return err
 	}
@@ -537,7 +538,7 @@ func (s *siteState) prepareCredentials() (map[string]routerconfig.Credential, er
 	}
 	for _, e := range entries {
 		if _, used := creds[e.Name()]; used && e.IsDir() {
-			namespace.RemoveTemps(filepath.Join(dir.RuntimeCerts(), e.Name()))
+			fileio.RemoveTemps(filepath.Join(dir.RuntimeCerts(), e.Name()))
 		}
 		if _, used := creds[e.Name()]; used || !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue

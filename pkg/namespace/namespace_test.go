@@ -10,52 +10,6 @@ import (
 	"testing"
 )
 
-func TestWriteFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "sub", "f.json")
-	for i, step := range []struct {
-		data    string
-		perm    os.FileMode
-		changed bool
-	}{
-		{"one", 0o644, true},  // created (O_TMPFILE path), parent made
-		{"one", 0o644, false}, // same bytes and mode: untouched
-		{"two", 0o644, true},  // replaced
-		{"two", 0o600, true},  // same bytes, new mode
-		{"two", 0o600, false},
-	} {
-		changed, err := WriteFile(path, []byte(step.data), step.perm, 0o755, i%2 == 0)
-		if err != nil {
-			t.Fatalf("step %d: %v", i, err)
-		}
-		if changed != step.changed {
-			t.Errorf("step %d: changed = %v, want %v", i, changed, step.changed)
-		}
-		got, mode, err := ReadCurrent(path)
-		if err != nil || string(got) != step.data || mode != step.perm {
-			t.Errorf("step %d: file holds %q mode %v (%v), want %q %v", i, got, mode, err, step.data, step.perm)
-		}
-	}
-	entries, _ := os.ReadDir(filepath.Dir(path))
-	if len(entries) != 1 {
-		t.Errorf("temporary files left behind: %v", entries)
-	}
-}
-
-func TestCreateFallsBackWhenFileAppeared(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := Create(path, []byte("new"), 0o600, 0o755, false); err != nil {
-		t.Fatal(err)
-	}
-	got, mode, _ := ReadCurrent(path)
-	if string(got) != "new" || mode != 0o600 {
-		t.Errorf("got %q %v", got, mode)
-	}
-}
-
 func TestSiteIDIsStableAndAdopted(t *testing.T) {
 	home := t.TempDir()
 	a, _ := Open(home, "a")
@@ -124,23 +78,6 @@ func TestManagementPortsAreReservedPerNamespace(t *testing.T) {
 	if p, _ := other.ManagementPort(func() int { return 40999 }, start); p != 40999 {
 		t.Errorf("free adopted port not kept: %d", p)
 	}
-}
-
-func TestTryLock(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "namespaces", "controller.lock")
-	release, err := TryLock(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := TryLock(path); err == nil || !strings.Contains(err.Error(), "another site-controller manages this data home") {
-		t.Errorf("second lock: %v", err)
-	}
-	release()
-	again, err := TryLock(path)
-	if err != nil {
-		t.Fatalf("lock after release: %v", err)
-	}
-	again()
 }
 
 func TestPlatform(t *testing.T) {

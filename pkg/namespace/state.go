@@ -11,8 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 
+	"github.com/site-controller/site-controller/pkg/fileio"
 	"gopkg.in/yaml.v3"
 )
 
@@ -41,7 +41,7 @@ func (d Dir) SiteID(adopt func() string) (string, error) {
 	if id == "" {
 		id = newUUID()
 	}
-	if _, err := WriteFile(path, []byte(id+"\n"), 0o644, 0o755, true); err != nil {
+	if _, err := fileio.WriteFile(path, []byte(id+"\n"), 0o644, 0o755, true); err != nil {
 		return "", fmt.Errorf("storing site id: %w", err)
 	}
 	return id, nil
@@ -72,7 +72,7 @@ func (d Dir) ManagementPort(adopt func() int, start int) (int, error) {
 		return 0, err
 	}
 	root := filepath.Dir(d.Path)
-	unlock, err := lockFile(filepath.Join(root, ".ports.lock"))
+	unlock, err := fileio.Lock(filepath.Join(root, ".ports.lock"))
 	if err != nil {
 		return 0, err
 	}
@@ -107,7 +107,7 @@ func (d Dir) ManagementPort(adopt func() int, start int) (int, error) {
 	if err := writeReservations(root, reserved); err != nil {
 		return 0, err
 	}
-	if _, err := WriteFile(own, []byte(strconv.Itoa(port)+"\n"), 0o644, 0o755, true); err != nil {
+	if _, err := fileio.WriteFile(own, []byte(strconv.Itoa(port)+"\n"), 0o644, 0o755, true); err != nil {
 		return 0, fmt.Errorf("reserving management port: %w", err)
 	}
 	return port, nil
@@ -181,7 +181,7 @@ func writeReservations(root string, reserved map[string]int) error {
 	for _, ns := range names {
 		fmt.Fprintf(&b, "%d %s\n", reserved[ns], ns)
 	}
-	if _, err := WriteFile(filepath.Join(root, reservationsFile), []byte(b.String()), 0o644, 0o755, true); err != nil {
+	if _, err := fileio.WriteFile(filepath.Join(root, reservationsFile), []byte(b.String()), 0o644, 0o755, true); err != nil {
 		return fmt.Errorf("recording management port reservations: %w", err)
 	}
 	return nil
@@ -207,43 +207,6 @@ func portFree(p int) bool {
 	}
 	l.Close()
 	return true
-}
-
-// lockFile takes an exclusive flock on path, waiting for it.
-func lockFile(path string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening lock %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil
-}
-
-// TryLock takes an exclusive flock on path without waiting; the error says
-// so when another process holds it. The lock lasts until release is
-// called or the process ends.
-func TryLock(path string) (release func(), err error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening lock %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s is locked: another site-controller manages this data home", path)
-		}
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil
 }
 
 // Platform returns the platform recorded in internal/platform.yaml, or ""
@@ -272,7 +235,7 @@ func (d Dir) Platform() (string, error) {
 // SetPlatform records the namespace's platform, replacing any recorded
 // one: an explicit act (tests, tools).
 func (d Dir) SetPlatform(p string) error {
-	_, err := WriteFile(filepath.Join(d.Internal(), platformFile), []byte("platform: "+p+"\n"), 0o644, 0o755, true)
+	_, err := fileio.WriteFile(filepath.Join(d.Internal(), platformFile), []byte("platform: "+p+"\n"), 0o644, 0o755, true)
 	return err
 }
 
@@ -280,7 +243,7 @@ func (d Dir) SetPlatform(p string) error {
 // already (even one written a moment ago): the controller pins a
 // namespace to where its router first ran, and never overrides a choice.
 func (d Dir) RecordPlatform(p string) error {
-	err := CreateNew(filepath.Join(d.Internal(), platformFile), []byte("platform: "+p+"\n"), 0o644, 0o755)
+	err := fileio.CreateNew(filepath.Join(d.Internal(), platformFile), []byte("platform: "+p+"\n"), 0o644, 0o755)
 	if errors.Is(err, fs.ErrExist) {
 		return nil
 	}

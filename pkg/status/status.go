@@ -23,6 +23,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/namespace"
 )
 
@@ -125,7 +126,7 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 	}
 	changed := make([]bool, len(todo))
 	errs := make([]error, len(todo))
-	namespace.ForEach(len(todo), func(i int) {
+	fileio.ForEach(len(todo), func(i int) {
 		changed[i], errs[i] = write(filepath.Join(dir, FileName(todo[i].Kind, todo[i].Name)), todo[i], now)
 	})
 	var out []string
@@ -134,7 +135,7 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 			out = append(out, filepath.Join("runtime", "resources", FileName(e.Kind, e.Name)))
 		}
 	}
-	namespace.RemoveTemps(dir) // left by a crash
+	fileio.RemoveTemps(dir) // left by a crash
 	if w.KeepStale {
 		return out, errors.Join(errs...)
 	}
@@ -174,7 +175,7 @@ func write(path string, e Entry, now string) (bool, error) {
 	oldBuf := buffers.Get().(*bytes.Buffer)
 	defer buffers.Put(oldBuf)
 	oldBuf.Reset()
-	mode, err := namespace.ReadInto(path, oldBuf)
+	mode, err := fileio.ReadInto(path, oldBuf)
 	exists := err == nil || !errors.Is(err, fs.ErrNotExist)
 	var old []byte
 	if err == nil {
@@ -199,9 +200,9 @@ func write(path string, e Entry, now string) (bool, error) {
 		return false, nil
 	}
 	if !exists {
-		return true, namespace.Create(path, data, 0o644, 0o755, false)
+		return true, fileio.Create(path, data, 0o644, 0o755, false)
 	}
-	return true, namespace.Replace(path, data, 0o644, 0o755, false)
+	return true, fileio.Replace(path, data, 0o644, 0o755, false)
 }
 
 // Read returns the status stored in a status file.

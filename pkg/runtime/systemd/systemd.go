@@ -19,7 +19,7 @@ import (
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 
-	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/runtime"
 )
 
@@ -242,7 +242,7 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 	if err := r.owner(path, s.Dir); runtime.IsForeign(err) {
 		return runtime.State{Status: "foreign", Message: err.Error()}, err
 	}
-	changed, err := namespace.WriteFile(path, []byte(Unit(s, r.opts.Scope, r.opts.Binary)), 0o644, 0o755, false)
+	changed, err := fileio.WriteFile(path, []byte(Unit(s, r.opts.Scope, r.opts.Binary)), 0o644, 0o755, false)
 	if err != nil {
 		return runtime.State{}, err
 	}
