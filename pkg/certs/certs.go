@@ -2,10 +2,12 @@
 // (kept across restarts, never regenerated while valid) and the leaf
 // credentials the router and the controller use.
 //
-// A credential is a directory holding ca.crt, tls.crt and tls.key, as
-// Skupper lays them out. Keys are written 0600 in 0700 directories, with
-// fsync, because they cannot be regenerated without breaking whoever
-// trusts them. It never writes outside the directories it is given.
+// A credential is Files in memory (ca.crt, tls.crt, tls.key) and a
+// directory holding them on disk, as Skupper lays them out. NewCA, Issue,
+// Current and Check work on values; Read and Write move them to and from
+// directories: keys 0600 in 0700 directories, and CAs with fsync, because
+// they cannot be regenerated without breaking whoever trusts them. It never
+// writes outside the directories it is given.
 package certs
 
 import (
@@ -59,19 +61,21 @@ type Leaf struct {
 	Client     bool
 }
 
-// EnsureCA loads the CA in dir, or creates a self-signed one named cn when
-// dir holds none. An existing CA is never replaced.
-func EnsureCA(dir, cn string, now time.Time) (*CA, bool, error) {
-	ca, err := LoadCA(dir)
-	if err == nil {
-		return ca, false, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, false, err
-	}
+// Files is a credential's content; a nil field is a file that is not
+// there.
+type Files struct {
+	CA, Cert, Key []byte
+}
+
+// Empty tells whether no file is there.
+func (f Files) Empty() bool { return f.CA == nil && f.Cert == nil && f.Key == nil }
+
+// NewCA creates a self-signed CA named cn, returning it and its files
+// (tls.crt and ca.crt the certificate, tls.key the key).
+func NewCA(cn string, now time.Time) (*CA, Files, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, false, fmt.Errorf("generating key for %s: %w", cn, err)
+		return nil, Files{}, fmt.Errorf("generating key for %s: %w", cn, err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
@@ -84,51 +88,42 @@ func EnsureCA(dir, cn string, now time.Time) (*CA, bool, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, false, fmt.Errorf("creating CA %s: %w", cn, err)
+		return nil, Files{}, fmt.Errorf("creating CA %s: %w", cn, err)
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := writeCredential(dir, certPEM, certPEM, key, true); err != nil {
-		return nil, false, err
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return nil, Files{}, fmt.Errorf("creating CA %s: %w", cn, err)
 	}
-	ca, err = LoadCA(dir)
-	return ca, true, err
+	f := Files{CA: certPEM, Cert: certPEM, Key: keyPEM}
+	ca, err := ParseCA(f)
+	return ca, f, err
 }
 
-// LoadCA reads a CA from dir (tls.crt and tls.key). The error wraps
-// fs.ErrNotExist when either file is missing.
-func LoadCA(dir string) (*CA, error) {
-	certPEM, err := os.ReadFile(filepath.Join(dir, CertFile))
-	if err != nil {
-		return nil, fmt.Errorf("loading CA %s: %w", dir, err)
+// ParseCA reads a CA from its files (tls.crt and tls.key).
+func ParseCA(f Files) (*CA, error) {
+	if f.Cert == nil || f.Key == nil {
+		return nil, fmt.Errorf("%s and %s: %w", CertFile, KeyFile, fs.ErrNotExist)
 	}
-	keyPEM, err := os.ReadFile(filepath.Join(dir, KeyFile))
+	cert, err := parseCert(f.Cert)
 	if err != nil {
-		return nil, fmt.Errorf("loading CA %s: %w", dir, err)
+		return nil, fmt.Errorf("%s: %w", CertFile, err)
 	}
-	cert, err := parseCert(certPEM)
+	key, err := parseKey(f.Key)
 	if err != nil {
-		return nil, fmt.Errorf("loading CA %s: %w", dir, err)
-	}
-	key, err := parseKey(keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("loading CA %s: %w", dir, err)
+		return nil, fmt.Errorf("%s: %w", KeyFile, err)
 	}
 	if !cert.IsCA {
-		return nil, fmt.Errorf("loading CA %s: %s is not a CA certificate", dir, CertFile)
+		return nil, fmt.Errorf("%s is not a CA certificate", CertFile)
 	}
-	return &CA{Cert: cert, CertPEM: certPEM, Key: key}, nil
+	return &CA{Cert: cert, CertPEM: f.Cert, Key: key}, nil
 }
 
-// EnsureLeaf makes dir hold a credential for l signed by ca, with ca.crt
-// set to the CA. A credential already there is kept while it is signed by
-// ca, names the same hosts, matches its key and is not near expiry.
-func EnsureLeaf(dir string, ca *CA, l Leaf, now time.Time) (bool, error) {
-	if leafIsCurrent(dir, ca, l, now) {
-		return false, nil
-	}
+// Issue issues a credential for l signed by ca, with ca.crt set to the CA.
+func (ca *CA) Issue(l Leaf, now time.Time) (Files, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return false, fmt.Errorf("generating key for %s: %w", l.CommonName, err)
+		return Files{}, fmt.Errorf("generating key for %s: %w", l.CommonName, err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
@@ -152,27 +147,27 @@ func EnsureLeaf(dir string, ca *CA, l Leaf, now time.Time) (bool, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
-		return false, fmt.Errorf("signing %s: %w", l.CommonName, err)
+		return Files{}, fmt.Errorf("signing %s: %w", l.CommonName, err)
 	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := writeCredential(dir, ca.CertPEM, certPEM, key, false); err != nil {
-		return false, err
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return Files{}, fmt.Errorf("signing %s: %w", l.CommonName, err)
 	}
-	return true, nil
+	return Files{CA: ca.CertPEM, Cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), Key: keyPEM}, nil
 }
 
-func leafIsCurrent(dir string, ca *CA, l Leaf, now time.Time) bool {
-	caPEM, err1 := os.ReadFile(filepath.Join(dir, CAFile))
-	certPEM, err2 := os.ReadFile(filepath.Join(dir, CertFile))
-	keyPEM, err3 := os.ReadFile(filepath.Join(dir, KeyFile))
-	if err1 != nil || err2 != nil || err3 != nil || !bytes.Equal(caPEM, ca.CertPEM) {
+// Current tells whether f is a credential for l that can be kept: signed
+// by ca (and carrying it as ca.crt), naming the same hosts and common
+// name, matching its key, and not near expiry.
+func Current(f Files, ca *CA, l Leaf, now time.Time) bool {
+	if f.CA == nil || f.Cert == nil || f.Key == nil || !bytes.Equal(f.CA, ca.CertPEM) {
 		return false
 	}
-	cert, err := parseCert(certPEM)
+	cert, err := parseCert(f.Cert)
 	if err != nil || cert.CheckSignatureFrom(ca.Cert) != nil || now.Add(renewBefore).After(cert.NotAfter) {
 		return false
 	}
-	key, err := parseKey(keyPEM)
+	key, err := parseKey(f.Key)
 	if err != nil {
 		return false
 	}
@@ -195,37 +190,121 @@ func leafIsCurrent(dir string, ca *CA, l Leaf, now time.Time) bool {
 	return slices.Equal(hosts, want) && cert.Subject.CommonName == l.CommonName
 }
 
-// writeCredential writes a credential atomically, file by file. A CA is
-// durable (fsync of each file, then of the directory): it cannot be
-// regenerated without breaking whoever trusts it. A leaf can: it is issued
-// again from its CA whenever it is missing or does not verify.
+// Read reads the credential files in dir; a file that is not there is nil,
+// and so is everything when dir is not there.
+func Read(dir string) (Files, error) {
+	var f Files
+	for _, x := range []struct {
+		name string
+		to   *[]byte
+	}{{CAFile, &f.CA}, {CertFile, &f.Cert}, {KeyFile, &f.Key}} {
+		data, err := os.ReadFile(filepath.Join(dir, x.name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return Files{}, fmt.Errorf("reading %s: %w", filepath.Join(dir, x.name), err)
+		}
+		*x.to = data
+	}
+	return f, nil
+}
+
+// Write makes dir (0700) hold exactly f: each file written atomically when
+// its content differs (tls.key 0600, the certificates 0644), files f lacks
+// removed. The key goes first, so that a crash between writes leaves a
+// credential that fails Current and is issued again, never a certificate
+// without its key. With durable set (a CA), each file and the directory
+// are synced. It reports whether anything changed.
+func Write(dir string, f Files, durable bool) (bool, error) {
+	if err := privateDir(dir); err != nil {
+		return false, err
+	}
+	changed := false
+	for _, x := range []struct {
+		name string
+		data []byte
+		perm fs.FileMode
+	}{{KeyFile, f.Key, 0o600}, {CertFile, f.Cert, 0o644}, {CAFile, f.CA, 0o644}} {
+		path := filepath.Join(dir, x.name)
+		if x.data == nil {
+			err := os.Remove(path)
+			if err == nil {
+				changed = true
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return changed, fmt.Errorf("removing %s: %w", path, err)
+			}
+			continue
+		}
+		c, err := fileio.WriteFile(path, x.data, x.perm, 0o700, durable)
+		if err != nil {
+			return changed, err
+		}
+		changed = changed || c
+	}
+	return changed, nil
+}
+
+// EnsureCA loads the CA in dir, or creates and durably writes a
+// self-signed one named cn when dir holds none. An existing CA is never
+// replaced.
+func EnsureCA(dir, cn string, now time.Time) (*CA, bool, error) {
+	ca, err := LoadCA(dir)
+	if err == nil {
+		return ca, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	ca, f, err := NewCA(cn, now)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := Write(dir, f, true); err != nil {
+		return nil, false, err
+	}
+	return ca, true, nil
+}
+
+// LoadCA reads a CA from dir (tls.crt and tls.key). The error wraps
+// fs.ErrNotExist when either file is missing.
+func LoadCA(dir string) (*CA, error) {
+	f, err := Read(dir)
+	if err != nil {
+		return nil, fmt.Errorf("loading CA %s: %w", dir, err)
+	}
+	ca, err := ParseCA(f)
+	if err != nil {
+		return nil, fmt.Errorf("loading CA %s: %w", dir, err)
+	}
+	return ca, nil
+}
+
+// EnsureLeaf makes dir hold a credential for l signed by ca, keeping the
+// one there while it is Current.
+func EnsureLeaf(dir string, ca *CA, l Leaf, now time.Time) (bool, error) {
+	if f, err := Read(dir); err == nil && Current(f, ca, l, now) {
+		return false, nil
+	}
+	f, err := ca.Issue(l, now)
+	if err != nil {
+		return false, err
+	}
+	return Write(dir, f, false)
+}
+
 // keyMatches tells whether key is the private key of cert.
 func keyMatches(key crypto.Signer, cert *x509.Certificate) bool {
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	return ok && pub.Equal(cert.PublicKey)
 }
 
-func writeCredential(dir string, caPEM, certPEM []byte, key *ecdsa.PrivateKey, durable bool) error {
+func encodeKey(key *ecdsa.PrivateKey) ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return fmt.Errorf("encoding key for %s: %w", dir, err)
+		return nil, fmt.Errorf("encoding key: %w", err)
 	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if err := privateDir(dir); err != nil {
-		return err
-	}
-	// the key first: a crash between writes leaves a credential that
-	// fails the checks and is issued again, never a cert without its key
-	for _, f := range []struct {
-		name string
-		data []byte
-		perm fs.FileMode
-	}{{KeyFile, keyPEM, 0o600}, {CertFile, certPEM, 0o644}, {CAFile, caPEM, 0o644}} {
-		if err := fileio.Replace(filepath.Join(dir, f.name), f.data, f.perm, 0o700, durable); err != nil {
-			return err
-		}
-	}
-	return nil
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
 func serial() *big.Int {
@@ -271,98 +350,58 @@ func parseKey(data []byte) (crypto.Signer, error) {
 	return s, nil
 }
 
-// CheckUserCredential validates a user-provided credential directory: each
-// file present must parse, and a key pair must match. It returns which
-// files are there.
-func CheckUserCredential(dir string) (hasCA, hasPair bool, err error) {
-	read := func(name string) ([]byte, error) {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-		return b, err
-	}
-	caPEM, err := read(CAFile)
-	if err != nil {
-		return false, false, err
-	}
-	certPEM, err := read(CertFile)
-	if err != nil {
-		return false, false, err
-	}
-	keyPEM, err := read(KeyFile)
-	if err != nil {
-		return false, false, err
-	}
-	if caPEM != nil {
-		if _, err := parseCert(caPEM); err != nil {
-			return false, false, fmt.Errorf("%s: %w", CAFile, err)
+// Check validates a user-provided credential: each file present must
+// parse, and a key pair must match.
+func Check(f Files) error {
+	if f.CA != nil {
+		if _, err := parseCert(f.CA); err != nil {
+			return fmt.Errorf("%s: %w", CAFile, err)
 		}
 	}
-	if (certPEM == nil) != (keyPEM == nil) {
-		if certPEM == nil {
-			return false, false, fmt.Errorf("%s without %s", KeyFile, CertFile)
+	if (f.Cert == nil) != (f.Key == nil) {
+		if f.Cert == nil {
+			return fmt.Errorf("%s without %s", KeyFile, CertFile)
 		}
-		return false, false, fmt.Errorf("%s without %s", CertFile, KeyFile)
+		return fmt.Errorf("%s without %s", CertFile, KeyFile)
 	}
-	if certPEM != nil {
-		cert, err := parseCert(certPEM)
+	if f.Cert != nil {
+		cert, err := parseCert(f.Cert)
 		if err != nil {
-			return false, false, fmt.Errorf("%s: %w", CertFile, err)
+			return fmt.Errorf("%s: %w", CertFile, err)
 		}
-		key, err := parseKey(keyPEM)
+		key, err := parseKey(f.Key)
 		if err != nil {
-			return false, false, fmt.Errorf("%s: %w", KeyFile, err)
+			return fmt.Errorf("%s: %w", KeyFile, err)
 		}
 		if !keyMatches(key, cert) {
-			return false, false, fmt.Errorf("%s does not match the key in %s", KeyFile, CertFile)
+			return fmt.Errorf("%s does not match the key in %s", KeyFile, CertFile)
 		}
 	}
-	return caPEM != nil, certPEM != nil, nil
+	return nil
+}
+
+// CheckUserCredential reads and validates a user-provided credential
+// directory, and returns which files are there.
+func CheckUserCredential(dir string) (hasCA, hasPair bool, err error) {
+	f, err := Read(dir)
+	if err == nil {
+		err = Check(f)
+	}
+	if err != nil {
+		return false, false, err
+	}
+	return f.CA != nil, f.Cert != nil, nil
 }
 
 // Copy copies the credential files present in src to dst (keys 0600,
 // directory 0700), removing from dst the ones src lacks. It reports
 // whether anything in dst changed.
 func Copy(src, dst string) (bool, error) {
-	if err := privateDir(dst); err != nil {
+	f, err := Read(src)
+	if err != nil {
 		return false, err
 	}
-	changed := false
-	for _, name := range []string{CAFile, CertFile, KeyFile} {
-		data, err := os.ReadFile(filepath.Join(src, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			err := os.Remove(filepath.Join(dst, name))
-			if err == nil {
-				changed = true
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return changed, fmt.Errorf("removing %s: %w", filepath.Join(dst, name), err)
-			}
-			continue
-		}
-		if err != nil {
-			return changed, fmt.Errorf("reading %s: %w", filepath.Join(src, name), err)
-		}
-		perm := fs.FileMode(0o644)
-		if name == KeyFile {
-			perm = 0o600
-		}
-		c, err := fileio.WriteFile(filepath.Join(dst, name), data, perm, 0o700, false)
-		if err != nil {
-			return changed, err
-		}
-		changed = changed || c
-	}
-	return changed, nil
-}
-
-// CopyFile copies one file, for a CA-only profile made from a credential.
-func CopyFile(src, dst string) (bool, error) {
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return false, fmt.Errorf("reading %s: %w", src, err)
-	}
-	return fileio.WriteFile(dst, data, 0o644, 0o700, false)
+	return Write(dst, f, false)
 }
 
 // privateDir creates dir 0700, or makes an existing one 0700.

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/namespace"
@@ -26,14 +25,14 @@ const (
 // routerHash identifies what the router must restart for. With live
 // management that is only what it cannot change running (router, site,
 // management listener and its credentials); without, everything it reads.
-func (r *Reconciler) routerHash(s *siteState) (string, error) {
+func (r *Reconciler) routerHash(s *siteState) string {
 	if !r.opts.Live {
-		return runtime.InputHash(s.dir.Path)
+		return s.desired.InputHash()
 	}
 	h := sha256.New()
-	h.Write([]byte(s.res.Config.RestartKey()))
-	h.Write([]byte(credentialHash(filepath.Join(s.dir.RuntimeCerts(), routerconfig.LocalServer))))
-	return hex.EncodeToString(h.Sum(nil)), nil
+	h.Write([]byte(s.desired.Config.RestartKey()))
+	h.Write([]byte(s.desired.CredentialHash(routerconfig.LocalServer)))
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // unmatched tells whether some tcpListener waits for a connector.
@@ -65,11 +64,7 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 	switch {
 	case s.ns.Site != nil && res.Config != nil:
 		r.leaveOtherRuntimes(ctx, s.dir, platform)
-		hash, err := r.routerHash(s)
-		if err != nil {
-			res.RouterErr = err
-			return
-		}
+		hash := r.routerHash(s)
 		st, err := rt.Ensure(ctx, runtime.Site{Namespace: name, SiteID: res.SiteID, Dir: s.dir.Path, Hash: hash})
 		res.Router, res.RouterErr = &st, err
 		r.mu.Lock()

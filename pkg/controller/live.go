@@ -2,10 +2,8 @@ package controller
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -151,17 +149,6 @@ func (l *liveSessions) connect(ctx context.Context, dir namespace.Dir, port int)
 	return s, nil
 }
 
-// credentialHash hashes the files of a credential directory.
-func credentialHash(dir string) string {
-	h := sha256.New()
-	for _, f := range []string{certs.CAFile, certs.CertFile, certs.KeyFile} {
-		data, _ := os.ReadFile(filepath.Join(dir, f))
-		fmt.Fprintf(h, "%s %d\n", f, len(data))
-		h.Write(data)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // applyLive brings the running router to the rendered configuration over
 // management: it reads what the router has, sends only the differences,
 // tells the router to reload TLS credentials whose files changed, and
@@ -211,7 +198,7 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 	// makes the router load them again for new connections
 	current := map[string]string{}
 	for name := range desired.Live()["sslProfile"] {
-		current[name] = credentialHash(filepath.Join(s.dir.RuntimeCerts(), name))
+		current[name] = s.desired.CredentialHash(name)
 		created := slices.ContainsFunc(changes, func(c routerconfig.Change) bool {
 			return c.Type == "sslProfile" && c.Name == name && c.Op == "CREATE"
 		})

@@ -13,20 +13,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/site-controller/site-controller/pkg/certs"
 	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/runtime"
+	"github.com/site-controller/site-controller/pkg/site"
 	"github.com/site-controller/site-controller/pkg/status"
 )
 
@@ -174,18 +172,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error
 	// temporary files a crash left between write and rename
 	fileio.RemoveTemps(filepath.Dir(dir.RouterConfig()))
 	fileio.RemoveTemps(dir.Internal())
-	site := &siteState{ns: ns, dir: dir, now: r.opts.Now(), res: res, incomplete: in.incomplete}
+	pass := &siteState{ns: ns, dir: dir, now: r.opts.Now(), res: res, incomplete: in.incomplete}
 
 	if ns.Site != nil {
-		if err := r.render(site, layout(platform)); err != nil {
+		if err := r.render(pass, layout(platform)); err != nil {
 			return res, fmt.Errorf("rendering %s: %w", name, err)
 		}
 	}
-	r.apply(ctx, site, platform, recorded)
-	res.Problems = append(slices.Clone(ns.Problems), site.problems...)
+	r.apply(ctx, pass, platform, recorded)
+	res.Problems = append(slices.Clone(ns.Problems), pass.problems...)
 	resources.SortProblems(res.Problems)
 
-	changed, err := r.writeStatus(site)
+	changed, err := r.writeStatus(pass)
 	res.Changed = append(res.Changed, changed...)
 	slices.Sort(res.Changed)
 	if err != nil {
@@ -216,340 +214,37 @@ type siteState struct {
 	now      time.Time
 	res      *Result
 	problems []resources.Problem // problems found while preparing
-	// failed marks valid resources left out of the router config.
-	failed map[resources.Object][]resources.Problem
+	// desired is the site worked out by this pass; nil without a Site.
+	desired *site.Desired
 	// incomplete names files that could not be used whole and whose last
 	// good content is unknown: the pass is no evidence that anything in
 	// them is gone.
 	incomplete []string
 }
 
-func (s *siteState) changed(paths ...string) {
-	for _, p := range paths {
-		rel, err := filepath.Rel(s.dir.Path, p)
-		if err != nil {
-			rel = p
-		}
-		s.res.Changed = append(s.res.Changed, rel)
-	}
-}
-
-// fail records that a valid resource cannot be rendered.
-func (s *siteState) fail(o resources.Object, field, msg string) {
-	d := s.ns.DocumentOf(o)
-	p := resources.Problem{File: d.File, Line: d.LineOf(field), ID: d.ID(), Field: field, Message: msg}
-	s.problems = append(s.problems, p)
-	if s.failed == nil {
-		s.failed = map[resources.Object][]resources.Problem{}
-	}
-	s.failed[o] = append(s.failed[o], p)
-}
-
+// render works out the desired site (site.Load, site.Build) and writes it
+// to runtime/ (site.Persist).
 func (r *Reconciler) render(s *siteState, platform string) error {
-	dir := s.dir
-	// A router config this controller did not write (Skupper's own, say)
-	// gives the site id and port to adopt; read only when needed.
-	var old routerconfig.Config
-	adopt := func() routerconfig.Config {
-		if old == nil {
-			if data, err := os.ReadFile(dir.RouterConfig()); err == nil {
-				old, _ = routerconfig.Parse(data) // unreadable: start over
-			}
-		}
-		return old
-	}
-	siteID, err := dir.SiteID(func() string { m, _ := adopt().Metadata(); return m.ID })
+	in, err := site.Load(s.dir)
 	if err != nil {
 		return err
 	}
-	s.res.SiteID = siteID
-	port, err := dir.ManagementPort(func() int { p, _ := adopt().ManagementPort(); return p }, routerconfig.DefaultManagementPort)
+	s.res.SiteID = in.SiteID
+	in.Namespace, in.Platform, in.Version, in.Now = s.ns, platform, r.opts.Version, s.now
+	d, err := site.Build(in)
 	if err != nil {
 		return err
 	}
-	if err := s.checkManagementPorts(port); err != nil {
-		return err
-	}
-
-	creds, err := s.prepareCredentials()
+	s.desired = d
+	s.problems = append(s.problems, d.Problems...)
+	changed, configChanged, err := site.Persist(s.dir, d)
+	s.res.Changed = append(s.res.Changed, changed...)
 	if err != nil {
 		return err
 	}
-	// leave out what failed
-	rendered := *s.ns
-	rendered.Listeners = slices.DeleteFunc(slices.Clone(s.ns.Listeners), func(l *resources.Listener) bool { return s.failed[l] != nil })
-	rendered.Connectors = slices.DeleteFunc(slices.Clone(s.ns.Connectors), func(c *resources.Connector) bool { return s.failed[c] != nil })
-
-	certBase := routerconfig.ContainerCertBase
-	if platform == "linux" {
-		certBase = dir.Path
-	}
-	cfg, err := routerconfig.Render(&rendered, routerconfig.Environment{
-		SiteID:         siteID,
-		Platform:       platform,
-		Version:        r.opts.Version,
-		ManagementPort: port,
-		CertBase:       certBase,
-		Credentials:    creds,
-	})
-	if err != nil {
-		return err
-	}
-	data, err := cfg.Marshal()
-	if err != nil {
-		return err
-	}
-	changed, err := fileio.WriteFile(dir.RouterConfig(), data, 0o644, 0o755, false)
-	if err != nil {
-		return err
-	}
-	if changed {
-		s.changed(dir.RouterConfig())
-	}
-	s.res.Config = cfg
-	s.res.ConfigChanged = changed
+	s.res.Config = d.Config
+	s.res.ConfigChanged = configChanged
 	return nil
-}
-
-// checkManagementPorts fails the Listeners that would bind a loopback
-// address on a local management port: this site's, or another namespace's
-// of the same data home.
-func (s *siteState) checkManagementPorts(own int) error {
-	others, err := s.dir.ManagementPorts()
-	if err != nil {
-		return fmt.Errorf("reading the reserved management ports: %w", err)
-	}
-	for _, l := range s.ns.Listeners {
-		switch l.Spec.Host {
-		case "127.0.0.1", "localhost", "0.0.0.0", "::", "":
-		default:
-			continue
-		}
-		port := int(l.Spec.Port)
-		if port == own {
-			s.fail(l, "spec.port", fmt.Sprintf("port %d is this site's local management port (internal/management-port): choose another port", port))
-		} else if ns, ok := others[port]; ok {
-			s.fail(l, "spec.port", fmt.Sprintf("port %d is the local management port of namespace %s: choose another port", port, ns))
-		}
-	}
-	return nil
-}
-
-// prepareCredentials makes runtime/certs hold every credential the router
-// config refers to: the generated local management credentials, and the
-// Listener and Connector credentials from input/certs (or, for a Listener
-// without user-provided files, generated by the site's service CA).
-// Directories under runtime/certs that nothing refers to any more are
-// removed.
-func (s *siteState) prepareCredentials() (map[string]routerconfig.Credential, error) {
-	dir := s.dir
-	creds := map[string]routerconfig.Credential{}
-	issuers := map[string]*certs.CA{}
-	issuer := func(name string) (*certs.CA, error) {
-		if ca, ok := issuers[name]; ok {
-			return ca, nil
-		}
-		// a user-provided issuer wins over a generated one
-		user := filepath.Join(dir.InputIssuers(), name)
-		if ca, err := certs.LoadCA(user); err == nil {
-			issuers[name] = ca
-			return ca, nil
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		path := filepath.Join(dir.RuntimeIssuers(), name)
-		ca, created, err := certs.EnsureCA(path, name, s.now)
-		if err != nil {
-			return nil, err
-		}
-		if created {
-			s.changed(path)
-		}
-		issuers[name] = ca
-		return ca, nil
-	}
-	leaf := func(name, caName string, l certs.Leaf) error {
-		ca, err := issuer(caName)
-		if err != nil {
-			return err
-		}
-		path := filepath.Join(dir.RuntimeCerts(), name)
-		changed, err := certs.EnsureLeaf(path, ca, l, s.now)
-		if err != nil {
-			return err
-		}
-		if changed {
-			s.changed(path)
-		}
-		creds[name] = routerconfig.Credential{CA: true, KeyPair: true}
-		return nil
-	}
-	if err := leaf(routerconfig.LocalServer, routerconfig.LocalCA, certs.Leaf{
-		CommonName: "127.0.0.1", Hosts: []string{"127.0.0.1", "localhost"}, Server: true,
-	}); err != nil {
-		return nil, err
-	}
-	if err := leaf(routerconfig.LocalClient, routerconfig.LocalCA, certs.Leaf{
-		CommonName: routerconfig.LocalClient, Client: true,
-	}); err != nil {
-		return nil, err
-	}
-
-	// copyUser copies input/certs/<name> to runtime/certs/<as>.
-	copyUser := func(name, as string, caOnly bool) (routerconfig.Credential, error) {
-		src := filepath.Join(dir.InputCerts(), name)
-		hasCA, hasPair, err := certs.CheckUserCredential(src)
-		if err != nil {
-			return routerconfig.Credential{}, fmt.Errorf("input/certs/%s: %w", name, err)
-		}
-		dst := filepath.Join(dir.RuntimeCerts(), as)
-		var changed bool
-		if caOnly {
-			if !hasCA {
-				return routerconfig.Credential{}, nil
-			}
-			changed, err = certs.CopyFile(filepath.Join(src, certs.CAFile), filepath.Join(dst, certs.CAFile))
-			hasPair = false
-		} else {
-			changed, err = certs.Copy(src, dst)
-		}
-		if err != nil {
-			return routerconfig.Credential{}, err
-		}
-		if changed {
-			s.changed(dst)
-		}
-		c := routerconfig.Credential{CA: hasCA, KeyPair: hasPair}
-		creds[as] = c
-		return c, nil
-	}
-	exists := func(name string) bool {
-		st, err := os.Stat(filepath.Join(dir.InputCerts(), name))
-		return err == nil && st.IsDir()
-	}
-
-	// Each router credential under runtime/certs has one source; two
-	// resources that would fill the same one differently (a Listener's
-	// x-profile and Connector x's CA-only profile, say) are a conflict,
-	// reported on the one that comes later.
-	type source struct {
-		from      string // input/certs/<from>, or "" when generated
-		caOnly    bool
-		firstUser string // the resource that claimed it first
-	}
-	claimed := map[string]source{}
-	claim := func(o resources.Object, as string, src source) bool {
-		prev, ok := claimed[as]
-		if !ok {
-			claimed[as] = src
-			return true
-		}
-		if prev.from == src.from && prev.caOnly == src.caOnly {
-			return true
-		}
-		what := func(s source) string {
-			switch {
-			case s.from == "":
-				return "a certificate the site generates"
-			case s.caOnly:
-				return "the ca.crt of input/certs/" + s.from
-			default:
-				return "a copy of input/certs/" + s.from
-			}
-		}
-		s.fail(o, "spec.tlsCredentials", fmt.Sprintf("the router credential %q would hold both %s (for %s) and %s (for this one); rename input/certs/%s",
-			as, what(prev), prev.firstUser, what(src), cmp.Or(src.from, prev.from)))
-		return false
-	}
-	// a generated Listener credential names the hosts of every Listener
-	// that shares it
-	hosts := map[string][]string{}
-	for _, l := range s.ns.Listeners {
-		if name := l.Spec.TLSCredentials; name != "" && !exists(name) {
-			hosts[name] = append(hosts[name], l.Spec.Host)
-		}
-	}
-	for _, l := range s.ns.Listeners {
-		name := l.Spec.TLSCredentials
-		if name == "" {
-			continue
-		}
-		src := source{from: name, firstUser: "Listener/" + l.Metadata.Name}
-		if !exists(name) {
-			src.from = ""
-		}
-		if !claim(l, name, src) {
-			continue
-		}
-		if _, done := creds[name]; done {
-			continue
-		}
-		if exists(name) {
-			c, err := copyUser(name, name, false)
-			if err != nil {
-				s.fail(l, "spec.tlsCredentials", err.Error())
-			} else if !c.KeyPair {
-				s.fail(l, "spec.tlsCredentials", fmt.Sprintf("input/certs/%s has no tls.crt and tls.key for the listener to serve", name))
-			}
-			continue
-		}
-		names := slices.Compact(slices.Sorted(slices.Values(hosts[name])))
-		if err := leaf(name, routerconfig.ServiceCA, certs.Leaf{CommonName: names[0], Hosts: names, Server: true}); err != nil {
-			s.fail(l, "spec.tlsCredentials", err.Error())
-		}
-	}
-	for _, c := range s.ns.Connectors {
-		name := c.Spec.TLSCredentials
-		if name == "" {
-			continue
-		}
-		if !exists(name) {
-			s.fail(c, "spec.tlsCredentials", fmt.Sprintf("input/certs/%s not found: put there the ca.crt that signed the server's certificate (and tls.crt, tls.key for useClientCert)", name))
-			continue
-		}
-		var cred routerconfig.Credential
-		var err error
-		as := routerconfig.ConnectorProfile(name)
-		if c.Spec.UseClientCert {
-			as = name
-		}
-		if !claim(c, as, source{from: name, caOnly: !c.Spec.UseClientCert, firstUser: "Connector/" + c.Metadata.Name}) {
-			continue
-		}
-		if prev, done := creds[as]; done {
-			cred = prev
-		} else {
-			cred, err = copyUser(name, as, !c.Spec.UseClientCert)
-		}
-		switch {
-		case err != nil:
-			s.fail(c, "spec.tlsCredentials", err.Error())
-		case !cred.CA:
-			s.fail(c, "spec.tlsCredentials", fmt.Sprintf("input/certs/%s has no ca.crt to verify the server with", name))
-		case c.Spec.UseClientCert && !cred.KeyPair:
-			s.fail(c, "spec.useClientCert", fmt.Sprintf("input/certs/%s has no tls.crt and tls.key to present to the server", name))
-		}
-	}
-
-	// remove credentials nothing refers to any more
-	entries, err := os.ReadDir(dir.RuntimeCerts())
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("listing %s: %w", dir.RuntimeCerts(), err)
-	}
-	for _, e := range entries {
-		if _, used := creds[e.Name()]; used && e.IsDir() {
-			fileio.RemoveTemps(filepath.Join(dir.RuntimeCerts(), e.Name()))
-		}
-		if _, used := creds[e.Name()]; used || !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		path := filepath.Join(dir.RuntimeCerts(), e.Name())
-		if err := os.RemoveAll(path); err != nil {
-			return nil, fmt.Errorf("removing unused %s: %w", path, err)
-		}
-		s.changed(path)
-	}
-	return creds, nil
 }
 
 // ReportFailure writes a failed pass into the status of the namespace's

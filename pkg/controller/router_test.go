@@ -66,7 +66,7 @@ func TestRealRouterRunsRenderedConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := certs.CopyFile(filepath.Join(dir.Join("input", "certs", "front"), certs.CAFile), dir.Join("input", "certs", "backend-ca", certs.CAFile)); err != nil {
+	if _, err := certs.Write(dir.Join("input", "certs", "backend-ca"), certs.Files{CA: userCA.CertPEM}, false); err != nil {
 		t.Fatal(err)
 	}
 	backendDir := filepath.Join(t.TempDir(), "backend")

@@ -14,15 +14,19 @@ import (
 // the status files.
 func (r *Reconciler) writeStatus(s *siteState) ([]string, error) {
 	ns := s.ns
+	var failed map[resources.Object][]resources.Problem
+	if s.desired != nil {
+		failed = s.desired.Failed
+	}
 	listenerKeys := map[string]bool{}
 	connectorKeys := map[string]bool{}
 	for _, l := range ns.Listeners {
-		if s.failed[l] == nil {
+		if failed[l] == nil {
 			listenerKeys[l.Spec.RoutingKey] = true
 		}
 	}
 	for _, c := range ns.Connectors {
-		if s.failed[c] == nil {
+		if failed[c] == nil {
 			connectorKeys[c.Spec.RoutingKey] = true
 		}
 	}
@@ -45,7 +49,7 @@ func (r *Reconciler) writeStatus(s *siteState) ([]string, error) {
 		}
 		probs := ns.ProblemsOf(d)
 		if d.Object != nil {
-			probs = append(probs, s.failed[d.Object]...)
+			probs = append(probs, failed[d.Object]...)
 		}
 		st := r.resourceStatus(s, d, probs, listenerKeys, connectorKeys)
 		if len(extra[d]) > 0 {

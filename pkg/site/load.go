@@ -1,0 +1,113 @@
+package site
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/site-controller/site-controller/pkg/certs"
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/routerconfig"
+)
+
+// Load reads the stored identity of a namespace's site and the credentials
+// Build may need. The site id and the management port are reserved on
+// first use (adopted from a router configuration this controller did not
+// write, Skupper's own say); nothing else is written.
+func Load(dir namespace.Dir) (Input, error) {
+	in := Input{Dir: dir.Path}
+	// read only when needed
+	var old routerconfig.Config
+	adopt := func() routerconfig.Config {
+		if old == nil {
+			if data, err := os.ReadFile(dir.RouterConfig()); err == nil {
+				old, _ = routerconfig.Parse(data) // unreadable: start over
+			}
+		}
+		return old
+	}
+	var err error
+	if in.SiteID, err = dir.SiteID(func() string { m, _ := adopt().Metadata(); return m.ID }); err != nil {
+		return in, err
+	}
+	if in.ManagementPort, err = dir.ManagementPort(func() int { p, _ := adopt().ManagementPort(); return p }, routerconfig.DefaultManagementPort); err != nil {
+		return in, err
+	}
+	if in.OtherPorts, err = dir.ManagementPorts(); err != nil {
+		return in, fmt.Errorf("reading the reserved management ports: %w", err)
+	}
+	if in.Issuers, err = loadIssuers(dir); err != nil {
+		return in, err
+	}
+	in.UserCerts = map[string]UserCert{}
+	names, err := subdirs(dir.InputCerts())
+	if err != nil {
+		return in, err
+	}
+	for _, name := range names {
+		f, err := certs.Read(filepath.Join(dir.InputCerts(), name))
+		in.UserCerts[name] = UserCert{Files: f, Err: err}
+	}
+	in.Current = map[string]certs.Files{}
+	if names, err = subdirs(dir.RuntimeCerts()); err != nil {
+		return in, err
+	}
+	for _, name := range names {
+		if f, err := certs.Read(filepath.Join(dir.RuntimeCerts(), name)); err == nil {
+			in.Current[name] = f // unreadable: issued again
+		}
+	}
+	return in, nil
+}
+
+// loadIssuers reads the site's CAs: input/issuers/<name> wins over
+// runtime/issuers/<name>; one whose files are missing is left out (a
+// generated one is created when needed).
+func loadIssuers(dir namespace.Dir) (map[string]Issuer, error) {
+	out := map[string]Issuer{}
+	for _, src := range []struct {
+		dir  string
+		user bool
+	}{{dir.InputIssuers(), true}, {dir.RuntimeIssuers(), false}} {
+		names, err := subdirs(src.dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			if _, done := out[name]; done {
+				continue
+			}
+			ca, err := certs.LoadCA(filepath.Join(src.dir, name))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			out[name] = Issuer{CA: ca, Err: err, User: src.user}
+		}
+	}
+	return out, nil
+}
+
+// subdirs lists the directories in dir (following symbolic links), none
+// when dir is missing; hidden ones are skipped.
+func subdirs(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if st, err := os.Stat(filepath.Join(dir, e.Name())); err == nil && st.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}

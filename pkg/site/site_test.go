@@ -1,0 +1,200 @@
+package site
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/site-controller/site-controller/internal/skschema"
+	"github.com/site-controller/site-controller/pkg/certs"
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/resources"
+	"github.com/site-controller/site-controller/pkg/runtime"
+)
+
+const testSiteID = "11111111-2222-4333-8444-555555555555"
+
+var testNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// goldenCase is a fixture of the controller's render goldens: its input
+// and the router configuration and problems it must give.
+type goldenCase struct{ name, src, want string }
+
+func goldenCases(t *testing.T) []goldenCase {
+	var cases []goldenCase
+	dirs, _ := filepath.Glob("../controller/testdata/render/*")
+	for _, d := range dirs {
+		cases = append(cases, goldenCase{filepath.Base(d), d, filepath.Join(d, "want")})
+	}
+	examples, _ := filepath.Glob("../../examples/namespaces/*/input")
+	for _, in := range examples {
+		d := filepath.Dir(in)
+		cases = append(cases, goldenCase{filepath.Base(d), d, filepath.Join("../controller/testdata/examples", filepath.Base(d))})
+	}
+	if len(cases) < 10 {
+		t.Fatalf("found only %d golden cases", len(cases))
+	}
+	return cases
+}
+
+// input reads a fixture into an Input, as Load would find it in a fresh
+// namespace directory: user credentials issued in memory from the
+// fixture's "certs" list, no runtime/ yet.
+func input(t *testing.T, c goldenCase) Input {
+	t.Helper()
+	// read as the controller reads a namespace directory
+	files, err := namespace.Dir{Name: c.name, Path: c.src}.ReadFiles(namespace.MaxFileSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []*resources.Document
+	var probs []resources.Problem
+	for _, f := range files {
+		docs, probs = append(docs, f.Docs...), append(probs, f.Problems...)
+	}
+	platform := "podman"
+	if data, err := os.ReadFile(filepath.Join(c.src, "internal", "platform.yaml")); err == nil {
+		platform = strings.TrimSpace(strings.TrimPrefix(string(data), "platform:"))
+	}
+	in := Input{
+		Namespace: resources.Build(c.name, docs, probs),
+		Platform:  platform, Version: "test", Now: testNow,
+		Dir:    "$NSDIR", // the goldens' stand-in for the namespace directory
+		SiteID: testSiteID, ManagementPort: 5671,
+		UserCerts: map[string]UserCert{},
+	}
+	var ca *certs.CA
+	var caFiles certs.Files
+	spec, err := os.ReadFile(filepath.Join(c.src, "certs"))
+	if err != nil {
+		return in
+	}
+	ca, caFiles, err = certs.NewCA("user-ca", testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(spec)), "\n") {
+		name, kind, _ := strings.Cut(line, " ")
+		f := certs.Files{CA: caFiles.CA}
+		if kind == "full" {
+			if f, err = ca.Issue(certs.Leaf{CommonName: name, Hosts: []string{"127.0.0.1", "localhost"}, Server: true, Client: true}, testNow); err != nil {
+				t.Fatal(err)
+			}
+		}
+		in.UserCerts[name] = UserCert{Files: f}
+	}
+	return in
+}
+
+// TestBuildGolden: the desired site of every golden case, built from
+// values alone, is the router configuration and the problems the goldens
+// hold, uses only what the router's schema has, and is the same bytes when
+// built twice.
+func TestBuildGolden(t *testing.T) {
+	built := 0
+	for _, c := range goldenCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			in := input(t, c)
+			if in.Namespace.Site == nil {
+				if _, err := Build(in); err == nil {
+					t.Error("a namespace without a Site was built")
+				}
+				return
+			}
+			d, err := Build(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			built++
+			want, err := os.ReadFile(filepath.Join(c.want, "skrouterd.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(d.ConfigJSON, want) {
+				t.Errorf("router configuration differs from %s:\n%s", filepath.Join(c.want, "skrouterd.json"), d.ConfigJSON)
+			}
+			skschema.CheckConfig(t, d.Config)
+			problems := append(in.Namespace.Problems, d.Problems...)
+			resources.SortProblems(problems)
+			var got strings.Builder
+			for _, p := range problems {
+				got.WriteString(p.String() + "\n")
+			}
+			if wantProbs, _ := os.ReadFile(filepath.Join(c.want, "problems.txt")); got.String() != string(wantProbs) {
+				t.Errorf("problems:\n%s\nwant:\n%s", got.String(), wantProbs)
+			}
+			// the same input again, with the credentials it made: the same
+			// site, byte for byte, credentials kept
+			in2 := input(t, c)
+			in2.UserCerts = in.UserCerts
+			in2.Issuers = map[string]Issuer{}
+			for name, f := range d.NewIssuers {
+				ca, err := certs.ParseCA(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				in2.Issuers[name] = Issuer{CA: ca}
+			}
+			in2.Current = d.Credentials
+			d2, err := Build(in2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(d2.ConfigJSON, d.ConfigJSON) || d2.InputHash() != d.InputHash() || len(d2.NewIssuers) != 0 {
+				t.Error("building again from the site's own credentials changed it")
+			}
+		})
+	}
+	if built < 8 {
+		t.Errorf("only %d cases built a site", built)
+	}
+}
+
+// TestPersist: what Persist writes hashes as the Desired says (so a router
+// started from the files and one from the value agree), keys are private,
+// a second Persist of the same site changes nothing, and a credential
+// nothing refers to any more goes.
+func TestPersist(t *testing.T) {
+	c := goldenCase{"tls", "../controller/testdata/render/tls", ""}
+	in := input(t, c)
+	d, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := namespace.Dir{Name: "tls", Path: t.TempDir()}
+	stale := filepath.Join(dir.RuntimeCerts(), "gone")
+	if _, err := certs.Write(stale, certs.Files{CA: []byte("x")}, false); err != nil {
+		t.Fatal(err)
+	}
+	changed, configChanged, err := Persist(dir, d)
+	if err != nil || !configChanged || !slices.Contains(changed, "runtime/certs/gone") {
+		t.Fatalf("first Persist: %v %v %v", changed, configChanged, err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("an unused credential was kept: %v", err)
+	}
+	hash, err := runtime.InputHash(dir.Path)
+	if err != nil || hash != d.InputHash() {
+		t.Errorf("hash of the files %s (%v), of the value %s", hash, err, d.InputHash())
+	}
+	filepath.WalkDir(filepath.Join(dir.Path, "runtime"), func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, _ := e.Info()
+		switch {
+		case e.IsDir() && strings.Contains(p, "/certs/") && fi.Mode().Perm() != 0o700,
+			!e.IsDir() && e.Name() == certs.KeyFile && fi.Mode().Perm() != 0o600:
+			t.Errorf("%s has mode %v", p, fi.Mode().Perm())
+		}
+		return nil
+	})
+	if changed, configChanged, err := Persist(dir, d); err != nil || len(changed) != 0 || configChanged {
+		t.Errorf("second Persist changed %v %v %v", changed, configChanged, err)
+	}
+}
