@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/site-controller/site-controller/pkg/controller"
+	"github.com/site-controller/site-controller/pkg/daemon"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/status"
@@ -128,7 +129,7 @@ func newRenderCommand() *cobra.Command {
 			}
 			// a running daemon owns runtime/: a render beside it would leave
 			// a "rendered only" status the daemon has no reason to rewrite
-			release, err := controller.LockDataHome(dataHome)
+			release, err := daemon.LockDataHome(dataHome)
 			if err != nil {
 				return fmt.Errorf("%w\na site-controller daemon manages %s and renders %s itself; see its result with "+
 					"'site-controller status %s', or stop the daemon to render by hand", err, dataHome, args[0], args[0])

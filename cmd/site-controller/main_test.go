@@ -10,7 +10,7 @@ import (
 
 	"github.com/site-controller/site-controller/internal/skschema"
 	"github.com/site-controller/site-controller/internal/testfs"
-	"github.com/site-controller/site-controller/pkg/controller"
+	"github.com/site-controller/site-controller/pkg/daemon"
 )
 
 func run(t *testing.T, args ...string) (string, string, error) {
@@ -98,7 +98,7 @@ func TestRenderAndStatus(t *testing.T) {
 // lock, render refuses, says why, and writes nothing.
 func TestRenderBesideDaemonIsRefused(t *testing.T) {
 	home := examples(t)
-	release, err := controller.LockDataHome(home)
+	release, err := daemon.LockDataHome(home)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/site-controller/site-controller/pkg/controller"
+	"github.com/site-controller/site-controller/pkg/daemon"
 	"github.com/site-controller/site-controller/pkg/namespace"
 )
 
@@ -47,7 +48,7 @@ func newRunCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := controller.DaemonOptions{
+			opts := daemon.Options{
 				Options: controller.Options{DataHome: dataHome, Platform: chosen, Runtimes: runtimes, Live: true, Version: controllerVersion(), MaxFileSize: maxFileSize},
 				Quiet:   quiet, Rescan: rescan, Log: log,
 				Notify: func(state string) { _, _ = sddaemon.SdNotify(false, state) },
@@ -55,7 +56,7 @@ func newRunCommand() *cobra.Command {
 			if iv, err := sddaemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
 				opts.Watchdog = iv / 2
 			}
-			d, err := controller.NewDaemon(opts)
+			d, err := daemon.New(opts)
 			if err != nil {
 				return err
 			}

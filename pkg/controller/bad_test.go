@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/pkg/certs"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/status"
@@ -110,6 +111,24 @@ var badCases = map[string][]string{
 	},
 }
 
+// reconcileBad runs a pass over namespace "bad" under home and fails the
+// test unless its problems are exactly want.
+func reconcileBad(t *testing.T, home string, want []string) *Result {
+	t.Helper()
+	res, err := newTestReconciler(home).Reconcile(context.Background(), "bad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range res.Problems {
+		got = append(got, p.String())
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	return res
+}
+
 func TestBadInput(t *testing.T) {
 	files, _ := filepath.Glob("testdata/bad/*.bad.yaml")
 	if len(files) != len(badCases) {
@@ -134,17 +153,7 @@ func TestBadInput(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			res, err := newTestReconciler(home).Reconcile(context.Background(), "bad")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, p := range res.Problems {
-				got = append(got, p.String())
-			}
-			if !slices.Equal(got, want) {
-				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-			}
+			res := reconcileBad(t, home, want)
 
 			if name == "edge-ha.bad.yaml" {
 				// the Site itself is bad: nothing can be rendered, the
@@ -278,7 +287,7 @@ func TestGeneratedNameCollisions(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, name := range []string{"a", "a-profile"} {
-			dir := filepath.Join(nsDir(home, "bad"), "input", "certs", name)
+			dir := filepath.Join(fixture.NSDir(home, "bad"), "input", "certs", name)
 			if _, err := certs.EnsureLeaf(dir, ca, certs.Leaf{CommonName: "server", Hosts: []string{"server"}, Server: true}, time.Now()); err != nil {
 				t.Fatal(err)
 			}
@@ -296,15 +305,15 @@ func TestGeneratedNameCollisions(t *testing.T) {
 	}{{
 		name: "listener on this site's management port",
 		setup: func(t *testing.T, home string) string {
-			writeFile(t, filepath.Join(nsDir(home, "bad"), "internal", "management-port"), "45999\n")
+			fixture.WriteFile(t, filepath.Join(fixture.NSDir(home, "bad"), "internal", "management-port"), "45999\n")
 			return site + listener("mgmt", "0.0.0.0", 45999, "")
 		},
 		want: []string{"input/resources/r.yaml:8: Listener/mgmt: spec.port: port 45999 is this site's local management port (internal/management-port): choose another port"},
 	}, {
 		name: "listener on another namespace's management port",
 		setup: func(t *testing.T, home string) string {
-			writeFile(t, filepath.Join(nsDir(home, "other"), "internal", "management-port"), "45998\n")
-			os.MkdirAll(filepath.Join(nsDir(home, "other"), "input"), 0o755)
+			fixture.WriteFile(t, filepath.Join(fixture.NSDir(home, "other"), "internal", "management-port"), "45998\n")
+			os.MkdirAll(filepath.Join(fixture.NSDir(home, "other"), "input"), 0o755)
 			return site + listener("theirs", "127.0.0.1", 45998, "") + listener("elsewhere", "192.0.2.1", 45998, "")
 		},
 		want: []string{"input/resources/r.yaml:8: Listener/theirs: spec.port: port 45998 is the local management port of namespace other: choose another port"},
@@ -322,7 +331,7 @@ func TestGeneratedNameCollisions(t *testing.T) {
 			return site + listener("one", "127.0.0.1", 45995, "shared") + listener("two", "db.example", 45994, "shared")
 		},
 		check: func(t *testing.T, home string) {
-			data, err := os.ReadFile(filepath.Join(nsDir(home, "bad"), "runtime", "certs", "shared", certs.CertFile))
+			data, err := os.ReadFile(filepath.Join(fixture.NSDir(home, "bad"), "runtime", "certs", "shared", certs.CertFile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -340,18 +349,8 @@ func TestGeneratedNameCollisions(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			home := t.TempDir()
-			writeFile(t, filepath.Join(nsDir(home, "bad"), "input", "resources", "r.yaml"), tc.setup(t, home))
-			res, err := newTestReconciler(home).Reconcile(context.Background(), "bad")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, p := range res.Problems {
-				got = append(got, p.String())
-			}
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
-			}
+			fixture.WriteFile(t, filepath.Join(fixture.NSDir(home, "bad"), "input", "resources", "r.yaml"), tc.setup(t, home))
+			reconcileBad(t, home, tc.want)
 			if tc.check != nil {
 				tc.check(t, home)
 			}

@@ -102,9 +102,9 @@ func (l *liveSessions) failed(ns string) time.Duration {
 	return min(10*time.Second, 250*time.Millisecond<<min(l.failures[ns]-1, 10))
 }
 
-// managementTLS is the client side of the local management listener's
+// ManagementTLS is the client side of the local management listener's
 // mutual TLS: the generated client credential, trusting the local CA.
-func managementTLS(dir namespace.Dir) (*tls.Config, error) {
+func ManagementTLS(dir namespace.Dir) (*tls.Config, error) {
 	cdir := filepath.Join(dir.RuntimeCerts(), routerconfig.LocalClient)
 	pair, err := tls.LoadX509KeyPair(filepath.Join(cdir, certs.CertFile), filepath.Join(cdir, certs.KeyFile))
 	if err != nil {
@@ -131,7 +131,7 @@ func (l *liveSessions) connect(ctx context.Context, dir namespace.Dir, port int)
 	if s != nil {
 		l.drop(dir.Name)
 	}
-	cfg, err := managementTLS(dir)
+	cfg, err := ManagementTLS(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
-// Package controller reconciles namespaces: it reads a namespace's whole
-// input, works out the desired site (credentials, router configuration),
-// writes runtime/ and the status of every resource.
+// Package controller runs one reconcile pass over a namespace, a step per
+// file: it reads the namespace's whole input (reconcile.go, lastgood.go),
+// works out the desired site and writes it (package site), makes the
+// runtime run it (apply.go) and the running router take it live (live.go),
+// and writes the status of every resource (status.go).
 //
 // Reconcile is level-based: it is told only which namespace to look at and
 // re-reads everything. It never writes under input/, and a problem in one
@@ -100,6 +102,14 @@ func New(opts Options) *Reconciler {
 	return &Reconciler{opts: opts, alone: map[string]string{}, restartKeys: map[string]string{}, restarts: map[string]restart{},
 		live: liveSessions{sessions: map[string]*session{}, failures: map[string]int{}}}
 }
+
+// Options returns the options in force, defaults filled in (runtimes
+// wrapped with their deadlines).
+func (r *Reconciler) Options() Options { return r.opts }
+
+// Reverify makes every live session read its router in full on its next
+// pass (SIGHUP: repair whatever others changed).
+func (r *Reconciler) Reverify() { r.live.reverify() }
 
 // Result tells what one pass did.
 type Result struct {

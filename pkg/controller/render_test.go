@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/skschema"
 	"github.com/site-controller/site-controller/internal/testfs"
 	"github.com/site-controller/site-controller/pkg/namespace"
@@ -127,39 +128,19 @@ func compareGolden(t *testing.T, wantDir string, got map[string][]byte) {
 	}
 }
 
-type goldenCase struct{ name, src, want string }
-
-func goldenCases(t *testing.T) []goldenCase {
-	var cases []goldenCase
-	dirs, _ := filepath.Glob("testdata/render/*")
-	for _, d := range dirs {
-		cases = append(cases, goldenCase{filepath.Base(d), d, filepath.Join(d, "want")})
-	}
-	examples, _ := filepath.Glob("../../examples/namespaces/*/input")
-	for _, in := range examples {
-		d := filepath.Dir(in)
-		n := filepath.Base(d)
-		cases = append(cases, goldenCase{n, d, filepath.Join("testdata/examples", n)})
-	}
-	if len(cases) < 10 {
-		t.Fatalf("found only %d golden cases", len(cases))
-	}
-	return cases
-}
-
 // TestRenderGolden renders every fixture and example, compares the router
 // config, status files and problems with the goldens, checks the config
 // against the router schema, renders again to prove nothing changes, and
 // proves input/ untouched.
 func TestRenderGolden(t *testing.T) {
-	for _, c := range goldenCases(t) {
-		t.Run(c.name, func(t *testing.T) {
-			home, dir := setupNamespace(t, c.src, c.name)
+	for _, c := range fixture.GoldenCases(t, "../..") {
+		t.Run(c.Name, func(t *testing.T) {
+			home, dir := setupNamespace(t, c.Src, c.Name)
 			// example namespaces must not carry state into the test
 			os.RemoveAll(dir.Join("runtime"))
 			before := testfs.Fingerprint(t, dir.Join("input"))
 			r := newTestReconciler(home)
-			res, err := r.Reconcile(context.Background(), c.name)
+			res, err := r.Reconcile(context.Background(), c.Name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -167,9 +148,9 @@ func TestRenderGolden(t *testing.T) {
 				checkSchema(t, res.Config)
 			}
 			got := outputs(t, dir, res)
-			compareGolden(t, c.want, got)
+			compareGolden(t, c.Want, got)
 
-			res2, err := r.Reconcile(context.Background(), c.name)
+			res2, err := r.Reconcile(context.Background(), c.Name)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/site-controller/site-controller/pkg/certs"
@@ -27,7 +28,7 @@ func Persist(dir namespace.Dir, d *Desired) (changed []string, configChanged boo
 		}
 		return r
 	}
-	for _, name := range sortedKeys(d.NewIssuers) {
+	for _, name := range slices.Sorted(maps.Keys(d.NewIssuers)) {
 		path := filepath.Join(dir.RuntimeIssuers(), name)
 		c, err := certs.Write(path, d.NewIssuers[name], true)
 		if err != nil {
@@ -37,7 +38,7 @@ func Persist(dir namespace.Dir, d *Desired) (changed []string, configChanged boo
 			changed = append(changed, rel(path))
 		}
 	}
-	for _, name := range sortedKeys(d.Credentials) {
+	for _, name := range slices.Sorted(maps.Keys(d.Credentials)) {
 		path := filepath.Join(dir.RuntimeCerts(), name)
 		fileio.RemoveTemps(path)
 		c, err := certs.Write(path, d.Credentials[name], false)
@@ -70,13 +71,4 @@ func Persist(dir namespace.Dir, d *Desired) (changed []string, configChanged boo
 		changed = append(changed, rel(dir.RouterConfig()))
 	}
 	return changed, configChanged, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

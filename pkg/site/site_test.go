@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/skschema"
 	"github.com/site-controller/site-controller/pkg/certs"
 	"github.com/site-controller/site-controller/pkg/namespace"
@@ -21,34 +22,13 @@ const testSiteID = "11111111-2222-4333-8444-555555555555"
 
 var testNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// goldenCase is a fixture of the controller's render goldens: its input
-// and the router configuration and problems it must give.
-type goldenCase struct{ name, src, want string }
-
-func goldenCases(t *testing.T) []goldenCase {
-	var cases []goldenCase
-	dirs, _ := filepath.Glob("../controller/testdata/render/*")
-	for _, d := range dirs {
-		cases = append(cases, goldenCase{filepath.Base(d), d, filepath.Join(d, "want")})
-	}
-	examples, _ := filepath.Glob("../../examples/namespaces/*/input")
-	for _, in := range examples {
-		d := filepath.Dir(in)
-		cases = append(cases, goldenCase{filepath.Base(d), d, filepath.Join("../controller/testdata/examples", filepath.Base(d))})
-	}
-	if len(cases) < 10 {
-		t.Fatalf("found only %d golden cases", len(cases))
-	}
-	return cases
-}
-
 // input reads a fixture into an Input, as Load would find it in a fresh
 // namespace directory: user credentials issued in memory from the
 // fixture's "certs" list, no runtime/ yet.
-func input(t *testing.T, c goldenCase) Input {
+func input(t *testing.T, c fixture.GoldenCase) Input {
 	t.Helper()
 	// read as the controller reads a namespace directory
-	files, err := namespace.Dir{Name: c.name, Path: c.src}.ReadFiles(namespace.MaxFileSize)
+	files, err := namespace.Dir{Name: c.Name, Path: c.Src}.ReadFiles(namespace.MaxFileSize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,11 +38,11 @@ func input(t *testing.T, c goldenCase) Input {
 		docs, probs = append(docs, f.Docs...), append(probs, f.Problems...)
 	}
 	platform := "podman"
-	if data, err := os.ReadFile(filepath.Join(c.src, "internal", "platform.yaml")); err == nil {
+	if data, err := os.ReadFile(filepath.Join(c.Src, "internal", "platform.yaml")); err == nil {
 		platform = strings.TrimSpace(strings.TrimPrefix(string(data), "platform:"))
 	}
 	in := Input{
-		Namespace: resources.Build(c.name, docs, probs),
+		Namespace: resources.Build(c.Name, docs, probs),
 		Platform:  platform, Version: "test", Now: testNow,
 		Dir:    "$NSDIR", // the goldens' stand-in for the namespace directory
 		SiteID: testSiteID, ManagementPort: 5671,
@@ -70,7 +50,7 @@ func input(t *testing.T, c goldenCase) Input {
 	}
 	var ca *certs.CA
 	var caFiles certs.Files
-	spec, err := os.ReadFile(filepath.Join(c.src, "certs"))
+	spec, err := os.ReadFile(filepath.Join(c.Src, "certs"))
 	if err != nil {
 		return in
 	}
@@ -97,8 +77,8 @@ func input(t *testing.T, c goldenCase) Input {
 // built twice.
 func TestBuildGolden(t *testing.T) {
 	built := 0
-	for _, c := range goldenCases(t) {
-		t.Run(c.name, func(t *testing.T) {
+	for _, c := range fixture.GoldenCases(t, "../..") {
+		t.Run(c.Name, func(t *testing.T) {
 			in := input(t, c)
 			if in.Namespace.Site == nil {
 				if _, err := Build(in); err == nil {
@@ -111,12 +91,12 @@ func TestBuildGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			built++
-			want, err := os.ReadFile(filepath.Join(c.want, "skrouterd.json"))
+			want, err := os.ReadFile(filepath.Join(c.Want, "skrouterd.json"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(d.ConfigJSON, want) {
-				t.Errorf("router configuration differs from %s:\n%s", filepath.Join(c.want, "skrouterd.json"), d.ConfigJSON)
+				t.Errorf("router configuration differs from %s:\n%s", filepath.Join(c.Want, "skrouterd.json"), d.ConfigJSON)
 			}
 			skschema.CheckConfig(t, d.Config)
 			problems := append(in.Namespace.Problems, d.Problems...)
@@ -125,7 +105,7 @@ func TestBuildGolden(t *testing.T) {
 			for _, p := range problems {
 				got.WriteString(p.String() + "\n")
 			}
-			if wantProbs, _ := os.ReadFile(filepath.Join(c.want, "problems.txt")); got.String() != string(wantProbs) {
+			if wantProbs, _ := os.ReadFile(filepath.Join(c.Want, "problems.txt")); got.String() != string(wantProbs) {
 				t.Errorf("problems:\n%s\nwant:\n%s", got.String(), wantProbs)
 			}
 			// the same input again, with the credentials it made: the same
@@ -160,7 +140,7 @@ func TestBuildGolden(t *testing.T) {
 // a second Persist of the same site changes nothing, and a credential
 // nothing refers to any more goes.
 func TestPersist(t *testing.T) {
-	c := goldenCase{"tls", "../controller/testdata/render/tls", ""}
+	c := fixture.GoldenCase{Name: "tls", Src: "../controller/testdata/render/tls"}
 	in := input(t, c)
 	d, err := Build(in)
 	if err != nil {

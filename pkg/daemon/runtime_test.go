@@ -1,8 +1,7 @@
-package controller
+package daemon
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/site-controller/site-controller/internal/enginetest"
+	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/routertest"
 	"github.com/site-controller/site-controller/internal/testfs"
 	"github.com/site-controller/site-controller/pkg/namespace"
@@ -21,23 +21,9 @@ import (
 	"github.com/site-controller/site-controller/pkg/status"
 )
 
-func testNamespace(prefix string) string {
-	return fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1e9)
-}
-
-// nsDir is the directory of namespace ns under a data home.
-func nsDir(home, ns string) string { return filepath.Join(namespace.Root(home), ns) }
-
 func waitRouter(t testing.TB, rt runtime.Runtime, home, ns, what string, cond func(runtime.State) bool) runtime.State {
 	t.Helper()
-	return routertest.WaitState(t, rt, ns, nsDir(home, ns), what, cond)
-}
-
-func siteReady(home, ns, site string) func() bool {
-	return func() bool {
-		s := statusOf(home, ns, "Site", site)
-		return s != nil && s.Status == status.Ready && s.Condition(status.Running) != nil && s.Condition(status.Running).Status == "True"
-	}
+	return routertest.WaitState(t, rt, ns, fixture.NSDir(home, ns), what, cond)
 }
 
 // TestDaemonRunsRouters: on each platform, a Site file makes a router
@@ -48,26 +34,26 @@ func TestDaemonRunsRouters(t *testing.T) {
 		t.Run(platform, func(t *testing.T) {
 			rt := enginetest.Real(t, platform)
 			home := t.TempDir()
-			ns := testNamespace("rt")
-			t.Cleanup(func() { rt.Remove(context.Background(), ns, nsDir(home, ns)) })
-			startDaemon(t, home, func(o *DaemonOptions) {
+			ns := fixture.Namespace("rt")
+			t.Cleanup(func() { rt.Remove(context.Background(), ns, fixture.NSDir(home, ns)) })
+			startDaemon(t, home, func(o *Options) {
 				o.Platform = platform
 				o.Runtimes = map[string]runtime.Runtime{platform: rt}
 			})
 			res := filepath.Join(namespace.Root(home), ns, "input", "resources")
-			writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("s"))
-			writeFile(t, filepath.Join(res, "l.yaml"), listenerYAML("l", 19001))
-			eventually(t, "Site ready with its router running", siteReady(home, ns, "s"))
+			fixture.WriteFile(t, filepath.Join(res, "site.yaml"), fixture.SiteYAML("s"))
+			fixture.WriteFile(t, filepath.Join(res, "l.yaml"), fixture.ListenerYAML("l", 19001))
+			fixture.Eventually(t, "Site ready with its router running", fixture.SiteReady(home, ns, "s"))
 			first := waitRouter(t, rt, home, ns, "router running", func(s runtime.State) bool { return s.Running })
 			if p, _ := (namespace.Dir{Name: ns, Path: filepath.Join(namespace.Root(home), ns)}).Platform(); p != platform {
 				t.Errorf("platform recorded %q, want %q", p, platform)
 			}
 
-			writeFile(t, filepath.Join(res, "l.yaml"), listenerYAML("l", 19002))
+			fixture.WriteFile(t, filepath.Join(res, "l.yaml"), fixture.ListenerYAML("l", 19002))
 			waitRouter(t, rt, home, ns, "router restarted with the new configuration", func(s runtime.State) bool {
 				return s.Running && s.Started.After(first.Started)
 			})
-			eventually(t, "Site ready again", siteReady(home, ns, "s"))
+			fixture.Eventually(t, "Site ready again", fixture.SiteReady(home, ns, "s"))
 
 			// what input/ must hold afterwards: all of it but the Site file
 			var kept []string
@@ -79,8 +65,8 @@ func TestDaemonRunsRouters(t *testing.T) {
 			input := strings.Join(kept, "\n")
 			os.Remove(filepath.Join(res, "site.yaml"))
 			waitRouter(t, rt, home, ns, "router removed with the Site", func(s runtime.State) bool { return !s.Exists || s.Status == "inactive" })
-			eventually(t, "listener waits for a Site", func() bool {
-				s := statusOf(home, ns, "Listener", "l")
+			fixture.Eventually(t, "listener waits for a Site", func() bool {
+				s := fixture.StatusOf(home, ns, "Listener", "l")
 				return s != nil && strings.Contains(s.Message, "waiting for a Site")
 			})
 			if got := testfs.Fingerprint(t, filepath.Join(namespace.Root(home), ns, "input")); got != input {
@@ -97,24 +83,30 @@ func TestRestartAdoptsAndSweeps(t *testing.T) {
 	rt := enginetest.RealDocker(t)
 	ctx := context.Background()
 	home := t.TempDir()
-	keep, drop := testNamespace("ka"), testNamespace("kb")
-	t.Cleanup(func() { rt.Remove(ctx, keep, nsDir(home, keep)); rt.Remove(ctx, drop, nsDir(home, drop)) })
+	keep, drop := fixture.Namespace("ka"), fixture.Namespace("kb")
+	t.Cleanup(func() {
+		rt.Remove(ctx, keep, fixture.NSDir(home, keep))
+		rt.Remove(ctx, drop, fixture.NSDir(home, drop))
+	})
 	for _, ns := range []string{keep, drop} {
-		writeFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), siteYAML("s"))
+		fixture.WriteFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), fixture.SiteYAML("s"))
 	}
-	opts := func(o *DaemonOptions) { o.Platform = "docker"; o.Runtimes = map[string]runtime.Runtime{"docker": rt} }
+	opts := func(o *Options) { o.Platform = "docker"; o.Runtimes = map[string]runtime.Runtime{"docker": rt} }
 	d1 := startDaemon(t, home, opts)
 	before := waitRouter(t, rt, home, keep, "router running", func(s runtime.State) bool { return s.Running })
 	waitRouter(t, rt, home, drop, "router running", func(s runtime.State) bool { return s.Running })
 	d1.stop()
-	if st, _ := rt.State(ctx, keep, nsDir(home, keep)); !st.Running {
+	if st, _ := rt.State(ctx, keep, fixture.NSDir(home, keep)); !st.Running {
 		t.Fatal("stopping the controller stopped a router")
 	}
 	os.RemoveAll(filepath.Join(namespace.Root(home), drop))
 
 	startDaemon(t, home, opts)
-	eventually(t, "orphan removed", func() bool { st, err := rt.State(ctx, drop, nsDir(home, drop)); return err == nil && !st.Exists })
-	after, _ := rt.State(ctx, keep, nsDir(home, keep))
+	fixture.Eventually(t, "orphan removed", func() bool {
+		st, err := rt.State(ctx, drop, fixture.NSDir(home, drop))
+		return err == nil && !st.Exists
+	})
+	after, _ := rt.State(ctx, keep, fixture.NSDir(home, keep))
 	if !after.Running || !after.Started.Equal(before.Started) {
 		t.Errorf("the router was restarted by a controller restart: %v -> %v", before.Started, after.Started)
 	}
@@ -195,31 +187,31 @@ func TestFaultEngineDownThenBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	ns := testNamespace("down")
-	t.Cleanup(func() { direct.Remove(context.Background(), ns, nsDir(home, ns)) })
-	startDaemon(t, home, func(o *DaemonOptions) {
+	ns := fixture.Namespace("down")
+	t.Cleanup(func() { direct.Remove(context.Background(), ns, fixture.NSDir(home, ns)) })
+	startDaemon(t, home, func(o *Options) {
 		o.Platform = "docker"
 		o.Runtimes = map[string]runtime.Runtime{"docker": rt}
 	})
 	res := filepath.Join(namespace.Root(home), ns, "input", "resources")
-	writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("s"))
-	eventually(t, "Site ready", siteReady(home, ns, "s"))
+	fixture.WriteFile(t, filepath.Join(res, "site.yaml"), fixture.SiteYAML("s"))
+	fixture.Eventually(t, "Site ready", fixture.SiteReady(home, ns, "s"))
 
 	proxy.stop()
-	writeFile(t, filepath.Join(res, "l.yaml"), listenerYAML("l", 19011))
-	eventually(t, "engine-down status", func() bool {
-		s := statusOf(home, ns, "Site", "s")
+	fixture.WriteFile(t, filepath.Join(res, "l.yaml"), fixture.ListenerYAML("l", 19011))
+	fixture.Eventually(t, "engine-down status", func() bool {
+		s := fixture.StatusOf(home, ns, "Site", "s")
 		return s != nil && s.Status == status.Error && strings.Contains(s.Message, "is not reachable") && strings.Contains(s.Message, "start it")
 	})
 	// another namespace is still rendered meanwhile
-	other := testNamespace("other")
-	writeFile(t, filepath.Join(namespace.Root(home), other, "input", "resources", "site.yaml"), siteYAML("o")+"---\n"+listenerYAML("x", 19012))
-	eventually(t, "other namespace rendered", func() bool { return hasListener(home, other, "x", 19012) })
-	t.Cleanup(func() { direct.Remove(context.Background(), other, nsDir(home, other)) })
+	other := fixture.Namespace("other")
+	fixture.WriteFile(t, filepath.Join(namespace.Root(home), other, "input", "resources", "site.yaml"), fixture.SiteYAML("o")+"---\n"+fixture.ListenerYAML("x", 19012))
+	fixture.Eventually(t, "other namespace rendered", func() bool { return fixture.HasListener(home, other, "x", 19012) })
+	t.Cleanup(func() { direct.Remove(context.Background(), other, fixture.NSDir(home, other)) })
 
 	proxy.start(t)
-	eventually(t, "recovery after the engine is back", siteReady(home, ns, "s"))
-	if !hasListener(home, ns, "l", 19011) {
+	fixture.Eventually(t, "recovery after the engine is back", fixture.SiteReady(home, ns, "s"))
+	if !fixture.HasListener(home, ns, "l", 19011) {
 		t.Error("the change made while the engine was down is not in the config")
 	}
 }
@@ -230,18 +222,18 @@ func TestPlatformChange(t *testing.T) {
 	dk, pm := enginetest.RealDocker(t), enginetest.RealPodman(t)
 	ctx := context.Background()
 	home := t.TempDir()
-	ns := testNamespace("mv")
-	t.Cleanup(func() { dk.Remove(ctx, ns, nsDir(home, ns)); pm.Remove(ctx, ns, nsDir(home, ns)) })
-	startDaemon(t, home, func(o *DaemonOptions) {
+	ns := fixture.Namespace("mv")
+	t.Cleanup(func() { dk.Remove(ctx, ns, fixture.NSDir(home, ns)); pm.Remove(ctx, ns, fixture.NSDir(home, ns)) })
+	startDaemon(t, home, func(o *Options) {
 		o.Platform = "docker"
 		o.Runtimes = map[string]runtime.Runtime{"docker": dk, "podman": pm}
 	})
-	writeFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), siteYAML("s"))
+	fixture.WriteFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), fixture.SiteYAML("s"))
 	waitRouter(t, dk, home, ns, "router on docker", func(s runtime.State) bool { return s.Running })
-	writeFile(t, filepath.Join(namespace.Root(home), ns, "internal", "platform.yaml"), "platform: podman\n")
+	fixture.WriteFile(t, filepath.Join(namespace.Root(home), ns, "internal", "platform.yaml"), "platform: podman\n")
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("Site status: %+v", statusOf(home, ns, "Site", "s"))
+			t.Logf("Site status: %+v", fixture.StatusOf(home, ns, "Site", "s"))
 		}
 	})
 	waitRouter(t, pm, home, ns, "router on podman", func(s runtime.State) bool { return s.Running })
@@ -259,23 +251,23 @@ func TestLinuxPlatformRealRouter(t *testing.T) {
 	binary := routertest.Binary(t)
 	rt := enginetest.Systemd(t, binary)
 	home := t.TempDir()
-	ns := testNamespace("lx")
-	t.Cleanup(func() { rt.Remove(context.Background(), ns, nsDir(home, ns)) })
+	ns := fixture.Namespace("lx")
+	t.Cleanup(func() { rt.Remove(context.Background(), ns, fixture.NSDir(home, ns)) })
 	echo := routertest.EchoServer(t, nil)
 	in := routertest.FreePort(t)
-	startDaemon(t, home, func(o *DaemonOptions) {
+	startDaemon(t, home, func(o *Options) {
 		o.Platform = "linux"
 		o.Runtimes = map[string]runtime.Runtime{"linux": rt}
 		o.Live = true
 	})
-	writeFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), routertest.EchoSite("host", in, echo))
-	eventually(t, "Site ready with skrouterd running", siteReady(home, ns, "host"))
+	fixture.WriteFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), routertest.EchoSite("host", in, echo))
+	fixture.Eventually(t, "Site ready with skrouterd running", fixture.SiteReady(home, ns, "host"))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := routertest.RoundTrip(ctx, in, nil); err != nil {
 		t.Fatalf("traffic from Listener to Connector: %v", err)
 	}
-	st, _ := rt.State(context.Background(), ns, nsDir(home, ns))
+	st, _ := rt.State(context.Background(), ns, fixture.NSDir(home, ns))
 	if !st.Running || st.Restarts != 0 {
 		t.Errorf("router state %+v", st)
 	}
@@ -293,24 +285,27 @@ func TestRuntimeFailuresBecomeStatus(t *testing.T) {
 	}
 	ctx := context.Background()
 	home := t.TempDir()
-	crash, missing := testNamespace("crash"), testNamespace("noimg")
-	t.Cleanup(func() { good.Remove(ctx, crash, nsDir(home, crash)); good.Remove(ctx, missing, nsDir(home, missing)) })
+	crash, missing := fixture.Namespace("crash"), fixture.Namespace("noimg")
+	t.Cleanup(func() {
+		good.Remove(ctx, crash, fixture.NSDir(home, crash))
+		good.Remove(ctx, missing, fixture.NSDir(home, missing))
+	})
 	// the missing-image namespace runs on "podman" here only to give it a
 	// runtime of its own: the runtime behind the name is a docker one
-	startDaemon(t, home, func(o *DaemonOptions) {
+	startDaemon(t, home, func(o *Options) {
 		o.Platform = "docker"
 		o.Runtimes = map[string]runtime.Runtime{"docker": good, "podman": noImage}
 	})
-	writeFile(t, filepath.Join(namespace.Root(home), missing, "internal", "platform.yaml"), "platform: podman\n")
-	writeFile(t, filepath.Join(namespace.Root(home), missing, "input", "resources", "site.yaml"), siteYAML("s"))
-	writeFile(t, filepath.Join(namespace.Root(home), crash, "input", "resources", "site.yaml"), siteYAML("crash"))
-	eventually(t, "missing image reported", func() bool {
-		s := statusOf(home, missing, "Site", "s")
+	fixture.WriteFile(t, filepath.Join(namespace.Root(home), missing, "internal", "platform.yaml"), "platform: podman\n")
+	fixture.WriteFile(t, filepath.Join(namespace.Root(home), missing, "input", "resources", "site.yaml"), fixture.SiteYAML("s"))
+	fixture.WriteFile(t, filepath.Join(namespace.Root(home), crash, "input", "resources", "site.yaml"), fixture.SiteYAML("crash"))
+	fixture.Eventually(t, "missing image reported", func() bool {
+		s := fixture.StatusOf(home, missing, "Site", "s")
 		return s != nil && s.Status == status.Error && strings.Contains(s.Message, "router image localhost/no-such-router:0 is not present and could not be pulled") &&
 			strings.Contains(s.Message, "SKUPPER_ROUTER_IMAGE")
 	})
-	eventually(t, "crash loop reported", func() bool {
-		s := statusOf(home, crash, "Site", "crash")
+	fixture.Eventually(t, "crash loop reported", func() bool {
+		s := fixture.StatusOf(home, crash, "Site", "crash")
 		return s != nil && s.Status == status.Pending && strings.Contains(s.Message, "crashing as the site name asks")
 	})
 }

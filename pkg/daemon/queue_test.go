@@ -1,4 +1,4 @@
-package controller
+package daemon
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/site-controller/site-controller/internal/fixture"
 )
 
 // next returns the next due key, or "" when none becomes due within d.
@@ -103,7 +105,7 @@ func TestQueueAfter(t *testing.T) {
 
 func TestInputScanner(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir+"/input/resources/a.yaml", "a: 1\n")
+	fixture.WriteFile(t, dir+"/input/resources/a.yaml", "a: 1\n")
 	s := &inputScanner{files: map[string]scannedFile{}}
 	if !s.scan(dir, false) {
 		t.Error("first look saw nothing")
@@ -120,11 +122,11 @@ func TestInputScanner(t *testing.T) {
 	if s.scan(dir, true) {
 		t.Error("a touch with the content known counted as a change")
 	}
-	writeFile(t, dir+"/input/resources/a.yaml", "a: 2\n")
+	fixture.WriteFile(t, dir+"/input/resources/a.yaml", "a: 2\n")
 	if !s.scan(dir, true) {
 		t.Error("new content not noticed")
 	}
-	writeFile(t, dir+"/internal/platform.yaml", "platform: docker\n")
+	fixture.WriteFile(t, dir+"/internal/platform.yaml", "platform: docker\n")
 	if !s.scan(dir, true) {
 		t.Error("a platform file not noticed")
 	}

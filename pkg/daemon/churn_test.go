@@ -1,4 +1,4 @@
-package controller
+package daemon
 
 import (
 	"bytes"
@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/skschema"
+	"github.com/site-controller/site-controller/pkg/controller"
 	"github.com/site-controller/site-controller/pkg/namespace"
 )
 
@@ -43,11 +45,11 @@ func churnOp(t testing.TB, home string, r *rand.Rand, n int) {
 		case 0:
 			return "kind: [broken"
 		case 1:
-			return listenerYAML(fmt.Sprintf("l%d", r.IntN(8)), 70000)
+			return fixture.ListenerYAML(fmt.Sprintf("l%d", r.IntN(8)), 70000)
 		case 2:
 			return fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: c%d\nspec:\n  routingKey: l%d\n  host: backend\n  port: %d\n", r.IntN(8), r.IntN(8), 1+r.IntN(9000))
 		}
-		return listenerYAML(fmt.Sprintf("l%d", r.IntN(8)), 1000+r.IntN(40))
+		return fixture.ListenerYAML(fmt.Sprintf("l%d", r.IntN(8)), 1000+r.IntN(40))
 	}
 	// errors are expected: other goroutines remove what this one uses
 	switch op := r.IntN(100); {
@@ -67,7 +69,7 @@ func churnOp(t testing.TB, home string, r *rand.Rand, n int) {
 	case op < 80: // the Site comes and goes
 		if r.IntN(2) == 0 {
 			os.MkdirAll(res, 0o755)
-			os.WriteFile(filepath.Join(res, "site.yaml"), []byte(siteYAML(ns)), 0o644)
+			os.WriteFile(filepath.Join(res, "site.yaml"), []byte(fixture.SiteYAML(ns)), 0o644)
 		} else {
 			os.Remove(filepath.Join(res, "site.yaml"))
 		}
@@ -77,7 +79,7 @@ func churnOp(t testing.TB, home string, r *rand.Rand, n int) {
 		os.RemoveAll(filepath.Join(namespace.Root(home), ns))
 	case op < 92: // a new namespace with a Site and a listener
 		os.MkdirAll(res, 0o755)
-		os.WriteFile(filepath.Join(res, "site.yaml"), []byte(siteYAML(ns)), 0o644)
+		os.WriteFile(filepath.Join(res, "site.yaml"), []byte(fixture.SiteYAML(ns)), 0o644)
 		os.WriteFile(file, []byte(content()), 0o644)
 	default: // chmod
 		os.Chmod(file, 0o600)
@@ -110,7 +112,7 @@ func assertConverged(t testing.TB, home string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := New(Options{DataHome: home})
+	r := controller.New(controller.Options{DataHome: home})
 	for _, ns := range names {
 		dir, _ := namespace.Open(home, ns)
 		before := snapshot(t, dir)

@@ -1,4 +1,4 @@
-package controller
+package daemon
 
 import (
 	"bufio"
@@ -22,6 +22,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/site-controller/site-controller/internal/fixture"
+	"github.com/site-controller/site-controller/pkg/controller"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/status"
 )
@@ -39,7 +41,7 @@ func TestMain(m *testing.M) {
 }
 
 func runHelperDaemon(home string) int {
-	d, err := NewDaemon(DaemonOptions{Options: Options{DataHome: home}, Rescan: -1})
+	d, err := New(Options{Options: controller.Options{DataHome: home}, Rescan: -1})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -197,7 +199,7 @@ func TestCrashDuringChurn(t *testing.T) {
 		t.Logf("round %d: killed; %d files checked", round, files)
 	}
 	h := startHelper(t, home)
-	eventually(t, "ready after restart", h.ready)
+	fixture.Eventually(t, "ready after restart", h.ready)
 	quiet := time.Now()
 	for time.Since(quiet) < 300*time.Millisecond {
 		n, ok := h.metric("site_controller_queue_length")

@@ -1,4 +1,10 @@
-package controller
+// Package daemon keeps every namespace of a data home reconciled: it wires
+// the watcher to a queue, hands namespaces to a few workers that each run
+// controller.Reconcile, retries failures with backoff, rescans as the
+// safety net under inotify, removes routers whose namespace is gone, and
+// reports to systemd, Prometheus and HTTP. It knows nothing of what a pass
+// does: only "reconcile namespace X" and the Result that comes back.
+package daemon
 
 import (
 	"context"
@@ -21,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sys/unix"
 
+	"github.com/site-controller/site-controller/pkg/controller"
 	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
@@ -28,9 +35,10 @@ import (
 	"github.com/site-controller/site-controller/pkg/watcher"
 )
 
-// DaemonOptions configures the long-running controller.
-type DaemonOptions struct {
-	Options
+// Options configures the long-running controller: the reconcile's
+// options, and the daemon's own.
+type Options struct {
+	controller.Options
 	Quiet    time.Duration // quiet period before a reconcile (default 15ms)
 	MaxDelay time.Duration // longest a reconcile waits under churn (default 1s)
 	Rescan   time.Duration // periodic full rescan (default 30s; <0 disables)
@@ -47,8 +55,8 @@ type DaemonOptions struct {
 
 // Daemon keeps every namespace of a data home reconciled.
 type Daemon struct {
-	opts    DaemonOptions
-	rec     *Reconciler
+	opts    Options
+	rec     *controller.Reconciler
 	queue   *Queue
 	watch   *watcher.Watcher
 	log     *slog.Logger
@@ -82,8 +90,8 @@ const (
 	maxBackoff = 30 * time.Second
 )
 
-// NewDaemon prepares a daemon; Run starts it.
-func NewDaemon(opts DaemonOptions) (*Daemon, error) {
+// New prepares a daemon; Run starts it.
+func New(opts Options) (*Daemon, error) {
 	if opts.Quiet == 0 {
 		opts.Quiet = 15 * time.Millisecond
 	}
@@ -106,10 +114,10 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 		opts.Notify = func(string) {}
 	}
 	d := &Daemon{
-		opts: opts, rec: New(opts.Options), queue: NewQueue(opts.Quiet, opts.MaxDelay), log: opts.Log,
+		opts: opts, rec: controller.New(opts.Options), queue: NewQueue(opts.Quiet, opts.MaxDelay), log: opts.Log,
 		reg: prometheus.NewRegistry(), failures: map[string]int{}, summary: map[string]nsSummary{}, routers: map[string]routerSeen{},
 	}
-	d.opts.Options = d.rec.opts // with its defaults, and runtimes with deadlines
+	d.opts.Options = d.rec.Options() // with its defaults, and runtimes with deadlines
 	w, err := watcher.New(namespace.Root(opts.DataHome), d, opts.Log)
 	if err != nil {
 		return nil, err
@@ -302,7 +310,7 @@ func (d *Daemon) notify(msg string) {
 func (d *Daemon) Reload() {
 	d.notify("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(monotonicMicros(), 10))
 	d.log.Info("reload: resyncing every namespace")
-	d.rec.live.reverify() // and every router, in full
+	d.rec.Reverify() // and every router, in full
 	if err := d.watch.SyncAll(); err != nil {
 		d.log.Warn("rebuilding watches", "err", err)
 	}
@@ -448,7 +456,7 @@ func cutID(id string) (string, string, bool) {
 
 // safeReconcile turns a panic into an error: one namespace's bug must not
 // take the others down.
-func (d *Daemon) safeReconcile(ctx context.Context, ns string) (res *Result, err error) {
+func (d *Daemon) safeReconcile(ctx context.Context, ns string) (res *controller.Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			d.log.Error("reconcile panicked", "namespace", ns, "panic", p, "stack", string(debug.Stack()))
@@ -469,7 +477,7 @@ var testHook func(ns string)
 var testLoseEvents atomic.Bool
 
 // record updates metrics and the systemd status line from a pass.
-func (d *Daemon) record(ns string, res *Result) {
+func (d *Daemon) record(ns string, res *controller.Result) {
 	counts := map[[2]string]int{}
 	s := nsSummary{}
 	for _, doc := range res.Namespace.Docs {

@@ -1,4 +1,4 @@
-package controller
+package daemon
 
 import (
 	"bufio"
@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/site-controller/site-controller/internal/enginetest"
+	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/routertest"
 	"github.com/site-controller/site-controller/pkg/certs"
+	"github.com/site-controller/site-controller/pkg/controller"
 	"github.com/site-controller/site-controller/pkg/management"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/runtime"
@@ -57,16 +59,16 @@ func startLiveSite(t testing.TB, platform string) *liveSite {
 
 // startLiveSiteWith is startLiveSite with the daemon's options tweaked and
 // prepare run on the namespace before the daemon starts.
-func startLiveSiteWith(t testing.TB, platform string, tweak func(*DaemonOptions), prepare func(home, ns string)) *liveSite {
+func startLiveSiteWith(t testing.TB, platform string, tweak func(*Options), prepare func(home, ns string)) *liveSite {
 	t.Helper()
 	rt := enginetest.Real(t, platform)
 	home := t.TempDir()
-	ns := testNamespace("live")
-	t.Cleanup(func() { rt.Remove(context.Background(), ns, nsDir(home, ns)) })
+	ns := fixture.Namespace("live")
+	t.Cleanup(func() { rt.Remove(context.Background(), ns, fixture.NSDir(home, ns)) })
 	if prepare != nil {
 		prepare(home, ns)
 	}
-	d := startDaemon(t, home, func(o *DaemonOptions) {
+	d := startDaemon(t, home, func(o *Options) {
 		o.Platform = platform
 		o.Runtimes = map[string]runtime.Runtime{platform: rt}
 		o.Live = true
@@ -75,10 +77,10 @@ func startLiveSiteWith(t testing.TB, platform string, tweak func(*DaemonOptions)
 		}
 	})
 	l := &liveSite{t: t, d: d, home: home, ns: ns, rt: rt, res: filepath.Join(namespace.Root(home), ns, "input", "resources")}
-	writeFile(t, filepath.Join(l.res, "site.yaml"), siteYAML("s"))
-	eventually(t, "Site ready", siteReady(home, ns, "s"))
+	fixture.WriteFile(t, filepath.Join(l.res, "site.yaml"), fixture.SiteYAML("s"))
+	fixture.Eventually(t, "Site ready", fixture.SiteReady(home, ns, "s"))
 	dir, _ := namespace.Open(home, ns)
-	cfg, err := managementTLS(dir)
+	cfg, err := controller.ManagementTLS(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +98,7 @@ func (l *liveSite) daemon() *Daemon { return l.d.Daemon }
 func syscallKill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
 
 func (l *liveSite) pid() int {
-	st, err := l.rt.State(context.Background(), l.ns, nsDir(l.home, l.ns))
+	st, err := l.rt.State(context.Background(), l.ns, fixture.NSDir(l.home, l.ns))
 	if err != nil || !st.Running {
 		l.t.Fatalf("router not running: %+v %v", st, err)
 	}
@@ -112,10 +114,6 @@ func (l *liveSite) entity(typ, name string) map[string]any {
 	return e
 }
 
-func connectorYAML(name, key string, port int) string {
-	return fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: %s\nspec:\n  routingKey: %s\n  host: 127.0.0.1\n  port: %d\n", name, key, port)
-}
-
 // TestLiveChanges: Listener and Connector files added, changed and deleted
 // reach the running router (read back over management) while its process
 // stays the same; traffic flows; a connection through an unchanged
@@ -129,20 +127,20 @@ func testLiveChanges(t *testing.T, platform string) {
 	p1, p2 := routertest.FreePort(t), routertest.FreePort(t)
 
 	// add a Listener and its Connector: present, up, traffic flows
-	writeFile(t, filepath.Join(l.res, "front.yaml"), listenerYAML("front", p1))
-	writeFile(t, filepath.Join(l.res, "back.yaml"), connectorYAML("back", "front", echo))
-	eventually(t, "listener in the router", func() bool {
+	fixture.WriteFile(t, filepath.Join(l.res, "front.yaml"), fixture.ListenerYAML("front", p1))
+	fixture.WriteFile(t, filepath.Join(l.res, "back.yaml"), fixture.ConnectorYAML("back", "front", echo))
+	fixture.Eventually(t, "listener in the router", func() bool {
 		e := l.entity("tcpListener", "listener/front")
 		return e != nil && e["port"] == strconv.Itoa(p1) && e["operStatus"] == "up"
 	})
-	eventually(t, "connector in the router", func() bool { return l.entity("tcpConnector", "connector/back@127.0.0.1") != nil })
+	fixture.Eventually(t, "connector in the router", func() bool { return l.entity("tcpConnector", "connector/back@127.0.0.1") != nil })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := routertest.RoundTrip(ctx, p1, nil); err != nil {
 		t.Fatalf("traffic: %v", err)
 	}
-	eventually(t, "statuses Ready and matched", func() bool {
-		ls, cs := statusOf(l.home, l.ns, "Listener", "front"), statusOf(l.home, l.ns, "Connector", "back")
+	fixture.Eventually(t, "statuses Ready and matched", func() bool {
+		ls, cs := fixture.StatusOf(l.home, l.ns, "Listener", "front"), fixture.StatusOf(l.home, l.ns, "Connector", "back")
 		return ls != nil && cs != nil && ls.Status == status.Ready && cs.Status == status.Ready &&
 			ls.HasMatchingConnector != nil && *ls.HasMatchingConnector && cs.HasMatchingListener != nil && *cs.HasMatchingListener
 	})
@@ -170,17 +168,17 @@ func testLiveChanges(t *testing.T, platform string) {
 	}
 
 	// unrelated changes: a second listener added, then its port changed
-	writeFile(t, filepath.Join(l.res, "other.yaml"), listenerYAML("other", p2))
-	eventually(t, "second listener", func() bool { return l.entity("tcpListener", "listener/other") != nil })
+	fixture.WriteFile(t, filepath.Join(l.res, "other.yaml"), fixture.ListenerYAML("other", p2))
+	fixture.Eventually(t, "second listener", func() bool { return l.entity("tcpListener", "listener/other") != nil })
 	p3 := routertest.FreePort(t)
-	writeFile(t, filepath.Join(l.res, "other.yaml"), listenerYAML("other", p3))
-	eventually(t, "second listener moved", func() bool {
+	fixture.WriteFile(t, filepath.Join(l.res, "other.yaml"), fixture.ListenerYAML("other", p3))
+	fixture.Eventually(t, "second listener moved", func() bool {
 		e := l.entity("tcpListener", "listener/other")
 		return e != nil && e["port"] == strconv.Itoa(p3)
 	})
 	// observer changes in place
-	writeFile(t, filepath.Join(l.res, "other.yaml"), listenerYAML("other", p3)+"  observer: none\n")
-	eventually(t, "observer updated", func() bool {
+	fixture.WriteFile(t, filepath.Join(l.res, "other.yaml"), fixture.ListenerYAML("other", p3)+"  observer: none\n")
+	fixture.Eventually(t, "observer updated", func() bool {
 		e := l.entity("tcpListener", "listener/other")
 		return e != nil && e["observer"] == "none"
 	})
@@ -191,25 +189,25 @@ func testLiveChanges(t *testing.T, platform string) {
 	// the peer goes: status back to unmatched, the listener stops
 	// accepting
 	os.Remove(filepath.Join(l.res, "back.yaml"))
-	eventually(t, "connector deleted from the router", func() bool { return l.entity("tcpConnector", "connector/back@127.0.0.1") == nil })
-	eventually(t, "listener unmatched", func() bool {
-		ls := statusOf(l.home, l.ns, "Listener", "front")
+	fixture.Eventually(t, "connector deleted from the router", func() bool { return l.entity("tcpConnector", "connector/back@127.0.0.1") == nil })
+	fixture.Eventually(t, "listener unmatched", func() bool {
+		ls := fixture.StatusOf(l.home, l.ns, "Listener", "front")
 		return ls != nil && ls.Status == status.Pending && ls.HasMatchingConnector != nil && !*ls.HasMatchingConnector
 	})
 	// delete a listener
 	os.Remove(filepath.Join(l.res, "other.yaml"))
-	eventually(t, "listener deleted from the router", func() bool { return l.entity("tcpListener", "listener/other") == nil })
+	fixture.Eventually(t, "listener deleted from the router", func() bool { return l.entity("tcpListener", "listener/other") == nil })
 
 	// the connector comes back, matched; then its listener goes and the
 	// connector is unmatched again
-	writeFile(t, filepath.Join(l.res, "back.yaml"), connectorYAML("back", "front", echo))
-	eventually(t, "connector matched again", func() bool {
-		cs := statusOf(l.home, l.ns, "Connector", "back")
+	fixture.WriteFile(t, filepath.Join(l.res, "back.yaml"), fixture.ConnectorYAML("back", "front", echo))
+	fixture.Eventually(t, "connector matched again", func() bool {
+		cs := fixture.StatusOf(l.home, l.ns, "Connector", "back")
 		return cs != nil && cs.Status == status.Ready && cs.HasMatchingListener != nil && *cs.HasMatchingListener
 	})
 	os.Remove(filepath.Join(l.res, "front.yaml"))
-	eventually(t, "connector unmatched without its listener", func() bool {
-		cs := statusOf(l.home, l.ns, "Connector", "back")
+	fixture.Eventually(t, "connector unmatched without its listener", func() bool {
+		cs := fixture.StatusOf(l.home, l.ns, "Connector", "back")
 		return cs != nil && cs.Status == status.Pending && cs.HasMatchingListener != nil && !*cs.HasMatchingListener
 	})
 
@@ -217,9 +215,9 @@ func testLiveChanges(t *testing.T, platform string) {
 		t.Errorf("router process changed from %d to %d: a live change restarted it", pid, got)
 	}
 	// a change the router cannot take live restarts it, and says so
-	writeFile(t, filepath.Join(l.res, "site.yaml"), siteYAML("s")+"spec:\n  edge: true\n")
-	eventually(t, "restart announced", func() bool {
-		s := statusOf(l.home, l.ns, "Site", "s")
+	fixture.WriteFile(t, filepath.Join(l.res, "site.yaml"), fixture.SiteYAML("s")+"spec:\n  edge: true\n")
+	fixture.Eventually(t, "restart announced", func() bool {
+		s := fixture.StatusOf(l.home, l.ns, "Site", "s")
 		return s != nil && s.Status == status.Ready && strings.Contains(s.Message, "restarted because the router mode")
 	})
 	if got := l.pid(); got == pid {
@@ -253,8 +251,8 @@ func testLiveCredentialRotation(t *testing.T, platform string) {
 		}
 	}
 	issue("first")
-	writeFile(t, filepath.Join(l.res, "front.yaml"), listenerYAML("front", port)+"  tlsCredentials: front-tls\n")
-	writeFile(t, filepath.Join(l.res, "back.yaml"), connectorYAML("back", "front", echo))
+	fixture.WriteFile(t, filepath.Join(l.res, "front.yaml"), fixture.ListenerYAML("front", port)+"  tlsCredentials: front-tls\n")
+	fixture.WriteFile(t, filepath.Join(l.res, "back.yaml"), fixture.ConnectorYAML("back", "front", echo))
 	pool := x509.NewCertPool()
 	pool.AddCert(userCA.Cert)
 	servedCN := func() string {
@@ -265,9 +263,9 @@ func testLiveCredentialRotation(t *testing.T, platform string) {
 		defer c.Close()
 		return c.ConnectionState().PeerCertificates[0].Subject.CommonName
 	}
-	eventually(t, "listener serves the first certificate", func() bool { return servedCN() == "first" })
+	fixture.Eventually(t, "listener serves the first certificate", func() bool { return servedCN() == "first" })
 	issue("second")
-	eventually(t, "listener serves the rotated certificate", func() bool { return servedCN() == "second" })
+	fixture.Eventually(t, "listener serves the rotated certificate", func() bool { return servedCN() == "second" })
 	if got := l.pid(); got != pid {
 		t.Errorf("router restarted (%d -> %d) for a certificate change", pid, got)
 	}
@@ -284,9 +282,9 @@ func testLiveReconnect(t *testing.T, platform string) {
 	l := startLiveSite(t, platform)
 	echo := routertest.EchoServer(t, nil)
 	port := routertest.FreePort(t)
-	writeFile(t, filepath.Join(l.res, "front.yaml"), listenerYAML("front", port))
-	writeFile(t, filepath.Join(l.res, "back.yaml"), connectorYAML("back", "front", echo))
-	eventually(t, "listener up", func() bool {
+	fixture.WriteFile(t, filepath.Join(l.res, "front.yaml"), fixture.ListenerYAML("front", port))
+	fixture.WriteFile(t, filepath.Join(l.res, "back.yaml"), fixture.ConnectorYAML("back", "front", echo))
+	fixture.Eventually(t, "listener up", func() bool {
 		e := l.entity("tcpListener", "listener/front")
 		return e != nil && e["operStatus"] == "up"
 	})
@@ -296,24 +294,24 @@ func testLiveReconnect(t *testing.T, platform string) {
 	}
 	d := l.daemon()
 	d.Reload()
-	eventually(t, "listener put back", func() bool { return l.entity("tcpListener", "listener/front") != nil })
+	fixture.Eventually(t, "listener put back", func() bool { return l.entity("tcpListener", "listener/front") != nil })
 
 	// the router dies; systemd restarts it; the controller reconnects
 	old := l.pid()
 	if err := syscallKill(old); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(l.res, "other.yaml"), listenerYAML("other", routertest.FreePort(t)))
-	eventually(t, "router back", func() bool {
-		st, err := l.rt.State(context.Background(), l.ns, nsDir(l.home, l.ns))
+	fixture.WriteFile(t, filepath.Join(l.res, "other.yaml"), fixture.ListenerYAML("other", routertest.FreePort(t)))
+	fixture.Eventually(t, "router back", func() bool {
+		st, err := l.rt.State(context.Background(), l.ns, fixture.NSDir(l.home, l.ns))
 		return err == nil && st.Running && st.Pid != old
 	})
-	eventually(t, "controller reconnected and applied", func() bool {
-		s := statusOf(l.home, l.ns, "Listener", "other")
+	fixture.Eventually(t, "controller reconnected and applied", func() bool {
+		s := fixture.StatusOf(l.home, l.ns, "Listener", "other")
 		return s != nil && s.Condition(status.Configured) != nil && s.Condition(status.Configured).Status == "True" &&
 			s.Condition(status.Configured).Message == "in the router"
 	})
-	eventually(t, "Site ready again", siteReady(l.home, l.ns, "s"))
+	fixture.Eventually(t, "Site ready again", fixture.SiteReady(l.home, l.ns, "s"))
 }
 
 // TestReloadDuringPasses: SIGHUP (Reload) while passes apply changes to a
@@ -339,10 +337,10 @@ func TestReloadDuringPasses(t *testing.T) {
 	}()
 	const listeners = 20
 	for i := range listeners {
-		writeFile(t, filepath.Join(l.res, fmt.Sprintf("l%d.yaml", i)), listenerYAML(fmt.Sprintf("l%d", i), routertest.FreePort(t)))
+		fixture.WriteFile(t, filepath.Join(l.res, fmt.Sprintf("l%d.yaml", i)), fixture.ListenerYAML(fmt.Sprintf("l%d", i), routertest.FreePort(t)))
 		time.Sleep(5 * time.Millisecond)
 	}
-	eventually(t, "every Listener in the router", func() bool {
+	fixture.Eventually(t, "every Listener in the router", func() bool {
 		for i := range listeners {
 			if l.entity("tcpListener", fmt.Sprintf("listener/l%d", i)) == nil {
 				return false

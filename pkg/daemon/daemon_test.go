@@ -1,9 +1,8 @@
-package controller
+package daemon
 
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -15,8 +14,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/skschema"
 	"github.com/site-controller/site-controller/pkg/certs"
+	"github.com/site-controller/site-controller/pkg/controller"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/status"
 )
@@ -43,14 +44,14 @@ type testDaemon struct {
 
 // startDaemon runs a daemon on home until the test ends and waits for its
 // first full pass.
-func startDaemon(t testing.TB, home string, tweak func(*DaemonOptions)) *testDaemon {
+func startDaemon(t testing.TB, home string, tweak func(*Options)) *testDaemon {
 	t.Helper()
 	n := &notes{}
-	opts := DaemonOptions{Options: Options{DataHome: home}, Notify: n.add, Rescan: -1}
+	opts := Options{Options: controller.Options{DataHome: home}, Notify: n.add, Rescan: -1}
 	if tweak != nil {
 		tweak(&opts)
 	}
-	d, err := NewDaemon(opts)
+	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,69 +67,8 @@ func startDaemon(t testing.TB, home string, tweak func(*DaemonOptions)) *testDae
 	// every configuration the daemon rendered fits the router's schema
 	t.Cleanup(func() { skschema.CheckTree(t, namespace.Root(home)) })
 	t.Cleanup(stop)
-	eventually(t, "first full pass", d.Ready)
+	fixture.Eventually(t, "first full pass", d.Ready)
 	return &testDaemon{Daemon: d, home: home, notes: n, stop: stop}
-}
-
-// eventually polls cond until it holds; the generous deadline only bounds
-// a broken test, it measures nothing.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	eventuallyWithin(t, 10*time.Second, what, cond)
-}
-
-func eventuallyWithin(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func writeFile(t testing.TB, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func siteYAML(name string) string {
-	return fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: %s\n", name)
-}
-
-func listenerYAML(name string, port int) string {
-	return fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: %s\nspec:\n  routingKey: %s\n  host: 127.0.0.1\n  port: %d\n", name, name, port)
-}
-
-func config(home, ns string) string {
-	data, _ := os.ReadFile(filepath.Join(namespace.Root(home), ns, "runtime", "router", "skrouterd.json"))
-	return string(data)
-}
-
-// hasListener tells whether the router config binds listener name to port.
-func hasListener(home, ns, name string, port int) bool {
-	c := config(home, ns)
-	i := strings.Index(c, `"name": "listener/`+name+`"`)
-	return i >= 0 && strings.Contains(c[i:min(len(c), i+80)], fmt.Sprintf(`"port": "%d"`, port))
-}
-
-func noListener(home, ns, name string) bool {
-	c := config(home, ns)
-	return c != "" && !strings.Contains(c, `"name": "listener/`+name+`"`)
-}
-
-func statusOf(home, ns, kind, name string) *status.Status {
-	s, err := status.Read(filepath.Join(namespace.Root(home), ns, "runtime", "resources", status.FileName(kind, name)))
-	if err != nil {
-		return nil
-	}
-	return s
 }
 
 func reconciles(d *Daemon, ns string) float64 {
@@ -140,7 +80,7 @@ func reconciles(d *Daemon, ns string) float64 {
 func TestDaemonFollowsEveryKindOfChange(t *testing.T) {
 	home := t.TempDir()
 	res := filepath.Join(namespace.Root(home), "ev", "input", "resources")
-	writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("ev"))
+	fixture.WriteFile(t, filepath.Join(res, "site.yaml"), fixture.SiteYAML("ev"))
 	d := startDaemon(t, home, nil)
 	outside := t.TempDir()
 	file := filepath.Join(res, "l.yaml")
@@ -148,50 +88,50 @@ func TestDaemonFollowsEveryKindOfChange(t *testing.T) {
 	step := func(name string, do func(), cond func() bool) {
 		t.Helper()
 		do()
-		eventually(t, name, cond)
+		fixture.Eventually(t, name, cond)
 	}
 	afterReconcile := func(do func()) (func(), func() bool) {
 		var before float64
 		return func() { before = reconciles(d.Daemon, "ev"); do() }, func() bool { return reconciles(d.Daemon, "ev") > before }
 	}
 
-	step("create", func() { writeFile(t, file, listenerYAML("a", 1001)) }, func() bool { return hasListener(home, "ev", "a", 1001) })
+	step("create", func() { fixture.WriteFile(t, file, fixture.ListenerYAML("a", 1001)) }, func() bool { return fixture.HasListener(home, "ev", "a", 1001) })
 	step("write in place", func() {
 		f, err := os.OpenFile(file, os.O_WRONLY|os.O_TRUNC, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.WriteString(f, listenerYAML("a", 1002))
+		io.WriteString(f, fixture.ListenerYAML("a", 1002))
 		f.Close()
-	}, func() bool { return hasListener(home, "ev", "a", 1002) })
+	}, func() bool { return fixture.HasListener(home, "ev", "a", 1002) })
 	do, cond := afterReconcile(func() { os.Chmod(file, 0o600) })
 	step("chmod", do, cond)
 	do, cond = afterReconcile(func() { os.Rename(file, filepath.Join(res, "b.yaml")) })
-	step("rename within", do, func() bool { return cond() && hasListener(home, "ev", "a", 1002) })
-	step("move out", func() { os.Rename(filepath.Join(res, "b.yaml"), filepath.Join(outside, "b.yaml")) }, func() bool { return noListener(home, "ev", "a") })
-	step("move in", func() { os.Rename(filepath.Join(outside, "b.yaml"), file) }, func() bool { return hasListener(home, "ev", "a", 1002) })
-	step("remove", func() { os.Remove(file) }, func() bool { return noListener(home, "ev", "a") })
+	step("rename within", do, func() bool { return cond() && fixture.HasListener(home, "ev", "a", 1002) })
+	step("move out", func() { os.Rename(filepath.Join(res, "b.yaml"), filepath.Join(outside, "b.yaml")) }, func() bool { return fixture.NoListener(home, "ev", "a") })
+	step("move in", func() { os.Rename(filepath.Join(outside, "b.yaml"), file) }, func() bool { return fixture.HasListener(home, "ev", "a", 1002) })
+	step("remove", func() { os.Remove(file) }, func() bool { return fixture.NoListener(home, "ev", "a") })
 
 	step("vim-style save", func() {
-		writeFile(t, file, listenerYAML("v", 2001))
-		eventually(t, "vim file", func() bool { return hasListener(home, "ev", "v", 2001) })
+		fixture.WriteFile(t, file, fixture.ListenerYAML("v", 2001))
+		fixture.Eventually(t, "vim file", func() bool { return fixture.HasListener(home, "ev", "v", 2001) })
 		probe := filepath.Join(res, "4913")
-		writeFile(t, probe, "")
+		fixture.WriteFile(t, probe, "")
 		os.Remove(probe)
 		swp := filepath.Join(res, ".l.yaml.swp")
-		writeFile(t, swp, "swap content: [")
+		fixture.WriteFile(t, swp, "swap content: [")
 		os.Rename(file, file+"~")
-		writeFile(t, file, listenerYAML("v", 2002))
+		fixture.WriteFile(t, file, fixture.ListenerYAML("v", 2002))
 		os.Remove(file + "~")
 		os.Remove(swp)
-	}, func() bool { return hasListener(home, "ev", "v", 2002) })
+	}, func() bool { return fixture.HasListener(home, "ev", "v", 2002) })
 	// editor debris alone: the watcher sees its events and starts no pass
 	events := func() float64 { return testutil.ToFloat64(d.metrics.events.WithLabelValues("create")) }
-	eventually(t, "quiet before the debris", func() bool { return d.queue.Len() == 0 })
+	fixture.Eventually(t, "quiet before the debris", func() bool { return d.queue.Len() == 0 })
 	passes, seen := reconciles(d.Daemon, "ev"), events()
-	writeFile(t, filepath.Join(res, ".#l.yaml"), "garbage: [")
-	writeFile(t, filepath.Join(res, "l.yaml~"), "garbage: [")
-	eventually(t, "the watcher saw the debris", func() bool { return events() >= seen+2 })
+	fixture.WriteFile(t, filepath.Join(res, ".#l.yaml"), "garbage: [")
+	fixture.WriteFile(t, filepath.Join(res, "l.yaml~"), "garbage: [")
+	fixture.Eventually(t, "the watcher saw the debris", func() bool { return events() >= seen+2 })
 	time.Sleep(3*d.opts.Quiet + 50*time.Millisecond) // longer than a mark waits for its pass
 	if n := reconciles(d.Daemon, "ev"); n != passes || d.queue.Len() != 0 {
 		t.Errorf("editor debris alone started %v passes (queue %d)", n-passes, d.queue.Len())
@@ -199,29 +139,29 @@ func TestDaemonFollowsEveryKindOfChange(t *testing.T) {
 
 	step("..data symlink swap", func() {
 		os.Mkdir(filepath.Join(res, "..2026_a"), 0o755)
-		writeFile(t, filepath.Join(res, "..2026_a", "k.yaml"), listenerYAML("k", 3001))
+		fixture.WriteFile(t, filepath.Join(res, "..2026_a", "k.yaml"), fixture.ListenerYAML("k", 3001))
 		os.Symlink("..2026_a", filepath.Join(res, "..data"))
 		os.Symlink("..data/k.yaml", filepath.Join(res, "k.yaml"))
-		eventually(t, "configmap file", func() bool { return hasListener(home, "ev", "k", 3001) })
-		writeFile(t, filepath.Join(res, "..2026_b", "k.yaml"), listenerYAML("k", 3002))
+		fixture.Eventually(t, "configmap file", func() bool { return fixture.HasListener(home, "ev", "k", 3001) })
+		fixture.WriteFile(t, filepath.Join(res, "..2026_b", "k.yaml"), fixture.ListenerYAML("k", 3002))
 		os.Symlink("..2026_b", filepath.Join(res, "..data_tmp"))
 		os.Rename(filepath.Join(res, "..data_tmp"), filepath.Join(res, "..data"))
 		os.RemoveAll(filepath.Join(res, "..2026_a"))
-	}, func() bool { return hasListener(home, "ev", "k", 3002) })
+	}, func() bool { return fixture.HasListener(home, "ev", "k", 3002) })
 
-	step("valid to invalid", func() { writeFile(t, file, listenerYAML("v", 70000)) }, func() bool {
-		s := statusOf(home, "ev", "Listener", "v")
-		return noListener(home, "ev", "v") && s != nil && s.Status == status.Error && strings.Contains(s.Message, "must be between 1 and 65535, got 70000")
+	step("valid to invalid", func() { fixture.WriteFile(t, file, fixture.ListenerYAML("v", 70000)) }, func() bool {
+		s := fixture.StatusOf(home, "ev", "Listener", "v")
+		return fixture.NoListener(home, "ev", "v") && s != nil && s.Status == status.Error && strings.Contains(s.Message, "must be between 1 and 65535, got 70000")
 	})
-	step("invalid to valid", func() { writeFile(t, file, listenerYAML("v", 2003)) }, func() bool {
-		s := statusOf(home, "ev", "Listener", "v")
-		return hasListener(home, "ev", "v", 2003) && s != nil && s.Status != status.Error
+	step("invalid to valid", func() { fixture.WriteFile(t, file, fixture.ListenerYAML("v", 2003)) }, func() bool {
+		s := fixture.StatusOf(home, "ev", "Listener", "v")
+		return fixture.HasListener(home, "ev", "v", 2003) && s != nil && s.Status != status.Error
 	})
 	step("new subdirectory, file added after", func() {
 		os.Mkdir(filepath.Join(res, "team"), 0o755)
-		eventually(t, "watch on the subdirectory", func() bool { return d.watch.IsWatched(filepath.Join(res, "team")) })
-		writeFile(t, filepath.Join(res, "team", "t.yaml"), listenerYAML("t", 4001))
-	}, func() bool { return hasListener(home, "ev", "t", 4001) })
+		fixture.Eventually(t, "watch on the subdirectory", func() bool { return d.watch.IsWatched(filepath.Join(res, "team")) })
+		fixture.WriteFile(t, filepath.Join(res, "team", "t.yaml"), fixture.ListenerYAML("t", 4001))
+	}, func() bool { return fixture.HasListener(home, "ev", "t", 4001) })
 	// a Listener serving input/certs/x: replacing the files reaches the
 	// router's copy
 	ca, _, err := certs.EnsureCA(filepath.Join(t.TempDir(), "ca"), "user-ca", time.Now())
@@ -235,7 +175,7 @@ func TestDaemonFollowsEveryKindOfChange(t *testing.T) {
 		}
 		for _, f := range []string{certs.CAFile, certs.CertFile, certs.KeyFile} {
 			data, _ := os.ReadFile(filepath.Join(dir, f))
-			writeFile(t, filepath.Join(res, "..", "certs", "x", f), string(data))
+			fixture.WriteFile(t, filepath.Join(res, "..", "certs", "x", f), string(data))
 		}
 		data, _ := os.ReadFile(filepath.Join(dir, certs.CertFile))
 		return data
@@ -248,7 +188,7 @@ func TestDaemonFollowsEveryKindOfChange(t *testing.T) {
 	}
 	first := userCert("one.example")
 	step("user credential added", func() {
-		writeFile(t, filepath.Join(res, "tls.yaml"), "apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: tls}\nspec: {routingKey: tls, host: 127.0.0.1, port: 4100, tlsCredentials: x}\n")
+		fixture.WriteFile(t, filepath.Join(res, "tls.yaml"), "apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: tls}\nspec: {routingKey: tls, host: 127.0.0.1, port: 4100, tlsCredentials: x}\n")
 	}, copied(first))
 	var second []byte
 	step("user credential change", func() { second = userCert("two.example") }, func() bool { return copied(second)() })
@@ -256,8 +196,8 @@ func TestDaemonFollowsEveryKindOfChange(t *testing.T) {
 	// namespaces appearing and disappearing
 	newNS := filepath.Join(namespace.Root(home), "late")
 	step("new namespace", func() {
-		writeFile(t, filepath.Join(newNS, "input", "resources", "all.yaml"), siteYAML("late")+"---\n"+listenerYAML("n", 5001))
-	}, func() bool { return statusOf(home, "late", "Listener", "n") != nil && d.queue.Len() == 0 })
+		fixture.WriteFile(t, filepath.Join(newNS, "input", "resources", "all.yaml"), fixture.SiteYAML("late")+"---\n"+fixture.ListenerYAML("n", 5001))
+	}, func() bool { return fixture.StatusOf(home, "late", "Listener", "n") != nil && d.queue.Len() == 0 })
 	step("namespace removed", func() { os.RemoveAll(newNS) }, func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
@@ -294,17 +234,17 @@ func inotifyInstances(t *testing.T) int {
 func TestForcedRescan(t *testing.T) {
 	home := t.TempDir()
 	res := filepath.Join(namespace.Root(home), "lost", "input", "resources")
-	writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("lost"))
+	fixture.WriteFile(t, filepath.Join(res, "site.yaml"), fixture.SiteYAML("lost"))
 	d := startDaemon(t, home, nil) // no periodic rescan
 	testLoseEvents.Store(true)
 	t.Cleanup(func() { testLoseEvents.Store(false) })
-	writeFile(t, filepath.Join(res, "l.yaml"), listenerYAML("x", 6001))
+	fixture.WriteFile(t, filepath.Join(res, "l.yaml"), fixture.ListenerYAML("x", 6001))
 	time.Sleep(200 * time.Millisecond)
-	if hasListener(home, "lost", "x", 6001) {
+	if fixture.HasListener(home, "lost", "x", 6001) {
 		t.Fatal("the change arrived although its events were lost")
 	}
 	d.Rescan("overflow")
-	eventually(t, "rescan after overflow", func() bool { return hasListener(home, "lost", "x", 6001) })
+	fixture.Eventually(t, "rescan after overflow", func() bool { return fixture.HasListener(home, "lost", "x", 6001) })
 	if got := testutil.ToFloat64(d.metrics.rescans.WithLabelValues("overflow")); got != 1 {
 		t.Errorf("overflow rescans = %v", got)
 	}
@@ -318,17 +258,17 @@ func TestForcedRescan(t *testing.T) {
 func TestPeriodicRescan(t *testing.T) {
 	home := t.TempDir()
 	res := filepath.Join(namespace.Root(home), "lost", "input", "resources")
-	writeFile(t, filepath.Join(res, "site.yaml"), siteYAML("lost"))
-	d := startDaemon(t, home, func(o *DaemonOptions) { o.Rescan = 100 * time.Millisecond })
+	fixture.WriteFile(t, filepath.Join(res, "site.yaml"), fixture.SiteYAML("lost"))
+	d := startDaemon(t, home, func(o *Options) { o.Rescan = 100 * time.Millisecond })
 	testLoseEvents.Store(true)
 	t.Cleanup(func() { testLoseEvents.Store(false) })
-	writeFile(t, filepath.Join(res, "l.yaml"), listenerYAML("x", 6002))
-	eventually(t, "periodic rescan", func() bool { return hasListener(home, "lost", "x", 6002) })
+	fixture.WriteFile(t, filepath.Join(res, "l.yaml"), fixture.ListenerYAML("x", 6002))
+	fixture.Eventually(t, "periodic rescan", func() bool { return fixture.HasListener(home, "lost", "x", 6002) })
 	if testutil.ToFloat64(d.metrics.rescans.WithLabelValues("periodic")) < 1 {
 		t.Error("no periodic rescan counted")
 	}
 	// nothing changes: later rescans reconcile nothing
-	eventually(t, "queue drained", func() bool { return d.queue.Len() == 0 })
+	fixture.Eventually(t, "queue drained", func() bool { return d.queue.Len() == 0 })
 	before := reconciles(d.Daemon, "lost")
 	time.Sleep(350 * time.Millisecond)
 	if after := reconciles(d.Daemon, "lost"); after != before {
@@ -342,7 +282,7 @@ func TestPeriodicRescan(t *testing.T) {
 func TestOneNamespaceFailingLeavesOthersAlone(t *testing.T) {
 	home := t.TempDir()
 	for _, ns := range []string{"boom", "fine"} {
-		writeFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), siteYAML(ns))
+		fixture.WriteFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), fixture.SiteYAML(ns))
 	}
 	var broken sync.Map
 	broken.Store("boom", true)
@@ -353,26 +293,26 @@ func TestOneNamespaceFailingLeavesOthersAlone(t *testing.T) {
 	}
 	t.Cleanup(func() { testHook = nil })
 	d := startDaemon(t, home, nil)
-	eventually(t, "failure status", func() bool {
-		s := statusOf(home, "boom", "Site", "boom")
+	fixture.Eventually(t, "failure status", func() bool {
+		s := fixture.StatusOf(home, "boom", "Site", "boom")
 		return s != nil && s.Status == status.Error && strings.Contains(s.Message, "reconcile failed: internal error: injected fault; retrying in")
 	})
-	writeFile(t, filepath.Join(namespace.Root(home), "fine", "input", "resources", "l.yaml"), listenerYAML("f", 7001))
-	eventually(t, "other namespace", func() bool { return hasListener(home, "fine", "f", 7001) })
+	fixture.WriteFile(t, filepath.Join(namespace.Root(home), "fine", "input", "resources", "l.yaml"), fixture.ListenerYAML("f", 7001))
+	fixture.Eventually(t, "other namespace", func() bool { return fixture.HasListener(home, "fine", "f", 7001) })
 	if testutil.ToFloat64(d.metrics.errors.WithLabelValues("boom")) < 1 {
 		t.Error("error not counted")
 	}
 	broken.Delete("boom")
-	eventually(t, "recovery with backoff", func() bool {
-		s := statusOf(home, "boom", "Site", "boom")
-		return s != nil && s.Status != status.Error && config(home, "boom") != ""
+	fixture.Eventually(t, "recovery with backoff", func() bool {
+		s := fixture.StatusOf(home, "boom", "Site", "boom")
+		return s != nil && s.Status != status.Error && fixture.Config(home, "boom") != ""
 	})
 }
 
 func TestSecondInstanceIsRefused(t *testing.T) {
 	home := t.TempDir()
 	startDaemon(t, home, nil)
-	d2, err := NewDaemon(DaemonOptions{Options: Options{DataHome: home}})
+	d2, err := New(Options{Options: controller.Options{DataHome: home}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,9 +327,9 @@ func TestSecondInstanceIsRefused(t *testing.T) {
 
 func TestNotificationsAndHTTP(t *testing.T) {
 	home := t.TempDir()
-	writeFile(t, filepath.Join(namespace.Root(home), "n", "input", "resources", "all.yaml"), siteYAML("n")+"---\n"+listenerYAML("bad", 0))
-	d := startDaemon(t, home, func(o *DaemonOptions) { o.Watchdog = 20 * time.Millisecond })
-	eventually(t, "watchdog", func() bool { return strings.Contains(strings.Join(d.notes.list(), "|"), "WATCHDOG=1") })
+	fixture.WriteFile(t, filepath.Join(namespace.Root(home), "n", "input", "resources", "all.yaml"), fixture.SiteYAML("n")+"---\n"+fixture.ListenerYAML("bad", 0))
+	d := startDaemon(t, home, func(o *Options) { o.Watchdog = 20 * time.Millisecond })
+	fixture.Eventually(t, "watchdog", func() bool { return strings.Contains(strings.Join(d.notes.list(), "|"), "WATCHDOG=1") })
 	first := d.notes.list()
 	readyAt := -1
 	for i, n := range first {
@@ -401,7 +341,7 @@ func TestNotificationsAndHTTP(t *testing.T) {
 		t.Fatalf("no READY=1 with a status line in %q", first)
 	}
 	d.Reload()
-	eventually(t, "READY after reload", func() bool {
+	fixture.Eventually(t, "READY after reload", func() bool {
 		all := d.notes.list()
 		for i, n := range all {
 			if strings.HasPrefix(n, "RELOADING=1\nMONOTONIC_USEC=") {
