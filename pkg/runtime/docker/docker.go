@@ -13,6 +13,8 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -36,6 +38,31 @@ type Options struct {
 type Runtime struct {
 	cli  *client.Client
 	opts Options
+	// The client negotiates its API version on its first request, and its
+	// calls read the version unguarded: the first negotiation happens alone,
+	// before any other call (negotiate).
+	mu         sync.Mutex
+	negotiated atomic.Bool
+}
+
+// negotiate settles the API version once, before the first call, so that
+// no two calls race on it inside the client.
+func (r *Runtime) negotiate(ctx context.Context) error {
+	if r.negotiated.Load() {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.negotiated.Load() {
+		return nil
+	}
+	ping, err := r.cli.Ping(ctx)
+	if err != nil {
+		return r.wrap("reaching the engine", err)
+	}
+	r.cli.NegotiateAPIVersionPing(ping)
+	r.negotiated.Store(true)
+	return nil
 }
 
 // DefaultEndpoint is the Docker socket.
@@ -84,6 +111,9 @@ func (r *Runtime) Spec(s runtime.Site) runtime.Container {
 
 // Ensure implements runtime.Runtime.
 func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, error) {
+	if err := r.negotiate(ctx); err != nil {
+		return runtime.State{}, err
+	}
 	spec := r.Spec(s)
 	existing, err := r.cli.ContainerInspect(ctx, spec.Name)
 	if err == nil {
@@ -184,6 +214,9 @@ func (r *Runtime) state(ctx context.Context, ns, dir string) runtime.State {
 
 // State implements runtime.Runtime.
 func (r *Runtime) State(ctx context.Context, ns, dir string) (runtime.State, error) {
+	if err := r.negotiate(ctx); err != nil {
+		return runtime.State{}, err
+	}
 	name := runtime.ContainerName(ns)
 	c, err := r.cli.ContainerInspect(ctx, name)
 	if cerrdefs.IsNotFound(err) {
@@ -227,6 +260,9 @@ func (r *Runtime) lastLog(ctx context.Context, id string) string {
 
 // Logs returns what a router container printed (for tests and support).
 func (r *Runtime) Logs(ctx context.Context, ns string) (string, error) {
+	if err := r.negotiate(ctx); err != nil {
+		return "", err
+	}
 	rc, err := r.cli.ContainerLogs(ctx, runtime.ContainerName(ns), container.LogsOptions{ShowStdout: true, ShowStderr: true})
 	if err != nil {
 		return "", r.wrap("logs", err)
@@ -243,6 +279,9 @@ func (r *Runtime) Logs(ctx context.Context, ns string) (string, error) {
 // so that a container of that name created meanwhile is never the one
 // removed.
 func (r *Runtime) Remove(ctx context.Context, ns, dir string) error {
+	if err := r.negotiate(ctx); err != nil {
+		return err
+	}
 	name := runtime.ContainerName(ns)
 	c, err := r.cli.ContainerInspect(ctx, name)
 	if cerrdefs.IsNotFound(err) {
@@ -263,6 +302,9 @@ func (r *Runtime) Remove(ctx context.Context, ns, dir string) error {
 
 // List implements runtime.Runtime: router containers by label.
 func (r *Runtime) List(ctx context.Context) ([]runtime.Router, error) {
+	if err := r.negotiate(ctx); err != nil {
+		return nil, err
+	}
 	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
 		filters.Arg("label", runtime.LabelApplication+"=skupper-v2"),
 		filters.Arg("label", runtime.LabelComponent+"=router"),

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,4 +115,33 @@ func TestEngineDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	runtimetest.EngineDown(t, r)
+}
+
+// TestConcurrentFirstCalls: the first calls of a new runtime, made at
+// once (the sweep's List beside a pass's Ensure and State), do not race
+// inside the Docker client's API version negotiation (run with -race).
+func TestConcurrentFirstCalls(t *testing.T) {
+	ep := runtimetest.Endpoint(t, "SITE_CONTROLLER_TEST_DOCKER", "Docker engine")
+	for range 5 {
+		r, err := New(Options{Endpoint: ep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if i%2 == 0 {
+					if _, err := r.List(context.Background()); err != nil {
+						t.Error(err)
+					}
+				} else if _, err := r.State(context.Background(), "none", t.TempDir()); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		r.Close()
+	}
 }
