@@ -85,7 +85,7 @@ func TestRenderAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"hello-world-east  Connector     backend        Pending  false    no matching listener for routing key backend",
+		"hello-world-east  Connector     backend        Pending  -        rendered; no router: rendered only (no runtime for platform docker in this command)",
 		"hello-world-west  -             -              -        -        no status yet: run render or the daemon",
 	} {
 		if !strings.Contains(out, want) {

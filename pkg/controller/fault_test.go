@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/runtime"
 	"github.com/site-controller/site-controller/pkg/status"
 )
 
@@ -148,4 +150,56 @@ func TestRecreatedNamespaceStartsAfresh(t *testing.T) {
 	if got.Config != nil || fixture.HasListener(home, "re", "old", 1234) {
 		t.Error("the old directory's Site and Listener came back for a broken file in a new directory")
 	}
+}
+
+// TestNoRouterNoMatch: without a router to ask (platform none, render, a
+// runtime that fails), a Listener and the Connector it would match are
+// only rendered: Pending, Configured, with why there is no router, and
+// never Matched: that only a router can say.
+func TestNoRouterNoMatch(t *testing.T) {
+	home := t.TempDir()
+	res := filepath.Join(fixture.NSDir(home, "nr"), "input", "resources")
+	fixture.WriteFile(t, filepath.Join(res, "site.yaml"), fixture.SiteYAML("s")+"---\n"+fixture.ListenerYAML("db", 5432)+"---\n"+fixture.ConnectorYAML("db", "db", 15432))
+	for _, tc := range []struct {
+		name string
+		opts Options
+		why  string
+	}{
+		{"platform none", Options{Platform: "none"}, "no router: platform none renders configuration and status only"},
+		{"render", Options{Platform: "podman"}, "no router: rendered only (no runtime for platform podman in this command)"},
+		{"runtime fails", Options{Platform: "docker", Runtimes: map[string]runtime.Runtime{"docker": failingRuntime{}}}, "no router: the engine refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.DataHome = home
+			if _, err := New(tc.opts).Reconcile(context.Background(), "nr"); err != nil {
+				t.Fatal(err)
+			}
+			for _, kind := range []string{"Listener", "Connector"} {
+				st := fixture.StatusOf(home, "nr", kind, "db")
+				if st == nil || st.Status != status.Pending || st.Message != "rendered; "+tc.why ||
+					st.HasMatchingConnector != nil || st.HasMatchingListener != nil || st.Condition(status.Matched) != nil ||
+					st.Condition(status.Configured) == nil || st.Condition(status.Configured).Status != "True" {
+					t.Errorf("%s: %+v", kind, st)
+				}
+			}
+		})
+	}
+}
+
+// failingRuntime is a fake: a runtime whose every call fails, for a status
+// that must not depend on how the runtime failed.
+type failingRuntime struct{}
+
+func (failingRuntime) Platform() string { return "docker" }
+func (failingRuntime) Ensure(context.Context, runtime.Site) (runtime.State, error) {
+	return runtime.State{}, errors.New("the engine refused")
+}
+func (failingRuntime) Remove(context.Context, string, string) error {
+	return errors.New("the engine refused")
+}
+func (failingRuntime) State(context.Context, string, string) (runtime.State, error) {
+	return runtime.State{}, errors.New("the engine refused")
+}
+func (failingRuntime) List(context.Context) ([]runtime.Router, error) {
+	return nil, errors.New("the engine refused")
 }

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -178,6 +179,8 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		unmatched := "no matching connector for routing key " + o.Spec.RoutingKey
 		if st, ok := liveStatus(s.res, gen); ok {
 			return st
+		} else if st, ok := rendered(s.res, gen, warn); ok {
+			return st
 		} else if live := s.res.Live; live != nil {
 			present, up := live.listenerUp(routerconfig.ListenerName(o))
 			if !present {
@@ -191,6 +194,8 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		m := listenerKeys[o.Spec.RoutingKey]
 		unmatched := "no matching listener for routing key " + o.Spec.RoutingKey
 		if st, ok := liveStatus(s.res, gen); ok {
+			return st
+		} else if st, ok := rendered(s.res, gen, warn); ok {
 			return st
 		} else if live := s.res.Live; live != nil {
 			if _, present := live.Entities["tcpConnector"][routerconfig.ConnectorName(o)]; !present {
@@ -220,6 +225,33 @@ func liveStatus(res *Result, gen int64) (status.Status, bool) {
 	msg := "not confirmed by the router: its management is not reachable (" + res.LiveErr.Error() + "); retrying"
 	return status.Status{Status: status.Pending, Message: msg, Conditions: []status.Condition{
 		cond(status.Configured, false, "RouterUnreachable", msg, gen), cond(status.ReadyCond, false, "RouterUnreachable", msg, gen)}}, true
+}
+
+// rendered is the status of a Listener or Connector that no router
+// confirms: it is in the rendered configuration, and that is all that is
+// known; whether it is matched only a router can say.
+func rendered(res *Result, gen int64, warn string) (status.Status, bool) {
+	var why string
+	switch {
+	case res.Live != nil:
+		return status.Status{}, false
+	case res.RenderOnly && res.Platform == "none":
+		why = "no router: platform none renders configuration and status only"
+	case res.RenderOnly:
+		why = "no router: rendered only (no runtime for platform " + res.Platform + " in this command)"
+	case res.RouterErr != nil:
+		why = "no router: " + res.RouterErr.Error()
+	case res.Router != nil && !res.Router.Running:
+		why = "no router running: " + cmp.Or(res.Router.Message, "the router is "+res.Router.Status)
+	case res.Router != nil:
+		why = "not confirmed by the router: live management is off"
+	default:
+		why = "no router: its state is unknown"
+	}
+	msg := joinMessage("rendered; "+why, warn)
+	return status.Status{Status: status.Pending, Message: msg, Conditions: []status.Condition{
+		cond(status.Configured, true, "Rendered", "in the rendered router configuration", gen),
+		cond(status.ReadyCond, false, "NoRouter", why, gen)}}, true
 }
 
 func notInRouter(gen int64, warn string) status.Status {
