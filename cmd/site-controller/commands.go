@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/site-controller/site-controller/pkg/controller"
 	"github.com/site-controller/site-controller/pkg/daemon"
@@ -48,8 +51,29 @@ func dataHomeFlag(cmd *cobra.Command, p *string) {
 }
 
 // namespacesOrAll returns args, or every namespace under dataHome.
+// withUsage adds the command's usage line to an error in its arguments.
+func withUsage(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return fmt.Errorf("%w\nusage: %s", err, cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+// namespacesOrAll returns the namespaces named, each of which must exist,
+// or every namespace of the data home.
 func namespacesOrAll(dataHome string, args []string) ([]string, error) {
 	if len(args) > 0 {
+		for _, name := range args {
+			dir, err := namespace.Open(dataHome, name)
+			if err != nil {
+				return nil, err
+			}
+			if st, err := os.Stat(dir.Path); err != nil || !st.IsDir() {
+				return nil, fmt.Errorf("namespace %s does not exist: no directory %s", name, dir.Path)
+			}
+		}
 		return args, nil
 	}
 	names, err := namespace.List(dataHome)
@@ -112,7 +136,7 @@ func newRenderCommand() *cobra.Command {
 		Long: "Read and validate the namespace's input, then write the router configuration, credentials\n" +
 			"and status files under runtime/, printing each file that changed. No container or unit is\n" +
 			"started. Problems are printed to stderr; exit status 1 when there are errors.",
-		Args: cobra.ExactArgs(1),
+		Args: withUsage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			oneShot()
 			switch platform {
@@ -160,51 +184,114 @@ func newRenderCommand() *cobra.Command {
 }
 
 func newStatusCommand() *cobra.Command {
-	var dataHome string
+	var dataHome, output string
 	cmd := &cobra.Command{
 		Use:   "status [NAMESPACE]",
 		Short: "Show the status of every resource, from runtime/resources",
-		Args:  cobra.MaximumNArgs(1),
+		Long: "Show the status of every resource of a namespace (all, when none is given), as the last pass\n" +
+			"wrote it under runtime/resources. -o wide prints messages whole; -o yaml and -o json print\n" +
+			"every status with its conditions, for scripts.",
+		Args: withUsage(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch output {
+			case "", "wide", "yaml", "json":
+			default:
+				return fmt.Errorf("-o must be wide, yaml or json, got %q", output)
+			}
 			names, err := namespacesOrAll(dataHome, args)
 			if err != nil {
 				return err
 			}
+			var all []resourceStatus
+			for _, name := range names {
+				rs, err := readStatuses(dataHome, name)
+				if err != nil {
+					return err
+				}
+				all = append(all, rs...)
+			}
+			switch output {
+			case "yaml":
+				enc := yaml.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent(2)
+				if err := enc.Encode(map[string]any{"items": all}); err != nil {
+					return err
+				}
+				return enc.Close()
+			case "json":
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"items": all})
+			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAMESPACE\tKIND\tNAME\tSTATUS\tMATCHED\tMESSAGE")
+			seen := map[string]bool{}
+			for _, r := range all {
+				seen[r.Namespace] = true
+				msg := r.Message
+				if r.Error != "" {
+					msg = r.Error
+				}
+				if output != "wide" {
+					msg = oneLine(msg)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Kind, r.Name, cmp.Or(r.Status.Status, "?"), r.matched(), msg)
+			}
 			for _, name := range names {
-				dir, err := namespace.Open(dataHome, name)
-				if err != nil {
-					return err
-				}
-				files, err := filepath.Glob(filepath.Join(dir.RuntimeResources(), "*.yaml"))
-				if err != nil {
-					return err
-				}
-				if len(files) == 0 {
+				if !seen[name] {
 					fmt.Fprintf(tw, "%s\t-\t-\t-\t-\tno status yet: run render or the daemon\n", name)
-				}
-				for _, f := range files {
-					kind, rname, _ := strings.Cut(strings.TrimSuffix(filepath.Base(f), ".yaml"), "-")
-					st, err := status.Read(f)
-					if err != nil {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t?\t-\t%v\n", name, kind, rname, err)
-						continue
-					}
-					matched := "-"
-					if st.HasMatchingConnector != nil {
-						matched = fmt.Sprint(*st.HasMatchingConnector)
-					} else if st.HasMatchingListener != nil {
-						matched = fmt.Sprint(*st.HasMatchingListener)
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, kind, rname, st.Status, matched, oneLine(st.Message))
 				}
 			}
 			return tw.Flush()
 		},
 	}
 	dataHomeFlag(cmd, &dataHome)
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: wide (messages whole), yaml or json")
 	return cmd
+}
+
+// resourceStatus is one resource's status, as status prints it.
+type resourceStatus struct {
+	Namespace     string `json:"namespace" yaml:"namespace"`
+	Kind          string `json:"kind" yaml:"kind"`
+	Name          string `json:"name" yaml:"name"`
+	status.Status `json:"status" yaml:"status"`
+	// Error says why the status file could not be read.
+	Error string `json:"error,omitempty" yaml:"error,omitempty"`
+}
+
+func (r resourceStatus) matched() string {
+	switch {
+	case r.HasMatchingConnector != nil:
+		return fmt.Sprint(*r.HasMatchingConnector)
+	case r.HasMatchingListener != nil:
+		return fmt.Sprint(*r.HasMatchingListener)
+	}
+	return "-"
+}
+
+// readStatuses reads the status files of a namespace.
+func readStatuses(dataHome, name string) ([]resourceStatus, error) {
+	dir, err := namespace.Open(dataHome, name)
+	if err != nil {
+		return nil, err
+	}
+	files, err := filepath.Glob(filepath.Join(dir.RuntimeResources(), "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var out []resourceStatus
+	for _, f := range files {
+		kind, rname, _ := strings.Cut(strings.TrimSuffix(filepath.Base(f), ".yaml"), "-")
+		r := resourceStatus{Namespace: name, Kind: kind, Name: rname}
+		if st, err := status.Read(f); err != nil {
+			r.Error = err.Error()
+		} else {
+			r.Status = *st
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 func oneLine(s string) string {
@@ -219,7 +306,7 @@ func newVersionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Args:  withUsage(cobra.NoArgs),
 		Run: func(cmd *cobra.Command, args []string) {
 			fmt.Fprintln(cmd.OutOrStdout(), "site-controller", controllerVersion())
 		},

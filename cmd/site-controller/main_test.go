@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"github.com/site-controller/site-controller/internal/skschema"
 	"github.com/site-controller/site-controller/internal/testfs"
 	"github.com/site-controller/site-controller/pkg/daemon"
+	"github.com/site-controller/site-controller/pkg/status"
+	"gopkg.in/yaml.v3"
 )
 
 func run(t *testing.T, args ...string) (string, string, error) {
@@ -116,6 +119,81 @@ func TestRenderBesideDaemonIsRefused(t *testing.T) {
 	release()
 	if _, _, err := run(t, "render", "--data-home", home, "hello-world-east"); err != nil {
 		t.Errorf("render once the daemon is gone: %v", err)
+	}
+}
+
+// TestStatusCommand: a namespace that does not exist is an error; -o wide
+// prints messages whole; -o json and -o yaml print every status for
+// scripts.
+func TestStatusCommand(t *testing.T) {
+	home := examples(t)
+	if _, _, err := run(t, "status", "--data-home", home, "nosuch"); err == nil || !strings.Contains(err.Error(), "namespace nosuch does not exist") {
+		t.Errorf("status of a missing namespace: %v", err)
+	}
+	if _, _, err := run(t, "render", "--data-home", home, "hello-world-east"); err != nil {
+		t.Fatal(err)
+	}
+	short, _, err := run(t, "status", "--data-home", home, "hello-world-east")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wide, _, err := run(t, "status", "--data-home", home, "-o", "wide", "hello-world-east")
+	if err != nil {
+		t.Fatal(err)
+	}
+	site, err := status.Read(filepath.Join(home, "namespaces", "hello-world-east", "runtime", "resources", "Site-east.yaml"))
+	if err != nil || len(site.Message) <= 160 {
+		t.Fatalf("the example Site needs a long message for this test: %+v %v", site, err)
+	}
+	if strings.Contains(short, site.Message) || !strings.Contains(wide, site.Message) {
+		t.Errorf("the whole message %q should be in -o wide only:\n%s\n---\n%s", site.Message, short, wide)
+	}
+	var asJSON struct {
+		Items []struct {
+			Namespace, Kind, Name string
+			Status                status.Status
+		}
+	}
+	out, _, err := run(t, "status", "--data-home", home, "-o", "json", "hello-world-east")
+	if err != nil || json.Unmarshal([]byte(out), &asJSON) != nil || len(asJSON.Items) != 3 {
+		t.Fatalf("-o json: %v\n%s", err, out)
+	}
+	for _, it := range asJSON.Items {
+		if it.Kind == "Site" && (it.Status.Message != site.Message || len(it.Status.Conditions) == 0) {
+			t.Errorf("-o json Site: %+v", it)
+		}
+	}
+	var asYAML struct {
+		Items []map[string]any `yaml:"items"`
+	}
+	out, _, err = run(t, "status", "--data-home", home, "-o", "yaml")
+	if err != nil || yaml.Unmarshal([]byte(out), &asYAML) != nil || len(asYAML.Items) != 3 {
+		t.Errorf("-o yaml: %v\n%s", err, out)
+	}
+	if _, _, err := run(t, "status", "--data-home", home, "-o", "xml"); err == nil {
+		t.Error("-o xml accepted")
+	}
+}
+
+// TestRenderPrintsFiles: render prints each file it changed, never a
+// directory; without a namespace it says how to call it.
+func TestRenderPrintsFiles(t *testing.T) {
+	home := examples(t)
+	out, _, err := run(t, "render", "--data-home", home, "secure-backend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("render printed %d lines:\n%s", len(lines), out)
+	}
+	for _, line := range lines {
+		if st, err := os.Stat(line); err != nil || !st.Mode().IsRegular() {
+			t.Errorf("render printed %q, not a file it wrote (%v)", line, err)
+		}
+	}
+	if _, _, err := run(t, "render", "--data-home", home); err == nil || !strings.Contains(err.Error(), "usage: site-controller render NAMESPACE") {
+		t.Errorf("render without a namespace: %v", err)
 	}
 }
 

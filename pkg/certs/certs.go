@@ -215,12 +215,12 @@ func Read(dir string) (Files, error) {
 // removed. The key goes first, so that a crash between writes leaves a
 // credential that fails Current and is issued again, never a certificate
 // without its key. With durable set (a CA), each file and the directory
-// are synced. It reports whether anything changed.
-func Write(dir string, f Files, durable bool) (bool, error) {
+// are synced. It returns the files it wrote or removed.
+func Write(dir string, f Files, durable bool) ([]string, error) {
 	if err := privateDir(dir); err != nil {
-		return false, err
+		return nil, err
 	}
-	changed := false
+	var changed []string
 	for _, x := range []struct {
 		name string
 		data []byte
@@ -230,7 +230,7 @@ func Write(dir string, f Files, durable bool) (bool, error) {
 		if x.data == nil {
 			err := os.Remove(path)
 			if err == nil {
-				changed = true
+				changed = append(changed, path)
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				return changed, fmt.Errorf("removing %s: %w", path, err)
 			}
@@ -240,7 +240,9 @@ func Write(dir string, f Files, durable bool) (bool, error) {
 		if err != nil {
 			return changed, err
 		}
-		changed = changed || c
+		if c {
+			changed = append(changed, path)
+		}
 	}
 	return changed, nil
 }
@@ -290,7 +292,8 @@ func EnsureLeaf(dir string, ca *CA, l Leaf, now time.Time) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return Write(dir, f, false)
+	changed, err := Write(dir, f, false)
+	return len(changed) > 0, err
 }
 
 // keyMatches tells whether key is the private key of cert.
@@ -401,7 +404,8 @@ func Copy(src, dst string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return Write(dst, f, false)
+	changed, err := Write(dst, f, false)
+	return len(changed) > 0, err
 }
 
 // privateDir creates dir 0700, or makes an existing one 0700.

@@ -18,8 +18,8 @@ import (
 // Persist makes runtime/ hold d: new CAs (durably), every credential
 // exactly, the router configuration; credential directories nothing refers
 // to any more are removed. Only what differs is written, atomically. It
-// returns the paths it changed, relative to the namespace directory, and
-// whether the router configuration is among them.
+// returns the files it wrote or removed, relative to the namespace
+// directory, and whether the router configuration is among them.
 func Persist(dir namespace.Dir, d *Desired) (changed []string, configChanged bool, err error) {
 	rel := func(p string) string {
 		r, err := filepath.Rel(dir.Path, p)
@@ -30,23 +30,23 @@ func Persist(dir namespace.Dir, d *Desired) (changed []string, configChanged boo
 	}
 	for _, name := range slices.Sorted(maps.Keys(d.NewIssuers)) {
 		path := filepath.Join(dir.RuntimeIssuers(), name)
-		c, err := certs.Write(path, d.NewIssuers[name], true)
+		files, err := certs.Write(path, d.NewIssuers[name], true)
+		for _, f := range files {
+			changed = append(changed, rel(f))
+		}
 		if err != nil {
 			return changed, false, err
-		}
-		if c {
-			changed = append(changed, rel(path))
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(d.Credentials)) {
 		path := filepath.Join(dir.RuntimeCerts(), name)
 		fileio.RemoveTemps(path)
-		c, err := certs.Write(path, d.Credentials[name], false)
+		files, err := certs.Write(path, d.Credentials[name], false)
+		for _, f := range files {
+			changed = append(changed, rel(f))
+		}
 		if err != nil {
 			return changed, false, err
-		}
-		if c {
-			changed = append(changed, rel(path))
 		}
 	}
 	entries, err := os.ReadDir(dir.RuntimeCerts())
@@ -58,10 +58,13 @@ func Persist(dir namespace.Dir, d *Desired) (changed []string, configChanged boo
 			continue
 		}
 		path := filepath.Join(dir.RuntimeCerts(), e.Name())
+		gone, _ := filepath.Glob(filepath.Join(path, "*"))
 		if err := os.RemoveAll(path); err != nil {
 			return changed, false, fmt.Errorf("removing unused %s: %w", path, err)
 		}
-		changed = append(changed, rel(path))
+		for _, f := range gone {
+			changed = append(changed, rel(f))
+		}
 	}
 	configChanged, err = fileio.WriteFile(dir.RouterConfig(), d.ConfigJSON, 0o644, 0o755, false)
 	if err != nil {

@@ -152,7 +152,7 @@ func TestPersist(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed, configChanged, err := Persist(dir, d)
-	if err != nil || !configChanged || !slices.Contains(changed, "runtime/certs/gone") {
+	if err != nil || !configChanged || !slices.Contains(changed, "runtime/certs/gone/ca.crt") {
 		t.Fatalf("first Persist: %v %v %v", changed, configChanged, err)
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {

@@ -44,22 +44,22 @@ const (
 
 // Status is the .status block of a resource.
 type Status struct {
-	Status               string      `yaml:"status"`
-	Message              string      `yaml:"message,omitempty"`
-	Conditions           []Condition `yaml:"conditions,omitempty"`
-	HasMatchingConnector *bool       `yaml:"hasMatchingConnector,omitempty"`
-	HasMatchingListener  *bool       `yaml:"hasMatchingListener,omitempty"`
-	SitesInNetwork       *int        `yaml:"sitesInNetwork,omitempty"`
+	Status               string      `json:"status" yaml:"status"`
+	Message              string      `json:"message,omitempty" yaml:"message,omitempty"`
+	Conditions           []Condition `json:"conditions,omitempty" yaml:"conditions,omitempty"`
+	HasMatchingConnector *bool       `json:"hasMatchingConnector,omitempty" yaml:"hasMatchingConnector,omitempty"`
+	HasMatchingListener  *bool       `json:"hasMatchingListener,omitempty" yaml:"hasMatchingListener,omitempty"`
+	SitesInNetwork       *int        `json:"sitesInNetwork,omitempty" yaml:"sitesInNetwork,omitempty"`
 }
 
 // Condition is one Kubernetes-style condition.
 type Condition struct {
-	Type               string `yaml:"type"`
-	Status             string `yaml:"status"` // True, False, Unknown
-	Reason             string `yaml:"reason"`
-	Message            string `yaml:"message"`
-	LastTransitionTime string `yaml:"lastTransitionTime"`
-	ObservedGeneration int64  `yaml:"observedGeneration"`
+	Type               string `json:"type" yaml:"type"`
+	Status             string `json:"status" yaml:"status"` // True, False, Unknown
+	Reason             string `json:"reason" yaml:"reason"`
+	Message            string `json:"message" yaml:"message"`
+	LastTransitionTime string `json:"lastTransitionTime" yaml:"lastTransitionTime"`
+	ObservedGeneration int64  `json:"observedGeneration" yaml:"observedGeneration"`
 }
 
 // Condition returns the condition of type t, or nil.
@@ -212,7 +212,7 @@ func Read(path string) (*Status, error) {
 		return nil, err
 	}
 	var doc struct {
-		Status Status `yaml:"status"`
+		Status Status `json:"status" yaml:"status"`
 	}
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
@@ -255,7 +255,7 @@ func readTransitions(data []byte) map[string]string {
 		}
 	}
 	var doc struct {
-		Status Status `yaml:"status"`
+		Status Status `json:"status" yaml:"status"`
 	}
 	if yaml.Unmarshal(data, &doc) != nil {
 		return nil
