@@ -91,7 +91,9 @@ func newValidateCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate [NAMESPACE...]",
 		Short: "Check the resources of namespaces and print one line per problem",
-		Long: "Check the resources of the given namespaces (all, when none is given) without writing anything.\n" +
+		Long: "Check the resources of the given namespaces (all, when none is given) without writing anything:\n" +
+			"every check a pass makes before it starts a router (credentials present, readable and matching,\n" +
+			"reserved names and ports), so that exit status 0 means the pass will find no problem.\n" +
 			"Each problem is printed as FILE:LINE: Kind/name: field: message. Exit status 0 when there\n" +
 			"are no errors (warnings allowed), 1 otherwise.",
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -106,17 +108,14 @@ func newValidateCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if _, err := os.Stat(dir.Path); err != nil {
-					return fmt.Errorf("namespace %s: %w", name, err)
-				}
-				ns, err := dir.Load()
+				problems, err := controller.Validate(dir)
 				if err != nil {
 					return err
 				}
-				for _, p := range ns.Problems {
+				for _, p := range problems {
 					fmt.Fprintln(cmd.OutOrStdout(), p.In(dir.Path))
 				}
-				bad = bad || resources.HasErrors(ns.Problems)
+				bad = bad || resources.HasErrors(problems)
 			}
 			if bad {
 				return errProblems

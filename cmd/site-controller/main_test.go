@@ -58,6 +58,18 @@ func TestValidate(t *testing.T) {
 	if _, _, err := run(t, "validate", "--data-home", home, "missing"); err == nil {
 		t.Error("a missing namespace validated")
 	}
+	// what only the pass used to find: credentials that are not there
+	os.Remove(bad)
+	nosuch := filepath.Join(home, "namespaces", "hello-world-east", "input", "resources", "tls.yaml")
+	os.WriteFile(nosuch, []byte("apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: tls\nspec:\n  routingKey: k\n  host: db\n  port: 5432\n  tlsCredentials: nosuch\n"), 0o644)
+	before := testfs.Fingerprint(t, filepath.Join(home, "namespaces"))
+	out, _, err = run(t, "validate", "--data-home", home, "hello-world-east")
+	if !errors.Is(err, errProblems) || !strings.Contains(out, nosuch+":9: Connector/tls: spec.tlsCredentials: input/certs/nosuch not found") {
+		t.Errorf("validate of a missing credential: %v\n%s", err, out)
+	}
+	if after := testfs.Fingerprint(t, filepath.Join(home, "namespaces")); after != before {
+		t.Errorf("validate wrote:\n%s\n---\n%s", before, after)
+	}
 }
 
 func TestRenderAndStatus(t *testing.T) {

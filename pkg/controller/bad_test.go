@@ -14,6 +14,8 @@ import (
 
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/pkg/certs"
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/status"
 )
@@ -111,20 +113,27 @@ var badCases = map[string][]string{
 	},
 }
 
-// reconcileBad runs a pass over namespace "bad" under home and fails the
-// test unless its problems are exactly want.
+// reconcileBad runs validate and a pass over namespace "bad" under home
+// and fails the test unless the problems of each are exactly want.
 func reconcileBad(t *testing.T, home string, want []string) *Result {
 	t.Helper()
+	dir, _ := namespace.Open(home, "bad")
+	validated, err := Validate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	res, err := newTestReconciler(home).Reconcile(context.Background(), "bad")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, p := range res.Problems {
-		got = append(got, p.String())
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	for what, problems := range map[string][]resources.Problem{"the pass": res.Problems, "validate": validated} {
+		var got []string
+		for _, p := range problems {
+			got = append(got, p.String())
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s found:\n%s\nwant:\n%s", what, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
 	}
 	return res
 }

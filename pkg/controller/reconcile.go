@@ -235,12 +235,12 @@ type siteState struct {
 // render works out the desired site (site.Load, site.Build) and writes it
 // to runtime/ (site.Persist).
 func (r *Reconciler) render(s *siteState, platform string) error {
-	in, err := site.Load(s.dir)
+	in, err := site.Load(s.dir, s.ns)
 	if err != nil {
 		return err
 	}
 	s.res.SiteID = in.SiteID
-	in.Namespace, in.Platform, in.Version, in.Now = s.ns, platform, r.opts.Version, s.now
+	in.Platform, in.Version, in.Now = platform, r.opts.Version, s.now
 	d, err := site.Build(in)
 	if err != nil {
 		return err
@@ -255,6 +255,31 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 	s.res.Config = d.Config
 	s.res.ConfigChanged = configChanged
 	return nil
+}
+
+// Validate runs every check of a pass that needs no engine over a
+// namespace's files as they are (no last good copies), writing nothing:
+// no problem here means the pass will find none before the runtime.
+func Validate(dir namespace.Dir) ([]resources.Problem, error) {
+	ns, err := dir.Load()
+	if err != nil {
+		return nil, err
+	}
+	problems := slices.Clone(ns.Problems)
+	if ns.Site != nil {
+		in, err := site.Peek(dir, ns)
+		if err != nil {
+			return nil, err
+		}
+		in.Platform, in.Version, in.Now = "podman", "validate", time.Now()
+		d, err := site.Build(in)
+		if err != nil {
+			return nil, err
+		}
+		problems = append(problems, d.Problems...)
+	}
+	resources.SortProblems(problems)
+	return problems, nil
 }
 
 // ReportFailure writes a failed pass into the status of the namespace's

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/site-controller/site-controller/internal/skschema"
 	"github.com/site-controller/site-controller/internal/testfs"
 	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 )
 
@@ -139,10 +141,22 @@ func TestRenderGolden(t *testing.T) {
 			// example namespaces must not carry state into the test
 			os.RemoveAll(dir.Join("runtime"))
 			before := testfs.Fingerprint(t, dir.Join("input"))
+			// validate first: it writes nothing and finds what the pass finds
+			whole := testfs.Fingerprint(t, dir.Path)
+			validated, err := Validate(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after := testfs.Fingerprint(t, dir.Path); after != whole {
+				t.Errorf("validate wrote:\n%s\n---\n%s", whole, after)
+			}
 			r := newTestReconciler(home)
 			res, err := r.Reconcile(context.Background(), c.Name)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if !slices.EqualFunc(validated, res.Problems, func(a, b resources.Problem) bool { return a.String() == b.String() }) {
+				t.Errorf("validate found %v, the pass %v", validated, res.Problems)
 			}
 			if res.Config != nil {
 				checkSchema(t, res.Config)

@@ -48,7 +48,7 @@ func TestManagementPortsAreReservedPerNamespace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			d, _ := Open(home, "ns"+strconv.Itoa(i))
-			ports[i], errs[i] = d.ManagementPort(func() int { return 0 }, start)
+			ports[i], errs[i] = d.ManagementPort(func() int { return 0 }, start, nil)
 		}()
 	}
 	wg.Wait()
@@ -67,15 +67,15 @@ func TestManagementPortsAreReservedPerNamespace(t *testing.T) {
 	}
 	// stable, and an adoption of a taken port is refused
 	d0, _ := Open(home, "ns0")
-	if p, _ := d0.ManagementPort(func() int { return 1 }, start); p != ports[0] {
+	if p, _ := d0.ManagementPort(func() int { return 1 }, start, nil); p != ports[0] {
 		t.Errorf("ns0 port moved from %d to %d", ports[0], p)
 	}
 	late, _ := Open(home, "late")
-	if p, _ := late.ManagementPort(func() int { return ports[3] }, start); p == ports[3] {
+	if p, _ := late.ManagementPort(func() int { return ports[3] }, start, nil); p == ports[3] {
 		t.Errorf("adopted port %d that ns3 holds", p)
 	}
 	other, _ := Open(home, "other")
-	if p, _ := other.ManagementPort(func() int { return 40999 }, start); p != 40999 {
+	if p, _ := other.ManagementPort(func() int { return 40999 }, start, nil); p != 40999 {
 		t.Errorf("free adopted port not kept: %d", p)
 	}
 }
@@ -134,26 +134,46 @@ func TestReservationsAreReleasedWithTheirNamespace(t *testing.T) {
 	start := 41000
 	a, _ := Open(home, "a")
 	b, _ := Open(home, "b")
-	pa, _ := a.ManagementPort(func() int { return 0 }, start)
-	pb, _ := b.ManagementPort(func() int { return 0 }, start)
+	pa, _ := a.ManagementPort(func() int { return 0 }, start, nil)
+	pb, _ := b.ManagementPort(func() int { return 0 }, start, nil)
 	if pa == pb {
 		t.Fatalf("a and b share port %d", pa)
 	}
 	// the registry survives the loss of a namespace's own file
 	os.Remove(filepath.Join(b.Internal(), "management-port"))
-	if p, _ := b.ManagementPort(func() int { return 0 }, start); p != pb {
+	if p, _ := b.ManagementPort(func() int { return 0 }, start, nil); p != pb {
 		t.Errorf("b's port moved from %d to %d", pb, p)
 	}
 	// a removed namespace's port is free again
 	os.RemoveAll(a.Path)
 	c, _ := Open(home, "c")
-	if p, _ := c.ManagementPort(func() int { return 0 }, start); p != pa {
+	if p, _ := c.ManagementPort(func() int { return 0 }, start, nil); p != pa {
 		t.Errorf("c got %d, want a's released %d", p, pa)
 	}
 	// without the registry it is rebuilt from the namespaces' files
 	os.Remove(filepath.Join(Root(home), ".management-ports"))
 	d, _ := Open(home, "d")
-	if p, _ := d.ManagementPort(func() int { return 0 }, start); p == pb || p == pa {
+	if p, _ := d.ManagementPort(func() int { return 0 }, start, nil); p == pb || p == pa {
 		t.Errorf("d got a reserved port %d", p)
+	}
+}
+
+// TestManagementPortAvoidsListeners: a new reservation skips the ports the
+// namespace's own Listeners bind; Peek says the same without reserving.
+func TestManagementPortAvoidsListeners(t *testing.T) {
+	home := t.TempDir()
+	d, _ := Open(home, "ns")
+	os.MkdirAll(d.Path, 0o755)
+	start := 41100
+	avoid := map[int]bool{start: true}
+	peeked, err := d.PeekManagementPort(func() int { return 0 }, start, avoid)
+	if err != nil || peeked == start || peeked < start {
+		t.Fatalf("peeked %d %v", peeked, err)
+	}
+	if _, err := os.Stat(d.Internal()); !os.IsNotExist(err) {
+		t.Error("Peek wrote")
+	}
+	if p, err := d.ManagementPort(func() int { return 0 }, start, avoid); err != nil || p != peeked {
+		t.Errorf("reserved %d %v, peeked %d", p, err, peeked)
 	}
 }

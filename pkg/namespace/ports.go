@@ -23,7 +23,10 @@ import (
 // an exclusive lock on namespaces/.ports.lock, so two namespaces, even in
 // two processes, never get the same port; a reservation of a namespace
 // whose directory is gone is released.
-func (d Dir) ManagementPort(adopt func() int, start int) (int, error) {
+//
+// Ports in avoid (the namespace's own Listener ports) are not chosen for a
+// new reservation; an existing one is kept whatever they are.
+func (d Dir) ManagementPort(adopt func() int, start int, avoid map[int]bool) (int, error) {
 	own := filepath.Join(d.Internal(), managementPortFile)
 	if p, err := readPort(own); err == nil {
 		return p, nil
@@ -40,6 +43,39 @@ func (d Dir) ManagementPort(adopt func() int, start int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	port, err := d.choosePort(reserved, adopt, start, avoid)
+	if err != nil {
+		return 0, err
+	}
+	reserved[d.Name] = port
+	if err := writeReservations(root, reserved); err != nil {
+		return 0, err
+	}
+	if _, err := fileio.WriteFile(own, []byte(strconv.Itoa(port)+"\n"), 0o644, 0o755, true); err != nil {
+		return 0, fmt.Errorf("reserving management port: %w", err)
+	}
+	return port, nil
+}
+
+// PeekManagementPort returns the port ManagementPort would return, without
+// reserving anything (validate writes nothing).
+func (d Dir) PeekManagementPort(adopt func() int, start int, avoid map[int]bool) (int, error) {
+	if p, err := readPort(filepath.Join(d.Internal(), managementPortFile)); err == nil {
+		return p, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return 0, err
+	}
+	reserved, err := readReservations(filepath.Dir(d.Path))
+	if err != nil {
+		return 0, err
+	}
+	return d.choosePort(reserved, adopt, start, avoid)
+}
+
+// choosePort picks the namespace's port: its reservation, else the adopted
+// one when free of other reservations, else the lowest free port from
+// start up that is neither reserved nor to be avoided.
+func (d Dir) choosePort(reserved map[string]int, adopt func() int, start int, avoid map[int]bool) (int, error) {
 	taken := map[int]bool{}
 	for ns, p := range reserved {
 		if ns != d.Name {
@@ -50,26 +86,15 @@ func (d Dir) ManagementPort(adopt func() int, start int) (int, error) {
 	if port == 0 {
 		port = adopt()
 	}
-	if port < 1 || port > 65535 || taken[port] {
-		port = 0
-		for p := start; p <= 65535; p++ {
-			if !taken[p] && portFree(p) {
-				port = p
-				break
-			}
+	if port >= 1 && port <= 65535 && !taken[port] {
+		return port, nil
+	}
+	for p := start; p <= 65535; p++ {
+		if !taken[p] && !avoid[p] && portFree(p) {
+			return p, nil
 		}
 	}
-	if port == 0 {
-		return 0, fmt.Errorf("no free management port from %d up", start)
-	}
-	reserved[d.Name] = port
-	if err := writeReservations(root, reserved); err != nil {
-		return 0, err
-	}
-	if _, err := fileio.WriteFile(own, []byte(strconv.Itoa(port)+"\n"), 0o644, 0o755, true); err != nil {
-		return 0, fmt.Errorf("reserving management port: %w", err)
-	}
-	return port, nil
+	return 0, fmt.Errorf("no free management port from %d up", start)
 }
 
 // ManagementPorts returns the management ports reserved by the other

@@ -44,6 +44,18 @@ func (d Dir) SiteID(adopt func() string) (string, error) {
 	return id, nil
 }
 
+// PeekSiteID returns the stored site id, "" when there is none yet.
+func (d Dir) PeekSiteID() (string, error) {
+	data, err := os.ReadFile(filepath.Join(d.Internal(), siteIDFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading site id: %w", err)
+	}
+	return strings.TrimSpace(string(data)), nil
+}
+
 func newUUID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux

@@ -10,15 +10,27 @@ import (
 
 	"github.com/site-controller/site-controller/pkg/certs"
 	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 )
 
 // Load reads the stored identity of a namespace's site and the credentials
 // Build may need. The site id and the management port are reserved on
 // first use (adopted from a router configuration this controller did not
-// write, Skupper's own say); nothing else is written.
-func Load(dir namespace.Dir) (Input, error) {
-	in := Input{Dir: dir.Path}
+// write, Skupper's own say; a new management port avoids the namespace's
+// own Listener ports); nothing else is written.
+func Load(dir namespace.Dir, ns *resources.Namespace) (Input, error) {
+	return load(dir, ns, false)
+}
+
+// Peek is Load without writing anything: the site id and management port
+// a first Load would reserve are worked out, not reserved (validate).
+func Peek(dir namespace.Dir, ns *resources.Namespace) (Input, error) {
+	return load(dir, ns, true)
+}
+
+func load(dir namespace.Dir, ns *resources.Namespace, readOnly bool) (Input, error) {
+	in := Input{Dir: dir.Path, Namespace: ns}
 	// read only when needed
 	var old routerconfig.Config
 	adopt := func() routerconfig.Config {
@@ -29,11 +41,25 @@ func Load(dir namespace.Dir) (Input, error) {
 		}
 		return old
 	}
-	var err error
-	if in.SiteID, err = dir.SiteID(func() string { m, _ := adopt().Metadata(); return m.ID }); err != nil {
-		return in, err
+	avoid := map[int]bool{}
+	for _, l := range ns.Listeners {
+		avoid[int(l.Spec.Port)] = true
 	}
-	if in.ManagementPort, err = dir.ManagementPort(func() int { p, _ := adopt().ManagementPort(); return p }, routerconfig.DefaultManagementPort); err != nil {
+	adoptID := func() string { m, _ := adopt().Metadata(); return m.ID }
+	adoptPort := func() int { p, _ := adopt().ManagementPort(); return p }
+	var err error
+	if readOnly {
+		in.SiteID, err = dir.PeekSiteID()
+		if err == nil {
+			in.ManagementPort, err = dir.PeekManagementPort(adoptPort, routerconfig.DefaultManagementPort, avoid)
+		}
+	} else {
+		in.SiteID, err = dir.SiteID(adoptID)
+		if err == nil {
+			in.ManagementPort, err = dir.ManagementPort(adoptPort, routerconfig.DefaultManagementPort, avoid)
+		}
+	}
+	if err != nil {
 		return in, err
 	}
 	if in.OtherPorts, err = dir.ManagementPorts(); err != nil {
