@@ -1,6 +1,6 @@
 // Package podman runs site routers as Podman containers through the
-// Podman API service (github.com/containers/podman/v5/pkg/bindings), root
-// or rootless. Build, vet and test it with the tags
+// Podman API service (the connection of
+// github.com/containers/podman/v5/pkg/bindings; api.go), root or rootless. Build, vet and test it with the tags
 // remote,exclude_graphdriver_btrfs,containers_image_openpgp.
 //
 // It only touches containers it can identify as routers: by name
@@ -17,13 +17,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/containers/podman/v5/libpod/define"
 	"github.com/containers/podman/v5/pkg/bindings"
-	"github.com/containers/podman/v5/pkg/bindings/containers"
-	"github.com/containers/podman/v5/pkg/bindings/images"
 	"github.com/containers/podman/v5/pkg/errorhandling"
-	"github.com/containers/podman/v5/pkg/specgen"
-	spec "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/site-controller/site-controller/pkg/runtime"
 )
@@ -123,11 +118,6 @@ func (r *Runtime) wrap(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-func notFound(err error) bool {
-	var model *errorhandling.ErrorModel
-	return errors.As(err, &model) && model.ResponseCode == 404
-}
-
 // Spec is the container this runtime creates for a site: rootless, the
 // host user is kept as the same uid inside (keep-id), so that it can read
 // its own 0600 keys.
@@ -135,17 +125,12 @@ func (r *Runtime) Spec(s runtime.Site) runtime.Container {
 	return runtime.RouterContainer(s, runtime.ContainerOptions{Image: r.opts.Image, Rootless: r.owner.Rootless, UID: r.owner.UID, GID: r.owner.GID})
 }
 
-// SpecGenerator translates the engine-neutral container into Podman's.
-func SpecGenerator(c runtime.Container) *specgen.SpecGenerator {
-	g := specgen.NewSpecGenerator(c.Image, false)
-	g.Name = c.Name
-	g.Env = c.Env
-	g.Labels = c.Labels
-	g.User = c.User
-	g.RestartPolicy = "always"
-	g.NetNS = specgen.Namespace{NSMode: specgen.Host}
+// SpecOf translates the engine-neutral container into Podman's.
+func SpecOf(c runtime.Container) Spec {
+	s := Spec{Name: c.Name, Image: c.Image, Env: c.Env, Labels: c.Labels, User: c.User,
+		RestartPolicy: "always", NetNS: Namespace{NSMode: "host"}}
 	if c.KeepID {
-		g.UserNS = specgen.Namespace{NSMode: specgen.KeepID}
+		s.UserNS = &Namespace{NSMode: "keep-id"}
 	}
 	for _, b := range c.Binds {
 		opts := []string{"rbind"}
@@ -155,9 +140,9 @@ func SpecGenerator(c runtime.Container) *specgen.SpecGenerator {
 		if b.Relabel {
 			opts = append(opts, "z")
 		}
-		g.Mounts = append(g.Mounts, spec.Mount{Type: "bind", Source: b.Host, Destination: b.Container, Options: opts})
+		s.Mounts = append(s.Mounts, Mount{Type: "bind", Source: b.Host, Destination: b.Container, Options: opts})
 	}
-	return g
+	return s
 }
 
 // Ensure implements runtime.Runtime.
@@ -168,7 +153,7 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 	}
 	defer cancel()
 	want := r.Spec(s)
-	existing, err := containers.Inspect(c, want.Name, nil)
+	existing, err := inspectContainer(c, want.Name)
 	if err == nil {
 		if f := foreign(existing, s.Dir); f != nil {
 			return runtime.State{Status: "foreign", Message: f.Error()}, f
@@ -178,9 +163,9 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 	case notFound(err):
 	case err != nil:
 		return runtime.State{}, r.wrap("inspecting "+want.Name, err)
-	case existing.Config != nil && existing.Config.Labels[runtime.LabelSpecHash] == want.Labels[runtime.LabelSpecHash]:
-		if existing.State != nil && !existing.State.Running && !existing.State.Restarting {
-			if err := containers.Start(c, existing.ID, nil); err != nil {
+	case existing.Config.Labels[runtime.LabelSpecHash] == want.Labels[runtime.LabelSpecHash]:
+		if !existing.State.Running && !existing.State.Restarting {
+			if err := startContainer(c, existing.ID); err != nil {
 				return r.state(c, s.Namespace, s.Dir), r.wrap("starting "+want.Name, err)
 			}
 		}
@@ -193,18 +178,18 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 	if err := r.ensureImage(c); err != nil {
 		return runtime.State{Message: err.Error()}, err
 	}
-	created, err := containers.CreateWithSpec(c, SpecGenerator(want), nil)
+	id, err := createContainer(c, SpecOf(want))
 	if err != nil {
 		return runtime.State{}, r.wrap("creating "+want.Name, err)
 	}
-	if err := containers.Start(c, created.ID, nil); err != nil {
+	if err := startContainer(c, id); err != nil {
 		return r.state(c, s.Namespace, s.Dir), r.wrap("starting "+want.Name, err)
 	}
 	return r.state(c, s.Namespace, s.Dir), nil
 }
 
 func (r *Runtime) ensureImage(c context.Context) error {
-	present, err := images.Exists(c, r.opts.Image, nil)
+	present, err := imageExists(c, r.opts.Image)
 	if err != nil {
 		return r.wrap("looking up image "+r.opts.Image, err)
 	}
@@ -214,8 +199,7 @@ func (r *Runtime) ensureImage(c context.Context) error {
 	if r.opts.Pull == runtime.PullNever {
 		return fmt.Errorf("router image %s is not present and the pull policy is never: load it (podman load -i …) or set SKUPPER_ROUTER_IMAGE", r.opts.Image)
 	}
-	quiet := true
-	if _, err := images.Pull(c, r.opts.Image, &images.PullOptions{Quiet: &quiet}); err != nil {
+	if err := pullImage(c, r.opts.Image); err != nil {
 		if present {
 			return nil // pulling failed; the image there will do
 		}
@@ -225,11 +209,8 @@ func (r *Runtime) ensureImage(c context.Context) error {
 }
 
 // foreign tells whether a container is not this site's router.
-func foreign(c *define.InspectContainerData, dir string) *runtime.Foreign {
-	var owner string
-	if c.Config != nil {
-		owner = c.Config.Labels[runtime.LabelSiteDir]
-	}
+func foreign(c *container, dir string) *runtime.Foreign {
+	owner := c.Config.Labels[runtime.LabelSiteDir]
 	if owner == dir {
 		return nil
 	}
@@ -256,7 +237,7 @@ func (r *Runtime) State(ctx context.Context, ns, dir string) (runtime.State, err
 
 func (r *Runtime) inspect(c context.Context, ns, dir string) (runtime.State, error) {
 	name := runtime.ContainerName(ns)
-	data, err := containers.Inspect(c, name, nil)
+	data, err := inspectContainer(c, name)
 	if notFound(err) {
 		return runtime.State{Status: "absent", Message: "no router container"}, nil
 	}
@@ -266,14 +247,9 @@ func (r *Runtime) inspect(c context.Context, ns, dir string) (runtime.State, err
 	if f := foreign(data, dir); f != nil {
 		return runtime.State{Status: "foreign", Message: f.Error()}, f
 	}
-	st := runtime.State{Exists: true, Restarts: int(data.RestartCount)}
-	if data.State != nil {
-		st.Running = data.State.Running && !data.State.Restarting
-		st.Status = data.State.Status
-		st.ExitCode = int(data.State.ExitCode)
-		st.Pid = data.State.Pid
-		st.Started = data.State.StartedAt
-	}
+	st := runtime.State{Exists: true, Restarts: int(data.RestartCount),
+		Running: data.State.Running && !data.State.Restarting, Status: data.State.Status,
+		ExitCode: int(data.State.ExitCode), Pid: data.State.Pid, Started: data.State.StartedAt}
 	if !st.Running {
 		st.Message = fmt.Sprintf("router container %s is %s (exit code %d, %d restarts)%s", name, st.Status, st.ExitCode, st.Restarts, lastLine(r.logs(c, name, "3")))
 	}
@@ -288,33 +264,11 @@ func lastLine(s string) string {
 	return ""
 }
 
-// logs collects a container's output ("" for all of it).
+// logs collects a container's output ("" for all of it); failing to is
+// not worth more than an empty message.
 func (r *Runtime) logs(c context.Context, name, tail string) string {
-	t, f := true, false
-	opts := &containers.LogOptions{Stdout: &t, Stderr: &t, Follow: &f}
-	if tail != "" {
-		opts.Tail = &tail
-	}
-	out, errOut := make(chan string, 64), make(chan string, 64)
-	var mu sync.Mutex
-	var lines []string
-	var wg sync.WaitGroup
-	for _, ch := range []chan string{out, errOut} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for line := range ch {
-				mu.Lock()
-				lines = append(lines, strings.TrimRight(line, "\n"))
-				mu.Unlock()
-			}
-		}()
-	}
-	containers.Logs(c, name, opts, out, errOut)
-	close(out)
-	close(errOut)
-	wg.Wait()
-	return strings.Join(lines, "\n")
+	out, _ := containerLogs(c, name, tail)
+	return strings.TrimRight(out, "\n")
 }
 
 // Logs returns what a router container printed (for tests and support).
@@ -337,7 +291,7 @@ func (r *Runtime) Remove(ctx context.Context, ns, dir string) error {
 	}
 	defer cancel()
 	name := runtime.ContainerName(ns)
-	data, err := containers.Inspect(c, name, nil)
+	data, err := inspectContainer(c, name)
 	if notFound(err) {
 		return nil
 	}
@@ -353,16 +307,6 @@ func (r *Runtime) Remove(ctx context.Context, ns, dir string) error {
 	return nil
 }
 
-// remove force-removes a container without a grace period, as Docker's
-// forced removal does: the router keeps nothing it could lose, and Podman
-// 4.3 restarts a restart-always container that exits on SIGTERM during
-// the stop, so a grace period only ever ends in SIGKILL ten seconds later.
-func remove(c context.Context, nameOrID string) error {
-	force, ignore, now := true, true, uint(0)
-	_, err := containers.Remove(c, nameOrID, &containers.RemoveOptions{Force: &force, Ignore: &ignore, Timeout: &now})
-	return err
-}
-
 // List implements runtime.Runtime: router containers by label.
 func (r *Runtime) List(ctx context.Context) ([]runtime.Router, error) {
 	c, cancel, err := r.connect(ctx)
@@ -370,10 +314,7 @@ func (r *Runtime) List(ctx context.Context) ([]runtime.Router, error) {
 		return nil, err
 	}
 	defer cancel()
-	all := true
-	list, err := containers.List(c, &containers.ListOptions{All: &all, Filters: map[string][]string{
-		"label": {runtime.LabelApplication + "=skupper-v2", runtime.LabelComponent + "=router"},
-	}})
+	list, err := listRouters(c, runtime.LabelApplication+"=skupper-v2", runtime.LabelComponent+"=router")
 	if err != nil {
 		return nil, r.wrap("listing routers", err)
 	}

@@ -3,15 +3,18 @@ package podman
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/containers/podman/v5/pkg/bindings/containers"
-
+	"github.com/containers/podman/v5/pkg/specgen"
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/routertest"
 	"github.com/site-controller/site-controller/internal/runtimetest"
@@ -51,7 +54,7 @@ func contract(t *testing.T, r *Runtime) runtimetest.Engine {
 		Again:    func() runtime.Runtime { return New(Options{Endpoint: r.opts.Endpoint, Image: routertest.StandinImage}) },
 		Logs:     r.Logs,
 		Inspect: func(ns string) (runtimetest.Container, error) {
-			data, err := containers.Inspect(conn(), runtime.ContainerName(ns), nil)
+			data, err := inspectContainer(conn(), runtime.ContainerName(ns))
 			if err != nil {
 				return runtimetest.Container{}, err
 			}
@@ -64,8 +67,7 @@ func contract(t *testing.T, r *Runtime) runtimetest.Engine {
 			return out, nil
 		},
 		Stop: func(id string) error {
-			zero := uint(0)
-			return containers.Stop(conn(), id, &containers.StopOptions{Timeout: &zero})
+			return call(conn(), http.MethodPost, "/containers/%s/stop", url.Values{"timeout": {"0"}}, nil, nil, id)
 		},
 	}
 }
@@ -82,14 +84,28 @@ func TestCrashLoopIsReported(t *testing.T) {
 	runtimetest.CrashLoop(t, contract(t, engine(t, Options{})), 18093)
 }
 
+// TestSpecGenerator: the spec sent is what Podman's own SpecGenerator
+// reads from it (the wire format the service decodes), rootless keep-id
+// and the SELinux relabel option included.
 func TestSpecGenerator(t *testing.T) {
 	c := runtime.RouterContainer(runtime.Site{Namespace: "n", Dir: "/home/u/.local/share/skupper/namespaces/n"},
 		runtime.ContainerOptions{Image: "img", Rootless: true, UID: 1000, GID: 1000})
-	g := SpecGenerator(c)
+	data, err := json.Marshal(SpecOf(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g specgen.SpecGenerator
+	if err := json.Unmarshal(data, &g); err != nil {
+		t.Fatal(err)
+	}
+	if g.Name != c.Name || g.Image != "img" || !maps.Equal(g.Env, c.Env) || !maps.Equal(g.Labels, c.Labels) {
+		t.Errorf("name %q image %q env %v labels %v", g.Name, g.Image, g.Env, g.Labels)
+	}
 	if g.UserNS.NSMode != "keep-id" || g.User != "1000:1000" || g.NetNS.NSMode != "host" || g.RestartPolicy != "always" {
 		t.Errorf("userns %q user %q netns %q restart %q", g.UserNS.NSMode, g.User, g.NetNS.NSMode, g.RestartPolicy)
 	}
-	if len(g.Mounts) != 2 || !slices.Equal(g.Mounts[0].Options, []string{"rbind", "z"}) {
+	if len(g.Mounts) != 2 || g.Mounts[0].Type != "bind" || g.Mounts[0].Source != c.Binds[0].Host || g.Mounts[0].Destination != c.Binds[0].Container ||
+		!slices.Equal(g.Mounts[0].Options, []string{"rbind", "z"}) {
 		t.Errorf("mounts %+v", g.Mounts)
 	}
 }
@@ -133,7 +149,7 @@ func TestRootlessRouter(t *testing.T) {
 	if _, err := r.Ensure(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	data, err := containers.Inspect(c, runtime.ContainerName(ns), nil)
+	data, err := inspectContainer(c, runtime.ContainerName(ns))
 	if err != nil {
 		t.Fatal(err)
 	}
