@@ -17,7 +17,10 @@ import (
 // How soon a namespace is looked at again: a router that is not running
 // yet, and listeners that wait for a connector somewhere in the network.
 const (
-	recheckStarting  = 3 * time.Second
+	recheckStarting = 3 * time.Second
+	// settleTime is how long after a start a running router is still
+	// looked at again every recheckStarting.
+	settleTime       = 30 * time.Second
 	recheckUnmatched = 5 * time.Second
 	recheckChanged   = 250 * time.Millisecond
 )
@@ -51,6 +54,7 @@ func (l *Live) unmatched() bool {
 // Site at all.
 func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded string) {
 	res := s.res
+	now := r.opts.Now
 	rt := r.opts.Runtimes[platform]
 	if rt == nil {
 		res.RenderOnly = true
@@ -105,6 +109,12 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 				// a peer can appear elsewhere in the network: look again
 				res.Recheck = recheckUnmatched
 			}
+		}
+		if err == nil && st.Running && now().Sub(st.Started) < settleTime && (res.Recheck == 0 || res.Recheck > recheckStarting) {
+			// a router that just started may be about to crash (a bad
+			// configuration, a missing credential): look again while it
+			// settles, so that a crash loop shows in seconds
+			res.Recheck = recheckStarting
 		}
 	case !hasSite && len(s.incomplete) > 0:
 		// no evidence that the Site is gone: it may be in a file that
