@@ -92,6 +92,8 @@ type builder struct {
 	out *Desired
 	// creds says what each prepared credential holds, for Render.
 	creds map[string]routerconfig.Credential
+	// generated are the CAs this Build created (Input is not changed).
+	generated map[string]*certs.CA
 }
 
 // Build works out the desired site of a namespace with a Site. It touches
@@ -102,7 +104,7 @@ func Build(in Input) (*Desired, error) {
 	if in.Namespace == nil || in.Namespace.Site == nil {
 		return nil, errors.New("no Site to build")
 	}
-	b := &builder{in: in, creds: map[string]routerconfig.Credential{}, out: &Desired{
+	b := &builder{in: in, creds: map[string]routerconfig.Credential{}, generated: map[string]*certs.CA{}, out: &Desired{
 		SiteID:      in.SiteID,
 		Credentials: map[string]certs.Files{},
 		NewIssuers:  map[string]certs.Files{},
@@ -179,14 +181,14 @@ func (b *builder) issuer(name string) (*certs.CA, error) {
 			return is.CA, nil
 		}
 	}
+	if ca, ok := b.generated[name]; ok {
+		return ca, nil
+	}
 	ca, files, err := certs.NewCA(name, b.in.Now)
 	if err != nil {
 		return nil, err
 	}
-	if b.in.Issuers == nil {
-		b.in.Issuers = map[string]Issuer{}
-	}
-	b.in.Issuers[name] = Issuer{CA: ca}
+	b.generated[name] = ca
 	b.out.NewIssuers[name] = files
 	return ca, nil
 }

@@ -169,7 +169,7 @@ func pullImage(c context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := conn.DoRequest(c, nil, http.MethodPost, "/images/pull", url.Values{"reference": {ref}, "quiet": {"true"}, "policy": {"always"}}, nil)
+	resp, err := conn.DoRequest(c, nil, http.MethodPost, "/images/pull", url.Values{"reference": {ref}, "quiet": {"true"}}, nil)
 	if err != nil {
 		return err
 	}
