@@ -315,9 +315,15 @@ func TestGeneratedNameCollisions(t *testing.T) {
 		name: "listener on this site's management port",
 		setup: func(t *testing.T, home string) string {
 			fixture.WriteFile(t, filepath.Join(fixture.NSDir(home, "bad"), "internal", "management-port"), "45999\n")
-			return site + listener("mgmt", "0.0.0.0", 45999, "")
+			return site + listener("mgmt", "0.0.0.0", 45999, "mgmt-tls")
 		},
 		want: []string{"input/resources/r.yaml:8: Listener/mgmt: spec.port: port 45999 is this site's local management port (internal/management-port): choose another port"},
+		check: func(t *testing.T, home string) {
+			// left out, it gets no key either
+			if _, err := os.Stat(filepath.Join(fixture.NSDir(home, "bad"), "runtime", "certs", "mgmt-tls")); !os.IsNotExist(err) {
+				t.Errorf("a credential was issued for a Listener left out: %v", err)
+			}
+		},
 	}, {
 		name: "listener on another namespace's management port",
 		setup: func(t *testing.T, home string) string {

@@ -289,14 +289,14 @@ func (b *builder) credentials() error {
 	// that shares it
 	hosts := map[string][]string{}
 	for _, l := range ns.Listeners {
-		if name := l.Spec.TLSCredentials; name != "" && !exists(name) {
+		if name := l.Spec.TLSCredentials; name != "" && !exists(name) && b.out.Failed[l] == nil {
 			hosts[name] = append(hosts[name], l.Spec.Host)
 		}
 	}
 	for _, l := range ns.Listeners {
 		name := l.Spec.TLSCredentials
-		if name == "" {
-			continue
+		if name == "" || b.out.Failed[l] != nil {
+			continue // none, or the Listener is left out already
 		}
 		src := source{from: name, firstUser: "Listener/" + l.Metadata.Name}
 		if !exists(name) {
