@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,9 @@ import (
 // lastGoodDir holds, under internal/, a copy of the last content of each
 // resource file that was read and parsed whole (0600: a file may hold a
 // Secret), so that a restart keeps a broken file's resources in force too.
+// A copy is named <hash of the file's path>.<hash of its content>: one
+// listing of the directory tells which files' copies are current, without
+// reading thousands of them in every new process.
 const lastGoodDir = "last-good"
 
 // lastGood remembers the last good content of every resource file, so that
@@ -37,6 +41,9 @@ type lastGood struct {
 type goodFiles struct {
 	dir   namespace.Identity
 	files map[string]*goodFile
+	// disk is the copy under internal/last-good of each file, by the hash
+	// of its path: listed once per directory, kept up to date after.
+	disk map[string]string
 }
 
 type goodFile struct {
@@ -65,17 +72,17 @@ func (g *lastGood) resolve(dir namespace.Dir, self namespace.Identity, files []n
 	ns, seen := g.files[dir.Name], map[string]bool{}
 	first := ns == nil || ns.dir != self
 	if first {
-		ns = &goodFiles{dir: self, files: map[string]*goodFile{}}
+		ns = &goodFiles{dir: self, files: map[string]*goodFile{}, disk: listGood(dir)}
 		g.files[dir.Name] = ns
 	}
 	known := ns.files
 	var in inputOf
 	for _, f := range files {
-		seen[f.Path] = true
+		seen[goodName(f.Path)] = true
 		good := known[f.Path]
-		if good == nil {
-			good = loadGood(dir, f.Path)
-			if good != nil {
+		if good == nil && (f.Broken != "" || f.Empty) {
+			// only a broken file needs what its copy holds
+			if good = ns.load(dir, f.Path); good != nil {
 				known[f.Path] = good
 			}
 		}
@@ -90,7 +97,9 @@ func (g *lastGood) resolve(dir namespace.Dir, self namespace.Identity, files []n
 			if good == nil || good.sum != sum {
 				good = &goodFile{sum: sum, data: f.Data}
 				known[f.Path] = good
-				storeGood(dir, f.Path, f.Data)
+				if ns.disk[goodName(f.Path)] != copyName(f.Path, sum) {
+					ns.store(dir, f.Path, good)
+				}
 			}
 			continue
 		}
@@ -104,8 +113,8 @@ func (g *lastGood) resolve(dir namespace.Dir, self namespace.Identity, files []n
 		// the copy under internal/ may have gone (internal/ removed by
 		// hand, a removal of the namespace that did not finish): what
 		// this pass stands on must outlive the process
-		if _, err := os.Stat(goodPath(dir, f.Path)); errors.Is(err, fs.ErrNotExist) {
-			storeGood(dir, f.Path, good.data)
+		if _, err := os.Stat(filepath.Join(dir.Internal(), lastGoodDir, copyName(f.Path, good.sum))); errors.Is(err, fs.ErrNotExist) {
+			ns.store(dir, f.Path, good)
 		}
 		// since it was last written: the same in every process
 		since := f.Modified
@@ -121,13 +130,16 @@ func (g *lastGood) resolve(dir namespace.Dir, self namespace.Identity, files []n
 		in.docs = append(in.docs, docs...)
 	}
 	for p := range known {
-		if !seen[p] {
+		if !seen[goodName(p)] {
 			delete(known, p)
-			os.Remove(goodPath(dir, p))
 		}
 	}
-	if first {
-		sweepGood(dir, seen)
+	// copies of files that are gone, also while no controller ran
+	for h, name := range ns.disk {
+		if !seen[h] {
+			os.Remove(filepath.Join(dir.Internal(), lastGoodDir, name))
+			delete(ns.disk, h)
+		}
 	}
 	return in
 }
@@ -144,38 +156,49 @@ func goodName(file string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-func goodPath(dir namespace.Dir, file string) string {
-	return filepath.Join(dir.Internal(), lastGoodDir, goodName(file))
+// copyName is the name of the copy of file with content sum.
+func copyName(file string, sum [sha256.Size]byte) string {
+	return goodName(file) + "." + hex.EncodeToString(sum[:8])
 }
 
-func loadGood(dir namespace.Dir, file string) *goodFile {
-	data, err := os.ReadFile(goodPath(dir, file))
+// listGood lists the copies under internal/last-good, by the hash of their
+// file's path.
+func listGood(dir namespace.Dir) map[string]string {
+	out := map[string]string{}
+	entries, _ := os.ReadDir(filepath.Join(dir.Internal(), lastGoodDir))
+	for _, e := range entries {
+		h, _, _ := strings.Cut(e.Name(), ".")
+		if prev, ok := out[h]; ok && prev > e.Name() {
+			continue // two copies (a crash between write and remove): either will do
+		}
+		out[h] = e.Name()
+	}
+	return out
+}
+
+// load reads the copy of file, nil when there is none.
+func (ns *goodFiles) load(dir namespace.Dir, file string) *goodFile {
+	name, ok := ns.disk[goodName(file)]
+	if !ok {
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(dir.Internal(), lastGoodDir, name))
 	if err != nil {
 		return nil
 	}
 	return &goodFile{sum: sha256.Sum256(data), data: data}
 }
 
-// storeGood keeps a copy; failing to is not worth failing the pass for:
-// the copy in memory still serves while the controller runs.
-func storeGood(dir namespace.Dir, file string, data []byte) {
-	fileio.WriteFile(goodPath(dir, file), data, 0o600, 0o700, false)
-}
-
-// sweepGood removes copies of files that are gone (removed while the
-// controller was not running).
-func sweepGood(dir namespace.Dir, files map[string]bool) {
-	keep := map[string]bool{}
-	for f := range files {
-		keep[goodName(f)] = true
-	}
-	entries, err := os.ReadDir(filepath.Join(dir.Internal(), lastGoodDir))
-	if err != nil {
+// store writes the copy of file and removes the one it replaces; failing
+// to is not worth failing the pass for: the copy in memory still serves
+// while the controller runs.
+func (ns *goodFiles) store(dir namespace.Dir, file string, good *goodFile) {
+	h, name := goodName(file), copyName(file, good.sum)
+	if _, err := fileio.WriteFile(filepath.Join(dir.Internal(), lastGoodDir, name), good.data, 0o600, 0o700, false); err != nil {
 		return
 	}
-	for _, e := range entries {
-		if !keep[e.Name()] {
-			os.Remove(filepath.Join(dir.Internal(), lastGoodDir, e.Name()))
-		}
+	if old, ok := ns.disk[h]; ok && old != name {
+		os.Remove(filepath.Join(dir.Internal(), lastGoodDir, old))
 	}
+	ns.disk[h] = name
 }
