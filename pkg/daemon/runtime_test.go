@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -20,6 +21,25 @@ import (
 	"github.com/site-controller/site-controller/pkg/runtime/docker"
 	"github.com/site-controller/site-controller/pkg/status"
 )
+
+// openFilesLimit reads a process's open files limits.
+func openFilesLimit(t *testing.T, pid int) (soft, hard uint64) {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			if _, err := fmt.Sscan(rest, &soft, &hard); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			return soft, hard
+		}
+	}
+	t.Fatalf("no open files limit in /proc/%d/limits", pid)
+	return 0, 0
+}
 
 func waitRouter(t testing.TB, rt runtime.Runtime, home, ns, what string, cond func(runtime.State) bool) runtime.State {
 	t.Helper()
@@ -45,6 +65,10 @@ func TestDaemonRunsRouters(t *testing.T) {
 			fixture.WriteFile(t, filepath.Join(res, "l.yaml"), fixture.ListenerYAML("l", 19001))
 			fixture.Eventually(t, "Site ready with its router running", fixture.SiteReady(home, ns, "s"))
 			first := waitRouter(t, rt, home, ns, "router running", func(s runtime.State) bool { return s.Running })
+			// room for thousands of listeners: not systemd's default 1024
+			if soft, hard := openFilesLimit(t, first.Pid); soft < 4096 || soft != hard {
+				t.Errorf("the router may open %d files (hard limit %d)", soft, hard)
+			}
 			if p, _ := (namespace.Dir{Name: ns, Path: filepath.Join(namespace.Root(home), ns)}).Platform(); p != platform {
 				t.Errorf("platform recorded %q, want %q", p, platform)
 			}

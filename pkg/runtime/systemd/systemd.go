@@ -18,6 +18,7 @@ import (
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
+	"golang.org/x/sys/unix"
 
 	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/runtime"
@@ -59,7 +60,16 @@ type Options struct {
 	// UnitDir overrides the unit directory: /etc/systemd/system, or
 	// $XDG_CONFIG_HOME/systemd/user (~/.config/systemd/user).
 	UnitDir string
+	// NoFile is the router's open files limit (LimitNOFILE): a router with
+	// thousands of listeners needs more than systemd's default soft limit
+	// of 1024. 0 means this process's hard limit, which the manager that
+	// runs this process (and so the router's) allows.
+	NoFile uint64
 }
+
+// maxNoFile caps the default open files limit at the kernel's usual
+// fs.nr_open.
+const maxNoFile = 1 << 20
 
 // UnitDir is where units of the scope are written.
 func UnitDir(scope Scope) string {
@@ -88,6 +98,12 @@ func New(opts Options) *Runtime {
 	}
 	if opts.UnitDir == "" {
 		opts.UnitDir = UnitDir(opts.Scope)
+	}
+	if opts.NoFile == 0 {
+		var lim unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil {
+			opts.NoFile = min(lim.Max, maxNoFile)
+		}
 	}
 	return &Runtime{opts: opts}
 }
@@ -149,7 +165,7 @@ func escape(s string) string {
 
 // Unit renders the unit file of a site. The input hash is part of it, so
 // a configuration change changes the unit and restarts the router.
-func Unit(s runtime.Site, scope Scope, binary string) string {
+func Unit(s runtime.Site, scope Scope, binary string, nofile uint64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s for namespace %s; do not edit: it is rewritten on every change.\n", header, s.Namespace)
 	b.WriteString("[Unit]\n")
@@ -165,6 +181,9 @@ func Unit(s runtime.Site, scope Scope, binary string) string {
 	fmt.Fprintf(&b, "Environment=%s\n", escape("SITE_CONTROLLER_DIR="+s.Dir))
 	fmt.Fprintf(&b, "ExecStart=%s -c %s\n", escape(binary), escape(s.ConfigPath()))
 	b.WriteString("Restart=always\nRestartSec=2s\n")
+	if nofile > 0 {
+		fmt.Fprintf(&b, "LimitNOFILE=%d\n", nofile)
+	}
 	b.WriteString("\n[Install]\n")
 	if scope == System {
 		b.WriteString("WantedBy=multi-user.target\n")
@@ -242,7 +261,7 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 	if err := r.owner(path, s.Dir); runtime.IsForeign(err) {
 		return runtime.State{Status: "foreign", Message: err.Error()}, err
 	}
-	changed, err := fileio.WriteFile(path, []byte(Unit(s, r.opts.Scope, r.opts.Binary)), 0o644, 0o755, false)
+	changed, err := fileio.WriteFile(path, []byte(Unit(s, r.opts.Scope, r.opts.Binary, r.opts.NoFile)), 0o644, 0o755, false)
 	if err != nil {
 		return runtime.State{}, err
 	}

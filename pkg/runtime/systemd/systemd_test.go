@@ -21,7 +21,7 @@ import (
 
 func TestUnitFile(t *testing.T) {
 	s := runtime.Site{Namespace: "west", SiteID: "0a1b", Dir: "/var/lib/skupper/namespaces/west", Hash: "abc"}
-	got := Unit(s, System, "/usr/sbin/skrouterd")
+	got := Unit(s, System, "/usr/sbin/skrouterd", 524288)
 	want := `# Written by site-controller for namespace west; do not edit: it is rewritten on every change.
 [Unit]
 Description=Skupper router of site namespace west
@@ -37,6 +37,7 @@ Environment=SITE_CONTROLLER_DIR=/var/lib/skupper/namespaces/west
 ExecStart=/usr/sbin/skrouterd -c /var/lib/skupper/namespaces/west/runtime/router/skrouterd.json
 Restart=always
 RestartSec=2s
+LimitNOFILE=524288
 
 [Install]
 WantedBy=multi-user.target
@@ -44,7 +45,7 @@ WantedBy=multi-user.target
 	if got != want {
 		t.Errorf("unit:\n%s\nwant:\n%s", got, want)
 	}
-	odd := Unit(runtime.Site{Namespace: "n", Dir: "/data/100% sure/ns"}, User, "/opt/router bin/skrouterd")
+	odd := Unit(runtime.Site{Namespace: "n", Dir: "/data/100% sure/ns"}, User, "/opt/router bin/skrouterd", 0)
 	if !strings.Contains(odd, `ExecStart="/opt/router bin/skrouterd" -c "/data/100%% sure/ns/runtime/router/skrouterd.json"`) ||
 		!strings.Contains(odd, "WantedBy=default.target") {
 		t.Errorf("escaping:\n%s", odd)
@@ -62,7 +63,7 @@ func TestUnitVerifies(t *testing.T) {
 	for _, scope := range []Scope{System, User} {
 		dir := t.TempDir()
 		unit := filepath.Join(dir, "skupper-x.service")
-		os.WriteFile(unit, []byte(Unit(runtime.Site{Namespace: "x", SiteID: "id", Dir: dir, Hash: "h"}, scope, self)), 0o644)
+		os.WriteFile(unit, []byte(Unit(runtime.Site{Namespace: "x", SiteID: "id", Dir: dir, Hash: "h"}, scope, self, 65536)), 0o644)
 		os.Mkdir(filepath.Join(dir, "run"), 0o700)
 		cmd := exec.Command(analyze, "--"+string(scope), "verify", unit)
 		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+filepath.Join(dir, "run"))
@@ -188,7 +189,7 @@ func TestCrashLoopAndForeignUnit(t *testing.T) {
 	otherSite := render(t, t.TempDir(), "other", "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name: other}\n")
 	for name, content := range map[string]string{
 		"someone else's":      "[Service]\nExecStart=/bin/true\n",
-		"another data home's": Unit(otherSite, User, "/usr/sbin/skrouterd"),
+		"another data home's": Unit(otherSite, User, "/usr/sbin/skrouterd", 0),
 	} {
 		path := filepath.Join(r.opts.UnitDir, runtime.UnitName("other"))
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
