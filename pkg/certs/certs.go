@@ -383,31 +383,6 @@ func Check(f Files) error {
 	return nil
 }
 
-// CheckUserCredential reads and validates a user-provided credential
-// directory, and returns which files are there.
-func CheckUserCredential(dir string) (hasCA, hasPair bool, err error) {
-	f, err := Read(dir)
-	if err == nil {
-		err = Check(f)
-	}
-	if err != nil {
-		return false, false, err
-	}
-	return f.CA != nil, f.Cert != nil, nil
-}
-
-// Copy copies the credential files present in src to dst (keys 0600,
-// directory 0700), removing from dst the ones src lacks. It reports
-// whether anything in dst changed.
-func Copy(src, dst string) (bool, error) {
-	f, err := Read(src)
-	if err != nil {
-		return false, err
-	}
-	changed, err := Write(dst, f, false)
-	return len(changed) > 0, err
-}
-
 // privateDir creates dir 0700, or makes an existing one 0700.
 func privateDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -80,6 +80,17 @@ func TestLeafIsReissuedOnlyWhenNeeded(t *testing.T) {
 	}
 }
 
+// checkDir reads a credential directory and checks it, as a pass does
+// with input/certs/<name>.
+func checkDir(t *testing.T, dir string) (Files, error) {
+	t.Helper()
+	f, err := Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, Check(f)
+}
+
 func TestCheckUserCredential(t *testing.T) {
 	ca, _, _ := EnsureCA(filepath.Join(t.TempDir(), "ca"), "ca", now)
 	a := filepath.Join(t.TempDir(), "a")
@@ -89,39 +100,46 @@ func TestCheckUserCredential(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if hasCA, hasPair, err := CheckUserCredential(a); !hasCA || !hasPair || err != nil {
-		t.Errorf("complete credential: %v %v %v", hasCA, hasPair, err)
+	if f, err := checkDir(t, a); f.CA == nil || f.Cert == nil || f.Key == nil || err != nil {
+		t.Errorf("complete credential: %v", err)
 	}
 	// a key that does not belong to the certificate
 	key, _ := os.ReadFile(filepath.Join(b, KeyFile))
 	os.WriteFile(filepath.Join(a, KeyFile), key, 0o600)
-	if _, _, err := CheckUserCredential(a); err == nil || !strings.Contains(err.Error(), "tls.key does not match the key in tls.crt") {
+	if _, err := checkDir(t, a); err == nil || !strings.Contains(err.Error(), "tls.key does not match the key in tls.crt") {
 		t.Errorf("mismatched key: %v", err)
 	}
 	os.Remove(filepath.Join(a, CertFile))
-	if _, _, err := CheckUserCredential(a); err == nil || err.Error() != "tls.key without tls.crt" {
+	if _, err := checkDir(t, a); err == nil || err.Error() != "tls.key without tls.crt" {
 		t.Errorf("key alone: %v", err)
 	}
 	os.WriteFile(filepath.Join(b, CAFile), []byte("garbage"), 0o644)
-	if _, _, err := CheckUserCredential(b); err == nil || err.Error() != "ca.crt: no PEM certificate found" {
+	if _, err := checkDir(t, b); err == nil || err.Error() != "ca.crt: no PEM certificate found" {
 		t.Errorf("garbage CA: %v", err)
 	}
 }
 
-func TestCopyMirrorsSource(t *testing.T) {
+// TestWriteMirrorsFiles: Write makes a directory hold exactly the files
+// given (a copy of a user credential), reports what it changed, and keeps
+// the key private.
+func TestWriteMirrorsFiles(t *testing.T) {
 	ca, _, _ := EnsureCA(filepath.Join(t.TempDir(), "ca"), "ca", now)
 	src := filepath.Join(t.TempDir(), "src")
 	dst := filepath.Join(t.TempDir(), "dst")
 	EnsureLeaf(src, ca, Leaf{CommonName: "x", Server: true}, now)
-	if changed, err := Copy(src, dst); !changed || err != nil {
+	f, err := Read(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := Write(dst, f, false); len(changed) != 3 || err != nil {
 		t.Fatalf("first copy: %v %v", changed, err)
 	}
-	if changed, err := Copy(src, dst); changed || err != nil {
+	if changed, err := Write(dst, f, false); len(changed) != 0 || err != nil {
 		t.Fatalf("second copy: %v %v", changed, err)
 	}
-	os.Remove(filepath.Join(src, CAFile))
-	if changed, _ := Copy(src, dst); !changed {
-		t.Error("removal not mirrored")
+	f.CA = nil
+	if changed, _ := Write(dst, f, false); len(changed) != 1 || changed[0] != filepath.Join(dst, CAFile) {
+		t.Errorf("removal not mirrored: %v", changed)
 	}
 	if _, err := os.Stat(filepath.Join(dst, CAFile)); !os.IsNotExist(err) {
 		t.Error("ca.crt still in the copy")
