@@ -235,10 +235,8 @@ func rendered(res *Result, gen int64, warn string) (status.Status, bool) {
 	switch {
 	case res.Live != nil:
 		return status.Status{}, false
-	case res.RenderOnly && res.Platform == "none":
-		why = "no router: platform none renders configuration and status only"
 	case res.RenderOnly:
-		why = "no router: rendered only (no runtime for platform " + res.Platform + " in this command)"
+		why = "no router: " + renderOnly(res)
 	case res.RouterErr != nil:
 		why = "no router: " + res.RouterErr.Error()
 	case res.Router != nil && !res.Router.Running:
@@ -254,6 +252,14 @@ func rendered(res *Result, gen int64, warn string) (status.Status, bool) {
 		cond(status.ReadyCond, false, "NoRouter", why, gen)}}, true
 }
 
+// renderOnly says why a pass started no router.
+func renderOnly(res *Result) string {
+	if res.Platform == "none" {
+		return "platform none renders configuration and status only"
+	}
+	return "rendered only (no runtime for platform " + res.Platform + " in this command)"
+}
+
 func notInRouter(gen int64, warn string) status.Status {
 	msg := "not in the router: the last change was not applied"
 	return status.Status{Status: status.Pending, Message: joinMessage(msg, warn), Conditions: []status.Condition{
@@ -265,10 +271,8 @@ func siteStatus(res *Result, configured status.Condition, gen int64) status.Stat
 	var msg, reason string
 	st := status.Status{Status: status.Pending}
 	switch {
-	case res.RenderOnly && res.Platform == "none":
-		msg, reason = "router not started: platform none renders configuration and status only", "RenderOnly"
 	case res.RenderOnly:
-		msg, reason = "router not started: rendered only (no runtime for platform "+res.Platform+" in this command)", "RenderOnly"
+		msg, reason = "router not started: "+renderOnly(res), "RenderOnly"
 	case res.RouterErr != nil:
 		st.Status = status.Error
 		msg, reason = "router on "+res.Platform+": "+res.RouterErr.Error(), "RuntimeError"
