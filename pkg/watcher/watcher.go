@@ -174,13 +174,21 @@ func (w *Watcher) Sync(ns string) error {
 			break
 		}
 	}
-	w.forgetUnwatched(filepath.Join(w.root, ns), want)
-	prefix := filepath.Join(w.root, ns) + string(filepath.Separator)
+	// watches, and failures to add one, of directories no longer there
+	base := filepath.Join(w.root, ns)
+	gone := func(dir string) bool {
+		return (dir == base || strings.HasPrefix(dir, base+string(filepath.Separator))) && !want[dir]
+	}
 	w.mu.Lock()
 	var stale []string
 	for dir := range w.watched {
-		if (dir == filepath.Join(w.root, ns) || strings.HasPrefix(dir, prefix)) && !want[dir] {
+		if gone(dir) {
 			stale = append(stale, dir)
+		}
+	}
+	for dir := range w.unwatched {
+		if gone(dir) {
+			delete(w.unwatched, dir)
 		}
 	}
 	w.mu.Unlock()
@@ -230,19 +238,6 @@ func (w *Watcher) Unwatched() (int, error) {
 	}
 	slices.Sort(dirs)
 	return len(dirs), fmt.Errorf("watching %s: %w", dirs[0], w.unwatched[dirs[0]])
-}
-
-// forget drops the unwatched entries of directories under prefix (or equal
-// to dir) that are not in keep.
-func (w *Watcher) forgetUnwatched(dir string, keep map[string]bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	prefix := dir + string(filepath.Separator)
-	for d := range w.unwatched {
-		if (d == dir || strings.HasPrefix(d, prefix)) && !keep[d] {
-			delete(w.unwatched, d)
-		}
-	}
 }
 
 func (w *Watcher) remove(dir string) {
