@@ -153,9 +153,9 @@ func TestStatusCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	site, err := status.Read(filepath.Join(home, "namespaces", "hello-world-east", "runtime", "resources", "Site-east.yaml"))
+	site, err := status.Read(filepath.Join(home, "namespaces", "hello-world-east", "runtime", "resources", "RouterAccess-east.yaml"))
 	if err != nil || len(site.Message) <= 160 {
-		t.Fatalf("the example Site needs a long message for this test: %+v %v", site, err)
+		t.Fatalf("the example's RouterAccess needs a long message for this test: %+v %v", site, err)
 	}
 	if strings.Contains(short, site.Message) || !strings.Contains(wide, site.Message) {
 		t.Errorf("the whole message %q should be in -o wide only:\n%s\n---\n%s", site.Message, short, wide)
@@ -167,19 +167,19 @@ func TestStatusCommand(t *testing.T) {
 		}
 	}
 	out, _, err := run(t, "status", "--data-home", home, "-o", "json", "hello-world-east")
-	if err != nil || json.Unmarshal([]byte(out), &asJSON) != nil || len(asJSON.Items) != 3 {
+	if err != nil || json.Unmarshal([]byte(out), &asJSON) != nil || len(asJSON.Items) != 4 {
 		t.Fatalf("-o json: %v\n%s", err, out)
 	}
 	for _, it := range asJSON.Items {
-		if it.Kind == "Site" && (it.Status.Message != site.Message || len(it.Status.Conditions) == 0) {
-			t.Errorf("-o json Site: %+v", it)
+		if it.Kind == "RouterAccess" && it.Name == "east" && (it.Status.Message != site.Message || len(it.Status.Conditions) == 0 || len(it.Status.Endpoints) == 0) {
+			t.Errorf("-o json RouterAccess: %+v", it)
 		}
 	}
 	var asYAML struct {
 		Items []map[string]any `yaml:"items"`
 	}
 	out, _, err = run(t, "status", "--data-home", home, "-o", "yaml")
-	if err != nil || yaml.Unmarshal([]byte(out), &asYAML) != nil || len(asYAML.Items) != 3 {
+	if err != nil || yaml.Unmarshal([]byte(out), &asYAML) != nil || len(asYAML.Items) != 4 {
 		t.Errorf("-o yaml: %v\n%s", err, out)
 	}
 	if _, _, err := run(t, "status", "--data-home", home, "-o", "xml"); err == nil {

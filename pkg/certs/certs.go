@@ -393,3 +393,17 @@ func privateDir(dir string) error {
 	}
 	return nil
 }
+
+// Hosts returns the host names and addresses a certificate names (its
+// subjectAlternativeNames: DNS names first, then IP addresses).
+func Hosts(certPEM []byte) ([]string, error) {
+	cert, err := parseCert(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	hosts := slices.Clone(cert.DNSNames)
+	for _, ip := range cert.IPAddresses {
+		hosts = append(hosts, ip.String())
+	}
+	return hosts, nil
+}

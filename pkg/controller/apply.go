@@ -38,6 +38,17 @@ func (r *Reconciler) routerHash(s *siteState) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// linked tells whether a configuration accepts or makes links: only then
+// is the site part of a network worth observing.
+func linked(cfg routerconfig.Config) bool {
+	for _, e := range cfg {
+		if e.Type == "connector" || (e.Type == "listener" && (e.Attrs["role"] == "inter-router" || e.Attrs["role"] == "edge")) {
+			return true
+		}
+	}
+	return false
+}
+
 // unmatched tells whether some tcpListener waits for a connector.
 func (l *Live) unmatched() bool {
 	for _, e := range l.Entities["tcpListener"] {
@@ -98,6 +109,11 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 		}
 		if err == nil && st.Running && r.opts.Live {
 			res.Live, res.LiveErr = r.applyLive(ctx, s, platform)
+			if port, ok := res.Config.ManagementPort(); ok && res.LiveErr == nil && linked(res.Config) {
+				r.nets.ensure(s.dir, port, r.opts.OnNetworkChange)
+			} else if res.LiveErr == nil {
+				r.nets.stop(name)
+			}
 			switch {
 			case res.LiveErr != nil:
 				res.Recheck = r.live.failed(name)
@@ -123,6 +139,10 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 			"or parsed whole: the router is kept as it is until the file is fixed or removed"})
 	case !hasSite:
 		r.live.drop(name)
+		r.nets.stop(name)
+		if _, err := s.dir.ClaimPorts(nil, true); err != nil {
+			s.problems = append(s.problems, resources.Problem{File: "input/resources", Message: "releasing the namespace's ports: " + err.Error()})
+		}
 		if err := rt.Remove(ctx, name, s.dir.Path); err != nil {
 			res.RouterErr = err
 			return
@@ -179,6 +199,7 @@ func (r *Reconciler) leaveOtherRuntimes(ctx context.Context, dir namespace.Dir, 
 // gone, on every platform.
 func (r *Reconciler) removeEverywhere(ctx context.Context, dir namespace.Dir) error {
 	r.live.drop(dir.Name)
+	r.nets.stop(dir.Name)
 	r.mu.Lock()
 	delete(r.alone, dir.Name)
 	delete(r.restartKeys, dir.Name)

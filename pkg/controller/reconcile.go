@@ -55,6 +55,14 @@ type Options struct {
 	// pull an image); ManagementTimeout bounds one live apply to a router
 	// (default 10s).
 	RuntimeTimeout, ManagementTimeout time.Duration
+	// OnNetworkChange is called (from another goroutine) when what a
+	// site's routers report about its network changes: the daemon asks
+	// for a pass of that namespace, which writes the statuses.
+	OnNetworkChange func(namespace string)
+	// HostNames returns this host's names and addresses, for the server
+	// certificates of RouterAccesses bound to every address (default
+	// site.HostNames).
+	HostNames func() []string
 }
 
 // Reconciler runs reconcile passes. It is safe for concurrent use on
@@ -63,6 +71,7 @@ type Reconciler struct {
 	opts Options
 
 	live liveSessions
+	nets networks
 
 	mu sync.Mutex
 	// restartKeys records, by namespace, what the router last started with
@@ -94,6 +103,9 @@ func New(opts Options) *Reconciler {
 	if opts.ManagementTimeout <= 0 {
 		opts.ManagementTimeout = 10 * time.Second
 	}
+	if opts.HostNames == nil {
+		opts.HostNames = site.HostNames
+	}
 	runtimes := map[string]runtime.Runtime{}
 	for p, rt := range opts.Runtimes {
 		runtimes[p] = deadlined{Runtime: rt, timeout: opts.RuntimeTimeout}
@@ -106,6 +118,10 @@ func New(opts Options) *Reconciler {
 // Options returns the options in force, defaults filled in (runtimes
 // wrapped with their deadlines).
 func (r *Reconciler) Options() Options { return r.opts }
+
+// Close stops what the Reconciler runs in the background (the network
+// observers of linked sites).
+func (r *Reconciler) Close() { r.nets.stopAll() }
 
 // Reverify makes every live session read its router in full on its next
 // pass (SIGHUP: repair whatever others changed).
@@ -241,6 +257,7 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 	}
 	s.res.SiteID = in.SiteID
 	in.Platform, in.Version, in.Now = platform, r.opts.Version, s.now
+	in.HostNames = r.opts.HostNames()
 	d, err := site.Build(in)
 	if err != nil {
 		return err
@@ -261,6 +278,11 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 // namespace's files as they are (no last good copies), writing nothing:
 // no problem here means the pass will find none before the runtime.
 func Validate(dir namespace.Dir) ([]resources.Problem, error) {
+	return ValidateWith(dir, site.HostNames)
+}
+
+// ValidateWith is Validate with the host's names as hostNames gives them.
+func ValidateWith(dir namespace.Dir, hostNames func() []string) ([]resources.Problem, error) {
 	ns, err := dir.Load()
 	if err != nil {
 		return nil, err
@@ -272,6 +294,7 @@ func Validate(dir namespace.Dir) ([]resources.Problem, error) {
 			return nil, err
 		}
 		in.Platform, in.Version, in.Now = "podman", "validate", time.Now()
+		in.HostNames = hostNames()
 		d, err := site.Build(in)
 		if err != nil {
 			return nil, err

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
+	"github.com/site-controller/site-controller/pkg/site"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -50,11 +53,49 @@ func setupNamespace(t *testing.T, src, name string) (string, namespace.Dir) {
 			t.Fatal(err)
 		}
 	}
+	seedPorts(t, home, dir)
 	return home, dir
 }
 
+var keyData = regexp.MustCompile(`(?m)^(  (?:ca\.crt|tls\.crt|tls\.key)): \S+$`)
+
+// testHostNames stand in for this host's names in the goldens.
+var testHostNames = []string{"test-host", "192.0.2.10"}
+
+// seedPorts reserves the ports the namespace's RouterAccesses would get in
+// an empty data home on an idle machine (the first from each role's
+// default up), so that goldens do not depend on what listens here now.
+func seedPorts(t *testing.T, home string, dir namespace.Dir) {
+	t.Helper()
+	ns, err := dir.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[int]bool{}
+	claims := site.PortClaims(ns)
+	for _, c := range claims {
+		used[c.Port] = true
+	}
+	var b strings.Builder
+	for _, c := range claims {
+		if c.Port > 0 {
+			continue
+		}
+		p := c.From
+		for used[p] {
+			p++
+		}
+		used[p] = true
+		fmt.Fprintf(&b, "%d * %s %s\n", p, dir.Name, c.Key)
+	}
+	if err := os.WriteFile(filepath.Join(namespace.Root(home), ".ports"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newTestReconciler(home string) *Reconciler {
-	return New(Options{DataHome: home, Platform: "podman", Version: "test", Now: func() time.Time { return testNow }})
+	return New(Options{DataHome: home, Platform: "podman", Version: "test", Now: func() time.Time { return testNow },
+		HostNames: func() []string { return testHostNames }})
 }
 
 // checkSchema fails the test when cfg uses anything skrouter.json lacks.
@@ -75,6 +116,15 @@ func outputs(t *testing.T, dir namespace.Dir, res *Result) map[string][]byte {
 	out["problems.txt"] = probs.Bytes()
 	if data, err := os.ReadFile(dir.RouterConfig()); err == nil {
 		out["skrouterd.json"] = bytes.ReplaceAll(data, []byte(dir.Path), []byte("$NSDIR"))
+	}
+	links, _ := filepath.Glob(dir.Join("runtime", "links", "*.yaml"))
+	for _, f := range links {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// key material differs on every run: only its place is kept
+		out["links/"+filepath.Base(f)] = keyData.ReplaceAll(data, []byte("$1: <base64>"))
 	}
 	files, _ := filepath.Glob(filepath.Join(dir.RuntimeResources(), "*.yaml"))
 	for _, f := range files {

@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
+	"github.com/site-controller/site-controller/pkg/site"
 	"github.com/site-controller/site-controller/pkg/status"
 )
 
@@ -70,6 +72,13 @@ func (r *Reconciler) writeStatus(s *siteState) ([]string, error) {
 	}
 	if ns.Site != nil && s.res.Config != nil {
 		entries = append(entries, localAccessEntry(s))
+		if s.desired != nil {
+			for _, a := range s.desired.Accesses {
+				if a.Resource == nil {
+					entries = append(entries, r.linkAccessEntry(s, a))
+				}
+			}
+		}
 	}
 	// without every file read, a missing resource may only be unreadable
 	w := status.Writer{Dir: s.dir, Now: r.opts.Now, KeepStale: len(s.incomplete) > 0}
@@ -169,6 +178,7 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 	switch o := d.Object.(type) {
 	case *resources.Site:
 		st := siteStatus(s.res, configured, gen)
+		r.networkStatus(s, &st)
 		st.Message = joinMessage(st.Message, warn)
 		if n := fileProblems(ns); n != "" {
 			st.Message = joinMessage(st.Message, n)
@@ -191,7 +201,8 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		}
 		return matchedStatus(configured, m, unmatched, warn, gen, func(st *status.Status) { st.HasMatchingConnector = boolPtr(m) })
 	case *resources.Connector:
-		m := listenerKeys[o.Spec.RoutingKey]
+		view := r.nets.view(s.dir.Name)
+		m := listenerKeys[o.Spec.RoutingKey] || (view != nil && view.Listeners[o.Spec.RoutingKey])
 		unmatched := "no matching listener for routing key " + o.Spec.RoutingKey
 		if st, ok := liveStatus(s.res, gen); ok {
 			return st
@@ -201,17 +212,15 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 			if _, present := live.Entities["tcpConnector"][routerconfig.ConnectorName(o)]; !present {
 				return notInRouter(gen, warn)
 			}
-			m = live.hasListenerFor(o.Spec.RoutingKey)
+			m = live.hasListenerFor(o.Spec.RoutingKey) || (view != nil && view.Listeners[o.Spec.RoutingKey])
+			unmatched = "no listener for routing key " + o.Spec.RoutingKey + " in the network"
 			configured = cond(status.Configured, true, "Configured", "in the router", gen)
 		}
 		return matchedStatus(configured, m, unmatched, warn, gen, func(st *status.Status) { st.HasMatchingListener = boolPtr(m) })
-	case *resources.RouterAccess, *resources.Link:
-		msg := d.Kind + " is validated but not rendered yet: links between sites are not implemented by this controller yet"
-		return status.Status{
-			Status:     status.Pending,
-			Message:    joinMessage(msg, warn),
-			Conditions: []status.Condition{cond(status.Configured, false, "NotImplemented", msg, gen), cond(status.ReadyCond, false, "NotImplemented", msg, gen)},
-		}
+	case *resources.RouterAccess:
+		return r.accessStatus(s, s.desired.Access(o), warn, gen)
+	case *resources.Link:
+		return r.linkStatus(s, o, warn, gen)
 	}
 	return status.Status{Status: status.Ready, Message: joinMessage("OK", warn), Conditions: []status.Condition{cond(status.ReadyCond, true, "Ready", "OK", gen)}}
 }
@@ -357,4 +366,128 @@ func localAccessEntry(s *siteState) status.Entry {
 		Kind: resources.KindRouterAccess, Name: "skupper-local", Object: obj,
 		Status: status.Status{Status: status.Ready, Message: "OK", Conditions: []status.Condition{cond(status.ReadyCond, true, "Ready", "OK", 0)}},
 	}
+}
+
+// endpoints are where other sites link to a RouterAccess: each host it
+// names, each role.
+func endpoints(a *site.Access) []status.Endpoint {
+	var out []status.Endpoint
+	for _, h := range a.Hosts {
+		for _, r := range a.Roles {
+			out = append(out, status.Endpoint{Name: r.Role, Host: h, Port: strconv.Itoa(r.Port)})
+		}
+	}
+	return out
+}
+
+// accessStatus is the status of a RouterAccess: its endpoints, once the
+// router has its listeners.
+func (r *Reconciler) accessStatus(s *siteState, a *site.Access, warn string, gen int64) status.Status {
+	if a == nil {
+		msg := "not rendered"
+		return status.Status{Status: status.Pending, Message: msg, Conditions: []status.Condition{cond(status.Configured, false, "NotRendered", msg, gen)}}
+	}
+	var notes []string
+	if a.DefaultTLS {
+		notes = append(notes, fmt.Sprintf("no spec.tlsCredentials: the router presents runtime/certs/%s, issued by %s, as Skupper's non-Kubernetes sites do", a.TLS, a.Issuer))
+	}
+	if len(a.Hosts) > 0 {
+		notes = append(notes, fmt.Sprintf("link files for %s in runtime/links", strings.Join(a.Hosts, ", ")))
+	}
+	note := strings.Join(append(notes, warn), "; ")
+	note = strings.TrimSuffix(note, "; ")
+	if st, ok := liveStatus(s.res, gen); ok {
+		return st
+	}
+	if st, ok := rendered(s.res, gen, note); ok {
+		st.Endpoints = endpoints(a)
+		return st
+	}
+	for _, role := range a.Roles {
+		if _, ok := s.res.Live.Entities["listener"][a.Name+"-"+role.Role]; !ok {
+			return notInRouter(gen, note)
+		}
+	}
+	st := status.Status{Status: status.Ready, Message: joinMessage("OK", note), Endpoints: endpoints(a), Conditions: []status.Condition{
+		cond(status.Configured, true, "Configured", "in the router", gen), cond(status.ReadyCond, true, "Ready", "OK", gen)}}
+	return st
+}
+
+// linkStatus is the status of a Link: whether the router's connection to
+// the peer is up, and to which site.
+func (r *Reconciler) linkStatus(s *siteState, l *resources.Link, warn string, gen int64) status.Status {
+	if st, ok := liveStatus(s.res, gen); ok {
+		return st
+	}
+	if st, ok := rendered(s.res, gen, warn); ok {
+		return st
+	}
+	if _, ok := s.res.Live.Entities["connector"][l.Metadata.Name]; !ok {
+		return notInRouter(gen, warn)
+	}
+	configured := cond(status.Configured, true, "Configured", "in the router", gen)
+	view := r.nets.view(s.dir.Name)
+	var ls LinkState
+	known := false
+	if view != nil {
+		ls, known = view.Links[l.Metadata.Name]
+	}
+	switch {
+	case !known:
+		msg := joinMessage("waiting for the router to report the link", warn)
+		return status.Status{Status: status.Pending, Message: msg, Conditions: []status.Condition{configured,
+			cond(status.Operational, false, "Pending", msg, gen), cond(status.ReadyCond, false, "Pending", msg, gen)}}
+	case ls.Up:
+		msg := joinMessage("OK", warn)
+		return status.Status{Status: status.Ready, Message: msg, RemoteSiteID: ls.RemoteSiteID, RemoteSiteName: ls.RemoteSiteName,
+			Conditions: []status.Condition{configured,
+				cond(status.Operational, true, "Operational", "linked to site "+cmp.Or(ls.RemoteSiteName, "(unknown)"), gen),
+				cond(status.ReadyCond, true, "Ready", "OK", gen)}}
+	}
+	why := strings.TrimSpace(connNumber.ReplaceAllString(ls.Message, ""))
+	msg := joinMessage("not linked: "+cmp.Or(why, "the router has not connected yet"), warn)
+	return status.Status{Status: status.Pending, Message: msg, Conditions: []status.Condition{configured,
+		cond(status.Operational, false, "NotConnected", msg, gen), cond(status.ReadyCond, false, "NotConnected", msg, gen)}}
+}
+
+// networkStatus adds to the Site's status its endpoints and the network
+// its routers report.
+func (r *Reconciler) networkStatus(s *siteState, st *status.Status) {
+	if s.desired != nil {
+		for _, a := range s.desired.Accesses {
+			st.Endpoints = append(st.Endpoints, endpoints(a)...)
+		}
+	}
+	view := r.nets.view(s.dir.Name)
+	if view == nil || s.res.Live == nil {
+		return
+	}
+	n := len(view.Sites)
+	st.SitesInNetwork = &n
+	st.Network = view.Sites
+	if len(view.Errs) > 0 {
+		st.Message = joinMessage(st.Message, "network view incomplete: "+strings.Join(view.Errs, "; "))
+	}
+}
+
+// linkAccessEntry is the RouterAccess the Site's linkAccess gives it,
+// written as Skupper's non-Kubernetes sites write it.
+func (r *Reconciler) linkAccessEntry(s *siteState, a *site.Access) status.Entry {
+	var roles []map[string]any
+	for _, role := range a.Roles {
+		roles = append(roles, map[string]any{"name": role.Role, "port": role.Port})
+	}
+	obj := map[string]any{
+		"apiVersion": resources.APIVersion,
+		"kind":       resources.KindRouterAccess,
+		"metadata":   map[string]any{"name": a.Name, "namespace": s.ns.Name},
+		"spec": map[string]any{
+			"roles":                   roles,
+			"tlsCredentials":          a.TLS,
+			"issuer":                  a.Issuer,
+			"subjectAlternativeNames": a.Hosts,
+		},
+	}
+	st := r.accessStatus(s, a, "generated for the Site's linkAccess", 0)
+	return status.Entry{Kind: resources.KindRouterAccess, Name: a.Name, Object: obj, Status: st}
 }

@@ -113,7 +113,12 @@ func New(opts Options) (*Daemon, error) {
 	if opts.Notify == nil {
 		opts.Notify = func(string) {}
 	}
-	d := &Daemon{
+	d := &Daemon{opts: opts}
+	if opts.OnNetworkChange == nil {
+		// what a site's network says changed: its statuses follow
+		opts.OnNetworkChange = func(ns string) { d.queue.Mark(ns) }
+	}
+	*d = Daemon{
 		opts: opts, rec: controller.New(opts.Options), queue: NewQueue(opts.Quiet, opts.MaxDelay), log: opts.Log,
 		reg: prometheus.NewRegistry(), failures: map[string]int{}, summary: map[string]nsSummary{}, routers: map[string]routerSeen{},
 	}
@@ -291,6 +296,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.opts.Notify("STOPPING=1")
 	d.notifyMu.Unlock()
 	wg.Wait()
+	d.rec.Close()
 	return nil
 }
 

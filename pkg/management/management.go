@@ -53,6 +53,7 @@ type Client struct {
 	conn     *amqp.Conn
 	session  *amqp.Session
 	sender   *amqp.Sender
+	anon     *amqp.Sender // to other routers' management nodes, made on first use
 	receiver *amqp.Receiver
 	reply    string
 	next     atomic.Uint64
@@ -119,13 +120,52 @@ func Request(op, typ, name, replyTo string, id uint64, body any) *amqp.Message {
 
 // call sends a request and waits for its reply.
 func (c *Client) call(ctx context.Context, op, typ, name string, body any, want ...int) (*amqp.Message, error) {
+	return c.callAt(ctx, "", op, typ, name, body, want...)
+}
+
+// RemoteNode is the management node of another router of the network, as
+// its routers route it: interior routers by their id under _topo, edge
+// routers under _edge.
+func RemoteNode(routerID string, edge bool) string {
+	if edge {
+		return "amqp:/_edge/" + routerID + "/$management"
+	}
+	return "amqp:/_topo/0/" + routerID + "/$management"
+}
+
+// QueryAt is Query on the management node node (RemoteNode) of another
+// router, reached through the router this client is connected to.
+func (c *Client) QueryAt(ctx context.Context, node, typ string) ([]map[string]any, error) {
+	msg, err := c.callAt(ctx, node, "QUERY", typ, "", map[string]any{"attributeNames": []any{}}, 200)
+	if err != nil {
+		return nil, err
+	}
+	return ParseQuery(msg.Value)
+}
+
+// callAt sends a request to node ("" for the connected router's own) and
+// waits for its reply.
+func (c *Client) callAt(ctx context.Context, node, op, typ, name string, body any, want ...int) (*amqp.Message, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.broken != nil {
 		return nil, c.broken
 	}
 	id := c.next.Add(1)
-	if err := c.sender.Send(ctx, Request(op, typ, name, c.reply, id, body), nil); err != nil {
+	req := Request(op, typ, name, c.reply, id, body)
+	sender := c.sender
+	if node != "" {
+		if c.anon == nil {
+			anon, err := c.session.NewSender(ctx, "", nil)
+			if err != nil {
+				c.broken = fmt.Errorf("opening a link to other routers' management: %w", err)
+				return nil, c.broken
+			}
+			c.anon = anon
+		}
+		sender, req.Properties.To = c.anon, &node
+	}
+	if err := sender.Send(ctx, req, nil); err != nil {
 		c.broken = fmt.Errorf("%s %s %q: %w", op, typ, name, err)
 		return nil, c.broken
 	}

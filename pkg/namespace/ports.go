@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -186,6 +187,200 @@ func readPort(path string) (int, error) {
 // portFree tells whether nothing listens on the loopback port now.
 func portFree(p int) bool {
 	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// PortClaim is a port a namespace's router binds: Port when the resource
+// names one, else the lowest free one from From up (kept once reserved).
+type PortClaim struct {
+	// Key names the claim within its namespace, e.g.
+	// "RouterAccess/west/inter-router".
+	Key  string
+	Host string // the bind address; "" (and 0.0.0.0, ::) is every address
+	Port int
+	From int
+}
+
+// PortGrant is the outcome of a claim: the port, or the namespace and
+// resource that hold it already.
+type PortGrant struct {
+	Port   int
+	HeldBy string
+}
+
+const claimsFile = ".ports"
+
+// portHolder is one line of the claims registry.
+type portHolder struct {
+	port      int
+	host, key string
+}
+
+// ClaimPorts reserves the ports of a namespace's Listeners and
+// RouterAccess roles across the data home, in namespaces/.ports, under the
+// same lock as the management ports. A claim that names a port another
+// namespace holds on an overlapping address (or its management port) is
+// granted nothing, with the holder; a claim without a port keeps the port
+// it reserved before, else gets the lowest from From up that no namespace
+// holds or manages and that nothing listens on. The namespace's lines are
+// replaced by what it holds now (released claims go); with write false
+// nothing is written (validate).
+func (d Dir) ClaimPorts(claims []PortClaim, write bool) (map[string]PortGrant, error) {
+	root := filepath.Dir(d.Path)
+	if write {
+		unlock, err := fileio.Lock(filepath.Join(root, ".ports.lock"))
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
+	holders, err := readClaims(root)
+	if err != nil {
+		return nil, err
+	}
+	mgmt, err := readReservations(root)
+	if err != nil {
+		return nil, err
+	}
+	mine := map[string]int{}
+	for _, h := range holders[d.Name] {
+		mine[h.key] = h.port
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" || h == "*" }
+	type held struct {
+		ns string
+		portHolder
+	}
+	others := map[int][]held{}
+	for ns, hs := range holders {
+		if ns == d.Name {
+			continue
+		}
+		for _, h := range hs {
+			others[h.port] = append(others[h.port], held{ns, h})
+		}
+	}
+	for ns, p := range mgmt {
+		if ns != d.Name {
+			others[p] = append(others[p], held{ns, portHolder{p, "127.0.0.1", "its local management port"}})
+		}
+	}
+	heldBy := func(host string, port int) string {
+		var by []string
+		for _, h := range others[port] {
+			if h.host == host || wild(h.host) || wild(host) {
+				by = append(by, fmt.Sprintf("namespace %s (%s)", h.ns, h.key))
+			}
+		}
+		slices.Sort(by)
+		if len(by) == 0 {
+			return ""
+		}
+		return by[0]
+	}
+	out := map[string]PortGrant{}
+	var now []portHolder
+	explicit := map[int]bool{}
+	for _, c := range claims {
+		if c.Port > 0 {
+			explicit[c.Port] = true
+		}
+	}
+	for _, c := range claims {
+		host := c.Host
+		if wild(host) {
+			host = "*"
+		}
+		if c.Port > 0 {
+			if by := heldBy(host, c.Port); by != "" {
+				out[c.Key] = PortGrant{HeldBy: by}
+				continue
+			}
+			out[c.Key] = PortGrant{Port: c.Port}
+			now = append(now, portHolder{c.Port, host, c.Key})
+			continue
+		}
+		p := mine[c.Key]
+		if p == 0 || heldBy(host, p) != "" || (explicit[p]) {
+			p = 0
+			for q := c.From; q <= 65535; q++ {
+				taken := explicit[q] || heldBy(host, q) != "" || mgmt[d.Name] == q ||
+					slices.ContainsFunc(now, func(h portHolder) bool { return h.port == q })
+				if !taken && anyPortFree(q) {
+					p = q
+					break
+				}
+			}
+			if p == 0 {
+				return nil, fmt.Errorf("no free port from %d up for %s", c.From, c.Key)
+			}
+		}
+		explicit[p] = true
+		out[c.Key] = PortGrant{Port: p}
+		now = append(now, portHolder{p, host, c.Key})
+	}
+	if write && !slices.Equal(now, holders[d.Name]) {
+		if len(now) == 0 {
+			delete(holders, d.Name)
+		} else {
+			holders[d.Name] = now
+		}
+		if err := writeClaims(root, holders); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// readClaims returns the claims registry by namespace, for namespaces
+// that still exist.
+func readClaims(root string) (map[string][]portHolder, error) {
+	out := map[string][]portHolder{}
+	data, err := os.ReadFile(filepath.Join(root, claimsFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the port registry: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 4 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		p, err := strconv.Atoi(f[0])
+		if err != nil || p < 1 || p > 65535 {
+			continue
+		}
+		if st, err := os.Stat(filepath.Join(root, f[2])); err != nil || !st.IsDir() {
+			continue // the namespace is gone: its ports are free
+		}
+		out[f[2]] = append(out[f[2]], portHolder{p, f[1], f[3]})
+	}
+	return out, nil
+}
+
+func writeClaims(root string, holders map[string][]portHolder) error {
+	var b strings.Builder
+	b.WriteString("# ports bound by namespaces' Listeners and RouterAccesses: port host namespace resource\n")
+	for _, ns := range slices.Sorted(maps.Keys(holders)) {
+		for _, h := range holders[ns] {
+			fmt.Fprintf(&b, "%d %s %s %s\n", h.port, h.host, ns, h.key)
+		}
+	}
+	if _, err := fileio.WriteFile(filepath.Join(root, claimsFile), []byte(b.String()), 0o644, 0o755, true); err != nil {
+		return fmt.Errorf("recording the port registry: %w", err)
+	}
+	return nil
+}
+
+// anyPortFree tells whether nothing listens on the port on any address.
+func anyPortFree(p int) bool {
+	l, err := net.Listen("tcp", ":"+strconv.Itoa(p))
 	if err != nil {
 		return false
 	}

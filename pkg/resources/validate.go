@@ -420,7 +420,9 @@ func (v *validator) check() {
 		switch o.Spec.LinkAccess {
 		case "", "none":
 		case "default":
-			v.warn("spec.linkAccess", "links between sites are not implemented by this controller yet: no RouterAccess is created")
+			if o.Spec.Edge {
+				v.warn("spec.linkAccess", "ignored: an edge site accepts no links (it links to interior sites)")
+			}
 		default:
 			v.fail("spec.linkAccess", fmt.Sprintf("%q is not supported on this platform; use default or none", o.Spec.LinkAccess))
 		}
@@ -497,8 +499,6 @@ func (v *validator) check() {
 		}
 		if s.TLSCredentials != "" {
 			v.name("spec.tlsCredentials", s.TLSCredentials)
-		} else if !s.GenerateTLSCredentials {
-			v.fail("spec.tlsCredentials", "required unless spec.generateTlsCredentials is true")
 		}
 		if s.Issuer != "" {
 			v.name("spec.issuer", s.Issuer)

@@ -18,7 +18,14 @@ type Change struct {
 
 // LiveTypes are the entity types changed in a running router, in the
 // order they are created.
-var LiveTypes = []string{"sslProfile", "tcpListener", "tcpConnector"}
+var LiveTypes = []string{"sslProfile", "listener", "connector", "tcpListener", "tcpConnector"}
+
+// live tells whether e is changed in a running router: an entity of a live
+// type, but not the local management listener (or its profile's paths):
+// the controller reaches the router through it.
+func live(e Entity) bool {
+	return slices.Contains(LiveTypes, e.Type) && !(e.Type == "listener" && e.Name() == LocalListenerName)
+}
 
 // owned lists, per live type, the attributes this controller sets; a
 // difference in any of them changes the entity. Unset means the value in
@@ -27,11 +34,15 @@ var owned = map[string][]string{
 	"sslProfile":   {"caCertFile", "certFile", "privateKeyFile"},
 	"tcpListener":  {"host", "port", "address", "observer", "sslProfile"},
 	"tcpConnector": {"host", "port", "address", "sslProfile", "verifyHostname"},
+	"listener":     {"host", "port", "role", "sslProfile", "saslMechanisms", "authenticatePeer"},
+	"connector":    {"host", "port", "role", "cost", "sslProfile"},
 }
 
 var unset = map[string]map[string]any{
 	"tcpListener":  {"observer": "auto"},
 	"tcpConnector": {"verifyHostname": true},
+	"listener":     {"authenticatePeer": false},
+	"connector":    {"cost": 1},
 }
 
 // updatable lists the attributes the router changes in place (UPDATE);
@@ -48,7 +59,7 @@ func (c Config) Live() map[string]map[string]Entity {
 		out[t] = map[string]Entity{}
 	}
 	for _, e := range c {
-		if m, ok := out[e.Type]; ok {
+		if m, ok := out[e.Type]; ok && live(e) {
 			m[e.Name()] = e
 		}
 	}
@@ -110,7 +121,11 @@ func Diff(desired, actual Config) []Change {
 func withoutName(attrs map[string]any) map[string]any {
 	out := make(map[string]any, len(attrs))
 	for k, v := range attrs {
-		if k != "name" {
+		switch {
+		case k == "name":
+		case k == "port":
+			out[k] = canonical(v) // a string in the router's schema
+		default:
 			out[k] = v
 		}
 	}
@@ -201,7 +216,7 @@ func (c Config) Expand(vars map[string]string) Config {
 func (c Config) RestartKey() string {
 	var rest Config
 	for _, e := range c {
-		if !slices.Contains(LiveTypes, e.Type) || e.Name() == LocalServer {
+		if !live(e) || e.Name() == LocalServer {
 			rest = append(rest, e)
 		}
 	}

@@ -61,7 +61,37 @@ type Environment struct {
 	// Credentials lists, by name, the credentials that exist under
 	// runtime/certs (as prepared by the caller).
 	Credentials map[string]Credential
+	// Accesses are the router listeners other sites link to (from
+	// RouterAccess resources and the Site's linkAccess), ports resolved.
+	Accesses []Access
+	// Links are the router connectors to other sites (from Link
+	// resources), endpoints resolved for the site's role.
+	Links []Link
 }
+
+// Access is one router listener that accepts links: one role of a
+// RouterAccess.
+type Access struct {
+	Name    string // <routeraccess>-<role>
+	Role    string // inter-router or edge
+	Host    string // "" for every address
+	Port    int
+	Profile string // sslProfile: server certificate and the CA clients must be issued by
+}
+
+// Link is one router connector to another site's RouterAccess.
+type Link struct {
+	Name    string // the Link's name
+	Role    string // inter-router or edge
+	Host    string
+	Port    string
+	Cost    int64
+	Profile string // sslProfile: client certificate and the CA of the peer
+}
+
+// LinkProfile is the name of the sslProfile of a Link whose client
+// credential is tlsCredentials, as Skupper names it.
+func LinkProfile(tlsCredentials string) string { return tlsCredentials + "-profile" }
 
 // Credential says which files of a credential directory exist.
 type Credential struct {
@@ -168,6 +198,38 @@ func Render(ns *resources.Namespace, env Environment) (Config, error) {
 		"authenticatePeer": true,
 	}}}
 
+	for _, a := range env.Accesses {
+		if err := profile(a.Profile, true); err != nil {
+			return nil, fmt.Errorf("router access %s: %w", a.Name, err)
+		}
+		attrs := map[string]any{
+			"name":             a.Name,
+			"role":             a.Role,
+			"port":             strconv.Itoa(a.Port),
+			"sslProfile":       a.Profile,
+			"saslMechanisms":   "EXTERNAL",
+			"authenticatePeer": true,
+		}
+		if a.Host != "" {
+			attrs["host"] = a.Host
+		}
+		listeners = append(listeners, Entity{"listener", attrs})
+	}
+	var connectors []Entity
+	for _, l := range env.Links {
+		if err := profile(l.Profile, true); err != nil {
+			return nil, fmt.Errorf("Link/%s: %w", l.Name, err)
+		}
+		connectors = append(connectors, Entity{"connector", map[string]any{
+			"name":       l.Name,
+			"role":       l.Role,
+			"host":       l.Host,
+			"port":       l.Port,
+			"cost":       max(l.Cost, 1),
+			"sslProfile": l.Profile,
+		}})
+	}
+
 	var tcp []Entity
 	for _, l := range ns.Listeners {
 		a := map[string]any{
@@ -212,6 +274,7 @@ func Render(ns *resources.Namespace, env Environment) (Config, error) {
 		cfg = append(cfg, Entity{"sslProfile", profiles[name]})
 	}
 	cfg = append(cfg, listeners...)
+	cfg = append(cfg, connectors...)
 	cfg = append(cfg,
 		Entity{"address", map[string]any{"prefix": "mc", "distribution": "multicast"}},
 	)

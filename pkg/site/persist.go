@@ -66,6 +66,13 @@ func Persist(dir namespace.Dir, d *Desired) (changed []string, configChanged boo
 			changed = append(changed, rel(f))
 		}
 	}
+	links, err := persistLinks(dir, d.LinkFiles)
+	for _, f := range links {
+		changed = append(changed, rel(f))
+	}
+	if err != nil {
+		return changed, false, err
+	}
 	configChanged, err = fileio.WriteFile(dir.RouterConfig(), d.ConfigJSON, 0o644, 0o755, false)
 	if err != nil {
 		return changed, false, err
@@ -74,4 +81,43 @@ func Persist(dir namespace.Dir, d *Desired) (changed []string, configChanged boo
 		changed = append(changed, rel(dir.RouterConfig()))
 	}
 	return changed, configChanged, nil
+}
+
+// persistLinks makes runtime/links hold exactly the site's link files
+// (0600 in a 0700 directory: they hold a private key); other files there
+// that look like link files are removed.
+func persistLinks(dir namespace.Dir, files map[string][]byte) ([]string, error) {
+	ldir := dir.Join("runtime", "links")
+	var changed []string
+	if len(files) > 0 {
+		if err := os.MkdirAll(ldir, 0o700); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", ldir, err)
+		}
+		fileio.RemoveTemps(ldir)
+	}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		path := filepath.Join(ldir, name)
+		wrote, err := fileio.WriteFile(path, files[name], 0o600, 0o700, false)
+		if err != nil {
+			return changed, err
+		}
+		if wrote {
+			changed = append(changed, path)
+		}
+	}
+	entries, err := os.ReadDir(ldir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return changed, fmt.Errorf("listing %s: %w", ldir, err)
+	}
+	for _, e := range entries {
+		if _, want := files[e.Name()]; want || e.IsDir() || !strings.HasPrefix(e.Name(), "link-") || !strings.HasSuffix(e.Name(), ".yaml") {
+			continue
+		}
+		path := filepath.Join(ldir, e.Name())
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return changed, fmt.Errorf("removing %s: %w", path, err)
+		}
+		changed = append(changed, path)
+	}
+	return changed, nil
 }

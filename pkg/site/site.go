@@ -21,9 +21,11 @@ import (
 	"io/fs"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/certs"
+	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 )
@@ -44,6 +46,12 @@ type Input struct {
 	// OtherPorts are the management ports of the other namespaces of the
 	// data home, by port.
 	OtherPorts map[int]string
+	// Ports are the ports of the namespace's Listeners and RouterAccess
+	// roles as the data home's registry grants them, by claim key.
+	Ports map[string]namespace.PortGrant
+	// HostNames are this host's names and non-loopback addresses, for the
+	// certificate of a RouterAccess bound to every address.
+	HostNames []string
 	// Issuers are the CAs the site has: user-provided (input/issuers) win
 	// over generated ones (runtime/issuers).
 	Issuers map[string]Issuer
@@ -84,6 +92,10 @@ type Desired struct {
 	// order found; Failed has them by resource.
 	Problems []resources.Problem
 	Failed   map[resources.Object][]resources.Problem
+	// Accesses are the RouterAccesses rendered, ports resolved.
+	Accesses []*Access
+	// LinkFiles are runtime/links/<name>, exactly.
+	LinkFiles map[string][]byte
 }
 
 // builder carries one Build.
@@ -94,6 +106,47 @@ type builder struct {
 	creds map[string]routerconfig.Credential
 	// generated are the CAs this Build created (Input is not changed).
 	generated map[string]*certs.CA
+	// claimed says where each router credential comes from.
+	claimed map[string]source
+	// the router listeners and connectors of links
+	accessEntities []routerconfig.Access
+	linkEntities   []routerconfig.Link
+}
+
+// source is where a router credential comes from; two resources that
+// would fill one differently conflict.
+type source struct {
+	from      string // input/certs/<from>, Secret/<name>, or "" when generated
+	caOnly    bool
+	firstUser string // the resource that claimed it first
+}
+
+// claim records that o needs router credential as filled from src, or
+// fails o when another resource fills it differently.
+func (b *builder) claim(o resources.Object, as string, src source) bool {
+	prev, ok := b.claimed[as]
+	if !ok {
+		b.claimed[as] = src
+		return true
+	}
+	if prev.from == src.from && prev.caOnly == src.caOnly {
+		return true
+	}
+	what := func(s source) string {
+		switch {
+		case s.from == "":
+			return "a certificate the site generates"
+		case strings.HasPrefix(s.from, "Secret/"):
+			return "the credential of " + s.from
+		case s.caOnly:
+			return "the ca.crt of input/certs/" + s.from
+		default:
+			return "a copy of input/certs/" + s.from
+		}
+	}
+	b.fail(o, "spec.tlsCredentials", fmt.Sprintf("the router credential %q would hold both %s (for %s) and %s (for this one); rename input/certs/%s",
+		as, what(prev), prev.firstUser, what(src), cmp.Or(src.from, prev.from)))
+	return false
 }
 
 // Build works out the desired site of a namespace with a Site. It touches
@@ -104,15 +157,20 @@ func Build(in Input) (*Desired, error) {
 	if in.Namespace == nil || in.Namespace.Site == nil {
 		return nil, errors.New("no Site to build")
 	}
-	b := &builder{in: in, creds: map[string]routerconfig.Credential{}, generated: map[string]*certs.CA{}, out: &Desired{
+	b := &builder{in: in, creds: map[string]routerconfig.Credential{}, generated: map[string]*certs.CA{}, claimed: map[string]source{}, out: &Desired{
 		SiteID:      in.SiteID,
 		Credentials: map[string]certs.Files{},
 		NewIssuers:  map[string]certs.Files{},
 	}}
 	b.checkManagementPorts()
+	b.checkHeldPorts()
 	if err := b.credentials(); err != nil {
 		return nil, err
 	}
+	if err := b.routerAccesses(); err != nil {
+		return nil, err
+	}
+	b.links()
 	// leave out what failed
 	ns := in.Namespace
 	rendered := *ns
@@ -129,6 +187,8 @@ func Build(in Input) (*Desired, error) {
 		ManagementPort: in.ManagementPort,
 		CertBase:       certBase,
 		Credentials:    b.creds,
+		Accesses:       b.accessEntities,
+		Links:          b.linkEntities,
 	})
 	if err != nil {
 		return nil, err
@@ -166,6 +226,16 @@ func (b *builder) checkManagementPorts() {
 			b.fail(l, "spec.port", fmt.Sprintf("port %d is this site's local management port (internal/management-port): choose another port", port))
 		} else if ns, ok := b.in.OtherPorts[port]; ok {
 			b.fail(l, "spec.port", fmt.Sprintf("port %d is the local management port of namespace %s: choose another port", port, ns))
+		}
+	}
+}
+
+// checkHeldPorts fails the Listeners whose port another namespace holds on
+// an overlapping address.
+func (b *builder) checkHeldPorts() {
+	for _, l := range b.in.Namespace.Listeners {
+		if g := b.in.Ports[portKey(resources.KindListener, l.Metadata.Name, "")]; g.HeldBy != "" && b.out.Failed[l] == nil {
+			b.fail(l, "spec.port", fmt.Sprintf("port %d is held by %s", l.Spec.Port, g.HeldBy))
 		}
 	}
 }
@@ -252,38 +322,6 @@ func (b *builder) credentials() error {
 	}
 	exists := func(name string) bool { _, ok := b.in.UserCerts[name]; return ok }
 
-	// Each router credential has one source; two resources that would
-	// fill the same one differently (a Listener's x-profile and Connector
-	// x's CA-only profile, say) are a conflict, reported on the later one.
-	type source struct {
-		from      string // input/certs/<from>, or "" when generated
-		caOnly    bool
-		firstUser string // the resource that claimed it first
-	}
-	claimed := map[string]source{}
-	claim := func(o resources.Object, as string, src source) bool {
-		prev, ok := claimed[as]
-		if !ok {
-			claimed[as] = src
-			return true
-		}
-		if prev.from == src.from && prev.caOnly == src.caOnly {
-			return true
-		}
-		what := func(s source) string {
-			switch {
-			case s.from == "":
-				return "a certificate the site generates"
-			case s.caOnly:
-				return "the ca.crt of input/certs/" + s.from
-			default:
-				return "a copy of input/certs/" + s.from
-			}
-		}
-		b.fail(o, "spec.tlsCredentials", fmt.Sprintf("the router credential %q would hold both %s (for %s) and %s (for this one); rename input/certs/%s",
-			as, what(prev), prev.firstUser, what(src), cmp.Or(src.from, prev.from)))
-		return false
-	}
 	ns := b.in.Namespace
 	// a generated Listener credential names the hosts of every Listener
 	// that shares it
@@ -302,7 +340,7 @@ func (b *builder) credentials() error {
 		if !exists(name) {
 			src.from = ""
 		}
-		if !claim(l, name, src) {
+		if !b.claim(l, name, src) {
 			continue
 		}
 		if _, done := b.creds[name]; done {
@@ -335,7 +373,7 @@ func (b *builder) credentials() error {
 		if c.Spec.UseClientCert {
 			as = name
 		}
-		if !claim(c, as, source{from: name, caOnly: !c.Spec.UseClientCert, firstUser: "Connector/" + c.Metadata.Name}) {
+		if !b.claim(c, as, source{from: name, caOnly: !c.Spec.UseClientCert, firstUser: "Connector/" + c.Metadata.Name}) {
 			continue
 		}
 		cred, done := b.creds[as]
@@ -401,4 +439,18 @@ func (d *Desired) CredentialHash(name string) string {
 		h.Write(x.data)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Access returns the rendered Access of a RouterAccess resource, or nil
+// when it was not rendered.
+func (d *Desired) Access(ra *resources.RouterAccess) *Access {
+	if d == nil {
+		return nil
+	}
+	for _, a := range d.Accesses {
+		if a.Resource == ra {
+			return a
+		}
+	}
+	return nil
 }

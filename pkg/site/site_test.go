@@ -47,7 +47,9 @@ func input(t *testing.T, c fixture.GoldenCase) Input {
 		Dir:    "$NSDIR", // the goldens' stand-in for the namespace directory
 		SiteID: testSiteID, ManagementPort: 5671,
 		UserCerts: map[string]UserCert{},
+		HostNames: testHostNames,
 	}
+	in.Ports = testPorts(in.Namespace)
 	var ca *certs.CA
 	var caFiles certs.Files
 	spec, err := os.ReadFile(filepath.Join(c.Src, "certs"))
@@ -69,6 +71,34 @@ func input(t *testing.T, c fixture.GoldenCase) Input {
 		in.UserCerts[name] = UserCert{Files: f}
 	}
 	return in
+}
+
+// testHostNames stand in for this host's names in the goldens.
+var testHostNames = []string{"test-host", "192.0.2.10"}
+
+// testPorts grants the claims as a data home with no other namespace
+// does: named ports as named, the others from their first port up.
+func testPorts(ns *resources.Namespace) map[string]namespace.PortGrant {
+	out := map[string]namespace.PortGrant{}
+	used := map[int]bool{}
+	for _, c := range PortClaims(ns) {
+		if c.Port > 0 {
+			used[c.Port] = true
+		}
+	}
+	for _, c := range PortClaims(ns) {
+		p := c.Port
+		for p == 0 {
+			if q := c.From; !used[q] {
+				p = q
+			} else {
+				c.From++
+			}
+		}
+		used[p] = true
+		out[c.Key] = namespace.PortGrant{Port: p}
+	}
+	return out
 }
 
 // TestBuildGolden: the desired site of every golden case, built from

@@ -39,7 +39,9 @@ const (
 	Configured = "Configured"
 	Running    = "Running"
 	Matched    = "Matched"
-	ReadyCond  = "Ready"
+	// Operational is a Link's: the router's connection to the peer is up.
+	Operational = "Operational"
+	ReadyCond   = "Ready"
 )
 
 // Status is the .status block of a resource.
@@ -50,6 +52,47 @@ type Status struct {
 	HasMatchingConnector *bool       `json:"hasMatchingConnector,omitempty" yaml:"hasMatchingConnector,omitempty"`
 	HasMatchingListener  *bool       `json:"hasMatchingListener,omitempty" yaml:"hasMatchingListener,omitempty"`
 	SitesInNetwork       *int        `json:"sitesInNetwork,omitempty" yaml:"sitesInNetwork,omitempty"`
+	// Network is the Site's view of every site in its network.
+	Network []SiteRecord `json:"network,omitempty" yaml:"network,omitempty"`
+	// Endpoints are a RouterAccess's (and the Site's) link endpoints.
+	Endpoints []Endpoint `json:"endpoints,omitempty" yaml:"endpoints,omitempty"`
+	// RemoteSiteID and RemoteSiteName name the site a Link reaches.
+	RemoteSiteID   string `json:"remoteSiteId,omitempty" yaml:"remoteSiteId,omitempty"`
+	RemoteSiteName string `json:"remoteSiteName,omitempty" yaml:"remoteSiteName,omitempty"`
+}
+
+// Endpoint is where other sites link to this one.
+type Endpoint struct {
+	Name  string `json:"name" yaml:"name"`
+	Host  string `json:"host" yaml:"host"`
+	Port  string `json:"port" yaml:"port"`
+	Group string `json:"group,omitempty" yaml:"group,omitempty"`
+}
+
+// SiteRecord is one site of the network, as the Site's status shows it.
+type SiteRecord struct {
+	ID        string          `json:"id" yaml:"id"`
+	Name      string          `json:"name" yaml:"name"`
+	Namespace string          `json:"namespace,omitempty" yaml:"namespace,omitempty"`
+	Platform  string          `json:"platform,omitempty" yaml:"platform,omitempty"`
+	Version   string          `json:"version,omitempty" yaml:"version,omitempty"`
+	Links     []LinkRecord    `json:"links,omitempty" yaml:"links,omitempty"`
+	Services  []ServiceRecord `json:"services,omitempty" yaml:"services,omitempty"`
+}
+
+// LinkRecord is a link from one site of the network to another.
+type LinkRecord struct {
+	Name           string `json:"name" yaml:"name"`
+	RemoteSiteID   string `json:"remoteSiteId" yaml:"remoteSiteId"`
+	RemoteSiteName string `json:"remoteSiteName" yaml:"remoteSiteName"`
+	Operational    bool   `json:"operational" yaml:"operational"`
+}
+
+// ServiceRecord is a routing key a site has listeners or connectors for.
+type ServiceRecord struct {
+	RoutingKey string   `json:"routingKey" yaml:"routingKey"`
+	Connectors []string `json:"connectors,omitempty" yaml:"connectors,omitempty"`
+	Listeners  []string `json:"listeners,omitempty" yaml:"listeners,omitempty"`
 }
 
 // Condition is one Kubernetes-style condition.
@@ -316,8 +359,75 @@ func appendStatus(b *bytes.Buffer, s Status) {
 			b.WriteString("\n  " + f.name + ": " + strconv.FormatBool(*f.v))
 		}
 	}
+	for _, f := range []struct{ name, v string }{{"remoteSiteId", s.RemoteSiteID}, {"remoteSiteName", s.RemoteSiteName}} {
+		if f.v != "" {
+			b.WriteString("\n  " + f.name + ": ")
+			quote(b, f.v)
+		}
+	}
+	if len(s.Endpoints) > 0 {
+		b.WriteString("\n  endpoints:")
+	}
+	for _, e := range s.Endpoints {
+		b.WriteString("\n    - name: ")
+		quote(b, e.Name)
+		b.WriteString("\n      host: ")
+		quote(b, e.Host)
+		b.WriteString("\n      port: ")
+		quote(b, e.Port)
+		if e.Group != "" {
+			b.WriteString("\n      group: ")
+			quote(b, e.Group)
+		}
+	}
 	if s.SitesInNetwork != nil {
 		b.WriteString("\n  sitesInNetwork: " + strconv.Itoa(*s.SitesInNetwork))
+	}
+	if len(s.Network) > 0 {
+		b.WriteString("\n  network:")
+	}
+	list := func(indent, name string, items []string) {
+		if len(items) == 0 {
+			return
+		}
+		b.WriteString("\n" + indent + name + ":")
+		for _, it := range items {
+			b.WriteString("\n" + indent + "  - ")
+			quote(b, it)
+		}
+	}
+	for _, site := range s.Network {
+		b.WriteString("\n    - id: ")
+		quote(b, site.ID)
+		b.WriteString("\n      name: ")
+		quote(b, site.Name)
+		for _, f := range []struct{ name, v string }{{"namespace", site.Namespace}, {"platform", site.Platform}, {"version", site.Version}} {
+			if f.v != "" {
+				b.WriteString("\n      " + f.name + ": ")
+				quote(b, f.v)
+			}
+		}
+		if len(site.Links) > 0 {
+			b.WriteString("\n      links:")
+		}
+		for _, l := range site.Links {
+			b.WriteString("\n        - name: ")
+			quote(b, l.Name)
+			b.WriteString("\n          remoteSiteId: ")
+			quote(b, l.RemoteSiteID)
+			b.WriteString("\n          remoteSiteName: ")
+			quote(b, l.RemoteSiteName)
+			b.WriteString("\n          operational: " + strconv.FormatBool(l.Operational))
+		}
+		if len(site.Services) > 0 {
+			b.WriteString("\n      services:")
+		}
+		for _, sv := range site.Services {
+			b.WriteString("\n        - routingKey: ")
+			quote(b, sv.RoutingKey)
+			list("          ", "connectors", sv.Connectors)
+			list("          ", "listeners", sv.Listeners)
+		}
 	}
 	b.WriteString("\n" + Trailer)
 }

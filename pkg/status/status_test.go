@@ -1,12 +1,15 @@
 package status
 
 import (
+	"bytes"
 	"os"
+	"reflect"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/namespace"
+	"gopkg.in/yaml.v3"
 )
 
 // TestCompleteCatchesEveryCut: a status file cut anywhere, at a line
@@ -35,5 +38,35 @@ func TestCompleteCatchesEveryCut(t *testing.T) {
 		if Complete(data[:i]) {
 			t.Errorf("cut after %d of %d bytes and still Complete", i, len(data))
 		}
+	}
+}
+
+// TestStatusRoundTrip: the hand-written status block is YAML that reads
+// back into the very Status written, every field filled.
+func TestStatusRoundTrip(t *testing.T) {
+	yes, n := true, 2
+	want := Status{
+		Status: Ready, Message: `OK: "quoted" \ and: colons`,
+		Conditions:           []Condition{{Type: ReadyCond, Status: "True", Reason: "Ready", Message: "OK", LastTransitionTime: "2026-01-02T03:04:05Z", ObservedGeneration: 3}},
+		HasMatchingConnector: &yes, HasMatchingListener: &yes, SitesInNetwork: &n,
+		RemoteSiteID: "id-b", RemoteSiteName: "b",
+		Endpoints: []Endpoint{{Name: "inter-router", Host: "::1", Port: "55671"}, {Name: "edge", Host: "h", Port: "45671", Group: "g"}},
+		Network: []SiteRecord{
+			{ID: "id-a", Name: "a", Namespace: "ns-a", Platform: "linux", Version: "v1",
+				Links:    []LinkRecord{{Name: "link-b", RemoteSiteID: "id-b", RemoteSiteName: "b", Operational: true}},
+				Services: []ServiceRecord{{RoutingKey: "backend", Connectors: []string{"connector/x@h"}, Listeners: []string{"listener/y"}}}},
+			{ID: "id-b", Name: "b"},
+		},
+	}
+	var b bytes.Buffer
+	appendStatus(&b, want)
+	var got struct {
+		Status Status `yaml:"status"`
+	}
+	if err := yaml.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatalf("%v:\n%s", err, b.String())
+	}
+	if !reflect.DeepEqual(got.Status, want) {
+		t.Errorf("read back\n%+v\nwant\n%+v\nfrom\n%s", got.Status, want, b.String())
 	}
 }

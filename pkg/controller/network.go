@@ -1,0 +1,452 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/site-controller/site-controller/pkg/management"
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/routerconfig"
+	"github.com/site-controller/site-controller/pkg/status"
+)
+
+// The network view.
+//
+// A site that accepts or makes links is part of a network of routers. What
+// that network is — which sites, their links, which routing keys have
+// listeners and connectors where — is asked of the routers themselves, over
+// management: the site's own router answers for itself and forwards
+// requests to every other router of the network (interior routers by their
+// id under _topo/0/, edge routers under _edge/), the way skmanage --router
+// does. Each site with links has an observer that polls this every
+// NetworkInterval (and soon after a pass changed its router), on its own
+// management connection, never inside a pass; when what it sees changes it
+// asks for a pass, which writes the statuses from the latest view.
+
+// NetView is the network as a site's router last reported it.
+type NetView struct {
+	Taken time.Time
+	// Self is the local router's id.
+	Self string
+	// Sites are every site of the network, this one included, sorted by
+	// name and id.
+	Sites []status.SiteRecord
+	// Links are the local router's links by Link (connector) name.
+	Links map[string]LinkState
+	// Listeners and Connectors are the routing keys that have a tcpListener
+	// or tcpConnector anywhere in the network.
+	Listeners, Connectors map[string]bool
+	// Errs are the routers that did not answer, and why.
+	Errs []string
+}
+
+// LinkState is the state of one of the local router's links.
+type LinkState struct {
+	Up             bool
+	Message        string // the router's connectionMsg
+	RemoteSiteID   string
+	RemoteSiteName string
+}
+
+// routerInfo is what one router says about itself.
+type routerInfo struct {
+	id, mode, siteID, siteName, namespace, platform, version string
+	listeners, connectors                                    map[string][]string // routing key → entity names
+	links                                                    []status.LinkRecord // remote site filled in later
+	linkPeers                                                []string            // router id per link
+	edges                                                    []string            // edge routers connected to it (interior)
+	uplinks                                                  []string            // interior routers it is connected to (edge)
+	linkConns                                                []map[string]any    // its connector entities
+}
+
+// containerID is the peer's container (router) id in a connectionMsg.
+var containerID = regexp.MustCompile(`container_id=(\S+)`)
+
+// siteNameOf is the Site's name in a router's site entity name: ours are
+// <site>-<first 8 of the site id>, Skupper's <site>-<unix>-<nanos>.
+func siteNameOf(entityName, siteID string) string {
+	if len(siteID) >= 8 && strings.HasSuffix(entityName, "-"+siteID[:8]) {
+		return strings.TrimSuffix(entityName, "-"+siteID[:8])
+	}
+	if m := regexp.MustCompile(`^(.*)-\d+-\d+$`).FindStringSubmatch(entityName); m != nil {
+		return m[1]
+	}
+	return entityName
+}
+
+// queryRouter reads what one router says (node "" is the local one).
+func queryRouter(ctx context.Context, c *management.Client, node string) (*routerInfo, error) {
+	q := func(t string) ([]map[string]any, error) {
+		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if node == "" {
+			return c.Query(qctx, management.TypeName(t))
+		}
+		return c.QueryAt(qctx, node, management.TypeName(t))
+	}
+	info := &routerInfo{listeners: map[string][]string{}, connectors: map[string][]string{}}
+	routers, err := q("router")
+	if err != nil || len(routers) == 0 {
+		return nil, fmt.Errorf("reading its router entity: %v", err)
+	}
+	str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
+	info.id, info.mode = str(routers[0], "id"), str(routers[0], "mode")
+	var meta routerconfig.SiteMetadata
+	json.Unmarshal([]byte(str(routers[0], "metadata")), &meta)
+	info.siteID, info.version, info.platform = meta.ID, meta.Version, meta.Platform
+	if sites, err := q("site"); err == nil && len(sites) > 0 {
+		info.siteName = siteNameOf(str(sites[0], "name"), info.siteID)
+		info.namespace = str(sites[0], "namespace")
+		info.platform = cmpOr(str(sites[0], "platform"), info.platform)
+		info.version = cmpOr(str(sites[0], "version"), info.version)
+	}
+	if info.siteName == "" {
+		info.siteName = info.id
+	}
+	if info.siteID == "" {
+		info.siteID = info.id
+	}
+	for _, kind := range []struct {
+		t  string
+		to map[string][]string
+	}{{"tcpListener", info.listeners}, {"tcpConnector", info.connectors}} {
+		es, err := q(kind.t)
+		if err != nil {
+			return nil, fmt.Errorf("reading its %s entities: %w", kind.t, err)
+		}
+		for _, e := range es {
+			a := str(e, "address")
+			kind.to[a] = append(kind.to[a], str(e, "name"))
+		}
+	}
+	conns, err := q("connector")
+	if err != nil {
+		return nil, fmt.Errorf("reading its connector entities: %w", err)
+	}
+	for _, e := range conns {
+		role := str(e, "role")
+		if role != "inter-router" && role != "edge" {
+			continue
+		}
+		info.linkConns = append(info.linkConns, e)
+		peer := ""
+		up := str(e, "connectionStatus") == "SUCCESS"
+		if m := containerID.FindStringSubmatch(str(e, "connectionMsg")); m != nil && up {
+			peer = m[1]
+		}
+		info.links = append(info.links, status.LinkRecord{Name: str(e, "name"), Operational: up})
+		info.linkPeers = append(info.linkPeers, peer)
+		if role == "edge" && peer != "" {
+			info.uplinks = append(info.uplinks, peer)
+		}
+	}
+	if info.mode == "interior" {
+		cs, err := q("connection")
+		if err != nil {
+			return nil, fmt.Errorf("reading its connections: %w", err)
+		}
+		for _, e := range cs {
+			if str(e, "role") == "edge" && str(e, "dir") == "in" && str(e, "container") != "" {
+				info.edges = append(info.edges, str(e, "container"))
+			}
+		}
+	}
+	return info, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// observeNetwork asks the local router, and through it every router of its
+// network, what the network is.
+func observeNetwork(ctx context.Context, c *management.Client) (*NetView, error) {
+	self, err := queryRouter(ctx, c, "")
+	if err != nil {
+		return nil, err
+	}
+	v := &NetView{Taken: time.Now(), Self: self.id, Links: map[string]LinkState{}, Listeners: map[string]bool{}, Connectors: map[string]bool{}}
+	infos := map[string]*routerInfo{self.id: self}
+	// the interior routers: those the local router knows, or, from an
+	// edge, those its uplink knows
+	var interiors []string
+	nodesOf := func(node string) {
+		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		var nodes []map[string]any
+		var err error
+		if node == "" {
+			nodes, err = c.Query(qctx, management.TypeName("router.node"))
+		} else {
+			nodes, err = c.QueryAt(qctx, node, management.TypeName("router.node"))
+		}
+		if err != nil {
+			v.Errs = append(v.Errs, fmt.Sprintf("router nodes: %v", err))
+			return
+		}
+		for _, n := range nodes {
+			if id, _ := n["id"].(string); id != "" && !slices.Contains(interiors, id) {
+				interiors = append(interiors, id)
+			}
+		}
+	}
+	if self.mode == "edge" {
+		for _, up := range self.uplinks {
+			nodesOf(management.RemoteNode(up, false))
+			if !slices.Contains(interiors, up) {
+				interiors = append(interiors, up)
+			}
+		}
+	} else {
+		nodesOf("")
+	}
+	var edges []string
+	for _, id := range interiors {
+		info := infos[id]
+		if info == nil {
+			if info, err = queryRouter(ctx, c, management.RemoteNode(id, false)); err != nil {
+				v.Errs = append(v.Errs, fmt.Sprintf("router %s: %v", id, err))
+				continue
+			}
+			infos[id] = info
+		}
+		edges = append(edges, info.edges...)
+	}
+	for _, id := range edges {
+		if infos[id] != nil {
+			continue
+		}
+		info, err := queryRouter(ctx, c, management.RemoteNode(id, true))
+		if err != nil {
+			v.Errs = append(v.Errs, fmt.Sprintf("edge router %s: %v", id, err))
+			continue
+		}
+		infos[id] = info
+	}
+	// sites: one per site id (an HA site could have two routers)
+	bySite := map[string]*status.SiteRecord{}
+	for _, info := range infos {
+		rec := bySite[info.siteID]
+		if rec == nil {
+			rec = &status.SiteRecord{ID: info.siteID, Name: info.siteName, Namespace: info.namespace, Platform: info.platform, Version: info.version}
+			bySite[info.siteID] = rec
+		}
+		for i, l := range info.links {
+			if peer := infos[info.linkPeers[i]]; peer != nil {
+				l.RemoteSiteID, l.RemoteSiteName = peer.siteID, peer.siteName
+			}
+			rec.Links = append(rec.Links, l)
+		}
+		keys := map[string]bool{}
+		for k := range info.listeners {
+			keys[k], v.Listeners[k] = true, true
+		}
+		for k := range info.connectors {
+			keys[k], v.Connectors[k] = true, true
+		}
+		for k := range keys {
+			i := slices.IndexFunc(rec.Services, func(s status.ServiceRecord) bool { return s.RoutingKey == k })
+			if i < 0 {
+				rec.Services = append(rec.Services, status.ServiceRecord{RoutingKey: k})
+				i = len(rec.Services) - 1
+			}
+			rec.Services[i].Listeners = append(rec.Services[i].Listeners, info.listeners[k]...)
+			rec.Services[i].Connectors = append(rec.Services[i].Connectors, info.connectors[k]...)
+		}
+	}
+	for _, rec := range bySite {
+		slices.SortFunc(rec.Links, func(a, b status.LinkRecord) int { return strings.Compare(a.Name, b.Name) })
+		slices.SortFunc(rec.Services, func(a, b status.ServiceRecord) int { return strings.Compare(a.RoutingKey, b.RoutingKey) })
+		for i := range rec.Services {
+			slices.Sort(rec.Services[i].Listeners)
+			slices.Sort(rec.Services[i].Connectors)
+		}
+		v.Sites = append(v.Sites, *rec)
+	}
+	slices.SortFunc(v.Sites, func(a, b status.SiteRecord) int {
+		return cmpInts(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID))
+	})
+	for i, l := range self.links {
+		st := LinkState{Up: l.Operational}
+		e := self.linkConns[i]
+		st.Message, _ = e["connectionMsg"].(string)
+		if peer := infos[self.linkPeers[i]]; peer != nil {
+			st.RemoteSiteID, st.RemoteSiteName = peer.siteID, peer.siteName
+		}
+		v.Links[l.Name] = st
+	}
+	slices.Sort(v.Errs)
+	return v, nil
+}
+
+func cmpInts(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+// digest identifies what statuses show of a view (not when it was taken).
+func (v *NetView) digest() []byte {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	c.Taken = time.Time{}
+	// a connection message carries a connection number that changes on
+	// every attempt; only up/down and the reason matter
+	links := map[string]LinkState{}
+	for k, l := range c.Links {
+		l.Message = connNumber.ReplaceAllString(l.Message, "")
+		links[k] = l
+	}
+	c.Links = links
+	data, _ := json.Marshal(c)
+	return data
+}
+
+var connNumber = regexp.MustCompile(`^\[C\d+\] `)
+
+// observer polls one site's network.
+type observer struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	poke   chan struct{}
+	port   int
+	view   atomic.Pointer[NetView]
+}
+
+// networks holds the observers of all namespaces.
+type networks struct {
+	mu  sync.Mutex
+	obs map[string]*observer
+}
+
+// NetworkInterval is how often a site's network is asked for what it is.
+var NetworkInterval = 2 * time.Second
+
+// view returns the latest view of ns's network, or nil.
+func (n *networks) view(ns string) *NetView {
+	n.mu.Lock()
+	o := n.obs[ns]
+	n.mu.Unlock()
+	if o == nil {
+		return nil
+	}
+	return o.view.Load()
+}
+
+// ensure runs an observer for ns's router at port (restarting one that
+// watches another port) and pokes it, so that a change a pass just made
+// shows soon.
+func (n *networks) ensure(dir namespace.Dir, port int, changed func(string)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.obs == nil {
+		n.obs = map[string]*observer{}
+	}
+	if o := n.obs[dir.Name]; o != nil {
+		if o.port == port {
+			select {
+			case o.poke <- struct{}{}:
+			default:
+			}
+			return
+		}
+		o.cancel()
+		<-o.done
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	o := &observer{cancel: cancel, done: make(chan struct{}), poke: make(chan struct{}, 1), port: port}
+	n.obs[dir.Name] = o
+	go o.run(ctx, dir, changed)
+}
+
+// stop ends ns's observer, if any.
+func (n *networks) stop(ns string) {
+	n.mu.Lock()
+	o := n.obs[ns]
+	delete(n.obs, ns)
+	n.mu.Unlock()
+	if o != nil {
+		o.cancel()
+		<-o.done
+	}
+}
+
+// stopAll ends every observer.
+func (n *networks) stopAll() {
+	n.mu.Lock()
+	names := make([]string, 0, len(n.obs))
+	for ns := range n.obs {
+		names = append(names, ns)
+	}
+	n.mu.Unlock()
+	for _, ns := range names {
+		n.stop(ns)
+	}
+}
+
+func (o *observer) run(ctx context.Context, dir namespace.Dir, changed func(string)) {
+	defer close(o.done)
+	var c *management.Client
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	soon := 250 * time.Millisecond // after a poke, look again quickly
+	wait := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.poke:
+			wait = 0
+			soon = 250 * time.Millisecond
+		case <-time.After(wait):
+		}
+		if c == nil || c.Err() != nil {
+			if c != nil {
+				c.Close()
+				c = nil
+			}
+			cfg, err := ManagementTLS(dir)
+			if err == nil {
+				dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				c, err = management.Dial(dctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port)), cfg)
+				cancel()
+			}
+			if err != nil {
+				c = nil
+				wait = NetworkInterval
+				continue
+			}
+		}
+		v, err := observeNetwork(ctx, c)
+		if err == nil {
+			old := o.view.Load()
+			o.view.Store(v)
+			if !bytes.Equal(old.digest(), v.digest()) && changed != nil {
+				changed(dir.Name)
+			}
+		}
+		wait = NetworkInterval
+		if soon < NetworkInterval {
+			wait, soon = soon, soon*2
+		}
+	}
+}
