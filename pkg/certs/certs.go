@@ -139,11 +139,12 @@ func (ca *CA) Issue(l Leaf, now time.Time) (Files, error) {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 	}
 	for _, h := range l.Hosts {
+		// an address is also a DNS name, as Skupper issues them: the
+		// router checks a peer's host against DNS names only
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
+		tmpl.DNSNames = append(tmpl.DNSNames, h)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
@@ -174,20 +175,28 @@ func Current(f Files, ca *CA, l Leaf, now time.Time) bool {
 	if !keyMatches(key, cert) {
 		return false
 	}
+	// the names compared as sets: an address may be named as both an IP
+	// and a DNS name (what Issue does) or as an IP only (older ones)
+	canon := func(h string) string {
+		if ip := net.ParseIP(h); ip != nil {
+			return ip.String()
+		}
+		return h
+	}
 	var hosts []string
 	for _, ip := range cert.IPAddresses {
 		hosts = append(hosts, ip.String())
 	}
-	hosts = append(hosts, cert.DNSNames...)
-	want := slices.Clone(l.Hosts)
-	for i, h := range want {
-		if ip := net.ParseIP(h); ip != nil {
-			want[i] = ip.String()
-		}
+	for _, h := range cert.DNSNames {
+		hosts = append(hosts, canon(h))
+	}
+	var want []string
+	for _, h := range l.Hosts {
+		want = append(want, canon(h))
 	}
 	slices.Sort(hosts)
 	slices.Sort(want)
-	return slices.Equal(hosts, want) && cert.Subject.CommonName == l.CommonName
+	return slices.Equal(slices.Compact(hosts), slices.Compact(want)) && cert.Subject.CommonName == l.CommonName
 }
 
 // Read reads the credential files in dir; a file that is not there is nil,
@@ -403,7 +412,9 @@ func Hosts(certPEM []byte) ([]string, error) {
 	}
 	hosts := slices.Clone(cert.DNSNames)
 	for _, ip := range cert.IPAddresses {
-		hosts = append(hosts, ip.String())
+		if !slices.Contains(hosts, ip.String()) {
+			hosts = append(hosts, ip.String())
+		}
 	}
 	return hosts, nil
 }

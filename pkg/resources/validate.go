@@ -495,7 +495,9 @@ func (v *validator) check() {
 				v.fail(f+".name", fmt.Sprintf("role %q is listed twice", r.Name))
 			}
 			roles[r.Name] = true
-			v.port(f+".port", r.Port)
+			if _, set := d.lines[f+".port"]; set || r.Port != 0 {
+				v.port(f+".port", r.Port) // without one, the controller chooses
+			}
 		}
 		if s.TLSCredentials != "" {
 			v.name("spec.tlsCredentials", s.TLSCredentials)

@@ -1,0 +1,244 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/site-controller/site-controller/internal/enginetest"
+	"github.com/site-controller/site-controller/internal/fixture"
+	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/runtime"
+	"github.com/site-controller/site-controller/pkg/status"
+)
+
+// network runs one daemon (live, on one platform, with the real router)
+// for several sites of this host, each its own namespace, to link them.
+type network struct {
+	t    *testing.T
+	home string
+	rt   runtime.Runtime
+}
+
+func startNetwork(t *testing.T, platform string) *network {
+	t.Helper()
+	rt := enginetest.Real(t, platform)
+	n := &network{t: t, home: t.TempDir(), rt: rt}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		// what each resource said, to see why
+		files, _ := filepath.Glob(filepath.Join(namespace.Root(n.home), "*", "runtime", "resources", "*.yaml"))
+		for _, f := range files {
+			if s, err := status.Read(f); err == nil {
+				t.Logf("%s: %s: %s", f[len(namespace.Root(n.home))+1:], s.Status, s.Message)
+			}
+		}
+	})
+	startDaemon(t, n.home, func(o *Options) {
+		o.Platform = platform
+		o.Runtimes = map[string]runtime.Runtime{platform: rt}
+		o.Live = true
+	})
+	return n
+}
+
+// site adds a namespace with Site name (and more resources) and waits
+// for its router; it returns the namespace.
+func (n *network) site(name, spec string, more ...string) string {
+	n.t.Helper()
+	ns := fixture.Namespace(name)
+	n.t.Cleanup(func() { n.rt.Remove(context.Background(), ns, fixture.NSDir(n.home, ns)) })
+	doc := fixture.SiteYAML(name) + spec
+	for _, m := range more {
+		doc += "---\n" + m
+	}
+	fixture.WriteFile(n.t, n.res(ns, "site.yaml"), doc)
+	fixture.Eventually(n.t, "Site "+name+" ready", fixture.SiteReady(n.home, ns, name))
+	return ns
+}
+
+func (n *network) res(ns, file string) string {
+	return filepath.Join(namespace.Root(n.home), ns, "input", "resources", file)
+}
+
+// accessAt is a RouterAccess on 127.0.0.1 (tests listen there only), its
+// ports chosen by the controller.
+func accessAt(name string, roles ...string) string {
+	doc := fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: RouterAccess\nmetadata:\n  name: %s\nspec:\n  bindHost: 127.0.0.1\n  roles:\n", name)
+	for _, r := range roles {
+		doc += "  - name: " + r + "\n"
+	}
+	return doc
+}
+
+// link copies the link file of from's RouterAccess ra into to's input
+// as file, as a user would, and returns its path there.
+func (n *network) link(from, ra, to, file string) string {
+	n.t.Helper()
+	src := filepath.Join(namespace.Root(n.home), from, "runtime", "links", "link-"+ra+"-127.0.0.1.yaml")
+	var data []byte
+	fixture.Eventually(n.t, "link file "+src, func() bool {
+		var err error
+		data, err = os.ReadFile(src)
+		return err == nil
+	})
+	dst := n.res(to, file)
+	if err := os.WriteFile(dst, data, 0o600); err != nil {
+		n.t.Fatal(err)
+	}
+	return dst
+}
+
+func (n *network) status(ns, kind, name string) *status.Status {
+	return fixture.StatusOf(n.home, ns, kind, name)
+}
+
+func ready(s *status.Status) bool { return s != nil && s.Status == status.Ready }
+
+// TestLinkedSites: two sites of this host, one link file copied from the
+// one that accepts links into the other's input: traffic from a Listener
+// in one to a Connector in the other; the Link is Ready with the remote
+// site's name, both hasMatching* are true across the sites, the Sites see
+// each other; removing the link file stops the traffic and the statuses
+// follow. On every live platform.
+func TestLinkedSites(t *testing.T) { eachPlatform(t, testLinkedSites) }
+
+func testLinkedSites(t *testing.T, platform string) {
+	n := startNetwork(t, platform)
+	echo := routertest.EchoServer(t, nil)
+	east := n.site("east", "", accessAt("east-access", "inter-router", "edge"), fixture.ConnectorYAML("backend", "hello", echo))
+	port := routertest.FreePort(t)
+	west := n.site("west", "", fixture.ListenerYAML("hello", port))
+
+	// nothing links them yet: the Listener has no connector anywhere
+	if s := n.status(west, "Listener", "hello"); s == nil || s.HasMatchingConnector == nil || *s.HasMatchingConnector {
+		t.Fatalf("unlinked Listener: %+v", s)
+	}
+	linkFile := n.link(east, "east-access", west, "link.yaml")
+	fixture.Eventually(t, "Link Ready with the remote site", func() bool {
+		s := n.status(west, "Link", "link-east-access")
+		return ready(s) && s.RemoteSiteName == "east" && s.RemoteSiteID != ""
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := routertest.RoundTrip(ctx, port, nil); err != nil {
+		t.Fatalf("traffic from west's Listener to east's Connector: %v", err)
+	}
+	fixture.Eventually(t, "both hasMatching* true across the sites", func() bool {
+		l, c := n.status(west, "Listener", "hello"), n.status(east, "Connector", "backend")
+		return ready(l) && ready(c) && *l.HasMatchingConnector && *c.HasMatchingListener
+	})
+	fixture.Eventually(t, "each Site sees both", func() bool {
+		for _, ns := range []string{east, west} {
+			name := map[string]string{east: "east", west: "west"}[ns]
+			s := n.status(ns, "Site", name)
+			if s == nil || s.SitesInNetwork == nil || *s.SitesInNetwork != 2 || len(s.Network) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	if ra := n.status(east, "RouterAccess", "east-access"); !ready(ra) || len(ra.Endpoints) != 2 || ra.Endpoints[0].Host != "127.0.0.1" {
+		t.Errorf("RouterAccess status: %+v", ra)
+	}
+
+	// the link file goes: traffic stops, the statuses follow
+	os.Remove(linkFile)
+	fixture.Eventually(t, "Listener unmatched without the link", func() bool {
+		s := n.status(west, "Listener", "hello")
+		return s != nil && s.Status == status.Pending && !*s.HasMatchingConnector
+	})
+	fixture.Eventually(t, "Connector unmatched without the link", func() bool {
+		s := n.status(east, "Connector", "backend")
+		return s != nil && s.Status == status.Pending && !*s.HasMatchingListener
+	})
+	fixture.Eventually(t, "the Link's status gone", func() bool { return n.status(west, "Link", "link-east-access") == nil })
+	short, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel2()
+	if err := routertest.RoundTrip(short, port, nil); err == nil {
+		t.Error("traffic still flows without the link")
+	}
+}
+
+// TestEdgeAndChain: an edge site linked to an interior one; three interior
+// sites in a line (A–B–C) with traffic A→C; a link added and removed while
+// a TCP connection through another link stays open.
+func TestEdgeAndChain(t *testing.T) { eachPlatform(t, testEdgeAndChain) }
+
+func testEdgeAndChain(t *testing.T, platform string) {
+	n := startNetwork(t, platform)
+	echo := routertest.EchoServer(t, nil)
+	c := n.site("c", "", accessAt("c-access", "inter-router", "edge"), fixture.ConnectorYAML("backend", "svc", echo))
+	pEdge := routertest.FreePort(t)
+	e := n.site("e", "spec:\n  edge: true\n", fixture.ListenerYAML("svc", pEdge))
+	n.link(c, "c-access", e, "link.yaml")
+	fixture.Eventually(t, "edge Link Ready", func() bool {
+		s := n.status(e, "Link", "link-c-access")
+		return ready(s) && s.RemoteSiteName == "c"
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := routertest.RoundTrip(ctx, pEdge, nil); err != nil {
+		t.Fatalf("traffic from the edge site: %v", err)
+	}
+
+	// A–B–C: A links to B, B to C; A's Listener reaches C's Connector
+	b := n.site("b", "", accessAt("b-access", "inter-router"))
+	pA := routertest.FreePort(t)
+	a := n.site("a", "", fixture.ListenerYAML("svc", pA))
+	n.link(c, "c-access", b, "link.yaml")
+	n.link(b, "b-access", a, "link.yaml")
+	if err := routertest.RoundTrip(ctx, pA, nil); err != nil {
+		t.Fatalf("traffic A→C through B: %v", err)
+	}
+	fixture.Eventually(t, "A sees four sites, the edge included", func() bool {
+		s := n.status(a, "Site", "a")
+		return s != nil && s.SitesInNetwork != nil && *s.SitesInNetwork == 4
+	})
+
+	// a connection through A–B–C stays open while a link elsewhere comes
+	// and goes
+	conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(pA)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rd := bufio.NewReader(conn)
+	ping := func(msg string) error {
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(conn, msg+"\n"); err != nil {
+			return err
+		}
+		got, err := rd.ReadString('\n')
+		if err != nil || got != msg+"\n" {
+			return fmt.Errorf("echo %q: %v", got, err)
+		}
+		return nil
+	}
+	if err := ping("before"); err != nil {
+		t.Fatal(err)
+	}
+	extra := n.link(c, "c-access", a, "extra-link.yaml")
+	fixture.Eventually(t, "a second link from A", func() bool {
+		s := n.status(a, "Link", "link-c-access")
+		return ready(s) && s.RemoteSiteName == "c"
+	})
+	if err := ping("with a link added"); err != nil {
+		t.Errorf("the open connection did not survive a link added: %v", err)
+	}
+	os.Remove(extra)
+	fixture.Eventually(t, "the second link gone", func() bool { return n.status(a, "Link", "link-c-access") == nil })
+	if err := ping("with the link removed"); err != nil {
+		t.Errorf("the open connection did not survive a link removed: %v", err)
+	}
+}
