@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -184,12 +185,14 @@ func newRenderCommand() *cobra.Command {
 
 func newStatusCommand() *cobra.Command {
 	var dataHome, output string
+	var network bool
 	cmd := &cobra.Command{
 		Use:   "status [NAMESPACE]",
 		Short: "Show the status of every resource, from runtime/resources",
 		Long: "Show the status of every resource of a namespace (all, when none is given), as the last pass\n" +
 			"wrote it under runtime/resources. -o wide prints messages whole; -o yaml and -o json print\n" +
-			"every status with its conditions, for scripts.",
+			"every status with its conditions, for scripts. --network lists every site of the network\n" +
+			"each namespace's site is in, with its links and services, as its routers report them.",
 		Args: withUsage(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch output {
@@ -208,6 +211,9 @@ func newStatusCommand() *cobra.Command {
 					return err
 				}
 				all = append(all, rs...)
+			}
+			if network {
+				return printNetwork(cmd.OutOrStdout(), all, output == "wide")
 			}
 			switch output {
 			case "yaml":
@@ -246,7 +252,54 @@ func newStatusCommand() *cobra.Command {
 	}
 	dataHomeFlag(cmd, &dataHome)
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: wide (messages whole), yaml or json")
+	cmd.Flags().BoolVar(&network, "network", false, "list every site of the network with its links and services")
 	return cmd
+}
+
+// printNetwork prints, for each namespace's Site, the network its routers
+// report: every site, its links and its services.
+func printNetwork(w io.Writer, all []resourceStatus, wide bool) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, r := range all {
+		if r.Kind != resources.KindSite || r.Error != "" {
+			continue
+		}
+		if r.SitesInNetwork == nil {
+			fmt.Fprintf(tw, "namespace %s, site %s: no network view (%s)\n\n", r.Namespace, r.Name,
+				cmp.Or(map[bool]string{true: "it neither accepts nor makes links"}[len(r.Endpoints) == 0], "its router has not reported yet"))
+			continue
+		}
+		fmt.Fprintf(tw, "namespace %s, site %s: %d site(s) in the network\n", r.Namespace, r.Name, *r.SitesInNetwork)
+		fmt.Fprintln(tw, "SITE\tID\tNAMESPACE\tPLATFORM\tLINKS\tSERVICES")
+		for _, s := range r.Network {
+			var links, services []string
+			for _, l := range s.Links {
+				state := "up"
+				if !l.Operational {
+					state = "down"
+				}
+				links = append(links, fmt.Sprintf("%s→%s (%s)", l.Name, cmp.Or(l.RemoteSiteName, "?"), state))
+			}
+			for _, sv := range s.Services {
+				var what []string
+				if len(sv.Listeners) > 0 {
+					what = append(what, fmt.Sprintf("%d listener(s)", len(sv.Listeners)))
+				}
+				if len(sv.Connectors) > 0 {
+					what = append(what, fmt.Sprintf("%d connector(s)", len(sv.Connectors)))
+				}
+				services = append(services, sv.RoutingKey+" ("+strings.Join(what, ", ")+")")
+			}
+			id := s.ID
+			if !wide && len(id) > 8 {
+				id = id[:8]
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, id, cmp.Or(s.Namespace, "-"), cmp.Or(s.Platform, "-"),
+				cmp.Or(strings.Join(links, ", "), "-"), cmp.Or(strings.Join(services, ", "), "-"))
+		}
+		fmt.Fprintln(tw)
+	}
+	return tw.Flush()
 }
 
 // resourceStatus is one resource's status, as status prints it.
@@ -261,6 +314,8 @@ type resourceStatus struct {
 
 func (r resourceStatus) matched() string {
 	switch {
+	case r.RemoteSiteName != "":
+		return "→ " + r.RemoteSiteName
 	case r.HasMatchingConnector != nil:
 		return fmt.Sprint(*r.HasMatchingConnector)
 	case r.HasMatchingListener != nil:
