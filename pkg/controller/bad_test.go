@@ -24,6 +24,24 @@ import (
 // must produce. Every file also holds a valid Site s and Listener ok (except
 // where the case is about the Site), which must still be rendered.
 var badCases = map[string][]string{
+	"link-missing-secret.bad.yaml": {
+		`input/resources/link-missing-secret.bad.yaml:20: Link/to-east: spec.tlsCredentials: Secret "link-east" not found: put the Secret in input/resources (a link file carries it) or its ca.crt, tls.crt and tls.key in input/certs/link-east/`,
+	},
+	"link-no-endpoint-for-role.bad.yaml": {
+		"input/resources/link-no-endpoint-for-role.bad.yaml:21: Link/to-east: spec.endpoints: no inter-router endpoint (this is an interior site; the Link has edge)",
+	},
+	"link-to-itself.bad.yaml": {
+		"input/resources/link-to-itself.bad.yaml:32: Link/to-myself: spec.endpoints[0]: 127.0.0.1:55991 is this site's own RouterAccess/access: a site cannot link to itself",
+	},
+	"link-without-secret.bad.yaml": {
+		"input/resources/link-without-secret.bad.yaml:19: Link/to-east: spec.tlsCredentials: required: the name of the Secret (or input/certs/<name>/) with the client certificate, its key and the peer's CA",
+	},
+	"router-access-edge-site.bad.yaml": {
+		"input/resources/router-access-edge-site.bad.yaml:22: RouterAccess/access: spec.roles: an edge site accepts no links; remove this RouterAccess or make the Site interior",
+	},
+	"router-access-same-port.bad.yaml": {
+		"input/resources/router-access-same-port.bad.yaml:29: RouterAccess/second: spec.roles: port 55992 of role edge is already used by RouterAccess/first",
+	},
 	"attached-connector-binding.bad.yaml": {
 		"input/resources/attached-connector-binding.bad.yaml:16: AttachedConnectorBinding/db: kind: AttachedConnectorBinding is not supported on this platform: it binds an AttachedConnector in a peer Kubernetes namespace, and a site on Docker, Podman or Linux has none; use a Connector with spec.host instead",
 	},
@@ -332,6 +350,29 @@ func TestGeneratedNameCollisions(t *testing.T) {
 			return site + listener("theirs", "127.0.0.1", 45998, "") + listener("elsewhere", "192.0.2.1", 45998, "")
 		},
 		want: []string{"input/resources/r.yaml:8: Listener/theirs: spec.port: port 45998 is the local management port of namespace other: choose another port"},
+	}, {
+		name: "ports another namespace holds",
+		setup: func(t *testing.T, home string) string {
+			os.MkdirAll(filepath.Join(fixture.NSDir(home, "other"), "input"), 0o755)
+			fixture.WriteFile(t, filepath.Join(namespace.Root(home), ".ports"),
+				"55990 * other RouterAccess/theirs/inter-router\n45990 127.0.0.1 other Listener/db\n")
+			return site + listener("db", "0.0.0.0", 45990, "") +
+				"---\napiVersion: skupper.io/v2alpha1\nkind: RouterAccess\nmetadata: {name: mine}\nspec:\n  roles:\n  - {name: inter-router, port: 55990}\n"
+		},
+		want: []string{
+			"input/resources/r.yaml:8: Listener/db: spec.port: port 45990 is held by namespace other (Listener/db)",
+			"input/resources/r.yaml:15: RouterAccess/mine: spec.roles[0].port: port 55990 of role inter-router is held by namespace other (RouterAccess/theirs/inter-router)",
+		},
+		check: func(t *testing.T, home string) {
+			// the holder keeps them; the loser is not recorded
+			data, _ := os.ReadFile(filepath.Join(namespace.Root(home), ".ports"))
+			if got := string(data); strings.Contains(got, " bad ") || !strings.Contains(got, "55990 * other") {
+				t.Errorf("registry after the refused claims:\n%s", got)
+			}
+			if cfg := fixture.Config(home, "bad"); strings.Contains(cfg, "55990") || strings.Contains(cfg, "45990") {
+				t.Errorf("a refused port reached the router configuration:\n%s", cfg)
+			}
+		},
 	}, {
 		name: "listener credential x-profile and connector x's CA-only profile",
 		setup: func(t *testing.T, home string) string {

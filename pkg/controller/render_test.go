@@ -16,6 +16,7 @@ import (
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/skschema"
 	"github.com/site-controller/site-controller/internal/testfs"
+	"github.com/site-controller/site-controller/pkg/certs"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
@@ -317,4 +318,57 @@ func writeTemp(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestLinkFilesOnDisk: link files hold a private key: 0600 in a 0700
+// directory; key material appears in no status file; the files of a
+// RouterAccess that goes are removed, and nothing else in runtime/links.
+func TestLinkFilesOnDisk(t *testing.T) {
+	home, dir := setupNamespace(t, "testdata/render/links", "links")
+	r := newTestReconciler(home)
+	if _, err := r.Reconcile(context.Background(), "links"); err != nil {
+		t.Fatal(err)
+	}
+	ldir := dir.Join("runtime", "links")
+	if st, err := os.Stat(ldir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("runtime/links: %v %v", st, err)
+	}
+	files, _ := filepath.Glob(filepath.Join(ldir, "*.yaml"))
+	if len(files) != 6 {
+		t.Fatalf("%d link files", len(files))
+	}
+	for _, f := range files {
+		if st, _ := os.Stat(f); st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v", f, st.Mode().Perm())
+		}
+	}
+	key, _ := os.ReadFile(dir.Join("runtime", "certs", "client-public", certs.KeyFile))
+	block := strings.Split(strings.TrimSpace(string(key)), "\n")[1] // a line of the key
+	statuses, _ := filepath.Glob(filepath.Join(dir.RuntimeResources(), "*.yaml"))
+	for _, f := range statuses {
+		data, _ := os.ReadFile(f)
+		if strings.Contains(string(data), block) || strings.Contains(string(data), "PRIVATE KEY") {
+			t.Errorf("%s holds key material", f)
+		}
+	}
+	mine := filepath.Join(ldir, "notes.txt")
+	fixture.WriteFile(t, mine, "kept\n")
+	// RouterAccess public goes
+	src := dir.Join("input", "resources", "site.yaml")
+	data, _ := os.ReadFile(src)
+	cut := regexp.MustCompile(`(?s)---\n# no tlsCredentials.*?port: 55700\n`)
+	if !cut.Match(data) {
+		t.Fatal("fixture changed: cannot remove RouterAccess public")
+	}
+	fixture.WriteFile(t, src, string(cut.ReplaceAll(data, nil)))
+	if _, err := r.Reconcile(context.Background(), "links"); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := filepath.Glob(filepath.Join(ldir, "*"))
+	for i := range left {
+		left[i] = filepath.Base(left[i])
+	}
+	if want := []string{"link-hub-access-127.0.0.1.yaml", "link-hub-access-localhost.yaml", "notes.txt"}; !slices.Equal(left, want) {
+		t.Errorf("runtime/links holds %v, want %v", left, want)
+	}
 }

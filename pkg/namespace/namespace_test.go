@@ -177,3 +177,78 @@ func TestManagementPortAvoidsListeners(t *testing.T) {
 		t.Errorf("reserved %d %v, peeked %d", p, err, peeked)
 	}
 }
+
+// TestClaimPorts: ports without a number are chosen once and kept; two
+// namespaces never get the same one; a named port another namespace holds
+// on an overlapping address is refused with the holder (on another
+// address it is granted); a claim that goes, or a namespace that goes,
+// frees its ports; a read-only claim writes nothing.
+func TestClaimPorts(t *testing.T) {
+	home := t.TempDir()
+	dirs := map[string]Dir{}
+	for _, name := range []string{"a", "b"} {
+		d, err := Open(home, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(d.Path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dirs[name] = d
+	}
+	// a port from 47100 up that something else listens on is skipped
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	from := busy.Addr().(*net.TCPAddr).Port
+	auto := []PortClaim{{Key: "RouterAccess/x/inter-router", From: from}}
+	ga, err := dirs["a"].ClaimPorts(auto, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa := ga["RouterAccess/x/inter-router"].Port
+	if pa == 0 || pa == from {
+		t.Fatalf("a got port %d (from %d, which is in use)", pa, from)
+	}
+	gb, _ := dirs["b"].ClaimPorts(auto, true)
+	if pb := gb["RouterAccess/x/inter-router"].Port; pb == 0 || pb == pa {
+		t.Fatalf("b got %d, a has %d", pb, pa)
+	}
+	if again, _ := dirs["a"].ClaimPorts(auto, true); again["RouterAccess/x/inter-router"].Port != pa {
+		t.Errorf("a's port moved from %d to %+v", pa, again)
+	}
+	// named ports: b's Listener on a's port is refused on every address
+	// and on a's own; granted on another address when a's is specific
+	named := []PortClaim{
+		{Key: "Listener/l1", Host: "0.0.0.0", Port: pa},
+		{Key: "Listener/l2", Host: "127.0.0.1", Port: 47001},
+	}
+	if _, err := dirs["a"].ClaimPorts(append(auto, PortClaim{Key: "Listener/mine", Host: "127.0.0.2", Port: 47001}), true); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := dirs["b"].ClaimPorts(named, false)
+	if by := g["Listener/l1"].HeldBy; by != "namespace a (RouterAccess/x/inter-router)" {
+		t.Errorf("l1 held by %q", by)
+	}
+	if g["Listener/l2"].Port != 47001 || g["Listener/l2"].HeldBy != "" {
+		t.Errorf("l2 on another address: %+v", g["Listener/l2"])
+	}
+	before, _ := os.ReadFile(filepath.Join(Root(home), ".ports"))
+	if strings.Contains(string(before), "Listener/l2") {
+		t.Error("a read-only claim was recorded")
+	}
+	// a's RouterAccess goes: b may take its port
+	if _, err := dirs["a"].ClaimPorts(nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := dirs["b"].ClaimPorts(named, true); g["Listener/l1"].Port != pa {
+		t.Errorf("a released port is still refused: %+v", g)
+	}
+	// b's namespace goes: its ports are free for a
+	os.RemoveAll(dirs["b"].Path)
+	if g, _ := dirs["a"].ClaimPorts([]PortClaim{{Key: "Listener/l", Port: pa}}, true); g["Listener/l"].Port != pa {
+		t.Errorf("the port of a namespace that is gone is still held: %+v", g)
+	}
+}

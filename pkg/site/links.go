@@ -46,6 +46,8 @@ type Access struct {
 	// Hosts are the hosts a peer can link to: those the server
 	// certificate names, never a wildcard address. Set by Build.
 	Hosts []string
+	// serverCA is the CA a peer verifies the server certificate with.
+	serverCA []byte
 }
 
 // AccessRole is a role of an Access and its port.
@@ -167,8 +169,21 @@ func (b *builder) routerAccesses() error {
 			continue
 		}
 		// the server credential: user-provided, or issued for every name
+		var owner resources.Object = ns.Site
+		if a.Resource != nil {
+			owner = a.Resource
+		}
+		_, user := b.in.UserCerts[a.TLS]
+		src := source{from: a.TLS, issuer: a.Issuer, firstUser: "RouterAccess/" + a.Name}
+		if !user {
+			src.from = ""
+		}
+		if !b.claim(owner, a.TLS, src) {
+			continue
+		}
 		var hosts []string
-		if _, user := b.in.UserCerts[a.TLS]; user {
+		serverCA := []byte(nil) // what a peer verifies this site with
+		if user {
 			c, err := b.user(a.TLS, a.TLS, false)
 			switch {
 			case err != nil:
@@ -178,7 +193,20 @@ func (b *builder) routerAccesses() error {
 				failAt("spec.tlsCredentials", fmt.Sprintf("input/certs/%s needs ca.crt, tls.crt and tls.key: the router presents the certificate and verifies peers with the CA", a.TLS))
 				continue
 			}
-			hosts, _ = certs.Hosts(b.out.Credentials[a.TLS].Cert)
+			f := b.out.Credentials[a.TLS]
+			serverCA = f.CA
+			hosts, _ = certs.Hosts(f.Cert)
+			// peers present client certificates the issuer signs (link
+			// files): the router trusts it beside the user's CA
+			ca, err := b.issuer(a.Issuer)
+			if err != nil {
+				failAt("spec.issuer", err.Error())
+				continue
+			}
+			if !bytes.Contains(f.CA, ca.CertPEM) {
+				f.CA = append(append(slices.Clip(f.CA), '\n'), ca.CertPEM...)
+				b.out.Credentials[a.TLS] = f
+			}
 		} else {
 			hosts = slices.Clone(a.SANs)
 			if wildcard(a.BindHost) {
@@ -193,11 +221,15 @@ func (b *builder) routerAccesses() error {
 				failAt("spec.subjectAlternativeNames", "no host name for the server certificate: set spec.bindHost or spec.subjectAlternativeNames")
 				continue
 			}
-			if err := b.leaf(a.TLS, a.Issuer, certs.Leaf{CommonName: a.Name, Hosts: hosts, Server: true}); err != nil {
-				failAt("spec.issuer", err.Error())
-				continue
+			if _, done := b.creds[a.TLS]; !done {
+				if err := b.leaf(a.TLS, a.Issuer, certs.Leaf{CommonName: a.Name, Hosts: hosts, Server: true}); err != nil {
+					failAt("spec.issuer", err.Error())
+					continue
+				}
 			}
+			serverCA = b.out.Credentials[a.TLS].CA
 		}
+		a.serverCA = serverCA
 		if err := b.leaf("client-"+a.TLS, a.Issuer, certs.Leaf{CommonName: "client-" + a.TLS, Client: true}); err != nil {
 			failAt("spec.issuer", err.Error())
 			continue
@@ -218,10 +250,9 @@ func (b *builder) routerAccesses() error {
 	b.out.Accesses = fine
 	b.out.LinkFiles = map[string][]byte{}
 	for _, a := range fine {
-		server := b.out.Credentials[a.TLS]
 		client := b.out.Credentials["client-"+a.TLS]
 		for _, h := range a.Hosts {
-			b.out.LinkFiles["link-"+a.Name+"-"+h+".yaml"] = LinkFile(a, h, certs.Files{CA: server.CA, Cert: client.Cert, Key: client.Key})
+			b.out.LinkFiles["link-"+a.Name+"-"+h+".yaml"] = LinkFile(a, h, certs.Files{CA: a.serverCA, Cert: client.Cert, Key: client.Key})
 		}
 	}
 	return nil

@@ -116,8 +116,12 @@ type builder struct {
 // source is where a router credential comes from; two resources that
 // would fill one differently conflict.
 type source struct {
-	from      string // input/certs/<from>, Secret/<name>, or "" when generated
-	caOnly    bool
+	from   string // input/certs/<from>, Secret/<name>, or "" when generated
+	caOnly bool
+	// issuer is the CA that issues a generated one, or whose certificate
+	// is added to a copy's ca.crt (a RouterAccess verifies its peers with
+	// it)
+	issuer    string
 	firstUser string // the resource that claimed it first
 }
 
@@ -129,13 +133,15 @@ func (b *builder) claim(o resources.Object, as string, src source) bool {
 		b.claimed[as] = src
 		return true
 	}
-	if prev.from == src.from && prev.caOnly == src.caOnly {
+	if prev.from == src.from && prev.caOnly == src.caOnly && prev.issuer == src.issuer {
 		return true
 	}
 	what := func(s source) string {
 		switch {
 		case s.from == "":
-			return "a certificate the site generates"
+			return "a certificate " + s.issuer + " issues"
+		case s.issuer != "":
+			return "a copy of input/certs/" + s.from + " trusting " + s.issuer
 		case strings.HasPrefix(s.from, "Secret/"):
 			return "the credential of " + s.from
 		case s.caOnly:
@@ -338,7 +344,7 @@ func (b *builder) credentials() error {
 		}
 		src := source{from: name, firstUser: "Listener/" + l.Metadata.Name}
 		if !exists(name) {
-			src.from = ""
+			src.from, src.issuer = "", routerconfig.ServiceCA
 		}
 		if !b.claim(l, name, src) {
 			continue

@@ -2,7 +2,10 @@ package site
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -207,4 +210,102 @@ func TestPersist(t *testing.T) {
 	if changed, configChanged, err := Persist(dir, d); err != nil || len(changed) != 0 || configChanged {
 		t.Errorf("second Persist changed %v %v %v", changed, configChanged, err)
 	}
+}
+
+// TestLinkFilesParseBack: every link file Build makes parses back into a
+// valid Secret and Link (a site given it, and nothing else, renders the
+// link without a problem), names a host the server certificate names
+// (never a wildcard), and its client certificate is issued by the CA the
+// RouterAccess verifies peers with.
+func TestLinkFilesParseBack(t *testing.T) {
+	var c fixture.GoldenCase
+	for _, gc := range fixture.GoldenCases(t, "../..") {
+		if gc.Name == "links" {
+			c = gc
+		}
+	}
+	in := input(t, c)
+	d, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.LinkFiles) != 6 {
+		t.Fatalf("%d link files, want 6 (2 hosts of hub-access, 4 of public): %v", len(d.LinkFiles), slices.Collect(maps.Keys(d.LinkFiles)))
+	}
+	for name, data := range d.LinkFiles {
+		t.Run(name, func(t *testing.T) {
+			docs, probs := resources.Decode("input/resources/link.yaml", data)
+			ns := resources.Build("peer", append(docs, siteDoc(t)...), probs)
+			if len(ns.Problems) > 0 || len(ns.Secrets) != 1 || len(ns.Links) != 1 {
+				t.Fatalf("problems %v, %d Secrets, %d Links:\n%s", ns.Problems, len(ns.Secrets), len(ns.Links), data)
+			}
+			link, secret := ns.Links[0], ns.Secrets[0]
+			if link.Spec.TLSCredentials != secret.Metadata.Name || secret.Type != "kubernetes.io/tls" || link.Spec.Cost != 1 {
+				t.Errorf("Link %+v, Secret %s of type %s", link.Spec, secret.Metadata.Name, secret.Type)
+			}
+			access := strings.TrimPrefix(link.Metadata.Name, "link-")
+			a := slices.IndexFunc(d.Accesses, func(a *Access) bool { return a.Name == access })
+			if a < 0 {
+				t.Fatalf("Link %s names no RouterAccess", link.Metadata.Name)
+			}
+			host := strings.TrimSuffix(strings.TrimPrefix(name, "link-"+access+"-"), ".yaml")
+			if wildcard(host) {
+				t.Errorf("a link file for %s", host)
+			}
+			for _, e := range link.Spec.Endpoints {
+				if e.Host != host {
+					t.Errorf("endpoint %+v in the file for %s", e, host)
+				}
+			}
+			// the peer verifies the server with ca.crt, for this host
+			server, _ := pemCert(t, d.Credentials[d.Accesses[a].TLS].Cert)
+			files := secretFiles(secret)
+			if err := certs.Check(files); err != nil {
+				t.Fatal(err)
+			}
+			roots := x509.NewCertPool()
+			roots.AppendCertsFromPEM(files.CA)
+			if _, err := server.Verify(x509.VerifyOptions{Roots: roots, DNSName: host, CurrentTime: testNow}); err != nil {
+				t.Errorf("the server certificate does not verify for %s with the file's ca.crt: %v", host, err)
+			}
+			// the server verifies the client with its profile's CA
+			client, _ := pemCert(t, files.Cert)
+			trusted := x509.NewCertPool()
+			trusted.AppendCertsFromPEM(d.Credentials[d.Accesses[a].TLS].CA)
+			if _, err := client.Verify(x509.VerifyOptions{Roots: trusted, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, CurrentTime: testNow}); err != nil {
+				t.Errorf("the RouterAccess does not trust the file's client certificate: %v", err)
+			}
+			// a site given only this file renders the link
+			pin := Input{Namespace: ns, Platform: "podman", Version: "test", Now: testNow, Dir: "$NSDIR", SiteID: testSiteID, ManagementPort: 5671,
+				UserCerts: map[string]UserCert{}, Ports: testPorts(ns)}
+			pd, err := Build(pin)
+			if err != nil || len(pd.Problems) > 0 {
+				t.Fatalf("a peer with this file: %v %v", err, pd.Problems)
+			}
+			if !bytes.Contains(pd.ConfigJSON, []byte(`"host": "`+host+`"`)) {
+				t.Errorf("the peer's connector does not go to %s:\n%s", host, pd.ConfigJSON)
+			}
+		})
+	}
+}
+
+func siteDoc(t *testing.T) []*resources.Document {
+	docs, probs := resources.Decode("input/resources/site.yaml", []byte("apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: peer\n"))
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	return docs
+}
+
+func pemCert(t *testing.T, data []byte) (*x509.Certificate, error) {
+	t.Helper()
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatal("no PEM block")
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, nil
 }
