@@ -110,7 +110,7 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 		if err == nil && st.Running && r.opts.Live {
 			res.Live, res.LiveErr = r.applyLive(ctx, s, platform)
 			if port, ok := res.Config.ManagementPort(); ok && res.LiveErr == nil && linked(res.Config) {
-				r.nets.ensure(s.dir, port, r.opts.OnNetworkChange)
+				r.nets.ensure(s.dir, port, r.opts.Requeue)
 			} else if res.LiveErr == nil {
 				r.nets.stop(name)
 			}
@@ -140,8 +140,10 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 	case !hasSite:
 		r.live.drop(name)
 		r.nets.stop(name)
-		if _, err := s.dir.ClaimPorts(nil, true); err != nil {
+		if _, changed, err := s.dir.ClaimPorts(nil, true); err != nil {
 			s.problems = append(s.problems, resources.Problem{File: "input/resources", Message: "releasing the namespace's ports: " + err.Error()})
+		} else {
+			r.portsSettled(name, false, changed)
 		}
 		if err := rt.Remove(ctx, name, s.dir.Path); err != nil {
 			res.RouterErr = err
@@ -200,6 +202,7 @@ func (r *Reconciler) leaveOtherRuntimes(ctx context.Context, dir namespace.Dir, 
 func (r *Reconciler) removeEverywhere(ctx context.Context, dir namespace.Dir) error {
 	r.live.drop(dir.Name)
 	r.nets.stop(dir.Name)
+	r.portsSettled(dir.Name, false, true) // its ports are free with it
 	r.mu.Lock()
 	delete(r.alone, dir.Name)
 	delete(r.restartKeys, dir.Name)

@@ -55,10 +55,11 @@ type Options struct {
 	// pull an image); ManagementTimeout bounds one live apply to a router
 	// (default 10s).
 	RuntimeTimeout, ManagementTimeout time.Duration
-	// OnNetworkChange is called (from another goroutine) when what a
-	// site's routers report about its network changes: the daemon asks
-	// for a pass of that namespace, which writes the statuses.
-	OnNetworkChange func(namespace string)
+	// Requeue is called (from any goroutine) when a namespace needs
+	// another pass for a reason outside its files: what its site's routers
+	// report about the network changed, or another namespace released a
+	// port it was refused. The daemon marks it for a pass.
+	Requeue func(namespace string)
 	// HostNames returns this host's names and addresses, for the server
 	// certificates of RouterAccesses bound to every address (default
 	// site.HostNames).
@@ -84,6 +85,9 @@ type Reconciler struct {
 	alone map[string]string
 	// lastGood keeps broken files' resources in force.
 	lastGood lastGood
+	// refused are the namespaces whose last pass was refused a port
+	// another namespace holds.
+	refused map[string]bool
 }
 
 // New returns a Reconciler.
@@ -111,7 +115,7 @@ func New(opts Options) *Reconciler {
 		runtimes[p] = deadlined{Runtime: rt, timeout: opts.RuntimeTimeout}
 	}
 	opts.Runtimes = runtimes
-	return &Reconciler{opts: opts, alone: map[string]string{}, restartKeys: map[string]string{}, restarts: map[string]restart{},
+	return &Reconciler{opts: opts, alone: map[string]string{}, refused: map[string]bool{}, restartKeys: map[string]string{}, restarts: map[string]restart{},
 		live: liveSessions{sessions: map[string]*session{}, failures: map[string]int{}}}
 }
 
@@ -258,6 +262,7 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 	s.res.SiteID = in.SiteID
 	in.Platform, in.Version, in.Now = platform, r.opts.Version, s.now
 	in.HostNames = r.opts.HostNames()
+	r.portsSettled(s.dir.Name, in.PortsRefused(), in.PortsChanged)
 	d, err := site.Build(in)
 	if err != nil {
 		return err
@@ -272,6 +277,32 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 	s.res.Config = d.Config
 	s.res.ConfigChanged = configChanged
 	return nil
+}
+
+// portsSettled records whether ns was refused a port, and when its ports
+// changed asks for passes of the namespaces that were: a port they wanted
+// may be free now.
+func (r *Reconciler) portsSettled(ns string, refused, changed bool) {
+	r.mu.Lock()
+	if refused {
+		r.refused[ns] = true
+	} else {
+		delete(r.refused, ns)
+	}
+	var again []string
+	if changed {
+		for other := range r.refused {
+			if other != ns {
+				again = append(again, other)
+			}
+		}
+	}
+	r.mu.Unlock()
+	for _, other := range again {
+		if r.opts.Requeue != nil {
+			r.opts.Requeue(other)
+		}
+	}
 }
 
 // Validate runs every check of a pass that needs no engine over a

@@ -114,9 +114,9 @@ func New(opts Options) (*Daemon, error) {
 		opts.Notify = func(string) {}
 	}
 	d := &Daemon{opts: opts}
-	if opts.OnNetworkChange == nil {
-		// what a site's network says changed: its statuses follow
-		opts.OnNetworkChange = func(ns string) { d.queue.Mark(ns) }
+	if opts.Requeue == nil {
+		// a site's network changed, or a port it wanted is free
+		opts.Requeue = func(ns string) { d.queue.Mark(ns) }
 	}
 	*d = Daemon{
 		opts: opts, rec: controller.New(opts.Options), queue: NewQueue(opts.Quiet, opts.MaxDelay), log: opts.Log,

@@ -121,9 +121,10 @@ func testLinkedSites(t *testing.T, platform string) {
 	west := n.site("west", "", fixture.ListenerYAML("hello", port))
 
 	// nothing links them yet: the Listener has no connector anywhere
-	if s := n.status(west, "Listener", "hello"); s == nil || s.HasMatchingConnector == nil || *s.HasMatchingConnector {
-		t.Fatalf("unlinked Listener: %+v", s)
-	}
+	fixture.Eventually(t, "the unlinked Listener confirmed unmatched", func() bool {
+		s := n.status(west, "Listener", "hello")
+		return s != nil && s.HasMatchingConnector != nil && !*s.HasMatchingConnector
+	})
 	linkFile := n.link(east, "east-access", west, "link.yaml")
 	fixture.Eventually(t, "Link Ready with the remote site", func() bool {
 		s := n.status(west, "Link", "link-east-access")

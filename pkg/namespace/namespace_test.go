@@ -204,7 +204,7 @@ func TestClaimPorts(t *testing.T) {
 	defer busy.Close()
 	from := busy.Addr().(*net.TCPAddr).Port
 	auto := []PortClaim{{Key: "RouterAccess/x/inter-router", From: from}}
-	ga, err := dirs["a"].ClaimPorts(auto, true)
+	ga, _, err := dirs["a"].ClaimPorts(auto, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,11 +212,11 @@ func TestClaimPorts(t *testing.T) {
 	if pa == 0 || pa == from {
 		t.Fatalf("a got port %d (from %d, which is in use)", pa, from)
 	}
-	gb, _ := dirs["b"].ClaimPorts(auto, true)
+	gb, _, _ := dirs["b"].ClaimPorts(auto, true)
 	if pb := gb["RouterAccess/x/inter-router"].Port; pb == 0 || pb == pa {
 		t.Fatalf("b got %d, a has %d", pb, pa)
 	}
-	if again, _ := dirs["a"].ClaimPorts(auto, true); again["RouterAccess/x/inter-router"].Port != pa {
+	if again, _, _ := dirs["a"].ClaimPorts(auto, true); again["RouterAccess/x/inter-router"].Port != pa {
 		t.Errorf("a's port moved from %d to %+v", pa, again)
 	}
 	// named ports: b's Listener on a's port is refused on every address
@@ -225,10 +225,10 @@ func TestClaimPorts(t *testing.T) {
 		{Key: "Listener/l1", Host: "0.0.0.0", Port: pa},
 		{Key: "Listener/l2", Host: "127.0.0.1", Port: 47001},
 	}
-	if _, err := dirs["a"].ClaimPorts(append(auto, PortClaim{Key: "Listener/mine", Host: "127.0.0.2", Port: 47001}), true); err != nil {
+	if _, _, err := dirs["a"].ClaimPorts(append(auto, PortClaim{Key: "Listener/mine", Host: "127.0.0.2", Port: 47001}), true); err != nil {
 		t.Fatal(err)
 	}
-	g, _ := dirs["b"].ClaimPorts(named, false)
+	g, _, _ := dirs["b"].ClaimPorts(named, false)
 	if by := g["Listener/l1"].HeldBy; by != "namespace a (RouterAccess/x/inter-router)" {
 		t.Errorf("l1 held by %q", by)
 	}
@@ -240,15 +240,15 @@ func TestClaimPorts(t *testing.T) {
 		t.Error("a read-only claim was recorded")
 	}
 	// a's RouterAccess goes: b may take its port
-	if _, err := dirs["a"].ClaimPorts(nil, true); err != nil {
+	if _, _, err := dirs["a"].ClaimPorts(nil, true); err != nil {
 		t.Fatal(err)
 	}
-	if g, _ := dirs["b"].ClaimPorts(named, true); g["Listener/l1"].Port != pa {
+	if g, _, _ := dirs["b"].ClaimPorts(named, true); g["Listener/l1"].Port != pa {
 		t.Errorf("a released port is still refused: %+v", g)
 	}
 	// b's namespace goes: its ports are free for a
 	os.RemoveAll(dirs["b"].Path)
-	if g, _ := dirs["a"].ClaimPorts([]PortClaim{{Key: "Listener/l", Port: pa}}, true); g["Listener/l"].Port != pa {
+	if g, _, _ := dirs["a"].ClaimPorts([]PortClaim{{Key: "Listener/l", Port: pa}}, true); g["Listener/l"].Port != pa {
 		t.Errorf("the port of a namespace that is gone is still held: %+v", g)
 	}
 }

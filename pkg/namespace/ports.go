@@ -228,23 +228,25 @@ type portHolder struct {
 // it reserved before, else gets the lowest from From up that no namespace
 // holds or manages and that nothing listens on. The namespace's lines are
 // replaced by what it holds now (released claims go); with write false
-// nothing is written (validate).
-func (d Dir) ClaimPorts(claims []PortClaim, write bool) (map[string]PortGrant, error) {
+// nothing is written (validate). It also tells whether the namespace's
+// lines changed: a port it released may be one another namespace was
+// refused.
+func (d Dir) ClaimPorts(claims []PortClaim, write bool) (map[string]PortGrant, bool, error) {
 	root := filepath.Dir(d.Path)
 	if write {
 		unlock, err := fileio.Lock(filepath.Join(root, ".ports.lock"))
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		defer unlock()
 	}
 	holders, err := readClaims(root)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	mgmt, err := readReservations(root)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	mine := map[string]int{}
 	for _, h := range holders[d.Name] {
@@ -316,24 +318,25 @@ func (d Dir) ClaimPorts(claims []PortClaim, write bool) (map[string]PortGrant, e
 				}
 			}
 			if p == 0 {
-				return nil, fmt.Errorf("no free port from %d up for %s", c.From, c.Key)
+				return nil, false, fmt.Errorf("no free port from %d up for %s", c.From, c.Key)
 			}
 		}
 		explicit[p] = true
 		out[c.Key] = PortGrant{Port: p}
 		now = append(now, portHolder{p, host, c.Key})
 	}
-	if write && !slices.Equal(now, holders[d.Name]) {
+	changed := !slices.Equal(now, holders[d.Name])
+	if write && changed {
 		if len(now) == 0 {
 			delete(holders, d.Name)
 		} else {
 			holders[d.Name] = now
 		}
 		if err := writeClaims(root, holders); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return out, nil
+	return out, changed, nil
 }
 
 // readClaims returns the claims registry by namespace, for namespaces

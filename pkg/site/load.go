@@ -65,7 +65,7 @@ func load(dir namespace.Dir, ns *resources.Namespace, readOnly bool) (Input, err
 	if in.OtherPorts, err = dir.ManagementPorts(); err != nil {
 		return in, fmt.Errorf("reading the reserved management ports: %w", err)
 	}
-	if in.Ports, err = dir.ClaimPorts(PortClaims(ns), !readOnly); err != nil {
+	if in.Ports, in.PortsChanged, err = dir.ClaimPorts(PortClaims(ns), !readOnly); err != nil {
 		return in, fmt.Errorf("reserving ports: %w", err)
 	}
 	if in.Issuers, err = loadIssuers(dir); err != nil {

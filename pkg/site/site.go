@@ -49,6 +49,9 @@ type Input struct {
 	// Ports are the ports of the namespace's Listeners and RouterAccess
 	// roles as the data home's registry grants them, by claim key.
 	Ports map[string]namespace.PortGrant
+	// PortsChanged is true when the namespace's ports in the registry
+	// changed (one it held may be free for another namespace now).
+	PortsChanged bool
 	// HostNames are this host's names and non-loopback addresses, for the
 	// certificate of a RouterAccess bound to every address.
 	HostNames []string
@@ -459,4 +462,15 @@ func (d *Desired) Access(ra *resources.RouterAccess) *Access {
 		}
 	}
 	return nil
+}
+
+// PortsRefused tells whether a port the namespace claims is held by
+// another namespace: when that one lets go, this one needs another pass.
+func (in Input) PortsRefused() bool {
+	for _, g := range in.Ports {
+		if g.HeldBy != "" {
+			return true
+		}
+	}
+	return false
 }
