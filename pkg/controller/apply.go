@@ -38,17 +38,6 @@ func (r *Reconciler) routerHash(s *siteState) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// linked tells whether a configuration accepts or makes links: only then
-// is the site part of a network worth observing.
-func linked(cfg routerconfig.Config) bool {
-	for _, e := range cfg {
-		if e.Type == "connector" || (e.Type == "listener" && (e.Attrs["role"] == "inter-router" || e.Attrs["role"] == "edge")) {
-			return true
-		}
-	}
-	return false
-}
-
 // unmatched tells whether some tcpListener waits for a connector.
 func (l *Live) unmatched() bool {
 	for _, e := range l.Entities["tcpListener"] {
@@ -109,10 +98,12 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 		}
 		if err == nil && st.Running && r.opts.Live {
 			res.Live, res.LiveErr = r.applyLive(ctx, s, platform)
-			if port, ok := res.Config.ManagementPort(); ok && res.LiveErr == nil && linked(res.Config) {
+			if port, ok := res.Config.ManagementPort(); ok && res.LiveErr == nil {
+				// the router's word on listeners and links, as it changes
 				r.nets.ensure(s.dir, port, r.opts.Requeue)
-			} else if res.LiveErr == nil {
-				r.nets.stop(name)
+				if res.Live.Applied > 0 {
+					r.nets.pokeAll() // the sites linked to this one see it too
+				}
 			}
 			switch {
 			case res.LiveErr != nil:

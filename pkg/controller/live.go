@@ -27,6 +27,9 @@ type Live struct {
 	Entities map[string]map[string]routerconfig.Entity
 	// Applied counts the management operations this pass sent.
 	Applied int
+	// ListenersRead is when the router's tcpListeners (their operStatus)
+	// were last read.
+	ListenersRead time.Time
 }
 
 // listenerUp tells whether the router has the tcpListener and it accepts
@@ -62,6 +65,8 @@ type session struct {
 	known    routerconfig.Config
 	verified time.Time
 	stale    atomic.Bool
+	// listenersRead is when the tcpListeners were last read.
+	listenersRead time.Time
 }
 
 // verifyAfter is how old the known router state may get before a pass
@@ -191,7 +196,7 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 		if actual, err = queryLive(ctx, sess.client); err != nil {
 			return fail(err)
 		}
-		sess.known, sess.verified = actual, time.Now()
+		sess.known, sess.verified, sess.listenersRead = actual, time.Now(), time.Now()
 	}
 	changes := routerconfig.Diff(desired, actual)
 	// credentials whose files changed under unchanged paths: a new ordinal
@@ -246,6 +251,7 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 		if err != nil {
 			return fail(err)
 		}
+		sess.listenersRead = time.Now()
 		known["tcpListener"] = map[string]routerconfig.Entity{}
 		for _, attrs := range entities {
 			e := routerconfig.Entity{Type: "tcpListener", Attrs: attrs}
@@ -253,6 +259,7 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 		}
 	}
 	sess.known = flatten(known)
+	live.ListenersRead = sess.listenersRead
 	return live, nil
 }
 

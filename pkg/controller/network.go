@@ -46,6 +46,10 @@ type NetView struct {
 	// Listeners and Connectors are the routing keys that have a tcpListener
 	// or tcpConnector anywhere in the network.
 	Listeners, Connectors map[string]bool
+	// ListenerUp is, by name, whether each of the local router's
+	// tcpListeners accepts connections (a connector for its address is
+	// reachable): it follows peers anywhere in the network.
+	ListenerUp map[string]bool
 	// Errs are the routers that did not answer, and why.
 	Errs []string
 }
@@ -62,6 +66,7 @@ type LinkState struct {
 type routerInfo struct {
 	id, mode, siteID, siteName, namespace, platform, version string
 	listeners, connectors                                    map[string][]string // routing key → entity names
+	listenerUp                                               map[string]bool     // tcpListener name → operStatus up
 	links                                                    []status.LinkRecord // remote site filled in later
 	linkPeers                                                []string            // router id per link
 	edges                                                    []string            // edge routers connected to it (interior)
@@ -94,7 +99,7 @@ func queryRouter(ctx context.Context, c *management.Client, node string) (*route
 		}
 		return c.QueryAt(qctx, node, management.TypeName(t))
 	}
-	info := &routerInfo{listeners: map[string][]string{}, connectors: map[string][]string{}}
+	info := &routerInfo{listeners: map[string][]string{}, connectors: map[string][]string{}, listenerUp: map[string]bool{}}
 	routers, err := q("router")
 	if err != nil || len(routers) == 0 {
 		return nil, fmt.Errorf("reading its router entity: %v", err)
@@ -127,6 +132,9 @@ func queryRouter(ctx context.Context, c *management.Client, node string) (*route
 		for _, e := range es {
 			a := str(e, "address")
 			kind.to[a] = append(kind.to[a], str(e, "name"))
+			if kind.t == "tcpListener" {
+				info.listenerUp[str(e, "name")] = str(e, "operStatus") == "up"
+			}
 		}
 	}
 	conns, err := q("connector")
@@ -178,7 +186,7 @@ func observeNetwork(ctx context.Context, c *management.Client) (*NetView, error)
 	if err != nil {
 		return nil, err
 	}
-	v := &NetView{Taken: time.Now(), Self: self.id, Links: map[string]LinkState{}, Listeners: map[string]bool{}, Connectors: map[string]bool{}}
+	v := &NetView{Taken: time.Now(), Self: self.id, Links: map[string]LinkState{}, Listeners: map[string]bool{}, Connectors: map[string]bool{}, ListenerUp: self.listenerUp}
 	infos := map[string]*routerInfo{self.id: self}
 	// the interior routers: those the local router knows, or, from an
 	// edge, those its uplink knows
@@ -375,6 +383,19 @@ func (n *networks) ensure(dir namespace.Dir, port int, changed func(string)) {
 	go o.run(ctx, dir, changed)
 }
 
+// pokeAll makes every observer look again soon: a change to one router
+// shows in the others of its network (on this host) within moments.
+func (n *networks) pokeAll() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, o := range n.obs {
+		select {
+		case o.poke <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // stop ends ns's observer, if any.
 func (n *networks) stop(ns string) {
 	n.mu.Lock()
@@ -408,7 +429,7 @@ func (o *observer) run(ctx context.Context, dir namespace.Dir, changed func(stri
 			c.Close()
 		}
 	}()
-	soon := 250 * time.Millisecond // after a poke, look again quickly
+	soon := 100 * time.Millisecond // after a poke, look again quickly
 	wait := time.Duration(0)
 	for {
 		select {
@@ -416,7 +437,7 @@ func (o *observer) run(ctx context.Context, dir namespace.Dir, changed func(stri
 			return
 		case <-o.poke:
 			wait = 0
-			soon = 250 * time.Millisecond
+			soon = 100 * time.Millisecond
 		case <-time.After(wait):
 		}
 		if c == nil || c.Err() != nil {

@@ -193,6 +193,12 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 			return st
 		} else if live := s.res.Live; live != nil {
 			present, up := live.listenerUp(routerconfig.ListenerName(o))
+			if view := r.nets.view(s.dir.Name); view != nil && view.Taken.After(live.ListenersRead) {
+				// the network observer read the router since: newer
+				if v, ok := view.ListenerUp[routerconfig.ListenerName(o)]; ok {
+					up = v
+				}
+			}
 			if !present {
 				return notInRouter(gen, warn)
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/site-controller/site-controller/internal/enginetest"
 	"github.com/site-controller/site-controller/internal/fixture"
+	"github.com/site-controller/site-controller/internal/routertest"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/runtime"
 )
@@ -158,4 +159,111 @@ func benchmarkListenerToRouter(b *testing.B, platform string) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkLinkToTraffic measures, per platform with the real router, the
+// time from a link file landing in a site's input (renamed into place) to
+// the first byte echoed through that link: west's Listener reaching
+// east's Connector. Each op is 20 links made and unmade; the median is
+// reported.
+func BenchmarkLinkToTraffic(b *testing.B) {
+	for _, platform := range livePlatforms {
+		b.Run(platform, func(b *testing.B) {
+			n := startNetwork(b, platform)
+			echo := routertest.EchoServer(b, nil)
+			east := n.site("east", "", accessAt("east-access", "inter-router"), fixture.ConnectorYAML("backend", "hello", echo))
+			port := routertest.FreePort(b)
+			west := n.site("west", "", fixture.ListenerYAML("hello", port))
+			data, err := os.ReadFile(n.link(east, "east-access", west, ".probe.yaml"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			os.Remove(n.res(west, ".probe.yaml")) // a hidden file: never read
+			var times []time.Duration
+			for b.Loop() {
+				for range 20 {
+					tmp := n.res(west, ".link.yaml.tmp")
+					os.WriteFile(tmp, data, 0o600)
+					start := time.Now()
+					os.Rename(tmp, n.res(west, "link.yaml"))
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					err := routertest.RoundTrip(ctx, port, nil)
+					cancel()
+					if err != nil {
+						b.Fatalf("no traffic through the link: %v", err)
+					}
+					times = append(times, time.Since(start))
+					b.StopTimer()
+					// settled, then unlinked: no status lag or link left
+					// over can make the next round faster than it is
+					fixture.Eventually(b, "matched", func() bool {
+						s := n.status(west, "Listener", "hello")
+						return s != nil && s.HasMatchingConnector != nil && *s.HasMatchingConnector
+					})
+					os.Remove(n.res(west, "link.yaml"))
+					fixture.Eventually(b, "link gone", func() bool {
+						s := n.status(west, "Listener", "hello")
+						probe, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+						defer cancel()
+						return s != nil && s.HasMatchingConnector != nil && !*s.HasMatchingConnector && routertest.RoundTrip(probe, port, nil) != nil
+					})
+					b.StartTimer()
+				}
+			}
+			slices.Sort(times)
+			b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
+		})
+	}
+}
+
+// BenchmarkRemoteConnectorToMatched measures, per platform with the real
+// router, the time from a Connector file landing in one site to the
+// status of a Listener with its routing key in a linked site saying
+// hasMatchingConnector: true (the router's answer, through the network,
+// then the status pass). 20 per op; the median is reported.
+func BenchmarkRemoteConnectorToMatched(b *testing.B) {
+	for _, platform := range livePlatforms {
+		b.Run(platform, func(b *testing.B) {
+			n := startNetwork(b, platform)
+			echo := routertest.EchoServer(b, nil)
+			east := n.site("east", "", accessAt("east-access", "inter-router"))
+			port := routertest.FreePort(b)
+			west := n.site("west", "", fixture.ListenerYAML("hello", port))
+			n.link(east, "east-access", west, "link.yaml")
+			fixture.Eventually(b, "linked", func() bool { return ready(n.status(west, "Link", "link-east-access")) })
+			matched := func(want bool) func() bool {
+				return func() bool {
+					s := n.status(west, "Listener", "hello")
+					return s != nil && s.HasMatchingConnector != nil && *s.HasMatchingConnector == want
+				}
+			}
+			var times []time.Duration
+			for b.Loop() {
+				for range 20 {
+					tmp := n.res(east, ".c.yaml.tmp")
+					os.WriteFile(tmp, []byte(fixture.ConnectorYAML("backend", "hello", echo)), 0o644)
+					start := time.Now()
+					os.Rename(tmp, n.res(east, "c.yaml"))
+					for !matched(true)() {
+						if time.Since(start) > 30*time.Second {
+							b.Fatal("never matched")
+						}
+						time.Sleep(time.Millisecond)
+					}
+					times = append(times, time.Since(start))
+					b.StopTimer()
+					os.Remove(n.res(east, "c.yaml"))
+					fixture.Eventually(b, "unmatched again", matched(false))
+					probe, cancel := context.WithTimeout(context.Background(), time.Second)
+					if err := routertest.RoundTrip(probe, port, nil); err == nil {
+						b.Fatal("traffic flows without the connector")
+					}
+					cancel()
+					b.StartTimer()
+				}
+			}
+			slices.Sort(times)
+			b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
+		})
+	}
 }

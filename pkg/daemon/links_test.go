@@ -23,15 +23,23 @@ import (
 // network runs one daemon (live, on one platform, with the real router)
 // for several sites of this host, each its own namespace, to link them.
 type network struct {
-	t    *testing.T
+	t    testing.TB
 	home string
 	rt   runtime.Runtime
+	nss  []string
 }
 
-func startNetwork(t *testing.T, platform string) *network {
+func startNetwork(t testing.TB, platform string) *network {
 	t.Helper()
 	rt := enginetest.Real(t, platform)
 	n := &network{t: t, home: t.TempDir(), rt: rt}
+	// registered before the daemon starts, so it runs after the daemon
+	// stopped: a running daemon would start the routers again
+	t.Cleanup(func() {
+		for _, ns := range n.nss {
+			rt.Remove(context.Background(), ns, fixture.NSDir(n.home, ns))
+		}
+	})
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
@@ -57,7 +65,7 @@ func startNetwork(t *testing.T, platform string) *network {
 func (n *network) site(name, spec string, more ...string) string {
 	n.t.Helper()
 	ns := fixture.Namespace(name)
-	n.t.Cleanup(func() { n.rt.Remove(context.Background(), ns, fixture.NSDir(n.home, ns)) })
+	n.nss = append(n.nss, ns)
 	doc := fixture.SiteYAML(name) + spec
 	for _, m := range more {
 		doc += "---\n" + m
