@@ -9,12 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/site-controller/site-controller/internal/enginetest"
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/pkg/controller"
+	"github.com/site-controller/site-controller/pkg/management"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/runtime"
 	"github.com/site-controller/site-controller/pkg/status"
@@ -201,8 +204,16 @@ func testEdgeAndChain(t *testing.T, platform string) {
 		t.Fatalf("traffic from the edge site: %v", err)
 	}
 
-	// A–B–C: A links to B, B to C; A's Listener reaches C's Connector
-	b := n.site("b", "", accessAt("b-access", "inter-router"))
+	// A–B–C: A links to B, B to C; A's Listener reaches C's Connector.
+	// B accepts links from a RouterAccess added while its router runs:
+	// taken live, no restart
+	b := n.site("b", "")
+	bBefore, _ := n.rt.State(context.Background(), b, fixture.NSDir(n.home, b))
+	fixture.WriteFile(t, n.res(b, "access.yaml"), accessAt("b-access", "inter-router"))
+	fixture.Eventually(t, "B's RouterAccess in its router", func() bool { return ready(n.status(b, "RouterAccess", "b-access")) })
+	if bAfter, _ := n.rt.State(context.Background(), b, fixture.NSDir(n.home, b)); bAfter.Pid != bBefore.Pid || !bAfter.Started.Equal(bBefore.Started) {
+		t.Errorf("B's router restarted for a RouterAccess: %+v → %+v", bBefore, bAfter)
+	}
 	pA := routertest.FreePort(t)
 	a := n.site("a", "", fixture.ListenerYAML("svc", pA))
 	n.link(c, "c-access", b, "link.yaml")
@@ -249,5 +260,71 @@ func testEdgeAndChain(t *testing.T, platform string) {
 	fixture.Eventually(t, "the second link gone", func() bool { return n.status(a, "Link", "link-c-access") == nil })
 	if err := ping("with the link removed"); err != nil {
 		t.Errorf("the open connection did not survive a link removed: %v", err)
+	}
+}
+
+// TestLinkCredentialRotation: a new client certificate in a link's Secret
+// (the accepting site issued a new one, the user copied the new link
+// file) reaches the running router as a new profile ordinal: no restart,
+// the link stays, traffic flows.
+func TestLinkCredentialRotation(t *testing.T) {
+	n := startNetwork(t, "linux")
+	echo := routertest.EchoServer(t, nil)
+	east := n.site("east", "", accessAt("east-access", "inter-router"), fixture.ConnectorYAML("backend", "hello", echo))
+	port := routertest.FreePort(t)
+	west := n.site("west", "", fixture.ListenerYAML("hello", port))
+	n.link(east, "east-access", west, "link.yaml")
+	fixture.Eventually(t, "linked", func() bool { return ready(n.status(west, "Link", "link-east-access")) })
+	before, err := n.rt.State(context.Background(), west, fixture.NSDir(n.home, west))
+	if err != nil || !before.Running {
+		t.Fatalf("west's router: %+v %v", before, err)
+	}
+	dir, _ := namespace.Open(n.home, west)
+	cfg, err := controller.ManagementTLS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mport, _ := os.ReadFile(filepath.Join(dir.Internal(), "management-port"))
+	mgmt, err := management.Dial(context.Background(), "127.0.0.1:"+strings.TrimSpace(string(mport)), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgmt.Close()
+	ordinal := func() int64 {
+		e, err := mgmt.Read(context.Background(), management.TypeName("sslProfile"), "link-east-access-profile")
+		if err != nil {
+			return -1
+		}
+		o, _ := e["ordinal"].(int64)
+		return o
+	}
+	first := ordinal()
+
+	// east issues a new client certificate (its old one is gone): a new
+	// link file, copied over the old one
+	eastDir, _ := namespace.Open(n.home, east)
+	linkFile := eastDir.Join("runtime", "links", "link-east-access-127.0.0.1.yaml")
+	old, _ := os.ReadFile(linkFile)
+	os.RemoveAll(eastDir.Join("runtime", "certs", "client-east-access"))
+	site, _ := os.ReadFile(n.res(east, "site.yaml"))
+	fixture.WriteFile(t, n.res(east, "site.yaml"), string(site)+"# touched\n")
+	var fresh []byte
+	fixture.Eventually(t, "a new link file", func() bool {
+		fresh, _ = os.ReadFile(linkFile)
+		return len(fresh) > 0 && string(fresh) != string(old)
+	})
+	if err := os.WriteFile(n.res(west, "link.yaml"), fresh, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fixture.Eventually(t, "the router told to load the new certificate", func() bool { return ordinal() > first })
+	after, _ := n.rt.State(context.Background(), west, fixture.NSDir(n.home, west))
+	if after.Pid != before.Pid {
+		t.Errorf("west's router restarted for a new link certificate: pid %d → %d", before.Pid, after.Pid)
+	}
+	fixture.Eventually(t, "still linked", func() bool { return ready(n.status(west, "Link", "link-east-access")) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := routertest.RoundTrip(ctx, port, nil); err != nil {
+		t.Fatalf("traffic after the rotation: %v", err)
 	}
 }
