@@ -30,6 +30,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCommand(), newValidateCommand(), newRenderCommand(), newStatusCommand(), newLinkCommand(), newVersionCommand())
+	root.AddCommand(newRunCommand(), newValidateCommand(), newRenderCommand(), newStatusCommand(), newLinkCommand(), newTokenCommand(), newVersionCommand())
 	return root
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -17,12 +18,14 @@ import (
 
 	"github.com/site-controller/site-controller/pkg/controller"
 	"github.com/site-controller/site-controller/pkg/daemon"
+	"github.com/site-controller/site-controller/pkg/grants"
 	"github.com/site-controller/site-controller/pkg/namespace"
 )
 
 func newRunCommand() *cobra.Command {
 	var (
 		dataHome, platform, httpAddr, logFormat, logLevel string
+		grantAddr, grantHost                              string
 		quiet, rescan                                     time.Duration
 		maxFileSize                                       int64
 		rf                                                runtimeFlags
@@ -53,6 +56,24 @@ func newRunCommand() *cobra.Command {
 				Quiet:   quiet, Rescan: rescan, Log: log,
 				Notify: func(state string) { _, _ = sddaemon.SdNotify(false, state) },
 			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			if grantAddr != "" {
+				srv, err := grants.New(grants.Options{Addr: grantAddr, Host: grantHost, Dir: filepath.Join(dataHome, "grant-server"), Log: log.With("component", "grant-server")})
+				if err != nil {
+					return err
+				}
+				opts.Grants = srv
+				served := make(chan struct{})
+				defer func() { stop(); <-served }()
+				go func() {
+					defer close(served)
+					if err := srv.Serve(ctx); err != nil {
+						log.Error("grant server stopped", "err", err)
+					}
+				}()
+				log.Info("grant server listening", "addr", srv.Addr(), "url", srv.URL("<grant>"))
+			}
 			if iv, err := sddaemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
 				opts.Watchdog = iv / 2
 			}
@@ -60,8 +81,6 @@ func newRunCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
@@ -92,6 +111,8 @@ func newRunCommand() *cobra.Command {
 	cmd.Flags().StringVar(&platform, "platform", "auto", "platform of namespaces without internal/platform.yaml: auto, podman, docker, linux or none (render and write status only)")
 	rf.register(cmd)
 	cmd.Flags().StringVar(&httpAddr, "http", "", "loopback address for /healthz, /readyz and /metrics, e.g. 127.0.0.1:9090")
+	cmd.Flags().StringVar(&grantAddr, "grant-server", "", "serve the namespaces' AccessGrants over HTTPS on this address (host:port), e.g. 0.0.0.0:8081; off when empty")
+	cmd.Flags().StringVar(&grantHost, "grant-server-host", "", "the host name other sites reach the grant server at, for grant URLs (default: the --grant-server host unless it is a wildcard, else this host's name)")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().Int64Var(&maxFileSize, "max-file-size", namespace.MaxFileSize, "largest resource file read, in bytes; a larger one is a problem of that file")

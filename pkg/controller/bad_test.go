@@ -49,8 +49,8 @@ var badCases = map[string][]string{
 		"input/resources/alias-bomb.bad.yaml:15: document expands to more than 100000 nodes through its aliases; write it out without so many aliases",
 	},
 	"missing-kind.bad.yaml": {
-		"input/resources/missing-kind.bad.yaml:15: kind: required; expected one of Site, Listener, Connector, Link, RouterAccess, AttachedConnectorBinding, Secret",
-		"input/resources/missing-kind.bad.yaml:21: kind: required; expected one of Site, Listener, Connector, Link, RouterAccess, AttachedConnectorBinding, Secret",
+		"input/resources/missing-kind.bad.yaml:15: kind: required; expected one of Site, Listener, Connector, Link, RouterAccess, AccessGrant, AccessToken, AttachedConnectorBinding, Secret",
+		"input/resources/missing-kind.bad.yaml:21: kind: required; expected one of Site, Listener, Connector, Link, RouterAccess, AccessGrant, AccessToken, AttachedConnectorBinding, Secret",
 	},
 	"broken-second-file.bad.yaml": {
 		"input/resources/broken-second-file.bad.yaml:15: invalid YAML: did not find expected ',' or ']'",

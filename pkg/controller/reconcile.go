@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/fileio"
+	"github.com/site-controller/site-controller/pkg/grants"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
@@ -60,6 +61,12 @@ type Options struct {
 	// report about the network changed, or another namespace released a
 	// port it was refused. The daemon marks it for a pass.
 	Requeue func(namespace string)
+	// RedeemTimeout bounds one attempt to redeem an AccessToken (default
+	// 15s).
+	RedeemTimeout time.Duration
+	// Grants is the data home's grant server, which serves the
+	// namespaces' AccessGrants; nil when it is off.
+	Grants *grants.Server
 	// HostNames returns this host's names and addresses, for the server
 	// certificates of RouterAccesses bound to every address (default
 	// site.HostNames).
@@ -71,8 +78,9 @@ type Options struct {
 type Reconciler struct {
 	opts Options
 
-	live liveSessions
-	nets networks
+	live      liveSessions
+	nets      networks
+	tokenRuns redeemers
 
 	mu sync.Mutex
 	// restartKeys records, by namespace, what the router last started with
@@ -107,6 +115,9 @@ func New(opts Options) *Reconciler {
 	if opts.ManagementTimeout <= 0 {
 		opts.ManagementTimeout = 10 * time.Second
 	}
+	if opts.RedeemTimeout <= 0 {
+		opts.RedeemTimeout = 15 * time.Second
+	}
 	if opts.HostNames == nil {
 		opts.HostNames = site.HostNames
 	}
@@ -125,7 +136,10 @@ func (r *Reconciler) Options() Options { return r.opts }
 
 // Close stops what the Reconciler runs in the background (the network
 // observers of linked sites).
-func (r *Reconciler) Close() { r.nets.stopAll() }
+func (r *Reconciler) Close() {
+	r.nets.stopAll()
+	r.tokenRuns.stop()
+}
 
 // Reverify makes every live session read its router in full on its next
 // pass (SIGHUP: repair whatever others changed).
@@ -192,7 +206,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error
 		return nil, fmt.Errorf("loading %s: %w", name, err)
 	}
 	in := r.lastGood.resolve(dir, before, files, r.opts.Now())
-	ns := resources.Build(name, in.docs, in.probs)
+	// what grant servers answered to the namespace's AccessTokens
+	tdocs, tprobs := tokenDocs(dir, in.docs, len(in.incomplete) == 0)
+	ns := resources.Build(name, append(in.docs, tdocs...), append(in.probs, tprobs...))
 	recorded, err := dir.Platform()
 	if err != nil {
 		return nil, err
@@ -209,6 +225,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error
 			return res, fmt.Errorf("rendering %s: %w", name, err)
 		}
 	}
+	r.serveGrants(pass)
+	r.redeemTokens(pass)
 	r.apply(ctx, pass, platform, recorded)
 	res.Problems = append(slices.Clone(ns.Problems), pass.problems...)
 	resources.SortProblems(res.Problems)
@@ -246,6 +264,10 @@ type siteState struct {
 	problems []resources.Problem // problems found while preparing
 	// desired is the site worked out by this pass; nil without a Site.
 	desired *site.Desired
+	// grants and tokens are what the AccessGrants' and AccessTokens'
+	// statuses show, by name.
+	grants map[string]grantView
+	tokens map[string]tokenView
 	// incomplete names files that could not be used whole and whose last
 	// good content is unknown: the pass is no evidence that anything in
 	// them is gone.

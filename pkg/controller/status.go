@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
@@ -227,6 +228,10 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		return r.accessStatus(s, s.desired.Access(o), warn, gen)
 	case *resources.Link:
 		return r.linkStatus(s, o, warn, gen)
+	case *resources.AccessGrant:
+		return grantStatus(s.grants[o.Metadata.Name], s.now, warn, gen)
+	case *resources.AccessToken:
+		return tokenStatus(s.tokens[o.Metadata.Name], o, warn, gen)
 	}
 	return status.Status{Status: status.Ready, Message: joinMessage("OK", warn), Conditions: []status.Condition{cond(status.ReadyCond, true, "Ready", "OK", gen)}}
 }
@@ -496,4 +501,51 @@ func (r *Reconciler) linkAccessEntry(s *siteState, a *site.Access) status.Entry 
 	}
 	st := r.accessStatus(s, a, "generated for the Site's linkAccess", 0)
 	return status.Entry{Kind: resources.KindRouterAccess, Name: a.Name, Object: obj, Status: st}
+}
+
+// grantStatus is the status of an AccessGrant: where and how to redeem
+// it, and whether it still can be.
+func grantStatus(v grantView, now time.Time, warn string, gen int64) status.Status {
+	st := status.Status{URL: v.url, CA: v.ca, Code: v.state.Code}
+	if !v.state.Expires.IsZero() {
+		st.ExpirationTime = v.state.Expires.Format(time.RFC3339)
+	}
+	n := v.state.Redemptions
+	st.Redemptions = &n
+	var msg, reason string
+	switch {
+	case v.problem != "":
+		st.Status, msg, reason = status.Error, v.problem, "NotServed"
+	case !now.Before(v.state.Expires):
+		st.Status, msg, reason = status.Error, "expired at "+st.ExpirationTime+": redeeming it answers 404; change the grant for a new one", "Expired"
+	case n >= v.allowed:
+		st.Status, msg, reason = status.Error, fmt.Sprintf("all %d redemptions used: redeeming it answers 404", v.allowed), "UsedUp"
+	default:
+		st.Status, msg, reason = status.Ready, fmt.Sprintf("OK: %d of %d redemptions left, until %s", v.allowed-n, v.allowed, st.ExpirationTime), "Ready"
+	}
+	st.Message = joinMessage(msg, warn)
+	st.Conditions = []status.Condition{cond(status.ReadyCond, st.Status == status.Ready, reason, st.Message, gen)}
+	return st
+}
+
+// tokenStatus is the status of an AccessToken: redeemed, refused, or
+// being redeemed (with the last failure to reach the server).
+func tokenStatus(v tokenView, t *resources.AccessToken, warn string, gen int64) status.Status {
+	var st status.Status
+	var reason string
+	switch {
+	case !v.redeemed.IsZero():
+		yes := true
+		st.Redeemed = &yes
+		st.Status, st.Message, reason = status.Ready, "OK: redeemed at "+v.redeemed.Format(time.RFC3339)+"; its Secret and Link are in runtime/tokens/"+t.Metadata.Name+".yaml", "Redeemed"
+	case v.refused != "":
+		st.Status, st.Message, reason = status.Error, v.refused+"; not retried: get a new token", "Refused"
+	case v.lastErr != nil:
+		st.Status, st.Message, reason = status.Pending, fmt.Sprintf("redeeming at %s failed: %v; retrying at %s", t.Spec.URL, v.lastErr, v.next.UTC().Format(time.RFC3339)), "Retrying"
+	default:
+		st.Status, st.Message, reason = status.Pending, "redeeming at "+t.Spec.URL, "Redeeming"
+	}
+	st.Message = joinMessage(st.Message, warn)
+	st.Conditions = []status.Condition{cond(status.ReadyCond, st.Status == status.Ready, reason, st.Message, gen)}
+	return st
 }

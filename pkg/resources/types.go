@@ -19,13 +19,13 @@ const (
 	KindRouterAccess             = "RouterAccess"
 	KindLink                     = "Link"
 	KindSecret                   = "Secret"
+	KindAccessGrant              = "AccessGrant"
+	KindAccessToken              = "AccessToken"
 )
 
 // knownUnsupported are Skupper kinds that exist but that this controller does
 // not act on yet. They are reported as such instead of "unknown kind".
 var knownUnsupported = map[string]string{
-	"AccessGrant":       "AccessGrant is served by a Kubernetes site's grant server; issue tokens there and use them here as AccessToken or Link",
-	"AccessToken":       "AccessToken redemption is not supported by this controller yet; use a Link with its Secret instead",
 	"AttachedConnector": "AttachedConnector needs Kubernetes pods and is not supported on this platform",
 	"Certificate":       "Certificate resources are not supported by this controller yet; put the files in input/certs/<name>/ instead",
 	"MultiKeyListener":  "MultiKeyListener is not supported by this controller yet",
@@ -165,6 +165,35 @@ type Endpoint struct {
 	Host  string `yaml:"host"`
 	Port  string `yaml:"port"`
 	Group string `yaml:"group"`
+}
+
+// AccessGrant lets other sites redeem tokens for links to this one; the
+// daemon serves it from its grant server.
+type AccessGrant struct {
+	Header `yaml:",inline"`
+	Spec   AccessGrantSpec `yaml:"spec"`
+}
+
+type AccessGrantSpec struct {
+	RedemptionsAllowed int64             `yaml:"redemptionsAllowed"`
+	ExpirationWindow   string            `yaml:"expirationWindow"`
+	Code               string            `yaml:"code"`
+	Issuer             string            `yaml:"issuer"`
+	Settings           map[string]string `yaml:"settings"`
+}
+
+// AccessToken is redeemed at another site's grant server for a link.
+type AccessToken struct {
+	Header `yaml:",inline"`
+	Spec   AccessTokenSpec `yaml:"spec"`
+}
+
+type AccessTokenSpec struct {
+	URL      string            `yaml:"url"`
+	Code     string            `yaml:"code"`
+	CA       string            `yaml:"ca"`
+	LinkCost int64             `yaml:"linkCost"`
+	Settings map[string]string `yaml:"settings"`
 }
 
 // Secret is a core v1 Secret, used for link credentials.

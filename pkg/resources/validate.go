@@ -2,11 +2,14 @@ package resources
 
 import (
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Namespace is the validated content of one namespace's input/resources.
@@ -27,6 +30,8 @@ type Namespace struct {
 	RouterAccess  []*RouterAccess
 	Links         []*Link
 	Secrets       []*Secret
+	Grants        []*AccessGrant
+	Tokens        []*AccessToken
 	Bindings      []*AttachedConnectorBinding
 	documentOf    map[Object]*Document
 	problemsOfDoc map[*Document][]Problem
@@ -141,6 +146,10 @@ func Build(ns string, docs []*Document, fileProblems []Problem) *Namespace {
 			n.Links = append(n.Links, o)
 		case *Secret:
 			n.Secrets = append(n.Secrets, o)
+		case *AccessGrant:
+			n.Grants = append(n.Grants, o)
+		case *AccessToken:
+			n.Tokens = append(n.Tokens, o)
 		case *AttachedConnectorBinding:
 			n.Bindings = append(n.Bindings, o)
 		}
@@ -153,6 +162,8 @@ func Build(ns string, docs []*Document, fileProblems []Problem) *Namespace {
 	sortByName(n.RouterAccess, byName)
 	sortByName(n.Links, byName)
 	sortByName(n.Secrets, byName)
+	sortByName(n.Grants, byName)
+	sortByName(n.Tokens, byName)
 	sortByName(n.Bindings, byName)
 
 	switch {
@@ -532,6 +543,38 @@ func (v *validator) check() {
 		}
 		if _, set := d.lines["spec.cost"]; set && s.Cost < 1 {
 			v.fail("spec.cost", fmt.Sprintf("must be 1 or more, got %d", s.Cost))
+		}
+	case *AccessGrant:
+		s := o.Spec
+		if s.RedemptionsAllowed < 0 {
+			v.fail("spec.redemptionsAllowed", fmt.Sprintf("must be 0 (meaning 1) or more, got %d", s.RedemptionsAllowed))
+		}
+		if s.ExpirationWindow != "" {
+			if d, err := time.ParseDuration(s.ExpirationWindow); err != nil || d <= 0 {
+				v.fail("spec.expirationWindow", fmt.Sprintf("%q is not a positive duration such as 15m or 2h", s.ExpirationWindow))
+			}
+		}
+		if s.Code != "" && len(s.Code) < 8 {
+			v.fail("spec.code", "too short to guard a link: use at least 8 characters, or leave it out to have one generated")
+		}
+		if s.Issuer != "" {
+			v.name("spec.issuer", s.Issuer)
+		}
+	case *AccessToken:
+		s := o.Spec
+		if v.required("spec.url", s.URL) {
+			if u, err := url.Parse(s.URL); err != nil || u.Scheme != "https" || u.Host == "" {
+				v.fail("spec.url", fmt.Sprintf("%q is not an https:// URL", s.URL))
+			}
+		}
+		v.required("spec.code", s.Code)
+		if v.required("spec.ca", s.CA) {
+			if block, _ := pem.Decode([]byte(s.CA)); block == nil || block.Type != "CERTIFICATE" {
+				v.fail("spec.ca", "not a PEM certificate")
+			}
+		}
+		if s.LinkCost < 0 {
+			v.fail("spec.linkCost", fmt.Sprintf("must be 0 (the default) or more, got %d", s.LinkCost))
 		}
 	case *Secret:
 		for k, val := range o.Data {

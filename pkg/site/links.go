@@ -280,7 +280,12 @@ func dedupe(s []string) []string {
 // shape Skupper writes (runtime/links/link-<ra>-<host>.yaml), so either
 // can use the other's.
 func LinkFile(a *Access, host string, cred certs.Files) []byte {
-	name := "link-" + a.Name
+	return LinkYAML("link-"+a.Name, host, a.Roles, cred)
+}
+
+// LinkYAML is a Secret named name holding cred and a Link of that name to
+// the roles' endpoints at host, in the shape Skupper writes them.
+func LinkYAML(name, host string, roles []AccessRole, cred certs.Files) []byte {
 	var b bytes.Buffer
 	b.WriteString("---\napiVersion: v1\ndata:\n")
 	for _, kv := range []struct {
@@ -292,7 +297,7 @@ func LinkFile(a *Access, host string, cred certs.Files) []byte {
 	fmt.Fprintf(&b, "kind: Secret\nmetadata:\n  creationTimestamp: null\n  name: %s\ntype: kubernetes.io/tls\n", name)
 	fmt.Fprintf(&b, "---\napiVersion: %s\nkind: Link\nmetadata:\n  creationTimestamp: null\n  name: %s\nspec:\n  cost: 1\n  endpoints:\n", resources.APIVersion, name)
 	for _, role := range []string{"inter-router", "edge"} {
-		for _, r := range a.Roles {
+		for _, r := range roles {
 			if r.Role == role {
 				fmt.Fprintf(&b, "  - host: %s\n    name: %s\n    port: %q\n", yamlScalar(host), role, strconv.Itoa(r.Port))
 			}
@@ -310,6 +315,10 @@ func yamlScalar(s string) string {
 	}
 	return s
 }
+
+// ServerCA is the CA a peer verifies the RouterAccess's server
+// certificate with.
+func (a *Access) ServerCA() []byte { return a.serverCA }
 
 // localHosts are the names under which a peer could reach this very site.
 func (b *builder) localHosts() []string {

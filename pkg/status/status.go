@@ -59,6 +59,15 @@ type Status struct {
 	// RemoteSiteID and RemoteSiteName name the site a Link reaches.
 	RemoteSiteID   string `json:"remoteSiteId,omitempty" yaml:"remoteSiteId,omitempty"`
 	RemoteSiteName string `json:"remoteSiteName,omitempty" yaml:"remoteSiteName,omitempty"`
+	// An AccessGrant's: where and with what to redeem it, until when, and
+	// how often it was.
+	URL            string `json:"url,omitempty" yaml:"url,omitempty"`
+	Code           string `json:"code,omitempty" yaml:"code,omitempty"`
+	CA             string `json:"ca,omitempty" yaml:"ca,omitempty"`
+	ExpirationTime string `json:"expirationTime,omitempty" yaml:"expirationTime,omitempty"`
+	Redemptions    *int   `json:"redemptions,omitempty" yaml:"redemptions,omitempty"`
+	// An AccessToken's: whether it was redeemed.
+	Redeemed *bool `json:"redeemed,omitempty" yaml:"redeemed,omitempty"`
 }
 
 // Endpoint is where other sites link to this one.
@@ -359,11 +368,18 @@ func appendStatus(b *bytes.Buffer, s Status) {
 			b.WriteString("\n  " + f.name + ": " + strconv.FormatBool(*f.v))
 		}
 	}
-	for _, f := range []struct{ name, v string }{{"remoteSiteId", s.RemoteSiteID}, {"remoteSiteName", s.RemoteSiteName}} {
+	for _, f := range []struct{ name, v string }{{"remoteSiteId", s.RemoteSiteID}, {"remoteSiteName", s.RemoteSiteName},
+		{"url", s.URL}, {"code", s.Code}, {"ca", s.CA}, {"expirationTime", s.ExpirationTime}} {
 		if f.v != "" {
 			b.WriteString("\n  " + f.name + ": ")
 			quote(b, f.v)
 		}
+	}
+	if s.Redemptions != nil {
+		b.WriteString("\n  redemptions: " + strconv.Itoa(*s.Redemptions))
+	}
+	if s.Redeemed != nil {
+		b.WriteString("\n  redeemed: " + strconv.FormatBool(*s.Redeemed))
 	}
 	if len(s.Endpoints) > 0 {
 		b.WriteString("\n  endpoints:")

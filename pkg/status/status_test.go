@@ -50,6 +50,8 @@ func TestStatusRoundTrip(t *testing.T) {
 		Conditions:           []Condition{{Type: ReadyCond, Status: "True", Reason: "Ready", Message: "OK", LastTransitionTime: "2026-01-02T03:04:05Z", ObservedGeneration: 3}},
 		HasMatchingConnector: &yes, HasMatchingListener: &yes, SitesInNetwork: &n,
 		RemoteSiteID: "id-b", RemoteSiteName: "b",
+		URL: "https://h:8081/abc", Code: "c0de", CA: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+		ExpirationTime: "2026-01-02T03:04:05Z", Redemptions: &n, Redeemed: &yes,
 		Endpoints: []Endpoint{{Name: "inter-router", Host: "::1", Port: "55671"}, {Name: "edge", Host: "h", Port: "45671", Group: "g"}},
 		Network: []SiteRecord{
 			{ID: "id-a", Name: "a", Namespace: "ns-a", Platform: "linux", Version: "v1",

@@ -1,0 +1,263 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/site-controller/site-controller/pkg/fileio"
+	"github.com/site-controller/site-controller/pkg/grants"
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/resources"
+)
+
+// AccessTokens are redeemed in the background, never inside a pass: a
+// redeemer per token posts it to its grant server, with a deadline, and
+// retries failures to reach the server with backoff (1 s doubling to 5
+// minutes); a refusal (403, 404) is final for that token's content. What
+// the server answers (a Secret and Link) is kept in
+// runtime/tokens/<name>.yaml (0600), and read by every pass beside
+// input/resources, so it becomes a link exactly as a link file would; the
+// outcome is kept in internal/tokens/<name>.yaml, so a restart does not
+// redeem a token again.
+
+// tokenState is what the controller keeps of a token's redemption.
+type tokenState struct {
+	Hash     string    `yaml:"hash"` // of the token's url, code and ca
+	Redeemed time.Time `yaml:"redeemed,omitempty"`
+	// Refused is the grant server's final answer.
+	Refused string `yaml:"refused,omitempty"`
+}
+
+func tokenHash(t *resources.AccessToken) string {
+	sum := sha256.Sum256([]byte(t.Spec.URL + "\x00" + t.Spec.Code + "\x00" + t.Spec.CA))
+	return hex.EncodeToString(sum[:8])
+}
+
+func tokenStatePath(dir namespace.Dir, name string) string {
+	return filepath.Join(dir.Internal(), "tokens", name+".yaml")
+}
+
+func tokenAnswerPath(dir namespace.Dir, name string) string {
+	return dir.Join("runtime", "tokens", name+".yaml")
+}
+
+func loadToken(dir namespace.Dir, name string) (tokenState, error) {
+	var st tokenState
+	data, err := os.ReadFile(tokenStatePath(dir, name))
+	if err != nil {
+		return st, err
+	}
+	return st, yaml.Unmarshal(data, &st)
+}
+
+func saveToken(dir namespace.Dir, name string, st tokenState) error {
+	data, err := yaml.Marshal(st)
+	if err != nil {
+		return err
+	}
+	_, err = fileio.WriteFile(tokenStatePath(dir, name), data, 0o644, 0o700, true)
+	return err
+}
+
+// tokenDocs reads the answers of the redeemed tokens among docs: their
+// Secrets and Links join the namespace's resources (a token's linkCost
+// set on its Links). Answers of tokens that are gone are removed, unless
+// some file could not be read (no evidence that they are gone).
+func tokenDocs(dir namespace.Dir, docs []*resources.Document, complete bool) ([]*resources.Document, []resources.Problem) {
+	tokens := map[string]*resources.AccessToken{}
+	for _, d := range docs {
+		if t, ok := d.Object.(*resources.AccessToken); ok {
+			tokens[d.Name] = t
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(dir.Join("runtime", "tokens"), "*.yaml"))
+	var out []*resources.Document
+	var probs []resources.Problem
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		t := tokens[name]
+		st, err := loadToken(dir, name)
+		if t == nil || err != nil || st.Hash != tokenHash(t) || st.Redeemed.IsZero() {
+			if t == nil && complete {
+				os.Remove(f)
+				os.Remove(tokenStatePath(dir, name))
+			}
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			probs = append(probs, resources.Problem{File: "runtime/tokens/" + filepath.Base(f), Message: err.Error()})
+			continue
+		}
+		ds, ps := resources.Decode("runtime/tokens/"+filepath.Base(f), data)
+		probs = append(probs, ps...)
+		for _, d := range ds {
+			if l, ok := d.Object.(*resources.Link); ok && t.Spec.LinkCost > 0 {
+				l.Spec.Cost = t.Spec.LinkCost
+			}
+		}
+		out = append(out, ds...)
+	}
+	return out, probs
+}
+
+// tokenView is what an AccessToken's status shows.
+type tokenView struct {
+	redeemed time.Time
+	refused  string
+	// lastErr is the last failure to reach the server, and when the
+	// next try is
+	lastErr error
+	next    time.Time
+}
+
+// redeemer redeems one token in the background.
+type redeemer struct {
+	hash    string
+	lastErr error
+	next    time.Time
+}
+
+// redeemers holds the running redemptions, by namespace/name.
+type redeemers struct {
+	mu      sync.Mutex
+	running map[string]*redeemer
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// redeemTokens works out each token's state and starts redemptions that
+// are due.
+func (r *Reconciler) redeemTokens(s *siteState) {
+	s.tokens = map[string]tokenView{}
+	if s.ns.Site == nil {
+		return
+	}
+	for _, t := range s.ns.Tokens {
+		name := t.Metadata.Name
+		hash := tokenHash(t)
+		st, err := loadToken(s.dir, name)
+		if err == nil && st.Hash == hash && (!st.Redeemed.IsZero() || st.Refused != "") {
+			s.tokens[name] = tokenView{redeemed: st.Redeemed, refused: st.Refused}
+			continue
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.tokens[name] = tokenView{lastErr: fmt.Errorf("reading its state: %w", err)}
+			continue
+		}
+		s.tokens[name] = r.startRedeem(s.dir, t, hash, s.res.SiteID)
+	}
+}
+
+// startRedeem runs the token's redemption unless it runs already, and
+// returns how it stands.
+func (r *Reconciler) startRedeem(dir namespace.Dir, t *resources.AccessToken, hash, siteID string) tokenView {
+	q := &r.tokenRuns
+	key := dir.Name + "/" + t.Metadata.Name
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.running == nil {
+		q.running = map[string]*redeemer{}
+		q.ctx, q.cancel = context.WithCancel(context.Background())
+	}
+	if rd := q.running[key]; rd != nil && rd.hash == hash {
+		return tokenView{lastErr: rd.lastErr, next: rd.next}
+	}
+	rd := &redeemer{hash: hash}
+	q.running[key] = rd
+	spec, name := t.Spec, t.Metadata.Name
+	q.wg.Add(1)
+	go func() {
+		defer q.wg.Done()
+		defer func() {
+			q.mu.Lock()
+			if q.running[key] == rd {
+				delete(q.running, key)
+			}
+			q.mu.Unlock()
+		}()
+		for attempt := 0; ; attempt++ {
+			ctx, cancel := context.WithTimeout(q.ctx, r.opts.RedeemTimeout)
+			answer, err := grants.Redeem(ctx, spec.URL, spec.Code, spec.CA, name, siteID)
+			cancel()
+			if q.ctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				err = checkAnswer(answer)
+			}
+			var st tokenState
+			switch {
+			case err == nil:
+				if _, err = fileio.WriteFile(tokenAnswerPath(dir, name), answer, 0o600, 0o700, true); err == nil {
+					st = tokenState{Hash: hash, Redeemed: time.Now().UTC().Truncate(time.Second)}
+				}
+			case grants.IsRefused(err):
+				st = tokenState{Hash: hash, Refused: err.Error()}
+			}
+			if st.Hash != "" {
+				if err := saveToken(dir, name, st); err == nil {
+					r.requeue(dir.Name)
+					return
+				}
+			}
+			delay := min(5*time.Minute, time.Second<<min(attempt, 9))
+			q.mu.Lock()
+			rd.lastErr, rd.next = err, time.Now().Add(delay)
+			q.mu.Unlock()
+			r.requeue(dir.Name) // the status says why, and when again
+			select {
+			case <-q.ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+		}
+	}()
+	return tokenView{}
+}
+
+// checkAnswer makes sure a grant server answered a Secret and a Link.
+func checkAnswer(answer []byte) error {
+	docs, probs := resources.Decode("answer", answer)
+	var secrets, links int
+	for _, d := range docs {
+		switch d.Object.(type) {
+		case *resources.Secret:
+			secrets++
+		case *resources.Link:
+			links++
+		}
+	}
+	if len(probs) > 0 || secrets != 1 || links == 0 {
+		return &grants.Refused{Code: 200, Text: fmt.Sprintf("the answer is not a Secret and Link(s) (%d Secrets, %d Links, %d problems)", secrets, links, len(probs))}
+	}
+	return nil
+}
+
+func (r *Reconciler) requeue(ns string) {
+	if r.opts.Requeue != nil {
+		r.opts.Requeue(ns)
+	}
+}
+
+// stopRedeemers ends every redemption.
+func (q *redeemers) stop() {
+	q.mu.Lock()
+	if q.cancel != nil {
+		q.cancel()
+	}
+	q.mu.Unlock()
+	q.wg.Wait()
+}
