@@ -57,7 +57,9 @@ func TestTokenLink(t *testing.T) {
 
 	echoA, echoB := routertest.EchoServer(t, nil), routertest.EchoServer(t, nil)
 	inA, inB := routertest.FreePort(t), routertest.FreePort(t)
-	res := func(ns, file string) string { return filepath.Join(fixture.NSDir(home, ns), "input", "resources", file) }
+	res := func(ns, file string) string {
+		return filepath.Join(fixture.NSDir(home, ns), "input", "resources", file)
+	}
 	fixture.WriteFile(t, res(a, "site.yaml"), fixture.SiteYAML("a")+
 		"---\napiVersion: skupper.io/v2alpha1\nkind: RouterAccess\nmetadata:\n  name: a-access\nspec:\n  bindHost: 127.0.0.1\n  roles:\n  - name: inter-router\n  - name: edge\n---\n"+
 		fixture.ConnectorYAML("to-a", "svc-a", echoA)+"---\n"+fixture.ListenerYAML("svc-b", inB))
