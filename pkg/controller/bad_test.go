@@ -24,6 +24,16 @@ import (
 // must produce. Every file also holds a valid Site s and Listener ok (except
 // where the case is about the Site), which must still be rendered.
 var badCases = map[string][]string{
+	"access-grant.bad.yaml": {
+		"input/resources/access-grant.bad.yaml:20: AccessGrant/grant: spec.redemptionsAllowed: must be 0 (meaning 1) or more, got -1",
+		`input/resources/access-grant.bad.yaml:21: AccessGrant/grant: spec.expirationWindow: "soon" is not a positive duration such as 15m or 2h`,
+		"input/resources/access-grant.bad.yaml:22: AccessGrant/grant: spec.code: too short to guard a link: use at least 8 characters, or leave it out to have one generated",
+	},
+	"access-token.bad.yaml": {
+		"input/resources/access-token.bad.yaml:19: AccessToken/token: spec.code: required",
+		`input/resources/access-token.bad.yaml:20: AccessToken/token: spec.url: "http://east.example.com:8081/abc" is not an https:// URL`,
+		"input/resources/access-token.bad.yaml:21: AccessToken/token: spec.ca: not a PEM certificate",
+	},
 	"link-missing-secret.bad.yaml": {
 		`input/resources/link-missing-secret.bad.yaml:20: Link/to-east: spec.tlsCredentials: Secret "link-east" not found: put the Secret in input/resources (a link file carries it) or its ca.crt, tls.crt and tls.key in input/certs/link-east/`,
 	},
