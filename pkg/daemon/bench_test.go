@@ -16,8 +16,10 @@ import (
 	"github.com/site-controller/site-controller/internal/enginetest"
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/pkg/grants"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/runtime"
+	"github.com/site-controller/site-controller/pkg/status"
 )
 
 // BenchmarkChangeToStatus measures, with the daemon running on real
@@ -266,4 +268,65 @@ func BenchmarkRemoteConnectorToMatched(b *testing.B) {
 			b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
 		})
 	}
+}
+
+// BenchmarkTokenToLink measures, with the real router (linux), the time
+// from an AccessToken file landing in a site's input to its Link Ready:
+// the redemption at the other site's grant server (same daemon, over
+// TLS), the answer kept, the link made and reported up by the router.
+// Each op is 20 tokens placed and removed; the median is reported.
+func BenchmarkTokenToLink(b *testing.B) {
+	rt := enginetest.Real(b, "linux")
+	home := b.TempDir()
+	srv, err := grants.New(grants.Options{Addr: "127.0.0.1:0", Host: "127.0.0.1", Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Serve(ctx)
+	n := &network{t: b, home: home, rt: rt}
+	b.Cleanup(func() {
+		for _, ns := range n.nss {
+			rt.Remove(context.Background(), ns, fixture.NSDir(home, ns))
+		}
+	})
+	startDaemon(b, home, func(o *Options) {
+		o.Platform = "linux"
+		o.Runtimes = map[string]runtime.Runtime{"linux": rt}
+		o.Live = true
+		o.Grants = srv
+	})
+	a := n.site("a", "", accessAt("a-access", "inter-router"),
+		"apiVersion: skupper.io/v2alpha1\nkind: AccessGrant\nmetadata:\n  name: many\nspec:\n  redemptionsAllowed: 1000\n  expirationWindow: 1h\n")
+	bs := n.site("b", "")
+	var g *status.Status
+	fixture.Eventually(b, "grant served", func() bool {
+		g = n.status(a, "AccessGrant", "many")
+		return g != nil && g.Status == status.Ready
+	})
+	token := tokenYAML("tk", g.URL, g.CA)
+	token = strings.Replace(token, "code: abcdefghijkl", "code: "+g.Code, 1)
+	var times []time.Duration
+	for b.Loop() {
+		for range 20 {
+			tmp := n.res(bs, ".tk.yaml.tmp")
+			os.WriteFile(tmp, []byte(token), 0o600)
+			start := time.Now()
+			os.Rename(tmp, n.res(bs, "tk.yaml"))
+			for !ready(n.status(bs, "Link", "tk")) {
+				if time.Since(start) > 30*time.Second {
+					b.Fatal("no link from the token")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			times = append(times, time.Since(start))
+			b.StopTimer()
+			os.Remove(n.res(bs, "tk.yaml"))
+			fixture.Eventually(b, "link gone with its token", func() bool { return n.status(bs, "Link", "tk") == nil })
+			b.StartTimer()
+		}
+	}
+	slices.Sort(times)
+	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
 }
