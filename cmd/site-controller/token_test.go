@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,21 +30,26 @@ func TestTokenLink(t *testing.T) {
 	for _, ns := range []string{a, b} {
 		t.Cleanup(func() { rt.Remove(context.Background(), ns, fixture.NSDir(home, ns)) })
 	}
-	srv, err := grants.New(grants.Options{Addr: "127.0.0.1:0", Host: "127.0.0.1", Dir: filepath.Join(home, "grant-server")})
-	if err != nil {
-		t.Fatal(err)
+	// the daemon with its grant server, as run --grant-server runs them
+	start := func() (stop func()) {
+		srv, err := grants.New(grants.Options{Addr: "127.0.0.1:0", Host: "127.0.0.1", Dir: filepath.Join(home, "grant-server")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := daemon.New(daemon.Options{Options: controller.Options{
+			DataHome: home, Platform: "linux", Runtimes: map[string]runtime.Runtime{"linux": rt}, Live: true, Grants: srv,
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 2)
+		go func() { done <- d.Run(ctx) }()
+		go func() { done <- srv.Serve(ctx) }()
+		return sync.OnceFunc(func() { cancel(); <-done; <-done })
 	}
-	d, err := daemon.New(daemon.Options{Options: controller.Options{
-		DataHome: home, Platform: "linux", Runtimes: map[string]runtime.Runtime{"linux": rt}, Live: true, Grants: srv,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 2)
-	go func() { done <- d.Run(ctx) }()
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; <-done })
+	stop := start()
+	t.Cleanup(func() { stop() })
 	t.Cleanup(func() {
 		if t.Failed() {
 			files, _ := filepath.Glob(filepath.Join(home, "namespaces", "*", "runtime", "resources", "*.yaml"))
@@ -94,6 +100,16 @@ func TestTokenLink(t *testing.T) {
 	fixture.Eventually(t, "the grant used up", func() bool {
 		g := fixture.StatusOf(home, a, "AccessGrant", grant)
 		return g != nil && g.Redemptions != nil && *g.Redemptions == 1 && g.Status == status.Error && strings.Contains(g.Message, "all 1 redemptions used")
+	})
+	// a restart redeems nothing again: the grant stays used, the token
+	// redeemed, the link up
+	stop()
+	stop = start()
+	fixture.EventuallyWithin(t, 30*time.Second, "after a restart: still linked, nothing redeemed again", func() bool {
+		g := fixture.StatusOf(home, a, "AccessGrant", grant)
+		tk := fixture.StatusOf(home, b, "AccessToken", grant)
+		l := fixture.StatusOf(home, b, "Link", grant)
+		return g != nil && g.Redemptions != nil && *g.Redemptions == 1 && tk != nil && tk.Status == status.Ready && l != nil && l.Status == status.Ready
 	})
 	// the answer is kept under runtime/, never in input/
 	if _, err := os.Stat(filepath.Join(fixture.NSDir(home, b), "runtime", "tokens", grant+".yaml")); err != nil {

@@ -55,19 +55,30 @@ func grantPath(dir namespace.Dir, name string) string {
 
 func loadGrant(dir namespace.Dir, name string) (grantState, error) {
 	var st grantState
-	data, err := os.ReadFile(grantPath(dir, name))
-	if err != nil {
-		return st, err
-	}
-	return st, yaml.Unmarshal(data, &st)
+	return st, readState(grantPath(dir, name), &st)
 }
 
 func saveGrant(dir namespace.Dir, name string, st grantState) error {
-	data, err := yaml.Marshal(st)
+	return writeState(grantPath(dir, name), st, 0o600) // it holds the code
+}
+
+// readState reads a state file the controller keeps under internal/.
+func readState(path string, v any) error {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	_, err = fileio.WriteFile(grantPath(dir, name), data, 0o600, 0o700, true)
+	return yaml.Unmarshal(data, v)
+}
+
+// writeState writes a state file under internal/: atomically, and
+// durably, because it cannot be worked out again.
+func writeState(path string, v any, perm fs.FileMode) error {
+	data, err := yaml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fileio.WriteFile(path, data, perm, 0o700, true)
 	return err
 }
 

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/grants"
 	"github.com/site-controller/site-controller/pkg/namespace"
@@ -54,20 +52,11 @@ func tokenAnswerPath(dir namespace.Dir, name string) string {
 
 func loadToken(dir namespace.Dir, name string) (tokenState, error) {
 	var st tokenState
-	data, err := os.ReadFile(tokenStatePath(dir, name))
-	if err != nil {
-		return st, err
-	}
-	return st, yaml.Unmarshal(data, &st)
+	return st, readState(tokenStatePath(dir, name), &st)
 }
 
 func saveToken(dir namespace.Dir, name string, st tokenState) error {
-	data, err := yaml.Marshal(st)
-	if err != nil {
-		return err
-	}
-	_, err = fileio.WriteFile(tokenStatePath(dir, name), data, 0o644, 0o700, true)
-	return err
+	return writeState(tokenStatePath(dir, name), st, 0o644)
 }
 
 // tokenDocs reads the answers of the redeemed tokens among docs: their

@@ -49,6 +49,18 @@ var breakings = []struct {
 	}},
 }
 
+// replaceFile puts content at path in one step (a rename over whatever
+// is there): removing the file first would be positive evidence to a pass
+// that ran in between that its resources are gone.
+func replaceFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	fixture.WriteFile(t, tmp, content)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestFaultBrokenSiteFileKeepsRouter: a Site file caught broken in any way
 // never removes the running router, not even across a controller restart;
 // the Site status names the file; removing the file does.
@@ -82,8 +94,7 @@ func TestFaultBrokenSiteFileKeepsRouter(t *testing.T) {
 	for _, b := range breakings {
 		b.apply(t, site, good)
 		kept(b.name)
-		os.Remove(site)
-		fixture.WriteFile(t, site, good)
+		replaceFile(t, site, good)
 		fixture.Eventually(t, b.name+": fixed", func() bool {
 			s := fixture.StatusOf(home, ns, "Site", "s")
 			return s != nil && s.Status == status.Ready && !strings.Contains(s.Message, "broken")
@@ -143,8 +154,7 @@ func TestFaultBrokenListenerFileKeepsEntity(t *testing.T) {
 			t.Fatalf("%s: the tcpListener was deleted", b.name)
 		}
 		ping(b.name)
-		os.Remove(front)
-		fixture.WriteFile(t, front, good)
+		replaceFile(t, front, good)
 	}
 	breakings[0].apply(t, front, good)
 	fixture.Eventually(t, "broken again", func() bool {

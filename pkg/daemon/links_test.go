@@ -1,14 +1,10 @@
 package daemon
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -228,23 +224,7 @@ func testEdgeAndChain(t *testing.T, platform string) {
 
 	// a connection through A–B–C stays open while a link elsewhere comes
 	// and goes
-	conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(pA)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	rd := bufio.NewReader(conn)
-	ping := func(msg string) error {
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.WriteString(conn, msg+"\n"); err != nil {
-			return err
-		}
-		got, err := rd.ReadString('\n')
-		if err != nil || got != msg+"\n" {
-			return fmt.Errorf("echo %q: %v", got, err)
-		}
-		return nil
-	}
+	ping := echoConn(t, pA)
 	if err := ping("before"); err != nil {
 		t.Fatal(err)
 	}

@@ -114,6 +114,29 @@ func (l *liveSite) entity(typ, name string) map[string]any {
 	return e
 }
 
+// echoConn opens a connection to an echo server through 127.0.0.1:port
+// and returns a function that sends a line on it and checks the echo.
+func echoConn(t testing.TB, port int) func(msg string) error {
+	t.Helper()
+	conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	rd := bufio.NewReader(conn)
+	return func(msg string) error {
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(conn, msg+"\n"); err != nil {
+			return err
+		}
+		got, err := rd.ReadString('\n')
+		if err != nil || got != msg+"\n" {
+			return fmt.Errorf("echo %q: %v", got, err)
+		}
+		return nil
+	}
+}
+
 // TestLiveChanges: Listener and Connector files added, changed and deleted
 // reach the running router (read back over management) while its process
 // stays the same; traffic flows; a connection through an unchanged
@@ -146,23 +169,7 @@ func testLiveChanges(t *testing.T, platform string) {
 	})
 
 	// a connection open through the listener
-	conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	rd := bufio.NewReader(conn)
-	ping := func(msg string) error {
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.WriteString(conn, msg+"\n"); err != nil {
-			return err
-		}
-		got, err := rd.ReadString('\n')
-		if err != nil || got != msg+"\n" {
-			return fmt.Errorf("echo %q: %v", got, err)
-		}
-		return nil
-	}
+	ping := echoConn(t, p1)
 	if err := ping("before"); err != nil {
 		t.Fatal(err)
 	}

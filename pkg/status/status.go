@@ -337,112 +337,88 @@ func quote(b *bytes.Buffer, s string) {
 // appendStatus writes the status block in a fixed shape, without the
 // (slow) YAML encoder: every string quoted.
 func appendStatus(b *bytes.Buffer, s Status) {
-	b.WriteString("status:\n  status: ")
-	quote(b, s.Status)
-	if s.Message != "" {
-		b.WriteString("\n  message: ")
-		quote(b, s.Message)
+	// field writes "\n<indent><name>: <value quoted>"
+	field := func(indent, name, v string) {
+		b.WriteString("\n" + indent + name + ": ")
+		quote(b, v)
 	}
-	if len(s.Conditions) > 0 {
-		b.WriteString("\n  conditions:")
+	// optional is field for a value that is left out when empty
+	optional := func(indent, name, v string) {
+		if v != "" {
+			field(indent, name, v)
+		}
 	}
+	list := func(indent, name string, n int) {
+		if n > 0 {
+			b.WriteString("\n" + indent + name + ":")
+		}
+	}
+	b.WriteString("status:")
+	field("  ", "status", s.Status)
+	optional("  ", "message", s.Message)
+	list("  ", "conditions", len(s.Conditions))
 	for _, c := range s.Conditions {
-		b.WriteString("\n    - type: ")
-		quote(b, c.Type)
-		b.WriteString("\n      status: ")
-		quote(b, c.Status)
-		b.WriteString("\n      reason: ")
-		quote(b, c.Reason)
-		b.WriteString("\n      message: ")
-		quote(b, c.Message)
-		b.WriteString("\n      lastTransitionTime: ")
-		quote(b, c.LastTransitionTime)
-		b.WriteString("\n      observedGeneration: ")
-		b.WriteString(strconv.FormatInt(c.ObservedGeneration, 10))
+		field("    - ", "type", c.Type)
+		field("      ", "status", c.Status)
+		field("      ", "reason", c.Reason)
+		field("      ", "message", c.Message)
+		field("      ", "lastTransitionTime", c.LastTransitionTime)
+		b.WriteString("\n      observedGeneration: " + strconv.FormatInt(c.ObservedGeneration, 10))
 	}
 	for _, f := range []struct {
 		name string
 		v    *bool
-	}{{"hasMatchingConnector", s.HasMatchingConnector}, {"hasMatchingListener", s.HasMatchingListener}} {
+	}{{"hasMatchingConnector", s.HasMatchingConnector}, {"hasMatchingListener", s.HasMatchingListener}, {"redeemed", s.Redeemed}} {
 		if f.v != nil {
 			b.WriteString("\n  " + f.name + ": " + strconv.FormatBool(*f.v))
 		}
 	}
-	for _, f := range []struct{ name, v string }{{"remoteSiteId", s.RemoteSiteID}, {"remoteSiteName", s.RemoteSiteName},
-		{"url", s.URL}, {"code", s.Code}, {"ca", s.CA}, {"expirationTime", s.ExpirationTime}} {
-		if f.v != "" {
-			b.WriteString("\n  " + f.name + ": ")
-			quote(b, f.v)
-		}
-	}
+	optional("  ", "remoteSiteId", s.RemoteSiteID)
+	optional("  ", "remoteSiteName", s.RemoteSiteName)
+	optional("  ", "url", s.URL)
+	optional("  ", "code", s.Code)
+	optional("  ", "ca", s.CA)
+	optional("  ", "expirationTime", s.ExpirationTime)
 	if s.Redemptions != nil {
 		b.WriteString("\n  redemptions: " + strconv.Itoa(*s.Redemptions))
 	}
-	if s.Redeemed != nil {
-		b.WriteString("\n  redeemed: " + strconv.FormatBool(*s.Redeemed))
-	}
-	if len(s.Endpoints) > 0 {
-		b.WriteString("\n  endpoints:")
-	}
+	list("  ", "endpoints", len(s.Endpoints))
 	for _, e := range s.Endpoints {
-		b.WriteString("\n    - name: ")
-		quote(b, e.Name)
-		b.WriteString("\n      host: ")
-		quote(b, e.Host)
-		b.WriteString("\n      port: ")
-		quote(b, e.Port)
-		if e.Group != "" {
-			b.WriteString("\n      group: ")
-			quote(b, e.Group)
-		}
+		field("    - ", "name", e.Name)
+		field("      ", "host", e.Host)
+		field("      ", "port", e.Port)
+		optional("      ", "group", e.Group)
 	}
 	if s.SitesInNetwork != nil {
 		b.WriteString("\n  sitesInNetwork: " + strconv.Itoa(*s.SitesInNetwork))
 	}
-	if len(s.Network) > 0 {
-		b.WriteString("\n  network:")
-	}
-	list := func(indent, name string, items []string) {
-		if len(items) == 0 {
-			return
-		}
-		b.WriteString("\n" + indent + name + ":")
-		for _, it := range items {
-			b.WriteString("\n" + indent + "  - ")
-			quote(b, it)
-		}
-	}
+	list("  ", "network", len(s.Network))
 	for _, site := range s.Network {
-		b.WriteString("\n    - id: ")
-		quote(b, site.ID)
-		b.WriteString("\n      name: ")
-		quote(b, site.Name)
-		for _, f := range []struct{ name, v string }{{"namespace", site.Namespace}, {"platform", site.Platform}, {"version", site.Version}} {
-			if f.v != "" {
-				b.WriteString("\n      " + f.name + ": ")
-				quote(b, f.v)
-			}
-		}
-		if len(site.Links) > 0 {
-			b.WriteString("\n      links:")
-		}
+		field("    - ", "id", site.ID)
+		field("      ", "name", site.Name)
+		optional("      ", "namespace", site.Namespace)
+		optional("      ", "platform", site.Platform)
+		optional("      ", "version", site.Version)
+		list("      ", "links", len(site.Links))
 		for _, l := range site.Links {
-			b.WriteString("\n        - name: ")
-			quote(b, l.Name)
-			b.WriteString("\n          remoteSiteId: ")
-			quote(b, l.RemoteSiteID)
-			b.WriteString("\n          remoteSiteName: ")
-			quote(b, l.RemoteSiteName)
+			field("        - ", "name", l.Name)
+			field("          ", "remoteSiteId", l.RemoteSiteID)
+			field("          ", "remoteSiteName", l.RemoteSiteName)
 			b.WriteString("\n          operational: " + strconv.FormatBool(l.Operational))
 		}
-		if len(site.Services) > 0 {
-			b.WriteString("\n      services:")
-		}
+		list("      ", "services", len(site.Services))
 		for _, sv := range site.Services {
-			b.WriteString("\n        - routingKey: ")
-			quote(b, sv.RoutingKey)
-			list("          ", "connectors", sv.Connectors)
-			list("          ", "listeners", sv.Listeners)
+			field("        - ", "routingKey", sv.RoutingKey)
+			for _, names := range []struct {
+				name string
+				v    []string
+			}{{"connectors", sv.Connectors}, {"listeners", sv.Listeners}} {
+				list("          ", names.name, len(names.v))
+				for _, n := range names.v {
+					b.WriteString("\n            - ")
+					quote(b, n)
+				}
+			}
 		}
 	}
 	b.WriteString("\n" + Trailer)
