@@ -24,6 +24,13 @@ import (
 // must produce. Every file also holds a valid Site s and Listener ok (except
 // where the case is about the Site), which must still be rendered.
 var badCases = map[string][]string{
+	"multikey.bad.yaml": {
+		"input/resources/multikey.bad.yaml:22: MultiKeyListener/both: spec.strategy: give one of priority and weighted, not both",
+		"input/resources/multikey.bad.yaml:32: MultiKeyListener/none: spec.strategy: required: priority (routing keys in order) or weighted (routing keys with weights)",
+		"input/resources/multikey.bad.yaml:45: MultiKeyListener/weights: spec.strategy.weighted.routingKeys.a: weight must be 1 or more, got 0",
+		`input/resources/multikey.bad.yaml:56: MultiKeyListener/twice: spec.strategy.priority.routingKeys[2]: "a" is listed twice`,
+		"input/resources/multikey.bad.yaml:64: MultiKeyListener/overlap: spec.port: 0.0.0.0:1000 overlaps 127.0.0.1:1000 of Listener/ok (input/resources/multikey.bad.yaml:13)",
+	},
 	"access-grant.bad.yaml": {
 		"input/resources/access-grant.bad.yaml:20: AccessGrant/grant: spec.redemptionsAllowed: must be 0 (meaning 1) or more, got -1",
 		`input/resources/access-grant.bad.yaml:21: AccessGrant/grant: spec.expirationWindow: "soon" is not a positive duration such as 15m or 2h`,
@@ -59,8 +66,8 @@ var badCases = map[string][]string{
 		"input/resources/alias-bomb.bad.yaml:15: document expands to more than 100000 nodes through its aliases; write it out without so many aliases",
 	},
 	"missing-kind.bad.yaml": {
-		"input/resources/missing-kind.bad.yaml:15: kind: required; expected one of Site, Listener, Connector, Link, RouterAccess, AccessGrant, AccessToken, AttachedConnectorBinding, Secret",
-		"input/resources/missing-kind.bad.yaml:21: kind: required; expected one of Site, Listener, Connector, Link, RouterAccess, AccessGrant, AccessToken, AttachedConnectorBinding, Secret",
+		"input/resources/missing-kind.bad.yaml:15: kind: required; expected one of Site, Listener, Connector, MultiKeyListener, Link, RouterAccess, AccessGrant, AccessToken, AttachedConnectorBinding, Secret",
+		"input/resources/missing-kind.bad.yaml:21: kind: required; expected one of Site, Listener, Connector, MultiKeyListener, Link, RouterAccess, AccessGrant, AccessToken, AttachedConnectorBinding, Secret",
 	},
 	"broken-second-file.bad.yaml": {
 		"input/resources/broken-second-file.bad.yaml:15: invalid YAML: did not find expected ',' or ']'",

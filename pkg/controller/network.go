@@ -137,6 +137,13 @@ func queryRouter(ctx context.Context, c *management.Client, node string) (*route
 			}
 		}
 	}
+	// a MultiKeyListener's routing keys are its listenerAddresses
+	if las, err := q("listenerAddress"); err == nil {
+		for _, e := range las {
+			a := str(e, "address")
+			info.listeners[a] = append(info.listeners[a], str(e, "listener"))
+		}
+	}
 	conns, err := q("connector")
 	if err != nil {
 		return nil, fmt.Errorf("reading its connector entities: %w", err)

@@ -3,6 +3,7 @@ package controller
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,13 @@ func (r *Reconciler) writeStatus(s *siteState) ([]string, error) {
 	for _, l := range ns.Listeners {
 		if failed[l] == nil {
 			listenerKeys[l.Spec.RoutingKey] = true
+		}
+	}
+	for _, m := range ns.MultiKeyListeners {
+		if failed[m] == nil {
+			for _, k := range multiKeys(m) {
+				listenerKeys[k] = true
+			}
 		}
 	}
 	for _, c := range ns.Connectors {
@@ -228,6 +236,8 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		return r.accessStatus(s, s.desired.Access(o), warn, gen)
 	case *resources.Link:
 		return r.linkStatus(s, o, warn, gen)
+	case *resources.MultiKeyListener:
+		return r.multiKeyStatus(s, o, connectorKeys, warn, gen)
 	case *resources.AccessGrant:
 		return grantStatus(s.grants[o.Metadata.Name], s.now, warn, gen)
 	case *resources.AccessToken:
@@ -547,5 +557,64 @@ func tokenStatus(v tokenView, t *resources.AccessToken, warn string, gen int64) 
 	}
 	st.Message = joinMessage(st.Message, warn)
 	st.Conditions = []status.Condition{cond(status.ReadyCond, st.Status == status.Ready, reason, st.Message, gen)}
+	return st
+}
+
+// multiKeys are a MultiKeyListener's routing keys, in priority order or
+// sorted.
+func multiKeys(m *resources.MultiKeyListener) []string {
+	if p := m.Spec.Strategy.Priority; p != nil {
+		return p.RoutingKeys
+	}
+	if w := m.Spec.Strategy.Weighted; w != nil {
+		return slices.Sorted(maps.Keys(w.RoutingKeys))
+	}
+	return nil
+}
+
+// multiKeyStatus is the status of a MultiKeyListener: whether its
+// tcpListener accepts connections (some key has a reachable connector,
+// the router's word) and which keys have connectors in the network.
+func (r *Reconciler) multiKeyStatus(s *siteState, m *resources.MultiKeyListener, connectorKeys map[string]bool, warn string, gen int64) status.Status {
+	if st, ok := liveStatus(s.res, gen); ok {
+		return st
+	}
+	if st, ok := rendered(s.res, gen, warn); ok {
+		return st
+	}
+	name := routerconfig.MultiKeyListenerName(m)
+	present, up := s.res.Live.listenerUp(name)
+	if !present {
+		return notInRouter(gen, warn)
+	}
+	view := r.nets.view(s.dir.Name)
+	if view != nil && view.Taken.After(s.res.Live.ListenersRead) {
+		if v, ok := view.ListenerUp[name]; ok {
+			up = v
+		}
+	}
+	var reachable, not []string
+	for _, k := range multiKeys(m) {
+		if connectorKeys[k] || (view != nil && view.Connectors[k]) {
+			reachable = append(reachable, k)
+		} else {
+			not = append(not, k)
+		}
+	}
+	configured := cond(status.Configured, true, "Configured", "in the router", gen)
+	msg := "no connector for any of its routing keys is reachable in the network"
+	if up {
+		msg = "OK"
+	}
+	if len(reachable) > 0 {
+		msg += "; connectors for " + strings.Join(reachable, ", ")
+	}
+	if len(not) > 0 {
+		msg += "; none for " + strings.Join(not, ", ")
+	}
+	st := matchedStatus(configured, up, msg, warn, gen, func(st *status.Status) { st.HasDestination = boolPtr(up) })
+	if up {
+		st.Message = joinMessage(msg, warn)
+	}
 	return st
 }

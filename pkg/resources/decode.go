@@ -223,7 +223,7 @@ func syntaxProblem(file string, err error, offset int) Problem {
 	return Problem{File: file, Line: line, Message: "invalid YAML: " + rest}
 }
 
-var kindNames = []string{KindSite, KindListener, KindConnector, KindLink, KindRouterAccess, KindAccessGrant, KindAccessToken, KindAttachedConnectorBinding, KindSecret}
+var kindNames = []string{KindSite, KindListener, KindConnector, KindMultiKeyListener, KindLink, KindRouterAccess, KindAccessGrant, KindAccessToken, KindAttachedConnectorBinding, KindSecret}
 
 func newObject(apiVersion, kind string) Object {
 	if apiVersion == "v1" && kind == KindSecret {
@@ -245,6 +245,8 @@ func newObject(apiVersion, kind string) Object {
 		return &RouterAccess{}
 	case KindLink:
 		return &Link{}
+	case KindMultiKeyListener:
+		return &MultiKeyListener{}
 	case KindAccessGrant:
 		return &AccessGrant{}
 	case KindAccessToken:

@@ -21,6 +21,7 @@ const (
 	KindSecret                   = "Secret"
 	KindAccessGrant              = "AccessGrant"
 	KindAccessToken              = "AccessToken"
+	KindMultiKeyListener         = "MultiKeyListener"
 )
 
 // knownUnsupported are Skupper kinds that exist but that this controller does
@@ -28,7 +29,6 @@ const (
 var knownUnsupported = map[string]string{
 	"AttachedConnector": "AttachedConnector needs Kubernetes pods and is not supported on this platform",
 	"Certificate":       "Certificate resources are not supported by this controller yet; put the files in input/certs/<name>/ instead",
-	"MultiKeyListener":  "MultiKeyListener is not supported by this controller yet",
 	"SecuredAccess":     "SecuredAccess needs Kubernetes services and is not supported on this platform",
 }
 
@@ -165,6 +165,32 @@ type Endpoint struct {
 	Host  string `yaml:"host"`
 	Port  string `yaml:"port"`
 	Group string `yaml:"group"`
+}
+
+// MultiKeyListener binds a local host:port to several routing keys, with a
+// strategy choosing among them.
+type MultiKeyListener struct {
+	Header `yaml:",inline"`
+	Spec   MultiKeyListenerSpec `yaml:"spec"`
+}
+
+type MultiKeyListenerSpec struct {
+	Host              string            `yaml:"host"`
+	Port              int64             `yaml:"port"`
+	TLSCredentials    string            `yaml:"tlsCredentials"`
+	RequireClientCert bool              `yaml:"requireClientCert"`
+	Observer          string            `yaml:"observer"`
+	Settings          map[string]string `yaml:"settings"`
+	Strategy          MultiKeyStrategy  `yaml:"strategy"`
+}
+
+type MultiKeyStrategy struct {
+	Priority *struct {
+		RoutingKeys []string `yaml:"routingKeys"`
+	} `yaml:"priority"`
+	Weighted *struct {
+		RoutingKeys map[string]int64 `yaml:"routingKeys"`
+	} `yaml:"weighted"`
 }
 
 // AccessGrant lets other sites redeem tokens for links to this one; the

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"slices"
@@ -24,17 +25,18 @@ type Namespace struct {
 
 	// The valid resources, each sorted by name. Site is nil when there is
 	// no valid Site.
-	Site          *Site
-	Listeners     []*Listener
-	Connectors    []*Connector
-	RouterAccess  []*RouterAccess
-	Links         []*Link
-	Secrets       []*Secret
-	Grants        []*AccessGrant
-	Tokens        []*AccessToken
-	Bindings      []*AttachedConnectorBinding
-	documentOf    map[Object]*Document
-	problemsOfDoc map[*Document][]Problem
+	Site              *Site
+	Listeners         []*Listener
+	Connectors        []*Connector
+	RouterAccess      []*RouterAccess
+	Links             []*Link
+	Secrets           []*Secret
+	MultiKeyListeners []*MultiKeyListener
+	Grants            []*AccessGrant
+	Tokens            []*AccessToken
+	Bindings          []*AttachedConnectorBinding
+	documentOf        map[Object]*Document
+	problemsOfDoc     map[*Document][]Problem
 }
 
 // DocumentOf returns the document a valid resource was read from.
@@ -146,6 +148,8 @@ func Build(ns string, docs []*Document, fileProblems []Problem) *Namespace {
 			n.Links = append(n.Links, o)
 		case *Secret:
 			n.Secrets = append(n.Secrets, o)
+		case *MultiKeyListener:
+			n.MultiKeyListeners = append(n.MultiKeyListeners, o)
 		case *AccessGrant:
 			n.Grants = append(n.Grants, o)
 		case *AccessToken:
@@ -162,6 +166,7 @@ func Build(ns string, docs []*Document, fileProblems []Problem) *Namespace {
 	sortByName(n.RouterAccess, byName)
 	sortByName(n.Links, byName)
 	sortByName(n.Secrets, byName)
+	sortByName(n.MultiKeyListeners, byName)
 	sortByName(n.Grants, byName)
 	sortByName(n.Tokens, byName)
 	sortByName(n.Bindings, byName)
@@ -226,6 +231,26 @@ func (n *Namespace) checkListenerAddresses() {
 			l.Spec.Host, l.Spec.Port, k.Spec.Host, k.Spec.Port, k.Metadata.Name, kd.File, kd.LineOf("spec.port")))
 	}
 	n.Listeners = kept
+	// a MultiKeyListener binds an address too: Listeners keep theirs
+	var keptMKL []*MultiKeyListener
+	for _, m := range n.MultiKeyListeners {
+		at := func(host string, port int64) bool { return port == m.Spec.Port && overlaps(host, m.Spec.Host) }
+		var other, file string
+		var line int
+		if i := slices.IndexFunc(kept, func(k *Listener) bool { return at(k.Spec.Host, k.Spec.Port) }); i >= 0 {
+			d := n.documentOf[kept[i]]
+			other, file, line = kept[i].Spec.Host+":"+strconv.FormatInt(kept[i].Spec.Port, 10)+" of Listener/"+kept[i].Metadata.Name, d.File, d.LineOf("spec.port")
+		} else if i := slices.IndexFunc(keptMKL, func(k *MultiKeyListener) bool { return at(k.Spec.Host, k.Spec.Port) }); i >= 0 {
+			d := n.documentOf[keptMKL[i]]
+			other, file, line = keptMKL[i].Spec.Host+":"+strconv.FormatInt(keptMKL[i].Spec.Port, 10)+" of MultiKeyListener/"+keptMKL[i].Metadata.Name, d.File, d.LineOf("spec.port")
+		}
+		if other == "" {
+			keptMKL = append(keptMKL, m)
+			continue
+		}
+		n.reject(n.documentOf[m], "spec.port", fmt.Sprintf("%s:%d overlaps %s (%s:%d)", m.Spec.Host, m.Spec.Port, other, file, line))
+	}
+	n.MultiKeyListeners = keptMKL
 }
 
 // checkRouterAccessPorts rejects RouterAccess ports already bound by another
@@ -234,6 +259,9 @@ func (n *Namespace) checkRouterAccessPorts() {
 	used := map[int64]string{}
 	for _, l := range n.Listeners {
 		used[l.Spec.Port] = "Listener/" + l.Metadata.Name
+	}
+	for _, m := range n.MultiKeyListeners {
+		used[m.Spec.Port] = "MultiKeyListener/" + m.Metadata.Name
 	}
 	var kept []*RouterAccess
 	for _, ra := range n.RouterAccess {
@@ -544,6 +572,52 @@ func (v *validator) check() {
 		if _, set := d.lines["spec.cost"]; set && s.Cost < 1 {
 			v.fail("spec.cost", fmt.Sprintf("must be 1 or more, got %d", s.Cost))
 		}
+	case *MultiKeyListener:
+		s := o.Spec
+		v.host("spec.host", s.Host, true)
+		v.port("spec.port", s.Port)
+		if s.TLSCredentials != "" {
+			v.credential("spec.tlsCredentials", s.TLSCredentials)
+		} else if s.RequireClientCert {
+			v.fail("spec.requireClientCert", "requires spec.tlsCredentials")
+		}
+		if s.Observer != "" {
+			if msg := oneOf(ObserverValues...)(s.Observer); msg != "" {
+				v.fail("spec.observer", msg)
+			}
+		}
+		st := s.Strategy
+		switch {
+		case st.Priority == nil && st.Weighted == nil:
+			v.fail("spec.strategy", "required: priority (routing keys in order) or weighted (routing keys with weights)")
+		case st.Priority != nil && st.Weighted != nil:
+			v.fail("spec.strategy", "give one of priority and weighted, not both")
+		case st.Priority != nil:
+			keys := st.Priority.RoutingKeys
+			if len(keys) == 0 || len(keys) > 256 {
+				v.fail("spec.strategy.priority.routingKeys", fmt.Sprintf("list 1 to 256 routing keys, got %d", len(keys)))
+			}
+			for i, k := range keys {
+				f := fmt.Sprintf("spec.strategy.priority.routingKeys[%d]", i)
+				v.routingKey(f, k)
+				if slices.Index(keys, k) < i {
+					v.fail(f, fmt.Sprintf("%q is listed twice", k))
+				}
+			}
+		default:
+			keys := st.Weighted.RoutingKeys
+			if len(keys) == 0 || len(keys) > 256 {
+				v.fail("spec.strategy.weighted.routingKeys", fmt.Sprintf("map 1 to 256 routing keys to weights, got %d", len(keys)))
+			}
+			for _, k := range slices.Sorted(maps.Keys(keys)) {
+				f := "spec.strategy.weighted.routingKeys." + k
+				v.routingKey(f, k)
+				if keys[k] < 1 {
+					v.fail(f, fmt.Sprintf("weight must be 1 or more, got %d", keys[k]))
+				}
+			}
+		}
+		v.settings("spec.settings", s.Settings, listenerSettings)
 	case *AccessGrant:
 		s := o.Spec
 		if s.RedemptionsAllowed < 0 {

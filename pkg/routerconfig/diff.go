@@ -18,7 +18,7 @@ type Change struct {
 
 // LiveTypes are the entity types changed in a running router, in the
 // order they are created.
-var LiveTypes = []string{"sslProfile", "listener", "connector", "tcpListener", "tcpConnector"}
+var LiveTypes = []string{"sslProfile", "listener", "connector", "tcpListener", "listenerAddress", "tcpConnector"}
 
 // live tells whether e is changed in a running router: an entity of a live
 // type, but not the local management listener (or its profile's paths):
@@ -31,15 +31,16 @@ func live(e Entity) bool {
 // difference in any of them changes the entity. Unset means the value in
 // unset (the router's default), or no value.
 var owned = map[string][]string{
-	"sslProfile":   {"caCertFile", "certFile", "privateKeyFile"},
-	"tcpListener":  {"host", "port", "address", "observer", "sslProfile"},
-	"tcpConnector": {"host", "port", "address", "sslProfile", "verifyHostname"},
-	"listener":     {"host", "port", "role", "sslProfile", "saslMechanisms", "authenticatePeer"},
-	"connector":    {"host", "port", "role", "cost", "sslProfile"},
+	"sslProfile":      {"caCertFile", "certFile", "privateKeyFile"},
+	"tcpListener":     {"host", "port", "address", "observer", "sslProfile", "multiAddressStrategy", "authenticatePeer"},
+	"listenerAddress": {"address", "value", "listener"},
+	"tcpConnector":    {"host", "port", "address", "sslProfile", "verifyHostname"},
+	"listener":        {"host", "port", "role", "sslProfile", "saslMechanisms", "authenticatePeer"},
+	"connector":       {"host", "port", "role", "cost", "sslProfile"},
 }
 
 var unset = map[string]map[string]any{
-	"tcpListener":  {"observer": "auto"},
+	"tcpListener":  {"observer": "auto", "multiAddressStrategy": "none", "authenticatePeer": false},
 	"tcpConnector": {"verifyHostname": true},
 	"listener":     {"authenticatePeer": false},
 	"connector":    {"cost": 1},
@@ -74,7 +75,8 @@ func (c Config) Live() map[string]map[string]Entity {
 // entity refers to a profile that is not there.
 func Diff(desired, actual Config) []Change {
 	want, have := desired.Live(), actual.Live()
-	var profilesUp, tcpDel, tcpAdd, profilesDel []Change
+	var profilesUp, tcpAdd, profilesDel []Change
+	dels := map[string][]Change{}
 	for _, t := range LiveTypes {
 		for _, name := range sortedKeys(want[t]) {
 			w := want[t][name]
@@ -100,7 +102,7 @@ func Diff(desired, actual Config) []Change {
 				continue
 			}
 			if exists {
-				tcpDel = append(tcpDel, Change{"DELETE", t, name, nil})
+				dels[t] = append(dels[t], Change{"DELETE", t, name, nil})
 			}
 			tcpAdd = append(tcpAdd, create)
 		}
@@ -111,9 +113,32 @@ func Diff(desired, actual Config) []Change {
 			if t == "sslProfile" {
 				profilesDel = append(profilesDel, Change{"DELETE", t, name, nil})
 			} else {
-				tcpDel = append(tcpDel, Change{"DELETE", t, name, nil})
+				dels[t] = append(dels[t], Change{"DELETE", t, name, nil})
 			}
 		}
+	}
+	// a multi-address tcpListener re-created takes its addresses along
+	recreated := map[string]bool{}
+	for _, c := range dels["tcpListener"] {
+		if _, ok := want["tcpListener"][c.Name]; ok {
+			recreated[c.Name] = true
+		}
+	}
+	for _, name := range sortedKeys(want["listenerAddress"]) {
+		w := want["listenerAddress"][name]
+		l, _ := w.Attrs["listener"].(string)
+		if !recreated[l] || slices.ContainsFunc(tcpAdd, func(c Change) bool { return c.Type == "listenerAddress" && c.Name == name }) {
+			continue
+		}
+		if _, ok := have["listenerAddress"][name]; ok {
+			dels["listenerAddress"] = append(dels["listenerAddress"], Change{"DELETE", "listenerAddress", name, nil})
+		}
+		tcpAdd = append(tcpAdd, Change{"CREATE", "listenerAddress", name, withoutName(w.Attrs)})
+	}
+	// deleted users first: a listenerAddress before its tcpListener
+	var tcpDel []Change
+	for i := len(LiveTypes) - 1; i >= 0; i-- {
+		tcpDel = append(tcpDel, dels[LiveTypes[i]]...)
 	}
 	return slices.Concat(profilesUp, tcpDel, tcpAdd, profilesDel)
 }

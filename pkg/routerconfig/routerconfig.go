@@ -117,6 +117,12 @@ func ConnectorName(c *resources.Connector) string {
 	return "connector/" + c.Metadata.Name + "@" + c.Spec.Host
 }
 
+// MultiKeyListenerName is the tcpListener name Skupper uses for a
+// MultiKeyListener.
+func MultiKeyListenerName(m *resources.MultiKeyListener) string {
+	return "multiAddress/" + m.Metadata.Name
+}
+
 // ListenerName is the tcpListener name Skupper uses for a Listener.
 func ListenerName(l *resources.Listener) string { return "listener/" + l.Metadata.Name }
 
@@ -248,6 +254,51 @@ func Render(ns *resources.Namespace, env Environment) (Config, error) {
 			a["sslProfile"] = t
 		}
 		tcp = append(tcp, Entity{"tcpListener", a})
+	}
+	for _, m := range ns.MultiKeyListeners {
+		name := MultiKeyListenerName(m)
+		a := map[string]any{
+			"name": name,
+			"host": m.Spec.Host,
+			"port": strconv.FormatInt(m.Spec.Port, 10),
+		}
+		if m.Spec.Observer != "" {
+			a["observer"] = m.Spec.Observer
+		} else if o := m.Spec.Settings["observer"]; o != "" {
+			a["observer"] = o
+		}
+		if t := m.Spec.TLSCredentials; t != "" {
+			if err := profile(t, true); err != nil {
+				return nil, fmt.Errorf("MultiKeyListener/%s: %w", m.Metadata.Name, err)
+			}
+			a["sslProfile"] = t
+			if m.Spec.RequireClientCert {
+				a["authenticatePeer"] = true
+			}
+		}
+		// the keys and their values: a priority's first key highest
+		var keys []string
+		values := map[string]int64{}
+		if p := m.Spec.Strategy.Priority; p != nil {
+			a["multiAddressStrategy"] = "priority"
+			for i, k := range p.RoutingKeys {
+				keys = append(keys, k)
+				values[k] = int64(len(p.RoutingKeys) - 1 - i)
+			}
+		} else if w := m.Spec.Strategy.Weighted; w != nil {
+			a["multiAddressStrategy"] = "weighted"
+			keys = sortedKeys(w.RoutingKeys)
+			values = w.RoutingKeys
+		}
+		tcp = append(tcp, Entity{"tcpListener", a})
+		for _, k := range keys {
+			tcp = append(tcp, Entity{"listenerAddress", map[string]any{
+				"name":     m.Metadata.Name + "/" + k,
+				"address":  k,
+				"value":    values[k],
+				"listener": name,
+			}})
+		}
 	}
 	for _, c := range ns.Connectors {
 		a := map[string]any{

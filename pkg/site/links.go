@@ -100,8 +100,8 @@ func portKey(kind, name, role string) string {
 // reach: its Listeners and its RouterAccess roles.
 func PortClaims(ns *resources.Namespace) []namespace.PortClaim {
 	var out []namespace.PortClaim
-	for _, l := range ns.Listeners {
-		out = append(out, namespace.PortClaim{Key: portKey(resources.KindListener, l.Metadata.Name, ""), Host: l.Spec.Host, Port: int(l.Spec.Port)})
+	for _, l := range binders(ns) {
+		out = append(out, namespace.PortClaim{Key: portKey(l.kind, l.name, ""), Host: l.host, Port: int(l.port)})
 	}
 	for _, a := range accesses(ns) {
 		for _, r := range a.Roles {

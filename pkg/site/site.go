@@ -185,6 +185,7 @@ func Build(in Input) (*Desired, error) {
 	rendered := *ns
 	rendered.Listeners = slices.DeleteFunc(slices.Clone(ns.Listeners), func(l *resources.Listener) bool { return b.out.Failed[l] != nil })
 	rendered.Connectors = slices.DeleteFunc(slices.Clone(ns.Connectors), func(c *resources.Connector) bool { return b.out.Failed[c] != nil })
+	rendered.MultiKeyListeners = slices.DeleteFunc(slices.Clone(ns.MultiKeyListeners), func(m *resources.MultiKeyListener) bool { return b.out.Failed[m] != nil })
 	certBase := routerconfig.ContainerCertBase
 	if in.Platform == "linux" {
 		certBase = in.Dir
@@ -220,21 +221,45 @@ func (b *builder) fail(o resources.Object, field, msg string) {
 	b.out.Failed[o] = append(b.out.Failed[o], p)
 }
 
+// binder is a resource that binds a local address: a Listener or a
+// MultiKeyListener.
+type binder struct {
+	obj        resources.Object
+	kind, name string
+	host       string
+	port       int64
+	tls        string
+	// clientCA: peers present certificates (requireClientCert)
+	clientCA bool
+}
+
+// binders are the namespace's Listeners and MultiKeyListeners.
+func binders(ns *resources.Namespace) []binder {
+	var out []binder
+	for _, l := range ns.Listeners {
+		out = append(out, binder{l, resources.KindListener, l.Metadata.Name, l.Spec.Host, l.Spec.Port, l.Spec.TLSCredentials, false})
+	}
+	for _, m := range ns.MultiKeyListeners {
+		out = append(out, binder{m, resources.KindMultiKeyListener, m.Metadata.Name, m.Spec.Host, m.Spec.Port, m.Spec.TLSCredentials, m.Spec.RequireClientCert})
+	}
+	return out
+}
+
 // checkManagementPorts fails the Listeners that would bind a loopback
 // address on a local management port: this site's, or another namespace's
 // of the same data home.
 func (b *builder) checkManagementPorts() {
-	for _, l := range b.in.Namespace.Listeners {
-		switch l.Spec.Host {
+	for _, l := range binders(b.in.Namespace) {
+		switch l.host {
 		case "127.0.0.1", "localhost", "0.0.0.0", "::", "":
 		default:
 			continue
 		}
-		port := int(l.Spec.Port)
+		port := int(l.port)
 		if port == b.in.ManagementPort {
-			b.fail(l, "spec.port", fmt.Sprintf("port %d is this site's local management port (internal/management-port): choose another port", port))
+			b.fail(l.obj, "spec.port", fmt.Sprintf("port %d is this site's local management port (internal/management-port): choose another port", port))
 		} else if ns, ok := b.in.OtherPorts[port]; ok {
-			b.fail(l, "spec.port", fmt.Sprintf("port %d is the local management port of namespace %s: choose another port", port, ns))
+			b.fail(l.obj, "spec.port", fmt.Sprintf("port %d is the local management port of namespace %s: choose another port", port, ns))
 		}
 	}
 }
@@ -242,9 +267,9 @@ func (b *builder) checkManagementPorts() {
 // checkHeldPorts fails the Listeners whose port another namespace holds on
 // an overlapping address.
 func (b *builder) checkHeldPorts() {
-	for _, l := range b.in.Namespace.Listeners {
-		if g := b.in.Ports[portKey(resources.KindListener, l.Metadata.Name, "")]; g.HeldBy != "" && b.out.Failed[l] == nil {
-			b.fail(l, "spec.port", fmt.Sprintf("port %d is held by %s", l.Spec.Port, g.HeldBy))
+	for _, l := range binders(b.in.Namespace) {
+		if g := b.in.Ports[portKey(l.kind, l.name, "")]; g.HeldBy != "" && b.out.Failed[l.obj] == nil {
+			b.fail(l.obj, "spec.port", fmt.Sprintf("port %d is held by %s", l.port, g.HeldBy))
 		}
 	}
 }
@@ -333,40 +358,46 @@ func (b *builder) credentials() error {
 
 	ns := b.in.Namespace
 	// a generated Listener credential names the hosts of every Listener
-	// that shares it
+	// (and MultiKeyListener) that shares it
 	hosts := map[string][]string{}
-	for _, l := range ns.Listeners {
-		if name := l.Spec.TLSCredentials; name != "" && !exists(name) && b.out.Failed[l] == nil {
-			hosts[name] = append(hosts[name], l.Spec.Host)
+	for _, l := range binders(ns) {
+		if name := l.tls; name != "" && !exists(name) && b.out.Failed[l.obj] == nil {
+			hosts[name] = append(hosts[name], l.host)
 		}
 	}
-	for _, l := range ns.Listeners {
-		name := l.Spec.TLSCredentials
-		if name == "" || b.out.Failed[l] != nil {
+	for _, l := range binders(ns) {
+		name := l.tls
+		if name == "" || b.out.Failed[l.obj] != nil {
 			continue // none, or the Listener is left out already
 		}
-		src := source{from: name, firstUser: "Listener/" + l.Metadata.Name}
+		src := source{from: name, firstUser: l.kind + "/" + l.name}
 		if !exists(name) {
 			src.from, src.issuer = "", routerconfig.ServiceCA
 		}
-		if !b.claim(l, name, src) {
+		if !b.claim(l.obj, name, src) {
 			continue
 		}
-		if _, done := b.creds[name]; done {
+		if c, done := b.creds[name]; done {
+			if l.clientCA && !c.CA {
+				b.fail(l.obj, "spec.requireClientCert", fmt.Sprintf("input/certs/%s has no ca.crt to verify clients with", name))
+			}
 			continue
 		}
 		if exists(name) {
 			c, err := b.user(name, name, false)
-			if err != nil {
-				b.fail(l, "spec.tlsCredentials", err.Error())
-			} else if !c.KeyPair {
-				b.fail(l, "spec.tlsCredentials", fmt.Sprintf("input/certs/%s has no tls.crt and tls.key for the listener to serve", name))
+			switch {
+			case err != nil:
+				b.fail(l.obj, "spec.tlsCredentials", err.Error())
+			case !c.KeyPair:
+				b.fail(l.obj, "spec.tlsCredentials", fmt.Sprintf("input/certs/%s has no tls.crt and tls.key for the listener to serve", name))
+			case l.clientCA && !c.CA:
+				b.fail(l.obj, "spec.requireClientCert", fmt.Sprintf("input/certs/%s has no ca.crt to verify clients with", name))
 			}
 			continue
 		}
 		names := slices.Compact(slices.Sorted(slices.Values(hosts[name])))
 		if err := b.leaf(name, routerconfig.ServiceCA, certs.Leaf{CommonName: names[0], Hosts: names, Server: true}); err != nil {
-			b.fail(l, "spec.tlsCredentials", err.Error())
+			b.fail(l.obj, "spec.tlsCredentials", err.Error())
 		}
 	}
 	for _, c := range ns.Connectors {

@@ -51,6 +51,9 @@ type Status struct {
 	Conditions           []Condition `json:"conditions,omitempty" yaml:"conditions,omitempty"`
 	HasMatchingConnector *bool       `json:"hasMatchingConnector,omitempty" yaml:"hasMatchingConnector,omitempty"`
 	HasMatchingListener  *bool       `json:"hasMatchingListener,omitempty" yaml:"hasMatchingListener,omitempty"`
+	// HasDestination is a MultiKeyListener's: some routing key of it has a
+	// reachable connector.
+	HasDestination *bool `json:"hasDestination,omitempty" yaml:"hasDestination,omitempty"`
 	SitesInNetwork       *int        `json:"sitesInNetwork,omitempty" yaml:"sitesInNetwork,omitempty"`
 	// Network is the Site's view of every site in its network.
 	Network []SiteRecord `json:"network,omitempty" yaml:"network,omitempty"`
@@ -368,7 +371,7 @@ func appendStatus(b *bytes.Buffer, s Status) {
 	for _, f := range []struct {
 		name string
 		v    *bool
-	}{{"hasMatchingConnector", s.HasMatchingConnector}, {"hasMatchingListener", s.HasMatchingListener}, {"redeemed", s.Redeemed}} {
+	}{{"hasMatchingConnector", s.HasMatchingConnector}, {"hasMatchingListener", s.HasMatchingListener}, {"hasDestination", s.HasDestination}, {"redeemed", s.Redeemed}} {
 		if f.v != nil {
 			b.WriteString("\n  " + f.name + ": " + strconv.FormatBool(*f.v))
 		}

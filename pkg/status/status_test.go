@@ -48,7 +48,7 @@ func TestStatusRoundTrip(t *testing.T) {
 	want := Status{
 		Status: Ready, Message: `OK: "quoted" \ and: colons`,
 		Conditions:           []Condition{{Type: ReadyCond, Status: "True", Reason: "Ready", Message: "OK", LastTransitionTime: "2026-01-02T03:04:05Z", ObservedGeneration: 3}},
-		HasMatchingConnector: &yes, HasMatchingListener: &yes, SitesInNetwork: &n,
+		HasMatchingConnector: &yes, HasMatchingListener: &yes, HasDestination: &yes, SitesInNetwork: &n,
 		RemoteSiteID: "id-b", RemoteSiteName: "b",
 		URL: "https://h:8081/abc", Code: "c0de", CA: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
 		ExpirationTime: "2026-01-02T03:04:05Z", Redemptions: &n, Redeemed: &yes,
