@@ -54,7 +54,7 @@ type Status struct {
 	// HasDestination is a MultiKeyListener's: some routing key of it has a
 	// reachable connector.
 	HasDestination *bool `json:"hasDestination,omitempty" yaml:"hasDestination,omitempty"`
-	SitesInNetwork       *int        `json:"sitesInNetwork,omitempty" yaml:"sitesInNetwork,omitempty"`
+	SitesInNetwork *int  `json:"sitesInNetwork,omitempty" yaml:"sitesInNetwork,omitempty"`
 	// Network is the Site's view of every site in its network.
 	Network []SiteRecord `json:"network,omitempty" yaml:"network,omitempty"`
 	// Endpoints are a RouterAccess's (and the Site's) link endpoints.
