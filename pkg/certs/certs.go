@@ -42,8 +42,6 @@ const (
 const (
 	caValidity   = 5 * 365 * 24 * time.Hour
 	leafValidity = 2 * 365 * 24 * time.Hour
-	// renewBefore is how long before expiry a generated leaf is replaced.
-	renewBefore = 30 * 24 * time.Hour
 )
 
 // CA is a certificate authority able to sign leaves.
@@ -165,7 +163,7 @@ func Current(f Files, ca *CA, l Leaf, now time.Time) bool {
 		return false
 	}
 	cert, err := parseCert(f.Cert)
-	if err != nil || cert.CheckSignatureFrom(ca.Cert) != nil || now.Add(renewBefore).After(cert.NotAfter) {
+	if err != nil || cert.CheckSignatureFrom(ca.Cert) != nil || !now.Before(renewAt(cert)) {
 		return false
 	}
 	key, err := parseKey(f.Key)
@@ -417,4 +415,30 @@ func Hosts(certPEM []byte) ([]string, error) {
 		}
 	}
 	return hosts, nil
+}
+
+// renewAt is when a generated certificate is replaced: at two thirds of
+// its life, so that a site that is down for a while still renews it in
+// time, and peers see a new one long before the old one expires.
+func renewAt(cert *x509.Certificate) time.Time {
+	life := cert.NotAfter.Sub(cert.NotBefore)
+	return cert.NotBefore.Add(life / 3 * 2)
+}
+
+// RenewAt is when the certificate in certPEM is due to be replaced.
+func RenewAt(certPEM []byte) (time.Time, bool) {
+	cert, err := parseCert(certPEM)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return renewAt(cert), true
+}
+
+// NotAfter is when the certificate in certPEM expires.
+func NotAfter(certPEM []byte) (time.Time, bool) {
+	cert, err := parseCert(certPEM)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return cert.NotAfter, true
 }

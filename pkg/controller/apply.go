@@ -10,7 +10,6 @@ import (
 
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
-	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/runtime"
 )
 
@@ -32,9 +31,10 @@ func (r *Reconciler) routerHash(s *siteState) string {
 	if !r.opts.Live {
 		return s.desired.InputHash()
 	}
+	// credentials are not in it: new files under a profile are loaded
+	// live (renewal included), the management listener's too
 	h := sha256.New()
 	h.Write([]byte(s.desired.Config.RestartKey()))
-	h.Write([]byte(s.desired.CredentialHash(routerconfig.LocalServer)))
 	return hex.EncodeToString(h.Sum(nil))
 }
 

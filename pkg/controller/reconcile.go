@@ -183,6 +183,9 @@ type Result struct {
 	LiveErr error
 	// Restarted says why this pass restarted the router, if it did.
 	Restarted string
+	// RenewAt is when the first certificate the site generated is due
+	// to be renewed: a pass then issues it again (zero: none).
+	RenewAt time.Time
 }
 
 // Reconcile runs one full pass over namespace name.
@@ -228,6 +231,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error
 	r.serveGrants(pass)
 	r.redeemTokens(pass)
 	r.apply(ctx, pass, platform, recorded)
+	if pass.desired != nil {
+		res.RenewAt = pass.desired.RenewAt
+	}
 	res.Problems = append(slices.Clone(ns.Problems), pass.problems...)
 	resources.SortProblems(res.Problems)
 

@@ -67,6 +67,9 @@ type Daemon struct {
 	mu       sync.Mutex
 	pending  map[string]bool // namespaces whose pass a READY=1 waits for
 	failures map[string]int  // consecutive failures, for backoff
+	// renewals are, by namespace, when its first generated certificate is
+	// due for renewal (marked for a pass by the periodic rescan)
+	renewals map[string]time.Time
 	summary  map[string]nsSummary
 	routers  map[string]routerSeen // last router state seen, by namespace
 	lastSent string
@@ -120,7 +123,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	*d = Daemon{
 		opts: opts, rec: controller.New(opts.Options), queue: NewQueue(opts.Quiet, opts.MaxDelay), log: opts.Log,
-		reg: prometheus.NewRegistry(), failures: map[string]int{}, summary: map[string]nsSummary{}, routers: map[string]routerSeen{},
+		reg: prometheus.NewRegistry(), failures: map[string]int{}, renewals: map[string]time.Time{}, summary: map[string]nsSummary{}, routers: map[string]routerSeen{},
 	}
 	d.opts.Options = d.rec.Options() // with its defaults, and runtimes with deadlines
 	w, err := watcher.New(namespace.Root(opts.DataHome), d, opts.Log)
@@ -393,6 +396,15 @@ func (d *Daemon) reconcile(ctx context.Context, ns string) {
 		return
 	}
 	d.metrics.reconciles.WithLabelValues(ns).Inc()
+	if res != nil {
+		d.mu.Lock()
+		if res.RenewAt.IsZero() {
+			delete(d.renewals, ns)
+		} else {
+			d.renewals[ns] = res.RenewAt
+		}
+		d.mu.Unlock()
+	}
 	if err != nil {
 		d.metrics.errors.WithLabelValues(ns).Inc()
 		delay := d.backoff(ns)
@@ -584,6 +596,7 @@ func (d *Daemon) periodicRescan(ctx context.Context, scanner *inputScanner) {
 		if periodic {
 			d.sweep(ctx)
 			d.checkRouters(ctx)
+			d.renewDue()
 		}
 		for _, ns := range d.namespaces() {
 			if scanner.scan(filepath.Join(namespace.Root(d.opts.DataHome), ns), true) {
@@ -591,6 +604,24 @@ func (d *Daemon) periodicRescan(ctx context.Context, scanner *inputScanner) {
 				d.queue.Mark(ns)
 			}
 		}
+	}
+}
+
+// renewDue marks the namespaces with a generated certificate due for
+// renewal: their next pass issues it again (and the router loads it live).
+func (d *Daemon) renewDue() {
+	d.mu.Lock()
+	var due []string
+	for ns, at := range d.renewals {
+		if !time.Now().Before(at) {
+			due = append(due, ns)
+			delete(d.renewals, ns)
+		}
+	}
+	d.mu.Unlock()
+	for _, ns := range due {
+		d.log.Info("renewing certificates", "namespace", ns)
+		d.queue.Mark(ns)
 	}
 }
 

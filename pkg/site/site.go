@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -99,6 +100,9 @@ type Desired struct {
 	Accesses []*Access
 	// LinkFiles are runtime/links/<name>, exactly.
 	LinkFiles map[string][]byte
+	// RenewAt is when the first generated certificate is due to be
+	// renewed: a pass then issues it again.
+	RenewAt time.Time
 }
 
 // builder carries one Build.
@@ -173,6 +177,7 @@ func Build(in Input) (*Desired, error) {
 	}}
 	b.checkManagementPorts()
 	b.checkHeldPorts()
+	b.checkUserCertExpiry()
 	if err := b.credentials(); err != nil {
 		return nil, err
 	}
@@ -264,6 +269,41 @@ func (b *builder) checkManagementPorts() {
 	}
 }
 
+// expiryWarning is how long before a user-provided certificate expires
+// the Site's status warns.
+const expiryWarning = 30 * 24 * time.Hour
+
+// checkUserCertExpiry warns, on the Site, of user-provided certificates
+// (input/certs) that expire within 30 days or have expired: the site does
+// not renew what it did not issue.
+func (b *builder) checkUserCertExpiry() {
+	site := b.in.Namespace.Site
+	d := b.in.Namespace.DocumentOf(site)
+	for _, name := range slices.Sorted(maps.Keys(b.in.UserCerts)) {
+		u := b.in.UserCerts[name]
+		for _, f := range []struct {
+			file string
+			data []byte
+		}{{certs.CertFile, u.Files.Cert}, {certs.CAFile, u.Files.CA}} {
+			end, ok := certs.NotAfter(f.data)
+			if !ok || b.in.Now.Add(expiryWarning).Before(end) {
+				continue
+			}
+			msg := fmt.Sprintf("input/certs/%s/%s expires at %s (in %d days): replace it", name, f.file, end.UTC().Format(time.RFC3339), int(end.Sub(b.in.Now).Hours()/24))
+			if !b.in.Now.Before(end) {
+				msg = fmt.Sprintf("input/certs/%s/%s expired at %s: replace it", name, f.file, end.UTC().Format(time.RFC3339))
+			}
+			p := resources.Problem{File: d.File, Line: d.Line, ID: d.ID(), Field: "", Message: msg, Warning: true}
+			b.out.Problems = append(b.out.Problems, p)
+			if b.out.Failed == nil {
+				b.out.Failed = map[resources.Object][]resources.Problem{}
+			}
+			b.out.Failed[site] = append(b.out.Failed[site], p)
+			break // one warning per credential
+		}
+	}
+}
+
 // checkHeldPorts fails the Listeners whose port another namespace holds on
 // an overlapping address.
 func (b *builder) checkHeldPorts() {
@@ -309,6 +349,9 @@ func (b *builder) leaf(name, caName string, l certs.Leaf) error {
 		if f, err = ca.Issue(l, b.in.Now); err != nil {
 			return err
 		}
+	}
+	if at, ok := certs.RenewAt(f.Cert); ok && (b.out.RenewAt.IsZero() || at.Before(b.out.RenewAt)) {
+		b.out.RenewAt = at
 	}
 	b.out.Credentials[name] = f
 	b.creds[name] = routerconfig.Credential{CA: true, KeyPair: true}

@@ -309,3 +309,43 @@ func pemCert(t *testing.T, data []byte) (*x509.Certificate, error) {
 	}
 	return c, nil
 }
+
+// TestUserCertificateExpiryWarning: a user-provided certificate that
+// expires within 30 days, or has expired, is a warning on the Site (the
+// site renews only what it issued); one with longer to go is not.
+func TestUserCertificateExpiryWarning(t *testing.T) {
+	ca, _, err := certs.NewCA("user-ca", testNow.Add(-700*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued := func(at time.Time) certs.Files {
+		f, err := ca.Issue(certs.Leaf{CommonName: "x", Hosts: []string{"127.0.0.1"}, Server: true}, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	docs, probs := resources.Decode("input/resources/site.yaml", []byte("apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: s\n"))
+	ns := resources.Build("ns", docs, probs)
+	in := Input{Namespace: ns, Platform: "podman", Version: "test", Now: testNow, Dir: "$NSDIR", SiteID: testSiteID, ManagementPort: 5671,
+		UserCerts: map[string]UserCert{
+			"soon":    {Files: issued(testNow.Add(-710 * 24 * time.Hour))}, // 2-year leaves: 20 days left
+			"expired": {Files: issued(testNow.Add(-740 * 24 * time.Hour))},
+			"fine":    {Files: issued(testNow.Add(-100 * 24 * time.Hour))},
+		}}
+	d, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range d.Problems {
+		got = append(got, p.String())
+	}
+	want := []string{
+		"input/resources/site.yaml:1: warning: Site/s: input/certs/expired/tls.crt expired at 2025-12-23T03:04:05Z: replace it",
+		"input/resources/site.yaml:1: warning: Site/s: input/certs/soon/tls.crt expires at 2026-01-22T03:04:05Z (in 20 days): replace it",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
