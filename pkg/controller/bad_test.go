@@ -24,6 +24,12 @@ import (
 // must produce. Every file also holds a valid Site s and Listener ok (except
 // where the case is about the Site), which must still be rendered.
 var badCases = map[string][]string{
+	"certificate.bad.yaml": {
+		"input/resources/certificate.bad.yaml:19: Certificate/no-ca: spec.ca: required: the CA that issues it (a signing Certificate, input/issuers/<name>, or skupper-site-ca)",
+		"input/resources/certificate.bad.yaml:28: Certificate/intermediate: spec.ca: a signing Certificate is a self-signed CA here: leave spec.ca out (intermediate CAs are not supported)",
+		`input/resources/certificate.bad.yaml:37: Certificate/unknown-ca: spec.ca: no CA "nosuch": name a signing Certificate, a CA in input/issuers/nosuch, or skupper-site-ca`,
+		`input/resources/certificate.bad.yaml:44: Certificate/skupper-site-ca: metadata.name: "skupper-site-ca" is reserved: it is the site CA that issues link credentials, which the site generates for itself; choose another name`,
+	},
 	"multikey.bad.yaml": {
 		"input/resources/multikey.bad.yaml:22: MultiKeyListener/both: spec.strategy: give one of priority and weighted, not both",
 		"input/resources/multikey.bad.yaml:32: MultiKeyListener/none: spec.strategy: required: priority (routing keys in order) or weighted (routing keys with weights)",
@@ -66,8 +72,8 @@ var badCases = map[string][]string{
 		"input/resources/alias-bomb.bad.yaml:15: document expands to more than 100000 nodes through its aliases; write it out without so many aliases",
 	},
 	"missing-kind.bad.yaml": {
-		"input/resources/missing-kind.bad.yaml:15: kind: required; expected one of Site, Listener, Connector, MultiKeyListener, Link, RouterAccess, AccessGrant, AccessToken, AttachedConnectorBinding, Secret",
-		"input/resources/missing-kind.bad.yaml:21: kind: required; expected one of Site, Listener, Connector, MultiKeyListener, Link, RouterAccess, AccessGrant, AccessToken, AttachedConnectorBinding, Secret",
+		"input/resources/missing-kind.bad.yaml:15: kind: required; expected one of Site, Listener, Connector, MultiKeyListener, Link, RouterAccess, AccessGrant, AccessToken, Certificate, AttachedConnectorBinding, Secret",
+		"input/resources/missing-kind.bad.yaml:21: kind: required; expected one of Site, Listener, Connector, MultiKeyListener, Link, RouterAccess, AccessGrant, AccessToken, Certificate, AttachedConnectorBinding, Secret",
 	},
 	"broken-second-file.bad.yaml": {
 		"input/resources/broken-second-file.bad.yaml:15: invalid YAML: did not find expected ',' or ']'",

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/site-controller/site-controller/pkg/certs"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/site"
@@ -238,6 +239,8 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		return r.linkStatus(s, o, warn, gen)
 	case *resources.MultiKeyListener:
 		return r.multiKeyStatus(s, o, connectorKeys, warn, gen)
+	case *resources.Certificate:
+		return certificateStatus(s, o, warn, gen)
 	case *resources.AccessGrant:
 		return grantStatus(s.grants[o.Metadata.Name], s.now, warn, gen)
 	case *resources.AccessToken:
@@ -617,4 +620,30 @@ func (r *Reconciler) multiKeyStatus(s *siteState, m *resources.MultiKeyListener,
 		st.Message = joinMessage(msg, warn)
 	}
 	return st
+}
+
+// certificateStatus says where a Certificate's credential is and until
+// when it is valid.
+func certificateStatus(s *siteState, c *resources.Certificate, warn string, gen int64) status.Status {
+	name := c.Metadata.Name
+	var f certs.Files
+	var ok bool
+	if s.desired != nil {
+		f, ok = s.desired.Credentials[name]
+	}
+	var msg string
+	switch {
+	case s.desired == nil:
+		msg = "waiting for a valid Site"
+	case c.Spec.Signing:
+		msg = "a CA, kept in runtime/issuers/" + name
+	case !ok:
+		msg = "not issued"
+	default:
+		end, _ := certs.NotAfter(f.Cert)
+		renew, _ := certs.RenewAt(f.Cert)
+		msg = fmt.Sprintf("OK: runtime/certs/%s, issued by %s, valid until %s, renewed at %s", name, c.Spec.CA, end.UTC().Format(time.RFC3339), renew.UTC().Format(time.RFC3339))
+	}
+	msg = joinMessage(msg, warn)
+	return status.Status{Status: status.Ready, Message: msg, Conditions: []status.Condition{cond(status.ReadyCond, true, "Ready", msg, gen)}}
 }

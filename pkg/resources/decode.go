@@ -223,7 +223,7 @@ func syntaxProblem(file string, err error, offset int) Problem {
 	return Problem{File: file, Line: line, Message: "invalid YAML: " + rest}
 }
 
-var kindNames = []string{KindSite, KindListener, KindConnector, KindMultiKeyListener, KindLink, KindRouterAccess, KindAccessGrant, KindAccessToken, KindAttachedConnectorBinding, KindSecret}
+var kindNames = []string{KindSite, KindListener, KindConnector, KindMultiKeyListener, KindLink, KindRouterAccess, KindAccessGrant, KindAccessToken, KindCertificate, KindAttachedConnectorBinding, KindSecret}
 
 func newObject(apiVersion, kind string) Object {
 	if apiVersion == "v1" && kind == KindSecret {
@@ -247,6 +247,8 @@ func newObject(apiVersion, kind string) Object {
 		return &Link{}
 	case KindMultiKeyListener:
 		return &MultiKeyListener{}
+	case KindCertificate:
+		return &Certificate{}
 	case KindAccessGrant:
 		return &AccessGrant{}
 	case KindAccessToken:

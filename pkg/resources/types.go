@@ -22,13 +22,13 @@ const (
 	KindAccessGrant              = "AccessGrant"
 	KindAccessToken              = "AccessToken"
 	KindMultiKeyListener         = "MultiKeyListener"
+	KindCertificate              = "Certificate"
 )
 
 // knownUnsupported are Skupper kinds that exist but that this controller does
 // not act on yet. They are reported as such instead of "unknown kind".
 var knownUnsupported = map[string]string{
 	"AttachedConnector": "AttachedConnector needs Kubernetes pods and is not supported on this platform",
-	"Certificate":       "Certificate resources are not supported by this controller yet; put the files in input/certs/<name>/ instead",
 	"SecuredAccess":     "SecuredAccess needs Kubernetes services and is not supported on this platform",
 }
 
@@ -191,6 +191,23 @@ type MultiKeyStrategy struct {
 	Weighted *struct {
 		RoutingKeys map[string]int64 `yaml:"routingKeys"`
 	} `yaml:"weighted"`
+}
+
+// Certificate asks the site for a credential: a CA (signing) kept in
+// runtime/issuers/<name>, or a leaf issued by ca kept in runtime/certs/<name>.
+type Certificate struct {
+	Header `yaml:",inline"`
+	Spec   CertificateSpec `yaml:"spec"`
+}
+
+type CertificateSpec struct {
+	CA       string            `yaml:"ca"`
+	Subject  string            `yaml:"subject"`
+	Hosts    []string          `yaml:"hosts"`
+	Client   bool              `yaml:"client"`
+	Server   bool              `yaml:"server"`
+	Signing  bool              `yaml:"signing"`
+	Settings map[string]string `yaml:"settings"`
 }
 
 // AccessGrant lets other sites redeem tokens for links to this one; the

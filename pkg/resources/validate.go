@@ -32,6 +32,7 @@ type Namespace struct {
 	Links             []*Link
 	Secrets           []*Secret
 	MultiKeyListeners []*MultiKeyListener
+	Certificates      []*Certificate
 	Grants            []*AccessGrant
 	Tokens            []*AccessToken
 	Bindings          []*AttachedConnectorBinding
@@ -150,6 +151,8 @@ func Build(ns string, docs []*Document, fileProblems []Problem) *Namespace {
 			n.Secrets = append(n.Secrets, o)
 		case *MultiKeyListener:
 			n.MultiKeyListeners = append(n.MultiKeyListeners, o)
+		case *Certificate:
+			n.Certificates = append(n.Certificates, o)
 		case *AccessGrant:
 			n.Grants = append(n.Grants, o)
 		case *AccessToken:
@@ -167,6 +170,7 @@ func Build(ns string, docs []*Document, fileProblems []Problem) *Namespace {
 	sortByName(n.Links, byName)
 	sortByName(n.Secrets, byName)
 	sortByName(n.MultiKeyListeners, byName)
+	sortByName(n.Certificates, byName)
 	sortByName(n.Grants, byName)
 	sortByName(n.Tokens, byName)
 	sortByName(n.Bindings, byName)
@@ -618,6 +622,28 @@ func (v *validator) check() {
 			}
 		}
 		v.settings("spec.settings", s.Settings, listenerSettings)
+	case *Certificate:
+		s := o.Spec
+		if what, ok := ReservedCredentials[h.Metadata.Name]; ok {
+			v.fail("metadata.name", fmt.Sprintf("%q is reserved: it is %s, which the site generates for itself; choose another name", h.Metadata.Name, what))
+		}
+		v.required("spec.subject", s.Subject)
+		switch {
+		case s.Signing && s.CA != "":
+			v.fail("spec.ca", "a signing Certificate is a self-signed CA here: leave spec.ca out (intermediate CAs are not supported)")
+		case s.Signing && (s.Client || s.Server):
+			v.fail("spec.signing", "a CA is not also a client or server certificate: set signing, or client/server")
+		case !s.Signing && s.CA == "":
+			v.fail("spec.ca", "required: the CA that issues it (a signing Certificate, input/issuers/<name>, or skupper-site-ca)")
+		case !s.Signing:
+			v.name("spec.ca", s.CA)
+			if !s.Client && !s.Server {
+				v.fail("spec.server", "set server, client or both: what the certificate is for")
+			}
+		}
+		for i, host := range s.Hosts {
+			v.host(fmt.Sprintf("spec.hosts[%d]", i), host, true)
+		}
 	case *AccessGrant:
 		s := o.Spec
 		if s.RedemptionsAllowed < 0 {

@@ -115,6 +115,9 @@ type builder struct {
 	generated map[string]*certs.CA
 	// claimed says where each router credential comes from.
 	claimed map[string]source
+	// certificates are the Certificate resources by name, and the
+	// subjects of the signing ones (the CAs they ask for)
+	certificates map[string]*resources.Certificate
 	// the router listeners and connectors of links
 	accessEntities []routerconfig.Access
 	linkEntities   []routerconfig.Link
@@ -149,7 +152,7 @@ func (b *builder) claim(o resources.Object, as string, src source) bool {
 			return "a certificate " + s.issuer + " issues"
 		case s.issuer != "":
 			return "a copy of input/certs/" + s.from + " trusting " + s.issuer
-		case strings.HasPrefix(s.from, "Secret/"):
+		case strings.HasPrefix(s.from, "Secret/"), strings.HasPrefix(s.from, "Certificate/"):
 			return "the credential of " + s.from
 		case s.caOnly:
 			return "the ca.crt of input/certs/" + s.from
@@ -304,6 +307,66 @@ func (b *builder) checkUserCertExpiry() {
 	}
 }
 
+// certificateResources issues what the Certificate resources ask for: a
+// CA kept in runtime/issuers (signing), or a leaf in runtime/certs issued
+// by its ca, each kept while its spec and CA stay and it is not due for
+// renewal. A Certificate whose name has files in input/certs gives way to
+// them, as Skupper's sites do.
+func (b *builder) certificateResources() {
+	b.certificates = map[string]*resources.Certificate{}
+	for _, c := range b.in.Namespace.Certificates {
+		b.certificates[c.Metadata.Name] = c
+	}
+	for _, c := range b.in.Namespace.Certificates {
+		name := c.Metadata.Name
+		if c.Spec.Signing {
+			if _, err := b.issuer(name); err != nil {
+				b.fail(c, "metadata.name", err.Error())
+			}
+			continue
+		}
+		if _, user := b.in.UserCerts[name]; user {
+			continue
+		}
+		if sc := b.certificates[c.Spec.CA]; sc == nil || !sc.Spec.Signing {
+			if _, known := b.in.Issuers[c.Spec.CA]; !known && c.Spec.CA != SiteCA && c.Spec.CA != routerconfig.ServiceCA {
+				b.fail(c, "spec.ca", fmt.Sprintf("no CA %q: name a signing Certificate, a CA in input/issuers/%s, or skupper-site-ca", c.Spec.CA, c.Spec.CA))
+				continue
+			}
+		}
+		leaf := certs.Leaf{CommonName: c.Spec.Subject, Hosts: c.Spec.Hosts, Server: c.Spec.Server, Client: c.Spec.Client}
+		if !b.claim(c, name, source{from: "Certificate/" + name, firstUser: "Certificate/" + name}) {
+			continue
+		}
+		if err := b.leaf(name, c.Spec.CA, leaf); err != nil {
+			b.fail(c, "spec.ca", err.Error())
+		}
+	}
+}
+
+// certificateForConnector gives Connector c the credential of Certificate
+// cert: its CA to verify the server with (the CA-only profile), and with
+// useClientCert its key pair too.
+func (b *builder) certificateForConnector(c *resources.Connector, cert *resources.Certificate) {
+	name := cert.Metadata.Name
+	f, ok := b.out.Credentials[name]
+	if cert.Spec.Signing || !ok {
+		b.fail(c, "spec.tlsCredentials", fmt.Sprintf("Certificate/%s is not an issued certificate the connector can use", name))
+		return
+	}
+	as := routerconfig.ConnectorProfile(name)
+	if c.Spec.UseClientCert {
+		as = name
+	}
+	if !b.claim(c, as, source{from: "Certificate/" + name, caOnly: !c.Spec.UseClientCert, firstUser: "Connector/" + c.Metadata.Name}) {
+		return
+	}
+	if !c.Spec.UseClientCert {
+		b.out.Credentials[as] = certs.Files{CA: f.CA}
+		b.creds[as] = routerconfig.Credential{CA: true}
+	}
+}
+
 // checkHeldPorts fails the Listeners whose port another namespace holds on
 // an overlapping address.
 func (b *builder) checkHeldPorts() {
@@ -328,7 +391,11 @@ func (b *builder) issuer(name string) (*certs.CA, error) {
 	if ca, ok := b.generated[name]; ok {
 		return ca, nil
 	}
-	ca, files, err := certs.NewCA(name, b.in.Now)
+	cn := name
+	if c := b.certificates[name]; c != nil && c.Spec.Signing {
+		cn = c.Spec.Subject
+	}
+	ca, files, err := certs.NewCA(cn, b.in.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -398,6 +465,7 @@ func (b *builder) credentials() error {
 		return err
 	}
 	exists := func(name string) bool { _, ok := b.in.UserCerts[name]; return ok }
+	b.certificateResources()
 
 	ns := b.in.Namespace
 	// a generated Listener credential names the hosts of every Listener
@@ -414,7 +482,9 @@ func (b *builder) credentials() error {
 			continue // none, or the Listener is left out already
 		}
 		src := source{from: name, firstUser: l.kind + "/" + l.name}
-		if !exists(name) {
+		if c := b.certificates[name]; c != nil && !exists(name) {
+			src.from = "Certificate/" + name
+		} else if !exists(name) {
 			src.from, src.issuer = "", routerconfig.ServiceCA
 		}
 		if !b.claim(l.obj, name, src) {
@@ -424,6 +494,10 @@ func (b *builder) credentials() error {
 			if l.clientCA && !c.CA {
 				b.fail(l.obj, "spec.requireClientCert", fmt.Sprintf("input/certs/%s has no ca.crt to verify clients with", name))
 			}
+			continue
+		}
+		if strings.HasPrefix(src.from, "Certificate/") {
+			b.fail(l.obj, "spec.tlsCredentials", src.from+" could not be issued: see its status")
 			continue
 		}
 		if exists(name) {
@@ -446,6 +520,10 @@ func (b *builder) credentials() error {
 	for _, c := range ns.Connectors {
 		name := c.Spec.TLSCredentials
 		if name == "" {
+			continue
+		}
+		if cert := b.certificates[name]; cert != nil && !exists(name) {
+			b.certificateForConnector(c, cert)
 			continue
 		}
 		if !exists(name) {
