@@ -14,9 +14,12 @@ all: build
 build:
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/site-controller ./cmd/site-controller
 
-## test: every test, with the race detector (the README's test command)
+## test: every test, with the race detector (the README's test command).
+## Packages run one at a time: routers of different data homes started at
+## once (tests of two packages) could choose the same ports, which are
+## reserved per data home.
 test:
-	$(GO) test -tags '$(TAGS)' -race -count=1 ./...
+	$(GO) test -tags '$(TAGS)' -race -count=1 -p 1 ./...
 
 ## test-all: every test against real engines: installs (apt-get) and starts
 ## dockerd, a Podman API service and a systemd user manager (needs root)

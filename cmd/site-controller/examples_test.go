@@ -58,7 +58,7 @@ func TestHelloWorldExamples(t *testing.T) {
 	go func() { done <- d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	fixture.Eventually(t, "both sites running", func() bool {
+	fixture.EventuallyWithin(t, time.Minute, "both sites running", func() bool {
 		return fixture.SiteReady(home, "hello-world-east", "east")() && fixture.SiteReady(home, "hello-world-west", "west")()
 	})
 	// the README's one command

@@ -71,7 +71,7 @@ func TestTokenLink(t *testing.T) {
 		fixture.ConnectorYAML("to-a", "svc-a", echoA)+"---\n"+fixture.ListenerYAML("svc-b", inB))
 	fixture.WriteFile(t, res(b, "site.yaml"), fixture.SiteYAML("b")+"---\n"+
 		fixture.ConnectorYAML("to-b", "svc-b", echoB)+"---\n"+fixture.ListenerYAML("svc-a", inA))
-	fixture.EventuallyWithin(t, 30*time.Second, "both sites running", func() bool { return fixture.SiteReady(home, a, "a")() && fixture.SiteReady(home, b, "b")() })
+	fixture.EventuallyWithin(t, time.Minute, "both sites running", func() bool { return fixture.SiteReady(home, a, "a")() && fixture.SiteReady(home, b, "b")() })
 
 	token := filepath.Join(t.TempDir(), "token.yaml")
 	out, _, err := run(t, "token", "issue", "--data-home", home, a, token)

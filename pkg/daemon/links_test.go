@@ -70,7 +70,7 @@ func (n *network) site(name, spec string, more ...string) string {
 		doc += "---\n" + m
 	}
 	fixture.WriteFile(n.t, n.res(ns, "site.yaml"), doc)
-	fixture.Eventually(n.t, "Site "+name+" ready", fixture.SiteReady(n.home, ns, name))
+	fixture.EventuallyWithin(n.t, time.Minute, "Site "+name+" ready", fixture.SiteReady(n.home, ns, name))
 	return ns
 }
 
@@ -144,7 +144,7 @@ func testLinkedSites(t *testing.T, platform string) {
 	}
 	fixture.Eventually(t, "both hasMatching* true across the sites", func() bool {
 		l, c := n.status(west, "Listener", "hello"), n.status(east, "Connector", "backend")
-		return ready(l) && ready(c) && *l.HasMatchingConnector && *c.HasMatchingListener
+		return ready(l) && ready(c) && l.HasMatchingConnector != nil && *l.HasMatchingConnector && c.HasMatchingListener != nil && *c.HasMatchingListener
 	})
 	fixture.Eventually(t, "each Site sees both", func() bool {
 		for _, ns := range []string{east, west} {
@@ -164,11 +164,11 @@ func testLinkedSites(t *testing.T, platform string) {
 	os.Remove(linkFile)
 	fixture.Eventually(t, "Listener unmatched without the link", func() bool {
 		s := n.status(west, "Listener", "hello")
-		return s != nil && s.Status == status.Pending && !*s.HasMatchingConnector
+		return s != nil && s.Status == status.Pending && s.HasMatchingConnector != nil && !*s.HasMatchingConnector
 	})
 	fixture.Eventually(t, "Connector unmatched without the link", func() bool {
 		s := n.status(east, "Connector", "backend")
-		return s != nil && s.Status == status.Pending && !*s.HasMatchingListener
+		return s != nil && s.Status == status.Pending && s.HasMatchingListener != nil && !*s.HasMatchingListener
 	})
 	fixture.Eventually(t, "the Link's status gone", func() bool { return n.status(west, "Link", "link-east-access") == nil })
 	short, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
