@@ -87,6 +87,14 @@ func namespacesOrAll(dataHome string, args []string) ([]string, error) {
 	return names, nil
 }
 
+// existingNamespace opens namespace name, which must exist.
+func existingNamespace(dataHome, name string) (namespace.Dir, error) {
+	if _, err := namespacesOrAll(dataHome, []string{name}); err != nil {
+		return namespace.Dir{}, err
+	}
+	return namespace.Open(dataHome, name)
+}
+
 func newValidateCommand() *cobra.Command {
 	var dataHome string
 	cmd := &cobra.Command{

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 )
 
@@ -33,11 +32,11 @@ func newLinkGenerateCommand() *cobra.Command {
 			"non-Kubernetes sites read them as they are.",
 		Args: withUsage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			names, err := namespacesOrAll(dataHome, args)
+			dir, err := existingNamespace(dataHome, args[0])
 			if err != nil {
 				return err
 			}
-			rs, err := readStatuses(dataHome, names[0])
+			rs, err := readStatuses(dataHome, dir.Name)
 			if err != nil {
 				return err
 			}
@@ -60,24 +59,20 @@ func newLinkGenerateCommand() *cobra.Command {
 			case access == "" && len(accesses) == 1:
 				access = accesses[0]
 			case access == "" && len(accesses) == 0:
-				return fmt.Errorf("namespace %s accepts no links: give its Site linkAccess: default, or add a RouterAccess (and let the daemon or render run)", names[0])
+				return fmt.Errorf("namespace %s accepts no links: give its Site linkAccess: default, or add a RouterAccess (and let the daemon or render run)", dir.Name)
 			case access == "":
-				return fmt.Errorf("namespace %s has several RouterAccesses (%s): choose one with --router-access", names[0], strings.Join(accesses, ", "))
+				return fmt.Errorf("namespace %s has several RouterAccesses (%s): choose one with --router-access", dir.Name, strings.Join(accesses, ", "))
 			case !slices.Contains(accesses, access):
-				return fmt.Errorf("namespace %s has no RouterAccess %q (it has %s)", names[0], access, strings.Join(accesses, ", "))
+				return fmt.Errorf("namespace %s has no RouterAccess %q (it has %s)", dir.Name, access, strings.Join(accesses, ", "))
 			}
 			if len(hosts[access]) == 0 {
-				return fmt.Errorf("RouterAccess %s has no endpoints yet: see site-controller status %s", access, names[0])
+				return fmt.Errorf("RouterAccess %s has no endpoints yet: see site-controller status %s", access, dir.Name)
 			}
 			switch {
 			case host == "":
 				host = hosts[access][0]
 			case !slices.Contains(hosts[access], host):
 				return fmt.Errorf("the certificate of RouterAccess %s does not name %q; it names %s (add the host to spec.subjectAlternativeNames)", access, host, strings.Join(hosts[access], ", "))
-			}
-			dir, err := namespace.Open(dataHome, names[0])
-			if err != nil {
-				return err
 			}
 			file := dir.Join("runtime", "links", "link-"+access+"-"+host+".yaml")
 			data, err := os.ReadFile(file)

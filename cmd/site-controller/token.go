@@ -13,7 +13,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/site-controller/site-controller/pkg/fileio"
-	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/status"
 )
@@ -54,11 +53,7 @@ func newTokenIssueCommand() *cobra.Command {
 			"`site-controller token redeem` (or `skupper token redeem`).",
 		Args: withUsage(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			names, err := namespacesOrAll(dataHome, args[:1])
-			if err != nil {
-				return err
-			}
-			dir, err := namespace.Open(dataHome, names[0])
+			dir, err := existingNamespace(dataHome, args[0])
 			if err != nil {
 				return err
 			}
@@ -114,11 +109,7 @@ func newTokenRedeemCommand() *cobra.Command {
 		Short: "Put the AccessToken in FILE into NAMESPACE's input: the daemon redeems it for a link",
 		Args:  withUsage(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			names, err := namespacesOrAll(dataHome, args[:1])
-			if err != nil {
-				return err
-			}
-			dir, err := namespace.Open(dataHome, names[0])
+			dir, err := existingNamespace(dataHome, args[0])
 			if err != nil {
 				return err
 			}
@@ -140,7 +131,7 @@ func newTokenRedeemCommand() *cobra.Command {
 			if _, err := fileio.WriteFile(path, data, 0o600, 0o755, false); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: the daemon redeems it; see site-controller status %s\n", path, names[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: the daemon redeems it; see site-controller status %s\n", path, dir.Name)
 			return nil
 		},
 	}
