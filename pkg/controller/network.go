@@ -77,13 +77,15 @@ type routerInfo struct {
 // containerID is the peer's container (router) id in a connectionMsg.
 var containerID = regexp.MustCompile(`container_id=(\S+)`)
 
+var skupperRouterName = regexp.MustCompile(`^(.*)-\d+-\d+$`)
+
 // siteNameOf is the Site's name in a router's site entity name: ours are
 // <site>-<first 8 of the site id>, Skupper's <site>-<unix>-<nanos>.
 func siteNameOf(entityName, siteID string) string {
 	if len(siteID) >= 8 && strings.HasSuffix(entityName, "-"+siteID[:8]) {
 		return strings.TrimSuffix(entityName, "-"+siteID[:8])
 	}
-	if m := regexp.MustCompile(`^(.*)-\d+-\d+$`).FindStringSubmatch(entityName); m != nil {
+	if m := skupperRouterName.FindStringSubmatch(entityName); m != nil {
 		return m[1]
 	}
 	return entityName
@@ -365,8 +367,7 @@ func (n *networks) view(ns string) *NetView {
 }
 
 // ensure runs an observer for ns's router at port (restarting one that
-// watches another port) and pokes it, so that a change a pass just made
-// shows soon.
+// watches another port).
 func (n *networks) ensure(dir namespace.Dir, port int, changed func(string)) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -375,10 +376,6 @@ func (n *networks) ensure(dir namespace.Dir, port int, changed func(string)) {
 	}
 	if o := n.obs[dir.Name]; o != nil {
 		if o.port == port {
-			select {
-			case o.poke <- struct{}{}:
-			default:
-			}
 			return
 		}
 		o.cancel()
