@@ -350,6 +350,7 @@ func readClaims(root string) (map[string][]portHolder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the port registry: %w", err)
 	}
+	exists := map[string]bool{}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
 		if len(f) != 4 || strings.HasPrefix(line, "#") {
@@ -359,7 +360,13 @@ func readClaims(root string) (map[string][]portHolder, error) {
 		if err != nil || p < 1 || p > 65535 {
 			continue
 		}
-		if st, err := os.Stat(filepath.Join(root, f[2])); err != nil || !st.IsDir() {
+		there, known := exists[f[2]]
+		if !known {
+			st, err := os.Stat(filepath.Join(root, f[2]))
+			there = err == nil && st.IsDir()
+			exists[f[2]] = there
+		}
+		if !there {
 			continue // the namespace is gone: its ports are free
 		}
 		out[f[2]] = append(out[f[2]], portHolder{p, f[1], f[3]})
