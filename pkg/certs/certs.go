@@ -194,7 +194,9 @@ func Current(f Files, ca *CA, l Leaf, now time.Time) bool {
 	}
 	slices.Sort(hosts)
 	slices.Sort(want)
-	return slices.Equal(slices.Compact(hosts), slices.Compact(want)) && cert.Subject.CommonName == l.CommonName
+	usage := func(u x509.ExtKeyUsage) bool { return slices.Contains(cert.ExtKeyUsage, u) }
+	return slices.Equal(slices.Compact(hosts), slices.Compact(want)) && cert.Subject.CommonName == l.CommonName &&
+		usage(x509.ExtKeyUsageServerAuth) == l.Server && usage(x509.ExtKeyUsageClientAuth) == l.Client
 }
 
 // Read reads the credential files in dir; a file that is not there is nil,

@@ -148,3 +148,41 @@ func TestWriteMirrorsFiles(t *testing.T) {
 		t.Errorf("copied key mode %v", st.Mode().Perm())
 	}
 }
+
+// TestLeafRenewalAndUsage: a leaf is kept until two thirds of its life
+// and issued again after; a change of what it is for (server, client)
+// issues it again.
+func TestLeafRenewalAndUsage(t *testing.T) {
+	ca, _, err := EnsureCA(filepath.Join(t.TempDir(), "ca"), "ca", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "leaf")
+	server := Leaf{CommonName: "x", Hosts: []string{"127.0.0.1"}, Server: true}
+	both := Leaf{CommonName: "x", Hosts: []string{"127.0.0.1"}, Server: true, Client: true}
+	day := 24 * time.Hour
+	for _, s := range []struct {
+		name    string
+		leaf    Leaf
+		at      time.Time
+		reissue bool
+	}{
+		{"new", server, now, true},
+		{"client use added", both, now, true},
+		{"before two thirds of its life", both, now.Add(leafValidity * 2 / 3).Add(-day), false},
+		{"past two thirds of its life", both, now.Add(leafValidity * 2 / 3).Add(day), true},
+		{"client use dropped", server, now.Add(leafValidity * 2 / 3).Add(day), true},
+	} {
+		got, err := EnsureLeaf(dir, ca, s.leaf, s.at)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got != s.reissue {
+			t.Errorf("%s: reissued = %v, want %v", s.name, got, s.reissue)
+		}
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, CertFile))
+	if at, ok := RenewAt(data); !ok || !at.After(now.Add(leafValidity)) {
+		t.Errorf("the renewed leaf is due at %v", at)
+	}
+}
