@@ -108,6 +108,9 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 			switch {
 			case res.LiveErr != nil:
 				res.Recheck = r.live.failed(name)
+			case len(res.Live.Refused) > 0:
+				// tried again with backoff, after a full read
+				res.Recheck = r.live.failed(name)
 			case res.Live.unmatched() && res.Live.Applied > 0:
 				// a new listener goes up as soon as the router has seen
 				// its connector: look again shortly

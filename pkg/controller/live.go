@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,17 @@ type Live struct {
 	// ListenersRead is when the router's tcpListeners (their operStatus)
 	// were last read.
 	ListenersRead time.Time
+	// Refused are the changes the router refused, by "type/name", with
+	// its answer: those entities' resources say so; the rest was applied.
+	Refused map[string]error
+}
+
+// refused returns the router's refusal of entity typ/name, or nil.
+func (l *Live) refused(typ, name string) error {
+	if l == nil {
+		return nil
+	}
+	return l.Refused[typ+"/"+name]
 }
 
 // listenerUp tells whether the router has the tcpListener and it accepts
@@ -105,6 +117,13 @@ func (l *liveSessions) failed(ns string) time.Duration {
 	defer l.mu.Unlock()
 	l.failures[ns]++
 	return min(10*time.Second, 250*time.Millisecond<<min(l.failures[ns]-1, 10))
+}
+
+// succeeded resets ns's backoff after a live apply the router took whole.
+func (l *liveSessions) succeeded(ns string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.failures, ns)
 }
 
 // ManagementTLS is the client side of the local management listener's
@@ -218,6 +237,7 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 		}
 	}
 	known := actual.Live()
+	refused := map[string]error{}
 	for _, c := range changes {
 		typ := management.TypeName(c.Type)
 		var attrs map[string]any
@@ -228,6 +248,14 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 			attrs, err = sess.client.Update(ctx, typ, c.Name, c.Attrs)
 		case "DELETE":
 			err = sess.client.Delete(ctx, typ, c.Name)
+		}
+		var refusal *management.StatusError
+		if errors.As(err, &refusal) && sess.client.Err() == nil {
+			// the router said no to this one: its resource says so, the
+			// others are applied; read it all again next time
+			refused[c.Type+"/"+c.Name] = err
+			sess.known = nil
+			continue
 		}
 		if err != nil {
 			sess.known = nil // read it all again next time
@@ -241,7 +269,13 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 		}
 	}
 	sess.loaded = current
-	live := &Live{Applied: len(changes), Entities: known}
+	for k := range refused {
+		// not loaded: a profile that was refused is tried again
+		if strings.HasPrefix(k, "sslProfile/") {
+			delete(sess.loaded, strings.TrimPrefix(k, "sslProfile/"))
+		}
+	}
+	live := &Live{Applied: len(changes) - len(refused), Entities: known, Refused: refused}
 	if len(changes) == 0 && live.unmatched() {
 		// a listener's operStatus follows connectors anywhere in the
 		// network: while some listener waits, read them back (a pass
@@ -258,7 +292,10 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 			known["tcpListener"][e.Name()] = e
 		}
 	}
-	sess.known = flatten(known)
+	if len(refused) == 0 {
+		sess.known = flatten(known)
+		r.live.succeeded(s.dir.Name)
+	}
 	live.ListenersRead = sess.listenersRead
 	return live, nil
 }

@@ -185,6 +185,11 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		}
 	}
 	configured := cond(status.Configured, true, "Configured", "OK", gen)
+	if err := refusalOf(s.res.Live, d.Object); err != nil {
+		msg := joinMessage("the router refused it: "+err.Error()+"; retrying", warn)
+		return status.Status{Status: status.Error, Message: msg, Conditions: []status.Condition{
+			cond(status.Configured, false, "Refused", msg, gen), cond(status.ReadyCond, false, "Refused", msg, gen)}}
+	}
 	switch o := d.Object.(type) {
 	case *resources.Site:
 		st := siteStatus(s.res, configured, gen)
@@ -646,4 +651,53 @@ func certificateStatus(s *siteState, c *resources.Certificate, warn string, gen 
 	}
 	msg = joinMessage(msg, warn)
 	return status.Status{Status: status.Ready, Message: msg, Conditions: []status.Condition{cond(status.ReadyCond, true, "Ready", msg, gen)}}
+}
+
+// refusalOf is the router's refusal of an entity of resource o (or of a
+// credential it uses), nil when there is none.
+func refusalOf(live *Live, o resources.Object) error {
+	if live == nil || len(live.Refused) == 0 {
+		return nil
+	}
+	var entities [][2]string
+	profile := func(name string) {
+		if name != "" {
+			entities = append(entities, [2]string{"sslProfile", name})
+		}
+	}
+	switch o := o.(type) {
+	case *resources.Listener:
+		entities = append(entities, [2]string{"tcpListener", routerconfig.ListenerName(o)})
+		profile(o.Spec.TLSCredentials)
+	case *resources.Connector:
+		entities = append(entities, [2]string{"tcpConnector", routerconfig.ConnectorName(o)})
+		if t := o.Spec.TLSCredentials; t != "" && !o.Spec.UseClientCert {
+			t = routerconfig.ConnectorProfile(t)
+			profile(t)
+		} else {
+			profile(t)
+		}
+	case *resources.MultiKeyListener:
+		entities = append(entities, [2]string{"tcpListener", routerconfig.MultiKeyListenerName(o)})
+		for _, k := range multiKeys(o) {
+			entities = append(entities, [2]string{"listenerAddress", o.Metadata.Name + "/" + k})
+		}
+		profile(o.Spec.TLSCredentials)
+	case *resources.RouterAccess:
+		for _, r := range o.Spec.Roles {
+			entities = append(entities, [2]string{"listener", o.Metadata.Name + "-" + r.Name})
+		}
+		profile(cmp.Or(o.Spec.TLSCredentials, o.Metadata.Name))
+	case *resources.Link:
+		entities = append(entities, [2]string{"connector", o.Metadata.Name})
+		if o.Spec.TLSCredentials != "" {
+			profile(routerconfig.LinkProfile(o.Spec.TLSCredentials))
+		}
+	}
+	for _, e := range entities {
+		if err := live.refused(e[0], e[1]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
