@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -114,8 +115,8 @@ func queryRouter(ctx context.Context, c *management.Client, node string) (*route
 	if sites, err := q("site"); err == nil && len(sites) > 0 {
 		info.siteName = siteNameOf(str(sites[0], "name"), info.siteID)
 		info.namespace = str(sites[0], "namespace")
-		info.platform = cmpOr(str(sites[0], "platform"), info.platform)
-		info.version = cmpOr(str(sites[0], "version"), info.version)
+		info.platform = cmp.Or(str(sites[0], "platform"), info.platform)
+		info.version = cmp.Or(str(sites[0], "version"), info.version)
 	}
 	if info.siteName == "" {
 		info.siteName = info.id
@@ -179,13 +180,6 @@ func queryRouter(ctx context.Context, c *management.Client, node string) (*route
 		}
 	}
 	return info, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // observeNetwork asks the local router, and through it every router of its
@@ -294,7 +288,7 @@ func observeNetwork(ctx context.Context, c *management.Client) (*NetView, error)
 		v.Sites = append(v.Sites, *rec)
 	}
 	slices.SortFunc(v.Sites, func(a, b status.SiteRecord) int {
-		return cmpInts(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID))
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID))
 	})
 	for i, l := range self.links {
 		st := LinkState{Up: l.Operational}
@@ -307,13 +301,6 @@ func observeNetwork(ctx context.Context, c *management.Client) (*NetView, error)
 	}
 	slices.Sort(v.Errs)
 	return v, nil
-}
-
-func cmpInts(a, b int) int {
-	if a != 0 {
-		return a
-	}
-	return b
 }
 
 // digest identifies what statuses show of a view (not when it was taken).

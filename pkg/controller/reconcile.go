@@ -274,6 +274,9 @@ type siteState struct {
 	// statuses show, by name.
 	grants map[string]grantView
 	tokens map[string]tokenView
+	// view is the site's network as last observed, for the statuses
+	// (nil without an observer)
+	view *NetView
 	// incomplete names files that could not be used whole and whose last
 	// good content is unknown: the pass is no evidence that anything in
 	// them is gone.

@@ -20,6 +20,7 @@ import (
 // the status files.
 func (r *Reconciler) writeStatus(s *siteState) ([]string, error) {
 	ns := s.ns
+	s.view = r.nets.view(s.dir.Name) // one reading for every status
 	var failed map[resources.Object][]resources.Problem
 	if s.desired != nil {
 		failed = s.desired.Failed
@@ -208,7 +209,7 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 			return st
 		} else if live := s.res.Live; live != nil {
 			present, up := live.listenerUp(routerconfig.ListenerName(o))
-			if view := r.nets.view(s.dir.Name); view != nil && view.Taken.After(live.ListenersRead) {
+			if view := s.view; view != nil && view.Taken.After(live.ListenersRead) {
 				// the network observer read the router since: newer
 				if v, ok := view.ListenerUp[routerconfig.ListenerName(o)]; ok {
 					up = v
@@ -222,7 +223,7 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		}
 		return matchedStatus(configured, m, unmatched, warn, gen, func(st *status.Status) { st.HasMatchingConnector = boolPtr(m) })
 	case *resources.Connector:
-		view := r.nets.view(s.dir.Name)
+		view := s.view
 		m := listenerKeys[o.Spec.RoutingKey] || (view != nil && view.Listeners[o.Spec.RoutingKey])
 		unmatched := "no matching listener for routing key " + o.Spec.RoutingKey
 		if st, ok := liveStatus(s.res, gen); ok {
@@ -455,7 +456,7 @@ func (r *Reconciler) linkStatus(s *siteState, l *resources.Link, warn string, ge
 		return notInRouter(gen, warn)
 	}
 	configured := cond(status.Configured, true, "Configured", "in the router", gen)
-	view := r.nets.view(s.dir.Name)
+	view := s.view
 	var ls LinkState
 	known := false
 	if view != nil {
@@ -487,7 +488,7 @@ func (r *Reconciler) networkStatus(s *siteState, st *status.Status) {
 			st.Endpoints = append(st.Endpoints, endpoints(a)...)
 		}
 	}
-	view := r.nets.view(s.dir.Name)
+	view := s.view
 	if view == nil || s.res.Live == nil {
 		return
 	}
@@ -595,7 +596,7 @@ func (r *Reconciler) multiKeyStatus(s *siteState, m *resources.MultiKeyListener,
 	if !present {
 		return notInRouter(gen, warn)
 	}
-	view := r.nets.view(s.dir.Name)
+	view := s.view
 	if view != nil && view.Taken.After(s.res.Live.ListenersRead) {
 		if v, ok := view.ListenerUp[name]; ok {
 			up = v
