@@ -12,9 +12,6 @@ import (
 	"github.com/site-controller/site-controller/internal/enginetest"
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/routertest"
-	"github.com/site-controller/site-controller/pkg/controller"
-	"github.com/site-controller/site-controller/pkg/daemon"
-	"github.com/site-controller/site-controller/pkg/runtime"
 	"github.com/site-controller/site-controller/pkg/status"
 )
 
@@ -47,22 +44,14 @@ func TestHelloWorldExamples(t *testing.T) {
 		t.Cleanup(func() { rt.Remove(context.Background(), name, ns(name)) })
 	}
 
-	d, err := daemon.New(daemon.Options{Options: controller.Options{
-		DataHome: home, Platform: "linux", Runtimes: map[string]runtime.Runtime{"linux": rt}, Live: true,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(startLinuxDaemon(t, home, rt, false))
 
 	fixture.EventuallyWithin(t, time.Minute, "both sites running", func() bool {
 		return fixture.SiteReady(home, "hello-world-east", "east")() && fixture.SiteReady(home, "hello-world-west", "west")()
 	})
 	// the README's one command
 	var link string
+	var err error
 	fixture.Eventually(t, "a link file from east", func() bool {
 		link, _, err = run(t, "link", "generate", "--data-home", home, "hello-world-east")
 		return err == nil

@@ -19,6 +19,34 @@ import (
 	"github.com/site-controller/site-controller/pkg/status"
 )
 
+// startLinuxDaemon runs the daemon (live, linux platform) on home, with
+// a grant server on 127.0.0.1 as run --grant-server runs one when
+// withGrants, until the returned stop.
+func startLinuxDaemon(t *testing.T, home string, rt runtime.Runtime, withGrants bool) (stop func()) {
+	t.Helper()
+	opts := controller.Options{DataHome: home, Platform: "linux", Runtimes: map[string]runtime.Runtime{"linux": rt}, Live: true}
+	if withGrants {
+		srv, err := grants.New(grants.Options{Addr: "127.0.0.1:0", Host: "127.0.0.1", Dir: filepath.Join(home, "grant-server")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Grants = srv
+	}
+	d, err := daemon.New(daemon.Options{Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); d.Run(ctx) }()
+	if opts.Grants != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); opts.Grants.Serve(ctx) }()
+	}
+	return sync.OnceFunc(func() { cancel(); wg.Wait() })
+}
+
 // TestTokenLink: site A accepts links and serves grants (run
 // --grant-server); `token issue` on A writes a token, `token redeem` puts
 // it into B; B's daemon redeems it, the link comes up, and traffic flows
@@ -30,24 +58,7 @@ func TestTokenLink(t *testing.T) {
 	for _, ns := range []string{a, b} {
 		t.Cleanup(func() { rt.Remove(context.Background(), ns, fixture.NSDir(home, ns)) })
 	}
-	// the daemon with its grant server, as run --grant-server runs them
-	start := func() (stop func()) {
-		srv, err := grants.New(grants.Options{Addr: "127.0.0.1:0", Host: "127.0.0.1", Dir: filepath.Join(home, "grant-server")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := daemon.New(daemon.Options{Options: controller.Options{
-			DataHome: home, Platform: "linux", Runtimes: map[string]runtime.Runtime{"linux": rt}, Live: true, Grants: srv,
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 2)
-		go func() { done <- d.Run(ctx) }()
-		go func() { done <- srv.Serve(ctx) }()
-		return sync.OnceFunc(func() { cancel(); <-done; <-done })
-	}
+	start := func() func() { return startLinuxDaemon(t, home, rt, true) }
 	stop := start()
 	t.Cleanup(func() { stop() })
 	t.Cleanup(func() {
