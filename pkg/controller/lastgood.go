@@ -69,7 +69,7 @@ func (g *lastGood) resolve(dir namespace.Dir, self namespace.Identity, files []n
 	if g.files == nil {
 		g.files = map[string]*goodFiles{}
 	}
-	ns, seen := g.files[dir.Name], map[string]bool{}
+	ns, seen := g.files[dir.Name], make(map[string]bool, len(files)) // by path
 	first := ns == nil || ns.dir != self
 	if first {
 		ns = &goodFiles{dir: self, files: map[string]*goodFile{}, disk: listGood(dir)}
@@ -78,7 +78,7 @@ func (g *lastGood) resolve(dir namespace.Dir, self namespace.Identity, files []n
 	known := ns.files
 	var in inputOf
 	for _, f := range files {
-		seen[goodName(f.Path)] = true
+		seen[f.Path] = true
 		good := known[f.Path]
 		if good == nil && (f.Broken != "" || f.Empty) {
 			// only a broken file needs what its copy holds
@@ -93,7 +93,7 @@ func (g *lastGood) resolve(dir namespace.Dir, self namespace.Identity, files []n
 		in.probs = append(in.probs, f.Problems...)
 		if broken == "" {
 			in.docs = append(in.docs, f.Docs...)
-			sum := sha256.Sum256(f.Data)
+			sum := f.Sum
 			if good == nil || good.sum != sum {
 				good = &goodFile{sum: sum, data: f.Data}
 				known[f.Path] = good
@@ -130,13 +130,27 @@ func (g *lastGood) resolve(dir namespace.Dir, self namespace.Identity, files []n
 		in.docs = append(in.docs, docs...)
 	}
 	for p := range known {
-		if !seen[goodName(p)] {
+		if !seen[p] {
 			delete(known, p)
+			h := goodName(p)
+			if name, ok := ns.disk[h]; ok {
+				os.Remove(filepath.Join(dir.Internal(), lastGoodDir, name))
+				delete(ns.disk, h)
+			}
 		}
 	}
+	if !first {
+		// after the first pass every copy on disk is of a known file:
+		// those of files gone went with them just above
+		return in
+	}
 	// copies of files that are gone, also while no controller ran
+	present := make(map[string]bool, len(seen))
+	for p := range seen {
+		present[goodName(p)] = true
+	}
 	for h, name := range ns.disk {
-		if !seen[h] {
+		if !present[h] {
 			os.Remove(filepath.Join(dir.Internal(), lastGoodDir, name))
 			delete(ns.disk, h)
 		}

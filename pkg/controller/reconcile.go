@@ -96,6 +96,39 @@ type Reconciler struct {
 	// refused are the namespaces whose last pass was refused a port
 	// another namespace holds.
 	refused map[string]bool
+	// caches keep, by namespace, what its passes read and wrote, so that
+	// the next pass reads and writes only what changed since.
+	caches map[string]*passCache
+}
+
+// passCache is what the passes over one namespace directory keep for the
+// next: the files read (by stat) and the status files written.
+type passCache struct {
+	dir    namespace.Identity
+	files  namespace.FileCache
+	status status.Memo
+}
+
+// cacheOf returns the cache of namespace name, a new one when the
+// directory is not the one it was kept for (removed and made again).
+func (r *Reconciler) cacheOf(name string, dir namespace.Identity) *passCache {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.caches[name]
+	if c == nil || c.dir != dir {
+		c = &passCache{dir: dir}
+		r.caches[name] = c
+	}
+	return c
+}
+
+// Refresh makes the next pass of every namespace read and write
+// everything again, as a first one does: the periodic full pass, and
+// SIGHUP.
+func (r *Reconciler) Refresh() {
+	r.mu.Lock()
+	clear(r.caches)
+	r.mu.Unlock()
 }
 
 // New returns a Reconciler.
@@ -126,7 +159,7 @@ func New(opts Options) *Reconciler {
 		runtimes[p] = deadlined{Runtime: rt, timeout: opts.RuntimeTimeout}
 	}
 	opts.Runtimes = runtimes
-	return &Reconciler{opts: opts, alone: map[string]string{}, refused: map[string]bool{}, restartKeys: map[string]string{}, restarts: map[string]restart{},
+	return &Reconciler{opts: opts, alone: map[string]string{}, refused: map[string]bool{}, restartKeys: map[string]string{}, caches: map[string]*passCache{}, restarts: map[string]restart{},
 		live: liveSessions{sessions: map[string]*session{}, failures: map[string]int{}}}
 }
 
@@ -188,8 +221,17 @@ type Result struct {
 	RenewAt time.Time
 }
 
-// Reconcile runs one full pass over namespace name.
+// Reconcile runs one pass over namespace name that looks at every input
+// file (reading again only those whose stat changed since the last pass).
 func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error) {
+	return r.ReconcileChanged(ctx, name, nil)
+}
+
+// ReconcileChanged runs one pass over namespace name, told which paths
+// (relative to the namespace directory) may have changed since its
+// previous pass: no other resource file is listed or looked at again. nil
+// means unknown: every file is looked at, as Reconcile does.
+func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed []string) (*Result, error) {
 	dir, err := namespace.Open(r.opts.DataHome, name)
 	if err != nil {
 		return nil, err
@@ -197,6 +239,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error
 	if st, err := os.Stat(dir.Join("input")); err != nil || !st.IsDir() {
 		// never recreate a namespace the user removed; stop its router
 		r.lastGood.forget(name)
+		r.mu.Lock()
+		delete(r.caches, name)
+		r.mu.Unlock()
 		return &Result{Gone: true}, r.removeEverywhere(ctx, dir)
 	}
 	before, err := dir.Identity()
@@ -204,7 +249,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error
 		return &Result{Gone: true}, nil
 	}
 	defer undoRecreation(dir, before)
-	files, err := dir.ReadFiles(r.opts.MaxFileSize)
+	cache := r.cacheOf(name, before)
+	files, err := dir.ReadFilesCached(r.opts.MaxFileSize, &cache.files, changed)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", name, err)
 	}
@@ -221,7 +267,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error
 	// temporary files a crash left between write and rename
 	fileio.RemoveTemps(filepath.Dir(dir.RouterConfig()))
 	fileio.RemoveTemps(dir.Internal())
-	pass := &siteState{ns: ns, dir: dir, now: r.opts.Now(), res: res, incomplete: in.incomplete}
+	pass := &siteState{ns: ns, dir: dir, now: r.opts.Now(), res: res, incomplete: in.incomplete, cache: cache}
 
 	if ns.Site != nil {
 		if err := r.render(pass, layout(platform)); err != nil {
@@ -237,8 +283,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (*Result, error
 	res.Problems = append(slices.Clone(ns.Problems), pass.problems...)
 	resources.SortProblems(res.Problems)
 
-	changed, err := r.writeStatus(pass)
-	res.Changed = append(res.Changed, changed...)
+	written, err := r.writeStatus(pass)
+	res.Changed = append(res.Changed, written...)
 	slices.Sort(res.Changed)
 	if err != nil {
 		return res, fmt.Errorf("writing status of %s: %w", name, err)
@@ -281,6 +327,8 @@ type siteState struct {
 	// good content is unknown: the pass is no evidence that anything in
 	// them is gone.
 	incomplete []string
+	// cache is what the namespace's passes keep for the next
+	cache *passCache
 }
 
 // render works out the desired site (site.Load, site.Build) and writes it

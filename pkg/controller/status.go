@@ -45,10 +45,11 @@ func (r *Reconciler) writeStatus(s *siteState) ([]string, error) {
 		}
 	}
 	// problems of duplicate definitions are shown on the first one
-	firstDoc := map[string]*resources.Document{}
+	type id struct{ kind, name string }
+	firstDoc := make(map[id]*resources.Document, len(ns.Docs))
 	extra := map[*resources.Document][]string{}
 	for _, d := range ns.Docs {
-		key := d.Kind + "/" + d.Name
+		key := id{d.Kind, d.Name}
 		if f, ok := firstDoc[key]; ok {
 			extra[f] = append(extra[f], fmt.Sprintf("another definition at %s:%d is ignored", d.File, d.Line))
 			continue
@@ -56,9 +57,9 @@ func (r *Reconciler) writeStatus(s *siteState) ([]string, error) {
 		firstDoc[key] = d
 	}
 
-	var entries []status.Entry
+	entries := make([]status.Entry, 0, len(ns.Docs)+1+len(ns.RouterAccess))
 	for _, d := range ns.Docs {
-		if firstDoc[d.Kind+"/"+d.Name] != d {
+		if firstDoc[id{d.Kind, d.Name}] != d {
 			continue
 		}
 		probs := ns.ProblemsOf(d)
@@ -92,7 +93,7 @@ func (r *Reconciler) writeStatus(s *siteState) ([]string, error) {
 		}
 	}
 	// without every file read, a missing resource may only be unreadable
-	w := status.Writer{Dir: s.dir, Now: r.opts.Now, KeepStale: len(s.incomplete) > 0}
+	w := status.Writer{Dir: s.dir, Now: r.opts.Now, KeepStale: len(s.incomplete) > 0, Memo: &s.cache.status}
 	return w.Write(entries)
 }
 

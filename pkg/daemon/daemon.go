@@ -41,7 +41,12 @@ type Options struct {
 	controller.Options
 	Quiet    time.Duration // quiet period before a reconcile (default 15ms)
 	MaxDelay time.Duration // longest a reconcile waits under churn (default 1s)
-	Rescan   time.Duration // periodic full rescan (default 30s; <0 disables)
+	Rescan   time.Duration // periodic rescan (default 30s; <0 disables)
+	// FullPass is how often every namespace gets a pass that reads and
+	// writes everything again, trusting nothing it kept (default 10m;
+	// <0 disables). Between them a pass reads only the files the watcher
+	// or a rescan reported changed.
+	FullPass time.Duration
 	// UnwatchedRescan is how often input is rescanned while some
 	// directories cannot be watched (default 2s), whatever Rescan is.
 	UnwatchedRescan time.Duration
@@ -70,6 +75,11 @@ type Daemon struct {
 	// renewals are, by namespace, when its first generated certificate is
 	// due for renewal (marked for a pass by the periodic rescan)
 	renewals map[string]time.Time
+	// changes are, by namespace, the input files reported changed since
+	// its last pass began; nil when what changed is not known (events
+	// lost, a directory moved, a failed pass): the next pass looks at
+	// every file
+	changes  map[string]map[string]bool
 	summary  map[string]nsSummary
 	routers  map[string]routerSeen // last router state seen, by namespace
 	lastSent string
@@ -107,6 +117,9 @@ func New(opts Options) (*Daemon, error) {
 	if opts.Rescan == 0 {
 		opts.Rescan = 30 * time.Second
 	}
+	if opts.FullPass == 0 {
+		opts.FullPass = 10 * time.Minute
+	}
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
@@ -123,7 +136,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	*d = Daemon{
 		opts: opts, rec: controller.New(opts.Options), queue: NewQueue(opts.Quiet, opts.MaxDelay), log: opts.Log,
-		reg: prometheus.NewRegistry(), failures: map[string]int{}, renewals: map[string]time.Time{}, summary: map[string]nsSummary{}, routers: map[string]routerSeen{},
+		reg: prometheus.NewRegistry(), failures: map[string]int{}, changes: map[string]map[string]bool{}, renewals: map[string]time.Time{}, summary: map[string]nsSummary{}, routers: map[string]routerSeen{},
 	}
 	d.opts.Options = d.rec.Options() // with its defaults, and runtimes with deadlines
 	w, err := watcher.New(namespace.Root(opts.DataHome), d, opts.Log)
@@ -141,11 +154,48 @@ func New(opts Options) (*Daemon, error) {
 }
 
 // Changed implements watcher.Handler.
-func (d *Daemon) Changed(ns string) {
+func (d *Daemon) Changed(ns, path string) {
 	if testLoseEvents.Load() {
 		return
 	}
+	d.changed(ns, path)
 	d.queue.Mark(ns)
+}
+
+// changed records that path (relative to the namespace directory; ""
+// for unknown) of ns changed, for its next pass.
+func (d *Daemon) changed(ns, path string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	set, ok := d.changes[ns]
+	switch {
+	case ok && set == nil:
+		// already unknown
+	case path == "":
+		d.changes[ns] = nil
+	case !ok:
+		d.changes[ns] = map[string]bool{path: true}
+	default:
+		set[path] = true
+	}
+}
+
+// takeChanges returns what changed in ns since its last pass began, and
+// starts anew: the paths (none: nothing did), or nil when that is not
+// known.
+func (d *Daemon) takeChanges(ns string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	set, ok := d.changes[ns]
+	delete(d.changes, ns)
+	if ok && set == nil {
+		return nil
+	}
+	paths := make([]string, 0, len(set))
+	for p := range set {
+		paths = append(paths, p)
+	}
+	return paths
 }
 
 // Event implements watcher.Handler.
@@ -162,6 +212,7 @@ func (d *Daemon) Rescan(reason string) {
 		d.log.Warn("rebuilding watches", "err", err)
 	}
 	for _, ns := range d.namespaces() {
+		d.changed(ns, "")
 		d.queue.Mark(ns)
 	}
 }
@@ -320,6 +371,7 @@ func (d *Daemon) Reload() {
 	d.notify("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(monotonicMicros(), 10))
 	d.log.Info("reload: resyncing every namespace")
 	d.rec.Reverify() // and every router, in full
+	d.rec.Refresh()  // and every file
 	if err := d.watch.SyncAll(); err != nil {
 		d.log.Warn("rebuilding watches", "err", err)
 	}
@@ -484,7 +536,13 @@ func (d *Daemon) safeReconcile(ctx context.Context, ns string) (res *controller.
 	if testHook != nil {
 		testHook(ns)
 	}
-	return d.rec.Reconcile(ctx, ns)
+	changes := d.takeChanges(ns)
+	defer func() {
+		if err != nil {
+			d.changed(ns, "") // what it read may not have been kept
+		}
+	}()
+	return d.rec.ReconcileChanged(ctx, ns, changes)
 }
 
 // testHook, when set by a test, runs at the start of every reconcile.
@@ -573,7 +631,7 @@ func (d *Daemon) periodicRescan(ctx context.Context, scanner *inputScanner) {
 	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	last := time.Now()
+	last, lastFull := time.Now(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -582,12 +640,20 @@ func (d *Daemon) periodicRescan(ctx context.Context, scanner *inputScanner) {
 		}
 		unwatched := d.checkWatches()
 		periodic := d.opts.Rescan > 0 && time.Since(last) >= d.opts.Rescan
-		if !periodic && unwatched == 0 {
+		full := d.opts.FullPass > 0 && time.Since(lastFull) >= d.opts.FullPass
+		if full {
+			lastFull = time.Now()
+			d.rec.Refresh()
+		}
+		if !periodic && !full && unwatched == 0 {
 			continue
 		}
 		reason := "unwatched"
 		if periodic {
 			reason, last = "periodic", time.Now()
+		}
+		if full {
+			reason = "full"
 		}
 		d.metrics.rescans.WithLabelValues(reason).Inc()
 		if err := d.watch.SyncAll(); err != nil {
@@ -599,8 +665,9 @@ func (d *Daemon) periodicRescan(ctx context.Context, scanner *inputScanner) {
 			d.renewDue()
 		}
 		for _, ns := range d.namespaces() {
-			if scanner.scan(filepath.Join(namespace.Root(d.opts.DataHome), ns), true) {
+			if found := scanner.scan(filepath.Join(namespace.Root(d.opts.DataHome), ns), true); found || full {
 				d.log.Debug("rescan found a change", "namespace", ns, "reason", reason)
+				d.changed(ns, "")
 				d.queue.Mark(ns)
 			}
 		}

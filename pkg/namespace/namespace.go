@@ -8,6 +8,7 @@ package namespace
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -177,6 +179,8 @@ type File struct {
 	Empty bool
 	// Modified is when the file (or the link to it) last changed.
 	Modified time.Time
+	// Sum is the SHA-256 of Data.
+	Sum      [sha256.Size]byte
 	Docs     []*resources.Document
 	Problems []resources.Problem
 }
@@ -186,24 +190,50 @@ type File struct {
 // maxSize bytes are read: a named pipe, a device or a huge file is a
 // problem of that file, never a read that blocks or bloats.
 func (d Dir) ReadFiles(maxSize int64) ([]File, error) {
+	return d.ReadFilesCached(maxSize, nil, nil)
+}
+
+// ReadFilesCached is ReadFiles that takes from cache what it read before of
+// a file whose stat (of the link and of what it points to) has not changed
+// since, and keeps there what it reads. With a nil cache every file is
+// read.
+//
+// When changed is not nil, it holds every path (relative to the namespace
+// directory) that may have changed since the cache was last filled, and
+// nothing else did: files are neither listed nor looked at again unless
+// named there, or read for want of a trusted copy. A changed directory
+// makes it list and look at everything.
+func (d Dir) ReadFilesCached(maxSize int64, cache *FileCache, changed []string) ([]File, error) {
 	if maxSize <= 0 {
 		maxSize = MaxFileSize
 	}
-	paths, err := d.ResourceFiles()
+	paths, hinted, err := d.listFiles(cache, changed)
 	if err != nil {
 		return nil, err
 	}
 	files := make([]File, len(paths))
-	fileio.ForEach(len(paths), func(i int) {
+	read := func(i int) {
 		f := &files[i]
 		f.Path = paths[i]
-		if st, err := os.Lstat(filepath.Join(d.Path, f.Path)); err == nil {
-			f.Modified = st.ModTime()
+		if hinted != nil && !hinted[f.Path] {
+			if cached, ok := cache.trusted(f.Path); ok {
+				*f = cached
+				return
+			}
 		}
-		if st, err := os.Stat(filepath.Join(d.Path, f.Path)); err == nil && st.ModTime().After(f.Modified) {
-			f.Modified = st.ModTime()
+		full := filepath.Join(d.Path, f.Path)
+		key, ok := fileKeyOf(full)
+		if !ok {
+			f.Path = "" // removed while we listed
+			return
 		}
-		data, err := readRegular(filepath.Join(d.Path, f.Path), maxSize)
+		if cached, ok := cache.get(f.Path, key); ok {
+			*f = cached
+			return
+		}
+		f.Modified = key.modified()
+		readAt := time.Now()
+		data, err := readRegular(full, maxSize)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			f.Path = "" // removed while we listed
@@ -212,6 +242,7 @@ func (d Dir) ReadFiles(maxSize int64) ([]File, error) {
 			f.Problems = []resources.Problem{{File: f.Path, Message: err.Error()}}
 		default:
 			f.Data = data
+			f.Sum = sha256.Sum256(data)
 			f.Empty = len(bytes.TrimSpace(data)) == 0
 			f.Docs, f.Problems = resources.Decode(f.Path, data)
 			if len(f.Problems) > 0 {
@@ -220,9 +251,239 @@ func (d Dir) ReadFiles(maxSize int64) ([]File, error) {
 					f.Broken = fmt.Sprintf("line %d: %s", f.Problems[0].Line, f.Broken)
 				}
 			}
+			cache.put(f.Path, key, *f, readAt)
 		}
-	})
-	return slices.DeleteFunc(files, func(f File) bool { return f.Path == "" }), nil
+	}
+	if hinted != nil {
+		// nearly everything comes from the cache: goroutines would cost
+		// more than they save
+		for i := range files {
+			read(i)
+		}
+	} else {
+		fileio.ForEach(len(paths), read)
+	}
+	files = slices.DeleteFunc(files, func(f File) bool { return f.Path == "" })
+	cache.keep(files)
+	return files, nil
+}
+
+// listFiles returns the resource files of the namespace: listed, or, when
+// the cache holds a listing and every change is known, that listing
+// brought up to date with the changed paths, which it also returns as a
+// set (nil when it listed).
+func (d Dir) listFiles(cache *FileCache, changed []string) ([]string, map[string]bool, error) {
+	if cache != nil && changed != nil {
+		cache.mu.Lock()
+		listed := cache.listed
+		cache.mu.Unlock()
+		if listed != nil {
+			if paths, hinted, ok := d.updateListing(listed, changed); ok {
+				cache.mu.Lock()
+				cache.listed = paths
+				cache.mu.Unlock()
+				return paths, hinted, nil
+			}
+		}
+	}
+	paths, err := d.ResourceFiles()
+	if err != nil {
+		return nil, nil, err
+	}
+	if cache != nil {
+		cache.mu.Lock()
+		cache.listed = paths
+		cache.mu.Unlock()
+	}
+	return paths, nil, nil
+}
+
+// updateListing applies changed paths to a listing of the resource files,
+// as ResourceFiles would list them; false when a change is one it cannot
+// apply (a directory).
+func (d Dir) updateListing(listed, changed []string) ([]string, map[string]bool, bool) {
+	hinted := map[string]bool{}
+	paths := listed
+	copied := false
+	for _, p := range changed {
+		p = filepath.Clean(p)
+		rel, err := filepath.Rel(filepath.Join("input", "resources"), p)
+		switch {
+		case err == nil && rel == ".", p == "input" || p == ".":
+			return nil, nil, false // the directory itself
+		case err != nil || strings.HasPrefix(rel, ".."):
+			continue // not a resource file: read by every pass anyway
+		}
+		present := true
+		st, err := os.Stat(filepath.Join(d.Path, p))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			present = false // gone, or a dangling link
+		case err == nil && st.IsDir():
+			return nil, nil, false // a directory: list it all
+		}
+		if !present {
+			prefix := p + string(filepath.Separator)
+			if i, _ := slices.BinarySearch(paths, prefix); i < len(paths) && strings.HasPrefix(paths[i], prefix) {
+				return nil, nil, false // a directory that went
+			}
+		}
+		parts := strings.Split(rel, string(filepath.Separator))
+		if slices.ContainsFunc(parts[:len(parts)-1], Ignored) || !IsResourceFile(parts[len(parts)-1]) {
+			continue // never listed
+		}
+		// what is not a directory is read, and what is wrong with it
+		// reported there, as ResourceFiles lists it
+		hinted[p] = true
+		i, found := slices.BinarySearch(paths, p)
+		if found == present {
+			continue
+		}
+		if !copied {
+			paths, copied = slices.Clone(paths), true
+		}
+		if present {
+			paths = slices.Insert(paths, i, p)
+		} else {
+			paths = slices.Delete(paths, i, i+1)
+		}
+	}
+	return paths, hinted, true
+}
+
+// FileCache keeps what ReadFilesCached read of one namespace directory's
+// files, so that a pass after one file changed reads that file only. A
+// file is taken from the cache only when its stat is the same as when it
+// was read, and it was read long enough after its last change that a
+// later change cannot carry the same times (file systems stamp times from
+// a clock that moves in steps of milliseconds).
+type FileCache struct {
+	mu    sync.Mutex
+	files map[string]cachedFile
+	// listed are the resource files as last listed, kept up to date
+	// with the changes passes were told of; nil until listed
+	listed []string
+}
+
+type cachedFile struct {
+	key  fileKey
+	file File
+	// link is true for a symbolic link: what it points to can change
+	// without an event in the namespace, so it is looked at every time
+	link bool
+}
+
+// racyWindow is how long after a file's last change a read of it is not
+// trusted to stand for its content: the file is read again next time.
+var racyWindow = 2 * time.Second // a variable for tests
+
+// fileKey is what a file's stat says about its content: of the link
+// itself and, through a symbolic link, of the file it points to.
+type fileKey struct {
+	link, target statKey
+}
+
+type statKey struct {
+	dev, ino, size, mtime, ctime int64
+	mode                         uint32
+}
+
+func statKeyOf(st *unix.Stat_t) statKey {
+	return statKey{dev: int64(st.Dev), ino: int64(st.Ino), size: st.Size, mode: st.Mode,
+		mtime: st.Mtim.Sec*1e9 + st.Mtim.Nsec, ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec}
+}
+
+// fileKeyOf stats path and, when it is a symbolic link, what it points to;
+// false when it is gone.
+func fileKeyOf(path string) (fileKey, bool) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return fileKey{}, !errors.Is(err, unix.ENOENT)
+	}
+	k := fileKey{link: statKeyOf(&st)}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		if err := unix.Stat(path, &st); err == nil {
+			k.target = statKeyOf(&st)
+		}
+	}
+	return k, true
+}
+
+// modified is when the file, or the link to it, last changed.
+func (k fileKey) modified() time.Time {
+	return time.Unix(0, max(k.link.mtime, k.target.mtime))
+}
+
+// changed is the latest change time of the link and its target.
+func (k fileKey) changed() time.Time {
+	return time.Unix(0, max(k.link.ctime, k.target.ctime, k.link.mtime, k.target.mtime))
+}
+
+func (c *FileCache) get(path string, key fileKey) (File, bool) {
+	if c == nil {
+		return File{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.files[path]
+	if !ok || e.key != key {
+		return File{}, false
+	}
+	return e.file, true
+}
+
+// trusted returns the cached copy of a file that no change was reported
+// for: one that is not a symbolic link.
+func (c *FileCache) trusted(path string) (File, bool) {
+	if c == nil {
+		return File{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.files[path]
+	if !ok || e.link {
+		return File{}, false
+	}
+	return e.file, true
+}
+
+func (c *FileCache) put(path string, key fileKey, f File, readAt time.Time) {
+	if c == nil {
+		return
+	}
+	if readAt.Sub(key.changed()) < racyWindow {
+		c.mu.Lock()
+		delete(c.files, path) // the copy before this change
+		c.mu.Unlock()
+		return
+	}
+	// a change after the stat that keyed the read gives the file
+	// another stat, unless it came within the same tick of the file
+	// system's clock as the change before: hence the window
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.files == nil {
+		c.files = map[string]cachedFile{}
+	}
+	c.files[path] = cachedFile{key: key, file: f, link: key.link.mode&unix.S_IFMT == unix.S_IFLNK}
+}
+
+// keep forgets every file but those read now.
+func (c *FileCache) keep(files []File) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := make(map[string]bool, len(files))
+	for _, f := range files {
+		seen[f.Path] = true
+	}
+	for p := range c.files {
+		if !seen[p] {
+			delete(c.files, p)
+		}
+	}
 }
 
 // readRegular reads a regular file of at most max bytes. It never opens

@@ -30,6 +30,15 @@ type Document struct {
 
 	lines    map[string]int // field path → line
 	problems []Problem      // found while decoding
+	// checked is what the document's own checks found, kept for the
+	// next pass: a document read from a file that has not changed since
+	// is not checked again.
+	checked *checked
+}
+
+type checked struct {
+	ns    string
+	probs []Problem
 }
 
 // LineOf returns the line of a field path such as "spec.port", falling back
@@ -141,6 +150,7 @@ func expandedSize(n *yaml.Node, memo map[*yaml.Node]int, depth int) int {
 // so.
 func (d *Document) Warn(msg string) {
 	d.problems = append(d.problems, Problem{File: d.File, Line: d.Line, ID: d.ID(), Message: msg, Warning: true})
+	d.checked = nil
 }
 
 type chunk struct {

@@ -120,9 +120,14 @@ func Build(ns string, docs []*Document, fileProblems []Problem) *Namespace {
 			continue
 		}
 		n.Docs = append(n.Docs, d)
-		v := validator{doc: d, ns: ns, probs: d.problems}
+		v := validator{doc: d, ns: ns, probs: slices.Clip(d.problems)}
 		if d.Object != nil && !HasErrors(d.problems) {
-			v.check()
+			if d.checked != nil && d.checked.ns == ns {
+				v.probs = d.checked.probs // read from a file unchanged since
+			} else {
+				v.check()
+				d.checked = &checked{ns: ns, probs: slices.Clip(v.probs)}
+			}
 		}
 		if d.Name != "" {
 			key := d.Kind + "/" + d.Name
@@ -221,15 +226,16 @@ func overlaps(h1, h2 string) bool {
 // sorts before it by name, so the outcome does not depend on file order.
 func (n *Namespace) checkListenerAddresses() {
 	var kept []*Listener
+	byPort := map[int64][]*Listener{} // kept, by port
 	for _, l := range n.Listeners {
-		clash := slices.IndexFunc(kept, func(k *Listener) bool {
-			return k.Spec.Port == l.Spec.Port && overlaps(k.Spec.Host, l.Spec.Host)
-		})
+		same := byPort[l.Spec.Port]
+		clash := slices.IndexFunc(same, func(k *Listener) bool { return overlaps(k.Spec.Host, l.Spec.Host) })
 		if clash < 0 {
 			kept = append(kept, l)
+			byPort[l.Spec.Port] = append(same, l)
 			continue
 		}
-		k := kept[clash]
+		k := same[clash]
 		kd := n.documentOf[k]
 		n.reject(n.documentOf[l], "spec.port", fmt.Sprintf("%s:%d overlaps %s:%d of Listener/%s (%s:%d)",
 			l.Spec.Host, l.Spec.Port, k.Spec.Host, k.Spec.Port, k.Metadata.Name, kd.File, kd.LineOf("spec.port")))
@@ -241,9 +247,11 @@ func (n *Namespace) checkListenerAddresses() {
 		at := func(host string, port int64) bool { return port == m.Spec.Port && overlaps(host, m.Spec.Host) }
 		var other, file string
 		var line int
-		if i := slices.IndexFunc(kept, func(k *Listener) bool { return at(k.Spec.Host, k.Spec.Port) }); i >= 0 {
-			d := n.documentOf[kept[i]]
-			other, file, line = kept[i].Spec.Host+":"+strconv.FormatInt(kept[i].Spec.Port, 10)+" of Listener/"+kept[i].Metadata.Name, d.File, d.LineOf("spec.port")
+		same := byPort[m.Spec.Port]
+		if i := slices.IndexFunc(same, func(k *Listener) bool { return at(k.Spec.Host, k.Spec.Port) }); i >= 0 {
+			k := same[i]
+			d := n.documentOf[k]
+			other, file, line = k.Spec.Host+":"+strconv.FormatInt(k.Spec.Port, 10)+" of Listener/"+k.Metadata.Name, d.File, d.LineOf("spec.port")
 		} else if i := slices.IndexFunc(keptMKL, func(k *MultiKeyListener) bool { return at(k.Spec.Host, k.Spec.Port) }); i >= 0 {
 			d := n.documentOf[keptMKL[i]]
 			other, file, line = keptMKL[i].Spec.Host+":"+strconv.FormatInt(keptMKL[i].Spec.Port, 10)+" of MultiKeyListener/"+keptMKL[i].Metadata.Name, d.File, d.LineOf("spec.port")

@@ -15,11 +15,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"gopkg.in/yaml.v3"
 
@@ -143,11 +145,24 @@ type Entry struct {
 // FileName is <Kind>-<name>.yaml.
 func FileName(kind, name string) string { return kind + "-" + name + ".yaml" }
 
-var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+// safeName tells whether s matches ^[A-Za-z0-9][A-Za-z0-9._-]*$.
+func safeName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Writable tells whether kind and name make a safe file name.
 func Writable(kind, name string) bool {
-	return safeName.MatchString(kind) && safeName.MatchString(name) && len(kind)+len(name) < 240
+	return safeName(kind) && safeName(name) && len(kind)+len(name) < 240
 }
 
 // Writer writes the status files of one namespace.
@@ -158,6 +173,111 @@ type Writer struct {
 	// the entries: a pass that could not read every file does not know
 	// they are gone.
 	KeepStale bool
+	// Memo, when set, remembers what was written, so that a later Write
+	// with the same Memo neither reads nor rewrites the file of a resource
+	// whose document and status are unchanged, and lists no directory.
+	Memo *Memo
+}
+
+// Memo is what Writes wrote to one namespace's status files. Its files
+// are trusted to hold what was written: a new Memo (a full pass) reads and
+// repairs whatever else changed them.
+type Memo struct {
+	mu sync.Mutex
+	// files are the status files written, by file name
+	files map[string]memoFile
+	// listed is true once a Write has listed the directory: every status
+	// file there is in files
+	listed bool
+}
+
+type memoFile struct {
+	doc       docID
+	status    Status // as written, with its transition times
+	generated bool   // its document is generated: compared by content
+}
+
+// docID tells whether two entries stand for the same resource document:
+// a document read again from a file that did not change is the same one.
+type docID struct {
+	raw  *byte
+	n    int
+	node *yaml.Node
+}
+
+func docOf(e Entry) (docID, bool) {
+	switch {
+	case e.Raw != nil:
+		return docID{raw: unsafe.SliceData(e.Raw), n: len(e.Raw)}, true
+	case e.Node != nil:
+		return docID{node: e.Node}, true
+	}
+	return docID{}, false // generated each time: compared by content
+}
+
+// unchanged tells whether file still holds e's status; it sets the
+// transition times of e's conditions from what was written.
+func (m *Memo) unchanged(file string, e *Entry) bool {
+	if m == nil {
+		return false
+	}
+	id, ok := docOf(*e)
+	m.mu.Lock()
+	old, had := m.files[file]
+	m.mu.Unlock()
+	if !ok || !had || old.generated || old.doc != id {
+		return false
+	}
+	for i := range e.Status.Conditions {
+		c := &e.Status.Conditions[i]
+		if j := slices.IndexFunc(old.status.Conditions, func(o Condition) bool { return o.Type == c.Type && o.Status == c.Status }); j >= 0 {
+			c.LastTransitionTime = old.status.Conditions[j].LastTransitionTime
+		}
+	}
+	return old.status.equal(&e.Status)
+}
+
+// equal tells whether two statuses are the same (reflect.DeepEqual is ten
+// times slower, and a pass compares thousands).
+func (s *Status) equal(o *Status) bool {
+	boolEq := func(a, b *bool) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
+	intEq := func(a, b *int) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
+	if s.Status != o.Status || s.Message != o.Message || s.RemoteSiteID != o.RemoteSiteID || s.RemoteSiteName != o.RemoteSiteName ||
+		s.URL != o.URL || s.Code != o.Code || s.CA != o.CA || s.ExpirationTime != o.ExpirationTime ||
+		!slices.Equal(s.Conditions, o.Conditions) || !slices.Equal(s.Endpoints, o.Endpoints) ||
+		!boolEq(s.HasMatchingConnector, o.HasMatchingConnector) || !boolEq(s.HasMatchingListener, o.HasMatchingListener) ||
+		!boolEq(s.HasDestination, o.HasDestination) || !boolEq(s.Redeemed, o.Redeemed) ||
+		!intEq(s.SitesInNetwork, o.SitesInNetwork) || !intEq(s.Redemptions, o.Redemptions) {
+		return false
+	}
+	if len(s.Network) == 0 && len(o.Network) == 0 {
+		return true
+	}
+	return reflect.DeepEqual(s.Network, o.Network)
+}
+
+func (m *Memo) wrote(file string, e Entry) {
+	if m == nil {
+		return
+	}
+	id, ok := docOf(e)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.files == nil {
+		m.files = map[string]memoFile{}
+	}
+	// one whose document is generated each time is kept too, to be
+	// removed when it is gone; it is compared by reading the file
+	m.files[file] = memoFile{doc: id, status: e.Status, generated: !ok}
+}
+
+func (m *Memo) forget(file string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	delete(m.files, file)
+	m.mu.Unlock()
 }
 
 // Write writes every entry, keeping lastTransitionTime of conditions that
@@ -181,32 +301,68 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 	}
 	changed := make([]bool, len(todo))
 	errs := make([]error, len(todo))
-	fileio.ForEach(len(todo), func(i int) {
-		changed[i], errs[i] = write(filepath.Join(dir, FileName(todo[i].Kind, todo[i].Name)), todo[i], now)
-	})
+	write := func(i int) {
+		file := FileName(todo[i].Kind, todo[i].Name)
+		if w.Memo.unchanged(file, &todo[i]) {
+			return
+		}
+		changed[i], errs[i] = write(filepath.Join(dir, file), &todo[i], now)
+		if errs[i] != nil {
+			w.Memo.forget(file)
+		} else {
+			w.Memo.wrote(file, todo[i])
+		}
+	}
+	if w.Memo != nil && w.Memo.listed {
+		// most are unchanged: goroutines would cost more than they save
+		for i := range todo {
+			write(i)
+		}
+	} else {
+		fileio.ForEach(len(todo), write)
+	}
 	var out []string
 	for i, e := range todo {
 		if changed[i] {
 			out = append(out, filepath.Join("runtime", "resources", FileName(e.Kind, e.Name)))
 		}
 	}
-	fileio.RemoveTemps(dir) // left by a crash
 	if w.KeepStale {
 		return out, errors.Join(errs...)
 	}
-	files, err := os.ReadDir(dir)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("listing %s: %w", dir, err))
-	}
-	for _, f := range files {
-		if f.IsDir() || keep[f.Name()] || !strings.HasSuffix(f.Name(), ".yaml") || strings.HasPrefix(f.Name(), ".") {
-			continue
+	var stale []string
+	if w.Memo != nil && w.Memo.listed {
+		w.Memo.mu.Lock()
+		for f := range w.Memo.files {
+			if !keep[f] {
+				stale = append(stale, f)
+			}
 		}
-		if err := os.Remove(filepath.Join(dir, f.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		w.Memo.mu.Unlock()
+		slices.Sort(stale)
+	} else {
+		fileio.RemoveTemps(dir) // left by a crash
+		files, err := os.ReadDir(dir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing %s: %w", dir, err))
+		}
+		for _, f := range files {
+			if f.IsDir() || keep[f.Name()] || !strings.HasSuffix(f.Name(), ".yaml") || strings.HasPrefix(f.Name(), ".") {
+				continue
+			}
+			stale = append(stale, f.Name())
+		}
+		if err == nil && w.Memo != nil {
+			w.Memo.listed = true
+		}
+	}
+	for _, f := range stale {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("removing stale status: %w", err))
 			continue
 		}
-		out = append(out, filepath.Join("runtime", "resources", f.Name()))
+		w.Memo.forget(f)
+		out = append(out, filepath.Join("runtime", "resources", f))
 	}
 	return out, errors.Join(errs...)
 }
@@ -217,7 +373,9 @@ func (w Writer) WriteOne(e Entry) error {
 		return nil
 	}
 	now := w.Now().UTC().Format(time.RFC3339)
-	_, err := write(filepath.Join(w.Dir.RuntimeResources(), FileName(e.Kind, e.Name)), e, now)
+	file := FileName(e.Kind, e.Name)
+	w.Memo.forget(file)
+	_, err := write(filepath.Join(w.Dir.RuntimeResources(), file), &e, now)
 	return err
 }
 
@@ -226,7 +384,7 @@ func (w Writer) WriteOne(e Entry) error {
 // and each write reads the old file and builds the new one.
 var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func write(path string, e Entry, now string) (bool, error) {
+func write(path string, e *Entry, now string) (bool, error) {
 	oldBuf := buffers.Get().(*bytes.Buffer)
 	defer buffers.Put(oldBuf)
 	oldBuf.Reset()
@@ -247,7 +405,7 @@ func write(path string, e Entry, now string) (bool, error) {
 	newBuf := buffers.Get().(*bytes.Buffer)
 	defer buffers.Put(newBuf)
 	newBuf.Reset()
-	if err := marshal(newBuf, e); err != nil {
+	if err := marshal(newBuf, *e); err != nil {
 		return false, fmt.Errorf("status of %s/%s: %w", e.Kind, e.Name, err)
 	}
 	data := newBuf.Bytes()

@@ -72,3 +72,45 @@ func TestStatusRoundTrip(t *testing.T) {
 		t.Errorf("read back\n%+v\nwant\n%+v\nfrom\n%s", got.Status, want, b.String())
 	}
 }
+
+// TestStatusEqual checks the hand-written comparison against
+// reflect.DeepEqual, field by field: a field it forgot would make a
+// changed status look unchanged, and its file never be written.
+func TestStatusEqual(t *testing.T) {
+	yes, no, one, two := true, false, 1, 2
+	base := func() Status {
+		return Status{Status: Ready, Message: "m", Conditions: []Condition{{Type: Configured, Status: "True"}},
+			HasMatchingConnector: &yes, HasMatchingListener: &yes, HasDestination: &yes, SitesInNetwork: &one,
+			Network: []SiteRecord{{ID: "a", Links: []LinkRecord{{Name: "l"}}}}, Endpoints: []Endpoint{{Name: "e"}},
+			RemoteSiteID: "r", RemoteSiteName: "n", URL: "u", Code: "c", CA: "ca", ExpirationTime: "x",
+			Redemptions: &one, Redeemed: &yes}
+	}
+	// every field of Status changed on its own
+	changes := map[string]func(*Status){
+		"Status": func(s *Status) { s.Status = Error }, "Message": func(s *Status) { s.Message = "" },
+		"Conditions":           func(s *Status) { s.Conditions[0].Reason = "r" },
+		"HasMatchingConnector": func(s *Status) { s.HasMatchingConnector = &no },
+		"HasMatchingListener":  func(s *Status) { s.HasMatchingListener = nil },
+		"HasDestination":       func(s *Status) { s.HasDestination = &no },
+		"SitesInNetwork":       func(s *Status) { s.SitesInNetwork = &two },
+		"Network":              func(s *Status) { s.Network[0].Links[0].Operational = true },
+		"Endpoints":            func(s *Status) { s.Endpoints[0].Port = "1" },
+		"RemoteSiteID":         func(s *Status) { s.RemoteSiteID = "" }, "RemoteSiteName": func(s *Status) { s.RemoteSiteName = "" },
+		"URL": func(s *Status) { s.URL = "" }, "Code": func(s *Status) { s.Code = "" }, "CA": func(s *Status) { s.CA = "" },
+		"ExpirationTime": func(s *Status) { s.ExpirationTime = "" },
+		"Redemptions":    func(s *Status) { s.Redemptions = &two }, "Redeemed": func(s *Status) { s.Redeemed = &no },
+	}
+	if n := reflect.TypeOf(Status{}).NumField(); n != len(changes) {
+		t.Fatalf("Status has %d fields, the test changes %d: add the new ones here and to equal", n, len(changes))
+	}
+	for field, change := range changes {
+		a, b := base(), base()
+		if !a.equal(&b) {
+			t.Fatalf("%s: equal statuses compare unequal", field)
+		}
+		change(&b)
+		if a.equal(&b) || reflect.DeepEqual(a, b) != a.equal(&b) {
+			t.Errorf("%s: a change is not seen", field)
+		}
+	}
+}

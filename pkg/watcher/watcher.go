@@ -29,8 +29,10 @@ import (
 // Handler receives what the watcher finds.
 type Handler interface {
 	// Changed is called for a namespace whose input may have changed, or
-	// that appeared or disappeared.
-	Changed(namespace string)
+	// that appeared or disappeared. path is the file that changed,
+	// relative to the namespace directory, or "" when the change may
+	// concern more than one file (a directory appeared, went or moved).
+	Changed(namespace, path string)
 	// Rescan is called when events may have been lost: every namespace
 	// must be looked at again.
 	Rescan(reason string)
@@ -336,7 +338,7 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 		if err := w.Sync(ns); err != nil {
 			w.log.Warn("watching namespace", "namespace", ns, "err", err)
 		}
-		w.handler.Changed(ns)
+		w.handler.Changed(ns, "")
 		return
 	}
 	rel, _ := filepath.Rel(filepath.Join(w.root, ns), ev.Name)
@@ -365,8 +367,12 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 		if err := w.Sync(ns); err != nil {
 			w.log.Warn("watching namespace", "namespace", ns, "err", err)
 		}
+		rel = ""
 	}
-	w.handler.Changed(ns)
+	if rel == "internal" {
+		rel = "" // with what it holds
+	}
+	w.handler.Changed(ns, rel)
 }
 
 // dirChanged tells whether an event created, removed or moved a directory

@@ -27,7 +27,7 @@ type recorder struct {
 	rescans []string
 }
 
-func (r *recorder) Changed(ns string) { r.mu.Lock(); r.changed[ns]++; r.mu.Unlock() }
+func (r *recorder) Changed(ns, path string) { r.mu.Lock(); r.changed[ns]++; r.mu.Unlock() }
 func (r *recorder) Rescan(reason string) {
 	r.mu.Lock()
 	r.rescans = append(r.rescans, reason)
