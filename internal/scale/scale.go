@@ -37,3 +37,25 @@ func Generate(dataHome, ns string, listeners, connectors int) error {
 	}
 	return nil
 }
+
+// Pairs writes n Listener and n Connector files into dir (an
+// input/resources directory), and no Site: the background of a site that
+// has one. Listener bg<i> binds 127.0.0.1:(from+i); Connector bg<i>, with
+// the same routing key, points at 127.0.0.1:9 (discard), never dialled
+// unless a connection comes through the Listener.
+func Pairs(dir string, n, from int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	for i := range n {
+		l := fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: bg%d\nspec:\n  routingKey: bg-%d\n  host: 127.0.0.1\n  port: %d\n", i, i, from+i)
+		c := fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: bg%d\nspec:\n  routingKey: bg-%d\n  host: 127.0.0.1\n  port: 9\n", i, i)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("Listener-bg%d.yaml", i)), []byte(l), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("Connector-bg%d.yaml", i)), []byte(c), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -34,6 +34,10 @@ type Live struct {
 	// Refused are the changes the router refused, by "type/name", with
 	// its answer: those entities' resources say so; the rest was applied.
 	Refused map[string]error
+
+	// addresses are the tcpListeners' addresses, worked out once
+	addresses     map[any]bool
+	addressesOnce sync.Once
 }
 
 // refused returns the router's refusal of entity typ/name, or nil.
@@ -53,12 +57,13 @@ func (l *Live) listenerUp(name string) (present, up bool) {
 
 // hasListenerFor tells whether the router has a tcpListener for address.
 func (l *Live) hasListenerFor(address string) bool {
-	for _, e := range l.Entities["tcpListener"] {
-		if e.Attrs["address"] == address {
-			return true
+	l.addressesOnce.Do(func() {
+		l.addresses = make(map[any]bool, len(l.Entities["tcpListener"]))
+		for _, e := range l.Entities["tcpListener"] {
+			l.addresses[e.Attrs["address"]] = true
 		}
-	}
-	return false
+	})
+	return l.addresses[address]
 }
 
 // session is the management connection to one namespace's router.

@@ -449,6 +449,10 @@ func (d *Daemon) reconcile(ctx context.Context, ns string) {
 	}
 	d.metrics.reconciles.WithLabelValues(ns).Inc()
 	if res != nil {
+		d.metrics.written.WithLabelValues(ns).Add(float64(len(res.Changed)))
+		if res.Live != nil {
+			d.metrics.routerOps.WithLabelValues(ns).Add(float64(res.Live.Applied))
+		}
 		d.mu.Lock()
 		if res.RenewAt.IsZero() {
 			delete(d.renewals, ns)

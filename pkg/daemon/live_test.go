@@ -78,7 +78,8 @@ func startLiveSiteWith(t testing.TB, platform string, tweak func(*Options), prep
 	})
 	l := &liveSite{t: t, d: d, home: home, ns: ns, rt: rt, res: filepath.Join(namespace.Root(home), ns, "input", "resources")}
 	fixture.WriteFile(t, filepath.Join(l.res, "site.yaml"), fixture.SiteYAML("s"))
-	fixture.Eventually(t, "Site ready", fixture.SiteReady(home, ns, "s"))
+	// a site prepared with thousands of resources takes its time
+	fixture.EventuallyWithin(t, 5*time.Minute, "Site ready", fixture.SiteReady(home, ns, "s"))
 	dir, _ := namespace.Open(home, ns)
 	cfg, err := controller.ManagementTLS(dir)
 	if err != nil {

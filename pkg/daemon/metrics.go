@@ -21,6 +21,10 @@ type metrics struct {
 	queueLength prometheus.GaugeFunc
 	retries     prometheus.GaugeFunc
 	namespaces  prometheus.Gauge
+	// routerOps counts management operations sent to routers, written
+	// the files passes wrote or removed: an unchanged site costs neither
+	routerOps *prometheus.CounterVec
+	written   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, watches, queue, retries func() float64) (*metrics, error) {
@@ -66,9 +70,15 @@ func newMetrics(reg prometheus.Registerer, watches, queue, retries func() float6
 		namespaces: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "site_controller_namespaces", Help: "Namespaces known to the controller.",
 		}),
+		routerOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "site_controller_router_operations_total", Help: "Management operations (create, update, delete) sent to running routers, by namespace.",
+		}, []string{"namespace"}),
+		written: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "site_controller_files_written_total", Help: "Files written or removed by passes (router configuration, credentials, status files), by namespace.",
+		}, []string{"namespace"}),
 	}
 	for _, c := range []prometheus.Collector{m.reconciles, m.errors, m.duration, m.lastSuccess, m.resources, m.events,
-		m.overflows, m.rescans, m.watches, m.unwatched, m.queueLength, m.retries, m.namespaces} {
+		m.overflows, m.rescans, m.watches, m.unwatched, m.queueLength, m.retries, m.namespaces, m.routerOps, m.written} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering metrics: %w", err)
 		}
@@ -81,5 +91,7 @@ func (m *metrics) forget(ns string) {
 	m.reconciles.DeleteLabelValues(ns)
 	m.errors.DeleteLabelValues(ns)
 	m.lastSuccess.DeleteLabelValues(ns)
+	m.routerOps.DeleteLabelValues(ns)
+	m.written.DeleteLabelValues(ns)
 	m.resources.DeletePartialMatch(prometheus.Labels{"namespace": ns})
 }
