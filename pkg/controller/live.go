@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -79,7 +80,7 @@ type session struct {
 	// full when older than verifyAfter, to repair what others changed.
 	// These belong to the namespace's pass (one at a time); anything else
 	// that wants a full read sets stale instead.
-	known    routerconfig.Config
+	known    map[string]map[string]routerconfig.Entity
 	verified time.Time
 	stale    atomic.Bool
 	// listenersRead is when the tcpListeners were last read.
@@ -104,6 +105,15 @@ func (l *liveSessions) reverify() {
 	for _, s := range l.sessions {
 		s.stale.Store(true)
 	}
+}
+
+// alive tells whether ns's router has a management session that is up:
+// the router runs.
+func (l *liveSessions) alive(ns string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.sessions[ns]
+	return s != nil && s.client.Err() == nil
 }
 
 func (l *liveSessions) drop(ns string) {
@@ -215,25 +225,28 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 		// management the paths must arrive expanded
 		desired = cfg.Expand(map[string]string{"SSL_PROFILE_BASE_PATH": "/etc/skupper-router"})
 	}
-	actual := sess.known
-	if sess.stale.Swap(false) || actual == nil || time.Since(sess.verified) > verifyAfter {
-		if actual, err = queryLive(ctx, sess.client); err != nil {
+	have := sess.known
+	if sess.stale.Swap(false) || have == nil || time.Since(sess.verified) > verifyAfter {
+		actual, err := queryLive(ctx, sess.client)
+		if err != nil {
 			return fail(err)
 		}
-		sess.known, sess.verified, sess.listenersRead = actual, time.Now(), time.Now()
+		have = actual.Live()
+		sess.known, sess.verified, sess.listenersRead = have, time.Now(), time.Now()
 	}
-	changes := routerconfig.Diff(desired, actual)
+	want := desired.Live()
+	changes := routerconfig.DiffLive(want, have)
 	// credentials whose files changed under unchanged paths: a new ordinal
 	// makes the router load them again for new connections
 	current := map[string]string{}
-	for name := range desired.Live()["sslProfile"] {
+	for name := range want["sslProfile"] {
 		current[name] = s.desired.CredentialHash(name)
 		created := slices.ContainsFunc(changes, func(c routerconfig.Change) bool {
 			return c.Type == "sslProfile" && c.Name == name && c.Op == "CREATE"
 		})
 		if !created && sess.loaded[name] != current[name] {
 			ordinal := int64(1)
-			if e, ok := actual.Live()["sslProfile"][name]; ok {
+			if e, ok := have["sslProfile"][name]; ok {
 				if n, ok := e.Attrs["ordinal"].(int64); ok {
 					ordinal = n + 1
 				}
@@ -241,7 +254,17 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 			changes = append([]routerconfig.Change{{Op: "UPDATE", Type: "sslProfile", Name: name, Attrs: map[string]any{"ordinal": ordinal}}}, changes...)
 		}
 	}
-	known := actual.Live()
+	// what the router has after this pass: the types changed are copied,
+	// the others shared with what the session knew
+	known := maps.Clone(have)
+	for _, t := range routerconfig.LiveTypes {
+		if slices.ContainsFunc(changes, func(c routerconfig.Change) bool { return c.Type == t }) {
+			known[t] = maps.Clone(have[t])
+			if known[t] == nil {
+				known[t] = map[string]routerconfig.Entity{}
+			}
+		}
+	}
 	refused := map[string]error{}
 	for _, c := range changes {
 		typ := management.TypeName(c.Type)
@@ -298,22 +321,11 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 		}
 	}
 	if len(refused) == 0 {
-		sess.known = flatten(known)
+		sess.known = known
 		r.live.succeeded(s.dir.Name)
 	}
 	live.ListenersRead = sess.listenersRead
 	return live, nil
-}
-
-// flatten turns entities by type and name back into a configuration.
-func flatten(m map[string]map[string]routerconfig.Entity) routerconfig.Config {
-	var out routerconfig.Config
-	for _, t := range routerconfig.LiveTypes {
-		for _, e := range m[t] {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // queryLive reads the live entity types from the router.

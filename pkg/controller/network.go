@@ -249,6 +249,7 @@ func observeNetwork(ctx context.Context, c *management.Client) (*NetView, error)
 	}
 	// sites: one per site id (an HA site could have two routers)
 	bySite := map[string]*status.SiteRecord{}
+	services := map[*status.SiteRecord]map[string]int{} // index in Services, by routing key
 	for _, info := range infos {
 		rec := bySite[info.siteID]
 		if rec == nil {
@@ -268,11 +269,17 @@ func observeNetwork(ctx context.Context, c *management.Client) (*NetView, error)
 		for k := range info.connectors {
 			keys[k], v.Connectors[k] = true, true
 		}
+		at := services[rec]
+		if at == nil {
+			at = map[string]int{}
+			services[rec] = at
+		}
 		for k := range keys {
-			i := slices.IndexFunc(rec.Services, func(s status.ServiceRecord) bool { return s.RoutingKey == k })
-			if i < 0 {
+			i, ok := at[k]
+			if !ok {
 				rec.Services = append(rec.Services, status.ServiceRecord{RoutingKey: k})
 				i = len(rec.Services) - 1
+				at[k] = i
 			}
 			rec.Services[i].Listeners = append(rec.Services[i].Listeners, info.listeners[k]...)
 			rec.Services[i].Connectors = append(rec.Services[i].Connectors, info.connectors[k]...)
@@ -422,6 +429,8 @@ func (o *observer) run(ctx context.Context, dir namespace.Dir, changed func(stri
 	}()
 	soon := 100 * time.Millisecond // after a poke, look again quickly
 	wait := time.Duration(0)
+	var last time.Time      // when the last look began
+	var spent time.Duration // ten times what it took
 	for {
 		select {
 		case <-ctx.Done():
@@ -430,6 +439,14 @@ func (o *observer) run(ctx context.Context, dir namespace.Dir, changed func(stri
 			wait = 0
 			soon = 100 * time.Millisecond
 		case <-time.After(wait):
+		}
+		// pokes too wait for the router's share of time to come round
+		if d := spent - time.Since(last); d > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d):
+			}
 		}
 		if c == nil || c.Err() != nil {
 			if c != nil {
@@ -448,7 +465,12 @@ func (o *observer) run(ctx context.Context, dir namespace.Dir, changed func(stri
 				continue
 			}
 		}
+		last = time.Now()
 		v, err := observeNetwork(ctx, c)
+		// a large network takes the router a while to list: it is asked
+		// again only after ten times that, so that it spends at most a
+		// tenth of its time answering
+		spent = 10 * time.Since(last)
 		if err == nil {
 			old := o.view.Load()
 			o.view.Store(v)
@@ -460,5 +482,6 @@ func (o *observer) run(ctx context.Context, dir namespace.Dir, changed func(stri
 		if soon < NetworkInterval {
 			wait, soon = soon, soon*2
 		}
+		wait = max(wait, spent)
 	}
 }

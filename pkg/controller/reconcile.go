@@ -96,6 +96,8 @@ type Reconciler struct {
 	// refused are the namespaces whose last pass was refused a port
 	// another namespace holds.
 	refused map[string]bool
+	// ensured is, by namespace, what the runtime last said of its router
+	ensured map[string]ensured
 	// caches keep, by namespace, what its passes read and wrote, so that
 	// the next pass reads and writes only what changed since.
 	caches map[string]*passCache
@@ -159,7 +161,7 @@ func New(opts Options) *Reconciler {
 		runtimes[p] = deadlined{Runtime: rt, timeout: opts.RuntimeTimeout}
 	}
 	opts.Runtimes = runtimes
-	return &Reconciler{opts: opts, alone: map[string]string{}, refused: map[string]bool{}, restartKeys: map[string]string{}, caches: map[string]*passCache{}, restarts: map[string]restart{},
+	return &Reconciler{opts: opts, alone: map[string]string{}, refused: map[string]bool{}, restartKeys: map[string]string{}, caches: map[string]*passCache{}, ensured: map[string]ensured{}, restarts: map[string]restart{},
 		live: liveSessions{sessions: map[string]*session{}, failures: map[string]int{}}}
 }
 

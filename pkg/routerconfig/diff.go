@@ -74,12 +74,20 @@ func (c Config) Live() map[string]map[string]Entity {
 // connectors deleted, then created, then profiles deleted, so that no
 // entity refers to a profile that is not there.
 func Diff(desired, actual Config) []Change {
-	want, have := desired.Live(), actual.Live()
+	return DiffLive(desired.Live(), actual.Live())
+}
+
+// DiffLive is Diff of live entities by type and name, as Live returns
+// them. Its cost is one comparison per entity; only the changes are
+// sorted (by name within each kind of change), so that the result is the
+// same whatever the maps' order.
+func DiffLive(want, have map[string]map[string]Entity) []Change {
 	var profilesUp, tcpAdd, profilesDel []Change
 	dels := map[string][]Change{}
+	byName := func(a, b Change) int { return strings.Compare(a.Name, b.Name) }
 	for _, t := range LiveTypes {
-		for _, name := range sortedKeys(want[t]) {
-			w := want[t][name]
+		var up, add, recreate, remove []Change
+		for name, w := range want[t] {
 			h, exists := have[t][name]
 			var changed []string
 			if exists {
@@ -93,28 +101,33 @@ func Diff(desired, actual Config) []Change {
 				for _, k := range changed {
 					attrs[k] = valueOrUnset(t, k, w.Attrs)
 				}
-				profilesUp = append(profilesUp, Change{"UPDATE", t, name, attrs})
+				up = append(up, Change{"UPDATE", t, name, attrs})
 				continue
 			}
 			create := Change{"CREATE", t, name, withoutName(w.Attrs)}
 			if t == "sslProfile" {
-				profilesUp = append(profilesUp, create) // a profile is never re-created: all its attributes update
+				up = append(up, create) // a profile is never re-created: all its attributes update
 				continue
 			}
 			if exists {
-				dels[t] = append(dels[t], Change{"DELETE", t, name, nil})
+				recreate = append(recreate, Change{"DELETE", t, name, nil})
 			}
-			tcpAdd = append(tcpAdd, create)
+			add = append(add, create)
 		}
-		for _, name := range sortedKeys(have[t]) {
-			if _, ok := want[t][name]; ok {
-				continue
+		for name := range have[t] {
+			if _, ok := want[t][name]; !ok {
+				remove = append(remove, Change{"DELETE", t, name, nil})
 			}
-			if t == "sslProfile" {
-				profilesDel = append(profilesDel, Change{"DELETE", t, name, nil})
-			} else {
-				dels[t] = append(dels[t], Change{"DELETE", t, name, nil})
-			}
+		}
+		for _, l := range [][]Change{up, add, recreate, remove} {
+			slices.SortFunc(l, byName)
+		}
+		profilesUp = append(profilesUp, up...)
+		tcpAdd = append(tcpAdd, add...)
+		if t == "sslProfile" {
+			profilesDel = append(profilesDel, remove...)
+		} else if len(recreate)+len(remove) > 0 {
+			dels[t] = slices.Concat(recreate, remove)
 		}
 	}
 	// a multi-address tcpListener re-created takes its addresses along
@@ -124,16 +137,18 @@ func Diff(desired, actual Config) []Change {
 			recreated[c.Name] = true
 		}
 	}
-	for _, name := range sortedKeys(want["listenerAddress"]) {
-		w := want["listenerAddress"][name]
-		l, _ := w.Attrs["listener"].(string)
-		if !recreated[l] || slices.ContainsFunc(tcpAdd, func(c Change) bool { return c.Type == "listenerAddress" && c.Name == name }) {
-			continue
+	if len(recreated) > 0 {
+		for _, name := range sortedKeys(want["listenerAddress"]) {
+			w := want["listenerAddress"][name]
+			l, _ := w.Attrs["listener"].(string)
+			if !recreated[l] || slices.ContainsFunc(tcpAdd, func(c Change) bool { return c.Type == "listenerAddress" && c.Name == name }) {
+				continue
+			}
+			if _, ok := have["listenerAddress"][name]; ok {
+				dels["listenerAddress"] = append(dels["listenerAddress"], Change{"DELETE", "listenerAddress", name, nil})
+			}
+			tcpAdd = append(tcpAdd, Change{"CREATE", "listenerAddress", name, withoutName(w.Attrs)})
 		}
-		if _, ok := have["listenerAddress"][name]; ok {
-			dels["listenerAddress"] = append(dels["listenerAddress"], Change{"DELETE", "listenerAddress", name, nil})
-		}
-		tcpAdd = append(tcpAdd, Change{"CREATE", "listenerAddress", name, withoutName(w.Attrs)})
 	}
 	// deleted users first: a listenerAddress before its tcpListener
 	var tcpDel []Change
@@ -190,6 +205,21 @@ func differences(t string, want, have map[string]any) []string {
 // same compares attribute values across their JSON, AMQP and Go forms:
 // numbers whatever their type, and nil as "".
 func same(a, b any) bool {
+	// the common cases without allocating
+	switch x := a.(type) {
+	case string:
+		if y, ok := b.(string); ok {
+			return x == y
+		}
+	case bool:
+		if y, ok := b.(bool); ok {
+			return x == y
+		}
+	case int64:
+		if y, ok := b.(int64); ok {
+			return x == y
+		}
+	}
 	return canonical(a) == canonical(b)
 }
 
@@ -221,6 +251,10 @@ func canonical(v any) string {
 func (c Config) Expand(vars map[string]string) Config {
 	out := make(Config, len(c))
 	for i, e := range c {
+		if !hasVariable(e) {
+			out[i] = e // nothing to expand: shared, not copied
+			continue
+		}
 		attrs := make(map[string]any, len(e.Attrs))
 		for k, v := range e.Attrs {
 			if s, ok := v.(string); ok && strings.Contains(s, "${") {
@@ -234,6 +268,15 @@ func (c Config) Expand(vars map[string]string) Config {
 		out[i] = Entity{e.Type, attrs}
 	}
 	return out
+}
+
+func hasVariable(e Entity) bool {
+	for _, v := range e.Attrs {
+		if s, ok := v.(string); ok && strings.Contains(s, "${") {
+			return true
+		}
+	}
+	return false
 }
 
 // RestartKey is what a running router cannot take live: everything but the
