@@ -110,13 +110,22 @@ func Podman(t testing.TB) *podman.Runtime {
 // running binary (the stand-in when empty), or skips.
 func Systemd(t testing.TB, binary string) *systemd.Runtime {
 	t.Helper()
+	return SystemdWith(t, systemd.Options{Binary: binary})
+}
+
+// SystemdWith is Systemd with options (Binary, NoFile) of the test's
+// choosing; scope and unit directory are the test manager's.
+func SystemdWith(t testing.TB, opts systemd.Options) *systemd.Runtime {
+	t.Helper()
+	binary := opts.Binary
 	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" || os.Getenv("XDG_CONFIG_HOME") == "" {
 		t.Skip("no systemd user manager for tests: run under scripts/with-engines.sh")
 	}
 	if binary == "" {
 		binary = routertest.Standin(t)
 	}
-	r := systemd.New(systemd.Options{Scope: systemd.User, Binary: binary})
+	opts.Scope, opts.Binary = systemd.User, binary
+	r := systemd.New(opts)
 	t.Cleanup(r.Close)
 	return r
 }

@@ -6,6 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/namespace"
@@ -36,6 +40,94 @@ func (r *Reconciler) routerHash(s *siteState) string {
 	h := sha256.New()
 	h.Write([]byte(s.desired.Config.RestartKey()))
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// ensureAfter is how long a router that runs with the same input and
+// answers its management connection is taken to be as it was, without
+// asking its runtime (a D-Bus or engine call costs milliseconds, and a
+// pass per change in a large site would pay it every time).
+const ensureAfter = 30 * time.Second
+
+// ensured is the last state a runtime reported for a namespace's router.
+type ensured struct {
+	platform, hash string
+	state          runtime.State
+	at             time.Time
+}
+
+// ensure is rt.Ensure, skipped while the router last ensured with the same
+// input runs and its live session is up, for at most ensureAfter.
+func (r *Reconciler) ensure(ctx context.Context, rt runtime.Runtime, platform string, site runtime.Site) (runtime.State, error) {
+	r.mu.Lock()
+	last, ok := r.ensured[site.Namespace]
+	r.mu.Unlock()
+	if ok && last.platform == platform && last.hash == site.Hash && last.state.Running &&
+		time.Since(last.at) < ensureAfter && r.live.alive(site.Namespace) {
+		return last.state, nil
+	}
+	st, err := rt.Ensure(ctx, site)
+	r.mu.Lock()
+	if err == nil {
+		r.ensured[site.Namespace] = ensured{platform: platform, hash: site.Hash, state: st, at: time.Now()}
+	} else {
+		delete(r.ensured, site.Namespace)
+	}
+	r.mu.Unlock()
+	return st, err
+}
+
+// checkRoom warns on the Site when the router's open files limit is
+// smaller than the site needs: one file per listening socket and
+// connection, so about two per listener and connector, with headroom.
+func (r *Reconciler) checkRoom(s *siteState, pid int) {
+	if pid <= 0 || s.desired == nil {
+		return
+	}
+	limit, ok := openFilesLimit(pid)
+	if !ok {
+		return
+	}
+	n := 0
+	for _, e := range s.res.Config {
+		switch e.Type {
+		case "tcpListener", "tcpConnector", "listener", "connector":
+			n++
+		}
+	}
+	need := uint64(1024 + 4*n)
+	if limit >= need {
+		return
+	}
+	p := resources.Problem{File: "input/resources", ID: "Site/" + s.ns.Site.Metadata.Name, Warning: true, Message: fmt.Sprintf(
+		"the router may open %d files (its open files limit), fewer than the %d this site needs with headroom: raise the limit "+
+			"(podman: default_ulimits nofile in containers.conf; docker: the daemon's default-ulimits; linux: the controller's own hard limit, which its units get)", limit, need)}
+	if s.desired.Failed == nil {
+		s.desired.Failed = map[resources.Object][]resources.Problem{}
+	}
+	s.desired.Failed[s.ns.Site] = append(s.desired.Failed[s.ns.Site], p)
+	s.problems = append(s.problems, p)
+}
+
+// openFilesLimit reads the soft open files limit of process pid.
+func openFilesLimit(pid int) (uint64, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			fields := strings.Fields(rest)
+			if len(fields) == 0 {
+				return 0, false
+			}
+			if fields[0] == "unlimited" {
+				return math.MaxUint64, true
+			}
+			n, err := strconv.ParseUint(fields[0], 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
 
 // unmatched tells whether some tcpListener waits for a connector.
@@ -69,7 +161,7 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 	case s.ns.Site != nil && res.Config != nil:
 		r.leaveOtherRuntimes(ctx, s.dir, platform)
 		hash := r.routerHash(s)
-		st, err := rt.Ensure(ctx, runtime.Site{Namespace: name, SiteID: res.SiteID, Dir: s.dir.Path, Hash: hash})
+		st, err := r.ensure(ctx, rt, platform, runtime.Site{Namespace: name, SiteID: res.SiteID, Dir: s.dir.Path, Hash: hash})
 		res.Router, res.RouterErr = &st, err
 		r.mu.Lock()
 		if old, known := r.restartKeys[name]; known && old != hash && r.opts.Live && err == nil {
@@ -95,6 +187,9 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 		}
 		if err == nil && !st.Running {
 			res.Recheck = recheckStarting
+		}
+		if err == nil && st.Running {
+			r.checkRoom(s, st.Pid)
 		}
 		if err == nil && st.Running && r.opts.Live {
 			res.Live, res.LiveErr = r.applyLive(ctx, s, platform)
@@ -134,6 +229,9 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 	case !hasSite:
 		r.live.drop(name)
 		r.nets.stop(name)
+		r.mu.Lock()
+		delete(r.ensured, name)
+		r.mu.Unlock()
 		if _, changed, err := s.dir.ClaimPorts(nil, true); err != nil {
 			s.problems = append(s.problems, resources.Problem{File: "input/resources", Message: "releasing the namespace's ports: " + err.Error()})
 		} else {
@@ -203,6 +301,9 @@ func (r *Reconciler) removeEverywhere(ctx context.Context, dir namespace.Dir) er
 	delete(r.restarts, dir.Name)
 	r.mu.Unlock()
 	var errs []error
+	r.mu.Lock()
+	delete(r.ensured, dir.Name)
+	r.mu.Unlock()
 	for _, rt := range r.opts.Runtimes {
 		routers, err := rt.List(ctx)
 		if err != nil {

@@ -19,6 +19,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultImage is the router image containers run unless
@@ -158,6 +160,27 @@ type Container struct {
 	// to the same uid inside (userns keep-id).
 	User   string
 	KeepID bool
+	// NoFile is the router's open files limit (soft and hard; 0: the
+	// engine's default). Not part of the spec hash: a router made before
+	// keeps running until it is recreated for another reason.
+	NoFile uint64
+}
+
+// maxNoFile caps the default open files limit of routers at the kernel's
+// usual fs.nr_open.
+const maxNoFile = 1 << 20
+
+// DefaultNoFile is the open files limit routers get: this process's hard
+// limit (a router's engine or service manager on the same host grants at
+// least as much as a process it runs), at most 1048576. A router needs one
+// per listening socket and connection; systemd's default soft limit, 1024,
+// would cap a site at about a thousand Listeners.
+func DefaultNoFile() uint64 {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return 0
+	}
+	return min(lim.Max, maxNoFile)
 }
 
 // Bind is a host directory mounted into the container.
@@ -188,6 +211,8 @@ type ContainerOptions struct {
 	Image    string
 	Rootless bool // rootless podman: keep-id with the host uid
 	UID, GID int  // the user that owns the key files
+	// NoFile is the open files limit (0: none set, the engine's default)
+	NoFile uint64
 }
 
 // RouterContainer is the container of a site's router, as Skupper lays
@@ -217,6 +242,7 @@ func RouterContainer(s Site, o ContainerOptions) Container {
 		},
 		User:   fmt.Sprintf("%d:%d", o.UID, o.GID),
 		KeepID: o.Rootless,
+		NoFile: o.NoFile,
 	}
 	c.Labels[LabelSpecHash] = c.hash(s.Hash)
 	return c

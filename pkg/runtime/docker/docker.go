@@ -106,7 +106,7 @@ func (r *Runtime) wrap(what string, err error) error {
 
 // Spec is the container this runtime creates for a site.
 func (r *Runtime) Spec(s runtime.Site) runtime.Container {
-	return runtime.RouterContainer(s, runtime.ContainerOptions{Image: r.opts.Image, UID: os.Getuid(), GID: os.Getgid()})
+	return runtime.RouterContainer(s, runtime.ContainerOptions{Image: r.opts.Image, UID: os.Getuid(), GID: os.Getgid(), NoFile: runtime.DefaultNoFile()})
 }
 
 // Ensure implements runtime.Runtime.
@@ -146,13 +146,18 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 	for _, b := range spec.Binds {
 		binds = append(binds, b.String())
 	}
+	host := &container.HostConfig{
+		Binds:         binds,
+		NetworkMode:   "host",
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyAlways},
+	}
+	if spec.NoFile > 0 {
+		n := int64(spec.NoFile)
+		host.Ulimits = []*container.Ulimit{{Name: "nofile", Soft: n, Hard: n}}
+	}
 	created, err := r.cli.ContainerCreate(ctx,
 		&container.Config{Image: spec.Image, Env: spec.EnvList(), Labels: spec.Labels, User: spec.User},
-		&container.HostConfig{
-			Binds:         binds,
-			NetworkMode:   "host",
-			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyAlways},
-		}, nil, nil, spec.Name)
+		host, nil, nil, spec.Name)
 	if err != nil {
 		return runtime.State{}, r.wrap("creating "+spec.Name, err)
 	}

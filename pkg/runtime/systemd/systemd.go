@@ -18,7 +18,6 @@ import (
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
-	"golang.org/x/sys/unix"
 
 	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/runtime"
@@ -67,10 +66,6 @@ type Options struct {
 	NoFile uint64
 }
 
-// maxNoFile caps the default open files limit at the kernel's usual
-// fs.nr_open.
-const maxNoFile = 1 << 20
-
 // UnitDir is where units of the scope are written.
 func UnitDir(scope Scope) string {
 	if scope == System {
@@ -100,10 +95,7 @@ func New(opts Options) *Runtime {
 		opts.UnitDir = UnitDir(opts.Scope)
 	}
 	if opts.NoFile == 0 {
-		var lim unix.Rlimit
-		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil {
-			opts.NoFile = min(lim.Max, maxNoFile)
-		}
+		opts.NoFile = runtime.DefaultNoFile()
 	}
 	return &Runtime{opts: opts}
 }
