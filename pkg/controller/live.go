@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net"
 	"os"
@@ -85,6 +86,46 @@ type session struct {
 	stale    atomic.Bool
 	// listenersRead is when the tcpListeners were last read.
 	listenersRead time.Time
+	// fresh is true until the session's first apply
+	fresh bool
+}
+
+// loadedAtStart records as loaded the credentials whose files are older
+// than the router: it read them when it started, and telling it to load
+// them again (a new profile ordinal) would be a change for nothing, on
+// every profile of every router, each time the controller starts.
+func (r *Reconciler) loadedAtStart(s *siteState, sess *session, profiles map[string]routerconfig.Entity) {
+	if s.res.Router == nil || s.res.Router.Started.IsZero() || s.desired == nil {
+		return
+	}
+	for name := range profiles {
+		if _, ok := s.desired.Credentials[name]; !ok {
+			continue
+		}
+		newest, ok := newestFile(filepath.Join(s.dir.RuntimeCerts(), name))
+		if ok && newest.Before(s.res.Router.Started) {
+			sess.loaded[name] = s.desired.CredentialHash(name)
+		}
+	}
+}
+
+// newestFile returns when the newest file of a credential directory last
+// changed; false when one cannot be looked at.
+func newestFile(dir string) (time.Time, bool) {
+	var newest time.Time
+	for _, f := range []string{certs.CAFile, certs.CertFile, certs.KeyFile} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return time.Time{}, false
+		}
+		if st.ModTime().After(newest) {
+			newest = st.ModTime()
+		}
+	}
+	return newest, !newest.IsZero()
 }
 
 // verifyAfter is how old the known router state may get before a pass
@@ -180,7 +221,7 @@ func (l *liveSessions) connect(ctx context.Context, dir namespace.Dir, port int)
 	if err != nil {
 		return nil, err
 	}
-	s = &session{client: c, port: port, loaded: map[string]string{}}
+	s = &session{client: c, port: port, loaded: map[string]string{}, fresh: true}
 	l.mu.Lock()
 	l.sessions[dir.Name] = s
 	delete(l.failures, dir.Name)
@@ -236,6 +277,10 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 	}
 	want := desired.Live()
 	changes := routerconfig.DiffLive(want, have)
+	if sess.fresh {
+		sess.fresh = false
+		r.loadedAtStart(s, sess, want["sslProfile"])
+	}
 	// credentials whose files changed under unchanged paths: a new ordinal
 	// makes the router load them again for new connections
 	current := map[string]string{}
