@@ -26,6 +26,9 @@ const (
 	settleTime       = 30 * time.Second
 	recheckUnmatched = 5 * time.Second
 	recheckChanged   = 250 * time.Millisecond
+	// loadTime is how long after its start a router's management may
+	// still be busy loading its configuration file
+	loadTime = 2 * time.Minute
 )
 
 // routerHash identifies what the router must restart for. With live
@@ -203,6 +206,13 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 			switch {
 			case res.LiveErr != nil:
 				res.Recheck = r.live.failed(name)
+				if time.Since(st.Started) < loadTime {
+					// a router loading a large configuration answers
+					// nothing until it is done (tens of seconds for
+					// thousands of entities): look again soon, so that
+					// the site is confirmed as soon as it has loaded
+					res.Recheck = min(res.Recheck, time.Second)
+				}
 			case len(res.Live.Refused) > 0:
 				// tried again with backoff, after a full read
 				res.Recheck = r.live.failed(name)

@@ -144,12 +144,41 @@ func BenchmarkListenerToRouter(b *testing.B) {
 	}
 }
 
+// BenchmarkListenerToRouterManyNamespaces is ListenerToRouter in one of
+// 100 namespaces of 100 resources each (a Site and 49 Listener+Connector
+// pairs, their routers all running), on linux: 100 routers under the
+// test's systemd user manager.
+func BenchmarkListenerToRouterManyNamespaces(b *testing.B) {
+	b.Run("linux", func(b *testing.B) { benchmarkListenerToRouterIn(b, "linux", 49, 99) })
+}
+
 func benchmarkListenerToRouter(b *testing.B, platform string, background int) {
+	benchmarkListenerToRouterIn(b, platform, background, 0)
+}
+
+// benchmarkListenerToRouterIn measures in a namespace of background pairs
+// beside others namespaces of a Site and background pairs each.
+func benchmarkListenerToRouterIn(b *testing.B, platform string, background, others int) {
+	var otherNS []string
 	l := startLiveSiteWith(b, platform, nil, func(home, ns string) {
 		if err := scale.Pairs(filepath.Join(namespace.Root(home), ns, "input", "resources"), background, 20000); err != nil {
 			b.Fatal(err)
 		}
+		rt := enginetest.Real(b, platform)
+		for k := range others {
+			other := fixture.Namespace(fmt.Sprintf("o%d", k))
+			otherNS = append(otherNS, other)
+			b.Cleanup(func() { rt.Remove(context.Background(), other, fixture.NSDir(home, other)) })
+			res := filepath.Join(namespace.Root(home), other, "input", "resources")
+			if err := scale.Pairs(res, background, 21000+(k+1)*(background+1)); err != nil {
+				b.Fatal(err)
+			}
+			fixture.WriteFile(b, filepath.Join(res, "site.yaml"), fixture.SiteYAML("s"))
+		}
 	})
+	for _, other := range otherNS {
+		fixture.EventuallyWithin(b, 10*time.Minute, "Site of "+other+" ready", fixture.SiteReady(l.home, other, "s"))
+	}
 	echo := routertest.EchoServer(b, nil)
 	fixture.WriteFile(b, filepath.Join(l.res, "echo.yaml"), fixture.ConnectorYAML("echo", "echo", echo))
 	if background > 0 {
@@ -231,6 +260,16 @@ func profileLoop(b *testing.B) func() {
 		b.Fatal(err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
+// accepts tells whether 127.0.0.1:port accepts a connection.
+func accepts(port int) bool {
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // echoes tells whether a line sent through 127.0.0.1:port comes back.
@@ -441,4 +480,62 @@ func BenchmarkTokenToLink(b *testing.B) {
 	}
 	slices.Sort(times)
 	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
+}
+
+// BenchmarkBigSiteToConfigured measures, per platform with the real
+// router, the time from the Site file landing in a namespace that already
+// holds 2500 Listener+Connector pairs to every Listener's status saying
+// Configured (the router has it); the management operations sent are
+// reported too (none: the router starts with its whole configuration).
+func BenchmarkBigSiteToConfigured(b *testing.B) {
+	const pairs = 2500
+	for _, platform := range livePlatforms {
+		b.Run(platform, func(b *testing.B) {
+			rt := enginetest.Real(b, platform)
+			var times, routerShare []time.Duration
+			var ops float64
+			for b.Loop() {
+				b.StopTimer()
+				home := b.TempDir()
+				ns := fixture.Namespace("big")
+				res := filepath.Join(namespace.Root(home), ns, "input", "resources")
+				if err := scale.Pairs(res, pairs, 20000); err != nil {
+					b.Fatal(err)
+				}
+				d := startDaemon(b, home, func(o *Options) {
+					o.Platform = platform
+					o.Runtimes = map[string]runtime.Runtime{platform: rt}
+					o.Live = true
+				})
+				l := &liveSite{t: b, d: d, home: home, ns: ns, rt: rt, res: res}
+				tmp := filepath.Join(res, ".site.yaml.tmp")
+				os.WriteFile(tmp, []byte(fixture.SiteYAML("s")), 0o644)
+				b.StartTimer()
+				start := time.Now()
+				os.Rename(tmp, filepath.Join(res, "site.yaml"))
+				// the router's share: until it has loaded its whole
+				// configuration, it listens on the last Listener's port
+				loaded := make(chan time.Duration, 1)
+				go func() {
+					for !accepts(20000 + pairs - 1) {
+						time.Sleep(20 * time.Millisecond)
+					}
+					loaded <- time.Since(start)
+				}()
+				waitConfigured(b, l, pairs)
+				times = append(times, time.Since(start))
+				routerShare = append(routerShare, <-loaded)
+				b.StopTimer()
+				ops += testutil.ToFloat64(d.metrics.routerOps.WithLabelValues(ns))
+				d.stop()
+				rt.Remove(context.Background(), ns, fixture.NSDir(home, ns))
+				b.StartTimer()
+			}
+			slices.Sort(times)
+			slices.Sort(routerShare)
+			b.ReportMetric(float64(times[len(times)/2].Milliseconds()), "median-ms")
+			b.ReportMetric(float64(routerShare[len(routerShare)/2].Milliseconds()), "router-loaded-ms")
+			b.ReportMetric(ops/float64(len(times)), "router-ops")
+		})
+	}
 }
