@@ -200,7 +200,7 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 				// the router's word on listeners and links, as it changes
 				r.nets.ensure(s.dir, port, r.opts.Requeue)
 				if res.Live.Applied > 0 {
-					r.nets.pokeAll() // the sites linked to this one see it too
+					r.nets.pokeNetwork(name, res.SiteID) // the sites linked to this one see it too
 				}
 			}
 			switch {

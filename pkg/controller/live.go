@@ -38,7 +38,7 @@ type Live struct {
 	Refused map[string]error
 
 	// addresses are the tcpListeners' addresses, worked out once
-	addresses     map[any]bool
+	addresses     map[string]bool
 	addressesOnce sync.Once
 }
 
@@ -60,9 +60,11 @@ func (l *Live) listenerUp(name string) (present, up bool) {
 // hasListenerFor tells whether the router has a tcpListener for address.
 func (l *Live) hasListenerFor(address string) bool {
 	l.addressesOnce.Do(func() {
-		l.addresses = make(map[any]bool, len(l.Entities["tcpListener"]))
+		l.addresses = make(map[string]bool, len(l.Entities["tcpListener"]))
 		for _, e := range l.Entities["tcpListener"] {
-			l.addresses[e.Attrs["address"]] = true
+			if a, ok := e.Attrs["address"].(string); ok {
+				l.addresses[a] = true
+			}
 		}
 	})
 	return l.addresses[address]

@@ -349,6 +349,10 @@ type networks struct {
 // NetworkInterval is how often a site's network is asked for what it is.
 var NetworkInterval = 2 * time.Second
 
+// aloneInterval is how often the network of a site with no link either
+// way is asked: only a link from another host can change it unannounced.
+var aloneInterval = 10 * time.Second
+
 // view returns the latest view of ns's network, or nil.
 func (n *networks) view(ns string) *NetView {
 	n.mu.Lock()
@@ -378,20 +382,46 @@ func (n *networks) ensure(dir namespace.Dir, port int, changed func(string)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	o := &observer{cancel: cancel, done: make(chan struct{}), poke: make(chan struct{}, 1), port: port}
 	n.obs[dir.Name] = o
-	go o.run(ctx, dir, changed)
+	go o.run(ctx, dir, changed, n.pokeSites)
 }
 
-// pokeAll makes every observer look again soon: a change to one router
-// shows in the others of its network (on this host) within moments.
-func (n *networks) pokeAll() {
+// pokeSites makes the observers whose networks hold any of the sites look
+// again soon: a site that one router now sees (a new link) sees it too.
+func (n *networks) pokeSites(ids []string) {
+	for _, id := range ids {
+		n.pokeNetwork("", id)
+	}
+}
+
+// pokeNetwork makes the observers that may see a change to namespace
+// ns's router (site id siteID) look again soon, so that it shows in the
+// other sites of its network on this host within moments: ns's own, and
+// every one not known to stand alone. A site alone in its network (no
+// link either way) cannot see another site's router; with a hundred of
+// them, poking them all after every change would keep every router busy
+// answering.
+func (n *networks) pokeNetwork(ns, siteID string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for _, o := range n.obs {
+	for name, o := range n.obs {
+		if name != ns && o.view.Load().alone() && !o.view.Load().has(siteID) {
+			continue
+		}
 		select {
 		case o.poke <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// alone tells whether the view is of a site with no link either way.
+func (v *NetView) alone() bool {
+	return v != nil && len(v.Sites) <= 1 && len(v.Links) == 0
+}
+
+// has tells whether the view holds the site with id siteID.
+func (v *NetView) has(siteID string) bool {
+	return v != nil && slices.ContainsFunc(v.Sites, func(s status.SiteRecord) bool { return s.ID == siteID })
 }
 
 // stop ends ns's observer, if any.
@@ -419,7 +449,7 @@ func (n *networks) stopAll() {
 	}
 }
 
-func (o *observer) run(ctx context.Context, dir namespace.Dir, changed func(string)) {
+func (o *observer) run(ctx context.Context, dir namespace.Dir, changed func(string), pokeSites func([]string)) {
 	defer close(o.done)
 	var c *management.Client
 	defer func() {
@@ -467,20 +497,40 @@ func (o *observer) run(ctx context.Context, dir namespace.Dir, changed func(stri
 		}
 		last = time.Now()
 		v, err := observeNetwork(ctx, c)
-		// a large network takes the router a while to list: it is asked
-		// again only after ten times that, so that it spends at most a
-		// tenth of its time answering
-		spent = 10 * time.Since(last)
+		// a large network takes the routers a while to list: they are
+		// asked again only after ten times that, so that they spend at
+		// most a tenth of their time answering (a look that waited for a
+		// router that did not answer measures nothing of the kind)
+		spent = 0
+		if err == nil && len(v.Errs) == 0 {
+			spent = 10 * time.Since(last)
+		}
 		if err == nil {
 			old := o.view.Load()
 			o.view.Store(v)
-			if !bytes.Equal(old.digest(), v.digest()) && changed != nil {
-				changed(dir.Name)
+			if !bytes.Equal(old.digest(), v.digest()) {
+				if changed != nil {
+					changed(dir.Name)
+				}
+				if !v.alone() {
+					var ids []string
+					for _, site := range v.Sites {
+						if !old.has(site.ID) {
+							ids = append(ids, site.ID)
+						}
+					}
+					go pokeSites(ids) // not under the view: observers lock
+				}
 			}
 		}
 		wait = NetworkInterval
 		if soon < NetworkInterval {
 			wait, soon = soon, soon*2
+		} else if o.view.Load().alone() {
+			// a site alone has only its own changes to see, and a pass
+			// that makes one pokes it; a link from elsewhere shows
+			// within aloneInterval
+			wait = aloneInterval
 		}
 		wait = max(wait, spent)
 	}

@@ -164,18 +164,21 @@ func benchmarkListenerToRouterIn(b *testing.B, platform string, background, othe
 		if err := scale.Pairs(filepath.Join(namespace.Root(home), ns, "input", "resources"), background, 20000); err != nil {
 			b.Fatal(err)
 		}
+		// removed after the daemon stops
 		rt := enginetest.Real(b, platform)
 		for k := range others {
 			other := fixture.Namespace(fmt.Sprintf("o%d", k))
 			otherNS = append(otherNS, other)
 			b.Cleanup(func() { rt.Remove(context.Background(), other, fixture.NSDir(home, other)) })
-			res := filepath.Join(namespace.Root(home), other, "input", "resources")
-			if err := scale.Pairs(res, background, 21000+(k+1)*(background+1)); err != nil {
-				b.Fatal(err)
-			}
-			fixture.WriteFile(b, filepath.Join(res, "site.yaml"), fixture.SiteYAML("s"))
 		}
 	})
+	for k, other := range otherNS {
+		res := filepath.Join(namespace.Root(l.home), other, "input", "resources")
+		if err := scale.Pairs(res, background, 21000+(k+1)*(background+1)); err != nil {
+			b.Fatal(err)
+		}
+		fixture.WriteFile(b, filepath.Join(res, "site.yaml"), fixture.SiteYAML("s"))
+	}
 	for _, other := range otherNS {
 		fixture.EventuallyWithin(b, 10*time.Minute, "Site of "+other+" ready", fixture.SiteReady(l.home, other, "s"))
 	}

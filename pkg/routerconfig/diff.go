@@ -191,12 +191,38 @@ func valueOrUnset(t, k string, attrs map[string]any) any {
 	return ""
 }
 
+// ownedAttr is an owned attribute with its unset value, looked up once.
+type ownedAttr struct {
+	name  string
+	unset any // "" when the attribute has none
+}
+
+// ownedAttrs are owned and unset together, by type: differences runs for
+// every entity of a site on every pass.
+var ownedAttrs = func() map[string][]ownedAttr {
+	out := map[string][]ownedAttr{}
+	for t, attrs := range owned {
+		for _, k := range attrs {
+			out[t] = append(out[t], ownedAttr{k, valueOrUnset(t, k, nil)})
+		}
+	}
+	return out
+}()
+
 // differences lists the owned attributes whose values differ.
 func differences(t string, want, have map[string]any) []string {
 	var out []string
-	for _, k := range owned[t] {
-		if !same(valueOrUnset(t, k, want), valueOrUnset(t, k, have)) {
-			out = append(out, k)
+	for _, a := range ownedAttrs[t] {
+		w, ok := want[a.name]
+		if !ok {
+			w = a.unset
+		}
+		h, ok := have[a.name]
+		if !ok {
+			h = a.unset
+		}
+		if !same(w, h) {
+			out = append(out, a.name)
 		}
 	}
 	return out
