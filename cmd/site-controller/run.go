@@ -26,7 +26,7 @@ func newRunCommand() *cobra.Command {
 	var (
 		dataHome, platform, httpAddr, logFormat, logLevel string
 		grantAddr, grantHost                              string
-		quiet, rescan                                     time.Duration
+		quiet, rescan, fullPass                           time.Duration
 		maxFileSize                                       int64
 		rf                                                runtimeFlags
 	)
@@ -53,7 +53,7 @@ func newRunCommand() *cobra.Command {
 			}
 			opts := daemon.Options{
 				Options: controller.Options{DataHome: dataHome, Platform: chosen, Runtimes: runtimes, Live: true, Version: controllerVersion(), MaxFileSize: maxFileSize},
-				Quiet:   quiet, Rescan: rescan, Log: log,
+				Quiet:   quiet, Rescan: disabledIfZero(rescan), FullPass: disabledIfZero(fullPass), Log: log,
 				Notify: func(state string) { _, _ = sddaemon.SdNotify(false, state) },
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
@@ -118,6 +118,8 @@ func newRunCommand() *cobra.Command {
 	cmd.Flags().Int64Var(&maxFileSize, "max-file-size", namespace.MaxFileSize, "largest resource file read, in bytes; a larger one is a problem of that file")
 	cmd.Flags().DurationVar(&quiet, "quiet-period", 15*time.Millisecond, "how long a namespace must be quiet before it is reconciled")
 	cmd.Flags().DurationVar(&rescan, "rescan-interval", 30*time.Second, "periodic full rescan by content hash (0 disables)")
+	cmd.Flags().DurationVar(&fullPass, "full-pass-interval", 10*time.Minute,
+		"how often every namespace gets a pass that reads and writes everything again, trusting nothing kept from earlier passes (0 disables)")
 	return cmd
 }
 
@@ -165,4 +167,13 @@ func serveHTTP(addr string, h http.Handler, log *slog.Logger) (*http.Server, err
 	}()
 	log.Info("serving /healthz, /readyz and /metrics", "address", l.Addr().String())
 	return srv, nil
+}
+
+// disabledIfZero maps a flag's 0 ("disabled") to the daemon's negative
+// value for it (its 0 means "the default").
+func disabledIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

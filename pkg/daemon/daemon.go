@@ -644,20 +644,16 @@ func (d *Daemon) periodicRescan(ctx context.Context, scanner *inputScanner) {
 		}
 		unwatched := d.checkWatches()
 		periodic := d.opts.Rescan > 0 && time.Since(last) >= d.opts.Rescan
-		full := d.opts.FullPass > 0 && time.Since(lastFull) >= d.opts.FullPass
-		if full {
+		if d.opts.FullPass > 0 && time.Since(lastFull) >= d.opts.FullPass {
 			lastFull = time.Now()
-			d.rec.Refresh()
+			d.fullPass()
 		}
-		if !periodic && !full && unwatched == 0 {
+		if !periodic && unwatched == 0 {
 			continue
 		}
 		reason := "unwatched"
 		if periodic {
 			reason, last = "periodic", time.Now()
-		}
-		if full {
-			reason = "full"
 		}
 		d.metrics.rescans.WithLabelValues(reason).Inc()
 		if err := d.watch.SyncAll(); err != nil {
@@ -669,12 +665,23 @@ func (d *Daemon) periodicRescan(ctx context.Context, scanner *inputScanner) {
 			d.renewDue()
 		}
 		for _, ns := range d.namespaces() {
-			if found := scanner.scan(filepath.Join(namespace.Root(d.opts.DataHome), ns), true); found || full {
+			if scanner.scan(filepath.Join(namespace.Root(d.opts.DataHome), ns), true) {
 				d.log.Debug("rescan found a change", "namespace", ns, "reason", reason)
 				d.changed(ns, "")
 				d.queue.Mark(ns)
 			}
 		}
+	}
+}
+
+// fullPass gives every namespace a pass that reads and writes everything
+// again, trusting nothing the passes before kept.
+func (d *Daemon) fullPass() {
+	d.metrics.rescans.WithLabelValues("full").Inc()
+	d.rec.Refresh()
+	for _, ns := range d.namespaces() {
+		d.changed(ns, "")
+		d.queue.Mark(ns)
 	}
 }
 

@@ -276,6 +276,49 @@ func TestPeriodicRescan(t *testing.T) {
 	}
 }
 
+// TestFullPass: between full passes a pass trusts what it kept (the files
+// it read, the status files it wrote); the periodic full pass trusts
+// nothing, so it repairs a status file removed behind the daemon's back,
+// and an unchanged namespace costs it no write of anything else.
+func TestFullPass(t *testing.T) {
+	home := t.TempDir()
+	res := filepath.Join(namespace.Root(home), "full", "input", "resources")
+	fixture.WriteFile(t, filepath.Join(res, "site.yaml"), fixture.SiteYAML("full"))
+	fixture.WriteFile(t, filepath.Join(res, "l.yaml"), fixture.ListenerYAML("x", 6003))
+	d := startDaemon(t, home, func(o *Options) { o.Rescan = -1; o.FullPass = time.Hour })
+	listener := filepath.Join(namespace.Root(home), "full", "runtime", "resources", "Listener-x.yaml")
+	fixture.Eventually(t, "listener status", func() bool { _, err := os.Stat(listener); return err == nil })
+	// a file changed in the last two seconds is read by every pass (its
+	// times could hide another change), and its status compared anew
+	time.Sleep(2100 * time.Millisecond)
+	fixture.WriteFile(t, filepath.Join(res, "n.yaml"), fixture.ListenerYAML("z", 6005))
+	fixture.Eventually(t, "queue drained", func() bool {
+		return fixture.HasListener(home, "full", "z", 6005) && d.queue.Len() == 0 && d.queue.Scheduled() == 0
+	})
+	written := func() float64 { return testutil.ToFloat64(d.metrics.written.WithLabelValues("full")) }
+
+	// an ordinary pass (another file changed) trusts the status it wrote
+	os.Remove(listener)
+	fixture.WriteFile(t, filepath.Join(res, "m.yaml"), fixture.ListenerYAML("y", 6004))
+	fixture.Eventually(t, "the other listener's status", func() bool { return fixture.HasListener(home, "full", "y", 6004) })
+	if _, err := os.Stat(listener); err == nil {
+		t.Fatal("an ordinary pass rewrote a status file it had written unchanged: it is not incremental")
+	}
+	fixture.Eventually(t, "queue drained", func() bool { return d.queue.Len() == 0 && d.queue.Scheduled() == 0 })
+
+	// the full pass writes it again, and nothing else
+	before := written()
+	d.fullPass() // what the periodic rescan does every FullPass
+	fixture.Eventually(t, "full pass repairs the status file", func() bool { _, err := os.Stat(listener); return err == nil })
+	fixture.Eventually(t, "queue drained", func() bool { return d.queue.Len() == 0 && d.queue.Scheduled() == 0 })
+	if got := written() - before; got != 1 {
+		t.Errorf("the full pass wrote %v files, want 1 (the one removed)", got)
+	}
+	if testutil.ToFloat64(d.metrics.rescans.WithLabelValues("full")) < 1 {
+		t.Error("no full pass counted")
+	}
+}
+
 // TestOneNamespaceFailingLeavesOthersAlone panics inside one namespace's
 // reconcile: the others are reconciled, the failure lands in the Site's
 // status, and the namespace recovers by itself once the fault is gone.
