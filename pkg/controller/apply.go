@@ -216,6 +216,8 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 			case len(res.Live.Refused) > 0:
 				// tried again with backoff, after a full read
 				res.Recheck = r.live.failed(name)
+			case res.Live.VerifyDue:
+				res.Recheck = recheckChanged // the full read it left
 			case res.Live.unmatched() && res.Live.Applied > 0:
 				// a new listener goes up as soon as the router has seen
 				// its connector: look again shortly

@@ -36,6 +36,9 @@ type Live struct {
 	// Refused are the changes the router refused, by "type/name", with
 	// its answer: those entities' resources say so; the rest was applied.
 	Refused map[string]error
+	// VerifyDue is true when the router is due a full read, which this
+	// pass left to the next one so as not to hold up its changes.
+	VerifyDue bool
 
 	// addresses are the tcpListeners' addresses, worked out once
 	addresses     map[string]bool
@@ -268,17 +271,32 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 		// management the paths must arrive expanded
 		desired = cfg.Expand(map[string]string{"SSL_PROFILE_BASE_PATH": "/etc/skupper-router"})
 	}
-	have := sess.known
-	if sess.stale.Swap(false) || have == nil || time.Since(sess.verified) > verifyAfter {
+	read := func() error {
 		actual, err := queryLive(ctx, sess.client)
 		if err != nil {
+			return err
+		}
+		sess.known, sess.verified, sess.listenersRead = actual.Live(), time.Now(), time.Now()
+		return nil
+	}
+	if sess.stale.Swap(false) || sess.known == nil {
+		if err := read(); err != nil {
 			return fail(err)
 		}
-		have = actual.Live()
-		sess.known, sess.verified, sess.listenersRead = have, time.Now(), time.Now()
 	}
 	want := desired.Live()
+	have := sess.known
 	changes := routerconfig.DiffLive(want, have)
+	verifyDue := time.Since(sess.verified) > verifyAfter
+	if verifyDue && len(changes) == 0 {
+		// the periodic full read, when no change waits for it: reading
+		// thousands of entities costs a large router a good while
+		if err := read(); err != nil {
+			return fail(err)
+		}
+		have, verifyDue = sess.known, false
+		changes = routerconfig.DiffLive(want, have)
+	}
 	if sess.fresh {
 		sess.fresh = false
 		r.loadedAtStart(s, sess, want["sslProfile"])
@@ -350,7 +368,7 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 			delete(sess.loaded, strings.TrimPrefix(k, "sslProfile/"))
 		}
 	}
-	live := &Live{Applied: len(changes) - len(refused), Entities: known, Refused: refused}
+	live := &Live{Applied: len(changes) - len(refused), Entities: known, Refused: refused, VerifyDue: verifyDue}
 	if len(changes) == 0 && live.unmatched() {
 		// a listener's operStatus follows connectors anywhere in the
 		// network: while some listener waits, read them back (a pass

@@ -290,27 +290,32 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
 	now := w.Now().UTC().Format(time.RFC3339)
-	keep := map[string]bool{}
-	var todo []Entry
-	for _, e := range entries {
-		if !Writable(e.Kind, e.Name) || keep[FileName(e.Kind, e.Name)] {
+	keep := make(map[string]bool, len(entries))
+	// the entries to write, by index (an Entry is large: thousands of
+	// copies cost more than the rest of the work), and their file names
+	todo := make([]int, 0, len(entries))
+	files := make([]string, 0, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		file := FileName(e.Kind, e.Name)
+		if !Writable(e.Kind, e.Name) || keep[file] {
 			continue // unsafe name, or a duplicate: the first one owns the file
 		}
-		keep[FileName(e.Kind, e.Name)] = true
-		todo = append(todo, e)
+		keep[file] = true
+		todo, files = append(todo, i), append(files, file)
 	}
 	changed := make([]bool, len(todo))
 	errs := make([]error, len(todo))
 	write := func(i int) {
-		file := FileName(todo[i].Kind, todo[i].Name)
-		if w.Memo.unchanged(file, &todo[i]) {
+		e, file := &entries[todo[i]], files[i]
+		if w.Memo.unchanged(file, e) {
 			return
 		}
-		changed[i], errs[i] = write(filepath.Join(dir, file), &todo[i], now)
+		changed[i], errs[i] = write(filepath.Join(dir, file), e, now)
 		if errs[i] != nil {
 			w.Memo.forget(file)
 		} else {
-			w.Memo.wrote(file, todo[i])
+			w.Memo.wrote(file, *e)
 		}
 	}
 	if w.Memo != nil && w.Memo.listed {
@@ -322,9 +327,9 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 		fileio.ForEach(len(todo), write)
 	}
 	var out []string
-	for i, e := range todo {
+	for i := range todo {
 		if changed[i] {
-			out = append(out, filepath.Join("runtime", "resources", FileName(e.Kind, e.Name)))
+			out = append(out, filepath.Join("runtime", "resources", files[i]))
 		}
 	}
 	if w.KeepStale {
