@@ -216,6 +216,7 @@ func benchmarkListenerToRouterIn(b *testing.B, platform string, background, othe
 		}
 	}
 	slices.Sort(lat)
+	b.Logf("slowest: %v", lat[max(0, len(lat)-5):])
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric((written()-w0)/float64(len(lat)), "files/change")
