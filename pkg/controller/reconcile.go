@@ -433,7 +433,15 @@ func (r *Reconciler) ReportFailure(name string, failure error, retry time.Durati
 		return err
 	}
 	msg := fmt.Sprintf("reconcile failed: %v; retrying in %s", failure, retry.Round(time.Millisecond))
-	w := status.Writer{Dir: dir, Now: r.opts.Now}
+	// the files written here are not what the passes' memo says: the
+	// next pass compares them anew
+	var memo *status.Memo
+	r.mu.Lock()
+	if c := r.caches[name]; c != nil {
+		memo = &c.status
+	}
+	r.mu.Unlock()
+	w := status.Writer{Dir: dir, Now: r.opts.Now, Memo: memo}
 	var errs []error
 	for _, d := range ns.Docs {
 		if d.Kind != resources.KindSite {

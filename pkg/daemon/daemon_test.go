@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -349,6 +350,48 @@ func TestOneNamespaceFailingLeavesOthersAlone(t *testing.T) {
 	fixture.Eventually(t, "recovery with backoff", func() bool {
 		s := fixture.StatusOf(home, "boom", "Site", "boom")
 		return s != nil && s.Status != status.Error && fixture.Config(home, "boom") != ""
+	})
+}
+
+// TestFailureAfterSuccess: a namespace that fails after passing has the
+// failure written into its Site's status, and the pass that recovers
+// writes the good status again, although it is what the passes before the
+// failure wrote (their memo of the file is not trusted after the failure
+// wrote it).
+func TestFailureAfterSuccess(t *testing.T) {
+	home := t.TempDir()
+	res := filepath.Join(namespace.Root(home), "flaky", "input", "resources")
+	fixture.WriteFile(t, filepath.Join(res, "site.yaml"), fixture.SiteYAML("flaky"))
+	var broken atomic.Bool
+	testHook = func(ns string) {
+		if ns == "flaky" && broken.Load() {
+			panic("injected fault")
+		}
+	}
+	t.Cleanup(func() { testHook = nil })
+	d := startDaemon(t, home, nil)
+	fixture.Eventually(t, "first status", func() bool {
+		s := fixture.StatusOf(home, "flaky", "Site", "flaky")
+		return s != nil && s.Status != status.Error
+	})
+	// files changed in the last two seconds are read, and their statuses
+	// compared, anew by every pass: this is about the others
+	time.Sleep(2100 * time.Millisecond)
+	// a file that is not a resource: a pass, and nothing else changes
+	passes := reconciles(d.Daemon, "flaky")
+	fixture.WriteFile(t, filepath.Join(res, "notes.txt"), "a")
+	fixture.Eventually(t, "a pass that keeps the site's file", func() bool { return reconciles(d.Daemon, "flaky") > passes })
+	before := fixture.StatusOf(home, "flaky", "Site", "flaky")
+	broken.Store(true)
+	fixture.WriteFile(t, filepath.Join(res, "notes.txt"), "b")
+	fixture.Eventually(t, "failure status", func() bool {
+		s := fixture.StatusOf(home, "flaky", "Site", "flaky")
+		return s != nil && s.Status == status.Error
+	})
+	broken.Store(false)
+	fixture.EventuallyWithin(t, 5*time.Second, "the status as before the failure", func() bool {
+		s := fixture.StatusOf(home, "flaky", "Site", "flaky")
+		return s != nil && s.Status == before.Status && s.Message == before.Message
 	})
 }
 
