@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"testing"
 	"time"
 
@@ -111,6 +112,17 @@ func TestStatusEqual(t *testing.T) {
 		change(&b)
 		if a.equal(&b) || reflect.DeepEqual(a, b) != a.equal(&b) {
 			t.Errorf("%s: a change is not seen", field)
+		}
+	}
+}
+
+// TestSafeName checks the hand-written name check against the regular
+// expression it replaced.
+func TestSafeName(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	for _, s := range []string{"", "a", "A9", "my-listener", "a.b_c-d", "-a", ".a", "_a", "a/b", "a b", "é", "a\x00", "9", "a-", "Z.", "a..b", "a:b"} {
+		if got, want := safeName(s), re.MatchString(s); got != want {
+			t.Errorf("safeName(%q) = %v, want %v", s, got, want)
 		}
 	}
 }
