@@ -6,10 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/namespace"
@@ -86,8 +82,8 @@ func (r *Reconciler) checkRoom(s *siteState, pid int) {
 	if pid <= 0 || s.desired == nil {
 		return
 	}
-	limit, ok := openFilesLimit(pid)
-	if !ok {
+	limit, _, err := runtime.OpenFilesLimit(pid)
+	if err != nil {
 		return
 	}
 	n := 0
@@ -109,28 +105,6 @@ func (r *Reconciler) checkRoom(s *siteState, pid int) {
 	}
 	s.desired.Failed[s.ns.Site] = append(s.desired.Failed[s.ns.Site], p)
 	s.problems = append(s.problems, p)
-}
-
-// openFilesLimit reads the soft open files limit of process pid.
-func openFilesLimit(pid int) (uint64, bool) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
-	if err != nil {
-		return 0, false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
-			fields := strings.Fields(rest)
-			if len(fields) == 0 {
-				return 0, false
-			}
-			if fields[0] == "unlimited" {
-				return math.MaxUint64, true
-			}
-			n, err := strconv.ParseUint(fields[0], 10, 64)
-			return n, err == nil
-		}
-	}
-	return 0, false
 }
 
 // unmatched tells whether some tcpListener waits for a connector.

@@ -27,20 +27,11 @@ import (
 // openFilesLimit reads a process's open files limits.
 func openFilesLimit(t *testing.T, pid int) (soft, hard uint64) {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	soft, hard, err := runtime.OpenFilesLimit(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
-			if _, err := fmt.Sscan(rest, &soft, &hard); err != nil {
-				t.Fatalf("%q: %v", line, err)
-			}
-			return soft, hard
-		}
-	}
-	t.Fatalf("no open files limit in /proc/%d/limits", pid)
-	return 0, 0
+	return soft, hard
 }
 
 func waitRouter(t testing.TB, rt runtime.Runtime, home, ns, what string, cond func(runtime.State) bool) runtime.State {

@@ -14,9 +14,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -181,6 +183,36 @@ func DefaultNoFile() uint64 {
 		return 0
 	}
 	return min(lim.Max, maxNoFile)
+}
+
+// OpenFilesLimit reads the open files limit (soft, hard) of process pid
+// from /proc; "unlimited" is math.MaxUint64.
+func OpenFilesLimit(pid int) (soft, hard uint64, err error) {
+	path := fmt.Sprintf("/proc/%d/limits", pid)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		rest, ok := strings.CutPrefix(line, "Max open files")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rest)
+		if len(fields) < 2 {
+			break
+		}
+		var limits [2]uint64
+		for i, f := range fields[:2] {
+			if f == "unlimited" {
+				limits[i] = math.MaxUint64
+			} else if limits[i], err = strconv.ParseUint(f, 10, 64); err != nil {
+				return 0, 0, fmt.Errorf("reading %s: %q: %w", path, line, err)
+			}
+		}
+		return limits[0], limits[1], nil
+	}
+	return 0, 0, fmt.Errorf("reading %s: no open files limit", path)
 }
 
 // Bind is a host directory mounted into the container.

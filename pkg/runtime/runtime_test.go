@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestRouterContainer(t *testing.T) {
@@ -89,5 +91,23 @@ func TestRealEnginesAnswerPing(t *testing.T) {
 		if err != nil || engine != want {
 			t.Errorf("%s: %s %v, want %s", ep, engine, err, want)
 		}
+	}
+}
+
+// TestOpenFilesLimit reads this process's limit as the kernel reports it.
+func TestOpenFilesLimit(t *testing.T) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	soft, hard, err := OpenFilesLimit(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if soft != lim.Cur || hard != lim.Max {
+		t.Errorf("limit %d/%d, want %d/%d", soft, hard, lim.Cur, lim.Max)
+	}
+	if _, _, err := OpenFilesLimit(-1); err == nil {
+		t.Error("no error for a process that does not exist")
 	}
 }
