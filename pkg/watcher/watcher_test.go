@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -24,10 +25,23 @@ func TestDebris(t *testing.T) {
 type recorder struct {
 	mu      sync.Mutex
 	changed map[string]int
+	paths   []string // "<ns>:<path>" of every change
 	rescans []string
 }
 
-func (r *recorder) Changed(ns, path string) { r.mu.Lock(); r.changed[ns]++; r.mu.Unlock() }
+func (r *recorder) Changed(ns, path string) {
+	r.mu.Lock()
+	r.changed[ns]++
+	r.paths = append(r.paths, ns+":"+path)
+	r.mu.Unlock()
+}
+
+// saw tells whether a change of ns:path was reported.
+func (r *recorder) saw(change string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Contains(r.paths, change)
+}
 func (r *recorder) Rescan(reason string) {
 	r.mu.Lock()
 	r.rescans = append(r.rescans, reason)
@@ -77,4 +91,44 @@ func TestOwnOutputIsIgnored(t *testing.T) {
 	if rec.count("a") == 0 {
 		t.Error("a platform change did not mark the namespace")
 	}
+}
+
+// TestChangedPaths: a file's change is reported with its path relative to
+// the namespace directory (a pass reads only that file); a directory that
+// appears, and the namespace directory itself, with "" (a pass looks at
+// everything).
+func TestChangedPaths(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "a", "input", "resources"), 0o755)
+	rec := &recorder{changed: map[string]int{}}
+	w, err := New(root, rec, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.SyncAll(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	wait := func(change string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !rec.saw(change) {
+			if time.Now().After(deadline) {
+				rec.mu.Lock()
+				t.Fatalf("no change %q among %q", change, rec.paths)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	os.WriteFile(filepath.Join(root, "a", "input", "resources", "l.yaml"), []byte("x"), 0o644)
+	wait("a:" + filepath.Join("input", "resources", "l.yaml"))
+	os.Mkdir(filepath.Join(root, "a", "input", "resources", "sub"), 0o755)
+	wait("a:")
+	os.WriteFile(filepath.Join(root, "a", "input", "resources", "sub", "m.yaml"), []byte("x"), 0o644)
+	wait("a:" + filepath.Join("input", "resources", "sub", "m.yaml"))
+	os.Mkdir(filepath.Join(root, "b"), 0o755)
+	wait("b:")
 }
