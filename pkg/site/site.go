@@ -243,7 +243,7 @@ type binder struct {
 
 // binders are the namespace's Listeners and MultiKeyListeners.
 func binders(ns *resources.Namespace) []binder {
-	var out []binder
+	out := make([]binder, 0, len(ns.Listeners)+len(ns.MultiKeyListeners))
 	for _, l := range ns.Listeners {
 		out = append(out, binder{l, resources.KindListener, l.Metadata.Name, l.Spec.Host, l.Spec.Port, l.Spec.TLSCredentials, false})
 	}
