@@ -252,3 +252,36 @@ func TestClaimPorts(t *testing.T) {
 		t.Errorf("the port of a namespace that is gone is still held: %+v", g)
 	}
 }
+
+// TestClaimsRegistryEditedByHand: the registry this process wrote is kept
+// in memory, but a registry changed by anything else is read again.
+func TestClaimsRegistryEditedByHand(t *testing.T) {
+	home := t.TempDir()
+	a, _ := Open(home, "a")
+	b, _ := Open(home, "b")
+	for _, d := range []Dir{a, b} {
+		if err := os.MkdirAll(d.Path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim := []PortClaim{{Key: "Listener/l", Host: "127.0.0.1", Port: 40123}}
+	if g, _, err := a.ClaimPorts(claim, true); err != nil || g["Listener/l"].Port != 40123 {
+		t.Fatalf("a: %v %v", g, err)
+	}
+	// someone gives the port to b by hand (a new file: another inode)
+	registry := filepath.Join(Root(home), claimsFile)
+	tmp := registry + ".edit"
+	if err := os.WriteFile(tmp, []byte("40123 127.0.0.1 b Listener/m\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, registry); err != nil {
+		t.Fatal(err)
+	}
+	g, _, err := a.ClaimPorts(claim, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g["Listener/l"].HeldBy == "" {
+		t.Fatalf("the registry edited by hand was not read: %v", g)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/site-controller/site-controller/pkg/fileio"
 )
@@ -342,8 +343,18 @@ func (d Dir) ClaimPorts(claims []PortClaim, write bool) (map[string]PortGrant, b
 // readClaims returns the claims registry by namespace, for namespaces
 // that still exist.
 func readClaims(root string) (map[string][]portHolder, error) {
+	path := filepath.Join(root, claimsFile)
+	if held, ok := claimsCache.get(path); ok {
+		// as this process wrote it: only namespaces gone since are news
+		for ns := range held {
+			if st, err := os.Stat(filepath.Join(root, ns)); err != nil || !st.IsDir() {
+				delete(held, ns)
+			}
+		}
+		return held, nil
+	}
 	out := map[string][]portHolder{}
-	data, err := os.ReadFile(filepath.Join(root, claimsFile))
+	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return out, nil
 	}
@@ -382,10 +393,66 @@ func writeClaims(root string, holders map[string][]portHolder) error {
 			fmt.Fprintf(&b, "%d %s %s %s\n", h.port, h.host, ns, h.key)
 		}
 	}
-	if _, err := fileio.WriteFile(filepath.Join(root, claimsFile), []byte(b.String()), 0o644, 0o755, true); err != nil {
+	path := filepath.Join(root, claimsFile)
+	if _, err := fileio.WriteFile(path, []byte(b.String()), 0o644, 0o755, true); err != nil {
+		claimsCache.forget(path)
 		return fmt.Errorf("recording the port registry: %w", err)
 	}
+	claimsCache.put(path, holders)
 	return nil
+}
+
+// claimsCache keeps the port registry as this process last wrote it, with
+// the file's stat then: a pass of a large data home (thousands of ports)
+// reads and parses the file again only when someone else changed it. Only
+// one controller writes a data home's registry (its lock), and every
+// write goes through here.
+var claimsCache claimsMemo
+
+type claimsMemo struct {
+	mu     sync.Mutex
+	byPath map[string]writtenClaims
+}
+
+type writtenClaims struct {
+	key     fileKey
+	holders map[string][]portHolder
+}
+
+// get returns a copy of the registry at path when the file is as this
+// process wrote it.
+func (c *claimsMemo) get(path string) (map[string][]portHolder, bool) {
+	key, ok := fileKeyOf(path)
+	if !ok {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.byPath[path]
+	if !ok || w.key != key {
+		return nil, false
+	}
+	return maps.Clone(w.holders), true // lines are replaced, never changed in place
+}
+
+func (c *claimsMemo) put(path string, holders map[string][]portHolder) {
+	key, ok := fileKeyOf(path)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byPath == nil {
+		c.byPath = map[string]writtenClaims{}
+	}
+	if !ok {
+		delete(c.byPath, path)
+		return
+	}
+	c.byPath[path] = writtenClaims{key: key, holders: maps.Clone(holders)}
+}
+
+func (c *claimsMemo) forget(path string) {
+	c.mu.Lock()
+	delete(c.byPath, path)
+	c.mu.Unlock()
 }
 
 // anyPortFree tells whether nothing listens on the port on any address.
