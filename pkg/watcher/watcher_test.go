@@ -54,6 +54,24 @@ func (r *recorder) count(ns string) int {
 	return r.changed[ns]
 }
 
+// watch runs a watcher on root, its watches set, until the test ends.
+func watch(t *testing.T, root string) (*Watcher, *recorder) {
+	t.Helper()
+	rec := &recorder{changed: map[string]int{}}
+	w, err := New(root, rec, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	if err := w.SyncAll(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go w.Run(ctx)
+	return w, rec
+}
+
 // TestOwnOutputIsIgnored: writes under runtime/ and internal/ (but
 // platform.yaml) never mark a namespace, so the controller's own writes
 // cannot make it loop.
@@ -62,18 +80,7 @@ func TestOwnOutputIsIgnored(t *testing.T) {
 	for _, d := range []string{"a/input/resources", "a/runtime/resources", "a/internal"} {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
 	}
-	rec := &recorder{changed: map[string]int{}}
-	w, err := New(root, rec, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := w.SyncAll(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.Run(ctx)
+	w, rec := watch(t, root)
 	if w.IsWatched(filepath.Join(root, "a", "runtime", "resources")) {
 		t.Error("runtime/ is watched")
 	}
@@ -100,18 +107,7 @@ func TestOwnOutputIsIgnored(t *testing.T) {
 func TestChangedPaths(t *testing.T) {
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "a", "input", "resources"), 0o755)
-	rec := &recorder{changed: map[string]int{}}
-	w, err := New(root, rec, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := w.SyncAll(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.Run(ctx)
+	_, rec := watch(t, root)
 	wait := func(change string) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
