@@ -16,6 +16,14 @@ import (
 // test ends, and returns its port.
 func EchoServer(t testing.TB, cfg *tls.Config) int {
 	t.Helper()
+	return Serve(t, cfg, func(c net.Conn) { io.Copy(c, c) })
+}
+
+// Serve runs handle on each connection to 127.0.0.1 (TLS when cfg is set)
+// until the test ends, closing the connection after, and returns the
+// port.
+func Serve(t testing.TB, cfg *tls.Config, handle func(net.Conn)) int {
+	t.Helper()
 	var l net.Listener
 	var err error
 	if cfg != nil {
@@ -33,7 +41,7 @@ func EchoServer(t testing.TB, cfg *tls.Config) int {
 			if err != nil {
 				return
 			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
+			go func() { defer c.Close(); handle(c) }()
 		}
 	}()
 	return l.Addr().(*net.TCPAddr).Port

@@ -19,22 +19,7 @@ import (
 // nameServer answers every connection with its name and closes it.
 func nameServer(t *testing.T, name string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintln(c, name)
-			c.Close()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
+	return routertest.Serve(t, nil, func(c net.Conn) { fmt.Fprintln(c, name) })
 }
 
 // whoAnswers connects to 127.0.0.1:port and returns the server's name, ""
