@@ -12,66 +12,63 @@ import (
 )
 
 var (
-	standinOnce sync.Once
-	standinPath string
-	standinErr  error
+	buildMu sync.Mutex
+	built   = map[string]string{}
 )
 
 // Standin builds the stand-in router (internal/standin, a static binary)
 // once per test process and returns its path.
-func Standin(t testing.TB) string {
+func Standin(t testing.TB) string { return command(t, "standin") }
+
+// command builds internal/<name> (a static binary) once per test process
+// and returns its path.
+func command(t testing.TB, name string) string {
 	t.Helper()
-	standinOnce.Do(func() {
-		out, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil {
-			standinErr = err
-			return
-		}
-		root := filepath.Dir(strings.TrimSpace(string(out)))
-		dir, err := os.MkdirTemp("", "standin")
-		if err != nil {
-			standinErr = err
-			return
-		}
-		standinPath = filepath.Join(dir, "standin")
-		cmd := exec.Command("go", "build", "-o", standinPath, "./internal/standin")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			standinErr = &buildError{err, string(out)}
-		}
-	})
-	if standinErr != nil {
-		t.Fatalf("building the stand-in router: %v", standinErr)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if path, ok := built[name]; ok {
+		return path
 	}
-	return standinPath
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("building internal/%s: %v", name, err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	dir, err := os.MkdirTemp("", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", path, "./internal/"+name)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building internal/%s: %v: %s", name, err, out)
+	}
+	built[name] = path
+	return path
 }
-
-type buildError struct {
-	err error
-	out string
-}
-
-func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
 
 // StandinRootfs returns a tar archive of a root file system holding only
 // /standin: imported as an image (docker import, podman import) with
 // ENTRYPOINT ["/standin"], it stands in for the router image, which cannot
 // be pulled on these machines.
-func StandinRootfs(t testing.TB) []byte {
+func StandinRootfs(t testing.TB) []byte { return rootfs(t, "standin") }
+
+// rootfs is a tar archive of a root file system holding only the static
+// binary internal/<name> as /<name>, and /tmp.
+func rootfs(t testing.TB, name string) []byte {
 	t.Helper()
-	bin, err := os.ReadFile(Standin(t))
+	bin, err := os.ReadFile(command(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Name: "standin", Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg}); err != nil {
 		t.Fatal(err)
 	}
 	tw.Write(bin)
-	// the router image has /tmp; the stand-in does not need it, but keep
-	// the layout familiar
 	tw.WriteHeader(&tar.Header{Name: "tmp/", Mode: 0o1777, Typeflag: tar.TypeDir})
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)

@@ -66,14 +66,22 @@ var badCases = map[string][]string{
 		"input/resources/router-access-same-port.bad.yaml:29: RouterAccess/second: spec.roles: port 55992 of role edge is already used by RouterAccess/first",
 	},
 	"attached-connector-binding.bad.yaml": {
-		"input/resources/attached-connector-binding.bad.yaml:16: AttachedConnectorBinding/db: kind: AttachedConnectorBinding is not supported on this platform: it binds an AttachedConnector in a peer Kubernetes namespace, and a site on Docker, Podman or Linux has none; use a Connector with spec.host instead",
+		"input/resources/attached-connector-binding.bad.yaml:19: AttachedConnectorBinding/db: spec.routingKey: required",
+		"input/resources/attached-connector-binding.bad.yaml:20: AttachedConnectorBinding/db: spec.connectorNamespace: names this namespace; it must name the namespace directory of the AttachedConnector",
+		`input/resources/attached-connector-binding.bad.yaml:27: AttachedConnectorBinding/cache: spec.connectorNamespace: "Team_A" is not a lowercase RFC 1123 name: use a-z, 0-9 and '-', starting and ending with a letter or digit`,
+		"input/resources/attached-connector-binding.bad.yaml:34: AttachedConnector/web: spec.selector: required",
+		"input/resources/attached-connector-binding.bad.yaml:34: AttachedConnector/web: spec.siteNamespace: required",
+		"input/resources/attached-connector-binding.bad.yaml:36: AttachedConnector/web: spec.tlsCredentials: not supported yet for an AttachedConnector on this platform; use a Connector with spec.selector in the site's namespace for TLS to the server",
+		"input/resources/attached-connector-binding.bad.yaml:43: AttachedConnector/api: spec.siteNamespace: names this namespace; an AttachedConnector serves the site of another namespace directory (use a Connector with spec.selector here)",
+		"input/resources/attached-connector-binding.bad.yaml:44: AttachedConnector/api: spec.selector: invalid label selector: the ( at character 8 is never closed: end the list of values with )",
+		"input/resources/attached-connector-binding.bad.yaml:45: AttachedConnector/api: spec.port: must be between 1 and 65535, got 0",
 	},
 	"alias-bomb.bad.yaml": {
 		"input/resources/alias-bomb.bad.yaml:15: document expands to more than 100000 nodes through its aliases; write it out without so many aliases",
 	},
 	"missing-kind.bad.yaml": {
-		"input/resources/missing-kind.bad.yaml:15: kind: required; expected one of Site, Listener, Connector, MultiKeyListener, Link, RouterAccess, AccessGrant, AccessToken, Certificate, AttachedConnectorBinding, Secret",
-		"input/resources/missing-kind.bad.yaml:21: kind: required; expected one of Site, Listener, Connector, MultiKeyListener, Link, RouterAccess, AccessGrant, AccessToken, Certificate, AttachedConnectorBinding, Secret",
+		"input/resources/missing-kind.bad.yaml:15: kind: required; expected one of Site, Listener, Connector, MultiKeyListener, Link, RouterAccess, AccessGrant, AccessToken, Certificate, AttachedConnector, AttachedConnectorBinding, Secret",
+		"input/resources/missing-kind.bad.yaml:21: kind: required; expected one of Site, Listener, Connector, MultiKeyListener, Link, RouterAccess, AccessGrant, AccessToken, Certificate, AttachedConnector, AttachedConnectorBinding, Secret",
 	},
 	"broken-second-file.bad.yaml": {
 		"input/resources/broken-second-file.bad.yaml:15: invalid YAML: did not find expected ',' or ']'",
@@ -81,8 +89,11 @@ var badCases = map[string][]string{
 	"broken-yaml.bad.yaml": {
 		"input/resources/broken-yaml.bad.yaml:20: invalid YAML: did not find expected ',' or ']'",
 	},
-	"connector-selector-only.bad.yaml": {
-		"input/resources/connector-selector-only.bad.yaml:19: Connector/backend: spec.host: required on this platform; spec.selector selects Kubernetes pods and is not supported here",
+	"connector-selector.bad.yaml": {
+		"input/resources/connector-selector.bad.yaml:21: Connector/unclosed: spec.selector: invalid label selector: the ( at character 21 is never closed: end the list of values with )",
+		`input/resources/connector-selector.bad.yaml:30: Connector/bad-key: spec.selector: invalid label selector: "-app=backend": key "-app": a label name is 1 to 63 characters, [A-Za-z0-9] at both ends and [-_.A-Za-z0-9] between`,
+		"input/resources/connector-selector.bad.yaml:39: Connector/blank: spec.selector: empty: it would select every container; name the labels of the servers (app=backend)",
+		"input/resources/connector-selector.bad.yaml:46: Connector/neither: spec.host: required: the server's host name or address (or spec.selector, to select containers on the docker and podman platforms)",
 	},
 	"duplicate-name.bad.yaml": {
 		"input/resources/duplicate-name.bad.yaml:18: Listener/ok: metadata.name: Listener/ok is already defined at input/resources/duplicate-name.bad.yaml:6",

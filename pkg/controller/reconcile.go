@@ -101,6 +101,13 @@ type Reconciler struct {
 	// caches keep, by namespace, what its passes read and wrote, so that
 	// the next pass reads and writes only what changed since.
 	caches map[string]*passCache
+	// workloads follow, by platform, the engines' running containers for
+	// selectors; selectors are, by namespace, the platforms on which it
+	// selects containers
+	workloads map[string]*containers
+	selectors map[string]map[string]bool
+	// reads are, by namespace, the other namespaces its last pass read
+	reads map[string]map[string]bool
 }
 
 // passCache is what the passes over one namespace directory keep for the
@@ -109,6 +116,10 @@ type passCache struct {
 	dir    namespace.Identity
 	files  namespace.FileCache
 	status status.Memo
+	// peers are the files of other namespace directories read, by name;
+	// bound the attached connectors the last pass rendered, by binding
+	peers map[string]*namespace.FileCache
+	bound map[string]*routerconfig.Attached
 }
 
 // cacheOf returns the cache of namespace name, a new one when the
@@ -160,9 +171,17 @@ func New(opts Options) *Reconciler {
 	for p, rt := range opts.Runtimes {
 		runtimes[p] = deadlined{Runtime: rt, timeout: opts.RuntimeTimeout}
 	}
+	r := &Reconciler{opts: opts, alone: map[string]string{}, refused: map[string]bool{}, restartKeys: map[string]string{}, caches: map[string]*passCache{}, ensured: map[string]ensured{}, restarts: map[string]restart{},
+		live:      liveSessions{sessions: map[string]*session{}, failures: map[string]int{}},
+		workloads: map[string]*containers{}, selectors: map[string]map[string]bool{}, reads: map[string]map[string]bool{}}
+	for p, rt := range opts.Runtimes {
+		if w, ok := rt.(runtime.Workloads); ok {
+			r.workloads[p] = newContainers(p, w, r.containersChanged)
+		}
+	}
 	opts.Runtimes = runtimes
-	return &Reconciler{opts: opts, alone: map[string]string{}, refused: map[string]bool{}, restartKeys: map[string]string{}, caches: map[string]*passCache{}, ensured: map[string]ensured{}, restarts: map[string]restart{},
-		live: liveSessions{sessions: map[string]*session{}, failures: map[string]int{}}}
+	r.opts = opts
+	return r
 }
 
 // Options returns the options in force, defaults filled in (runtimes
@@ -174,6 +193,9 @@ func (r *Reconciler) Options() Options { return r.opts }
 func (r *Reconciler) Close() {
 	r.nets.stopAll()
 	r.tokenRuns.stop()
+	for _, c := range r.workloads {
+		c.stop()
+	}
 }
 
 // Reverify makes every live session read its router in full on its next
@@ -269,7 +291,13 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	// temporary files a crash left between write and rename
 	fileio.RemoveTemps(filepath.Dir(dir.RouterConfig()))
 	fileio.RemoveTemps(dir.Internal())
-	pass := &siteState{ns: ns, dir: dir, now: r.opts.Now(), res: res, incomplete: in.incomplete, cache: cache}
+	pass := &siteState{ns: ns, dir: dir, now: r.opts.Now(), res: res, incomplete: in.incomplete, cache: cache,
+		reads: map[string]bool{}, selects: map[string]bool{}}
+	r.selectConnectors(ctx, pass, platform)
+	r.bindAttached(ctx, pass, platform)
+	r.attachedViews(ctx, pass)
+	r.read(name, pass.reads)
+	r.selecting(name, pass.selects)
 
 	if ns.Site != nil {
 		if err := r.render(pass, layout(platform)); err != nil {
@@ -331,6 +359,15 @@ type siteState struct {
 	incomplete []string
 	// cache is what the namespace's passes keep for the next
 	cache *passCache
+	// selections are, by Connector name, what the selectors of Connectors
+	// without a host selected; bindings what the AttachedConnectorBindings
+	// bind, and attached what the AttachedConnectors are bound to, by name
+	selections map[string]selection
+	bindings   map[string]bindingView
+	attached   map[string]attachedView
+	// reads are the other namespaces this pass read; selects the
+	// platforms on which it selected containers
+	reads, selects map[string]bool
 }
 
 // render works out the desired site (site.Load, site.Build) and writes it
@@ -342,6 +379,18 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 	}
 	s.res.SiteID = in.SiteID
 	in.Platform, in.Version, in.Now = platform, r.opts.Version, s.now
+	in.Targets, in.SelectorProblems = map[string][]routerconfig.Target{}, map[string]string{}
+	for name, sel := range s.selections {
+		in.Targets[name] = sel.targets
+		if sel.problem != "" {
+			in.SelectorProblems[name] = sel.problem
+		}
+	}
+	for _, b := range s.ns.Bindings {
+		if v := s.bindings[b.Metadata.Name]; v.bound != nil {
+			in.Attached = append(in.Attached, *v.bound)
+		}
+	}
 	in.HostNames = r.opts.HostNames()
 	r.portsSettled(s.dir.Name, in.PortsRefused(), in.PortsChanged)
 	d, err := site.Build(in)

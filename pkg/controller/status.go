@@ -44,6 +44,11 @@ func (r *Reconciler) writeStatus(s *siteState) ([]string, error) {
 			connectorKeys[c.Spec.RoutingKey] = true
 		}
 	}
+	for _, b := range ns.Bindings {
+		if v := s.bindings[b.Metadata.Name]; v.bound != nil && len(v.bound.Targets) > 0 {
+			connectorKeys[b.Spec.RoutingKey] = true
+		}
+	}
 	// problems of duplicate definitions are shown on the first one
 	type id struct{ kind, name string }
 	firstDoc := make(map[id]*resources.Document, len(ns.Docs))
@@ -178,7 +183,7 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		}
 	}
 	warn := strings.Join(warnings, "; ")
-	if ns.Site == nil && d.Kind != resources.KindSite && d.Kind != resources.KindSecret {
+	if ns.Site == nil && d.Kind != resources.KindSite && d.Kind != resources.KindSecret && d.Kind != resources.KindAttachedConnector {
 		msg := joinMessage("waiting for a Site: the namespace has no valid Site resource", warn)
 		return status.Status{
 			Status:     status.Pending,
@@ -187,7 +192,7 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		}
 	}
 	configured := cond(status.Configured, true, "Configured", "OK", gen)
-	if err := refusalOf(s.res.Live, d.Object); err != nil {
+	if err := refusalOf(s, d.Object); err != nil {
 		msg := joinMessage("the router refused it: "+err.Error()+"; retrying", warn)
 		return status.Status{Status: status.Error, Message: msg, Conditions: []status.Condition{
 			cond(status.Configured, false, "Refused", msg, gen), cond(status.ReadyCond, false, "Refused", msg, gen)}}
@@ -224,22 +229,40 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		}
 		return matchedStatus(configured, m, unmatched, warn, gen, func(st *status.Status) { st.HasMatchingConnector = boolPtr(m) })
 	case *resources.Connector:
-		view := s.view
-		m := listenerKeys[o.Spec.RoutingKey] || (view != nil && view.Listeners[o.Spec.RoutingKey])
-		unmatched := "no matching listener for routing key " + o.Spec.RoutingKey
-		if st, ok := liveStatus(s.res, gen); ok {
-			return st
-		} else if st, ok := rendered(s.res, gen, warn); ok {
-			return st
-		} else if live := s.res.Live; live != nil {
-			if _, present := live.Entities["tcpConnector"][routerconfig.ConnectorName(o)]; !present {
-				return notInRouter(gen, warn)
+		var pods []status.SelectedPod
+		if o.Spec.Host == "" {
+			sel := s.selections[o.Metadata.Name]
+			if len(sel.targets) == 0 {
+				return noTargets(sel.none, warn, gen)
 			}
-			m = live.hasListenerFor(o.Spec.RoutingKey) || (view != nil && view.Listeners[o.Spec.RoutingKey])
-			unmatched = "no listener for routing key " + o.Spec.RoutingKey + " in the network"
-			configured = cond(status.Configured, true, "Configured", "in the router", gen)
+			pods, warn = sel.pods, joinMessage(sel.left, warn)
 		}
-		return matchedStatus(configured, m, unmatched, warn, gen, func(st *status.Status) { st.HasMatchingListener = boolPtr(m) })
+		st := r.connectorStatus(s, connectorEntities(s, o), o.Spec.RoutingKey, listenerKeys, configured, warn, gen)
+		st.SelectedPods = pods
+		return st
+	case *resources.AttachedConnectorBinding:
+		v := s.bindings[o.Metadata.Name]
+		if v.bound == nil {
+			return notBound(v.why, warn, gen)
+		}
+		if len(v.bound.Targets) == 0 {
+			return noTargets(v.sel.none, warn, gen)
+		}
+		warn = joinMessage(v.sel.left, warn)
+		st := r.connectorStatus(s, attachedEntities(*v.bound), o.Spec.RoutingKey, listenerKeys, configured, warn, gen)
+		st.SelectedPods = v.sel.pods
+		return st
+	case *resources.AttachedConnector:
+		v := s.attached[o.Metadata.Name]
+		switch {
+		case v.why != "":
+			return notBound(v.why, warn, gen)
+		case len(v.sel.targets) == 0:
+			return noTargets(v.sel.none, warn, gen)
+		}
+		msg := joinMessage(fmt.Sprintf("bound to the site of namespace %s with routing key %s", v.site, v.routingKey), joinMessage(v.sel.left, warn))
+		return status.Status{Status: status.Ready, Message: msg, SelectedPods: v.sel.pods, Conditions: []status.Condition{
+			cond(status.Configured, true, "Bound", msg, gen), cond(status.ReadyCond, true, "Ready", msg, gen)}}
 	case *resources.RouterAccess:
 		return r.accessStatus(s, s.desired.Access(o), warn, gen)
 	case *resources.Link:
@@ -254,6 +277,65 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		return tokenStatus(s.tokens[o.Metadata.Name], o, warn, gen)
 	}
 	return status.Status{Status: status.Ready, Message: joinMessage("OK", warn), Conditions: []status.Condition{cond(status.ReadyCond, true, "Ready", "OK", gen)}}
+}
+
+// connectorStatus is the status of the tcpConnectors entities (a
+// Connector's, or a bound AttachedConnector's) for routingKey.
+func (r *Reconciler) connectorStatus(s *siteState, entities []string, routingKey string, listenerKeys map[string]bool, configured status.Condition, warn string, gen int64) status.Status {
+	view := s.view
+	m := listenerKeys[routingKey] || (view != nil && view.Listeners[routingKey])
+	unmatched := "no matching listener for routing key " + routingKey
+	if st, ok := liveStatus(s.res, gen); ok {
+		return st
+	} else if st, ok := rendered(s.res, gen, warn); ok {
+		return st
+	} else if live := s.res.Live; live != nil {
+		for _, name := range entities {
+			if _, present := live.Entities["tcpConnector"][name]; !present {
+				return notInRouter(gen, warn)
+			}
+		}
+		m = live.hasListenerFor(routingKey) || (view != nil && view.Listeners[routingKey])
+		unmatched = "no listener for routing key " + routingKey + " in the network"
+		configured = cond(status.Configured, true, "Configured", "in the router", gen)
+	}
+	return matchedStatus(configured, m, unmatched, warn, gen, func(st *status.Status) { st.HasMatchingListener = boolPtr(m) })
+}
+
+// noTargets is the status of a selector that selects nothing.
+func noTargets(why, warn string, gen int64) status.Status {
+	msg := joinMessage(why, warn)
+	return status.Status{Status: status.Pending, Message: msg, Conditions: []status.Condition{
+		cond(status.Configured, false, "NoMatchingContainers", msg, gen), cond(status.ReadyCond, false, "NoMatchingContainers", msg, gen)}}
+}
+
+// notBound is the status of an AttachedConnector or binding whose other
+// side does not agree.
+func notBound(why, warn string, gen int64) status.Status {
+	msg := joinMessage(why, warn)
+	return status.Status{Status: status.Pending, Message: msg, Conditions: []status.Condition{
+		cond(status.Configured, false, "NotBound", msg, gen), cond(status.ReadyCond, false, "NotBound", msg, gen)}}
+}
+
+// connectorEntities are the tcpConnectors of Connector c in this pass.
+func connectorEntities(s *siteState, c *resources.Connector) []string {
+	if c.Spec.Host != "" {
+		return []string{routerconfig.ConnectorName(c)}
+	}
+	var out []string
+	for _, t := range s.selections[c.Metadata.Name].targets {
+		out = append(out, routerconfig.TargetConnectorName(c, t))
+	}
+	return out
+}
+
+// attachedEntities are the tcpConnectors of a bound AttachedConnector.
+func attachedEntities(a routerconfig.Attached) []string {
+	var out []string
+	for _, t := range a.Targets {
+		out = append(out, routerconfig.AttachedConnectorName(a, t))
+	}
+	return out
 }
 
 // liveStatus is the status of a Listener or Connector whose router runs
@@ -657,7 +739,8 @@ func certificateStatus(s *siteState, c *resources.Certificate, warn string, gen 
 
 // refusalOf is the router's refusal of an entity of resource o (or of a
 // credential it uses), nil when there is none.
-func refusalOf(live *Live, o resources.Object) error {
+func refusalOf(s *siteState, o resources.Object) error {
+	live := s.res.Live
 	if live == nil || len(live.Refused) == 0 {
 		return nil
 	}
@@ -672,7 +755,9 @@ func refusalOf(live *Live, o resources.Object) error {
 		entities = append(entities, [2]string{"tcpListener", routerconfig.ListenerName(o)})
 		profile(o.Spec.TLSCredentials)
 	case *resources.Connector:
-		entities = append(entities, [2]string{"tcpConnector", routerconfig.ConnectorName(o)})
+		for _, name := range connectorEntities(s, o) {
+			entities = append(entities, [2]string{"tcpConnector", name})
+		}
 		if t := o.Spec.TLSCredentials; t != "" && !o.Spec.UseClientCert {
 			t = routerconfig.ConnectorProfile(t)
 			profile(t)
@@ -690,6 +775,12 @@ func refusalOf(live *Live, o resources.Object) error {
 			entities = append(entities, [2]string{"listener", o.Metadata.Name + "-" + r.Name})
 		}
 		profile(cmp.Or(o.Spec.TLSCredentials, o.Metadata.Name))
+	case *resources.AttachedConnectorBinding:
+		if v := s.bindings[o.Metadata.Name]; v.bound != nil {
+			for _, name := range attachedEntities(*v.bound) {
+				entities = append(entities, [2]string{"tcpConnector", name})
+			}
+		}
 	case *resources.Link:
 		entities = append(entities, [2]string{"connector", o.Metadata.Name})
 		if o.Spec.TLSCredentials != "" {

@@ -160,6 +160,11 @@ func (d *Daemon) Changed(ns, path string) {
 	}
 	d.changed(ns, path)
 	d.queue.Mark(ns)
+	// namespaces whose AttachedConnectors or bindings name ns read its
+	// files: they need a pass too (their own files are unchanged)
+	for _, reader := range d.rec.Readers(ns) {
+		d.queue.Mark(reader)
+	}
 }
 
 // changed records that path (relative to the namespace directory; ""

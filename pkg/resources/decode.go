@@ -233,7 +233,7 @@ func syntaxProblem(file string, err error, offset int) Problem {
 	return Problem{File: file, Line: line, Message: "invalid YAML: " + rest}
 }
 
-var kindNames = []string{KindSite, KindListener, KindConnector, KindMultiKeyListener, KindLink, KindRouterAccess, KindAccessGrant, KindAccessToken, KindCertificate, KindAttachedConnectorBinding, KindSecret}
+var kindNames = []string{KindSite, KindListener, KindConnector, KindMultiKeyListener, KindLink, KindRouterAccess, KindAccessGrant, KindAccessToken, KindCertificate, KindAttachedConnector, KindAttachedConnectorBinding, KindSecret}
 
 func newObject(apiVersion, kind string) Object {
 	if apiVersion == "v1" && kind == KindSecret {
@@ -249,6 +249,8 @@ func newObject(apiVersion, kind string) Object {
 		return &Listener{}
 	case KindConnector:
 		return &Connector{}
+	case KindAttachedConnector:
+		return &AttachedConnector{}
 	case KindAttachedConnectorBinding:
 		return &AttachedConnectorBinding{}
 	case KindRouterAccess:

@@ -15,6 +15,7 @@ const (
 	KindSite                     = "Site"
 	KindListener                 = "Listener"
 	KindConnector                = "Connector"
+	KindAttachedConnector        = "AttachedConnector"
 	KindAttachedConnectorBinding = "AttachedConnectorBinding"
 	KindRouterAccess             = "RouterAccess"
 	KindLink                     = "Link"
@@ -28,8 +29,7 @@ const (
 // knownUnsupported are Skupper kinds that exist but that this controller does
 // not act on yet. They are reported as such instead of "unknown kind".
 var knownUnsupported = map[string]string{
-	"AttachedConnector": "AttachedConnector needs Kubernetes pods and is not supported on this platform",
-	"SecuredAccess":     "SecuredAccess needs Kubernetes services and is not supported on this platform",
+	"SecuredAccess": "SecuredAccess needs Kubernetes services and is not supported on this platform",
 }
 
 // ObjectMeta is the part of Kubernetes object metadata that matters here.
@@ -110,9 +110,29 @@ type ConnectorSpec struct {
 	Settings            map[string]string `yaml:"settings"`
 }
 
-// AttachedConnectorBinding binds an AttachedConnector of a peer namespace.
-// Off Kubernetes there is no peer pod namespace; it is decoded so that its
-// status can say so.
+// AttachedConnector, in a namespace directory that may have no Site (a
+// team's own), selects containers for the site of another namespace
+// directory, spec.siteNamespace, where an AttachedConnectorBinding of the
+// same name binds it to a routing key.
+type AttachedConnector struct {
+	Header `yaml:",inline"`
+	Spec   AttachedConnectorSpec `yaml:"spec"`
+}
+
+type AttachedConnectorSpec struct {
+	SiteNamespace       string            `yaml:"siteNamespace"`
+	Port                int64             `yaml:"port"`
+	Selector            string            `yaml:"selector"`
+	TLSCredentials      string            `yaml:"tlsCredentials"`
+	UseClientCert       bool              `yaml:"useClientCert"`
+	Type                string            `yaml:"type"`
+	IncludeNotReadyPods bool              `yaml:"includeNotReadyPods"`
+	Settings            map[string]string `yaml:"settings"`
+}
+
+// AttachedConnectorBinding, in a site's namespace directory, binds the
+// AttachedConnector of the same name in namespace directory
+// spec.connectorNamespace to a routing key of the site.
 type AttachedConnectorBinding struct {
 	Header `yaml:",inline"`
 	Spec   AttachedConnectorBindingSpec `yaml:"spec"`

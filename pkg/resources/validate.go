@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/site-controller/site-controller/pkg/selector"
 )
 
 // Namespace is the validated content of one namespace's input/resources.
@@ -36,8 +38,11 @@ type Namespace struct {
 	Grants            []*AccessGrant
 	Tokens            []*AccessToken
 	Bindings          []*AttachedConnectorBinding
-	documentOf        map[Object]*Document
-	problemsOfDoc     map[*Document][]Problem
+	// Attached are the AttachedConnectors of this namespace directory,
+	// for the sites of other namespaces.
+	Attached      []*AttachedConnector
+	documentOf    map[Object]*Document
+	problemsOfDoc map[*Document][]Problem
 }
 
 // DocumentOf returns the document a valid resource was read from.
@@ -164,6 +169,8 @@ func Build(ns string, docs []*Document, fileProblems []Problem) *Namespace {
 			n.Tokens = append(n.Tokens, o)
 		case *AttachedConnectorBinding:
 			n.Bindings = append(n.Bindings, o)
+		case *AttachedConnector:
+			n.Attached = append(n.Attached, o)
 		}
 		n.documentOf[d.Object] = d
 	}
@@ -179,9 +186,11 @@ func Build(ns string, docs []*Document, fileProblems []Problem) *Namespace {
 	sortByName(n.Grants, byName)
 	sortByName(n.Tokens, byName)
 	sortByName(n.Bindings, byName)
+	sortByName(n.Attached, byName)
 
 	switch {
-	case len(sites) == 0 && !slices.ContainsFunc(n.Docs, func(d *Document) bool { return d.Kind == KindSite }):
+	case len(sites) == 0 && !slices.ContainsFunc(n.Docs, func(d *Document) bool { return d.Kind == KindSite || d.Kind == KindAttachedConnector }):
+		// (a directory of AttachedConnectors serves other namespaces' sites)
 		n.Problems = append(n.Problems, Problem{File: "input/resources", Message: "no Site defined; a namespace needs exactly one Site"})
 	case len(sites) > 0:
 		n.Site = sites[0].Object.(*Site)
@@ -376,6 +385,17 @@ func (v *validator) routingKey(field, key string) {
 	}
 }
 
+// selector checks a label selector.
+func (v *validator) selector(field, text string) {
+	if strings.TrimSpace(text) == "" {
+		v.fail(field, "empty: it would select every container; name the labels of the servers (app=backend)")
+		return
+	}
+	if _, err := selector.Parse(text); err != nil {
+		v.fail(field, "invalid label selector: "+err.Error())
+	}
+}
+
 func (v *validator) tcpType(field, t string) {
 	if t != "" && t != "tcp" {
 		v.fail(field, fmt.Sprintf("unsupported type %q; only tcp is supported", t))
@@ -505,13 +525,16 @@ func (v *validator) check() {
 	case *Connector:
 		s := o.Spec
 		v.routingKey("spec.routingKey", s.RoutingKey)
-		if s.Host == "" && s.Selector != "" {
-			v.fail("spec.host", "required on this platform; spec.selector selects Kubernetes pods and is not supported here")
-		} else {
+		switch {
+		case s.Host == "" && s.Selector == "":
+			v.fail("spec.host", "required: the server's host name or address (or spec.selector, to select containers on the docker and podman platforms)")
+		case s.Host != "":
 			v.host("spec.host", s.Host, true)
 			if s.Selector != "" {
-				v.warn("spec.selector", "not supported on this platform (it selects Kubernetes pods); ignored, spec.host is used")
+				v.warn("spec.selector", "ignored: spec.host is set, and the router connects to it")
 			}
+		default:
+			v.selector("spec.selector", s.Selector)
 		}
 		v.port("spec.port", s.Port)
 		v.tcpType("spec.type", s.Type)
@@ -520,17 +543,44 @@ func (v *validator) check() {
 		} else if s.UseClientCert {
 			v.fail("spec.useClientCert", "requires spec.tlsCredentials")
 		}
-		if s.IncludeNotReadyPods {
-			v.warn("spec.includeNotReadyPods", "not supported on this platform (Kubernetes only); ignored")
+		if s.IncludeNotReadyPods && (s.Selector == "" || s.Host != "") {
+			v.warn("spec.includeNotReadyPods", "ignored: it applies to the containers spec.selector selects")
 		}
 		if s.ExposePodsByName {
 			v.warn("spec.exposePodsByName", "not supported on this platform (Kubernetes only); ignored")
 		}
 		v.settings("spec.settings", s.Settings, nil)
+	case *AttachedConnector:
+		s := o.Spec
+		if v.required("spec.siteNamespace", s.SiteNamespace) {
+			v.name("spec.siteNamespace", s.SiteNamespace)
+			if s.SiteNamespace == v.ns {
+				v.fail("spec.siteNamespace", "names this namespace; an AttachedConnector serves the site of another namespace directory (use a Connector with spec.selector here)")
+			}
+		}
+		if v.required("spec.selector", s.Selector) {
+			v.selector("spec.selector", s.Selector)
+		}
+		v.port("spec.port", s.Port)
+		v.tcpType("spec.type", s.Type)
+		if s.TLSCredentials != "" {
+			v.fail("spec.tlsCredentials", "not supported yet for an AttachedConnector on this platform; use a Connector with spec.selector in the site's namespace for TLS to the server")
+		} else if s.UseClientCert {
+			v.fail("spec.useClientCert", "requires spec.tlsCredentials")
+		}
+		v.settings("spec.settings", s.Settings, nil)
 	case *AttachedConnectorBinding:
-		v.required("spec.connectorNamespace", o.Spec.ConnectorNamespace)
+		if v.required("spec.connectorNamespace", o.Spec.ConnectorNamespace) {
+			v.name("spec.connectorNamespace", o.Spec.ConnectorNamespace)
+			if o.Spec.ConnectorNamespace == v.ns {
+				v.fail("spec.connectorNamespace", "names this namespace; it must name the namespace directory of the AttachedConnector")
+			}
+		}
 		v.routingKey("spec.routingKey", o.Spec.RoutingKey)
-		v.fail("kind", "AttachedConnectorBinding is not supported on this platform: it binds an AttachedConnector in a peer Kubernetes namespace, and a site on Docker, Podman or Linux has none; use a Connector with spec.host instead")
+		if o.Spec.ExposePodsByName {
+			v.warn("spec.exposePodsByName", "not supported on this platform (Kubernetes only); ignored")
+		}
+		v.settings("spec.settings", o.Spec.Settings, nil)
 	case *RouterAccess:
 		s := o.Spec
 		if len(s.Roles) == 0 {

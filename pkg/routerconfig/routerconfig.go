@@ -67,6 +67,43 @@ type Environment struct {
 	// Links are the router connectors to other sites (from Link
 	// resources), endpoints resolved for the site's role.
 	Links []Link
+	// Targets are, by Connector name, the containers each Connector with
+	// a selector (and no host) selected: one tcpConnector each.
+	Targets map[string][]Target
+	// Attached are the AttachedConnectors bound to this site by its
+	// AttachedConnectorBindings, with the containers they selected.
+	Attached []Attached
+}
+
+// Target is a container a selector selected.
+type Target struct {
+	Name string // the container's name: tcpConnector names end with it
+	ID   string
+	Host string // its address as the router reaches it
+}
+
+// Attached is an AttachedConnector of another namespace directory bound
+// by the AttachedConnectorBinding of the same name.
+type Attached struct {
+	Name       string // of both
+	Namespace  string // the AttachedConnector's
+	RoutingKey string // the binding's
+	Port       int64  // the AttachedConnector's
+	Targets    []Target
+}
+
+// TargetConnectorName is the tcpConnector of Connector c for a container
+// its selector selected: Skupper's Connector name, with the container's
+// name after the "@" where Skupper puts a pod's address, so that it stays
+// the same while the container is restarted and says which it is.
+func TargetConnectorName(c *resources.Connector, t Target) string {
+	return "connector/" + c.Metadata.Name + "@" + t.Name
+}
+
+// AttachedConnectorName is the tcpConnector of an attached connector for
+// one container.
+func AttachedConnectorName(a Attached, t Target) string {
+	return "attachedConnector/" + a.Namespace + "/" + a.Name + "@" + t.Name
 }
 
 // Access is one router listener that accepts links: one role of a
@@ -301,24 +338,45 @@ func Render(ns *resources.Namespace, env Environment) (Config, error) {
 		}
 	}
 	for _, c := range ns.Connectors {
-		a := map[string]any{
-			"name":    ConnectorName(c),
-			"host":    c.Spec.Host,
-			"port":    strconv.FormatInt(c.Spec.Port, 10),
-			"address": c.Spec.RoutingKey,
+		// a Connector with a host connects to it; one with a selector
+		// connects to each container it selected
+		targets := []Target{{Host: c.Spec.Host}}
+		if c.Spec.Host == "" {
+			targets = env.Targets[c.Metadata.Name]
 		}
-		if t := c.Spec.TLSCredentials; t != "" {
-			name := ConnectorProfile(t)
-			if c.Spec.UseClientCert {
-				name = t
+		for _, target := range targets {
+			a := map[string]any{
+				"name":    ConnectorName(c),
+				"host":    target.Host,
+				"port":    strconv.FormatInt(c.Spec.Port, 10),
+				"address": c.Spec.RoutingKey,
 			}
-			if err := profile(name, c.Spec.UseClientCert); err != nil {
-				return nil, fmt.Errorf("Connector/%s: %w", c.Metadata.Name, err)
+			if c.Spec.Host == "" {
+				a["name"] = TargetConnectorName(c, target)
 			}
-			a["sslProfile"] = name
-			a["verifyHostname"] = c.Spec.VerifyHostname == nil || *c.Spec.VerifyHostname
+			if t := c.Spec.TLSCredentials; t != "" {
+				name := ConnectorProfile(t)
+				if c.Spec.UseClientCert {
+					name = t
+				}
+				if err := profile(name, c.Spec.UseClientCert); err != nil {
+					return nil, fmt.Errorf("Connector/%s: %w", c.Metadata.Name, err)
+				}
+				a["sslProfile"] = name
+				a["verifyHostname"] = c.Spec.VerifyHostname == nil || *c.Spec.VerifyHostname
+			}
+			tcp = append(tcp, Entity{"tcpConnector", a})
 		}
-		tcp = append(tcp, Entity{"tcpConnector", a})
+	}
+	for _, at := range env.Attached {
+		for _, target := range at.Targets {
+			tcp = append(tcp, Entity{"tcpConnector", map[string]any{
+				"name":    AttachedConnectorName(at, target),
+				"host":    target.Host,
+				"port":    strconv.FormatInt(at.Port, 10),
+				"address": at.RoutingKey,
+			}})
+		}
 	}
 
 	for _, name := range sortedKeys(profiles) {

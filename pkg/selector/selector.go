@@ -104,11 +104,12 @@ func Parse(text string) (Selector, error) {
 // split cuts at the commas that are not inside parentheses.
 func split(text string) ([]string, error) {
 	var parts []string
-	depth, start := 0, 0
+	depth, start, open := 0, 0, 0
 	for i, c := range text {
 		switch c {
 		case '(':
 			depth++
+			open = i
 			if depth > 1 {
 				return nil, fmt.Errorf("nested parenthesis at character %d", i+1)
 			}
@@ -125,7 +126,7 @@ func split(text string) ([]string, error) {
 		}
 	}
 	if depth > 0 {
-		return nil, fmt.Errorf("unclosed (")
+		return nil, fmt.Errorf("the ( at character %d is never closed: end the list of values with )", open+1)
 	}
 	return append(parts, text[start:]), nil
 }

@@ -48,7 +48,7 @@ func TestParseErrors(t *testing.T) {
 		{"app=-x", `"app=-x": value "-x": a label value is empty or 1 to 63 characters, [A-Za-z0-9] at both ends and [-_.A-Za-z0-9] between`},
 		{"env in ()", `"env in ()": in needs at least one value: env in (a,b)`},
 		{"env in (a,(b))", `nested parenthesis at character 11`},
-		{"env in (a", `unclosed (`},
+		{"env in (a", `the ( at character 8 is never closed: end the list of values with )`},
 		{"env in a)", `unmatched ) at character 9`},
 		{"app backend", `"app backend": not a requirement: use key=value, key!=value, key in (a,b), key notin (a,b), key or !key`},
 		{"!", `"!": a requirement needs a key`},

@@ -64,6 +64,14 @@ type Input struct {
 	// Current are the credentials under runtime/certs as they are now: a
 	// generated one is kept while it is current.
 	Current map[string]certs.Files
+	// Targets are, by Connector name, the containers the selectors of
+	// Connectors without a host selected.
+	Targets map[string][]routerconfig.Target
+	// Attached are the AttachedConnectors bound to the site.
+	Attached []routerconfig.Attached
+	// SelectorProblems are, by Connector name, why a selector cannot
+	// select on the platform: the Connector fails.
+	SelectorProblems map[string]string
 }
 
 // Issuer is a CA of the site, or why it cannot be used.
@@ -178,6 +186,11 @@ func Build(in Input) (*Desired, error) {
 		Credentials: map[string]certs.Files{},
 		NewIssuers:  map[string]certs.Files{},
 	}}
+	for _, c := range in.Namespace.Connectors {
+		if msg := in.SelectorProblems[c.Metadata.Name]; msg != "" {
+			b.fail(c, "spec.selector", msg)
+		}
+	}
 	b.checkManagementPorts()
 	b.checkHeldPorts()
 	b.checkUserCertExpiry()
@@ -207,6 +220,8 @@ func Build(in Input) (*Desired, error) {
 		Credentials:    b.creds,
 		Accesses:       b.accessEntities,
 		Links:          b.linkEntities,
+		Targets:        in.Targets,
+		Attached:       in.Attached,
 	})
 	if err != nil {
 		return nil, err

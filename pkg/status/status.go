@@ -73,6 +73,17 @@ type Status struct {
 	Redemptions    *int   `json:"redemptions,omitempty" yaml:"redemptions,omitempty"`
 	// An AccessToken's: whether it was redeemed.
 	Redeemed *bool `json:"redeemed,omitempty" yaml:"redeemed,omitempty"`
+	// SelectedPods are the containers a Connector's (or an
+	// AttachedConnector's) selector selected: Skupper's field for pods.
+	SelectedPods []SelectedPod `json:"selectedPods,omitempty" yaml:"selectedPods,omitempty"`
+}
+
+// SelectedPod is a container a selector selected (Skupper's name and ip,
+// and the container's id).
+type SelectedPod struct {
+	Name string `json:"name" yaml:"name"`
+	IP   string `json:"ip" yaml:"ip"`
+	ID   string `json:"id,omitempty" yaml:"id,omitempty"`
 }
 
 // Endpoint is where other sites link to this one.
@@ -244,7 +255,7 @@ func (s *Status) equal(o *Status) bool {
 	intEq := func(a, b *int) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
 	if s.Status != o.Status || s.Message != o.Message || s.RemoteSiteID != o.RemoteSiteID || s.RemoteSiteName != o.RemoteSiteName ||
 		s.URL != o.URL || s.Code != o.Code || s.CA != o.CA || s.ExpirationTime != o.ExpirationTime ||
-		!slices.Equal(s.Conditions, o.Conditions) || !slices.Equal(s.Endpoints, o.Endpoints) ||
+		!slices.Equal(s.Conditions, o.Conditions) || !slices.Equal(s.Endpoints, o.Endpoints) || !slices.Equal(s.SelectedPods, o.SelectedPods) ||
 		!boolEq(s.HasMatchingConnector, o.HasMatchingConnector) || !boolEq(s.HasMatchingListener, o.HasMatchingListener) ||
 		!boolEq(s.HasDestination, o.HasDestination) || !boolEq(s.Redeemed, o.Redeemed) ||
 		!intEq(s.SitesInNetwork, o.SitesInNetwork) || !intEq(s.Redemptions, o.Redemptions) {
@@ -538,6 +549,12 @@ func appendStatus(b *bytes.Buffer, s Status) {
 		if f.v != nil {
 			b.WriteString("\n  " + f.name + ": " + strconv.FormatBool(*f.v))
 		}
+	}
+	list("  ", "selectedPods", len(s.SelectedPods))
+	for _, p := range s.SelectedPods {
+		field("    - ", "name", p.Name)
+		field("      ", "ip", p.IP)
+		optional("      ", "id", p.ID)
 	}
 	optional("  ", "remoteSiteId", s.RemoteSiteID)
 	optional("  ", "remoteSiteName", s.RemoteSiteName)

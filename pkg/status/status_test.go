@@ -84,7 +84,7 @@ func TestStatusEqual(t *testing.T) {
 			HasMatchingConnector: &yes, HasMatchingListener: &yes, HasDestination: &yes, SitesInNetwork: &one,
 			Network: []SiteRecord{{ID: "a", Links: []LinkRecord{{Name: "l"}}}}, Endpoints: []Endpoint{{Name: "e"}},
 			RemoteSiteID: "r", RemoteSiteName: "n", URL: "u", Code: "c", CA: "ca", ExpirationTime: "x",
-			Redemptions: &one, Redeemed: &yes}
+			Redemptions: &one, Redeemed: &yes, SelectedPods: []SelectedPod{{Name: "b", IP: "10.0.0.2", ID: "abc"}}}
 	}
 	// every field of Status changed on its own
 	changes := map[string]func(*Status){
@@ -100,6 +100,7 @@ func TestStatusEqual(t *testing.T) {
 		"URL": func(s *Status) { s.URL = "" }, "Code": func(s *Status) { s.Code = "" }, "CA": func(s *Status) { s.CA = "" },
 		"ExpirationTime": func(s *Status) { s.ExpirationTime = "" },
 		"Redemptions":    func(s *Status) { s.Redemptions = &two }, "Redeemed": func(s *Status) { s.Redeemed = &no },
+		"SelectedPods": func(s *Status) { s.SelectedPods[0].IP = "10.0.0.3" },
 	}
 	if n := reflect.TypeOf(Status{}).NumField(); n != len(changes) {
 		t.Fatalf("Status has %d fields, the test changes %d: add the new ones here and to equal", n, len(changes))

@@ -1,0 +1,215 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"os"
+	"slices"
+
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/resources"
+	"github.com/site-controller/site-controller/pkg/routerconfig"
+)
+
+// A namespace directory A (a team's own, perhaps without a Site) holds an
+// AttachedConnector naming siteNamespace B; B holds an
+// AttachedConnectorBinding of the same name naming connectorNamespace A
+// and the routing key. Only when both agree does B's router connect to
+// the containers A's selector selects. Each side's pass reads the other's
+// resource files itself (through a file cache of its own), so that what
+// it renders or reports is what is on disk; the daemon gives each a pass
+// when the other's files change (Readers).
+
+// peer is another namespace directory's resources as a pass read them.
+type peer struct {
+	ns     *resources.Namespace
+	exists bool
+	// incomplete is true when some file of it could not be read or parsed:
+	// a resource missing from it may only be unreadable
+	incomplete bool
+	platform   string
+}
+
+// readPeer reads the resources of namespace directory name for the pass
+// s of another namespace, and records that s's namespace reads it.
+func (r *Reconciler) readPeer(s *siteState, name string) peer {
+	s.reads[name] = true
+	dir, err := namespace.Open(r.opts.DataHome, name)
+	if err != nil {
+		return peer{}
+	}
+	if st, err := os.Stat(dir.InputResources()); err != nil || !st.IsDir() {
+		return peer{}
+	}
+	if s.cache.peers == nil {
+		s.cache.peers = map[string]*namespace.FileCache{}
+	}
+	cache := s.cache.peers[name]
+	if cache == nil {
+		cache = &namespace.FileCache{}
+		s.cache.peers[name] = cache
+	}
+	files, err := dir.ReadFilesCached(r.opts.MaxFileSize, cache, nil)
+	if err != nil {
+		return peer{exists: true, incomplete: true, ns: resources.Build(name, nil, nil)}
+	}
+	var docs []*resources.Document
+	var probs []resources.Problem
+	incomplete := false
+	for _, f := range files {
+		docs = append(docs, f.Docs...)
+		probs = append(probs, f.Problems...)
+		incomplete = incomplete || len(f.Problems) > 0
+	}
+	recorded, _ := dir.Platform()
+	return peer{ns: resources.Build(name, docs, probs), exists: true, incomplete: incomplete, platform: cmp.Or(recorded, r.opts.Platform)}
+}
+
+// invalid says why the peer's document kind/name is not among its valid
+// resources ("" when there is no such document).
+func (p peer) invalid(kind, name string) string {
+	if p.ns == nil {
+		return ""
+	}
+	for _, d := range p.ns.Docs {
+		if d.Kind == kind && d.Name == name {
+			for _, pr := range p.ns.ProblemsOf(d) {
+				if !pr.Warning {
+					return kind + " " + name + " in namespace " + p.ns.Name + " is not valid: " + pr.Short()
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// bindingView is what a site's AttachedConnectorBinding binds.
+type bindingView struct {
+	// bound is the attached connector rendered; nil when the two sides do
+	// not agree
+	bound *routerconfig.Attached
+	sel   selection
+	// why says why it is not bound
+	why string
+}
+
+// bindAttached works out, for every AttachedConnectorBinding of the site
+// s, the AttachedConnector it binds and the containers that selects on
+// the site's platform.
+func (r *Reconciler) bindAttached(ctx context.Context, s *siteState, platform string) {
+	s.bindings = map[string]bindingView{}
+	bound := map[string]*routerconfig.Attached{}
+	for _, b := range s.ns.Bindings {
+		a, v := b.Spec.ConnectorNamespace, bindingView{}
+		p := r.readPeer(s, a)
+		i := slices.IndexFunc(attachedOf(p.ns), func(ac *resources.AttachedConnector) bool { return ac.Metadata.Name == b.Metadata.Name })
+		switch {
+		case !p.exists:
+			v.why = "no namespace directory " + a + " (spec.connectorNamespace) with input/resources"
+		case i < 0 && p.invalid(resources.KindAttachedConnector, b.Metadata.Name) != "":
+			v.why = p.invalid(resources.KindAttachedConnector, b.Metadata.Name)
+		case i < 0 && p.incomplete && s.cache.bound[b.Metadata.Name] != nil:
+			// a file of a could not be read: keep what was bound
+			prev := *s.cache.bound[b.Metadata.Name]
+			v.bound = &prev
+			v.sel = selection{targets: prev.Targets}
+		case i < 0:
+			v.why = "no AttachedConnector " + b.Metadata.Name + " in namespace directory " + a
+		case p.ns.Attached[i].Spec.SiteNamespace != s.dir.Name:
+			v.why = "AttachedConnector " + b.Metadata.Name + " in namespace " + a + " is for the site of namespace " + p.ns.Attached[i].Spec.SiteNamespace + ", not this one"
+		default:
+			ac := p.ns.Attached[i]
+			v.sel = r.selectOn(ctx, platform, ac.Spec.Selector, ac.Spec.IncludeNotReadyPods)
+			s.selects[platform] = true
+			if v.sel.problem != "" {
+				v.why = v.sel.problem
+				break
+			}
+			v.bound = &routerconfig.Attached{Name: b.Metadata.Name, Namespace: a, RoutingKey: b.Spec.RoutingKey, Port: ac.Spec.Port, Targets: v.sel.targets}
+		}
+		if v.bound != nil {
+			bound[b.Metadata.Name] = v.bound
+		}
+		s.bindings[b.Metadata.Name] = v
+	}
+	s.cache.bound = bound
+}
+
+// attachedView is what an AttachedConnector's status says: whether the
+// site it names binds it, and what it selects there.
+type attachedView struct {
+	bound bool
+	// site is the namespace of the site, routingKey the binding's
+	site, routingKey string
+	sel              selection
+	why              string
+}
+
+// attachedViews works out, for every AttachedConnector of s's namespace,
+// whether the site it names binds it, and the containers it selects on
+// that site's platform.
+func (r *Reconciler) attachedViews(ctx context.Context, s *siteState) {
+	s.attached = map[string]attachedView{}
+	for _, ac := range s.ns.Attached {
+		b, v := ac.Spec.SiteNamespace, attachedView{site: ac.Spec.SiteNamespace}
+		p := r.readPeer(s, b)
+		var binding *resources.AttachedConnectorBinding
+		if p.ns != nil {
+			if i := slices.IndexFunc(p.ns.Bindings, func(x *resources.AttachedConnectorBinding) bool { return x.Metadata.Name == ac.Metadata.Name }); i >= 0 {
+				binding = p.ns.Bindings[i]
+			}
+		}
+		switch {
+		case !p.exists:
+			v.why = "no namespace directory " + b + " (spec.siteNamespace) with input/resources"
+		case binding == nil && p.invalid(resources.KindAttachedConnectorBinding, ac.Metadata.Name) != "":
+			v.why = p.invalid(resources.KindAttachedConnectorBinding, ac.Metadata.Name)
+		case binding == nil:
+			v.why = "no AttachedConnectorBinding " + ac.Metadata.Name + " in namespace " + b + " binds it"
+		case binding.Spec.ConnectorNamespace != s.dir.Name:
+			v.why = "AttachedConnectorBinding " + ac.Metadata.Name + " in namespace " + b + " binds the AttachedConnector of namespace " + binding.Spec.ConnectorNamespace + ", not this one"
+		case p.ns.Site == nil:
+			v.why = "namespace " + b + " has no valid Site yet"
+		default:
+			v.bound, v.routingKey = true, binding.Spec.RoutingKey
+			v.sel = r.selectOn(ctx, p.platform, ac.Spec.Selector, ac.Spec.IncludeNotReadyPods)
+			s.selects[p.platform] = true
+			v.why = v.sel.problem
+		}
+		s.attached[ac.Metadata.Name] = v
+	}
+}
+
+// Readers are the namespaces whose passes read namespace ns's resources
+// (the peers of its AttachedConnectors and bindings): when ns's files
+// change they need a pass too.
+func (r *Reconciler) Readers(ns string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for reader, peers := range r.reads {
+		if peers[ns] && reader != ns {
+			out = append(out, reader)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// read records which namespaces a pass of ns read.
+func (r *Reconciler) read(ns string, peers map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(peers) == 0 {
+		delete(r.reads, ns)
+	} else {
+		r.reads[ns] = peers
+	}
+}
+
+func attachedOf(ns *resources.Namespace) []*resources.AttachedConnector {
+	if ns == nil {
+		return nil
+	}
+	return ns.Attached
+}
