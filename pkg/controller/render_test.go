@@ -21,6 +21,7 @@ import (
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/site"
+	"github.com/site-controller/site-controller/pkg/status"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -370,5 +371,41 @@ func TestLinkFilesOnDisk(t *testing.T) {
 	}
 	if want := []string{"link-hub-access-127.0.0.1.yaml", "link-hub-access-localhost.yaml", "notes.txt"}; !slices.Equal(left, want) {
 		t.Errorf("runtime/links holds %v, want %v", left, want)
+	}
+}
+
+// TestSelectorWithoutContainers: where there are no containers to select
+// (linux), a selector is the Connector's error saying to use spec.host;
+// where the engine is not in reach of this command, or the platform runs
+// nothing (none), the Connector says why it selects nothing.
+func TestSelectorWithoutContainers(t *testing.T) {
+	for _, c := range []struct {
+		platform, status, message string
+	}{
+		{"linux", status.Error, "input/resources/c.yaml:7: spec.selector: the linux platform has no containers to select; set spec.host to the server's address instead"},
+		{"podman", status.Pending, "no podman engine in this command to select containers from"},
+		{"none", status.Pending, "platform none runs no containers: nothing is selected"},
+	} {
+		t.Run(c.platform, func(t *testing.T) {
+			home := t.TempDir()
+			res := filepath.Join(home, "namespaces", "ns", "input", "resources")
+			os.MkdirAll(res, 0o755)
+			os.WriteFile(filepath.Join(res, "site.yaml"), []byte("apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: s\n"), 0o644)
+			os.WriteFile(filepath.Join(res, "c.yaml"), []byte("apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: backend\nspec:\n  routingKey: backend\n  selector: app=backend\n  port: 8080\n"), 0o644)
+			r := New(Options{DataHome: home, Platform: c.platform, Version: "test", Now: func() time.Time { return testNow }, HostNames: func() []string { return testHostNames }})
+			out, err := r.Reconcile(context.Background(), "ns")
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := fixture.StatusOf(home, "ns", "Connector", "backend")
+			if st == nil || st.Status != c.status || st.Message != c.message {
+				t.Errorf("status %+v, want %s: %s", st, c.status, c.message)
+			}
+			for _, e := range out.Config {
+				if e.Type == "tcpConnector" {
+					t.Errorf("rendered %v with nothing selected", e.Attrs)
+				}
+			}
+		})
 	}
 }

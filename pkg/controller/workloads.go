@@ -24,6 +24,9 @@ var (
 	listTimeout     = 30 * time.Second
 	firstListWait   = 5 * time.Second
 	maxWatchBackoff = 30 * time.Second
+	// healthPoll is how often containers with a health check are
+	// inspected on engines that send no event when its result changes
+	healthPoll = time.Second
 )
 
 // containers follows one engine's running containers. It starts with the
@@ -106,6 +109,12 @@ func (c *containers) run(ctx context.Context) {
 	defer close(c.done)
 	first := true
 	backoff := time.Second
+	var health <-chan time.Time
+	if p, ok := c.src.(runtime.HealthPolled); ok && p.HealthWithoutEvents() {
+		t := time.NewTicker(healthPoll)
+		defer t.Stop()
+		health = t.C
+	}
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithCancel(ctx)
 		watchErr := make(chan error, 1)
@@ -124,6 +133,8 @@ func (c *containers) run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				break follow
+			case <-health:
+				c.markChecked()
 			case <-c.wake:
 				c.inspectMarked(ctx)
 			case <-relist.C:
@@ -187,6 +198,25 @@ func (c *containers) relist(ctx context.Context) error {
 		c.changed(c.platform)
 	}
 	return nil
+}
+
+// markChecked marks the containers that have a health check for
+// inspection.
+func (c *containers) markChecked() {
+	c.mu.Lock()
+	any := false
+	for id, w := range c.byID {
+		if w.Health != "" {
+			c.marked[id], any = true, true
+		}
+	}
+	c.mu.Unlock()
+	if any {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // inspectMarked inspects the containers events named.

@@ -61,9 +61,14 @@ func startLiveSite(t testing.TB, platform string) *liveSite {
 // prepare run on the namespace before the daemon starts.
 func startLiveSiteWith(t testing.TB, platform string, tweak func(*Options), prepare func(home, ns string)) *liveSite {
 	t.Helper()
+	return startLiveSiteIn(t, platform, fixture.Namespace("live"), tweak, prepare)
+}
+
+// startLiveSiteIn is startLiveSiteWith in namespace ns.
+func startLiveSiteIn(t testing.TB, platform, ns string, tweak func(*Options), prepare func(home, ns string)) *liveSite {
+	t.Helper()
 	rt := enginetest.Real(t, platform)
 	home := t.TempDir()
-	ns := fixture.Namespace("live")
 	t.Cleanup(func() { rt.Remove(context.Background(), ns, fixture.NSDir(home, ns)) })
 	if prepare != nil {
 		prepare(home, ns)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/site-controller/site-controller/internal/enginetest"
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/status"
 )
 
@@ -71,7 +73,7 @@ func testSelectorPicksContainers(t *testing.T, platform string) {
 	connector := filepath.Join(l.res, "backend.yaml")
 	fixture.WriteFile(t, connector, selectorConnectorYAML("backend", "backend", sel, false))
 	port := routertest.FreePort(t)
-	fixture.WriteFile(t, filepath.Join(l.res, "listener.yaml"), strings.Replace(fixture.ListenerYAML("backend", port), "routingKey: backend", "routingKey: backend", 1))
+	fixture.WriteFile(t, filepath.Join(l.res, "listener.yaml"), fixture.ListenerYAML("backend", port))
 
 	fixture.Eventually(t, "both containers answer", func() bool { return answersOnly(port, 12, name("one"), name("two")) })
 	fixture.Eventually(t, "status: both containers selected", func() bool {
@@ -120,5 +122,111 @@ func testSelectorPicksContainers(t *testing.T, platform string) {
 	})
 	if got := l.pid(); got != pid {
 		t.Errorf("the router restarted (pid %d → %d) for container changes", pid, got)
+	}
+}
+
+// TestAttachedConnector: an AttachedConnector in a team's namespace
+// directory (no Site) and the AttachedConnectorBinding of the same name in
+// the site's connect the site's router to the containers it selects only
+// while both name each other; each side's status says whether the other
+// agrees, and a change on the team's side reaches the site's router.
+func TestAttachedConnector(t *testing.T) {
+	for _, platform := range []string{"docker", "podman"} {
+		t.Run(platform, func(t *testing.T) { testAttachedConnector(t, platform) })
+	}
+}
+
+func testAttachedConnector(t *testing.T, platform string) {
+	backends := enginetest.NewBackends(t, platform)
+	l := startLiveSite(t, platform)
+	pid := l.pid()
+	net := backends.Network
+	db := net + "-db"
+	backends.Start(enginetest.Backend{Name: db, Labels: map[string]string{"app": "db", "sc-test": net}})
+
+	team := fixture.Namespace("team")
+	attached := filepath.Join(namespace.Root(l.home), team, "input", "resources", "db.yaml")
+	attachedYAML := func(site string) string {
+		return fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: AttachedConnector\nmetadata:\n  name: db\nspec:\n  siteNamespace: %s\n  selector: app=db,sc-test=%s\n  port: 8080\n", site, net)
+	}
+	fixture.WriteFile(t, attached, attachedYAML(l.ns))
+	fixture.WriteFile(t, filepath.Join(l.res, "binding.yaml"), fmt.Sprintf(
+		"apiVersion: skupper.io/v2alpha1\nkind: AttachedConnectorBinding\nmetadata:\n  name: db\nspec:\n  connectorNamespace: %s\n  routingKey: db\n", team))
+	port := routertest.FreePort(t)
+	fixture.WriteFile(t, filepath.Join(l.res, "listener.yaml"), fixture.ListenerYAML("db", port))
+	entity := "attachedConnector/" + team + "/db@" + db
+
+	fixture.Eventually(t, "the attached container answers", func() bool { return whoAnswers(port) == db })
+	fixture.Eventually(t, "both statuses: bound", func() bool {
+		b := fixture.StatusOf(l.home, l.ns, "AttachedConnectorBinding", "db")
+		a := fixture.StatusOf(l.home, team, "AttachedConnector", "db")
+		return b != nil && b.Status == status.Ready && b.HasMatchingListener != nil && *b.HasMatchingListener &&
+			slices.Equal(selected(l.home, l.ns, "AttachedConnectorBinding", "db"), []string{db}) &&
+			a != nil && a.Status == status.Ready && a.Message == "bound to the site of namespace "+l.ns+" with routing key db" &&
+			slices.Equal(selected(l.home, team, "AttachedConnector", "db"), []string{db})
+	})
+	if l.entity("tcpConnector", entity) == nil {
+		t.Fatalf("no tcpConnector %s in the router", entity)
+	}
+
+	// the team's side names another site: the site's side stops
+	fixture.WriteFile(t, attached, attachedYAML("elsewhere"))
+	fixture.Eventually(t, "the binding says why it binds nothing", func() bool {
+		b := fixture.StatusOf(l.home, l.ns, "AttachedConnectorBinding", "db")
+		return b != nil && b.Status == status.Pending &&
+			b.Message == "AttachedConnector db in namespace "+team+" is for the site of namespace elsewhere, not this one"
+	})
+	fixture.Eventually(t, "the router's connector is gone", func() bool { return l.entity("tcpConnector", entity) == nil })
+	if a := fixture.StatusOf(l.home, team, "AttachedConnector", "db"); a == nil || a.Status != status.Pending ||
+		a.Message != "no namespace directory elsewhere (spec.siteNamespace) with input/resources" {
+		t.Errorf("AttachedConnector status naming a missing site: %+v", a)
+	}
+
+	// agreed again, then the team's AttachedConnector goes
+	fixture.WriteFile(t, attached, attachedYAML(l.ns))
+	fixture.Eventually(t, "the attached container answers again", func() bool { return whoAnswers(port) == db })
+	if err := os.Remove(attached); err != nil {
+		t.Fatal(err)
+	}
+	fixture.Eventually(t, "the router's connector is gone with the AttachedConnector", func() bool { return l.entity("tcpConnector", entity) == nil })
+	fixture.Eventually(t, "the binding says the AttachedConnector is missing", func() bool {
+		b := fixture.StatusOf(l.home, l.ns, "AttachedConnectorBinding", "db")
+		return b != nil && b.Status == status.Pending && b.Message == "no AttachedConnector db in namespace directory "+team
+	})
+	if got := l.pid(); got != pid {
+		t.Errorf("the router restarted (pid %d → %d)", pid, got)
+	}
+}
+
+// TestSeedHelloWorldConnector: the Connector of the seed's Hello World
+// example, verbatim (selector app=backend, port 8080, in namespace
+// hello-world-east), serves a container labelled app=backend on docker
+// and podman.
+func TestSeedHelloWorldConnector(t *testing.T) {
+	const seed = `apiVersion: skupper.io/v2alpha1
+kind: Connector
+metadata:
+  name: backend
+  namespace: hello-world-east
+spec:
+  routingKey: backend
+  selector: app=backend
+  port: 8080
+`
+	for _, platform := range []string{"docker", "podman"} {
+		t.Run(platform, func(t *testing.T) {
+			backends := enginetest.NewBackends(t, platform)
+			name := backends.Network + "-backend"
+			backends.Start(enginetest.Backend{Name: name, Labels: map[string]string{"app": "backend"}})
+			l := startLiveSiteIn(t, platform, "hello-world-east", nil, nil)
+			fixture.WriteFile(t, filepath.Join(l.res, "connector.yaml"), seed)
+			port := routertest.FreePort(t)
+			fixture.WriteFile(t, filepath.Join(l.res, "listener.yaml"), fixture.ListenerYAML("backend", port))
+			fixture.Eventually(t, "the labelled container answers", func() bool { return whoAnswers(port) == name })
+			fixture.Eventually(t, "status: Ready, the container selected", func() bool {
+				s := fixture.StatusOf(l.home, l.ns, "Connector", "backend")
+				return s != nil && s.Status == status.Ready && slices.Equal(selected(l.home, l.ns, "Connector", "backend"), []string{name})
+			})
+		})
 	}
 }

@@ -137,3 +137,35 @@ func TestMissingCredentialsAreAnError(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestRenderTargets: a Connector with a selector gets a tcpConnector per
+// selected container, named after it, with the Connector's port, routing
+// key and TLS; a bound AttachedConnector one per container with the
+// binding's routing key; none selected renders none.
+func TestRenderTargets(t *testing.T) {
+	ns := namespace(t, site+
+		"---\napiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata: {name: web}\nspec: {routingKey: web, selector: app=web, port: 8080, tlsCredentials: t}\n"+
+		"---\napiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata: {name: idle}\nspec: {routingKey: idle, selector: app=idle, port: 80}\n")
+	e := env()
+	e.Targets = map[string][]Target{"web": {{Name: "web-1", ID: "a1", Host: "10.0.0.2"}, {Name: "web-2", ID: "b2", Host: "10.0.0.3"}}}
+	e.Attached = []Attached{{Name: "db", Namespace: "team", RoutingKey: "db", Port: 5432, Targets: []Target{{Name: "pg", Host: "10.0.1.5"}}}}
+	cfg, err := Render(ns, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skschema.CheckConfig(t, cfg)
+	got := map[string]map[string]any{}
+	for _, en := range cfg {
+		if en.Type == "tcpConnector" {
+			got[en.Name()] = en.Attrs
+		}
+	}
+	want := map[string]map[string]any{
+		"connector/web@web-1":          {"name": "connector/web@web-1", "host": "10.0.0.2", "port": "8080", "address": "web", "sslProfile": "t-profile", "verifyHostname": true},
+		"connector/web@web-2":          {"name": "connector/web@web-2", "host": "10.0.0.3", "port": "8080", "address": "web", "sslProfile": "t-profile", "verifyHostname": true},
+		"attachedConnector/team/db@pg": {"name": "attachedConnector/team/db@pg", "host": "10.0.1.5", "port": "5432", "address": "db"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("tcpConnectors:\n%v\nwant:\n%v", got, want)
+	}
+}

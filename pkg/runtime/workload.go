@@ -45,6 +45,13 @@ type Workloads interface {
 	WatchWorkloads(ctx context.Context, changed func(id string)) error
 }
 
+// HealthPolled is a Workloads whose event stream may not tell health
+// changes (Podman 4.3 sends none for health checks): the containers that
+// have a health check are inspected again every second.
+type HealthPolled interface {
+	HealthWithoutEvents() bool
+}
+
 // AddressOf picks a container's address from its networks (name → IP):
 // 127.0.0.1 on the host network, else the first network by name that
 // gives it one.

@@ -102,6 +102,10 @@ func (r *Runtime) inspectWorkload(c context.Context, id string) (runtime.Workloa
 	return w, true, nil
 }
 
+// HealthWithoutEvents implements runtime.HealthPolled: Podman before 4.6
+// sends no event when a health check's result changes.
+func (r *Runtime) HealthWithoutEvents() bool { return true }
+
 // event is one entry of the service's event stream.
 type event struct {
 	Type   string
