@@ -311,8 +311,11 @@ func (r *Reconciler) selectOn(ctx context.Context, platform, text string, includ
 		out.pods = append(out.pods, status.SelectedPod{Name: w.Name, IP: w.Address, ID: shortID(w.ID)})
 	}
 	if len(out.targets) > 0 {
+		if engineErr != nil {
+			out.left = "the containers as last listed (" + engineErr.Error() + ")"
+		}
 		if len(notReady) > 0 {
-			out.left = "not ready, left out: " + strings.Join(notReady, ", ") + " (spec.includeNotReadyPods: true selects them)"
+			out.left = joinMessage(out.left, "not ready, left out: "+strings.Join(notReady, ", ")+" (spec.includeNotReadyPods: true selects them)")
 		}
 		if len(noAddress) > 0 {
 			out.left = joinMessage(out.left, "without an address on any network, left out: "+strings.Join(noAddress, ", "))

@@ -548,3 +548,52 @@ func BenchmarkBigSiteToConfigured(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkContainerToTraffic measures, on docker and podman with the real
+// router, the time from a labelled container started (the engine's start
+// call returned) to a connection through the site's Listener answered by
+// it: the engine's event, the container inspected, a pass, the
+// tcpConnector created live. 20 per op, each with a new container while
+// none other is selected; the median is reported.
+func BenchmarkContainerToTraffic(b *testing.B) {
+	for _, platform := range []string{"docker", "podman"} {
+		b.Run(platform, func(b *testing.B) {
+			backends := enginetest.NewBackends(b, platform)
+			l := startLiveSite(b, platform)
+			sel := "app=backend,sc-test=" + backends.Network
+			fixture.WriteFile(b, filepath.Join(l.res, "backend.yaml"), selectorConnectorYAML("backend", "backend", sel, false))
+			port := routertest.FreePort(b)
+			fixture.WriteFile(b, filepath.Join(l.res, "listener.yaml"), fixture.ListenerYAML("backend", port))
+			fixture.Eventually(b, "nothing selected", func() bool {
+				s := fixture.StatusOf(l.home, l.ns, "Connector", "backend")
+				return s != nil && s.Message == "no running container matches "+sel
+			})
+			var times []time.Duration
+			round := 0
+			for b.Loop() {
+				for range 20 {
+					round++
+					name := fmt.Sprintf("%s-%d", backends.Network, round)
+					b.StopTimer()
+					backends.Start(enginetest.Backend{Name: name, Labels: map[string]string{"app": "backend", "sc-test": backends.Network}})
+					b.StartTimer()
+					start := time.Now()
+					for whoAnswers(port) != name {
+						if time.Since(start) > 30*time.Second {
+							b.Fatalf("%s never answered", name)
+						}
+						time.Sleep(2 * time.Millisecond)
+					}
+					times = append(times, time.Since(start))
+					b.StopTimer()
+					backends.Remove(name)
+					fixture.Eventually(b, "the container's connector gone", func() bool { return l.entity("tcpConnector", "connector/backend@"+name) == nil })
+					b.StartTimer()
+				}
+			}
+			slices.Sort(times)
+			b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
+			b.ReportMetric(float64(times[len(times)-1].Microseconds())/1000, "max-ms")
+		})
+	}
+}

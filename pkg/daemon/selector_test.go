@@ -1,17 +1,21 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/site-controller/site-controller/internal/enginetest"
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/routertest"
 	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/runtime"
+	"github.com/site-controller/site-controller/pkg/runtime/docker"
 	"github.com/site-controller/site-controller/pkg/status"
 )
 
@@ -229,4 +233,43 @@ spec:
 			})
 		})
 	}
+}
+
+// TestSelectorEngineInterrupted: while the engine cannot be reached the
+// selected containers stay connected (and the status says they are as
+// last listed); when it is back, a container started meanwhile is found.
+func TestSelectorEngineInterrupted(t *testing.T) {
+	direct := enginetest.RealDocker(t)
+	backends := enginetest.NewBackends(t, "docker")
+	proxy := &socketProxy{path: filepath.Join(t.TempDir(), "docker.sock"), target: strings.TrimPrefix(enginetest.DockerEndpoint(t), "unix://")}
+	proxy.start(t)
+	t.Cleanup(proxy.stop)
+	rt, err := docker.New(docker.Options{Endpoint: "unix://" + proxy.path, Image: routertest.Image(t), Pull: runtime.PullNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	l := startLiveSiteIn(t, "docker", fixture.Namespace("interrupted"), func(o *Options) {
+		o.Runtimes = map[string]runtime.Runtime{"docker": rt}
+	}, nil)
+	t.Cleanup(func() { direct.Remove(context.Background(), l.ns, fixture.NSDir(l.home, l.ns)) })
+	net := backends.Network
+	labels := map[string]string{"app": "backend", "sc-test": net}
+	backends.Start(enginetest.Backend{Name: net + "-one", Labels: labels})
+	fixture.WriteFile(t, filepath.Join(l.res, "backend.yaml"), selectorConnectorYAML("backend", "backend", "app=backend,sc-test="+net, false))
+	port := routertest.FreePort(t)
+	fixture.WriteFile(t, filepath.Join(l.res, "listener.yaml"), fixture.ListenerYAML("backend", port))
+	fixture.Eventually(t, "the container answers", func() bool { return whoAnswers(port) == net+"-one" })
+
+	proxy.stop()
+	backends.Start(enginetest.Backend{Name: net + "-two", Labels: labels})
+	fixture.Eventually(t, "status: as last listed", func() bool {
+		s := fixture.StatusOf(l.home, l.ns, "Connector", "backend")
+		return s != nil && strings.Contains(s.Message, "the containers as last listed (docker at unix://"+proxy.path+" is not reachable")
+	})
+	if !answersOnly(port, 6, net+"-one") {
+		t.Error("the selected container does not answer alone while the engine is away")
+	}
+	proxy.start(t)
+	fixture.EventuallyWithin(t, 40*time.Second, "the container started meanwhile answers too", func() bool { return answersOnly(port, 12, net+"-one", net+"-two") })
 }
