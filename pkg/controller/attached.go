@@ -174,7 +174,9 @@ func (r *Reconciler) attachedViews(ctx context.Context, s *siteState) {
 			v.bound, v.routingKey = true, binding.Spec.RoutingKey
 			v.sel = r.selectOn(ctx, p.platform, ac.Spec.Selector, ac.Spec.IncludeNotReadyPods)
 			s.selects[p.platform] = true
-			v.why = v.sel.problem
+			if v.sel.problem != "" {
+				v.why = "the site of namespace " + b + " runs on " + p.platform + ": " + v.sel.problem
+			}
 		}
 		s.attached[ac.Metadata.Name] = v
 	}

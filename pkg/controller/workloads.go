@@ -279,7 +279,7 @@ type selection struct {
 func (r *Reconciler) selectOn(ctx context.Context, platform, text string, includeNotReady bool) selection {
 	switch platform {
 	case "linux":
-		return selection{problem: "the linux platform has no containers to select; set spec.host to the server's address instead"}
+		return selection{problem: "the linux platform has no containers to select"}
 	case "docker", "podman":
 	default:
 		return selection{none: "platform " + platform + " runs no containers: nothing is selected"}
@@ -385,7 +385,11 @@ func (r *Reconciler) selectConnectors(ctx context.Context, s *siteState, platfor
 		if c.Spec.Host != "" || c.Spec.Selector == "" {
 			continue
 		}
-		s.selections[c.Metadata.Name] = r.selectOn(ctx, platform, c.Spec.Selector, c.Spec.IncludeNotReadyPods)
+		sel := r.selectOn(ctx, platform, c.Spec.Selector, c.Spec.IncludeNotReadyPods)
+		if sel.problem != "" && platform == "linux" {
+			sel.problem += "; set spec.host to the server's address instead"
+		}
+		s.selections[c.Metadata.Name] = sel
 		s.selects[platform] = true
 	}
 }
