@@ -1,6 +1,7 @@
 package namespace
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -283,5 +284,43 @@ func TestClaimsRegistryEditedByHand(t *testing.T) {
 	}
 	if g["Listener/l"].HeldBy == "" {
 		t.Fatalf("the registry edited by hand was not read: %v", g)
+	}
+}
+
+// TestChosenPortsKeptApart: the ports the controller chose are in a file
+// of their own, which a change of named ports does not rewrite, and which
+// keeps them when the named ports' file is lost (a crash before it reached
+// the disk): the next claim gets the same port.
+func TestChosenPortsKeptApart(t *testing.T) {
+	home := t.TempDir()
+	a, _ := Open(home, "a")
+	os.MkdirAll(a.Path, 0o755)
+	claims := func(listener int) []PortClaim {
+		return []PortClaim{{Key: "RouterAccess/x/inter-router", From: 46100}, {Key: "Listener/l", Host: "127.0.0.1", Port: listener}}
+	}
+	g, _, err := a.ClaimPorts(claims(47100), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chosen := g["RouterAccess/x/inter-router"].Port
+	named, _ := os.ReadFile(filepath.Join(Root(home), ".ports"))
+	kept, _ := os.ReadFile(filepath.Join(Root(home), ".ports-chosen"))
+	if !strings.Contains(string(named), "47100 127.0.0.1 a Listener/l\n") || strings.Contains(string(named), "RouterAccess/x") {
+		t.Errorf(".ports:\n%s", named)
+	}
+	if !strings.Contains(string(kept), fmt.Sprintf("%d * a RouterAccess/x/inter-router\n", chosen)) || strings.Contains(string(kept), "Listener/l") {
+		t.Errorf(".ports-chosen:\n%s", kept)
+	}
+	before, _ := os.Stat(filepath.Join(Root(home), ".ports-chosen"))
+	if _, _, err := a.ClaimPorts(claims(47101), true); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(filepath.Join(Root(home), ".ports-chosen"))
+	if !os.SameFile(before, after) {
+		t.Error("a named port's change replaced the chosen ports' file")
+	}
+	os.Remove(filepath.Join(Root(home), ".ports"))
+	if g, _, _ := a.ClaimPorts(claims(47101), true); g["RouterAccess/x/inter-router"].Port != chosen {
+		t.Errorf("without .ports the chosen port moved from %d: %+v", chosen, g)
 	}
 }

@@ -1,6 +1,7 @@
 package namespace
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -213,12 +214,24 @@ type PortGrant struct {
 	HeldBy string
 }
 
-const claimsFile = ".ports"
+// The claims registry is two files. Ports the input names (a Listener's,
+// a RouterAccess role's port) are in .ports, replaced atomically but not
+// flushed to disk: after a crash that loses it, each namespace's next pass
+// claims them again from its input. Ports the controller chose (a
+// RouterAccess role without one, which link files other sites hold name)
+// cannot be derived again: they are in .ports-chosen, flushed before it
+// replaces the old one, and written only when one of them changes.
+const (
+	claimsFile = ".ports"
+	chosenFile = ".ports-chosen"
+)
 
 // portHolder is one line of the claims registry.
 type portHolder struct {
 	port      int
 	host, key string
+	// chosen is true for a port the controller chose
+	chosen bool
 }
 
 // ClaimPorts reserves the ports of a namespace's Listeners and
@@ -269,7 +282,7 @@ func (d Dir) ClaimPorts(claims []PortClaim, write bool) (map[string]PortGrant, b
 	}
 	for ns, p := range mgmt {
 		if ns != d.Name {
-			others[p] = append(others[p], held{ns, portHolder{p, "127.0.0.1", "its local management port"}})
+			others[p] = append(others[p], held{ns, portHolder{p, "127.0.0.1", "its local management port", false}})
 		}
 	}
 	heldBy := func(host string, port int) string {
@@ -304,7 +317,7 @@ func (d Dir) ClaimPorts(claims []PortClaim, write bool) (map[string]PortGrant, b
 				continue
 			}
 			out[c.Key] = PortGrant{Port: c.Port}
-			now = append(now, portHolder{c.Port, host, c.Key})
+			now = append(now, portHolder{c.Port, host, c.Key, false})
 			continue
 		}
 		p := mine[c.Key]
@@ -324,9 +337,9 @@ func (d Dir) ClaimPorts(claims []PortClaim, write bool) (map[string]PortGrant, b
 		}
 		explicit[p] = true
 		out[c.Key] = PortGrant{Port: p}
-		now = append(now, portHolder{p, host, c.Key})
+		now = append(now, portHolder{p, host, c.Key, true})
 	}
-	changed := !slices.Equal(now, holders[d.Name])
+	changed := !sameHolders(now, holders[d.Name])
 	if write && changed {
 		if len(now) == 0 {
 			delete(holders, d.Name)
@@ -340,17 +353,53 @@ func (d Dir) ClaimPorts(claims []PortClaim, write bool) (map[string]PortGrant, b
 	return out, changed, nil
 }
 
+// sameHolders tells whether two namespaces' lines hold the same, in any
+// order.
+func sameHolders(a, b []portHolder) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	order := func(x, y portHolder) int {
+		return cmp.Or(strings.Compare(x.key, y.key), x.port-y.port, strings.Compare(x.host, y.host))
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.SortFunc(a, order)
+	slices.SortFunc(b, order)
+	return slices.Equal(a, b)
+}
+
 // readClaims returns the claims registry by namespace, for namespaces
-// that still exist.
+// that still exist: both files.
 func readClaims(root string) (map[string][]portHolder, error) {
-	path := filepath.Join(root, claimsFile)
-	if held, ok := claimsCache.get(path); ok {
-		// as this process wrote it: only namespaces gone since are news
-		for ns := range held {
-			if st, err := os.Stat(filepath.Join(root, ns)); err != nil || !st.IsDir() {
-				delete(held, ns)
+	out := map[string][]portHolder{}
+	exists := map[string]bool{}
+	for _, f := range []struct {
+		name   string
+		chosen bool
+	}{{claimsFile, false}, {chosenFile, true}} {
+		held, err := readClaimsFile(filepath.Join(root, f.name), f.chosen)
+		if err != nil {
+			return nil, err
+		}
+		for ns, hs := range held {
+			there, known := exists[ns]
+			if !known {
+				st, err := os.Stat(filepath.Join(root, ns))
+				there = err == nil && st.IsDir()
+				exists[ns] = there
+			}
+			if there { // a namespace gone has its ports free
+				out[ns] = append(out[ns], hs...)
 			}
 		}
+	}
+	return out, nil
+}
+
+// readClaimsFile returns one file of the registry by namespace (as this
+// process last wrote it, when it is unchanged since).
+func readClaimsFile(path string, chosen bool) (map[string][]portHolder, error) {
+	if held, ok := claimsCache.get(path); ok {
 		return held, nil
 	}
 	out := map[string][]portHolder{}
@@ -361,7 +410,6 @@ func readClaims(root string) (map[string][]portHolder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the port registry: %w", err)
 	}
-	exists := map[string]bool{}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
 		if len(f) != 4 || strings.HasPrefix(line, "#") {
@@ -371,34 +419,39 @@ func readClaims(root string) (map[string][]portHolder, error) {
 		if err != nil || p < 1 || p > 65535 {
 			continue
 		}
-		there, known := exists[f[2]]
-		if !known {
-			st, err := os.Stat(filepath.Join(root, f[2]))
-			there = err == nil && st.IsDir()
-			exists[f[2]] = there
-		}
-		if !there {
-			continue // the namespace is gone: its ports are free
-		}
-		out[f[2]] = append(out[f[2]], portHolder{p, f[1], f[3]})
+		out[f[2]] = append(out[f[2]], portHolder{p, f[1], f[3], chosen})
 	}
 	return out, nil
 }
 
+// writeClaims replaces the registry's files whose lines changed: the
+// chosen ports flushed to disk first, the named ones not.
 func writeClaims(root string, holders map[string][]portHolder) error {
-	var b strings.Builder
-	b.WriteString("# ports bound by namespaces' Listeners and RouterAccesses: port host namespace resource\n")
-	for _, ns := range slices.Sorted(maps.Keys(holders)) {
-		for _, h := range holders[ns] {
-			fmt.Fprintf(&b, "%d %s %s %s\n", h.port, h.host, ns, h.key)
+	for _, f := range []struct {
+		name, header string
+		chosen       bool
+	}{
+		{claimsFile, "# ports the namespaces' Listeners and RouterAccesses name: port host namespace resource", false},
+		{chosenFile, "# ports the controller chose for RouterAccess roles: port host namespace resource", true},
+	} {
+		part := map[string][]portHolder{}
+		var b strings.Builder
+		b.WriteString(f.header + "\n")
+		for _, ns := range slices.Sorted(maps.Keys(holders)) {
+			for _, h := range holders[ns] {
+				if h.chosen == f.chosen {
+					part[ns] = append(part[ns], h)
+					fmt.Fprintf(&b, "%d %s %s %s\n", h.port, h.host, ns, h.key)
+				}
+			}
 		}
+		path := filepath.Join(root, f.name)
+		if _, err := fileio.WriteFile(path, []byte(b.String()), 0o644, 0o755, f.chosen); err != nil {
+			claimsCache.forget(path)
+			return fmt.Errorf("recording the port registry: %w", err)
+		}
+		claimsCache.put(path, part)
 	}
-	path := filepath.Join(root, claimsFile)
-	if _, err := fileio.WriteFile(path, []byte(b.String()), 0o644, 0o755, true); err != nil {
-		claimsCache.forget(path)
-		return fmt.Errorf("recording the port registry: %w", err)
-	}
-	claimsCache.put(path, holders)
 	return nil
 }
 
