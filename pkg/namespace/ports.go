@@ -435,18 +435,32 @@ func writeClaims(root string, holders map[string][]portHolder) error {
 		{chosenFile, "# ports the controller chose for RouterAccess roles: port host namespace resource", true},
 	} {
 		part := map[string][]portHolder{}
-		var b strings.Builder
-		b.WriteString(f.header + "\n")
-		for _, ns := range slices.Sorted(maps.Keys(holders)) {
-			for _, h := range holders[ns] {
+		for ns, hs := range holders {
+			for _, h := range hs {
 				if h.chosen == f.chosen {
 					part[ns] = append(part[ns], h)
-					fmt.Fprintf(&b, "%d %s %s %s\n", h.port, h.host, ns, h.key)
 				}
 			}
 		}
 		path := filepath.Join(root, f.name)
-		if _, err := fileio.WriteFile(path, []byte(b.String()), 0o644, 0o755, f.chosen); err != nil {
+		if claimsCache.holds(path, part) {
+			continue // the file says this already
+		}
+		b := make([]byte, 0, 64+48*len(holders))
+		b = append(b, f.header+"\n"...)
+		for _, ns := range slices.Sorted(maps.Keys(part)) {
+			for _, h := range part[ns] {
+				b = strconv.AppendInt(b, int64(h.port), 10)
+				b = append(b, ' ')
+				b = append(b, h.host...)
+				b = append(b, ' ')
+				b = append(b, ns...)
+				b = append(b, ' ')
+				b = append(b, h.key...)
+				b = append(b, '\n')
+			}
+		}
+		if err := fileio.Replace(path, b, 0o644, 0o755, f.chosen); err != nil {
 			claimsCache.forget(path)
 			return fmt.Errorf("recording the port registry: %w", err)
 		}
@@ -486,6 +500,19 @@ func (c *claimsMemo) get(path string) (map[string][]portHolder, bool) {
 		return nil, false
 	}
 	return maps.Clone(w.holders), true // lines are replaced, never changed in place
+}
+
+// holds tells whether the file at path is as this process wrote it, with
+// the same lines as holders.
+func (c *claimsMemo) holds(path string, holders map[string][]portHolder) bool {
+	key, ok := fileKeyOf(path)
+	if !ok || key == (fileKey{}) {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.byPath[path]
+	return ok && w.key == key && maps.EqualFunc(w.holders, holders, sameHolders)
 }
 
 func (c *claimsMemo) put(path string, holders map[string][]portHolder) {
