@@ -120,6 +120,8 @@ type passCache struct {
 	// bound the attached connectors the last pass rendered, by binding
 	peers map[string]*namespace.FileCache
 	bound map[string]*routerconfig.Attached
+	// render keeps the entities of unchanged resources
+	render routerconfig.Memo
 }
 
 // cacheOf returns the cache of namespace name, a new one when the
@@ -379,6 +381,9 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 	}
 	s.res.SiteID = in.SiteID
 	in.Platform, in.Version, in.Now = platform, r.opts.Version, s.now
+	if s.cache != nil {
+		in.Memo = &s.cache.render
+	}
 	in.Targets, in.SelectorProblems = map[string][]routerconfig.Target{}, map[string]string{}
 	for name, sel := range s.selections {
 		in.Targets[name] = sel.targets

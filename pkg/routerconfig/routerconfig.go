@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,6 +74,49 @@ type Environment struct {
 	// Attached are the AttachedConnectors bound to this site by its
 	// AttachedConnectorBindings, with the containers they selected.
 	Attached []Attached
+	// Memo, when set, keeps the entities of one namespace's resources
+	// from one Render to the next (see Memo).
+	Memo *Memo
+}
+
+// Memo keeps, between the renders of one namespace, the entity of each
+// Listener and Connector that depends on nothing but the resource itself
+// (no TLS), keyed by the decoded resource: a resource read from an
+// unchanged file is the same object, and its entity is not built again.
+// Marshal reuses the text of an entity whose attributes are the very map
+// it wrote before. The output is the same as without it, byte for byte.
+type Memo struct {
+	entities, used map[resources.Object]Entity
+	text           map[string]memoText // by type and name
+}
+
+type memoText struct {
+	attrs map[string]any
+	text  []byte
+}
+
+// entity returns the kept entity of o, building it with build when there
+// is none.
+func (m *Memo) entity(o resources.Object, build func() Entity) Entity {
+	if m == nil {
+		return build()
+	}
+	e, ok := m.entities[o]
+	if !ok {
+		e = build()
+	}
+	if m.used == nil {
+		m.used = map[resources.Object]Entity{}
+	}
+	m.used[o] = e
+	return e
+}
+
+// done forgets the entities of resources this render did not have.
+func (m *Memo) done() {
+	if m != nil {
+		m.entities, m.used = m.used, nil
+	}
 }
 
 // Target is a container a selector selected.
@@ -275,15 +319,11 @@ func Render(ns *resources.Namespace, env Environment) (Config, error) {
 
 	var tcp []Entity
 	for _, l := range ns.Listeners {
-		a := map[string]any{
-			"name":    ListenerName(l),
-			"host":    l.Spec.Host,
-			"port":    strconv.FormatInt(l.Spec.Port, 10),
-			"address": l.Spec.RoutingKey,
+		if l.Spec.TLSCredentials == "" {
+			tcp = append(tcp, env.Memo.entity(l, func() Entity { return Entity{"tcpListener", listenerAttrs(l)} }))
+			continue
 		}
-		if o := ListenerObserver(l); o != "" {
-			a["observer"] = o
-		}
+		a := listenerAttrs(l)
 		if t := l.Spec.TLSCredentials; t != "" {
 			if err := profile(t, true); err != nil {
 				return nil, fmt.Errorf("Listener/%s: %w", l.Metadata.Name, err)
@@ -338,6 +378,17 @@ func Render(ns *resources.Namespace, env Environment) (Config, error) {
 		}
 	}
 	for _, c := range ns.Connectors {
+		if c.Spec.Host != "" && c.Spec.TLSCredentials == "" {
+			tcp = append(tcp, env.Memo.entity(c, func() Entity {
+				return Entity{"tcpConnector", map[string]any{
+					"name":    ConnectorName(c),
+					"host":    c.Spec.Host,
+					"port":    strconv.FormatInt(c.Spec.Port, 10),
+					"address": c.Spec.RoutingKey,
+				}}
+			}))
+			continue
+		}
 		// a Connector with a host connects to it; one with a selector
 		// connects to each container it selected
 		targets := []Target{{Host: c.Spec.Host}}
@@ -389,7 +440,22 @@ func Render(ns *resources.Namespace, env Environment) (Config, error) {
 	)
 	cfg = append(cfg, logEntities(site.Spec.Settings["router-logging"])...)
 	cfg = append(cfg, tcp...)
+	env.Memo.done()
 	return cfg, nil
+}
+
+// listenerAttrs are a Listener's tcpListener attributes but TLS.
+func listenerAttrs(l *resources.Listener) map[string]any {
+	a := map[string]any{
+		"name":    ListenerName(l),
+		"host":    l.Spec.Host,
+		"port":    strconv.FormatInt(l.Spec.Port, 10),
+		"address": l.Spec.RoutingKey,
+	}
+	if o := ListenerObserver(l); o != "" {
+		a["observer"] = o
+	}
+	return a
 }
 
 // ListenerObserver is the protocol observer of a Listener: spec.observer,
@@ -440,11 +506,34 @@ func sortedKeys[V any](m map[string]V) []string {
 // [type, attributes] pairs, attributes sorted by name, indented by four.
 // It is written by hand, not by encoding/json, because it is on the path
 // of every reconcile and a site can have thousands of entities.
-func (c Config) Marshal() ([]byte, error) {
+func (c Config) Marshal() ([]byte, error) { return c.MarshalWith(nil) }
+
+// MarshalWith is Marshal that takes the text of an entity from memo when
+// its attributes are the map memo wrote it from (and keeps what it writes
+// there).
+func (c Config) MarshalWith(memo *Memo) ([]byte, error) {
 	b := make([]byte, 0, 256*len(c)+16)
 	b = append(b, "[\n"...)
 	keys := make([]string, 0, 16)
+	var text map[string]memoText
 	for i, e := range c {
+		var key string
+		if memo != nil && (e.Type == "tcpListener" || e.Type == "tcpConnector") {
+			key = e.Type + "\x00" + e.Name()
+			if t, ok := memo.text[key]; ok && sameMap(t.attrs, e.Attrs) {
+				b = append(b, t.text...)
+				if i < len(c)-1 {
+					b = append(b, ',')
+				}
+				b = append(b, '\n')
+				if text == nil {
+					text = make(map[string]memoText, len(memo.text))
+				}
+				text[key] = t
+				continue
+			}
+		}
+		start := len(b)
 		b = append(b, "    [\n        "...)
 		b = appendString(b, e.Type)
 		b = append(b, ",\n        {"...)
@@ -469,12 +558,26 @@ func (c Config) Marshal() ([]byte, error) {
 			b = append(b, "\n        "...)
 		}
 		b = append(b, "}\n    ]"...)
+		if key != "" {
+			if text == nil {
+				text = make(map[string]memoText, len(memo.text))
+			}
+			text[key] = memoText{attrs: e.Attrs, text: slices.Clip(b[start:len(b):len(b)])}
+		}
 		if i < len(c)-1 {
 			b = append(b, ',')
 		}
 		b = append(b, '\n')
 	}
+	if memo != nil {
+		memo.text = text
+	}
 	return append(b, "]\n"...), nil
+}
+
+// sameMap tells whether a and b are the same map (not only equal).
+func sameMap(a, b map[string]any) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 func appendValue(b []byte, v any) ([]byte, error) {

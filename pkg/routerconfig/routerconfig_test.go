@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -167,5 +168,66 @@ func TestRenderTargets(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("tcpConnectors:\n%v\nwant:\n%v", got, want)
+	}
+}
+
+// TestRenderMemo: rendering with a memo, across changes (a resource
+// changed, one gone, one new, TLS ones beside), gives byte for byte what
+// rendering anew gives, and keeps the entities of unchanged resources.
+func TestRenderMemo(t *testing.T) {
+	doc := func(src string) []*resources.Document {
+		docs, probs := resources.Decode("r.yaml", []byte(src))
+		if len(probs) > 0 {
+			t.Fatal(probs)
+		}
+		return docs
+	}
+	siteDocs := doc(site)
+	var docs []*resources.Document
+	for i := range 6 {
+		docs = append(docs, doc(fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: l%d}\nspec: {routingKey: k%d, host: 127.0.0.1, port: %d}\n", i, i, 100+i))...)
+		docs = append(docs, doc(fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata: {name: c%d}\nspec: {routingKey: k%d, host: h%d, port: 9}\n", i, i, i))...)
+	}
+	docs = append(docs, doc("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: tls}\nspec: {routingKey: t, host: 127.0.0.1, port: 99, tlsCredentials: t}\n")...)
+	build := func(docs []*resources.Document) *resources.Namespace {
+		return resources.Build("ns", append(slices.Clone(siteDocs), docs...), nil)
+	}
+	memo := &Memo{}
+	render := func(ns *resources.Namespace, m *Memo) (Config, []byte) {
+		e := env()
+		e.Memo = m
+		cfg, err := Render(ns, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := cfg.MarshalWith(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg, out
+	}
+	first, _ := render(build(docs), memo)
+	// l1 changes, c2 goes, l9 comes
+	next := slices.Clone(docs)
+	next[2] = doc("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: l1}\nspec: {routingKey: k1, host: 127.0.0.1, port: 201}\n")[0]
+	next = slices.Delete(next, 5, 6)
+	next = append(next, doc("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: l9}\nspec: {routingKey: k9, host: 127.0.0.1, port: 109}\n")...)
+	for round := range 2 {
+		cfg, got := render(build(next), memo)
+		_, want := render(build(next), nil)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("round %d: with the memo:\n%s\nanew:\n%s", round, got, want)
+		}
+		kept := 0
+		for _, e := range cfg {
+			for _, f := range first {
+				if e.Type == "tcpListener" && e.Name() == f.Name() && fmt.Sprintf("%p", e.Attrs) == fmt.Sprintf("%p", f.Attrs) {
+					kept++
+				}
+			}
+		}
+		if kept != 5 { // l0, l2..l5; not l1 (changed), not tls
+			t.Errorf("round %d: %d unchanged Listeners' entities kept, want 5", round, kept)
+		}
 	}
 }

@@ -72,6 +72,9 @@ type Input struct {
 	// SelectorProblems are, by Connector name, why a selector cannot
 	// select on the platform: the Connector fails.
 	SelectorProblems map[string]string
+	// Memo keeps rendered entities from the namespace's last Build; nil
+	// renders everything anew.
+	Memo *routerconfig.Memo
 }
 
 // Issuer is a CA of the site, or why it cannot be used.
@@ -222,11 +225,12 @@ func Build(in Input) (*Desired, error) {
 		Links:          b.linkEntities,
 		Targets:        in.Targets,
 		Attached:       in.Attached,
+		Memo:           in.Memo,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if b.out.ConfigJSON, err = cfg.Marshal(); err != nil {
+	if b.out.ConfigJSON, err = cfg.MarshalWith(in.Memo); err != nil {
 		return nil, err
 	}
 	b.out.Config = cfg
