@@ -39,6 +39,8 @@ type Live struct {
 	// VerifyDue is true when the router is due a full read, which this
 	// pass left to the next one so as not to hold up its changes.
 	VerifyDue bool
+	// OpsTime is how long the router took over the operations sent.
+	OpsTime time.Duration
 
 	// addresses are the tcpListeners' addresses, worked out once
 	addresses     map[string]bool
@@ -331,6 +333,7 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 		}
 	}
 	refused := map[string]error{}
+	opsStart := time.Now()
 	for _, c := range changes {
 		typ := management.TypeName(c.Type)
 		var attrs map[string]any
@@ -368,7 +371,7 @@ func (r *Reconciler) applyLiveCtx(ctx context.Context, s *siteState, platform st
 			delete(sess.loaded, strings.TrimPrefix(k, "sslProfile/"))
 		}
 	}
-	live := &Live{Applied: len(changes) - len(refused), Entities: known, Refused: refused, VerifyDue: verifyDue}
+	live := &Live{Applied: len(changes) - len(refused), Entities: known, Refused: refused, VerifyDue: verifyDue, OpsTime: time.Since(opsStart)}
 	if len(changes) == 0 && live.unmatched() {
 		// a listener's operStatus follows connectors anywhere in the
 		// network: while some listener waits, read them back (a pass

@@ -245,6 +245,15 @@ type Result struct {
 	// RenewAt is when the first certificate the site generated is due
 	// to be renewed: a pass then issues it again (zero: none).
 	RenewAt time.Time
+	// Phases is how long the pass took over each of its steps.
+	Phases Phases
+}
+
+// Phases are the steps of a pass, timed: reading the input (files,
+// resources, selected containers), working out and writing the site,
+// making the runtime and the router run it, writing the statuses.
+type Phases struct {
+	Read, Render, Apply, Status time.Duration
 }
 
 // Reconcile runs one pass over namespace name that looks at every input
@@ -276,6 +285,12 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	}
 	defer undoRecreation(dir, before)
 	cache := r.cacheOf(name, before)
+	phase := time.Now()
+	lap := func(d *time.Duration) {
+		now := time.Now()
+		*d, phase = now.Sub(phase), now
+	}
+	var phases Phases
 	files, err := dir.ReadFilesCached(r.opts.MaxFileSize, &cache.files, changed)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", name, err)
@@ -300,6 +315,7 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	r.attachedViews(ctx, pass)
 	r.read(name, pass.reads)
 	r.selecting(name, pass.selects)
+	lap(&phases.Read)
 
 	if ns.Site != nil {
 		if err := r.render(pass, layout(platform)); err != nil {
@@ -308,7 +324,9 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	}
 	r.serveGrants(pass)
 	r.redeemTokens(pass)
+	lap(&phases.Render)
 	r.apply(ctx, pass, platform, recorded)
+	lap(&phases.Apply)
 	if pass.desired != nil {
 		res.RenewAt = pass.desired.RenewAt
 	}
@@ -316,6 +334,8 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	resources.SortProblems(res.Problems)
 
 	written, err := r.writeStatus(pass)
+	lap(&phases.Status)
+	res.Phases = phases
 	res.Changed = append(res.Changed, written...)
 	slices.Sort(res.Changed)
 	if err != nil {

@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -199,7 +202,27 @@ func benchmarkListenerToRouterIn(b *testing.B, platform string, background, othe
 	ops := func() float64 { return testutil.ToFloat64(l.daemon().metrics.routerOps.WithLabelValues(l.ns)) }
 	passes := func() float64 { return testutil.ToFloat64(l.daemon().metrics.reconciles.WithLabelValues(l.ns)) }
 	opTime := routerOpTime(b, l)
+	// the passes' time (every namespace's: with others, an upper bound)
+	histogram := func(h prometheus.Histogram) func() (sum, count float64) {
+		return func() (float64, float64) {
+			var m dto.Metric
+			if err := h.Write(&m); err != nil {
+				b.Fatal(err)
+			}
+			return m.GetHistogram().GetSampleSum(), float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	passTime, routerTime := histogram(l.daemon().metrics.duration), histogram(l.daemon().metrics.routerTime)
+	phases := map[string]func() (float64, float64){}
+	phase0 := map[string][2]float64{}
+	for _, p := range []string{"read", "render", "apply", "status"} {
+		phases[p] = histogram(l.daemon().metrics.phases.WithLabelValues(p).(prometheus.Histogram))
+		s, c := phases[p]()
+		phase0[p] = [2]float64{s, c}
+	}
 	w0, o0, p0 := written(), ops(), passes()
+	ps0, pc0 := passTime()
+	rs0, rc0 := routerTime()
 	stop := profileLoop(b)
 	defer stop()
 	var lat []time.Duration
@@ -228,6 +251,17 @@ func benchmarkListenerToRouterIn(b *testing.B, platform string, background, othe
 	b.ReportMetric((ops()-o0)/float64(len(lat)), "router-ops/change")
 	b.ReportMetric((passes()-p0)/float64(len(lat)), "passes/change")
 	b.ReportMetric(opTime, "router-op-ms")
+	if ps, pc := passTime(); pc > pc0 && others == 0 {
+		b.ReportMetric(1000*(ps-ps0)/(pc-pc0), "pass-ms")
+	}
+	if rs, rc := routerTime(); rc > rc0 && others == 0 {
+		b.ReportMetric(1000*(rs-rs0)/(rc-rc0), "router-ops-ms/pass")
+	}
+	for p, f := range phases {
+		if s, c := f(); c > phase0[p][1] && others == 0 {
+			b.ReportMetric(1000*(s-phase0[p][0])/(c-phase0[p][1]), p+"-ms")
+		}
+	}
 }
 
 // routerOpTime returns the median time the router takes to create and

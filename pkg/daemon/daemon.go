@@ -454,9 +454,15 @@ func (d *Daemon) reconcile(ctx context.Context, ns string) {
 	}
 	d.metrics.reconciles.WithLabelValues(ns).Inc()
 	if res != nil {
+		for phase, t := range map[string]time.Duration{"read": res.Phases.Read, "render": res.Phases.Render, "apply": res.Phases.Apply, "status": res.Phases.Status} {
+			d.metrics.phases.WithLabelValues(phase).Observe(t.Seconds())
+		}
 		d.metrics.written.WithLabelValues(ns).Add(float64(len(res.Changed)))
 		if res.Live != nil {
 			d.metrics.routerOps.WithLabelValues(ns).Add(float64(res.Live.Applied))
+			if res.Live.Applied > 0 {
+				d.metrics.routerTime.Observe(res.Live.OpsTime.Seconds())
+			}
 		}
 		d.mu.Lock()
 		if res.RenewAt.IsZero() {

@@ -11,6 +11,8 @@ type metrics struct {
 	reconciles  *prometheus.CounterVec
 	errors      *prometheus.CounterVec
 	duration    prometheus.Histogram
+	routerTime  prometheus.Histogram
+	phases      *prometheus.HistogramVec
 	lastSuccess *prometheus.GaugeVec
 	resources   *prometheus.GaugeVec
 	events      *prometheus.CounterVec
@@ -38,6 +40,16 @@ func newMetrics(reg prometheus.Registerer, watches, queue, retries func() float6
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "site_controller_reconcile_duration_seconds",
 			Help:    "Duration of reconcile passes.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "site_controller_reconcile_phase_duration_seconds",
+			Help:    "Duration of the steps of reconcile passes: read (input), render (the site, written), apply (runtime and router), status.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"phase"}),
+		routerTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "site_controller_router_operations_duration_seconds",
+			Help:    "Time routers took over the management operations of one pass (passes that sent some).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -77,7 +89,7 @@ func newMetrics(reg prometheus.Registerer, watches, queue, retries func() float6
 			Name: "site_controller_files_written_total", Help: "Files written or removed by passes (router configuration, credentials, status files), by namespace.",
 		}, []string{"namespace"}),
 	}
-	for _, c := range []prometheus.Collector{m.reconciles, m.errors, m.duration, m.lastSuccess, m.resources, m.events,
+	for _, c := range []prometheus.Collector{m.reconciles, m.errors, m.duration, m.phases, m.routerTime, m.lastSuccess, m.resources, m.events,
 		m.overflows, m.rescans, m.watches, m.unwatched, m.queueLength, m.retries, m.namespaces, m.routerOps, m.written} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering metrics: %w", err)
