@@ -5,9 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"testing"
@@ -19,6 +17,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/pkg/runtime/podman"
 )
 
 // Backends starts stand-in workloads (routertest.BackendImage: each
@@ -175,27 +174,9 @@ func (b *Backends) Remove(name string) {
 
 // libpod makes one call to the Podman service.
 func (b *Backends) libpod(method, endpoint string, query url.Values, body, out any, path ...string) error {
-	conn, err := bindings.GetClient(b.podman)
-	if err != nil {
-		return err
-	}
-	var in io.Reader
-	var headers http.Header
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		in, headers = bytes.NewReader(data), http.Header{"Content-Type": []string{"application/json"}}
-	}
 	ctx, cancel := context.WithTimeout(b.podman, time.Minute)
 	defer cancel()
-	resp, err := conn.DoRequest(ctx, in, method, endpoint, query, headers, path...)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if err := resp.Process(out); err != nil {
+	if err := podman.Call(ctx, method, endpoint, query, body, out, path...); err != nil {
 		return fmt.Errorf("%s %s: %w", method, endpoint, err)
 	}
 	return nil

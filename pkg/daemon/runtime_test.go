@@ -194,11 +194,11 @@ func (p *socketProxy) stop() {
 	os.Remove(p.path)
 }
 
-// TestFaultEngineDownThenBack: with the engine unreachable, the Site status
-// says so (Error, with what to do); when it comes back the daemon
-// recovers by itself, and other namespaces are not held up.
-func TestFaultEngineDownThenBack(t *testing.T) {
-	direct := enginetest.RealDocker(t)
+// proxiedDocker returns a docker runtime running the real router that
+// reaches the test engine through a socketProxy, and the proxy (started):
+// stopping it is the engine going away.
+func proxiedDocker(t testing.TB) (*docker.Runtime, *socketProxy) {
+	t.Helper()
 	proxy := &socketProxy{path: filepath.Join(t.TempDir(), "docker.sock"), target: strings.TrimPrefix(enginetest.DockerEndpoint(t), "unix://")}
 	proxy.start(t)
 	t.Cleanup(proxy.stop)
@@ -206,6 +206,16 @@ func TestFaultEngineDownThenBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { rt.Close() })
+	return rt, proxy
+}
+
+// TestFaultEngineDownThenBack: with the engine unreachable, the Site status
+// says so (Error, with what to do); when it comes back the daemon
+// recovers by itself, and other namespaces are not held up.
+func TestFaultEngineDownThenBack(t *testing.T) {
+	direct := enginetest.RealDocker(t)
+	rt, proxy := proxiedDocker(t)
 	home := t.TempDir()
 	ns := fixture.Namespace("down")
 	t.Cleanup(func() { direct.Remove(context.Background(), ns, fixture.NSDir(home, ns)) })

@@ -15,9 +15,16 @@ import (
 	"github.com/site-controller/site-controller/internal/routertest"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/runtime"
-	"github.com/site-controller/site-controller/pkg/runtime/docker"
 	"github.com/site-controller/site-controller/pkg/status"
 )
+
+// eachEngine runs a test once per container engine: selectors select
+// containers on docker and podman.
+func eachEngine(t *testing.T, test func(t *testing.T, platform string)) {
+	for _, p := range []string{"docker", "podman"} {
+		t.Run(p, func(t *testing.T) { test(t, p) })
+	}
+}
 
 // selectorConnectorYAML is the seed's Connector shape (a selector and a
 // port, no host), plus a test label that keeps other runs' containers out.
@@ -57,11 +64,7 @@ func answersOnly(port, n int, names ...string) bool {
 // host) on docker and podman connects the router to every running
 // container it selects, and follows containers stopping, starting, their
 // health and their labels, live, without restarting the router.
-func TestSelectorPicksContainers(t *testing.T) {
-	for _, platform := range []string{"docker", "podman"} {
-		t.Run(platform, func(t *testing.T) { testSelectorPicksContainers(t, platform) })
-	}
-}
+func TestSelectorPicksContainers(t *testing.T) { eachEngine(t, testSelectorPicksContainers) }
 
 func testSelectorPicksContainers(t *testing.T, platform string) {
 	backends := enginetest.NewBackends(t, platform)
@@ -134,11 +137,7 @@ func testSelectorPicksContainers(t *testing.T, platform string) {
 // the site's connect the site's router to the containers it selects only
 // while both name each other; each side's status says whether the other
 // agrees, and a change on the team's side reaches the site's router.
-func TestAttachedConnector(t *testing.T) {
-	for _, platform := range []string{"docker", "podman"} {
-		t.Run(platform, func(t *testing.T) { testAttachedConnector(t, platform) })
-	}
-}
+func TestAttachedConnector(t *testing.T) { eachEngine(t, testAttachedConnector) }
 
 func testAttachedConnector(t *testing.T, platform string) {
 	backends := enginetest.NewBackends(t, platform)
@@ -217,22 +216,20 @@ spec:
   selector: app=backend
   port: 8080
 `
-	for _, platform := range []string{"docker", "podman"} {
-		t.Run(platform, func(t *testing.T) {
-			backends := enginetest.NewBackends(t, platform)
-			name := backends.Network + "-backend"
-			backends.Start(enginetest.Backend{Name: name, Labels: map[string]string{"app": "backend"}})
-			l := startLiveSiteIn(t, platform, "hello-world-east", nil, nil)
-			fixture.WriteFile(t, filepath.Join(l.res, "connector.yaml"), seed)
-			port := routertest.FreePort(t)
-			fixture.WriteFile(t, filepath.Join(l.res, "listener.yaml"), fixture.ListenerYAML("backend", port))
-			fixture.Eventually(t, "the labelled container answers", func() bool { return whoAnswers(port) == name })
-			fixture.Eventually(t, "status: Ready, the container selected", func() bool {
-				s := fixture.StatusOf(l.home, l.ns, "Connector", "backend")
-				return s != nil && s.Status == status.Ready && slices.Equal(selected(l.home, l.ns, "Connector", "backend"), []string{name})
-			})
+	eachEngine(t, func(t *testing.T, platform string) {
+		backends := enginetest.NewBackends(t, platform)
+		name := backends.Network + "-backend"
+		backends.Start(enginetest.Backend{Name: name, Labels: map[string]string{"app": "backend"}})
+		l := startLiveSiteIn(t, platform, "hello-world-east", nil, nil)
+		fixture.WriteFile(t, filepath.Join(l.res, "connector.yaml"), seed)
+		port := routertest.FreePort(t)
+		fixture.WriteFile(t, filepath.Join(l.res, "listener.yaml"), fixture.ListenerYAML("backend", port))
+		fixture.Eventually(t, "the labelled container answers", func() bool { return whoAnswers(port) == name })
+		fixture.Eventually(t, "status: Ready, the container selected", func() bool {
+			s := fixture.StatusOf(l.home, l.ns, "Connector", "backend")
+			return s != nil && s.Status == status.Ready && slices.Equal(selected(l.home, l.ns, "Connector", "backend"), []string{name})
 		})
-	}
+	})
 }
 
 // TestSelectorEngineInterrupted: while the engine cannot be reached the
@@ -241,14 +238,7 @@ spec:
 func TestSelectorEngineInterrupted(t *testing.T) {
 	direct := enginetest.RealDocker(t)
 	backends := enginetest.NewBackends(t, "docker")
-	proxy := &socketProxy{path: filepath.Join(t.TempDir(), "docker.sock"), target: strings.TrimPrefix(enginetest.DockerEndpoint(t), "unix://")}
-	proxy.start(t)
-	t.Cleanup(proxy.stop)
-	rt, err := docker.New(docker.Options{Endpoint: "unix://" + proxy.path, Image: routertest.Image(t), Pull: runtime.PullNever})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
+	rt, proxy := proxiedDocker(t)
 	l := startLiveSiteIn(t, "docker", fixture.Namespace("interrupted"), func(o *Options) {
 		o.Runtimes = map[string]runtime.Runtime{"docker": rt}
 	}, nil)

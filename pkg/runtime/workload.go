@@ -45,6 +45,22 @@ type Workloads interface {
 	WatchWorkloads(ctx context.Context, changed func(id string)) error
 }
 
+// RunningOf inspects the containers a listing named, in order, and keeps
+// those that are running: an engine's RunningWorkloads.
+func RunningOf(ids []string, inspect func(id string) (Workload, bool, error)) ([]Workload, error) {
+	out := make([]Workload, 0, len(ids))
+	for _, id := range ids {
+		w, running, err := inspect(id)
+		if err != nil {
+			return nil, err
+		}
+		if running {
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
 // HealthPolled is a Workloads whose event stream may not tell health
 // changes (Podman 4.3 sends none for health checks): the containers that
 // have a health check are inspected again every second.

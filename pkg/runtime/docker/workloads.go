@@ -25,17 +25,11 @@ func (r *Runtime) RunningWorkloads(ctx context.Context) ([]runtime.Workload, err
 	if err != nil {
 		return nil, r.wrap("listing containers", err)
 	}
-	out := make([]runtime.Workload, 0, len(list))
-	for _, c := range list {
-		w, found, err := r.RunningWorkload(ctx, c.ID)
-		if err != nil {
-			return nil, err
-		}
-		if found {
-			out = append(out, w)
-		}
+	ids := make([]string, len(list))
+	for i, c := range list {
+		ids[i] = c.ID
 	}
-	return out, nil
+	return runtime.RunningOf(ids, func(id string) (runtime.Workload, bool, error) { return r.RunningWorkload(ctx, id) })
 }
 
 // RunningWorkload implements runtime.Workloads.

@@ -90,6 +90,13 @@ type listed struct {
 	Labels map[string]string
 }
 
+// Call is one libpod API call over a bindings connection (c): body sent as
+// JSON when not nil, a successful answer decoded into out when not nil.
+// Tests use it for the containers and networks they start themselves.
+func Call(c context.Context, method, endpoint string, query url.Values, body any, out any, path ...string) error {
+	return call(c, method, endpoint, query, body, out, path...)
+}
+
 // call sends one request and decodes a successful answer into out (when
 // not nil); an unsuccessful one is an *errorhandling.ErrorModel, as the
 // bindings report it.

@@ -50,17 +50,11 @@ func (r *Runtime) RunningWorkloads(ctx context.Context) ([]runtime.Workload, err
 	if err := call(c, http.MethodGet, "/containers/json", nil, nil, &list); err != nil {
 		return nil, r.wrap("listing containers", err)
 	}
-	out := make([]runtime.Workload, 0, len(list))
-	for _, l := range list {
-		w, found, err := r.inspectWorkload(c, l.ID)
-		if err != nil {
-			return nil, err
-		}
-		if found {
-			out = append(out, w)
-		}
+	ids := make([]string, len(list))
+	for i, l := range list {
+		ids[i] = l.ID
 	}
-	return out, nil
+	return runtime.RunningOf(ids, func(id string) (runtime.Workload, bool, error) { return r.inspectWorkload(c, id) })
 }
 
 // RunningWorkload implements runtime.Workloads.
