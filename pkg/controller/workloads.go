@@ -118,6 +118,7 @@ func (c *containers) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithCancel(ctx)
 		watchErr := make(chan error, 1)
+		streamStart := time.Now()
 		go func() { watchErr <- c.src.WatchWorkloads(wctx, c.mark) }()
 		err := c.relist(ctx)
 		if first {
@@ -136,7 +137,9 @@ func (c *containers) run(ctx context.Context) {
 			case <-health:
 				c.markChecked()
 			case <-c.wake:
-				c.inspectMarked(ctx)
+				if !c.inspectMarked(ctx) {
+					relist.Reset(backoff) // the listing repairs what could not be inspected
+				}
 			case <-relist.C:
 				next := relistInterval
 				if c.relist(ctx) != nil {
@@ -146,6 +149,9 @@ func (c *containers) run(ctx context.Context) {
 			case err := <-watchErr:
 				if err != nil {
 					c.fail(err)
+				}
+				if time.Since(streamStart) > time.Minute {
+					backoff = time.Second // it had been fine: not a failing engine
 				}
 				break follow
 			}
@@ -219,21 +225,23 @@ func (c *containers) markChecked() {
 	}
 }
 
-// inspectMarked inspects the containers events named.
-func (c *containers) inspectMarked(ctx context.Context) {
+// inspectMarked inspects the containers events named; false when some
+// could not be.
+func (c *containers) inspectMarked(ctx context.Context) bool {
 	c.mu.Lock()
 	ids := slices.Collect(maps.Keys(c.marked))
 	clear(c.marked)
 	c.mu.Unlock()
-	news := false
+	news, ok := false, true
 	for _, id := range ids {
 		ictx, cancel := context.WithTimeout(ctx, inspectTimeout)
 		w, found, err := c.src.RunningWorkload(ictx, id)
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
-				c.fail(err) // the next listing repairs it
+				c.fail(err)
 			}
+			ok = false
 			continue
 		}
 		c.mu.Lock()
@@ -254,6 +262,7 @@ func (c *containers) inspectMarked(ctx context.Context) {
 	if news {
 		c.changed(c.platform)
 	}
+	return ok
 }
 
 func sameWorkload(a, b runtime.Workload) bool {
