@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/site-controller/site-controller/internal/enginetest"
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/routertest"
@@ -353,14 +354,29 @@ func TestReloadDuringPasses(t *testing.T) {
 		fixture.WriteFile(t, filepath.Join(l.res, fmt.Sprintf("l%d.yaml", i)), fixture.ListenerYAML(fmt.Sprintf("l%d", i), routertest.FreePort(t)))
 		time.Sleep(5 * time.Millisecond)
 	}
-	fixture.Eventually(t, "every Listener in the router", func() bool {
+	missing := func() []string {
+		var out []string
 		for i := range listeners {
 			if l.entity("tcpListener", fmt.Sprintf("listener/l%d", i)) == nil {
-				return false
+				out = append(out, fmt.Sprintf("l%d", i))
 			}
 		}
-		return true
-	})
+		return out
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(missing()) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(done)
+			<-reloaded
+			// what the controller says of them, for the next one to look
+			for _, name := range missing() {
+				s := fixture.StatusOf(l.home, l.ns, "Listener", name)
+				t.Logf("Listener/%s not in the router; its status: %+v", name, s)
+			}
+			t.Logf("Site: %+v; passes %v, failed %v", fixture.StatusOf(l.home, l.ns, "Site", "s"),
+				reconciles(l.daemon(), l.ns), testutil.ToFloat64(l.daemon().metrics.errors.WithLabelValues(l.ns)))
+			t.Fatal("timed out waiting for every Listener in the router")
+		}
+	}
 	close(done)
 	if n := <-reloaded; n < 10 {
 		t.Errorf("only %d reloads overlapped the passes", n)
