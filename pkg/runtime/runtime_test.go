@@ -111,3 +111,34 @@ func TestOpenFilesLimit(t *testing.T) {
 		t.Error("no error for a process that does not exist")
 	}
 }
+
+// TestAddressOf: where the router (on the host network) reaches a selected
+// container: 127.0.0.1 on the host network, else its address on the first
+// network by name that gives it one.
+func TestAddressOf(t *testing.T) {
+	for _, c := range []struct {
+		mode                  string
+		networks              map[string]string
+		wantAddress, wantName string
+	}{
+		{"host", map[string]string{"host": ""}, "127.0.0.1", "host"},
+		{"bridge", map[string]string{"bridge": "172.17.0.2"}, "172.17.0.2", "bridge"},
+		{"app", map[string]string{"zeta": "10.0.9.2", "app": "10.0.1.2"}, "10.0.1.2", "app"},
+		{"app", map[string]string{"app": "", "backend": "10.0.2.2"}, "10.0.2.2", "backend"},
+		{"none", map[string]string{}, "", ""},
+	} {
+		address, name := AddressOf(c.mode, c.networks)
+		if address != c.wantAddress || name != c.wantName {
+			t.Errorf("AddressOf(%q, %v) = %q, %q; want %q, %q", c.mode, c.networks, address, name, c.wantAddress, c.wantName)
+		}
+	}
+	ready := map[string]bool{"": true, "healthy": true, "starting": false, "unhealthy": false}
+	for health, want := range ready {
+		if got := (Workload{Health: health}).Ready(); got != want {
+			t.Errorf("health %q: ready %t, want %t", health, got, want)
+		}
+	}
+	if !(Workload{Labels: map[string]string{LabelComponent: "router"}}).Router() {
+		t.Error("a container labelled as a router is not taken for one")
+	}
+}
