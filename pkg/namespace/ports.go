@@ -271,7 +271,11 @@ func (d Dir) ClaimPorts(claims []PortClaim, write bool) (map[string]PortGrant, b
 		ns string
 		portHolder
 	}
-	others := map[int][]held{}
+	total := 0
+	for _, hs := range holders {
+		total += len(hs)
+	}
+	others := make(map[int][]held, total)
 	for ns, hs := range holders {
 		if ns == d.Name {
 			continue
@@ -346,7 +350,7 @@ func (d Dir) ClaimPorts(claims []PortClaim, write bool) (map[string]PortGrant, b
 		} else {
 			holders[d.Name] = now
 		}
-		if err := writeClaims(root, holders); err != nil {
+		if err := writeClaims(root, holders, d.Name); err != nil {
 			return nil, false, err
 		}
 	}
@@ -424,9 +428,11 @@ func readClaimsFile(path string, chosen bool) (map[string][]portHolder, error) {
 	return out, nil
 }
 
-// writeClaims replaces the registry's files whose lines changed: the
-// chosen ports flushed to disk first, the named ones not.
-func writeClaims(root string, holders map[string][]portHolder) error {
+// writeClaims replaces the registry's files whose lines changed, after
+// namespace ns's lines changed: the chosen ports flushed to disk first, the
+// named ones not. Each namespace's text is kept with the file as written,
+// so that only ns's is built again.
+func writeClaims(root string, holders map[string][]portHolder, ns string) error {
 	for _, f := range []struct {
 		name, header string
 		chosen       bool
@@ -434,46 +440,79 @@ func writeClaims(root string, holders map[string][]portHolder) error {
 		{claimsFile, "# ports the namespaces' Listeners and RouterAccesses name: port host namespace resource", false},
 		{chosenFile, "# ports the controller chose for RouterAccess roles: port host namespace resource", true},
 	} {
-		part := map[string][]portHolder{}
-		for ns, hs := range holders {
+		path := filepath.Join(root, f.name)
+		of := func(hs []portHolder) []portHolder {
+			var out []portHolder
 			for _, h := range hs {
 				if h.chosen == f.chosen {
-					part[ns] = append(part[ns], h)
+					out = append(out, h)
 				}
 			}
+			return out
 		}
-		path := filepath.Join(root, f.name)
-		if claimsCache.holds(path, part) {
+		prev, ok := claimsCache.written(path)
+		if ok && sameHolders(prev.holders[ns], of(holders[ns])) && len(prev.holders) == countWith(holders, of) {
 			continue // the file says this already
 		}
-		b := make([]byte, 0, 64+48*len(holders))
-		b = append(b, f.header+"\n"...)
-		for _, ns := range slices.Sorted(maps.Keys(part)) {
-			for _, h := range part[ns] {
+		next := writtenClaims{holders: map[string][]portHolder{}, text: map[string][]byte{}}
+		for other, hs := range holders {
+			mine := of(hs)
+			if len(mine) == 0 {
+				continue
+			}
+			next.holders[other] = mine
+			if t, kept := prev.text[other]; ok && kept && other != ns && sameHolders(prev.holders[other], mine) {
+				next.text[other] = t
+				continue
+			}
+			var b []byte
+			for _, h := range mine {
 				b = strconv.AppendInt(b, int64(h.port), 10)
 				b = append(b, ' ')
 				b = append(b, h.host...)
 				b = append(b, ' ')
-				b = append(b, ns...)
+				b = append(b, other...)
 				b = append(b, ' ')
 				b = append(b, h.key...)
 				b = append(b, '\n')
 			}
+			next.text[other] = b
 		}
-		if err := fileio.Replace(path, b, 0o644, 0o755, f.chosen); err != nil {
+		size := len(f.header) + 1
+		for _, t := range next.text {
+			size += len(t)
+		}
+		data := make([]byte, 0, size)
+		data = append(data, f.header+"\n"...)
+		for _, other := range slices.Sorted(maps.Keys(next.text)) {
+			data = append(data, next.text[other]...)
+		}
+		if err := fileio.Replace(path, data, 0o644, 0o755, f.chosen); err != nil {
 			claimsCache.forget(path)
 			return fmt.Errorf("recording the port registry: %w", err)
 		}
-		claimsCache.put(path, part)
+		claimsCache.put(path, next)
 	}
 	return nil
 }
 
-// claimsCache keeps the port registry as this process last wrote it, with
-// the file's stat then: a pass of a large data home (thousands of ports)
-// reads and parses the file again only when someone else changed it. Only
-// one controller writes a data home's registry (its lock), and every
-// write goes through here.
+// countWith counts the namespaces that have lines in a file (of).
+func countWith(holders map[string][]portHolder, of func([]portHolder) []portHolder) int {
+	n := 0
+	for _, hs := range holders {
+		if len(of(hs)) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// claimsCache keeps the port registry's files as this process last wrote
+// them, with their stat then: a pass of a large data home (thousands of
+// ports) reads and parses a file again only when someone else changed it,
+// and writes only the text of the namespace whose lines changed. Only one
+// controller writes a data home's registry (its lock), and every write
+// goes through here.
 var claimsCache claimsMemo
 
 type claimsMemo struct {
@@ -481,41 +520,41 @@ type claimsMemo struct {
 	byPath map[string]writtenClaims
 }
 
+// writtenClaims is one file as written: its lines and their text, by
+// namespace.
 type writtenClaims struct {
 	key     fileKey
 	holders map[string][]portHolder
+	text    map[string][]byte
 }
 
-// get returns a copy of the registry at path when the file is as this
-// process wrote it.
+// get returns the lines of the registry file at path, by namespace, when
+// the file is as this process wrote it.
 func (c *claimsMemo) get(path string) (map[string][]portHolder, bool) {
-	key, ok := fileKeyOf(path)
+	w, ok := c.written(path)
 	if !ok {
-		return nil, false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w, ok := c.byPath[path]
-	if !ok || w.key != key {
 		return nil, false
 	}
 	return maps.Clone(w.holders), true // lines are replaced, never changed in place
 }
 
-// holds tells whether the file at path is as this process wrote it, with
-// the same lines as holders.
-func (c *claimsMemo) holds(path string, holders map[string][]portHolder) bool {
+// written returns the file at path as this process wrote it, when nobody
+// changed it since.
+func (c *claimsMemo) written(path string) (writtenClaims, bool) {
 	key, ok := fileKeyOf(path)
 	if !ok || key == (fileKey{}) {
-		return false
+		return writtenClaims{}, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	w, ok := c.byPath[path]
-	return ok && w.key == key && maps.EqualFunc(w.holders, holders, sameHolders)
+	if !ok || w.key != key {
+		return writtenClaims{}, false
+	}
+	return w, true
 }
 
-func (c *claimsMemo) put(path string, holders map[string][]portHolder) {
+func (c *claimsMemo) put(path string, w writtenClaims) {
 	key, ok := fileKeyOf(path)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -526,7 +565,8 @@ func (c *claimsMemo) put(path string, holders map[string][]portHolder) {
 		delete(c.byPath, path)
 		return
 	}
-	c.byPath[path] = writtenClaims{key: key, holders: maps.Clone(holders)}
+	w.key = key
+	c.byPath[path] = w
 }
 
 func (c *claimsMemo) forget(path string) {
