@@ -9,6 +9,7 @@ import (
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
+	"github.com/site-controller/site-controller/pkg/status"
 )
 
 // A namespace directory A (a team's own, perhaps without a Site) holds an
@@ -103,23 +104,30 @@ func (r *Reconciler) bindAttached(ctx context.Context, s *siteState, platform st
 		a, v := b.Spec.ConnectorNamespace, bindingView{}
 		p := r.readPeer(s, a)
 		i := slices.IndexFunc(attachedOf(p.ns), func(ac *resources.AttachedConnector) bool { return ac.Metadata.Name == b.Metadata.Name })
+		invalid := ""
+		if i < 0 {
+			invalid = p.invalid(resources.KindAttachedConnector, b.Metadata.Name)
+		}
 		switch {
 		case !p.exists:
 			v.why = "no namespace directory " + a + " (spec.connectorNamespace) with input/resources"
-		case i < 0 && p.invalid(resources.KindAttachedConnector, b.Metadata.Name) != "":
-			v.why = p.invalid(resources.KindAttachedConnector, b.Metadata.Name)
+		case invalid != "":
+			v.why = invalid
 		case i < 0 && p.incomplete && s.cache.bound[b.Metadata.Name] != nil:
 			// a file of a could not be read: keep what was bound
 			prev := *s.cache.bound[b.Metadata.Name]
 			v.bound = &prev
-			v.sel = selection{targets: prev.Targets}
+			v.sel = selection{targets: prev.Targets, left: "as last read: a file of namespace " + a + " cannot be read or parsed"}
+			for _, t := range prev.Targets {
+				v.sel.pods = append(v.sel.pods, status.SelectedPod{Name: t.Name, IP: t.Host, ID: shortID(t.ID)})
+			}
 		case i < 0:
 			v.why = "no AttachedConnector " + b.Metadata.Name + " in namespace directory " + a
 		case p.ns.Attached[i].Spec.SiteNamespace != s.dir.Name:
 			v.why = "AttachedConnector " + b.Metadata.Name + " in namespace " + a + " is for the site of namespace " + p.ns.Attached[i].Spec.SiteNamespace + ", not this one"
 		default:
 			ac := p.ns.Attached[i]
-			v.sel = r.selectOn(ctx, platform, ac.Spec.Selector, ac.Spec.IncludeNotReadyPods)
+			v.sel = r.selectOn(ctx, s, platform, ac.Spec.Selector, ac.Spec.IncludeNotReadyPods)
 			s.selects[platform] = true
 			if v.sel.problem != "" {
 				v.why = v.sel.problem
@@ -138,7 +146,6 @@ func (r *Reconciler) bindAttached(ctx context.Context, s *siteState, platform st
 // attachedView is what an AttachedConnector's status says: whether the
 // site it names binds it, and what it selects there.
 type attachedView struct {
-	bound bool
 	// site is the namespace of the site, routingKey the binding's
 	site, routingKey string
 	sel              selection
@@ -159,11 +166,15 @@ func (r *Reconciler) attachedViews(ctx context.Context, s *siteState) {
 				binding = p.ns.Bindings[i]
 			}
 		}
+		invalid := ""
+		if binding == nil {
+			invalid = p.invalid(resources.KindAttachedConnectorBinding, ac.Metadata.Name)
+		}
 		switch {
 		case !p.exists:
 			v.why = "no namespace directory " + b + " (spec.siteNamespace) with input/resources"
-		case binding == nil && p.invalid(resources.KindAttachedConnectorBinding, ac.Metadata.Name) != "":
-			v.why = p.invalid(resources.KindAttachedConnectorBinding, ac.Metadata.Name)
+		case invalid != "":
+			v.why = invalid
 		case binding == nil:
 			v.why = "no AttachedConnectorBinding " + ac.Metadata.Name + " in namespace " + b + " binds it"
 		case binding.Spec.ConnectorNamespace != s.dir.Name:
@@ -171,8 +182,8 @@ func (r *Reconciler) attachedViews(ctx context.Context, s *siteState) {
 		case p.ns.Site == nil:
 			v.why = "namespace " + b + " has no valid Site yet"
 		default:
-			v.bound, v.routingKey = true, binding.Spec.RoutingKey
-			v.sel = r.selectOn(ctx, p.platform, ac.Spec.Selector, ac.Spec.IncludeNotReadyPods)
+			v.routingKey = binding.Spec.RoutingKey
+			v.sel = r.selectOn(ctx, s, p.platform, ac.Spec.Selector, ac.Spec.IncludeNotReadyPods)
 			s.selects[p.platform] = true
 			if v.sel.problem != "" {
 				v.why = "the site of namespace " + b + " runs on " + p.platform + ": " + v.sel.problem

@@ -388,8 +388,10 @@ type siteState struct {
 	bindings   map[string]bindingView
 	attached   map[string]attachedView
 	// reads are the other namespaces this pass read; selects the
-	// platforms on which it selected containers
+	// platforms on which it selected containers, containers what it saw
+	// of each engine's
 	reads, selects map[string]bool
+	containers     map[string]containerSnapshot
 }
 
 // render works out the desired site (site.Load, site.Build) and writes it

@@ -269,6 +269,13 @@ func sameWorkload(a, b runtime.Workload) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.Health == b.Health && a.Address == b.Address && a.Network == b.Network && maps.Equal(a.Labels, b.Labels)
 }
 
+// containerSnapshot is an engine's running containers as a pass saw them.
+type containerSnapshot struct {
+	all    []runtime.Workload
+	listed bool
+	err    error
+}
+
 // selection is what a selector selected on a site's platform.
 type selection struct {
 	targets []routerconfig.Target
@@ -285,7 +292,7 @@ type selection struct {
 // selectOn selects the containers of the site's platform that text (a
 // valid selector) matches: running, not a router, with an address, and
 // ready unless includeNotReady.
-func (r *Reconciler) selectOn(ctx context.Context, platform, text string, includeNotReady bool) selection {
+func (r *Reconciler) selectOn(ctx context.Context, s *siteState, platform, text string, includeNotReady bool) selection {
 	switch platform {
 	case "linux":
 		return selection{problem: "the linux platform has no containers to select"}
@@ -301,7 +308,15 @@ func (r *Reconciler) selectOn(ctx context.Context, platform, text string, includ
 	if err != nil { // validation reported it
 		return selection{problem: "invalid label selector: " + err.Error()}
 	}
-	all, listed, engineErr := set.snapshot(ctx)
+	snap, ok := s.containers[platform]
+	if !ok { // one look at the engine's containers per pass
+		snap.all, snap.listed, snap.err = set.snapshot(ctx)
+		if s.containers == nil {
+			s.containers = map[string]containerSnapshot{}
+		}
+		s.containers[platform] = snap
+	}
+	all, listed, engineErr := snap.all, snap.listed, snap.err
 	var notReady, noAddress []string
 	var out selection
 	for _, w := range all {
@@ -394,7 +409,7 @@ func (r *Reconciler) selectConnectors(ctx context.Context, s *siteState, platfor
 		if c.Spec.Host != "" || c.Spec.Selector == "" {
 			continue
 		}
-		sel := r.selectOn(ctx, platform, c.Spec.Selector, c.Spec.IncludeNotReadyPods)
+		sel := r.selectOn(ctx, s, platform, c.Spec.Selector, c.Spec.IncludeNotReadyPods)
 		if sel.problem != "" && platform == "linux" {
 			sel.problem += "; set spec.host to the server's address instead"
 		}
