@@ -66,22 +66,26 @@ func (r *Reconciler) readPeer(s *siteState, name string) peer {
 	return peer{ns: resources.Build(name, docs, probs), exists: true, incomplete: incomplete, platform: cmp.Or(recorded, r.opts.Platform)}
 }
 
-// invalid says why the peer's document kind/name is not among its valid
-// resources ("" when there is no such document).
-func (p peer) invalid(kind, name string) string {
+// find returns the peer's valid resource kind/name, or, when it has such
+// a document that is not valid, why ("" for none at all).
+func (p peer) find(kind, name string) (resources.Object, string) {
 	if p.ns == nil {
-		return ""
+		return nil, ""
 	}
+	why := ""
 	for _, d := range p.ns.Docs {
-		if d.Kind == kind && d.Name == name {
-			for _, pr := range p.ns.ProblemsOf(d) {
-				if !pr.Warning {
-					return kind + " " + name + " in namespace " + p.ns.Name + " is not valid: " + pr.Short()
-				}
-			}
+		if d.Kind != kind || d.Name != name {
+			continue
+		}
+		i := slices.IndexFunc(p.ns.ProblemsOf(d), func(pr resources.Problem) bool { return !pr.Warning })
+		if i < 0 && d.Object != nil {
+			return d.Object, ""
+		}
+		if i >= 0 && why == "" {
+			why = kind + " " + name + " in namespace " + p.ns.Name + " is not valid: " + p.ns.ProblemsOf(d)[i].Short()
 		}
 	}
-	return ""
+	return nil, why
 }
 
 // bindingView is what a site's AttachedConnectorBinding binds.
@@ -103,17 +107,14 @@ func (r *Reconciler) bindAttached(ctx context.Context, s *siteState, platform st
 	for _, b := range s.ns.Bindings {
 		a, v := b.Spec.ConnectorNamespace, bindingView{}
 		p := r.readPeer(s, a)
-		i := slices.IndexFunc(attachedOf(p.ns), func(ac *resources.AttachedConnector) bool { return ac.Metadata.Name == b.Metadata.Name })
-		invalid := ""
-		if i < 0 {
-			invalid = p.invalid(resources.KindAttachedConnector, b.Metadata.Name)
-		}
+		found, invalid := p.find(resources.KindAttachedConnector, b.Metadata.Name)
+		ac, _ := found.(*resources.AttachedConnector)
 		switch {
 		case !p.exists:
 			v.why = "no namespace directory " + a + " (spec.connectorNamespace) with input/resources"
 		case invalid != "":
 			v.why = invalid
-		case i < 0 && p.incomplete && s.cache.bound[b.Metadata.Name] != nil:
+		case ac == nil && p.incomplete && s.cache.bound[b.Metadata.Name] != nil:
 			// a file of a could not be read: keep what was bound
 			prev := *s.cache.bound[b.Metadata.Name]
 			v.bound = &prev
@@ -121,12 +122,11 @@ func (r *Reconciler) bindAttached(ctx context.Context, s *siteState, platform st
 			for _, t := range prev.Targets {
 				v.sel.pods = append(v.sel.pods, status.SelectedPod{Name: t.Name, IP: t.Host, ID: shortID(t.ID)})
 			}
-		case i < 0:
+		case ac == nil:
 			v.why = "no AttachedConnector " + b.Metadata.Name + " in namespace directory " + a
-		case p.ns.Attached[i].Spec.SiteNamespace != s.dir.Name:
-			v.why = "AttachedConnector " + b.Metadata.Name + " in namespace " + a + " is for the site of namespace " + p.ns.Attached[i].Spec.SiteNamespace + ", not this one"
+		case ac.Spec.SiteNamespace != s.dir.Name:
+			v.why = "AttachedConnector " + b.Metadata.Name + " in namespace " + a + " is for the site of namespace " + ac.Spec.SiteNamespace + ", not this one"
 		default:
-			ac := p.ns.Attached[i]
 			v.sel = r.selectOn(ctx, s, platform, ac.Spec.Selector, ac.Spec.IncludeNotReadyPods)
 			s.selects[platform] = true
 			if v.sel.problem != "" {
@@ -160,16 +160,8 @@ func (r *Reconciler) attachedViews(ctx context.Context, s *siteState) {
 	for _, ac := range s.ns.Attached {
 		b, v := ac.Spec.SiteNamespace, attachedView{site: ac.Spec.SiteNamespace}
 		p := r.readPeer(s, b)
-		var binding *resources.AttachedConnectorBinding
-		if p.ns != nil {
-			if i := slices.IndexFunc(p.ns.Bindings, func(x *resources.AttachedConnectorBinding) bool { return x.Metadata.Name == ac.Metadata.Name }); i >= 0 {
-				binding = p.ns.Bindings[i]
-			}
-		}
-		invalid := ""
-		if binding == nil {
-			invalid = p.invalid(resources.KindAttachedConnectorBinding, ac.Metadata.Name)
-		}
+		found, invalid := p.find(resources.KindAttachedConnectorBinding, ac.Metadata.Name)
+		binding, _ := found.(*resources.AttachedConnectorBinding)
 		switch {
 		case !p.exists:
 			v.why = "no namespace directory " + b + " (spec.siteNamespace) with input/resources"
@@ -218,11 +210,4 @@ func (r *Reconciler) read(ns string, peers map[string]bool) {
 	} else {
 		r.reads[ns] = peers
 	}
-}
-
-func attachedOf(ns *resources.Namespace) []*resources.AttachedConnector {
-	if ns == nil {
-		return nil
-	}
-	return ns.Attached
 }
