@@ -6,11 +6,15 @@
 // code as the body to https://<host>:<port>/<grant id>, with the headers
 // "name" (the link name it wants) and "subject" (its site); TLS is
 // verified with the CA in the token. The answer is a YAML stream of a
-// Secret and Link(s). An unknown, expired or used-up grant answers 404, a
-// wrong code 403.
+// Secret and Link(s). An unknown grant answers 404; the code is checked
+// (in constant time) before anything else about a grant is told: a wrong
+// code answers 403, and only the right one learns that the grant expired
+// or is used up (404). Ten wrong codes within a minute close the grant for
+// a minute: 429, with Retry-After, whatever the code.
 //
 // One Server serves every grant of a data home. Its certificate comes from
-// a CA of its own, generated once and kept in its directory; grants are put
+// a CA of its own, generated once and kept in its directory, and is renewed
+// while the server runs, when a handshake finds it due; grants are put
 // and removed by the reconcile passes; what a redemption answers is made by
 // the grant's Issue function, and each redemption is recorded durably
 // before the answer is sent, so a restart never forgets one.
@@ -18,8 +22,10 @@ package grants
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +34,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +47,18 @@ const (
 	maxBody   = 4 << 10 // a code is short
 	maxHeader = 8 << 10
 )
+
+// Wrong codes: maxWrong of them within wrongWindow close a grant for
+// closedFor.
+const (
+	maxWrong    = 10
+	wrongWindow = time.Minute
+	closedFor   = time.Minute
+)
+
+// renewRetry is how long the server waits after a failed renewal of its
+// certificate before it tries again (it serves the old one meanwhile).
+const renewRetry = time.Minute
 
 // Grant is one AccessGrant as the server needs it.
 type Grant struct {
@@ -62,6 +81,34 @@ type Grant struct {
 type entry struct {
 	mu sync.Mutex // one redemption at a time
 	g  Grant
+	// wrong are the times of the recent wrong codes (at most maxWrong);
+	// closedUntil is when the grant answers again after too many
+	wrong       []time.Time
+	closedUntil time.Time
+}
+
+// wrongCode counts a wrong code at now, and tells whether it closed the
+// grant.
+func (e *entry) wrongCode(now time.Time) bool {
+	recent := e.wrong[:0]
+	for _, t := range e.wrong {
+		if now.Sub(t) < wrongWindow {
+			recent = append(recent, t)
+		}
+	}
+	e.wrong = append(recent, now)
+	if len(e.wrong) < maxWrong {
+		return false
+	}
+	e.wrong, e.closedUntil = e.wrong[:0], now.Add(closedFor)
+	return true
+}
+
+// codeMatches compares a code sent with the grant's in constant time
+// (hashed first: the time does not tell the length either).
+func codeMatches(sent []byte, code string) bool {
+	a, b := sha256.Sum256(sent), sha256.Sum256([]byte(code))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1 && code != ""
 }
 
 // Options configures a Server.
@@ -79,14 +126,22 @@ type Options struct {
 
 // Server is a data home's grant server.
 type Server struct {
-	opts   Options
-	ca     *certs.CA
-	cert   tls.Certificate
-	ln     net.Listener
-	host   string // host:port in URLs
-	mu     sync.Mutex
-	grants map[string]*entry // by ID
-	srv    *http.Server
+	opts Options
+	ca   *certs.CA
+	// leaf is the server's certificate as issued into leafDir; cert is
+	// the one served, renewed from renewAt on (not before retry, after a
+	// failure)
+	leaf    certs.Leaf
+	leafDir string
+	certMu  sync.Mutex
+	cert    *tls.Certificate
+	renewAt time.Time
+	retry   time.Time
+	ln      net.Listener
+	host    string // host:port in URLs
+	mu      sync.Mutex
+	grants  map[string]*entry // by ID
+	srv     *http.Server
 }
 
 // New makes the server's credentials (kept in opts.Dir) and listens; Serve
@@ -127,20 +182,15 @@ func New(opts Options) (*Server, error) {
 			hosts = append(hosts, h)
 		}
 	}
-	serverDir := filepath.Join(opts.Dir, "server")
-	if _, err := certs.EnsureLeaf(serverDir, ca, certs.Leaf{CommonName: host, Hosts: hosts, Server: true}, opts.Now()); err != nil {
+	s := &Server{opts: opts, ca: ca, ln: ln, host: net.JoinHostPort(host, port), grants: map[string]*entry{},
+		leaf: certs.Leaf{CommonName: host, Hosts: hosts, Server: true}, leafDir: filepath.Join(opts.Dir, "server")}
+	if err := s.loadCert(opts.Now()); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("grant server certificate: %w", err)
+		return nil, err
 	}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(serverDir, certs.CertFile), filepath.Join(serverDir, certs.KeyFile))
-	if err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("grant server certificate: %w", err)
-	}
-	s := &Server{opts: opts, ca: ca, cert: cert, ln: ln, host: net.JoinHostPort(host, port), grants: map[string]*entry{}}
 	s.srv = &http.Server{
 		Handler:           s,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         &tls.Config{GetCertificate: s.certificate, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -164,6 +214,46 @@ func (s *Server) Serve(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// loadCert makes the server's certificate current (issuing a new one when
+// the one kept is due) and serves it. Called with certMu held, or before
+// the server serves.
+func (s *Server) loadCert(now time.Time) error {
+	if _, err := certs.EnsureLeaf(s.leafDir, s.ca, s.leaf, now); err != nil {
+		return fmt.Errorf("grant server certificate: %w", err)
+	}
+	certFile := filepath.Join(s.leafDir, certs.CertFile)
+	cert, err := tls.LoadX509KeyPair(certFile, filepath.Join(s.leafDir, certs.KeyFile))
+	if err != nil {
+		return fmt.Errorf("grant server certificate: %w", err)
+	}
+	at, ok := certs.RenewAt(pemOf(cert.Certificate[0]))
+	if !ok {
+		return fmt.Errorf("grant server certificate: %s does not parse", certFile)
+	}
+	s.cert, s.renewAt, s.retry = &cert, at, time.Time{}
+	if !now.Before(at) {
+		s.retry = now.Add(renewRetry) // not renewable now: not at every handshake
+	}
+	return nil
+}
+
+// certificate serves the server's certificate, renewing it first when it
+// is due: a server that runs for years never serves an expired one.
+func (s *Server) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	s.certMu.Lock()
+	defer s.certMu.Unlock()
+	now := s.opts.Now()
+	if !now.Before(s.renewAt) && !now.Before(s.retry) {
+		if err := s.loadCert(now); err != nil {
+			s.opts.Log.Warn("renewing the grant server's certificate failed; serving the old one", "error", err)
+			s.retry = now.Add(renewRetry)
+		} else {
+			s.opts.Log.Info("renewed the grant server's certificate", "renew_at", s.renewAt)
+		}
+	}
+	return s.cert, nil
 }
 
 // URL is where grant id is redeemed.
@@ -262,22 +352,35 @@ func (s *Server) redeem(w http.ResponseWriter, r *http.Request) (int, string, st
 	e := s.grants[id]
 	s.mu.Unlock()
 	if e == nil {
+		codeMatches(body, id) // as long as a wrong code takes
 		return fail(http.StatusNotFound, "No such claim", "unknown grant")
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	g := e.g
-	if !s.opts.Now().Before(g.Expires) {
-		http.Error(w, "No such claim", http.StatusNotFound)
+	now := s.opts.Now()
+	if now.Before(e.closedUntil) {
+		wait := (e.closedUntil.Sub(now) + time.Second - 1) / time.Second
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait)))
+		http.Error(w, "Too many wrong codes: try again later", http.StatusTooManyRequests)
+		return http.StatusTooManyRequests, "closed after too many wrong codes", g.Namespace, g.Name
+	}
+	// nothing about the grant is told before the code is right
+	if !codeMatches(body, g.Code) {
+		reason := "wrong code"
+		if e.wrongCode(now) {
+			reason = fmt.Sprintf("wrong code, the %dth within %s: closed for %s", maxWrong, wrongWindow, closedFor)
+		}
+		http.Error(w, "Redemption of access token refused", http.StatusForbidden)
+		return http.StatusForbidden, reason, g.Namespace, g.Name
+	}
+	if !now.Before(g.Expires) {
+		http.Error(w, "This access grant has expired", http.StatusNotFound)
 		return http.StatusNotFound, "expired", g.Namespace, g.Name
 	}
 	if g.Redemptions >= g.Allowed {
-		http.Error(w, "No such access granted", http.StatusNotFound)
+		http.Error(w, "This access grant's redemptions are used up", http.StatusNotFound)
 		return http.StatusNotFound, "redemptions used up", g.Namespace, g.Name
-	}
-	if subtle.ConstantTimeCompare(body, []byte(g.Code)) != 1 {
-		http.Error(w, "Redemption of access token refused", http.StatusForbidden)
-		return http.StatusForbidden, "wrong code", g.Namespace, g.Name
 	}
 	name := r.Header.Get("name")
 	if name == "" {
@@ -301,4 +404,9 @@ func (s *Server) redeem(w http.ResponseWriter, r *http.Request) (int, string, st
 	w.Header().Set("Content-Type", "application/yaml")
 	w.Write(answer)
 	return http.StatusOK, "redeemed", g.Namespace, g.Name
+}
+
+// pemOf is a DER certificate as PEM.
+func pemOf(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

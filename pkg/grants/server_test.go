@@ -5,8 +5,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -217,4 +223,217 @@ func BenchmarkRedemption(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(c.n)/time.Since(start).Seconds(), "redemptions/s")
+}
+
+// clock is a settable clock for the server's Now.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// post posts code to url as a redeemer does, trusting caPEM, and returns
+// the status, the Retry-After header and the body.
+func post(t *testing.T, url, code, caPEM string) (int, string, string) {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(caPEM))
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}}
+	resp, err := client.Post(url, "text/plain", strings.NewReader(code))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Retry-After"), strings.TrimSpace(string(body))
+}
+
+// TestCodeCheckedFirst: nothing about a grant is told before its code is
+// right: an unknown grant answers 404, a known one with a wrong code 403
+// whether it is live, expired or used up, and only the right code learns
+// that it expired or is used up.
+func TestCodeCheckedFirst(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	s := testServer(t, t.TempDir(), func() time.Time { return now })
+	s.Put(grant("live", 1, now.Add(time.Hour), &counter{}))
+	s.Put(grant("expired", 1, now.Add(-time.Second), &counter{}))
+	s.Put(grant("used", 1, now.Add(time.Hour), &counter{n: 1}))
+	for _, tc := range []struct {
+		id, code string
+		want     int
+		body     string
+	}{
+		{"nosuch", "the-right-code", http.StatusNotFound, "No such claim"},
+		{"nosuch", "wrong", http.StatusNotFound, "No such claim"},
+		{"live", "wrong", http.StatusForbidden, "Redemption of access token refused"},
+		{"expired", "wrong", http.StatusForbidden, "Redemption of access token refused"},
+		{"used", "wrong", http.StatusForbidden, "Redemption of access token refused"},
+		{"used", "the-right-code-and-more", http.StatusForbidden, "Redemption of access token refused"},
+		{"used", "", http.StatusForbidden, "Redemption of access token refused"},
+		{"expired", "the-right-code", http.StatusNotFound, "This access grant has expired"},
+		{"used", "the-right-code", http.StatusNotFound, "This access grant's redemptions are used up"},
+	} {
+		code, _, body := post(t, s.URL(tc.id), tc.code, s.CA())
+		if code != tc.want || body != tc.body {
+			t.Errorf("grant %s, code %q: %d %q, want %d %q", tc.id, tc.code, code, body, tc.want, tc.body)
+		}
+	}
+}
+
+// TestWrongCodesClose: ten wrong codes within a minute close the grant
+// for a minute: 429 with Retry-After, even to the right code, which the
+// redeemer takes as worth a retry (not a refusal); other grants answer
+// as ever; a minute later the right code redeems. Wrong codes spread over
+// more than a minute do not close it.
+func TestWrongCodesClose(t *testing.T) {
+	c := &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	s := testServer(t, t.TempDir(), c.Now)
+	s.Put(grant("g", 5, c.Now().Add(time.Hour), &counter{}))
+	s.Put(grant("other", 5, c.Now().Add(time.Hour), &counter{}))
+	s.Put(grant("slow", 5, c.Now().Add(time.Hour), &counter{}))
+	for i := range 10 {
+		if code, _, _ := post(t, s.URL("g"), fmt.Sprintf("wrong-%d", i), s.CA()); code != http.StatusForbidden {
+			t.Fatalf("wrong code %d: %d, want 403", i+1, code)
+		}
+		c.advance(time.Second)
+	}
+	// closed since the 10th, 1 s ago
+	for _, tc := range []struct {
+		what       string
+		after      time.Duration
+		code       string
+		want       int
+		retryAfter string
+	}{
+		{"a wrong code", 0, "wrong", http.StatusTooManyRequests, "59"},
+		{"the right code", 0, "the-right-code", http.StatusTooManyRequests, "59"},
+		{"the right code, later", 29500 * time.Millisecond, "the-right-code", http.StatusTooManyRequests, "30"},
+		{"the right code, a minute after", 29500 * time.Millisecond, "the-right-code", http.StatusOK, ""},
+	} {
+		c.advance(tc.after)
+		code, retry, _ := post(t, s.URL("g"), tc.code, s.CA())
+		if code != tc.want || retry != tc.retryAfter {
+			t.Errorf("%s: %d Retry-After %q, want %d %q", tc.what, code, retry, tc.want, tc.retryAfter)
+		}
+		if tc.what == "a wrong code" {
+			// meanwhile: the redeemer retries, and other grants answer
+			_, err := Redeem(context.Background(), s.URL("g"), "the-right-code", s.CA(), "l", "s")
+			var busy *Busy
+			if !errors.As(err, &busy) || IsRefused(err) || busy.RetryAfter != 59*time.Second {
+				t.Errorf("the redeemer of a closed grant: %v", err)
+			}
+			if _, err := Redeem(context.Background(), s.URL("other"), "the-right-code", s.CA(), "l", "s"); err != nil {
+				t.Errorf("another grant: %v", err)
+			}
+		}
+	}
+	for i := range 20 {
+		if code, _, _ := post(t, s.URL("slow"), "wrong", s.CA()); code != http.StatusForbidden {
+			t.Fatalf("slow wrong code %d: %d, want 403", i+1, code)
+		}
+		c.advance(7 * time.Second) // 9 within any minute
+	}
+}
+
+// TestCertificateRenewed: the server renews its certificate while it runs,
+// once a handshake finds it in the last third of its life, and serves the
+// renewed one (kept for the next start) from then on.
+func TestCertificateRenewed(t *testing.T) {
+	c := &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	dir := t.TempDir()
+	s := testServer(t, dir, c.Now)
+	handshake := func() *x509.Certificate {
+		t.Helper()
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM([]byte(s.CA()))
+		conn, err := tls.Dial("tcp", s.Addr(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Time: c.Now})
+		if err != nil {
+			t.Fatalf("handshake at %s: %v", c.Now(), err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0]
+	}
+	first := handshake()
+	for _, tc := range []struct {
+		what    string
+		advance time.Duration
+		renewed bool
+	}{
+		{"a year on", 365 * 24 * time.Hour, false},
+		{"in the last third of its life", 150 * 24 * time.Hour, true},
+		{"a day later", 24 * time.Hour, false},
+	} {
+		c.advance(tc.advance)
+		got := handshake()
+		if renewed := got.SerialNumber.Cmp(first.SerialNumber) != 0; renewed != tc.renewed {
+			t.Errorf("%s: renewed %v, want %v (not after %s)", tc.what, renewed, tc.renewed, got.NotAfter)
+		}
+		if tc.renewed {
+			if !got.NotAfter.After(first.NotAfter) {
+				t.Errorf("%s: the renewed certificate expires at %s, the first at %s", tc.what, got.NotAfter, first.NotAfter)
+			}
+			kept, err := os.ReadFile(filepath.Join(dir, "server", certs.CertFile))
+			if err != nil || !bytes.Equal(kept, pemOf(got.Raw)) {
+				t.Errorf("%s: the renewed certificate is not kept: %v", tc.what, err)
+			}
+		}
+		first = got
+	}
+}
+
+// TestServerText: what a grant server says beside a refusal or a failure
+// is cut to one line of printable characters, at most 200, before it
+// goes anywhere; a 429's Retry-After is read (at most 5 minutes).
+func TestServerText(t *testing.T) {
+	for _, tc := range []struct {
+		what       string
+		status     int
+		header     string
+		body       string
+		want       string
+		retryAfter time.Duration
+	}{
+		{"lines", http.StatusForbidden, "", "no\n\nway\r\n", "the grant server refused: 403 Forbidden: no way", 0},
+		{"control characters", http.StatusNotFound, "", "\x1b[31mgone\x1b[0m\x00\u202e!", "the grant server refused: 404 Not Found: [31mgone [0m !", 0},
+		{"1 MiB", http.StatusForbidden, "", strings.Repeat("a", 1<<20), "the grant server refused: 403 Forbidden: " + strings.Repeat("a", 200) + "…", 0},
+		{"a failure", http.StatusBadGateway, "", "bad\ngateway " + strings.Repeat("b", 300), "redeeming at HOST: 502 Bad Gateway: bad gateway " + strings.Repeat("b", 188) + "…", 0},
+		{"busy", http.StatusTooManyRequests, "7", "slow down\n", "redeeming at HOST: 429 Too Many Requests: slow down (retry after 7s)", 7 * time.Second},
+		{"busy for long", http.StatusTooManyRequests, "86400", "", "redeeming at HOST: 429 Too Many Requests (retry after 5m0s)", 5 * time.Minute},
+		{"busy without a time", http.StatusTooManyRequests, "", "", "redeeming at HOST: 429 Too Many Requests", 0},
+		{"busy with nonsense", http.StatusTooManyRequests, "soon", "", "redeeming at HOST: 429 Too Many Requests", 0},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.header != "" {
+					w.Header().Set("Retry-After", tc.header)
+				}
+				w.WriteHeader(tc.status)
+				io.WriteString(w, tc.body)
+			}))
+			defer srv.Close()
+			ca := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+			_, err := Redeem(context.Background(), srv.URL+"/x", "code", ca, "l", "s")
+			want := strings.ReplaceAll(tc.want, "HOST", strings.TrimPrefix(srv.URL, "https://"))
+			if err == nil || err.Error() != want {
+				t.Errorf("got  %v\nwant %s", err, want)
+			}
+			if got := RetryAfter(err); got != tc.retryAfter {
+				t.Errorf("retry after %s, want %s", got, tc.retryAfter)
+			}
+			if IsRefused(err) != (tc.status == http.StatusForbidden || tc.status == http.StatusNotFound) {
+				t.Errorf("refused: %v", IsRefused(err))
+			}
+		})
+	}
 }
