@@ -199,20 +199,27 @@ func Current(f Files, ca *CA, l Leaf, now time.Time) bool {
 		usage(x509.ExtKeyUsageServerAuth) == l.Server && usage(x509.ExtKeyUsageClientAuth) == l.Client
 }
 
+// MaxFileSize is the cap on one credential file: a PEM of more is not
+// read.
+const MaxFileSize = fileio.MaxInputFile
+
 // Read reads the credential files in dir; a file that is not there is nil,
-// and so is everything when dir is not there.
+// and so is everything when dir is not there. Each is read with
+// fileio.ReadInput: a named pipe, a device, a directory or a file over
+// MaxFileSize is an error naming the file by its name in dir ("ca.crt:
+// not a regular file (a named pipe)"), never a read that blocks.
 func Read(dir string) (Files, error) {
 	var f Files
 	for _, x := range []struct {
 		name string
 		to   *[]byte
 	}{{CAFile, &f.CA}, {CertFile, &f.Cert}, {KeyFile, &f.Key}} {
-		data, err := os.ReadFile(filepath.Join(dir, x.name))
+		data, err := fileio.ReadInput(filepath.Join(dir, x.name), MaxFileSize)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return Files{}, fmt.Errorf("reading %s: %w", filepath.Join(dir, x.name), err)
+			return Files{}, fmt.Errorf("%s: %w", x.name, err)
 		}
 		*x.to = data
 	}

@@ -6,7 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/site-controller/site-controller/pkg/fileio"
 )
+
+// maxScanned is the largest file the rescan hashes; a larger one is
+// compared by its stat alone.
+const maxScanned = 16 << 20
 
 // inputScanner notices changes to the files a reconcile reads — resource
 // files, credentials, issuers and the platform — without events: the
@@ -70,7 +76,9 @@ func (s *inputScanner) scan(dir string, contents bool) bool {
 		}
 		entry := scannedFile{key: key}
 		if contents {
-			if data, err := os.ReadFile(path); err == nil {
+			// guarded as the reconcile reads: a named pipe is never
+			// opened to wait for a writer (its stat is its key)
+			if data, err := fileio.ReadInput(path, maxScanned); err == nil {
 				entry.sum, entry.hash = sha256.Sum256(data), true
 			}
 		}

@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -486,69 +485,22 @@ func (c *FileCache) keep(files []File) {
 	}
 }
 
-// readRegular reads a regular file of at most max bytes. It never opens
-// anything else for reading: a named pipe would block, a device never end.
+// readRegular reads a resource file with fileio.ReadInput: only a
+// regular file of at most max bytes, never anything that could block (a
+// named pipe) or never end (a device).
 func readRegular(path string, max int64) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, readError(err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, notRegular(st.Mode())
-	}
-	if st.Size() > max {
-		return nil, fmt.Errorf("too large: %d bytes, more than the %d a resource file may have (--max-file-size)", st.Size(), max)
-	}
-	// O_NONBLOCK: should a pipe have been swapped in since the stat, the
-	// open does not wait for a writer
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, readError(err)
-	}
-	defer f.Close()
-	if st, err = f.Stat(); err != nil {
-		return nil, readError(err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, notRegular(st.Mode())
-	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, readError(err)
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("too large: more than the %d bytes a resource file may have (--max-file-size)", max)
-	}
-	return data, nil
-}
-
-func readError(err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if errors.Is(err, unix.ELOOP) {
-		return errors.New("cannot read: a loop of symbolic links")
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	return fmt.Errorf("cannot read: %w", err)
-}
-
-func notRegular(m fs.FileMode) error {
-	what := "not a regular file"
+	data, err := fileio.ReadInput(path, max)
+	var nr *fileio.NotRegularError
+	var tl *fileio.TooLargeError
 	switch {
-	case m&fs.ModeNamedPipe != 0:
-		what = "a named pipe"
-	case m&fs.ModeSocket != 0:
-		what = "a socket"
-	case m&fs.ModeDevice != 0:
-		what = "a device"
-	case m.IsDir():
-		what = "a directory"
+	case errors.As(err, &nr):
+		return nil, fmt.Errorf("not read: %s; only regular files are read as resources", nr.What)
+	case errors.As(err, &tl) && tl.Size < 0:
+		return nil, fmt.Errorf("too large: more than the %d bytes a resource file may have (--max-file-size)", max)
+	case errors.As(err, &tl):
+		return nil, fmt.Errorf("too large: %d bytes, more than the %d a resource file may have (--max-file-size)", tl.Size, max)
 	}
-	return fmt.Errorf("not read: %s; only regular files are read as resources", what)
+	return data, err
 }
 
 // Load reads and validates every resource file of the namespace. A file

@@ -378,7 +378,7 @@ func (b *builder) links() {
 		} else if _, ok := b.in.UserCerts[tls]; ok {
 			u := b.in.UserCerts[tls]
 			if u.Err != nil {
-				b.fail(l, "spec.tlsCredentials", fmt.Sprintf("input/certs/%s: %v", tls, u.Err))
+				b.fail(l, "spec.tlsCredentials", u.Err.Error())
 				continue
 			}
 			files, from = u.Files, tls

@@ -78,6 +78,11 @@ func load(dir namespace.Dir, ns *resources.Namespace, readOnly bool) (Input, err
 	}
 	for _, name := range names {
 		f, err := certs.Read(filepath.Join(dir.InputCerts(), name))
+		if err != nil {
+			// the file named from the namespace directory:
+			// input/certs/x/ca.crt: not a regular file (a named pipe)
+			err = fmt.Errorf("input/certs/%s/%w", name, err)
+		}
 		in.UserCerts[name] = UserCert{Files: f, Err: err}
 	}
 	in.Current = map[string]certs.Files{}
@@ -98,9 +103,9 @@ func load(dir namespace.Dir, ns *resources.Namespace, readOnly bool) (Input, err
 func loadIssuers(dir namespace.Dir) (map[string]Issuer, error) {
 	out := map[string]Issuer{}
 	for _, src := range []struct {
-		dir  string
-		user bool
-	}{{dir.InputIssuers(), true}, {dir.RuntimeIssuers(), false}} {
+		dir, rel string
+		user     bool
+	}{{dir.InputIssuers(), "input/issuers", true}, {dir.RuntimeIssuers(), "runtime/issuers", false}} {
 		names, err := subdirs(src.dir)
 		if err != nil {
 			return nil, err
@@ -109,9 +114,16 @@ func loadIssuers(dir namespace.Dir) (map[string]Issuer, error) {
 			if _, done := out[name]; done {
 				continue
 			}
-			ca, err := certs.LoadCA(filepath.Join(src.dir, name))
+			f, err := certs.Read(filepath.Join(src.dir, name))
+			var ca *certs.CA
+			if err == nil {
+				ca, err = certs.ParseCA(f)
+			}
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
+			}
+			if err != nil {
+				err = fmt.Errorf("%s/%s/%w", src.rel, name, err)
 			}
 			out[name] = Issuer{CA: ca, Err: err, User: src.user}
 		}

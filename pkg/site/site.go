@@ -448,11 +448,10 @@ func (b *builder) leaf(name, caName string, l certs.Leaf) error {
 // when caOnly), or returns why it cannot be.
 func (b *builder) user(name, as string, caOnly bool) (routerconfig.Credential, error) {
 	u := b.in.UserCerts[name]
-	err := u.Err
-	if err == nil {
-		err = certs.Check(u.Files)
+	if u.Err != nil {
+		return routerconfig.Credential{}, u.Err // it names the file
 	}
-	if err != nil {
+	if err := certs.Check(u.Files); err != nil {
 		return routerconfig.Credential{}, fmt.Errorf("input/certs/%s: %w", name, err)
 	}
 	f := u.Files
