@@ -6,11 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/fileio"
@@ -22,12 +25,13 @@ import (
 // AccessTokens are redeemed in the background, never inside a pass: a
 // redeemer per token posts it to its grant server, with a deadline, and
 // retries failures to reach the server with backoff (1 s doubling to 5
-// minutes); a refusal (403, 404) is final for that token's content. What
-// the server answers (a Secret and Link) is kept in
-// runtime/tokens/<name>.yaml (0600), and read by every pass beside
-// input/resources, so it becomes a link exactly as a link file would; the
-// outcome is kept in internal/tokens/<name>.yaml, so a restart does not
-// redeem a token again.
+// minutes, longer when a busy server asks so); a refusal (403, 404, or an
+// answer that is not just a Secret and Link(s): answer.go) is final for
+// that token's content. What is taken of the answer (a Secret and Links)
+// is kept in runtime/tokens/<name>.yaml (0600), and read by every pass
+// beside input/resources, so it becomes a link exactly as a link file
+// would; the outcome is kept in internal/tokens/<name>.yaml (0600), so a
+// restart does not redeem a token again.
 
 // tokenState is what the controller keeps of a token's redemption.
 type tokenState struct {
@@ -56,18 +60,31 @@ func loadToken(dir namespace.Dir, name string) (tokenState, error) {
 }
 
 func saveToken(dir namespace.Dir, name string, st tokenState) error {
-	return writeState(tokenStatePath(dir, name), st, 0o644)
+	return writeState(tokenStatePath(dir, name), st, 0o600)
 }
 
 // tokenDocs reads the answers of the redeemed tokens among docs: their
-// Secrets and Links join the namespace's resources (a token's linkCost
-// set on its Links). Answers of tokens that are gone are removed, unless
-// some file could not be read (no evidence that they are gone).
+// Secret and Links join the namespace's resources (a token's linkCost
+// set on its Links). Only what takeAnswer takes is used, and nothing of
+// an answer whose Secret or Links have the names of the input's (whose
+// Links would then use the answer's credential). Answers of tokens that
+// are gone are removed, unless some file could not be read (no evidence
+// that they are gone).
 func tokenDocs(dir namespace.Dir, docs []*resources.Document, complete bool) ([]*resources.Document, []resources.Problem) {
 	tokens := map[string]*resources.AccessToken{}
+	// the input's Secrets and Links, and the credentials its Links use
+	taken := map[string]string{}
 	for _, d := range docs {
-		if t, ok := d.Object.(*resources.AccessToken); ok {
-			tokens[d.Name] = t
+		switch o := d.Object.(type) {
+		case *resources.AccessToken:
+			tokens[d.Name] = o
+		case *resources.Secret:
+			taken["Secret/"+d.Name] = "Secret/" + d.Name + " of " + d.File
+		case *resources.Link:
+			taken["Link/"+d.Name] = "Link/" + d.Name + " of " + d.File
+			if c := o.Spec.TLSCredentials; c != "" {
+				taken["Secret/"+c] = "the tlsCredentials of Link/" + d.Name + " of " + d.File
+			}
 		}
 	}
 	files, _ := filepath.Glob(filepath.Join(dir.Join("runtime", "tokens"), "*.yaml"))
@@ -84,13 +101,21 @@ func tokenDocs(dir namespace.Dir, docs []*resources.Document, complete bool) ([]
 			}
 			continue
 		}
-		data, err := os.ReadFile(f)
+		rel := "runtime/tokens/" + filepath.Base(f)
+		data, err := readAnswer(f)
+		if err == nil {
+			data, err = takeAnswer(data)
+		}
 		if err != nil {
-			probs = append(probs, resources.Problem{File: "runtime/tokens/" + filepath.Base(f), Message: err.Error()})
+			probs = append(probs, resources.Problem{File: rel, Message: "not used: " + err.Error()})
 			continue
 		}
-		ds, ps := resources.Decode("runtime/tokens/"+filepath.Base(f), data)
+		ds, ps := resources.Decode(rel, data)
 		probs = append(probs, ps...)
+		if clash := slices.IndexFunc(ds, func(d *resources.Document) bool { return taken[d.ID()] != "" }); clash >= 0 {
+			probs = append(probs, resources.Problem{File: rel, Message: fmt.Sprintf("not used: its %s has the name of %s", ds[clash].ID(), taken[ds[clash].ID()])})
+			continue
+		}
 		for _, d := range ds {
 			if l, ok := d.Object.(*resources.Link); ok && t.Spec.LinkCost > 0 {
 				l.Spec.Cost = t.Spec.LinkCost
@@ -99,6 +124,27 @@ func tokenDocs(dir namespace.Dir, docs []*resources.Document, complete bool) ([]
 		out = append(out, ds...)
 	}
 	return out, probs
+}
+
+// readAnswer reads a stored answer: a regular file (not through a
+// symbolic link) of at most grants.MaxAnswer bytes.
+func readAnswer(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", filepath.Base(path))
+	}
+	data, err := io.ReadAll(io.LimitReader(f, grants.MaxAnswer+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > grants.MaxAnswer {
+		return nil, fmt.Errorf("%s is over %d KiB", filepath.Base(path), grants.MaxAnswer>>10)
+	}
+	return data, nil
 }
 
 // tokenView is what an AccessToken's status shows.
@@ -185,16 +231,17 @@ func (r *Reconciler) startRedeem(dir namespace.Dir, t *resources.AccessToken, ha
 				return
 			}
 			if err == nil {
-				err = checkAnswer(answer)
+				answer, err = takeAnswer(answer)
 			}
 			var st tokenState
+			var bad *answerRefused
 			switch {
 			case err == nil:
 				if _, err = fileio.WriteFile(tokenAnswerPath(dir, name), answer, 0o600, 0o700, true); err == nil {
 					st = tokenState{Hash: hash, Redeemed: time.Now().UTC().Truncate(time.Second)}
 				}
-			case grants.IsRefused(err):
-				st = tokenState{Hash: hash, Refused: err.Error()}
+			case grants.IsRefused(err), errors.As(err, &bad):
+				st = tokenState{Hash: hash, Refused: grants.OneLine(err.Error(), maxRefusal)}
 			}
 			if st.Hash != "" {
 				if err := saveToken(dir, name, st); err == nil {
@@ -202,9 +249,9 @@ func (r *Reconciler) startRedeem(dir namespace.Dir, t *resources.AccessToken, ha
 					return
 				}
 			}
-			delay := min(5*time.Minute, time.Second<<min(attempt, 9))
+			delay := retryDelay(attempt, err)
 			q.mu.Lock()
-			rd.lastErr, rd.next = err, time.Now().Add(delay)
+			rd.lastErr, rd.next = errors.New(grants.OneLine(err.Error(), maxRefusal)), time.Now().Add(delay)
 			q.mu.Unlock()
 			r.requeue(dir.Name) // the status says why, and when again
 			select {
@@ -217,22 +264,11 @@ func (r *Reconciler) startRedeem(dir namespace.Dir, t *resources.AccessToken, ha
 	return tokenView{}
 }
 
-// checkAnswer makes sure a grant server answered a Secret and a Link.
-func checkAnswer(answer []byte) error {
-	docs, probs := resources.Decode("answer", answer)
-	var secrets, links int
-	for _, d := range docs {
-		switch d.Object.(type) {
-		case *resources.Secret:
-			secrets++
-		case *resources.Link:
-			links++
-		}
-	}
-	if len(probs) > 0 || secrets != 1 || links == 0 {
-		return &grants.Refused{Code: 200, Text: fmt.Sprintf("the answer is not a Secret and Link(s) (%d Secrets, %d Links, %d problems)", secrets, links, len(probs))}
-	}
-	return nil
+// retryDelay is how long a redeemer waits after its attempt-th failure
+// err: 1 s doubling to 5 minutes, or what a busy server asked (at most 5
+// minutes).
+func retryDelay(attempt int, err error) time.Duration {
+	return min(5*time.Minute, max(time.Second<<min(attempt, 9), grants.RetryAfter(err)))
 }
 
 func (r *Reconciler) requeue(ns string) {

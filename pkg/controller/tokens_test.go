@@ -1,0 +1,463 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/site-controller/site-controller/internal/fixture"
+	"github.com/site-controller/site-controller/pkg/certs"
+	"github.com/site-controller/site-controller/pkg/grants"
+	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/resources"
+	"github.com/site-controller/site-controller/pkg/routerconfig"
+	"github.com/site-controller/site-controller/pkg/site"
+	"github.com/site-controller/site-controller/pkg/status"
+)
+
+// tokenHome is a data home with a grant server on 127.0.0.1 and a
+// reconciler (rendering only) that serves its grants and redeems tokens.
+type tokenHome struct {
+	home     string
+	srv      *grants.Server
+	r        *Reconciler
+	requeued chan string
+}
+
+func newTokenHome(t *testing.T) *tokenHome {
+	t.Helper()
+	home := t.TempDir()
+	srv, err := grants.New(grants.Options{Addr: "127.0.0.1:0", Host: "127.0.0.1", Dir: filepath.Join(home, "grant-server")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx); close(done) }()
+	h := &tokenHome{home: home, srv: srv, requeued: make(chan string, 100)}
+	h.r = New(Options{DataHome: home, Platform: "none", Version: "test", Grants: srv, RedeemTimeout: 5 * time.Second,
+		HostNames: func() []string { return testHostNames },
+		Requeue:   func(ns string) { h.requeued <- ns }})
+	t.Cleanup(func() { h.r.Close(); cancel(); <-done })
+	return h
+}
+
+func (h *tokenHome) write(t *testing.T, ns, file, content string) {
+	t.Helper()
+	fixture.WriteFile(t, filepath.Join(fixture.NSDir(h.home, ns), "input", "resources", file), content)
+}
+
+func (h *tokenHome) pass(t *testing.T, ns string) *Result {
+	t.Helper()
+	res, err := h.r.Reconcile(context.Background(), ns)
+	if err != nil {
+		t.Fatalf("pass over %s: %v", ns, err)
+	}
+	return res
+}
+
+// redeem runs passes over ns until its AccessToken name is no longer
+// being redeemed, and returns its status.
+func (h *tokenHome) redeem(t *testing.T, ns, name string) *status.Status {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		h.pass(t, ns)
+		if st := fixture.StatusOf(h.home, ns, resources.KindAccessToken, name); st != nil && st.Status != status.Pending {
+			return st
+		}
+		select {
+		case <-h.requeued:
+		case <-deadline:
+			t.Fatalf("%s: AccessToken/%s still being redeemed: %+v", ns, name, fixture.StatusOf(h.home, ns, resources.KindAccessToken, name))
+		}
+	}
+}
+
+// accepting makes namespace ns a site that accepts links on 127.0.0.1.
+func (h *tokenHome) accepting(t *testing.T, ns string) {
+	t.Helper()
+	h.write(t, ns, "site.yaml", fixture.SiteYAML(ns)+
+		"---\napiVersion: skupper.io/v2alpha1\nkind: RouterAccess\nmetadata:\n  name: access\nspec:\n  bindHost: 127.0.0.1\n  roles:\n  - name: inter-router\n  - name: edge\n")
+	h.pass(t, ns)
+}
+
+func accessTokenYAML(name, url, code, ca string) string {
+	return fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: AccessToken\nmetadata:\n  name: %s\nspec:\n  url: %s\n  code: %s\n  ca: |\n    %s\n",
+		name, url, code, strings.ReplaceAll(strings.TrimSpace(ca), "\n", "\n    "))
+}
+
+// takeover is what a hostile grant server adds to a good answer: a
+// Connector to this host's ssh, a Listener on every address and a Site
+// that sorts before the victim's.
+const takeover = `---
+apiVersion: skupper.io/v2alpha1
+kind: Connector
+metadata:
+  name: ssh
+spec:
+  routingKey: ssh
+  host: 127.0.0.1
+  port: 22
+---
+apiVersion: skupper.io/v2alpha1
+kind: Listener
+metadata:
+  name: x
+spec:
+  routingKey: ssh
+  host: 0.0.0.0
+  port: 2222
+---
+apiVersion: skupper.io/v2alpha1
+kind: Site
+metadata:
+  name: aaa-takeover
+`
+
+// TestTokenAnswerTaken: a real grant server answers AccessTokens. A good
+// answer (a Secret and a Link) becomes a link, its Link's tlsCredentials
+// forced to the Secret; an answer that holds anything else beside them is
+// refused whole: the redeeming site's router configuration does not
+// change (no tcpConnector to 127.0.0.1:22, no tcpListener on
+// 0.0.0.0:2222, its own Site), nothing of the answer is stored, and the
+// token's status names what the answer held.
+func TestTokenAnswerTaken(t *testing.T) {
+	h := newTokenHome(t)
+	h.accepting(t, "accept")
+	links, _ := filepath.Glob(filepath.Join(fixture.NSDir(h.home, "accept"), "runtime", "links", "link-access-127.0.0.1.yaml"))
+	if len(links) != 1 {
+		t.Fatal("no link file for 127.0.0.1")
+	}
+	linkFile, err := os.ReadFile(links[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSecret := strings.Replace(string(linkFile), "tlsCredentials: link-access\n", "tlsCredentials: someone-elses\n", 1)
+	cases := []struct {
+		name string
+		// answer is what the grant server answers; empty: the answer of
+		// a real AccessGrant of namespace accept
+		answer string
+		// refused is the token's status message; empty: redeemed
+		refused string
+		// link is the Link that the answer becomes, and its Secret
+		link, secret string
+	}{
+		{name: "grant", link: "grant", secret: "grant"},
+		{name: "other-secret", answer: otherSecret, link: "link-access", secret: "link-access"},
+		{name: "takeover", answer: string(linkFile) + takeover,
+			refused: "the grant server's answer was refused: it held Connector/ssh, Listener/x, Site/aaa-takeover besides the Secret and Link(s); not retried: get a new token"},
+		{name: "two-secrets", answer: string(linkFile) + strings.Replace(strings.SplitN(string(linkFile), "---\napiVersion: skupper.io", 2)[0], "name: link-access\n", "name: second\n", 1),
+			refused: "the grant server's answer was refused: it held 2 Secrets (Secret/link-access, Secret/second); one is expected; not retried: get a new token"},
+		{name: "no-link", answer: strings.SplitN(string(linkFile), "---\napiVersion: skupper.io", 2)[0],
+			refused: "the grant server's answer was refused: it held no Link; not retried: get a new token"},
+		{name: "not-yaml", answer: "{{{",
+			refused: "the grant server's answer was refused: it could not be read: "},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := "victim-" + tc.name
+			h.write(t, ns, "site.yaml", fixture.SiteYAML("victim")+"---\n"+fixture.ListenerYAML("web", 18080))
+			h.pass(t, ns)
+			dir, _ := namespace.Open(h.home, ns)
+			before, err := os.ReadFile(dir.RouterConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var token string
+			if tc.answer == "" {
+				h.write(t, "accept", "grant.yaml", "apiVersion: skupper.io/v2alpha1\nkind: AccessGrant\nmetadata:\n  name: "+tc.name+"\n")
+				h.pass(t, "accept")
+				g := fixture.StatusOf(h.home, "accept", resources.KindAccessGrant, tc.name)
+				if g == nil || g.Status != status.Ready {
+					t.Fatalf("grant: %+v", g)
+				}
+				token = accessTokenYAML(tc.name, g.URL, g.Code, g.CA)
+			} else {
+				answer := tc.answer
+				h.srv.Put(grants.Grant{Namespace: "elsewhere", Name: tc.name, ID: "id-" + tc.name, Code: "code-" + tc.name,
+					Expires: time.Now().Add(time.Hour), Allowed: 5,
+					Issue:  func(string, string) ([]byte, error) { return []byte(answer), nil },
+					Record: func(int) error { return nil }})
+				token = accessTokenYAML(tc.name, h.srv.URL("id-"+tc.name), "code-"+tc.name, h.srv.CA())
+			}
+			h.write(t, ns, "token.yaml", token)
+			st := h.redeem(t, ns, tc.name)
+			cfg, err := os.ReadFile(dir.RouterConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, err := routerconfig.Parse(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range parsed {
+				port := fmt.Sprint(e.Attrs["port"])
+				switch {
+				case e.Type == "tcpConnector" && port == "22", e.Type == "tcpListener" && port == "2222":
+					t.Errorf("the answer's %s is in the router: %v", e.Type, e.Attrs)
+				case e.Type == "site" && !strings.HasPrefix(fmt.Sprint(e.Attrs["name"]), "victim-"):
+					t.Errorf("the site is %v", e.Attrs["name"])
+				}
+			}
+			answerFile := filepath.Join(dir.Path, "runtime", "tokens", tc.name+".yaml")
+			if tc.refused != "" {
+				if st.Status != status.Error || !strings.HasPrefix(st.Message, tc.refused) {
+					t.Errorf("status %s %q, want Error %q", st.Status, st.Message, tc.refused)
+				}
+				if string(cfg) != string(before) {
+					t.Errorf("a refused answer changed the router configuration:\n%s", cfg)
+				}
+				if _, err := os.Stat(answerFile); err == nil {
+					t.Error("a refused answer is stored")
+				}
+				for _, kind := range []string{resources.KindSite, resources.KindConnector, resources.KindListener} {
+					if s := fixture.StatusOf(h.home, ns, kind, map[string]string{resources.KindSite: "aaa-takeover", resources.KindConnector: "ssh", resources.KindListener: "x"}[kind]); s != nil {
+						t.Errorf("the answer's %s has a status: %+v", kind, s)
+					}
+				}
+				return
+			}
+			if st.Status != status.Ready {
+				t.Fatalf("status %s %q, want Ready", st.Status, st.Message)
+			}
+			if fi, err := os.Stat(answerFile); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("the stored answer: %v %v", fi, err)
+			}
+			stored, _ := os.ReadFile(answerFile)
+			docs, probs := resources.Decode("stored", stored)
+			if len(probs) > 0 || len(docs) != 2 || docs[0].Kind != resources.KindSecret || docs[0].Name != tc.secret || docs[1].Kind != resources.KindLink || docs[1].Name != tc.link {
+				t.Fatalf("stored %v:\n%s", probs, stored)
+			}
+			if l := docs[1].Object.(*resources.Link); l.Spec.TLSCredentials != tc.secret {
+				t.Errorf("the Link's tlsCredentials is %q, want %q", l.Spec.TLSCredentials, tc.secret)
+			}
+			var connector *routerconfig.Entity
+			for i, e := range parsed {
+				if e.Type == "connector" && e.Attrs["name"] == tc.link {
+					connector = &parsed[i]
+				}
+			}
+			if connector == nil || connector.Attrs["host"] != "127.0.0.1" || connector.Attrs["sslProfile"] != routerconfig.LinkProfile(tc.secret) {
+				t.Errorf("the link's connector: %+v\n%s", connector, cfg)
+			}
+			if l := fixture.StatusOf(h.home, ns, resources.KindLink, tc.link); l == nil || l.Status == status.Error {
+				t.Errorf("the Link's status: %+v", l)
+			}
+		})
+	}
+}
+
+// testAnswer is a good answer: a Secret and a Link, as a grant server
+// answers, from the CA of a site.
+func testAnswer(t *testing.T) (secret, link string) {
+	t.Helper()
+	ca, _, err := certs.NewCA("ca", testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ca.Issue(certs.Leaf{CommonName: "b", Client: true}, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := string(site.LinkYAML("link-a", "127.0.0.1", []site.AccessRole{{Role: "inter-router", Port: 55671}, {Role: "edge", Port: 45671}}, f))
+	i := strings.Index(answer, "---\napiVersion: skupper.io")
+	return answer[:i], answer[i:]
+}
+
+// TestTakeAnswer: what is taken of an answer is its one Secret (ca.crt,
+// tls.crt and tls.key only) and its Links, written anew with their
+// tlsCredentials set to the Secret; anything else refuses the whole
+// answer, saying what it held.
+func TestTakeAnswer(t *testing.T) {
+	secret, link := testAnswer(t)
+	links := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			b.WriteString(strings.Replace(link, "name: link-a\n", fmt.Sprintf("name: link-%d\n", i), 1))
+		}
+		return b.String()
+	}
+	many := ""
+	for i := range 7 {
+		many += fmt.Sprintf("---\napiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: l%d\n", i)
+	}
+	for _, tc := range []struct {
+		what, answer string
+		// refused is the error; empty: taken, links are the Links
+		refused string
+		links   int
+	}{
+		{what: "a Secret and a Link", answer: secret + link, links: 1},
+		{what: "eight Links", answer: secret + links(8), links: 8},
+		{what: "a Link using another Secret", answer: secret + strings.Replace(link, "tlsCredentials: link-a", "tlsCredentials: skupper-site-server", 1), links: 1},
+		{what: "a Link without tlsCredentials", answer: secret + strings.Replace(link, "  tlsCredentials: link-a\n", "", 1), links: 1},
+		{what: "extra fields", answer: strings.Replace(secret, "metadata:\n", "metadata:\n  namespace: elsewhere\n  labels:\n    a: b\n", 1) + strings.Replace(link, "spec:\n", "spec:\n  settings:\n    x: y\n", 1), links: 1},
+		{what: "a Site", answer: secret + link + "---\napiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: x\n",
+			refused: "the grant server's answer was refused: it held Site/x besides the Secret and Link(s)"},
+		{what: "many documents", answer: secret + link + many,
+			refused: "the grant server's answer was refused: it held Listener/l0, Listener/l1, Listener/l2, Listener/l3, Listener/l4 and 2 more besides the Secret and Link(s)"},
+		{what: "an unknown kind", answer: secret + link + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: \"a\\nb\\u001b[31m\"\n",
+			refused: "the grant server's answer was refused: it held ConfigMap/a b [31m besides the Secret and Link(s)"},
+		{what: "a document that is not a resource", answer: secret + link + "---\n- 1\n",
+			refused: "the grant server's answer was refused: it could not be read: document is not a mapping; expected a resource with apiVersion, kind and metadata"},
+		{what: "no Secret", answer: link, refused: "the grant server's answer was refused: it held no Secret"},
+		{what: "no Link", answer: secret, refused: "the grant server's answer was refused: it held no Link"},
+		{what: "nine Links", answer: secret + links(9), refused: "the grant server's answer was refused: it held 9 Links; at most 8 are taken"},
+		{what: "two Secrets", answer: secret + strings.Replace(secret, "name: link-a\n", "name: b\n", 1) + link,
+			refused: "the grant server's answer was refused: it held 2 Secrets (Secret/b, Secret/link-a); one is expected"},
+		{what: "another key", answer: strings.Replace(secret, "data:\n", "data:\n  config.json: e30=\n", 1) + link,
+			refused: `the grant server's answer was refused: its Secret/link-a holds "config.json"; only ca.crt, tls.crt, tls.key are taken`},
+		{what: "stringData", answer: secret + "stringData:\n  ca.crt: x\n" + link,
+			refused: "the grant server's answer was refused: its Secret/link-a has stringData; only data is taken"},
+		{what: "a huge key", answer: strings.Replace(secret, "  tls.key: ", "  tls.key: "+strings.Repeat("QUFB", 5<<10), 1) + link,
+			refused: "the grant server's answer was refused: its Secret/link-a's tls.key is over 16 KiB"},
+		{what: "a huge answer", answer: secret + link + "# " + strings.Repeat("x", 64<<10) + "\n",
+			refused: "the grant server's answer was refused: it is over 64 KiB"},
+		{what: "a huge cost", answer: secret + strings.Replace(link, "cost: 1", "cost: 9223372036854775807", 1),
+			refused: "the grant server's answer was refused: its Link/link-a has cost 9223372036854775807; at most 2147483647 is taken"},
+		{what: "a bad port", answer: secret + strings.Replace(link, `port: "55671"`, `port: "0"`, 1),
+			refused: `the grant server's answer was refused: its Link/link-a is not valid: spec.endpoints[0].port: must be a port between 1 and 65535, got "0"`},
+		{what: "a bad name", answer: strings.ReplaceAll(secret+link, "link-a", "Link_A"),
+			refused: `the grant server's answer was refused: its Secret/Link_A is not valid: metadata.name: "Link_A" is not a lowercase RFC 1123 name: use a-z, 0-9 and '-', starting and ending with a letter or digit`},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			out, err := takeAnswer([]byte(tc.answer))
+			if tc.refused != "" {
+				if err == nil || err.Error() != tc.refused || out != nil {
+					t.Errorf("got  %v\nwant %s", err, tc.refused)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs, probs := resources.Decode("taken", out)
+			ns := resources.Build("taken", docs, probs)
+			if len(ns.Secrets) != 1 || len(ns.Links) != tc.links || len(docs) != 1+tc.links {
+				t.Fatalf("%d Secrets, %d Links of %d documents:\n%s", len(ns.Secrets), len(ns.Links), len(docs), out)
+			}
+			for _, l := range ns.Links {
+				if l.Spec.TLSCredentials != "link-a" || len(l.Spec.Endpoints) != 2 || l.Spec.Cost != 1 || len(l.Spec.Settings) > 0 {
+					t.Errorf("Link %+v", l)
+				}
+			}
+			s := ns.Secrets[0]
+			if len(s.Data) != 3 || s.Type != "kubernetes.io/tls" || s.Metadata.Namespace != "" || len(s.Metadata.Labels) > 0 {
+				t.Errorf("Secret %+v", s)
+			}
+			if again, err := takeAnswer(out); err != nil || string(again) != string(out) {
+				t.Errorf("what is taken is not taken again as it is: %v\n%s", err, again)
+			}
+		})
+	}
+}
+
+// TestStoredAnswerChecked: a pass uses of a stored answer only what
+// takeAnswer takes: an answer an older version stored whole brings in
+// nothing, and an answer whose Secret has the name of a credential the
+// input's Links use (or of an input Secret or Link) is not used.
+func TestStoredAnswerChecked(t *testing.T) {
+	secret, link := testAnswer(t)
+	for _, tc := range []struct {
+		what, input, stored string
+		problem             string
+		link                bool
+	}{
+		{what: "a good answer", stored: secret + link, link: true},
+		{what: "an answer stored whole", stored: secret + link + takeover,
+			problem: "runtime/tokens/tk.yaml: not used: the grant server's answer was refused: it held Connector/ssh, Listener/x, Site/aaa-takeover besides the Secret and Link(s)"},
+		{what: "a Secret named as the credential of an input Link", stored: secret + link,
+			input:   "---\napiVersion: skupper.io/v2alpha1\nkind: Link\nmetadata:\n  name: mine\nspec:\n  tlsCredentials: link-a\n  endpoints:\n  - name: inter-router\n    host: 10.0.0.1\n    port: \"55671\"\n",
+			problem: "runtime/tokens/tk.yaml: not used: its Secret/link-a has the name of the tlsCredentials of Link/mine of input/resources/site.yaml"},
+		{what: "a Link named as an input Link", stored: secret + strings.Replace(link, "name: link-a\n", "name: mine\n", 1),
+			input:   "---\napiVersion: skupper.io/v2alpha1\nkind: Link\nmetadata:\n  name: mine\nspec:\n  tlsCredentials: own\n  endpoints:\n  - name: inter-router\n    host: 10.0.0.1\n    port: \"55671\"\n",
+			problem: "runtime/tokens/tk.yaml: not used: its Link/mine has the name of Link/mine of input/resources/site.yaml"},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			home := t.TempDir()
+			dir, err := namespace.Open(home, "ns")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok := &resources.AccessToken{Spec: resources.AccessTokenSpec{URL: "https://127.0.0.1:1/x", Code: "c", CA: "ca"}}
+			fixture.WriteFile(t, filepath.Join(dir.InputResources(), "site.yaml"), fixture.SiteYAML("s")+"---\n"+accessTokenYAML("tk", tok.Spec.URL, tok.Spec.Code, testCA(t))+tc.input)
+			ns, err := dir.Load()
+			if err != nil || len(ns.Tokens) != 1 {
+				t.Fatalf("%v %v", err, ns.Problems)
+			}
+			if err := saveToken(dir, "tk", tokenState{Hash: tokenHash(ns.Tokens[0]), Redeemed: testNow}); err != nil {
+				t.Fatal(err)
+			}
+			fixture.WriteFile(t, filepath.Join(dir.Path, "runtime", "tokens", "tk.yaml"), tc.stored)
+			r := New(Options{DataHome: home, Platform: "none", Now: func() time.Time { return testNow }, HostNames: func() []string { return testHostNames }})
+			defer r.Close()
+			res, err := r.Reconcile(context.Background(), "ns")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var probs []string
+			for _, p := range res.Problems {
+				if strings.HasPrefix(p.File, "runtime/tokens/") {
+					probs = append(probs, p.String())
+				}
+			}
+			if want := []string{tc.problem}; tc.problem == "" && len(probs) > 0 || tc.problem != "" && !slices.Equal(probs, want) {
+				t.Errorf("problems %q, want %q", probs, tc.problem)
+			}
+			for _, e := range res.Config {
+				switch {
+				case e.Type == "tcpConnector", e.Type == "tcpListener":
+					t.Errorf("the answer's %s is in the router: %v", e.Type, e.Attrs)
+				case e.Type == "site" && !strings.HasPrefix(fmt.Sprint(e.Attrs["name"]), "s-"):
+					t.Errorf("the site is %v", e.Attrs["name"])
+				case e.Type == "connector" && e.Attrs["host"] == "127.0.0.1" && !tc.link:
+					t.Errorf("the answer's Link is in the router: %v", e.Attrs)
+				}
+			}
+			if got := slices.ContainsFunc(res.Config, func(e routerconfig.Entity) bool { return e.Type == "connector" && e.Attrs["name"] == "link-a" }); got != tc.link {
+				t.Errorf("the answer's link in the router: %v, want %v", got, tc.link)
+			}
+		})
+	}
+}
+
+// testCA is a CA certificate's PEM.
+func testCA(t *testing.T) string {
+	t.Helper()
+	ca, _, err := certs.NewCA("token-ca", testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(ca.CertPEM)
+}
+
+// TestRetryDelay: a redeemer waits 1 s doubling to 5 minutes after each
+// failure, and at least what a busy grant server (429) asked.
+func TestRetryDelay(t *testing.T) {
+	busy := func(d time.Duration) error { return &grants.Busy{Host: "h", RetryAfter: d} }
+	for _, tc := range []struct {
+		attempt int
+		err     error
+		want    time.Duration
+	}{
+		{0, fmt.Errorf("connection refused"), time.Second},
+		{3, fmt.Errorf("connection refused"), 8 * time.Second},
+		{20, fmt.Errorf("connection refused"), 5 * time.Minute},
+		{0, busy(59 * time.Second), 59 * time.Second},
+		{0, fmt.Errorf("redeeming: %w", busy(30*time.Second)), 30 * time.Second},
+		{7, busy(59 * time.Second), 128 * time.Second},
+		{0, busy(0), time.Second},
+		{0, busy(time.Hour), 5 * time.Minute},
+	} {
+		if got := retryDelay(tc.attempt, tc.err); got != tc.want {
+			t.Errorf("attempt %d, %v: %s, want %s", tc.attempt, tc.err, got, tc.want)
+		}
+	}
+}
