@@ -50,9 +50,15 @@ type Container struct {
 	ID, Name, Image, User, Network, Restart string
 	Started                                 time.Time
 	Env                                     []string
-	// Mounts maps each path in the container to the host path bound there.
-	Mounts map[string]string
-	Labels map[string]string
+	// Mounts maps each path in the container to the host path bound there;
+	// Writable lists the ones the container may write.
+	Mounts   map[string]string
+	Writable []string
+	Labels   map[string]string
+	// the confinement as the engine reports it
+	CapDrop, CapAdd, SecurityOpt []string
+	ReadOnlyRoot                 bool
+	Tmpfs                        []string
 }
 
 // Engine is a container runtime under test, with what the contract needs
@@ -70,7 +76,7 @@ type Engine struct {
 
 // Site renders a namespace of resources for the engine's platform.
 func (e Engine) Site(t *testing.T, home, ns, resources string) runtime.Site {
-	return sitetest.Render(t, home, ns, e.Platform, resources)
+	return sitetest.RenderFor(t, home, ns, e.Runtime, resources)
 }
 
 func (e Engine) inspect(t *testing.T, ns string) Container {
@@ -80,6 +86,23 @@ func (e Engine) inspect(t *testing.T, ns string) Container {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// ProcStatus reads /proc/<pid>/status as a map (CapEff, CapBnd,
+// NoNewPrivs, Uid, …).
+func ProcStatus(t testing.TB, pid int) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			out[k] = strings.TrimSpace(v)
+		}
+	}
+	return out
 }
 
 // Lifecycle: Ensure creates the container as a router container must be
@@ -126,8 +149,26 @@ func Lifecycle(t *testing.T, e Engine, port int, check func(t *testing.T, s runt
 	if c.Network != "host" || c.Restart != "always" {
 		t.Errorf("network %q restart %q", c.Network, c.Restart)
 	}
-	if want := fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()); c.User != want {
-		t.Errorf("user %q, want %q", c.User, want)
+	uid, gid := r.RouterUser(false)
+	if want := fmt.Sprintf("%d:%d", uid, gid); c.User != want || os.Getuid() == 0 && uid == 0 {
+		t.Errorf("user %q, want %q (never root)", c.User, want)
+	}
+	// confined: nothing bound is writable, no capability, no new
+	// privileges, a read-only root with a tmpfs at /tmp
+	if len(c.Writable) != 0 || len(c.CapAdd) != 0 ||
+		!slices.ContainsFunc(c.SecurityOpt, func(o string) bool { return strings.HasPrefix(o, "no-new-privileges") }) ||
+		!c.ReadOnlyRoot || !slices.Equal(c.Tmpfs, []string{"/tmp"}) {
+		t.Errorf("confinement: writable binds %v, cap-add %v, security %v, read-only root %v, tmpfs %v",
+			c.Writable, c.CapAdd, c.SecurityOpt, c.ReadOnlyRoot, c.Tmpfs)
+	}
+	// and as the kernel sees the router's process: no capability, not
+	// even in its bounding set, and no way to gain one
+	if st, err := r.State(ctx, ns, s.Dir); err == nil && st.Pid > 0 {
+		if p := ProcStatus(t, st.Pid); p["CapEff"] != "0000000000000000" || p["CapBnd"] != "0000000000000000" || p["NoNewPrivs"] != "1" {
+			t.Errorf("the router's process: CapEff %s CapBnd %s NoNewPrivs %s", p["CapEff"], p["CapBnd"], p["NoNewPrivs"])
+		}
+	} else {
+		t.Errorf("the router's process: %+v %v", st, err)
 	}
 	if check != nil {
 		check(t, s, c)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -41,6 +42,26 @@ func Render(t testing.TB, home, ns, platform, resources string) runtime.Site {
 		t.Fatal(err)
 	}
 	return runtime.Site{Namespace: ns, SiteID: res.SiteID, Dir: dir.Path, Hash: hash}
+}
+
+// RenderFor is Render for runtime rt: what the router reads is given to
+// the user rt runs it as, as the daemon's passes do.
+func RenderFor(t testing.TB, home, ns string, rt runtime.Runtime, resources string) runtime.Site {
+	t.Helper()
+	s := Render(t, home, ns, rt.Platform(), resources)
+	uid, gid := rt.RouterUser(false)
+	for _, sub := range []string{"certs", "router"} {
+		err := filepath.WalkDir(filepath.Join(s.Dir, "runtime", sub), func(p string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, uid, gid)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
 }
 
 // ConfigSum is how the stand-in router reports the configuration it read.

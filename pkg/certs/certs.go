@@ -233,7 +233,13 @@ func Read(dir string) (Files, error) {
 // without its key. With durable set (a CA), each file and the directory
 // are synced. It returns the files it wrote or removed.
 func Write(dir string, f Files, durable bool) ([]string, error) {
-	if err := privateDir(dir); err != nil {
+	return WriteIn(fileio.Tree{}, dir, f, durable)
+}
+
+// WriteIn is Write below tree's root: no symbolic link there is followed,
+// and what is written belongs to the tree's owner.
+func WriteIn(tree fileio.Tree, dir string, f Files, durable bool) ([]string, error) {
+	if err := tree.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	var changed []string
@@ -244,15 +250,16 @@ func Write(dir string, f Files, durable bool) ([]string, error) {
 	}{{KeyFile, f.Key, 0o600}, {CertFile, f.Cert, 0o644}, {CAFile, f.CA, 0o644}} {
 		path := filepath.Join(dir, x.name)
 		if x.data == nil {
-			err := os.Remove(path)
-			if err == nil {
-				changed = append(changed, path)
-			} else if !errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err := tree.Remove(path); err != nil {
 				return changed, fmt.Errorf("removing %s: %w", path, err)
 			}
+			changed = append(changed, path)
 			continue
 		}
-		c, err := fileio.WriteFile(path, x.data, x.perm, 0o700, durable)
+		c, err := tree.WriteFile(path, x.data, x.perm, 0o700, durable)
 		if err != nil {
 			return changed, err
 		}
@@ -395,17 +402,6 @@ func Check(f Files) error {
 		if !keyMatches(key, cert) {
 			return fmt.Errorf("%s does not match the key in %s", KeyFile, CertFile)
 		}
-	}
-	return nil
-}
-
-// privateDir creates dir 0700, or makes an existing one 0700.
-func privateDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("securing %s: %w", dir, err)
 	}
 	return nil
 }

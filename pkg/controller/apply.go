@@ -50,6 +50,7 @@ const ensureAfter = 30 * time.Second
 // ensured is the last state a runtime reported for a namespace's router.
 type ensured struct {
 	platform, hash string
+	lowPorts       bool
 	state          runtime.State
 	at             time.Time
 }
@@ -60,14 +61,14 @@ func (r *Reconciler) ensure(ctx context.Context, rt runtime.Runtime, platform st
 	r.mu.Lock()
 	last, ok := r.ensured[site.Namespace]
 	r.mu.Unlock()
-	if ok && last.platform == platform && last.hash == site.Hash && last.state.Running &&
+	if ok && last.platform == platform && last.hash == site.Hash && last.lowPorts == site.LowPorts && last.state.Running &&
 		time.Since(last.at) < ensureAfter && r.live.alive(site.Namespace) {
 		return last.state, nil
 	}
 	st, err := rt.Ensure(ctx, site)
 	r.mu.Lock()
 	if err == nil {
-		r.ensured[site.Namespace] = ensured{platform: platform, hash: site.Hash, state: st, at: time.Now()}
+		r.ensured[site.Namespace] = ensured{platform: platform, hash: site.Hash, lowPorts: site.LowPorts, state: st, at: time.Now()}
 	} else {
 		delete(r.ensured, site.Namespace)
 	}
@@ -138,7 +139,7 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 	case s.ns.Site != nil && res.Config != nil:
 		r.leaveOtherRuntimes(ctx, s.dir, platform)
 		hash := r.routerHash(s)
-		st, err := r.ensure(ctx, rt, platform, runtime.Site{Namespace: name, SiteID: res.SiteID, Dir: s.dir.Path, Hash: hash})
+		st, err := r.ensure(ctx, rt, platform, runtime.Site{Namespace: name, SiteID: res.SiteID, Dir: s.dir.Path, Hash: hash, LowPorts: res.Config.LowPorts()})
 		res.Router, res.RouterErr = &st, err
 		r.mu.Lock()
 		if old, known := r.restartKeys[name]; known && old != hash && r.opts.Live && err == nil {

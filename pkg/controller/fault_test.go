@@ -203,3 +203,4 @@ func (failingRuntime) State(context.Context, string, string) (runtime.State, err
 func (failingRuntime) List(context.Context) ([]runtime.Router, error) {
 	return nil, errors.New("the engine refused")
 }
+func (failingRuntime) RouterUser(bool) (int, int) { return os.Geteuid(), os.Getegid() }

@@ -426,7 +426,11 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 	}
 	s.desired = d
 	s.problems = append(s.problems, d.Problems...)
-	changed, configChanged, err := site.Persist(s.dir, d)
+	uid, gid := os.Geteuid(), os.Getegid()
+	if rt := r.opts.Runtimes[platform]; rt != nil {
+		uid, gid = rt.RouterUser(d.Config.LowPorts())
+	}
+	changed, configChanged, err := site.Persist(s.dir, d, uid, gid)
 	s.res.Changed = append(s.res.Changed, changed...)
 	if err != nil {
 		return err

@@ -7,19 +7,13 @@ package fileio
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
 )
 
 // WriteFile writes data to path atomically (temporary file in the same
@@ -27,15 +21,11 @@ import (
 // does nothing and returns false when the file already holds data with the
 // given mode. With sync set, the data is flushed to disk before the rename
 // and the directory after it: for content that cannot be regenerated.
+// Directories on the way are followed as they are, symbolic links
+// included: for files under a directory someone else can write into, use
+// a Tree.
 func WriteFile(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) (bool, error) {
-	old, mode, err := ReadCurrent(path)
-	switch {
-	case err == nil && mode == perm && bytes.Equal(old, data):
-		return false, nil
-	case errors.Is(err, fs.ErrNotExist):
-		return true, Create(path, data, perm, dirPerm, sync)
-	}
-	return true, Replace(path, data, perm, dirPerm, sync)
+	return Tree{}.WriteFile(path, data, perm, dirPerm, sync)
 }
 
 // Create writes a file that does not exist yet so that it appears whole:
@@ -43,97 +33,20 @@ func WriteFile(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) (
 // possible (file system without O_TMPFILE, or the file appeared meanwhile)
 // it falls back to Replace.
 func Create(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) error {
-	dir := filepath.Dir(path)
-	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(perm))
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, dirPerm); err != nil {
-			return fmt.Errorf("creating %s: %w", dir, err)
-		}
-		fd, err = unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(perm))
-	}
-	if err != nil {
-		return Replace(path, data, perm, dirPerm, sync)
-	}
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
-	if err := f.Chmod(perm); err != nil { // O_TMPFILE's mode is subject to umask
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if sync {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-	}
-	if err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW); err != nil {
-		return Replace(path, data, perm, dirPerm, sync)
-	}
-	if sync {
-		return syncDir(dir)
-	}
-	return nil
+	return Tree{}.Create(path, data, perm, dirPerm, sync)
 }
 
 // CreateNew writes a file that must not exist yet, atomically: it appears
 // whole or not at all, and an existing file (however recent) is never
 // replaced: the error is then fs.ErrExist.
 func CreateNew(path string, data []byte, perm, dirPerm fs.FileMode) error {
-	tmp, err := writeTemp(path, data, perm, dirPerm, true)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	// link(2) fails when the name exists: the check and the creation are
-	// one step
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fs.ErrExist
-		}
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
+	return Tree{}.CreateNew(path, data, perm, dirPerm)
 }
 
-// writeTemp writes data to a new temporary file beside path (so that a
-// rename or link puts it in place atomically) and returns its name.
-func writeTemp(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) (string, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, dirPerm); err != nil {
-		return "", fmt.Errorf("creating %s: %w", dir, err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return "", fmt.Errorf("writing %s: %w", path, err)
-	}
-	err = tmp.Chmod(perm)
-	if err == nil {
-		_, err = tmp.Write(data)
-	}
-	if err == nil && sync {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return "", fmt.Errorf("writing %s: %w", path, err)
-	}
-	return tmp.Name(), nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
+// Replace writes data to path atomically, as WriteFile does, without
+// comparing with what is there.
+func Replace(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) error {
+	return Tree{}.Replace(path, data, perm, dirPerm, sync)
 }
 
 // ReadCurrent returns a file's content and permission bits, with one open.
@@ -173,23 +86,6 @@ func ReadInto(path string, buf *bytes.Buffer) (fs.FileMode, error) {
 	return st.Mode().Perm(), nil
 }
 
-// Replace writes data to path atomically, as WriteFile does, without
-// comparing with what is there.
-func Replace(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) error {
-	tmp, err := writeTemp(path, data, perm, dirPerm, sync)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if sync {
-		return syncDir(filepath.Dir(path))
-	}
-	return nil
-}
-
 // ForEach runs f(0) … f(n-1) on a few goroutines and waits for them: file
 // work spends much of its time in system calls, so twice as many
 // goroutines as processors keep both busy.
@@ -217,14 +113,4 @@ func isTemp(name string) bool {
 
 // RemoveTemps removes temporary files that a crash between writing and
 // renaming left in dir.
-func RemoveTemps(dir string) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if !e.IsDir() && isTemp(e.Name()) {
-			os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
-}
+func RemoveTemps(dir string) { Tree{}.RemoveTemps(dir) }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -95,4 +96,115 @@ func TestLockWaits(t *testing.T) {
 	}
 	release()
 	<-got
+}
+
+// TestTreeRefusesSymlinks: below a Tree's root, a symbolic link is never
+// followed, wherever it was planted: a directory on the way is refused, a
+// link as the file itself is replaced, and removals remove the link only.
+func TestTreeRefusesSymlinks(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		plant func(root, outside string) // makes the trap
+		write func(tr Tree, root string) error
+		// refused: the write fails with ErrSymlink; otherwise it succeeds
+		refused bool
+	}{
+		{"directory on the way", func(root, outside string) {
+			os.MkdirAll(filepath.Join(root, "runtime"), 0o700)
+			os.Symlink(outside, filepath.Join(root, "runtime", "certs"))
+		}, func(tr Tree, root string) error {
+			_, err := tr.WriteFile(filepath.Join(root, "runtime", "certs", "ca.crt"), []byte("x"), 0o644, 0o700, false)
+			return err
+		}, true},
+		{"directory below a link", func(root, outside string) {
+			os.Symlink(outside, filepath.Join(root, "runtime"))
+		}, func(tr Tree, root string) error {
+			return tr.MkdirAll(filepath.Join(root, "runtime", "certs", "x"), 0o700)
+		}, true},
+		{"the file itself (create)", func(root, outside string) {
+			os.Symlink(filepath.Join(outside, "ca.crt"), filepath.Join(root, "ca.crt"))
+		}, func(tr Tree, root string) error {
+			_, err := tr.WriteFile(filepath.Join(root, "ca.crt"), []byte("x"), 0o644, 0o700, false)
+			return err
+		}, false},
+		{"the file itself (replace)", func(root, outside string) {
+			os.Symlink(filepath.Join(outside, "ca.crt"), filepath.Join(root, "ca.crt"))
+		}, func(tr Tree, root string) error {
+			return tr.Replace(filepath.Join(root, "ca.crt"), []byte("x"), 0o644, 0o700, true)
+		}, false},
+		{"remove all", func(root, outside string) {
+			os.MkdirAll(filepath.Join(root, "certs"), 0o700)
+			os.Symlink(outside, filepath.Join(root, "certs", "x"))
+		}, func(tr Tree, root string) error {
+			return tr.RemoveAll(filepath.Join(root, "certs"))
+		}, false},
+		{"remove below a link", func(root, outside string) {
+			os.Symlink(outside, filepath.Join(root, "certs"))
+		}, func(tr Tree, root string) error {
+			return tr.Remove(filepath.Join(root, "certs", "ca.crt"))
+		}, true},
+		{"tighten", func(root, outside string) {
+			os.Symlink(outside, filepath.Join(root, "runtime"))
+		}, func(tr Tree, root string) error {
+			return tr.Tighten(filepath.Join(root, "runtime"), 0o700)
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root, outside := t.TempDir(), t.TempDir()
+			os.Chmod(outside, 0o755)
+			if err := os.WriteFile(filepath.Join(outside, "ca.crt"), []byte("outside"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tc.plant(root, outside)
+			err := tc.write(Beneath(root), root)
+			if tc.refused != errors.Is(err, ErrSymlink) || !tc.refused && err != nil {
+				t.Fatalf("err = %v, want refused %v", err, tc.refused)
+			}
+			if tc.refused && !strings.Contains(err.Error(), "is a symbolic link, which is not followed") {
+				t.Errorf("message %q", err)
+			}
+			// nothing outside changed: its file, its mode, nothing added
+			got, mode, err := ReadCurrent(filepath.Join(outside, "ca.crt"))
+			if err != nil || string(got) != "outside" || mode != 0o644 {
+				t.Errorf("outside ca.crt: %q %v %v", got, mode, err)
+			}
+			if st, _ := os.Stat(outside); st.Mode().Perm() != 0o755 {
+				t.Errorf("outside directory mode %v", st.Mode().Perm())
+			}
+			if entries, _ := os.ReadDir(outside); len(entries) != 1 {
+				t.Errorf("outside holds %v", entries)
+			}
+		})
+	}
+}
+
+// TestTreeOwned: an owned Tree gives its files and the directories it
+// secures to its owner, and a file of another owner counts as changed.
+func TestTreeOwned(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving files away needs root")
+	}
+	root := t.TempDir()
+	tr := Beneath(root)
+	path := filepath.Join(root, "certs", "x", "tls.key")
+	if _, err := tr.WriteFile(path, []byte("k"), 0o600, 0o700, false); err != nil {
+		t.Fatal(err)
+	}
+	owned := tr.Owned(10000, 10000)
+	if err := owned.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := owned.WriteFile(path, []byte("k"), 0o600, 0o700, false)
+	if err != nil || !changed {
+		t.Fatalf("changed %v, %v; want a rewrite for the new owner", changed, err)
+	}
+	for _, p := range []string{path, filepath.Dir(path)} {
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil || st.Uid != 10000 || st.Gid != 10000 {
+			t.Errorf("%s owned by %d:%d (%v)", p, st.Uid, st.Gid, err)
+		}
+	}
+	if changed, err := owned.WriteFile(path, []byte("k"), 0o600, 0o700, false); err != nil || changed {
+		t.Errorf("second write: changed %v, %v", changed, err)
+	}
 }

@@ -95,6 +95,11 @@ func (d Dir) RuntimeResources() string {
 }
 func (d Dir) Internal() string { return d.Join("internal") }
 
+// Files is the namespace directory as a fileio.Tree: every write below it
+// goes through it, so that a symbolic link planted there (a router can
+// write into what is bound into its container) is never followed.
+func (d Dir) Files() fileio.Tree { return fileio.Beneath(d.Path) }
+
 // Ignored tells whether a file name is editor debris or hidden: vim's 4913
 // probe and swap files, backups ending in ~, Emacs lock files (.#*) and
 // every dotfile (which also covers Kubernetes' ..data directories).

@@ -689,3 +689,28 @@ func (c Config) ManagementPort() (int, bool) {
 	}
 	return 0, false
 }
+
+// LowPorts tells whether the router listens on a port below 1024, which
+// takes the capability to bind one (CAP_NET_BIND_SERVICE).
+func (c Config) LowPorts() bool {
+	for _, e := range c {
+		if e.Type != "listener" && e.Type != "tcpListener" {
+			continue
+		}
+		var port int
+		switch p := e.Attrs["port"].(type) {
+		case string:
+			port, _ = strconv.Atoi(p)
+		case json.Number:
+			port, _ = strconv.Atoi(p.String())
+		case int:
+			port = p
+		case float64:
+			port = int(p)
+		}
+		if port > 0 && port < 1024 {
+			return true
+		}
+	}
+	return false
+}

@@ -48,6 +48,9 @@ type Site struct {
 	// Hash identifies the router's whole input (configuration and
 	// credentials): when it changes, the router must restart to see it.
 	Hash string
+	// LowPorts: the router listens on a port below 1024, and needs the
+	// capability to bind one (it has no other).
+	LowPorts bool
 }
 
 // ConfigPath is the router configuration on the host.
@@ -85,6 +88,10 @@ type Runtime interface {
 	State(ctx context.Context, ns, dir string) (State, error)
 	// List returns the routers on this runtime.
 	List(ctx context.Context) ([]Router, error)
+	// RouterUser is the user a site's router runs as (lowPorts: it binds
+	// a port below 1024), who must own the files it reads: its keys are
+	// 0600 and it has no capability to read another's.
+	RouterUser(lowPorts bool) (uid, gid int)
 }
 
 // Router is a router found on a runtime.
@@ -166,6 +173,41 @@ type Container struct {
 	// engine's default). Not part of the spec hash: a router made before
 	// keeps running until it is recreated for another reason.
 	NoFile uint64
+	// The router's confinement: every capability dropped but those in
+	// CapAdd, no new privileges (setuid), a read-only root file system
+	// with a tmpfs at each of Tmpfs (the image's launch script writes the
+	// expanded configuration to /tmp).
+	CapAdd          []string
+	NoNewPrivileges bool
+	ReadOnlyRoot    bool
+	Tmpfs           []string
+}
+
+// RouterUID and RouterGID are the user a router container runs as when
+// root drives the engine: the router image's own unprivileged user, never
+// root. The files the router reads (runtime/certs, runtime/router) are
+// given to it; runtime/ above them stays root's and 0700, so that no
+// process of that uid on the host can reach them, while the engine binds
+// them into the container by path.
+const (
+	RouterUID = 10000
+	RouterGID = 10000
+)
+
+// ContainerUser is the user a router container runs as, and so the owner
+// of the files it reads: for a rootless engine (keep-id) and for an engine
+// a user other than root drives, that user; for root, RouterUID — except
+// on Docker for a router that binds a port below 1024: Docker grants an
+// added capability to root only, so that router runs as root, with no
+// capability but that one.
+func ContainerUser(engine string, ownerUID, ownerGID int, rootless, lowPorts bool) (uid, gid int) {
+	switch {
+	case rootless || ownerUID != 0:
+		return ownerUID, ownerGID
+	case engine == "docker" && lowPorts:
+		return 0, 0
+	}
+	return RouterUID, RouterGID
 }
 
 // maxNoFile caps the default open files limit of routers at the kernel's
@@ -242,15 +284,23 @@ func (b Bind) String() string {
 type ContainerOptions struct {
 	Image    string
 	Rootless bool // rootless podman: keep-id with the host uid
-	UID, GID int  // the user that owns the key files
+	UID, GID int  // the user the router runs as, who owns its files
 	// NoFile is the open files limit (0: none set, the engine's default)
 	NoFile uint64
 }
 
 // RouterContainer is the container of a site's router, as Skupper lays
 // it out: the router image's launch script reads QDROUTERD_CONF and
-// expands ${SSL_PROFILE_BASE_PATH} in credential paths.
+// expands ${SSL_PROFILE_BASE_PATH} in credential paths. It is confined:
+// its configuration and credentials are bound read-only (a router cannot
+// change what the controller wrote, nor plant anything there), every
+// capability is dropped (NET_BIND_SERVICE is kept for a port below 1024),
+// no new privileges, a read-only root with a tmpfs at /tmp.
 func RouterContainer(s Site, o ContainerOptions) Container {
+	var caps []string
+	if s.LowPorts {
+		caps = []string{"NET_BIND_SERVICE"}
+	}
 	c := Container{
 		Name:  ContainerName(s.Namespace),
 		Image: o.Image,
@@ -261,8 +311,8 @@ func RouterContainer(s Site, o ContainerOptions) Container {
 			"SSL_PROFILE_BASE_PATH": "/etc/skupper-router",
 		},
 		Binds: []Bind{
-			{Host: filepath.Join(s.Dir, "runtime", "router"), Container: "/etc/skupper-router/config", Relabel: true},
-			{Host: filepath.Join(s.Dir, "runtime", "certs"), Container: "/etc/skupper-router/runtime/certs", Relabel: true},
+			{Host: filepath.Join(s.Dir, "runtime", "router"), Container: "/etc/skupper-router/config", Relabel: true, ReadOnly: true},
+			{Host: filepath.Join(s.Dir, "runtime", "certs"), Container: "/etc/skupper-router/runtime/certs", Relabel: true, ReadOnly: true},
 		},
 		Labels: map[string]string{
 			LabelApplication: "skupper-v2",
@@ -272,9 +322,13 @@ func RouterContainer(s Site, o ContainerOptions) Container {
 			LabelSiteDir:     s.Dir,
 			LabelSpecHash:    "",
 		},
-		User:   fmt.Sprintf("%d:%d", o.UID, o.GID),
-		KeepID: o.Rootless,
-		NoFile: o.NoFile,
+		User:            fmt.Sprintf("%d:%d", o.UID, o.GID),
+		KeepID:          o.Rootless,
+		NoFile:          o.NoFile,
+		CapAdd:          caps,
+		NoNewPrivileges: true,
+		ReadOnlyRoot:    true,
+		Tmpfs:           []string{"/tmp"},
 	}
 	c.Labels[LabelSpecHash] = c.hash(s.Hash)
 	return c
@@ -285,6 +339,7 @@ func RouterContainer(s Site, o ContainerOptions) Container {
 func (c Container) hash(input string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%t\x00%s\x00", c.Name, c.Image, c.User, c.KeepID, input)
+	fmt.Fprintf(h, "confined cap-add=%s nnp=%t ro=%t tmpfs=%s\x00", strings.Join(c.CapAdd, ","), c.NoNewPrivileges, c.ReadOnlyRoot, strings.Join(c.Tmpfs, ","))
 	for _, k := range sortedKeys(c.Env) {
 		fmt.Fprintf(h, "env %s=%s\x00", k, c.Env[k])
 	}

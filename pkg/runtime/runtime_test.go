@@ -21,8 +21,18 @@ func TestRouterContainer(t *testing.T) {
 	if got := c.EnvList(); strings.Join(got, " ") != "QDROUTERD_CONF=/etc/skupper-router/config/skrouterd.json QDROUTERD_CONF_TYPE=json SKUPPER_SITE_ID=id-1 SSL_PROFILE_BASE_PATH=/etc/skupper-router" {
 		t.Errorf("env %v", got)
 	}
-	if c.Binds[0].String() != "/var/lib/skupper/namespaces/west/runtime/router:/etc/skupper-router/config:z" {
-		t.Errorf("bind %s", c.Binds[0])
+	if c.Binds[0].String() != "/var/lib/skupper/namespaces/west/runtime/router:/etc/skupper-router/config:ro,z" ||
+		c.Binds[1].String() != "/var/lib/skupper/namespaces/west/runtime/certs:/etc/skupper-router/runtime/certs:ro,z" {
+		t.Errorf("binds %s %s", c.Binds[0], c.Binds[1])
+	}
+	// confined: no capability, no new privileges, nothing writable but /tmp
+	if len(c.CapAdd) != 0 || !c.NoNewPrivileges || !c.ReadOnlyRoot || strings.Join(c.Tmpfs, " ") != "/tmp" {
+		t.Errorf("confinement: cap-add %v no-new-privileges %v read-only %v tmpfs %v", c.CapAdd, c.NoNewPrivileges, c.ReadOnlyRoot, c.Tmpfs)
+	}
+	low := s
+	low.LowPorts = true
+	if lc := RouterContainer(low, ContainerOptions{Image: "img"}); strings.Join(lc.CapAdd, " ") != "NET_BIND_SERVICE" || lc.Labels[LabelSpecHash] == c.Labels[LabelSpecHash] {
+		t.Errorf("a router on a port below 1024: cap-add %v, spec hash %s (was %s)", lc.CapAdd, lc.Labels[LabelSpecHash], c.Labels[LabelSpecHash])
 	}
 	// the spec hash follows the input and the spec, and nothing else
 	same := RouterContainer(s, ContainerOptions{Image: "img"})
@@ -33,6 +43,29 @@ func TestRouterContainer(t *testing.T) {
 	h := func(c Container) string { return c.Labels[LabelSpecHash] }
 	if h(c) != h(same) || h(c) == h(changedInput) || h(c) == h(changedImage) || h(c) == "" {
 		t.Errorf("spec hashes %s %s %s %s", h(c), h(same), h(changedInput), h(changedImage))
+	}
+}
+
+// TestContainerUser: root never runs a router as root, but where Docker
+// would not grant it the capability for a low port.
+func TestContainerUser(t *testing.T) {
+	for _, tc := range []struct {
+		engine             string
+		uid, gid           int
+		rootless, lowPorts bool
+		wantUID, wantGID   int
+	}{
+		{"docker", 0, 0, false, false, RouterUID, RouterGID},
+		{"podman", 0, 0, false, false, RouterUID, RouterGID},
+		{"podman", 0, 0, false, true, RouterUID, RouterGID}, // podman raises added capabilities for any user
+		{"docker", 0, 0, false, true, 0, 0},                 // docker grants them to root only
+		{"podman", 1000, 1000, true, true, 1000, 1000},      // rootless: keep-id
+		{"docker", 1000, 100, false, false, 1000, 100},      // a user in the docker group
+	} {
+		uid, gid := ContainerUser(tc.engine, tc.uid, tc.gid, tc.rootless, tc.lowPorts)
+		if uid != tc.wantUID || gid != tc.wantGID {
+			t.Errorf("%+v: %d:%d", tc, uid, gid)
+		}
 	}
 }
 

@@ -17,10 +17,15 @@ import (
 
 // Persist makes runtime/ hold d: new CAs (durably), every credential
 // exactly, the router configuration; credential directories nothing refers
-// to any more are removed. Only what differs is written, atomically. It
-// returns the files it wrote or removed, relative to the namespace
-// directory, and whether the router configuration is among them.
-func Persist(dir namespace.Dir, d *Desired) (changed []string, configChanged bool, err error) {
+// to any more are removed. Only what differs is written, atomically, and
+// never through a symbolic link planted below the namespace directory.
+// What the router reads (runtime/certs, runtime/router) belongs to
+// routerUID:routerGID, the user the router runs as. It returns the files
+// it wrote or removed, relative to the namespace directory, and whether
+// the router configuration is among them.
+func Persist(dir namespace.Dir, d *Desired, routerUID, routerGID int) (changed []string, configChanged bool, err error) {
+	tree := dir.Files()
+	router := tree.Owned(routerUID, routerGID)
 	rel := func(p string) string {
 		r, err := filepath.Rel(dir.Path, p)
 		if err != nil {
@@ -30,7 +35,7 @@ func Persist(dir namespace.Dir, d *Desired) (changed []string, configChanged boo
 	}
 	for _, name := range slices.Sorted(maps.Keys(d.NewIssuers)) {
 		path := filepath.Join(dir.RuntimeIssuers(), name)
-		files, err := certs.Write(path, d.NewIssuers[name], true)
+		files, err := certs.WriteIn(tree, path, d.NewIssuers[name], true)
 		for _, f := range files {
 			changed = append(changed, rel(f))
 		}
@@ -38,10 +43,15 @@ func Persist(dir namespace.Dir, d *Desired) (changed []string, configChanged boo
 			return changed, false, err
 		}
 	}
+	if len(d.Credentials) > 0 {
+		if err := router.MkdirAll(dir.RuntimeCerts(), 0o700); err != nil {
+			return changed, false, err
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(d.Credentials)) {
 		path := filepath.Join(dir.RuntimeCerts(), name)
-		fileio.RemoveTemps(path)
-		files, err := certs.Write(path, d.Credentials[name], false)
+		tree.RemoveTemps(path)
+		files, err := certs.WriteIn(router, path, d.Credentials[name], false)
 		for _, f := range files {
 			changed = append(changed, rel(f))
 		}
@@ -59,21 +69,24 @@ func Persist(dir namespace.Dir, d *Desired) (changed []string, configChanged boo
 		}
 		path := filepath.Join(dir.RuntimeCerts(), e.Name())
 		gone, _ := filepath.Glob(filepath.Join(path, "*"))
-		if err := os.RemoveAll(path); err != nil {
+		if err := tree.RemoveAll(path); err != nil {
 			return changed, false, fmt.Errorf("removing unused %s: %w", path, err)
 		}
 		for _, f := range gone {
 			changed = append(changed, rel(f))
 		}
 	}
-	links, err := persistLinks(dir, d.LinkFiles)
+	links, err := persistLinks(dir, tree, d.LinkFiles)
 	for _, f := range links {
 		changed = append(changed, rel(f))
 	}
 	if err != nil {
 		return changed, false, err
 	}
-	configChanged, err = fileio.WriteFile(dir.RouterConfig(), d.ConfigJSON, 0o644, 0o755, false)
+	if err := router.MkdirAll(filepath.Dir(dir.RouterConfig()), 0o755); err != nil {
+		return changed, false, err
+	}
+	configChanged, err = router.WriteFile(dir.RouterConfig(), d.ConfigJSON, 0o644, 0o755, false)
 	if err != nil {
 		return changed, false, err
 	}
@@ -86,18 +99,18 @@ func Persist(dir namespace.Dir, d *Desired) (changed []string, configChanged boo
 // persistLinks makes runtime/links hold exactly the site's link files
 // (0600 in a 0700 directory: they hold a private key); other files there
 // that look like link files are removed.
-func persistLinks(dir namespace.Dir, files map[string][]byte) ([]string, error) {
+func persistLinks(dir namespace.Dir, tree fileio.Tree, files map[string][]byte) ([]string, error) {
 	ldir := dir.Join("runtime", "links")
 	var changed []string
 	if len(files) > 0 {
-		if err := os.MkdirAll(ldir, 0o700); err != nil {
-			return nil, fmt.Errorf("creating %s: %w", ldir, err)
+		if err := tree.MkdirAll(ldir, 0o700); err != nil {
+			return nil, err
 		}
-		fileio.RemoveTemps(ldir)
+		tree.RemoveTemps(ldir)
 	}
 	for _, name := range slices.Sorted(maps.Keys(files)) {
 		path := filepath.Join(ldir, name)
-		wrote, err := fileio.WriteFile(path, files[name], 0o600, 0o700, false)
+		wrote, err := tree.WriteFile(path, files[name], 0o600, 0o700, false)
 		if err != nil {
 			return changed, err
 		}
@@ -114,7 +127,7 @@ func persistLinks(dir namespace.Dir, files map[string][]byte) ([]string, error) 
 			continue
 		}
 		path := filepath.Join(ldir, e.Name())
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := tree.Remove(path); err != nil {
 			return changed, fmt.Errorf("removing %s: %w", path, err)
 		}
 		changed = append(changed, path)

@@ -184,7 +184,7 @@ func TestPersist(t *testing.T) {
 	if _, err := certs.Write(stale, certs.Files{CA: []byte("x")}, false); err != nil {
 		t.Fatal(err)
 	}
-	changed, configChanged, err := Persist(dir, d)
+	changed, configChanged, err := Persist(dir, d, os.Geteuid(), os.Getegid())
 	if err != nil || !configChanged || !slices.Contains(changed, "runtime/certs/gone/ca.crt") {
 		t.Fatalf("first Persist: %v %v %v", changed, configChanged, err)
 	}
@@ -207,7 +207,7 @@ func TestPersist(t *testing.T) {
 		}
 		return nil
 	})
-	if changed, configChanged, err := Persist(dir, d); err != nil || len(changed) != 0 || configChanged {
+	if changed, configChanged, err := Persist(dir, d, os.Geteuid(), os.Getegid()); err != nil || len(changed) != 0 || configChanged {
 		t.Errorf("second Persist changed %v %v %v", changed, configChanged, err)
 	}
 }

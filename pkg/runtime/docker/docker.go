@@ -106,7 +106,14 @@ func (r *Runtime) wrap(what string, err error) error {
 
 // Spec is the container this runtime creates for a site.
 func (r *Runtime) Spec(s runtime.Site) runtime.Container {
-	return runtime.RouterContainer(s, runtime.ContainerOptions{Image: r.opts.Image, UID: os.Getuid(), GID: os.Getgid(), NoFile: runtime.DefaultNoFile()})
+	uid, gid := r.RouterUser(s.LowPorts)
+	return runtime.RouterContainer(s, runtime.ContainerOptions{Image: r.opts.Image, UID: uid, GID: gid, NoFile: runtime.DefaultNoFile()})
+}
+
+// RouterUser is the user a site's router runs as, who owns the files it
+// reads (runtime.ContainerUser).
+func (r *Runtime) RouterUser(lowPorts bool) (uid, gid int) {
+	return runtime.ContainerUser("docker", os.Getuid(), os.Getgid(), false, lowPorts)
 }
 
 // Ensure implements runtime.Runtime.
@@ -147,9 +154,19 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 		binds = append(binds, b.String())
 	}
 	host := &container.HostConfig{
-		Binds:         binds,
-		NetworkMode:   "host",
-		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyAlways},
+		Binds:          binds,
+		NetworkMode:    "host",
+		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyAlways},
+		CapDrop:        []string{"ALL"},
+		CapAdd:         spec.CapAdd,
+		ReadonlyRootfs: spec.ReadOnlyRoot,
+		Tmpfs:          map[string]string{},
+	}
+	if spec.NoNewPrivileges {
+		host.SecurityOpt = []string{"no-new-privileges"}
+	}
+	for _, p := range spec.Tmpfs {
+		host.Tmpfs[p] = "rw,nosuid,nodev,noexec,mode=1777"
 	}
 	if spec.NoFile > 0 {
 		n := int64(spec.NoFile)

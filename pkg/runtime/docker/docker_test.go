@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -55,7 +56,14 @@ func contract(t *testing.T, r *Runtime) runtimetest.Engine {
 			}
 			out := runtimetest.Container{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/"), Image: c.Config.Image, User: c.Config.User,
 				Network: string(c.HostConfig.NetworkMode), Restart: string(c.HostConfig.RestartPolicy.Name),
-				Env: c.Config.Env, Labels: c.Config.Labels, Mounts: map[string]string{}}
+				Env: c.Config.Env, Labels: c.Config.Labels, Mounts: map[string]string{},
+				CapDrop: c.HostConfig.CapDrop, CapAdd: c.HostConfig.CapAdd, SecurityOpt: c.HostConfig.SecurityOpt,
+				ReadOnlyRoot: c.HostConfig.ReadonlyRootfs, Tmpfs: slices.Sorted(maps.Keys(c.HostConfig.Tmpfs))}
+			for _, m := range c.Mounts {
+				if m.RW && m.Type == "bind" {
+					out.Writable = append(out.Writable, m.Destination)
+				}
+			}
 			out.Started, _ = time.Parse(time.RFC3339Nano, c.State.StartedAt)
 			for _, b := range c.HostConfig.Binds {
 				if parts := strings.Split(b, ":"); len(parts) >= 2 {
@@ -80,8 +88,8 @@ func TestRouterContainerLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantBinds := []string{
-			s.Dir + "/runtime/router:/etc/skupper-router/config:z",
-			s.Dir + "/runtime/certs:/etc/skupper-router/runtime/certs:z",
+			s.Dir + "/runtime/router:/etc/skupper-router/config:ro,z",
+			s.Dir + "/runtime/certs:/etc/skupper-router/runtime/certs:ro,z",
 		}
 		if !slices.Equal(c.HostConfig.Binds, wantBinds) {
 			t.Errorf("binds %v, want %v", c.HostConfig.Binds, wantBinds)

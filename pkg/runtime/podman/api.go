@@ -46,13 +46,19 @@ type container struct {
 		User   string
 	}
 	Mounts []struct {
-		Source, Destination string
+		Type, Source, Destination string
+		RW                        bool
 	}
 	HostConfig struct {
-		NetworkMode   string
-		RestartPolicy struct{ Name string }
-		UsernsMode    string
-		IDMappings    *struct{ UIDMap, GIDMap []string }
+		NetworkMode    string
+		RestartPolicy  struct{ Name string }
+		UsernsMode     string
+		IDMappings     *struct{ UIDMap, GIDMap []string }
+		CapDrop        []string
+		CapAdd         []string
+		SecurityOpt    []string
+		ReadonlyRootfs bool
+		Tmpfs          map[string]string
 	}
 }
 
@@ -68,6 +74,11 @@ type Spec struct {
 	NetNS         Namespace         `json:"netns"`
 	UserNS        *Namespace        `json:"userns,omitempty"`
 	Mounts        []Mount           `json:"mounts,omitempty"`
+	// the router's confinement
+	CapDrop            []string `json:"cap_drop,omitempty"`
+	CapAdd             []string `json:"cap_add,omitempty"`
+	NoNewPrivileges    bool     `json:"no_new_privileges,omitempty"`
+	ReadOnlyFilesystem bool     `json:"read_only_filesystem,omitempty"`
 }
 
 // Namespace is a SpecGenerator namespace mode (host, keep-id, …).

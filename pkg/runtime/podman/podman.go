@@ -122,13 +122,21 @@ func (r *Runtime) wrap(what string, err error) error {
 // host user is kept as the same uid inside (keep-id), so that it can read
 // its own 0600 keys.
 func (r *Runtime) Spec(s runtime.Site) runtime.Container {
-	return runtime.RouterContainer(s, runtime.ContainerOptions{Image: r.opts.Image, Rootless: r.owner.Rootless, UID: r.owner.UID, GID: r.owner.GID})
+	uid, gid := r.RouterUser(s.LowPorts)
+	return runtime.RouterContainer(s, runtime.ContainerOptions{Image: r.opts.Image, Rootless: r.owner.Rootless, UID: uid, GID: gid})
+}
+
+// RouterUser is the user a site's router runs as, who owns the files it
+// reads (runtime.ContainerUser).
+func (r *Runtime) RouterUser(lowPorts bool) (uid, gid int) {
+	return runtime.ContainerUser("podman", r.owner.UID, r.owner.GID, r.owner.Rootless, lowPorts)
 }
 
 // SpecOf translates the engine-neutral container into Podman's.
 func SpecOf(c runtime.Container) Spec {
 	s := Spec{Name: c.Name, Image: c.Image, Env: c.Env, Labels: c.Labels, User: c.User,
-		RestartPolicy: "always", NetNS: Namespace{NSMode: "host"}}
+		RestartPolicy: "always", NetNS: Namespace{NSMode: "host"},
+		CapDrop: []string{"ALL"}, CapAdd: c.CapAdd, NoNewPrivileges: c.NoNewPrivileges, ReadOnlyFilesystem: c.ReadOnlyRoot}
 	if c.KeepID {
 		s.UserNS = &Namespace{NSMode: "keep-id"}
 	}
@@ -141,6 +149,9 @@ func SpecOf(c runtime.Container) Spec {
 			opts = append(opts, "z")
 		}
 		s.Mounts = append(s.Mounts, Mount{Type: "bind", Source: b.Host, Destination: b.Container, Options: opts})
+	}
+	for _, p := range c.Tmpfs {
+		s.Mounts = append(s.Mounts, Mount{Type: "tmpfs", Source: "tmpfs", Destination: p, Options: []string{"rw", "nosuid", "nodev", "noexec", "mode=1777"}})
 	}
 	return s
 }

@@ -60,9 +60,14 @@ func contract(t *testing.T, r *Runtime) runtimetest.Engine {
 			}
 			out := runtimetest.Container{ID: data.ID, Name: data.Name, Image: data.ImageName, User: data.Config.User,
 				Network: data.HostConfig.NetworkMode, Restart: data.HostConfig.RestartPolicy.Name, Started: data.State.StartedAt,
-				Env: data.Config.Env, Labels: data.Config.Labels, Mounts: map[string]string{}}
+				Env: data.Config.Env, Labels: data.Config.Labels, Mounts: map[string]string{},
+				CapDrop: data.HostConfig.CapDrop, CapAdd: data.HostConfig.CapAdd, SecurityOpt: data.HostConfig.SecurityOpt,
+				ReadOnlyRoot: data.HostConfig.ReadonlyRootfs, Tmpfs: slices.Sorted(maps.Keys(data.HostConfig.Tmpfs))}
 			for _, m := range data.Mounts {
 				out.Mounts[m.Destination] = m.Source
+				if m.RW && m.Type == "bind" {
+					out.Writable = append(out.Writable, m.Destination)
+				}
 			}
 			return out, nil
 		},
@@ -104,9 +109,12 @@ func TestSpecGenerator(t *testing.T) {
 	if g.UserNS.NSMode != "keep-id" || g.User != "1000:1000" || g.NetNS.NSMode != "host" || g.RestartPolicy != "always" {
 		t.Errorf("userns %q user %q netns %q restart %q", g.UserNS.NSMode, g.User, g.NetNS.NSMode, g.RestartPolicy)
 	}
-	if len(g.Mounts) != 2 || g.Mounts[0].Type != "bind" || g.Mounts[0].Source != c.Binds[0].Host || g.Mounts[0].Destination != c.Binds[0].Container ||
-		!slices.Equal(g.Mounts[0].Options, []string{"rbind", "z"}) {
+	if len(g.Mounts) != 3 || g.Mounts[0].Type != "bind" || g.Mounts[0].Source != c.Binds[0].Host || g.Mounts[0].Destination != c.Binds[0].Container ||
+		!slices.Equal(g.Mounts[0].Options, []string{"rbind", "ro", "z"}) || g.Mounts[2].Type != "tmpfs" || g.Mounts[2].Destination != "/tmp" {
 		t.Errorf("mounts %+v", g.Mounts)
+	}
+	if !slices.Equal(g.CapDrop, []string{"ALL"}) || len(g.CapAdd) != 0 || g.NoNewPrivileges == nil || !*g.NoNewPrivileges || g.ReadOnlyFilesystem == nil || !*g.ReadOnlyFilesystem {
+		t.Errorf("confinement: cap-drop %v cap-add %v no-new-privileges %v read-only %v", g.CapDrop, g.CapAdd, g.NoNewPrivileges, g.ReadOnlyFilesystem)
 	}
 }
 

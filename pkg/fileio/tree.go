@@ -1,0 +1,450 @@
+package fileio
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Tree is a directory whose inside others may write into (a router
+// container has bound parts of a namespace's runtime/): every write,
+// removal and directory made below its root is done relative to
+// directories opened one component at a time with O_NOFOLLOW, so that a
+// symbolic link planted anywhere below the root is refused (ErrSymlink)
+// instead of followed, and a link swapped in between a check and a write
+// cannot redirect it: there is no check apart from the write. The root
+// itself is followed: it is the operator's.
+//
+// The zero Tree has no root: paths are followed as they are (for files
+// only the operator writes into: units, a file named on the command line).
+type Tree struct {
+	root string
+	// uid and gid own the files written and the directories made or
+	// secured through the Tree; -1 leaves them to the writer
+	uid, gid int
+}
+
+// ErrSymlink is the error of a write through a Tree that met a symbolic
+// link below its root.
+var ErrSymlink = errors.New("is a symbolic link, which is not followed")
+
+// Beneath returns the Tree rooted at root, an absolute path.
+func Beneath(root string) Tree { return Tree{root: filepath.Clean(root), uid: -1, gid: -1} }
+
+// Owned returns the same Tree writing files and directories owned by
+// uid:gid (a router that runs as another user reads them); a file whose
+// owner differs counts as changed. Only root can give files away.
+func (t Tree) Owned(uid, gid int) Tree {
+	t.uid, t.gid = uid, gid
+	return t
+}
+
+// Root is the Tree's root ("" for the zero Tree).
+func (t Tree) Root() string { return t.root }
+
+func (t Tree) owned() bool { return t.root != "" && t.uid >= 0 }
+
+// openDir opens directory dir for writing into, creating what is missing
+// when create is set: dir with perm, directories on the way to it below
+// the root 0700. Below the root no component may be a symbolic link.
+func (t Tree) openDir(dir string, perm fs.FileMode, create bool) (int, error) {
+	if t.root == "" {
+		if create {
+			if err := os.MkdirAll(dir, perm); err != nil {
+				return -1, fmt.Errorf("creating %s: %w", dir, err)
+			}
+		}
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, &fs.PathError{Op: "open", Path: dir, Err: err}
+		}
+		return fd, nil
+	}
+	rel, err := filepath.Rel(t.root, filepath.Clean(dir))
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
+		return -1, fmt.Errorf("%s is not below %s", dir, t.root)
+	}
+	fd, err := unix.Open(t.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if create && errors.Is(err, unix.ENOENT) {
+			if err := os.MkdirAll(t.root, perm); err != nil {
+				return -1, fmt.Errorf("creating %s: %w", t.root, err)
+			}
+			fd, err = unix.Open(t.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		}
+		if err != nil {
+			return -1, &fs.PathError{Op: "open", Path: t.root, Err: err}
+		}
+	}
+	if rel == "." {
+		return fd, nil
+	}
+	at := t.root
+	names := strings.Split(rel, "/")
+	for i, name := range names {
+		at = filepath.Join(at, name)
+		next, err := openDirAt(fd, name)
+		if errors.Is(err, unix.ENOENT) && create {
+			mode := fs.FileMode(0o700) // a directory on the way is private
+			if i == len(names)-1 {
+				mode = perm
+			}
+			if err := unix.Mkdirat(fd, name, uint32(mode)); err != nil && !errors.Is(err, unix.EEXIST) {
+				unix.Close(fd)
+				return -1, fmt.Errorf("creating %s: %w", at, err)
+			}
+			next, err = openDirAt(fd, name)
+		}
+		if err != nil {
+			err = t.explain(fd, name, at, err)
+			unix.Close(fd)
+			return -1, err
+		}
+		unix.Close(fd)
+		fd = next
+	}
+	return fd, nil
+}
+
+func openDirAt(fd int, name string) (int, error) {
+	return unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
+
+// explain turns the error of opening name in fd (at path) into one that
+// says when it was a symbolic link.
+func (t Tree) explain(fd int, name, path string, err error) error {
+	var st unix.Stat_t
+	if (errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)) &&
+		unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fmt.Errorf("writing below %s: %s %w", t.root, path, ErrSymlink)
+	}
+	return &fs.PathError{Op: "open", Path: path, Err: err}
+}
+
+// current is a file as found: content, permission bits and owner.
+type current struct {
+	data     []byte
+	perm     fs.FileMode
+	uid, gid int
+}
+
+// readAt reads name in directory fd without following a symbolic link or
+// blocking on a FIFO; anything but a regular file is an error.
+func readAt(fd int, name string) (current, error) {
+	f, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return current{}, err
+	}
+	file := os.NewFile(uintptr(f), name)
+	defer file.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(f, &st); err != nil {
+		return current{}, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return current{}, fmt.Errorf("%s is not a regular file", name)
+	}
+	data := make([]byte, st.Size)
+	if _, err := io.ReadFull(file, data); err != nil {
+		return current{}, err
+	}
+	return current{data: data, perm: fs.FileMode(st.Mode) & fs.ModePerm, uid: int(st.Uid), gid: int(st.Gid)}, nil
+}
+
+// WriteFile is the package's WriteFile below the Tree's root; a file
+// whose owner is not the Tree's counts as changed.
+func (t Tree) WriteFile(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) (bool, error) {
+	fd, err := t.openDir(filepath.Dir(path), dirPerm, true)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	old, err := readAt(fd, filepath.Base(path))
+	switch {
+	case err == nil && old.perm == perm && bytes.Equal(old.data, data) && (!t.owned() || old.uid == t.uid && old.gid == t.gid):
+		return false, nil
+	case errors.Is(err, unix.ENOENT):
+		return true, t.createAt(fd, path, data, perm, sync)
+	}
+	return true, t.replaceAt(fd, path, data, perm, sync)
+}
+
+// Create is the package's Create below the Tree's root.
+func (t Tree) Create(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) error {
+	fd, err := t.openDir(filepath.Dir(path), dirPerm, true)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return t.createAt(fd, path, data, perm, sync)
+}
+
+// Replace is the package's Replace below the Tree's root.
+func (t Tree) Replace(path string, data []byte, perm, dirPerm fs.FileMode, sync bool) error {
+	fd, err := t.openDir(filepath.Dir(path), dirPerm, true)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return t.replaceAt(fd, path, data, perm, sync)
+}
+
+// CreateNew is the package's CreateNew below the Tree's root.
+func (t Tree) CreateNew(path string, data []byte, perm, dirPerm fs.FileMode) error {
+	fd, err := t.openDir(filepath.Dir(path), dirPerm, true)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	tmp, err := t.tempAt(fd, path, data, perm, true)
+	if err != nil {
+		return err
+	}
+	defer unix.Unlinkat(fd, tmp, 0)
+	// link(2) fails when the name exists: the check and the creation are
+	// one step
+	if err := unix.Linkat(fd, tmp, fd, filepath.Base(path), 0); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return fs.ErrExist
+		}
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return syncFD(fd, path)
+}
+
+// createAt writes a new file name in directory fd so that it appears
+// whole: an unnamed O_TMPFILE file linked in, or replaceAt where that is
+// not possible (no O_TMPFILE, or the name exists by now).
+func (t Tree) createAt(fd int, path string, data []byte, perm fs.FileMode, sync bool) error {
+	f, err := unix.Openat(fd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(perm))
+	if err != nil {
+		return t.replaceAt(fd, path, data, perm, sync)
+	}
+	file := os.NewFile(uintptr(f), path)
+	defer file.Close()
+	if err := t.fill(file, data, perm, sync); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(f), fd, filepath.Base(path), unix.AT_SYMLINK_FOLLOW); err != nil {
+		return t.replaceAt(fd, path, data, perm, sync)
+	}
+	if sync {
+		return syncFD(fd, path)
+	}
+	return nil
+}
+
+// replaceAt writes a temporary file beside name in directory fd and
+// renames it over name (a symbolic link there is replaced, not followed).
+func (t Tree) replaceAt(fd int, path string, data []byte, perm fs.FileMode, sync bool) error {
+	tmp, err := t.tempAt(fd, path, data, perm, sync)
+	if err != nil {
+		return err
+	}
+	if err := unix.Renameat(fd, tmp, fd, filepath.Base(path)); err != nil {
+		unix.Unlinkat(fd, tmp, 0)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if sync {
+		return syncFD(fd, path)
+	}
+	return nil
+}
+
+// tempAt writes data to a new temporary file beside path's name in
+// directory fd and returns its name.
+func (t Tree) tempAt(fd int, path string, data []byte, perm fs.FileMode, sync bool) (string, error) {
+	base := filepath.Base(path)
+	for range 100 {
+		tmp := "." + base + ".tmp" + strconv.FormatUint(rand.Uint64()%1e10, 10)
+		f, err := unix.Openat(fd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm))
+		if errors.Is(err, unix.EEXIST) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("writing %s: %w", path, err)
+		}
+		file := os.NewFile(uintptr(f), tmp)
+		err = t.fill(file, data, perm, sync)
+		if cerr := file.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			unix.Unlinkat(fd, tmp, 0)
+			return "", fmt.Errorf("writing %s: %w", path, err)
+		}
+		return tmp, nil
+	}
+	return "", fmt.Errorf("writing %s: no free temporary name", path)
+}
+
+// fill gives a new file its mode (the create mode is subject to umask),
+// owner and content.
+func (t Tree) fill(f *os.File, data []byte, perm fs.FileMode, sync bool) error {
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if t.owned() {
+		if err := f.Chown(t.uid, t.gid); err != nil {
+			return err
+		}
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if sync {
+		return f.Sync()
+	}
+	return nil
+}
+
+func syncFD(fd int, path string) error {
+	if err := unix.Fsync(fd); err != nil {
+		return fmt.Errorf("syncing the directory of %s: %w", path, err)
+	}
+	return nil
+}
+
+// MkdirAll makes dir and what is missing above it (perm), then makes dir
+// itself exactly perm (a looser mode found is tightened) and, for an
+// owned Tree, owned by the Tree's owner.
+func (t Tree) MkdirAll(dir string, perm fs.FileMode) error {
+	fd, err := t.openDir(dir, perm, true)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("securing %s: %w", dir, err)
+	}
+	if fs.FileMode(st.Mode)&fs.ModePerm != perm {
+		if err := unix.Fchmod(fd, uint32(perm)); err != nil {
+			return fmt.Errorf("securing %s: %w", dir, err)
+		}
+	}
+	if t.owned() && (int(st.Uid) != t.uid || int(st.Gid) != t.gid) {
+		if err := unix.Fchown(fd, t.uid, t.gid); err != nil {
+			return fmt.Errorf("securing %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// Tighten makes an existing directory dir no looser than perm (bits
+// perm lacks are taken away); a missing one is left missing.
+func (t Tree) Tighten(dir string, perm fs.FileMode) error {
+	fd, err := t.openDir(dir, 0, false)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("securing %s: %w", dir, err)
+	}
+	if have := fs.FileMode(st.Mode) & fs.ModePerm; have&^perm != 0 {
+		if err := unix.Fchmod(fd, uint32(have&perm)); err != nil {
+			return fmt.Errorf("securing %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// Remove removes the file or empty directory path (a symbolic link there
+// is removed itself); a missing one is no error.
+func (t Tree) Remove(path string) error {
+	fd, err := t.openDir(filepath.Dir(path), 0, false)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := removeAt(fd, filepath.Base(path)); err != nil && !errors.Is(err, unix.ENOENT) {
+		return &fs.PathError{Op: "remove", Path: path, Err: err}
+	}
+	return nil
+}
+
+func removeAt(fd int, name string) error {
+	err := unix.Unlinkat(fd, name, 0)
+	if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EPERM) {
+		err = unix.Unlinkat(fd, name, unix.AT_REMOVEDIR)
+	}
+	return err
+}
+
+// RemoveAll removes path and everything below it, never following a
+// symbolic link (one found is removed itself); a missing one is no error.
+func (t Tree) RemoveAll(path string) error {
+	fd, err := t.openDir(filepath.Dir(path), 0, false)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := removeAllAt(fd, filepath.Base(path)); err != nil && !errors.Is(err, unix.ENOENT) {
+		return &fs.PathError{Op: "remove", Path: path, Err: err}
+	}
+	return nil
+}
+
+func removeAllAt(parent int, name string) error {
+	err := unix.Unlinkat(parent, name, 0)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	fd, oerr := openDirAt(parent, name)
+	if oerr != nil {
+		return err // not a directory we may enter: the unlink's answer
+	}
+	dir := os.NewFile(uintptr(fd), name)
+	names, rerr := dir.Readdirnames(-1)
+	for _, n := range names {
+		if err := removeAllAt(fd, n); err != nil && !errors.Is(err, unix.ENOENT) {
+			dir.Close()
+			return err
+		}
+	}
+	dir.Close()
+	if rerr != nil {
+		return rerr
+	}
+	return unix.Unlinkat(parent, name, unix.AT_REMOVEDIR)
+}
+
+// RemoveTemps removes temporary files that a crash between writing and
+// renaming left in dir.
+func (t Tree) RemoveTemps(dir string) {
+	fd, err := t.openDir(dir, 0, false)
+	if err != nil {
+		return
+	}
+	d := os.NewFile(uintptr(fd), dir)
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() && isTemp(e.Name()) {
+			unix.Unlinkat(fd, e.Name(), 0)
+		}
+	}
+}
