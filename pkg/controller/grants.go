@@ -82,6 +82,34 @@ func writeState(path string, v any, perm fs.FileMode) error {
 	return err
 }
 
+// privateDirs are the directories of a namespace that hold codes and
+// keys (or lead to them): whatever modes they had before, a pass makes
+// them no looser than 0700.
+var privateDirs = [][]string{
+	{"runtime"}, {"runtime", "resources"}, {"runtime", "tokens"},
+	{"internal"}, {"internal", "grants"}, {"internal", "tokens"}, {"internal", lastGoodDir},
+}
+
+// securePrivateDirs makes runtime/ and internal/ (0700 when it makes them)
+// and the directories below them that hold codes and keys private to
+// their owner: a look at each, and a chmod of one found looser, never
+// through a symbolic link.
+func securePrivateDirs(dir namespace.Dir) error {
+	for _, top := range []string{"runtime", "internal"} {
+		// not MkdirAll: a namespace directory removed meanwhile stays gone
+		if err := os.Mkdir(dir.Join(top), 0o700); err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("creating %s: %w", dir.Join(top), err)
+		}
+	}
+	tree := dir.Files()
+	for _, elem := range privateDirs {
+		if err := tree.Tighten(dir.Join(elem...), 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // randomCode is a code of n characters from an alphabet that survives
 // copy and paste.
 func randomCode(n int) (string, error) {
@@ -223,6 +251,15 @@ func issueLink(dir namespace.Dir, a *site.Access, host, link, subject string, no
 	}
 	if err != nil {
 		return nil, fmt.Errorf("loading the CA %s: %w", a.Issuer, err)
+	}
+	// never a certificate of the site's internal CAs (the management
+	// listener accepts what skupper-local-ca signs), by name or by key
+	internal, err := site.LoadInternalCAs(dir)
+	if err == nil {
+		err = internal.RefuseIssuer(a.Issuer, ca.Cert)
+	}
+	if err != nil {
+		return nil, err
 	}
 	f, err := ca.Issue(certs.Leaf{CommonName: subject, Client: true}, now)
 	if err != nil {

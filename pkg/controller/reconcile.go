@@ -284,6 +284,9 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 		return &Result{Gone: true}, nil
 	}
 	defer undoRecreation(dir, before)
+	if err := securePrivateDirs(dir); err != nil {
+		return nil, err
+	}
 	cache := r.cacheOf(name, before)
 	phase := time.Now()
 	lap := func(d *time.Duration) {

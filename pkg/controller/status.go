@@ -85,7 +85,9 @@ func (r *Reconciler) writeStatus(s *siteState) ([]string, error) {
 			entries = append(entries, status.Entry{Kind: d.Kind, Name: d.Name, Object: echo, Status: st})
 			continue
 		}
-		entries = append(entries, status.Entry{Kind: d.Kind, Name: d.Name, Raw: d.Raw, Node: d.Node, Status: st})
+		// a grant's status and a token as read hold their code
+		private := d.Kind == resources.KindAccessGrant || d.Kind == resources.KindAccessToken
+		entries = append(entries, status.Entry{Kind: d.Kind, Name: d.Name, Raw: d.Raw, Node: d.Node, Status: st, Private: private})
 	}
 	if ns.Site != nil && s.res.Config != nil {
 		entries = append(entries, localAccessEntry(s))

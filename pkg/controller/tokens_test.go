@@ -1,9 +1,12 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -458,6 +461,108 @@ func TestRetryDelay(t *testing.T) {
 	} {
 		if got := retryDelay(tc.attempt, tc.err); got != tc.want {
 			t.Errorf("attempt %d, %v: %s, want %s", tc.attempt, tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestGrantCodesPrivate: whatever modes runtime/ had before (0755 here,
+// and runtime/resources too, with a status file 0644 from before), after a
+// pass that serves an AccessGrant and redeems an AccessToken every file
+// below the namespace directories that holds a code (input/ is the
+// user's) is 0600 in directories 0700, and another user cannot read one.
+func TestGrantCodesPrivate(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: it reads the files as another user (nobody)")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("needs setpriv to read the files as another user")
+	}
+	h := newTokenHome(t)
+	// another user must be able to reach the namespace directories
+	for d := h.home; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ns := range []string{"accept", "redeem"} {
+		for _, d := range []string{"", "runtime", "runtime/resources"} {
+			if err := os.MkdirAll(filepath.Join(fixture.NSDir(h.home, ns), d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(filepath.Join(fixture.NSDir(h.home, ns), d), 0o755)
+		}
+	}
+	old := filepath.Join(fixture.NSDir(h.home, "accept"), "runtime", "resources", "AccessGrant-g.yaml")
+	if err := os.WriteFile(old, []byte("kind: AccessGrant\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.accepting(t, "accept")
+	h.write(t, "accept", "grant.yaml", "apiVersion: skupper.io/v2alpha1\nkind: AccessGrant\nmetadata:\n  name: g\n")
+	h.pass(t, "accept")
+	g := fixture.StatusOf(h.home, "accept", resources.KindAccessGrant, "g")
+	if g == nil || g.Code == "" {
+		t.Fatalf("grant: %+v", g)
+	}
+	h.write(t, "redeem", "site.yaml", fixture.SiteYAML("redeem")+"---\n"+accessTokenYAML("g", g.URL, g.Code, g.CA))
+	if st := h.redeem(t, "redeem", "g"); st.Status != status.Ready {
+		t.Fatalf("token: %+v", st)
+	}
+	h.pass(t, "accept")
+
+	// as nobody: reading a file of the user's input works, reading one
+	// with the code does not
+	asNobody := func(path string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat", path).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, bytes.TrimSpace(out))
+		}
+		return nil
+	}
+	if err := asNobody(filepath.Join(fixture.NSDir(h.home, "redeem"), "input", "resources", "site.yaml")); err != nil {
+		t.Fatalf("another user cannot read what anyone may read: %v", err)
+	}
+	var found []string
+	for _, ns := range []string{"accept", "redeem"} {
+		nsDir := fixture.NSDir(h.home, ns)
+		err := filepath.WalkDir(nsDir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(nsDir, path)
+			if rel == "input" {
+				return filepath.SkipDir
+			}
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			data, err := os.ReadFile(path)
+			if err != nil || !bytes.Contains(data, []byte(g.Code)) {
+				return err
+			}
+			found = append(found, ns+"/"+rel)
+			if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s/%s holds the code and is %v", ns, rel, fi.Mode().Perm())
+			}
+			for dir := filepath.Dir(path); dir != nsDir; dir = filepath.Dir(dir) {
+				if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+					d, _ := filepath.Rel(nsDir, dir)
+					t.Errorf("%s/%s holds the code in %s, which is %v", ns, rel, d, fi.Mode().Perm())
+				}
+			}
+			if err := asNobody(path); err == nil {
+				t.Errorf("another user read the code in %s/%s", ns, rel)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"accept/runtime/resources/AccessGrant-g.yaml", "accept/internal/grants/g.yaml", "redeem/runtime/resources/AccessToken-g.yaml"} {
+		if !slices.Contains(found, want) {
+			t.Errorf("the code is not in %s (it is in %q)", want, found)
 		}
 	}
 }

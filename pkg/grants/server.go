@@ -156,6 +156,12 @@ func New(opts Options) (*Server, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("grant server: %w", err)
 	}
+	if fi, err := os.Stat(opts.Dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		// it holds the CA's key: whatever it was made with, it is private
+		if err := os.Chmod(opts.Dir, fi.Mode().Perm()&0o700); err != nil {
+			return nil, fmt.Errorf("grant server: %w", err)
+		}
+	}
 	ca, _, err := certs.EnsureCA(filepath.Join(opts.Dir, "ca"), "site-controller-grant-server-ca", opts.Now())
 	if err != nil {
 		return nil, fmt.Errorf("grant server CA: %w", err)

@@ -4,7 +4,9 @@
 //
 // A status file is rewritten only when its content changes, and a
 // condition's lastTransitionTime moves only when the condition changes. It
-// never writes outside runtime/resources.
+// never writes outside runtime/resources. Status files are 0644, those of
+// an Entry that is Private (it holds a code) 0600; runtime/resources is
+// made 0700.
 package status
 
 import (
@@ -151,6 +153,17 @@ type Entry struct {
 	Node   *yaml.Node
 	Object any
 	Status Status
+	// Private is set for a resource whose file holds a secret (an
+	// AccessGrant's or AccessToken's code): it is written 0600.
+	Private bool
+}
+
+// mode is the file mode of e's status file.
+func (e *Entry) mode() fs.FileMode {
+	if e.Private {
+		return 0o600
+	}
+	return 0o644
 }
 
 // FileName is <Kind>-<name>.yaml.
@@ -297,7 +310,7 @@ func (m *Memo) forget(file string) {
 // Files are written in parallel: a namespace can have thousands.
 func (w Writer) Write(entries []Entry) ([]string, error) {
 	dir := w.Dir.RuntimeResources()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
 	now := w.Now().UTC().Format(time.RFC3339)
@@ -425,13 +438,13 @@ func write(path string, e *Entry, now string) (bool, error) {
 		return false, fmt.Errorf("status of %s/%s: %w", e.Kind, e.Name, err)
 	}
 	data := newBuf.Bytes()
-	if old != nil && mode == 0o644 && bytes.Equal(old, data) {
+	if old != nil && mode == e.mode() && bytes.Equal(old, data) {
 		return false, nil
 	}
 	if !exists {
-		return true, fileio.Create(path, data, 0o644, 0o755, false)
+		return true, fileio.Create(path, data, e.mode(), 0o700, false)
 	}
-	return true, fileio.Replace(path, data, 0o644, 0o755, false)
+	return true, fileio.Replace(path, data, e.mode(), 0o700, false)
 }
 
 // Read returns the status stored in a status file.

@@ -127,3 +127,40 @@ func TestSafeName(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivateStatusMode: the status file of a Private entry (one that
+// holds a code) is 0600, others 0644, in a runtime/resources made 0700; a
+// Private file left 0644 (by an older version) is made 0600 even when its
+// content is the same.
+func TestPrivateStatusMode(t *testing.T) {
+	dir := namespace.Dir{Name: "ns", Path: t.TempDir()}
+	entry := func(kind string, private bool) Entry {
+		return Entry{Kind: kind, Name: "x", Private: private, Raw: []byte("kind: " + kind + "\nmetadata:\n  name: x\n"),
+			Status: Status{Status: Ready, Code: "c0de"}}
+	}
+	grant := filepath.Join(dir.RuntimeResources(), FileName("AccessGrant", "x"))
+	for _, tc := range []struct {
+		what  string
+		setup func()
+	}{
+		{what: "new files"},
+		{what: "a private file left 0644", setup: func() { os.Chmod(grant, 0o644) }},
+	} {
+		if tc.setup != nil {
+			tc.setup()
+		}
+		w := Writer{Dir: dir, Now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }}
+		if _, err := w.Write([]Entry{entry("AccessGrant", true), entry("Listener", false)}); err != nil {
+			t.Fatal(err)
+		}
+		for file, want := range map[string]os.FileMode{
+			dir.RuntimeResources(): 0o700 | os.ModeDir,
+			grant:                  0o600,
+			filepath.Join(dir.RuntimeResources(), FileName("Listener", "x")): 0o644,
+		} {
+			if fi, err := os.Stat(file); err != nil || fi.Mode() != want {
+				t.Errorf("%s: %s is %v, want %v (%v)", tc.what, filepath.Base(file), fi.Mode(), want, err)
+			}
+		}
+	}
+}
