@@ -176,6 +176,7 @@ func Unit(s runtime.Site, scope Scope, binary string, nofile uint64) string {
 	if nofile > 0 {
 		fmt.Fprintf(&b, "LimitNOFILE=%d\n", nofile)
 	}
+	confine(&b, s, scope)
 	b.WriteString("\n[Install]\n")
 	if scope == System {
 		b.WriteString("WantedBy=multi-user.target\n")
@@ -183,6 +184,41 @@ func Unit(s runtime.Site, scope Scope, binary string, nofile uint64) string {
 		b.WriteString("WantedBy=default.target\n")
 	}
 	return b.String()
+}
+
+// confine adds the router's sandbox: it reads its configuration and
+// credentials, opens sockets and writes nothing. What needs no privilege
+// of the manager (seccomp filters, no new privileges) is set in both
+// scopes; a user manager cannot make mount namespaces or drop
+// capabilities without user namespaces, so the file system and capability
+// settings are the system scope's.
+func confine(b *strings.Builder, s runtime.Site, scope Scope) {
+	b.WriteString("# confinement: the router reads its configuration and credentials and writes nothing\n")
+	b.WriteString("NoNewPrivileges=yes\nUMask=0077\n")
+	b.WriteString("RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n")
+	b.WriteString("RestrictNamespaces=yes\nRestrictRealtime=yes\nRestrictSUIDSGID=yes\nLockPersonality=yes\n")
+	b.WriteString("SystemCallArchitectures=native\nSystemCallFilter=@system-service\nSystemCallFilter=~@privileged @resources\n")
+	if scope != System {
+		return
+	}
+	if s.LowPorts {
+		b.WriteString("CapabilityBoundingSet=CAP_NET_BIND_SERVICE\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n")
+	} else {
+		b.WriteString("CapabilityBoundingSet=\n")
+	}
+	b.WriteString("ProtectSystem=strict\nProtectHome=read-only\nPrivateDevices=yes\n")
+	if !underTmp(s.Dir) { // a private /tmp would hide a data home there
+		b.WriteString("PrivateTmp=yes\n")
+	}
+	b.WriteString("ProtectKernelTunables=yes\nProtectKernelModules=yes\nProtectKernelLogs=yes\nProtectControlGroups=yes\n")
+	b.WriteString("ProtectClock=yes\nProtectHostname=yes\nProtectProc=invisible\nProcSubset=pid\n")
+	b.WriteString("PrivateMounts=yes\nMemoryDenyWriteExecute=yes\nDevicePolicy=closed\n")
+	fmt.Fprintf(b, "ReadOnlyPaths=%s %s\n", escape("-"+filepath.Join(s.Dir, "runtime", "router")), escape("-"+filepath.Join(s.Dir, "runtime", "certs")))
+}
+
+// underTmp tells whether path is below /tmp or /var/tmp.
+func underTmp(path string) bool {
+	return strings.HasPrefix(path, "/tmp/") || strings.HasPrefix(path, "/var/tmp/")
 }
 
 // owner reads the unit file at path: the namespace directory it was
@@ -238,6 +274,10 @@ func wait(ctx context.Context, ch <-chan string, what string) error {
 		return fmt.Errorf("%s: no answer from systemd in 30s", what)
 	}
 }
+
+// RouterUser implements runtime.Runtime: skrouterd runs as the manager's
+// user (root for the system manager), without capabilities.
+func (r *Runtime) RouterUser(bool) (uid, gid int) { return os.Geteuid(), os.Getegid() }
 
 // Ensure implements runtime.Runtime.
 func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, error) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +17,9 @@ import (
 	"github.com/site-controller/site-controller/internal/routertest"
 	"github.com/site-controller/site-controller/internal/sitetest"
 	"github.com/site-controller/site-controller/internal/testfs"
+	"github.com/site-controller/site-controller/pkg/controller"
+	"github.com/site-controller/site-controller/pkg/management"
+	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/runtime"
 )
 
@@ -38,6 +42,34 @@ ExecStart=/usr/sbin/skrouterd -c /var/lib/skupper/namespaces/west/runtime/router
 Restart=always
 RestartSec=2s
 LimitNOFILE=524288
+# confinement: the router reads its configuration and credentials and writes nothing
+NoNewPrivileges=yes
+UMask=0077
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+CapabilityBoundingSet=
+ProtectSystem=strict
+ProtectHome=read-only
+PrivateDevices=yes
+PrivateTmp=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+ProcSubset=pid
+PrivateMounts=yes
+MemoryDenyWriteExecute=yes
+DevicePolicy=closed
+ReadOnlyPaths=-/var/lib/skupper/namespaces/west/runtime/router -/var/lib/skupper/namespaces/west/runtime/certs
 
 [Install]
 WantedBy=multi-user.target
@@ -71,6 +103,130 @@ func TestUnitVerifies(t *testing.T) {
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil || out.Len() > 0 {
 			t.Errorf("%s: systemd-analyze verify: %v\n%s", scope, err, out.String())
+		}
+	}
+}
+
+// TestUnitSecurity: systemd's own assessment of the system unit's
+// sandbox (systemd-analyze security, offline) rates it OK, and a port
+// below 1024 keeps only the capability to bind it.
+func TestUnitSecurity(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	for _, low := range []bool{false, true} {
+		dir := t.TempDir()
+		unit := filepath.Join(dir, "skupper-x.service")
+		text := Unit(runtime.Site{Namespace: "x", SiteID: "id", Dir: dir, Hash: "h", LowPorts: low}, System, "/usr/sbin/skrouterd", 65536)
+		os.WriteFile(unit, []byte(text), 0o644)
+		out, err := exec.Command(analyze, "security", "--offline=yes", "--threshold=25", unit).CombinedOutput()
+		if err != nil {
+			t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+		}
+		// "→ Overall exposure level for skupper-x.service: 1.6 OK 🙂"
+		m := regexp.MustCompile(`Overall exposure level for skupper-x.service: (\d+\.\d) (\w+)`).FindSubmatch(out)
+		if m == nil || string(m[2]) != "OK" {
+			t.Errorf("low ports %v: exposure %q, want OK (at most 2.0):\n%s", low, m, out)
+		}
+		t.Logf("low ports %v: exposure %s %s", low, m[1], m[2])
+		caps := "CapabilityBoundingSet=\n"
+		if low {
+			caps = "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n"
+		}
+		if !strings.Contains(text, caps) {
+			t.Errorf("low ports %v: capabilities:\n%s", low, text)
+		}
+	}
+}
+
+// TestUnitSandboxRunsRouter runs the real skrouterd under the system
+// unit's sandbox (the test's user manager runs as root, so it applies
+// every setting a system manager would): the router serves its
+// management listener with its mutual TLS, from read-only configuration
+// and credentials, without a capability or a way to gain one.
+func TestUnitSandboxRunsRouter(t *testing.T) {
+	r := userManager(t, routertest.Binary(t))
+	if os.Geteuid() != 0 {
+		t.Skip("the system unit's sandbox needs a manager running as root")
+	}
+	// outside /tmp, so that the unit gets a private /tmp too
+	if err := os.MkdirAll("/var/lib/site-controller-tests", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	home, err := os.MkdirTemp("/var/lib/site-controller-tests", "sandbox-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	ns := fmt.Sprintf("sb%d", time.Now().UnixNano()%1e9)
+	s := render(t, home, ns, "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name: sandboxed}\n")
+	unitFile := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "systemd", "user", runtime.UnitName(ns))
+	if err := os.WriteFile(unitFile, []byte(Unit(s, System, r.opts.Binary, 65536)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	systemctl := func(args ...string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "systemctl", append([]string{"--user"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Errorf("systemctl %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	t.Cleanup(func() {
+		systemctl("stop", runtime.UnitName(ns))
+		os.Remove(unitFile)
+		systemctl("daemon-reload")
+	})
+	systemctl("daemon-reload")
+	systemctl("start", runtime.UnitName(ns))
+
+	dir, _ := namespace.Open(home, ns)
+	cfg, err := controller.ManagementTLS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := os.ReadFile(filepath.Join(dir.Internal(), "management-port"))
+	var routers []map[string]any
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		c, err := management.Dial(ctx, "127.0.0.1:"+strings.TrimSpace(string(port)), cfg)
+		if err == nil {
+			routers, err = c.Query(ctx, "router")
+			c.Close()
+		}
+		cancel()
+		if err == nil && len(routers) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sandboxed router never answered its management listener: %v\n%s", err, systemctl("status", runtime.UnitName(ns)))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	pid := systemctl("show", "-p", "MainPID", "--value", runtime.UnitName(ns))
+	status, _ := os.ReadFile("/proc/" + pid + "/status")
+	for _, want := range []string{"CapEff:\t0000000000000000", "CapBnd:\t0000000000000000", "NoNewPrivs:\t1"} {
+		if !strings.Contains(string(status), want+"\n") {
+			t.Errorf("the router's process lacks %q:\n%s", want, status)
+		}
+	}
+	// the mount that holds each directory, as the router sees it: the
+	// longest mount point above it
+	mounts, _ := os.ReadFile("/proc/" + pid + "/mountinfo")
+	for _, sub := range []string{"router", "certs"} {
+		path := filepath.Join(s.Dir, "runtime", sub)
+		best, opts := "", ""
+		for _, line := range strings.Split(string(mounts), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 5 && (path == f[4] || strings.HasPrefix(path, strings.TrimSuffix(f[4], "/")+"/")) && len(f[4]) >= len(best) {
+				best, opts = f[4], f[5]
+			}
+		}
+		if !strings.HasPrefix(opts+",", "ro,") {
+			t.Errorf("runtime/%s is not read-only for the router: mounted at %s with %s", sub, best, opts)
 		}
 	}
 }
