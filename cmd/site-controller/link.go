@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/site-controller/site-controller/pkg/resources"
+	"github.com/site-controller/site-controller/pkg/site"
 )
 
 func newLinkCommand() *cobra.Command {
@@ -78,6 +79,15 @@ func newLinkGenerateCommand() *cobra.Command {
 			data, err := os.ReadFile(file)
 			if err != nil {
 				return fmt.Errorf("reading the link file: %w (is the daemon running? site-controller render writes it too)", err)
+			}
+			// never a file with a certificate of the site's internal CAs
+			// (one left by an older version, or put there by hand)
+			internal, err := site.LoadInternalCAs(dir)
+			if err == nil {
+				err = internal.RefuseLinkFile(data)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w (let the daemon or render write the link files again)", file, err)
 			}
 			_, err = cmd.OutOrStdout().Write(data)
 			return err

@@ -17,6 +17,7 @@ import (
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
+	"github.com/site-controller/site-controller/pkg/site"
 	"github.com/site-controller/site-controller/pkg/status"
 )
 
@@ -29,6 +30,30 @@ var badCases = map[string][]string{
 		"input/resources/certificate.bad.yaml:28: Certificate/intermediate: spec.ca: a signing Certificate is a self-signed CA here: leave spec.ca out (intermediate CAs are not supported)",
 		`input/resources/certificate.bad.yaml:37: Certificate/unknown-ca: spec.ca: no CA "nosuch": name a signing Certificate, a CA in input/issuers/nosuch, or skupper-site-ca`,
 		`input/resources/certificate.bad.yaml:44: Certificate/skupper-site-ca: metadata.name: "skupper-site-ca" is reserved: it is the site CA that issues link credentials, which the site generates for itself; choose another name`,
+	},
+	"site-default-issuer.bad.yaml": {
+		"input/resources/site-default-issuer.bad.yaml:11: Site/s: spec.defaultIssuer: skupper-local-ca is the CA of the router's local management listener; it cannot sign credentials that leave the site",
+	},
+	"router-access-issuer.bad.yaml": {
+		"input/resources/router-access-issuer.bad.yaml:22: RouterAccess/local: spec.issuer: skupper-local-ca is the CA of the router's local management listener; it cannot sign credentials that leave the site",
+		"input/resources/router-access-issuer.bad.yaml:32: RouterAccess/service: spec.issuer: skupper-service-ca is the CA of the site's generated Listener certificates; it cannot sign credentials that leave the site",
+		`input/resources/router-access-issuer.bad.yaml:43: RouterAccess/leaf: spec.issuer: "skupper-local-client" is reserved: it is the controller's management client certificate, not a CA; name a CA (a signing Certificate, input/issuers/<name>, or skupper-site-ca)`,
+	},
+	"access-grant-issuer.bad.yaml": {
+		"input/resources/access-grant-issuer.bad.yaml:32: AccessGrant/local: spec.issuer: skupper-local-ca is the CA of the router's local management listener; it cannot sign credentials that leave the site",
+		"input/resources/access-grant-issuer.bad.yaml:39: AccessGrant/service: spec.issuer: skupper-service-ca is the CA of the site's generated Listener certificates; it cannot sign credentials that leave the site",
+	},
+	"certificate-ca.bad.yaml": {
+		"input/resources/certificate-ca.bad.yaml:21: Certificate/admin: spec.ca: skupper-local-ca is the CA of the router's local management listener; it cannot sign credentials that leave the site",
+		"input/resources/certificate-ca.bad.yaml:31: Certificate/impostor: spec.ca: skupper-service-ca is the CA of the site's generated Listener certificates; it cannot sign credentials that leave the site",
+		`input/resources/certificate-ca.bad.yaml:41: Certificate/leaf: spec.ca: "skupper-local-server" is reserved: it is the local management listener's server certificate, not a CA; name a CA (a signing Certificate, input/issuers/<name>, or skupper-site-ca)`,
+	},
+	"router-access-tls-credentials.bad.yaml": {
+		`input/resources/router-access-tls-credentials.bad.yaml:22: RouterAccess/mgmt: spec.tlsCredentials: "skupper-local-server" is reserved: it is the local management listener's server certificate, which the site keeps for itself; the router would present it to peers and trust its CA for them: choose another name`,
+		`input/resources/router-access-tls-credentials.bad.yaml:30: RouterAccess/skupper-local-client: metadata.name: "skupper-local-client" is reserved: it is the controller's management client certificate, which the site keeps for itself; the router would present it to peers and trust its CA for them, as the server credential named after a RouterAccess without spec.tlsCredentials: choose another name, or set spec.tlsCredentials`,
+	},
+	"link-tls-credentials.bad.yaml": {
+		`input/resources/link-tls-credentials.bad.yaml:20: Link/to-east: spec.tlsCredentials: "skupper-local-client" is reserved: it is the controller's management client certificate, which the site generates for itself; choose another name`,
 	},
 	"multikey.bad.yaml": {
 		"input/resources/multikey.bad.yaml:22: MultiKeyListener/both: spec.strategy: give one of priority and weighted, not both",
@@ -239,6 +264,20 @@ func TestBadInput(t *testing.T) {
 				t.Fatal("no router config rendered")
 			}
 			checkSchema(t, res.Config)
+			// no link file carries a certificate of the site's internal
+			// CAs (the management listener accepts what skupper-local-ca
+			// signs)
+			nsDir, _ := namespace.Open(home, "bad")
+			internal, err := site.LoadInternalCAs(nsDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			linkFiles, _ := filepath.Glob(filepath.Join(nsDir.Path, "runtime", "links", "*"))
+			for _, f := range linkFiles {
+				if err := internal.RefuseLinkFile(mustRead(t, f)); err != nil {
+					t.Errorf("%s: %v", filepath.Base(f), err)
+				}
+			}
 			found := slices.ContainsFunc(res.Config, func(e routerconfig.Entity) bool {
 				return e.Type == "tcpListener" && e.Name() == "listener/ok" && e.Attrs["port"] == "1000"
 			})

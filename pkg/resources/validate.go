@@ -338,6 +338,52 @@ var ReservedCredentials = map[string]string{
 	"skupper-site-server":  "the server certificate of the site's link listeners",
 }
 
+// InternalCAs are the CAs a site generates for itself alone, by name,
+// with what each one is. What they sign stays inside the site: the router's
+// local management listener accepts every client certificate
+// skupper-local-ca signs, and clients of the site's Listeners trust every
+// server certificate skupper-service-ca signs. Neither may sign anything
+// that leaves the site (a RouterAccess's certificates, the client
+// certificates of link files and grant answers, a Certificate).
+var InternalCAs = map[string]string{
+	"skupper-local-ca":   "the CA of the router's local management listener",
+	"skupper-service-ca": "the CA of the site's generated Listener certificates",
+}
+
+// IssuerProblem says why the CA named name cannot issue credentials that
+// leave the site, or "": it is one of the site's internal CAs, or a
+// credential the site generates for itself that is no CA at all. The site
+// CA (skupper-site-ca) is the CA of links, and may.
+func IssuerProblem(name string) string {
+	if what, ok := InternalCAs[name]; ok {
+		return fmt.Sprintf("%s is %s; it cannot sign credentials that leave the site", name, what)
+	}
+	if what, ok := ReservedCredentials[name]; ok && name != "skupper-site-ca" {
+		return fmt.Sprintf("%q is reserved: it is %s, not a CA; name a CA (a signing Certificate, input/issuers/<name>, or skupper-site-ca)", name, what)
+	}
+	return ""
+}
+
+// AccessCredentialProblem says why a RouterAccess cannot have name as its
+// server credential, or "": the router would present a credential the
+// site keeps for itself to peers and trust its CA for them. The name
+// Skupper gives its sites' link listeners (skupper-site-server) is fine.
+func AccessCredentialProblem(name string) string {
+	if what, ok := ReservedCredentials[name]; ok && name != "skupper-site-server" {
+		return fmt.Sprintf("%q is reserved: it is %s, which the site keeps for itself; the router would present it to peers and trust its CA for them", name, what)
+	}
+	return ""
+}
+
+// issuer checks a field that names the CA of credentials that leave the
+// site.
+func (v *validator) issuer(field, name string) {
+	v.name(field, name)
+	if msg := IssuerProblem(name); msg != "" {
+		v.fail(field, msg)
+	}
+}
+
 // credential checks a Listener's or Connector's spec.tlsCredentials.
 func (v *validator) credential(field, name string) {
 	v.name(field, name)
@@ -602,9 +648,14 @@ func (v *validator) check() {
 		}
 		if s.TLSCredentials != "" {
 			v.name("spec.tlsCredentials", s.TLSCredentials)
+			if msg := AccessCredentialProblem(s.TLSCredentials); msg != "" {
+				v.fail("spec.tlsCredentials", msg+": choose another name")
+			}
+		} else if msg := AccessCredentialProblem(h.Metadata.Name); msg != "" {
+			v.fail("metadata.name", msg+", as the server credential named after a RouterAccess without spec.tlsCredentials: choose another name, or set spec.tlsCredentials")
 		}
 		if s.Issuer != "" {
-			v.name("spec.issuer", s.Issuer)
+			v.issuer("spec.issuer", s.Issuer)
 		}
 		v.host("spec.bindHost", s.BindHost, false)
 		for i, san := range s.SubjectAlternativeNames {
@@ -629,7 +680,7 @@ func (v *validator) check() {
 			}
 		}
 		if s.TLSCredentials != "" {
-			v.name("spec.tlsCredentials", s.TLSCredentials)
+			v.credential("spec.tlsCredentials", s.TLSCredentials)
 		}
 		if _, set := d.lines["spec.cost"]; set && s.Cost < 1 {
 			v.fail("spec.cost", fmt.Sprintf("must be 1 or more, got %d", s.Cost))
@@ -694,7 +745,7 @@ func (v *validator) check() {
 		case !s.Signing && s.CA == "":
 			v.fail("spec.ca", "required: the CA that issues it (a signing Certificate, input/issuers/<name>, or skupper-site-ca)")
 		case !s.Signing:
-			v.name("spec.ca", s.CA)
+			v.issuer("spec.ca", s.CA)
 			if !s.Client && !s.Server {
 				v.fail("spec.server", "set server, client or both: what the certificate is for")
 			}
@@ -716,7 +767,7 @@ func (v *validator) check() {
 			v.fail("spec.code", "too short to guard a link: use at least 8 characters, or leave it out to have one generated")
 		}
 		if s.Issuer != "" {
-			v.name("spec.issuer", s.Issuer)
+			v.issuer("spec.issuer", s.Issuer)
 		}
 	case *AccessToken:
 		s := o.Spec

@@ -143,11 +143,34 @@ func (b *builder) routerAccesses() error {
 	var fine []*Access
 	for _, a := range accesses(ns) {
 		failAt := func(field, msg string) {
-			if a.Resource != nil {
+			switch {
+			case a.Resource != nil:
 				b.fail(a.Resource, field, msg)
-			} else {
+			case field == "spec.issuer":
+				b.fail(ns.Site, "spec.defaultIssuer", msg)
+			default:
 				b.fail(ns.Site, "spec.linkAccess", msg)
 			}
+		}
+		// what it presents to peers and what signs their certificates
+		// never come from the site's own management or service
+		// credentials (validation refuses the names already, but for the
+		// Site's linkAccess, whose server credential is named after the
+		// Site, and whose issuer is the Site's spec.defaultIssuer: a Site
+		// refused whole would keep its last configuration, and with it
+		// what the issuer signed)
+		if msg := resources.AccessCredentialProblem(a.TLS); msg != "" {
+			if a.Resource == nil {
+				msg += ", as the server credential of the linkAccess, which is named after the Site: rename the Site, or give it a RouterAccess instead"
+			} else {
+				msg += ": choose another name"
+			}
+			failAt("spec.tlsCredentials", msg)
+			continue
+		}
+		if msg := resources.IssuerProblem(a.Issuer); msg != "" {
+			failAt("spec.issuer", msg)
+			continue
 		}
 		ok := true
 		for i, r := range a.Roles {
@@ -199,6 +222,9 @@ func (b *builder) routerAccesses() error {
 			// peers present client certificates the issuer signs (link
 			// files): the router trusts it beside the user's CA
 			ca, err := b.issuer(a.Issuer)
+			if err == nil {
+				err = b.internal().RefuseIssuer(a.Issuer, ca.Cert)
+			}
 			if err != nil {
 				failAt("spec.issuer", err.Error())
 				continue
@@ -222,7 +248,7 @@ func (b *builder) routerAccesses() error {
 				continue
 			}
 			if _, done := b.creds[a.TLS]; !done {
-				if err := b.leaf(a.TLS, a.Issuer, certs.Leaf{CommonName: a.Name, Hosts: hosts, Server: true}); err != nil {
+				if err := b.leafOutside(a.TLS, a.Issuer, certs.Leaf{CommonName: a.Name, Hosts: hosts, Server: true}); err != nil {
 					failAt("spec.issuer", err.Error())
 					continue
 				}
@@ -230,7 +256,7 @@ func (b *builder) routerAccesses() error {
 			serverCA = b.out.Credentials[a.TLS].CA
 		}
 		a.serverCA = serverCA
-		if err := b.leaf("client-"+a.TLS, a.Issuer, certs.Leaf{CommonName: "client-" + a.TLS, Client: true}); err != nil {
+		if err := b.leafOutside("client-"+a.TLS, a.Issuer, certs.Leaf{CommonName: "client-" + a.TLS, Client: true}); err != nil {
 			failAt("spec.issuer", err.Error())
 			continue
 		}
@@ -249,8 +275,14 @@ func (b *builder) routerAccesses() error {
 	}
 	b.out.Accesses = fine
 	b.out.LinkFiles = map[string][]byte{}
+	internal := b.internal()
 	for _, a := range fine {
 		client := b.out.Credentials["client-"+a.TLS]
+		if signer := internal.Signer(client.Cert); signer != "" {
+			// never reached while the issuer is checked; a link file
+			// must not carry such a certificate whatever the way there
+			return fmt.Errorf("the client certificate of RouterAccess %s is signed by %s: refusing to write its link files", a.Name, signer)
+		}
 		for _, h := range a.Hosts {
 			b.out.LinkFiles["link-"+a.Name+"-"+h+".yaml"] = LinkFile(a, h, certs.Files{CA: a.serverCA, Cert: client.Cert, Key: client.Key})
 		}
@@ -396,6 +428,10 @@ func (b *builder) links() {
 		}
 		if files.CA == nil || files.Cert == nil {
 			b.fail(l, "spec.tlsCredentials", fmt.Sprintf("%s needs ca.crt, tls.crt and tls.key", where))
+			continue
+		}
+		if err := b.internal().RefuseCredential(where, files); err != nil {
+			b.fail(l, "spec.tlsCredentials", err.Error())
 			continue
 		}
 		if !b.claim(l, as, source{from: from, firstUser: "Link/" + l.Metadata.Name}) {

@@ -347,8 +347,12 @@ func (b *builder) certificateResources() {
 		if _, user := b.in.UserCerts[name]; user {
 			continue
 		}
+		if msg := resources.IssuerProblem(c.Spec.CA); msg != "" {
+			b.fail(c, "spec.ca", msg) // an internal CA: what it signs stays in the site
+			continue
+		}
 		if sc := b.certificates[c.Spec.CA]; sc == nil || !sc.Spec.Signing {
-			if _, known := b.in.Issuers[c.Spec.CA]; !known && c.Spec.CA != SiteCA && c.Spec.CA != routerconfig.ServiceCA {
+			if _, known := b.in.Issuers[c.Spec.CA]; !known && c.Spec.CA != SiteCA {
 				b.fail(c, "spec.ca", fmt.Sprintf("no CA %q: name a signing Certificate, a CA in input/issuers/%s, or skupper-site-ca", c.Spec.CA, c.Spec.CA))
 				continue
 			}
@@ -357,7 +361,7 @@ func (b *builder) certificateResources() {
 		if !b.claim(c, name, source{from: "Certificate/" + name, firstUser: "Certificate/" + name}) {
 			continue
 		}
-		if err := b.leaf(name, c.Spec.CA, leaf); err != nil {
+		if err := b.leafOutside(name, c.Spec.CA, leaf); err != nil {
 			b.fail(c, "spec.ca", err.Error())
 		}
 	}
@@ -444,6 +448,23 @@ func (b *builder) leaf(name, caName string, l certs.Leaf) error {
 	return nil
 }
 
+// leafOutside is leaf for a credential that leaves the site (a
+// RouterAccess's, a link's, a Certificate's): its CA must not be one of
+// the site's internal CAs, by name or by key.
+func (b *builder) leafOutside(name, caName string, l certs.Leaf) error {
+	if msg := resources.IssuerProblem(caName); msg != "" {
+		return errors.New(msg) // before b.issuer would make a CA of that name
+	}
+	ca, err := b.issuer(caName)
+	if err != nil {
+		return err
+	}
+	if err := b.internal().RefuseIssuer(caName, ca.Cert); err != nil {
+		return err
+	}
+	return b.leaf(name, caName, l)
+}
+
 // user makes credential as a copy of input/certs/<name> (only its ca.crt
 // when caOnly), or returns why it cannot be.
 func (b *builder) user(name, as string, caOnly bool) (routerconfig.Credential, error) {
@@ -453,6 +474,9 @@ func (b *builder) user(name, as string, caOnly bool) (routerconfig.Credential, e
 	}
 	if err := certs.Check(u.Files); err != nil {
 		return routerconfig.Credential{}, fmt.Errorf("input/certs/%s: %w", name, err)
+	}
+	if err := b.internal().RefuseCredential("input/certs/"+name, u.Files); err != nil {
+		return routerconfig.Credential{}, err
 	}
 	f := u.Files
 	if caOnly {
