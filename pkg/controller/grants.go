@@ -16,7 +16,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/site-controller/site-controller/pkg/certs"
-	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/grants"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
@@ -59,7 +58,7 @@ func loadGrant(dir namespace.Dir, name string) (grantState, error) {
 }
 
 func saveGrant(dir namespace.Dir, name string, st grantState) error {
-	return writeState(grantPath(dir, name), st, 0o600) // it holds the code
+	return writeState(dir, grantPath(dir, name), st, 0o600) // it holds the code
 }
 
 // readState reads a state file the controller keeps under internal/.
@@ -73,12 +72,12 @@ func readState(path string, v any) error {
 
 // writeState writes a state file under internal/: atomically, and
 // durably, because it cannot be worked out again.
-func writeState(path string, v any, perm fs.FileMode) error {
+func writeState(dir namespace.Dir, path string, v any, perm fs.FileMode) error {
 	data, err := yaml.Marshal(v)
 	if err != nil {
 		return err
 	}
-	_, err = fileio.WriteFile(path, data, perm, 0o700, true)
+	_, err = dir.Files().WriteFile(path, data, perm, 0o700, true)
 	return err
 }
 

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 )
@@ -134,7 +133,7 @@ func (g *lastGood) resolve(dir namespace.Dir, self namespace.Identity, files []n
 			delete(known, p)
 			h := goodName(p)
 			if name, ok := ns.disk[h]; ok {
-				os.Remove(filepath.Join(dir.Internal(), lastGoodDir, name))
+				dir.Files().Remove(filepath.Join(dir.Internal(), lastGoodDir, name))
 				delete(ns.disk, h)
 			}
 		}
@@ -151,7 +150,7 @@ func (g *lastGood) resolve(dir namespace.Dir, self namespace.Identity, files []n
 	}
 	for h, name := range ns.disk {
 		if !present[h] {
-			os.Remove(filepath.Join(dir.Internal(), lastGoodDir, name))
+			dir.Files().Remove(filepath.Join(dir.Internal(), lastGoodDir, name))
 			delete(ns.disk, h)
 		}
 	}
@@ -208,11 +207,11 @@ func (ns *goodFiles) load(dir namespace.Dir, file string) *goodFile {
 // while the controller runs.
 func (ns *goodFiles) store(dir namespace.Dir, file string, good *goodFile) {
 	h, name := goodName(file), copyName(file, good.sum)
-	if _, err := fileio.WriteFile(filepath.Join(dir.Internal(), lastGoodDir, name), good.data, 0o600, 0o700, false); err != nil {
+	if _, err := dir.Files().WriteFile(filepath.Join(dir.Internal(), lastGoodDir, name), good.data, 0o600, 0o700, false); err != nil {
 		return
 	}
 	if old, ok := ns.disk[h]; ok && old != name {
-		os.Remove(filepath.Join(dir.Internal(), lastGoodDir, old))
+		dir.Files().Remove(filepath.Join(dir.Internal(), lastGoodDir, old))
 	}
 	ns.disk[h] = name
 }

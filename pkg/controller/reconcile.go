@@ -21,7 +21,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/grants"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
@@ -309,8 +308,8 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	platform := cmp.Or(recorded, r.opts.Platform)
 	res := &Result{Namespace: ns, Platform: platform}
 	// temporary files a crash left between write and rename
-	fileio.RemoveTemps(filepath.Dir(dir.RouterConfig()))
-	fileio.RemoveTemps(dir.Internal())
+	dir.Files().RemoveTemps(filepath.Dir(dir.RouterConfig()))
+	dir.Files().RemoveTemps(dir.Internal())
 	pass := &siteState{ns: ns, dir: dir, now: r.opts.Now(), res: res, incomplete: in.incomplete, cache: cache,
 		reads: map[string]bool{}, selects: map[string]bool{}}
 	r.selectConnectors(ctx, pass, platform)
@@ -557,7 +556,7 @@ func undoRecreation(dir namespace.Dir, before namespace.Identity) {
 	}
 	// only what a pass writes goes; the directory itself only if empty,
 	// so that a namespace the user is creating right now is left alone
-	os.RemoveAll(dir.Join("runtime"))
-	os.RemoveAll(dir.Join("internal"))
+	dir.Files().RemoveAll(dir.Join("runtime"))
+	dir.Files().RemoveAll(dir.Join("internal"))
 	os.Remove(dir.Path)
 }

@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/grants"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
@@ -60,7 +59,7 @@ func loadToken(dir namespace.Dir, name string) (tokenState, error) {
 }
 
 func saveToken(dir namespace.Dir, name string, st tokenState) error {
-	return writeState(tokenStatePath(dir, name), st, 0o600)
+	return writeState(dir, tokenStatePath(dir, name), st, 0o600)
 }
 
 // tokenDocs reads the answers of the redeemed tokens among docs: their
@@ -96,8 +95,8 @@ func tokenDocs(dir namespace.Dir, docs []*resources.Document, complete bool) ([]
 		st, err := loadToken(dir, name)
 		if t == nil || err != nil || st.Hash != tokenHash(t) || st.Redeemed.IsZero() {
 			if t == nil && complete {
-				os.Remove(f)
-				os.Remove(tokenStatePath(dir, name))
+				dir.Files().Remove(f)
+				dir.Files().Remove(tokenStatePath(dir, name))
 			}
 			continue
 		}
@@ -237,7 +236,7 @@ func (r *Reconciler) startRedeem(dir namespace.Dir, t *resources.AccessToken, ha
 			var bad *answerRefused
 			switch {
 			case err == nil:
-				if _, err = fileio.WriteFile(tokenAnswerPath(dir, name), answer, 0o600, 0o700, true); err == nil {
+				if _, err = dir.Files().WriteFile(tokenAnswerPath(dir, name), answer, 0o600, 0o700, true); err == nil {
 					st = tokenState{Hash: hash, Redeemed: time.Now().UTC().Truncate(time.Second)}
 				}
 			case grants.IsRefused(err), errors.As(err, &bad):

@@ -7,6 +7,7 @@ package fileio
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // WriteFile writes data to path atomically (temporary file in the same
@@ -68,9 +70,11 @@ func ReadCurrent(path string) ([]byte, fs.FileMode, error) {
 }
 
 // ReadInto reads a file into buf (which it grows as needed) and returns
-// its permission bits, with one open.
+// its permission bits, with one open. A symbolic link is not followed and
+// anything but a regular file is an error: it reads back what the
+// controller wrote, never what someone linked in its place.
 func ReadInto(path string, buf *bytes.Buffer) (fs.FileMode, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -78,6 +82,9 @@ func ReadInto(path string, buf *bytes.Buffer) (fs.FileMode, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return 0, err
+	}
+	if !st.Mode().IsRegular() {
+		return 0, fmt.Errorf("%s is not a regular file", path)
 	}
 	buf.Grow(int(st.Size()))
 	if _, err := buf.ReadFrom(f); err != nil {

@@ -208,3 +208,16 @@ func TestTreeOwned(t *testing.T) {
 		t.Errorf("second write: changed %v, %v", changed, err)
 	}
 }
+
+// TestTreeRootNotMade: a write below a root that is gone fails; the root
+// is not made again.
+func TestTreeRootNotMade(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "ns")
+	_, err := Beneath(root).WriteFile(filepath.Join(root, "runtime", "x"), []byte("x"), 0o600, 0o700, false)
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("err = %v, want not exist", err)
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("the root was made: %v", err)
+	}
+}

@@ -37,7 +37,9 @@ type Tree struct {
 // link below its root.
 var ErrSymlink = errors.New("is a symbolic link, which is not followed")
 
-// Beneath returns the Tree rooted at root, an absolute path.
+// Beneath returns the Tree rooted at root, an absolute path. The root must
+// exist: writes below a missing root fail (fs.ErrNotExist), they never
+// make it again.
 func Beneath(root string) Tree { return Tree{root: filepath.Clean(root), uid: -1, gid: -1} }
 
 // Owned returns the same Tree writing files and directories owned by
@@ -73,17 +75,11 @@ func (t Tree) openDir(dir string, perm fs.FileMode, create bool) (int, error) {
 	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
 		return -1, fmt.Errorf("%s is not below %s", dir, t.root)
 	}
+	// the root is never made: a namespace directory removed meanwhile
+	// stays removed
 	fd, err := unix.Open(t.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		if create && errors.Is(err, unix.ENOENT) {
-			if err := os.MkdirAll(t.root, perm); err != nil {
-				return -1, fmt.Errorf("creating %s: %w", t.root, err)
-			}
-			fd, err = unix.Open(t.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		}
-		if err != nil {
-			return -1, &fs.PathError{Op: "open", Path: t.root, Err: err}
-		}
+		return -1, &fs.PathError{Op: "open", Path: t.root, Err: err}
 	}
 	if rel == "." {
 		return fd, nil

@@ -11,9 +11,23 @@ import (
 	"testing"
 )
 
+// made opens namespace name under home and makes its directory: writes
+// below a namespace never make it.
+func made(t *testing.T, home, name string) Dir {
+	t.Helper()
+	d, err := Open(home, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(d.Path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 func TestSiteIDIsStableAndAdopted(t *testing.T) {
 	home := t.TempDir()
-	a, _ := Open(home, "a")
+	a := made(t, home, "a")
 	id, err := a.SiteID(func() string { return "" })
 	if err != nil {
 		t.Fatal(err)
@@ -25,7 +39,7 @@ func TestSiteIDIsStableAndAdopted(t *testing.T) {
 	if again != id {
 		t.Errorf("site id changed from %s to %s", id, again)
 	}
-	b, _ := Open(home, "b")
+	b := made(t, home, "b")
 	if got, _ := b.SiteID(func() string { return "from-skupper" }); got != "from-skupper" {
 		t.Errorf("adopted id = %q", got)
 	}
@@ -82,7 +96,7 @@ func TestManagementPortsAreReservedPerNamespace(t *testing.T) {
 }
 
 func TestPlatform(t *testing.T) {
-	d, _ := Open(t.TempDir(), "p")
+	d := made(t, t.TempDir(), "p")
 	if p, err := d.Platform(); p != "" || err != nil {
 		t.Errorf("no platform file: %q %v", p, err)
 	}
@@ -114,7 +128,7 @@ func TestFileNames(t *testing.T) {
 }
 
 func TestRecordPlatformNeverOverrides(t *testing.T) {
-	d, _ := Open(t.TempDir(), "p")
+	d := made(t, t.TempDir(), "p")
 	if err := d.RecordPlatform("docker"); err != nil {
 		t.Fatal(err)
 	}

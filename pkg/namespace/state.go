@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/site-controller/site-controller/pkg/fileio"
 	"gopkg.in/yaml.v3"
 )
 
@@ -38,7 +37,7 @@ func (d Dir) SiteID(adopt func() string) (string, error) {
 	if id == "" {
 		id = newUUID()
 	}
-	if _, err := fileio.WriteFile(path, []byte(id+"\n"), 0o644, 0o755, true); err != nil {
+	if _, err := d.Files().WriteFile(path, []byte(id+"\n"), 0o644, 0o700, true); err != nil {
 		return "", fmt.Errorf("storing site id: %w", err)
 	}
 	return id, nil
@@ -90,7 +89,7 @@ func (d Dir) Platform() (string, error) {
 // SetPlatform records the namespace's platform, replacing any recorded
 // one: an explicit act (tests, tools).
 func (d Dir) SetPlatform(p string) error {
-	_, err := fileio.WriteFile(filepath.Join(d.Internal(), platformFile), []byte("platform: "+p+"\n"), 0o644, 0o755, true)
+	_, err := d.Files().WriteFile(filepath.Join(d.Internal(), platformFile), []byte("platform: "+p+"\n"), 0o644, 0o700, true)
 	return err
 }
 
@@ -98,7 +97,7 @@ func (d Dir) SetPlatform(p string) error {
 // already (even one written a moment ago): the controller pins a
 // namespace to where its router first ran, and never overrides a choice.
 func (d Dir) RecordPlatform(p string) error {
-	err := fileio.CreateNew(filepath.Join(d.Internal(), platformFile), []byte("platform: "+p+"\n"), 0o644, 0o755)
+	err := d.Files().CreateNew(filepath.Join(d.Internal(), platformFile), []byte("platform: "+p+"\n"), 0o644, 0o700)
 	if errors.Is(err, fs.ErrExist) {
 		return nil
 	}

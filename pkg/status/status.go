@@ -309,9 +309,9 @@ func (m *Memo) forget(file string) {
 // returns the paths it changed, relative to the namespace directory.
 // Files are written in parallel: a namespace can have thousands.
 func (w Writer) Write(entries []Entry) ([]string, error) {
-	dir := w.Dir.RuntimeResources()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", dir, err)
+	dir, tree := w.Dir.RuntimeResources(), w.Dir.Files()
+	if err := tree.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
 	}
 	now := w.Now().UTC().Format(time.RFC3339)
 	keep := make(map[string]bool, len(entries))
@@ -335,7 +335,7 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 		if w.Memo.unchanged(file, e) {
 			return
 		}
-		changed[i], errs[i] = write(filepath.Join(dir, file), e, now)
+		changed[i], errs[i] = write(tree, filepath.Join(dir, file), e, now)
 		if errs[i] != nil {
 			w.Memo.forget(file)
 		} else {
@@ -370,7 +370,7 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 		w.Memo.mu.Unlock()
 		slices.Sort(stale)
 	} else {
-		fileio.RemoveTemps(dir) // left by a crash
+		tree.RemoveTemps(dir) // left by a crash
 		files, err := os.ReadDir(dir)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("listing %s: %w", dir, err))
@@ -386,7 +386,7 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 		}
 	}
 	for _, f := range stale {
-		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := tree.Remove(filepath.Join(dir, f)); err != nil {
 			errs = append(errs, fmt.Errorf("removing stale status: %w", err))
 			continue
 		}
@@ -404,7 +404,7 @@ func (w Writer) WriteOne(e Entry) error {
 	now := w.Now().UTC().Format(time.RFC3339)
 	file := FileName(e.Kind, e.Name)
 	w.Memo.forget(file)
-	_, err := write(filepath.Join(w.Dir.RuntimeResources(), file), &e, now)
+	_, err := write(w.Dir.Files(), filepath.Join(w.Dir.RuntimeResources(), file), &e, now)
 	return err
 }
 
@@ -413,7 +413,7 @@ func (w Writer) WriteOne(e Entry) error {
 // and each write reads the old file and builds the new one.
 var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func write(path string, e *Entry, now string) (bool, error) {
+func write(tree fileio.Tree, path string, e *Entry, now string) (bool, error) {
 	oldBuf := buffers.Get().(*bytes.Buffer)
 	defer buffers.Put(oldBuf)
 	oldBuf.Reset()
@@ -442,9 +442,9 @@ func write(path string, e *Entry, now string) (bool, error) {
 		return false, nil
 	}
 	if !exists {
-		return true, fileio.Create(path, data, e.mode(), 0o700, false)
+		return true, tree.Create(path, data, e.mode(), 0o700, false)
 	}
-	return true, fileio.Replace(path, data, e.mode(), 0o700, false)
+	return true, tree.Replace(path, data, e.mode(), 0o700, false)
 }
 
 // Read returns the status stored in a status file.
