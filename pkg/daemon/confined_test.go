@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,4 +106,33 @@ func testRouterConfined(t *testing.T, platform string) {
 	os.Rename(saved, cred)
 	fixture.WriteFile(t, filepath.Join(l.res, "l.yaml"), fixture.ListenerYAML("l", port)+"# again\n")
 	fixture.Eventually(t, "Site ready again", fixture.SiteReady(l.home, l.ns, "s"))
+
+	// a Listener below 1024: the router is made again with the one
+	// capability it needs (on Docker as root, which alone gets an added
+	// capability there), and serves it
+	low := lowPort(t)
+	echo := routertest.EchoServer(t, nil)
+	fixture.WriteFile(t, filepath.Join(l.res, "low.yaml"), fixture.ListenerYAML("low", low)+"---\n"+fixture.ConnectorYAML("low-back", "low", echo))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := routertest.RoundTrip(ctx, low, nil); err != nil {
+		t.Fatalf("through the Listener on port %d: %v", low, err)
+	}
+	p = runtimetest.ProcStatus(t, l.pid())
+	if p["CapBnd"] != "0000000000000400" || p["NoNewPrivs"] != "1" {
+		t.Errorf("the router binding port %d: Uid %s CapEff %s CapBnd %s (want only NET_BIND_SERVICE, 0x400) NoNewPrivs %s", low, p["Uid"], p["CapEff"], p["CapBnd"], p["NoNewPrivs"])
+	}
+}
+
+// lowPort is a port below 1024 free on 127.0.0.1 (held by nothing now).
+func lowPort(t *testing.T) int {
+	t.Helper()
+	for port := 1023; port > 900; port-- {
+		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port below 1024")
+	return 0
 }
