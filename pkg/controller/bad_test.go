@@ -34,6 +34,9 @@ var badCases = map[string][]string{
 	"site-default-issuer.bad.yaml": {
 		"input/resources/site-default-issuer.bad.yaml:11: Site/s: spec.defaultIssuer: skupper-local-ca is the CA of the router's local management listener; it cannot sign credentials that leave the site",
 	},
+	"site-link-access-credential.bad.yaml": {
+		`input/resources/site-link-access-credential.bad.yaml:9: Site/skupper-local-server: spec.linkAccess: "skupper-local-server" is reserved: it is the local management listener's server certificate, which the site keeps for itself; the router would present it to peers and trust its CA for them, as the server credential of the linkAccess, which is named after the Site: rename the Site, or give it a RouterAccess instead`,
+	},
 	"router-access-issuer.bad.yaml": {
 		"input/resources/router-access-issuer.bad.yaml:22: RouterAccess/local: spec.issuer: skupper-local-ca is the CA of the router's local management listener; it cannot sign credentials that leave the site",
 		"input/resources/router-access-issuer.bad.yaml:32: RouterAccess/service: spec.issuer: skupper-service-ca is the CA of the site's generated Listener certificates; it cannot sign credentials that leave the site",
