@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -47,9 +48,45 @@ func oneShot() {
 	}
 }
 
+// dataHomeFlag registers --data-home. The flag holds an absolute, clean
+// path whatever it was given (make run passes "examples"): every path the
+// commands derive from it reaches engines (bind mounts), units and the
+// router, which take absolute paths only, and Docker takes a relative one
+// for a volume name.
 func dataHomeFlag(cmd *cobra.Command, p *string) {
-	cmd.Flags().StringVar(p, "data-home", namespace.DataHome(), "data home holding namespaces/<ns>/")
+	*p = namespace.DataHome()
+	if abs, err := absolutePath(*p); err == nil {
+		*p = abs
+	}
+	cmd.Flags().Var((*absPathValue)(p), "data-home", "data home holding namespaces/<ns>/ (made absolute against the working directory)")
 }
+
+// absolutePath is path made absolute and clean; "" is an error.
+func absolutePath(path string) (string, error) {
+	if path == "" {
+		return "", errors.New("empty path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("making %q absolute: %w", path, err)
+	}
+	return abs, nil
+}
+
+// absPathValue is a flag value that is always an absolute, clean path.
+type absPathValue string
+
+func (v *absPathValue) Set(s string) error {
+	abs, err := absolutePath(s)
+	if err != nil {
+		return err
+	}
+	*v = absPathValue(abs)
+	return nil
+}
+
+func (v *absPathValue) String() string { return string(*v) }
+func (v *absPathValue) Type() string   { return "path" }
 
 // namespacesOrAll returns args, or every namespace under dataHome.
 // withUsage adds the command's usage line to an error in its arguments.

@@ -53,6 +53,29 @@ type Site struct {
 	LowPorts bool
 }
 
+// CheckPaths refuses a site whose directory is not an absolute, clean
+// path. Engines take a relative bind source for a volume name (Docker
+// refuses "examples/namespaces/…" as one), systemd refuses relative paths
+// in a unit, and the router resolves its configuration's paths against a
+// working directory of its own: every path handed to them must be
+// absolute. The commands make --data-home absolute; this is the safety
+// net under them.
+func (s Site) CheckPaths() error {
+	return CheckAbsolute("site "+s.Namespace+" directory", s.Dir)
+}
+
+// CheckAbsolute refuses a path that is not absolute and clean, naming
+// what it is.
+func CheckAbsolute(what, path string) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%s %q is not an absolute path: engines, units and routers are only given absolute paths (pass --data-home as one)", what, path)
+	}
+	if filepath.Clean(path) != path {
+		return fmt.Errorf("%s %q is not a clean path (it should be %q)", what, path, filepath.Clean(path))
+	}
+	return nil
+}
+
 // ConfigPath is the router configuration on the host.
 func (s Site) ConfigPath() string { return filepath.Join(s.Dir, "runtime", "router", "skrouterd.json") }
 
@@ -332,6 +355,17 @@ func RouterContainer(s Site, o ContainerOptions) Container {
 	}
 	c.Labels[LabelSpecHash] = c.hash(s.Hash)
 	return c
+}
+
+// CheckPaths refuses a container whose bind sources are not absolute,
+// clean paths: an engine would take a relative one for a volume name.
+func (c Container) CheckPaths() error {
+	for _, b := range c.Binds {
+		if err := CheckAbsolute(c.Name+" bind source", b.Host); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // hash identifies the container specification together with the site's

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -173,5 +174,39 @@ func TestAddressOf(t *testing.T) {
 	}
 	if !(Workload{Labels: map[string]string{LabelComponent: "router"}}).Router() {
 		t.Error("a container labelled as a router is not taken for one")
+	}
+}
+
+// TestCheckPaths: what reaches an engine, a unit or a router is an
+// absolute, clean path; anything else is refused, naming the path.
+func TestCheckPaths(t *testing.T) {
+	for _, tc := range []struct {
+		dir  string
+		want string // "" when accepted
+	}{
+		{"/var/lib/skupper/namespaces/west", ""},
+		{"examples/namespaces/west", `"examples/namespaces/west" is not an absolute path`},
+		{"./west", `"./west" is not an absolute path`},
+		{"", `"" is not an absolute path`},
+		{"/var/lib/skupper/../skupper/namespaces/west", `is not a clean path (it should be "/var/lib/skupper/namespaces/west")`},
+		{"/var/lib/skupper/namespaces/west/", "is not a clean path"},
+	} {
+		s := Site{Namespace: "west", Dir: tc.dir}
+		checks := map[string]error{"site": s.CheckPaths()}
+		if !strings.Contains(tc.want, "clean") { // bind sources are joined, so clean
+			checks["container"] = RouterContainer(s, ContainerOptions{Image: "img"}).CheckPaths()
+		}
+		for what, err := range checks {
+			want := tc.want
+			if what == "container" && want != "" {
+				want = "bind source " + strconv.Quote(filepath.Join(tc.dir, "runtime", "router")) + " is not an absolute path"
+			}
+			switch {
+			case want == "" && err != nil:
+				t.Errorf("%s %q refused: %v", what, tc.dir, err)
+			case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+				t.Errorf("%s %q: %v, want an error saying %s", what, tc.dir, err, want)
+			}
+		}
 	}
 }

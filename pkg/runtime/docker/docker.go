@@ -122,6 +122,9 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 		return runtime.State{}, err
 	}
 	spec := r.Spec(s)
+	if err := spec.CheckPaths(); err != nil {
+		return runtime.State{Message: err.Error()}, err
+	}
 	existing, err := r.cli.ContainerInspect(ctx, spec.Name)
 	if err == nil {
 		if f := r.foreign(existing, s.Dir); f != nil {

@@ -164,6 +164,9 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 	}
 	defer cancel()
 	want := r.Spec(s)
+	if err := want.CheckPaths(); err != nil {
+		return runtime.State{Message: err.Error()}, err
+	}
 	existing, err := inspectContainer(c, want.Name)
 	if err == nil {
 		if f := foreign(existing, s.Dir); f != nil {

@@ -284,6 +284,12 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 	if r.opts.Binary == "" {
 		return runtime.State{}, errors.New("skrouterd not found: install skupper-router (skrouterd on PATH or /usr/sbin/skrouterd) or pass --router-binary")
 	}
+	if err := s.CheckPaths(); err != nil {
+		return runtime.State{Message: err.Error()}, err
+	}
+	if err := runtime.CheckAbsolute("router binary", r.opts.Binary); err != nil {
+		return runtime.State{Message: err.Error()}, err
+	}
 	conn, err := r.connect(ctx)
 	if err != nil {
 		return runtime.State{}, err
