@@ -29,6 +29,12 @@ set -euo pipefail
 [ $# -gt 0 ] || { echo "usage: $0 COMMAND [ARG...]" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "$0: needs root (dockerd, podman and the systemd marker)" >&2; exit 2; }
 
+# The engines started here are the only ones in play: a CONTAINER_HOST
+# makes `podman system service` a remote client that exits, and any of
+# these would point the tests' engine detection elsewhere.
+unset CONTAINER_HOST CONTAINER_CONNECTION CONTAINER_SSHKEY CONTAINER_ENDPOINT \
+  DOCKER_HOST DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH
+
 missing=()
 command -v newuidmap >/dev/null || missing+=(uidmap)
 command -v dockerd >/dev/null || missing+=(docker.io)
@@ -60,41 +66,63 @@ docker_root=${SITE_CONTROLLER_DOCKER_ROOT:-/var/lib/site-controller-tests/docker
 mkdir -p "$docker_root"
 pids=()
 marker_made=
+# cleanup stops everything started here, on every way out (COMMAND's end,
+# a failed start, a signal): it must not stop half-way, so it runs without
+# errexit (a pgrep that finds no child fails, and used to end it before
+# dockerd was stopped, which then kept the data root locked).
 cleanup() {
-  local rc=$?
+  local rc=${1:-$?}
+  set +e
+  trap - EXIT INT TERM
   # rootless podman runs the service as a child in its user namespace and
   # keeps a pause process holding that namespace: both are ours too
-  local started=("${pids[@]}")
-  for pid in "${started[@]}"; do pids+=($(pgrep -P "$pid" 2>/dev/null)); done
+  local started=("${pids[@]}") pid children
+  for pid in "${started[@]}"; do
+    children=$(pgrep -P "$pid" 2>/dev/null)
+    [ -n "$children" ] && pids+=($children)
+  done
   [ -n "${rl_run:-}" ] && [ -f "$rl_run/libpod/tmp/pause.pid" ] && pids+=("$(cat "$rl_run/libpod/tmp/pause.pid")")
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
   for pid in "${pids[@]}"; do
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    kill -9 "$pid" 2>/dev/null
   done
-  [ -n "$marker_made" ] && rmdir /run/systemd/system 2>/dev/null || true
+  [ -n "$marker_made" ] && rmdir /run/systemd/system 2>/dev/null
   # what dockerd left mounted (its network namespace, overlay layers)
   for d in "$state" "$docker_root"; do
-    awk -v s="$d/" 'index($2, s) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    awk -v s="$d/" 'index($2, s) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   done
-  rm -rf "$state" 2>/dev/null || true
-  exit $rc
+  rm -rf "$state" 2>/dev/null
+  exit "$rc"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup 130' INT
+trap 'cleanup 143' TERM
 
-wait_for() { # what, test command...
-  local what=$1; shift
-  for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+wait_for() { # what, pid, test command...: until the test passes, or pid ends
+  local what=$1 pid=$2; shift 2
+  for _ in $(seq 300); do
+    "$@" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "$0: $what exited before it came up" >&2; return 1; }
+    sleep 0.1
+  done
   echo "$0: $what did not come up" >&2
   return 1
 }
+
+# a dockerd an earlier run left (killed with SIGKILL, say) holds the kept
+# data root: say so rather than fail obscurely
+if held=$(pgrep -f -- "--data-root $docker_root( |\$)"); then
+  echo "$0: dockerd $held (left by an earlier run?) still uses $docker_root: stop it (kill $held) first" >&2
+  exit 1
+fi
 
 echo "--- starting dockerd"
 dockerd --host "unix://$state/docker.sock" --pidfile "$state/docker.pid" \
   --data-root "$docker_root" --exec-root "$state/docker-exec" \
   --iptables=false --bridge=none >"$state/dockerd.log" 2>&1 &
 pids+=($!)
-wait_for dockerd curl -sf --unix-socket "$state/docker.sock" http://d/_ping || { tail -20 "$state/dockerd.log"; exit 1; }
+wait_for dockerd "$!" curl -sf --unix-socket "$state/docker.sock" http://d/_ping || { tail -20 "$state/dockerd.log"; exit 1; }
 
 echo "--- starting the podman API service"
 cat >"$state/containers.conf" <<'CONF'
@@ -107,7 +135,7 @@ CONF
 export CONTAINERS_CONF="$state/containers.conf"
 podman system service --time=0 "unix://$state/podman.sock" >"$state/podman.log" 2>&1 &
 pids+=($!)
-wait_for podman curl -sf --unix-socket "$state/podman.sock" http://d/_ping || { tail -20 "$state/podman.log"; exit 1; }
+wait_for podman "$!" curl -sf --unix-socket "$state/podman.sock" http://d/_ping || { tail -20 "$state/podman.log"; exit 1; }
 
 # the rootless path (keep-id) needs a real unprivileged user with
 # subordinate ids; setpriv execs podman directly, so its PID is ours to end
@@ -130,7 +158,7 @@ env -i HOME="$rl_home" PATH="$PATH" XDG_RUNTIME_DIR="$rl_run" CONTAINERS_CONF="$
   setpriv --reuid="$rl_uid" --regid="$rl_gid" --init-groups \
   podman system service --time=0 "unix://$rl/podman.sock" >"$state/podman-rootless.log" 2>&1 &
 pids+=($!)
-wait_for "rootless podman" curl -sf --unix-socket "$rl/podman.sock" http://d/_ping || { tail -20 "$state/podman-rootless.log"; exit 1; }
+wait_for "rootless podman" "$!" curl -sf --unix-socket "$rl/podman.sock" http://d/_ping || { tail -20 "$state/podman-rootless.log"; exit 1; }
 
 echo "--- starting a systemd user manager"
 # systemd --user runs as a real manager only when it believes systemd is
@@ -143,7 +171,7 @@ mkdir -p "$XDG_CONFIG_HOME/systemd/user"
 systemd --user >"$state/systemd.log" 2>&1 &
 pids+=($!)
 export DBUS_SESSION_BUS_ADDRESS="unix:path=$XDG_RUNTIME_DIR/bus"
-wait_for "systemd --user" systemctl --user show-environment || { tail -20 "$state/systemd.log"; exit 1; }
+wait_for "systemd --user" "$!" systemctl --user show-environment || { tail -20 "$state/systemd.log"; exit 1; }
 if [ -n "$marker_made" ]; then rmdir /run/systemd/system; marker_made=; fi
 
 export SITE_CONTROLLER_TEST_DOCKER="unix://$state/docker.sock"

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -27,7 +28,7 @@ func (f *runtimeFlags) register(cmd *cobra.Command) {
 	}
 	cmd.Flags().StringVar(&f.image, "router-image", image, "router image for podman and docker (env SKUPPER_ROUTER_IMAGE)")
 	cmd.Flags().StringVar(&f.pull, "pull", "missing", "when to pull the router image: missing, always or never")
-	cmd.Flags().StringVar(&f.endpoint, "container-endpoint", os.Getenv("CONTAINER_ENDPOINT"), "engine socket, unix://… (env CONTAINER_ENDPOINT)")
+	cmd.Flags().StringVar(&f.endpoint, "container-endpoint", "", "engine socket, unix:///path (default: env CONTAINER_ENDPOINT, then CONTAINER_HOST for Podman or DOCKER_HOST for Docker, then the usual sockets)")
 	cmd.Flags().StringVar(&f.scope, "systemd-scope", string(systemd.DefaultScope()), "systemd manager for the linux platform: system or user")
 	cmd.Flags().StringVar(&f.binary, "router-binary", "", "skrouterd for the linux platform (default: skrouterd on PATH, or /usr/sbin/skrouterd)")
 }
@@ -47,22 +48,51 @@ func (f *runtimeFlags) build(ctx context.Context, platform string, log *slog.Log
 	if f.binary != "" && binary == "" {
 		return nil, "", fmt.Errorf("--router-binary %s: not found or not executable", f.binary)
 	}
-	podmanEP, dockerEP := "", docker.DefaultEndpoint
+	// each engine's own variable names its endpoint; the flag and
+	// CONTAINER_ENDPOINT name the chosen platform's
+	own := map[string]string{}
+	for engine, name := range map[string]string{"podman": runtime.EnvContainerHost, "docker": runtime.EnvDockerHost} {
+		if v := os.Getenv(name); v != "" {
+			ep, err := runtime.ParseEndpoint(name, v)
+			if err != nil {
+				return nil, "", err
+			}
+			own[engine] = ep
+		}
+	}
+	endpoints := map[string]string{"podman": own["podman"], "docker": cmp.Or(own["docker"], docker.DefaultEndpoint)}
 	switch platform {
-	case "podman":
-		podmanEP = f.endpoint
-	case "docker":
-		if f.endpoint != "" {
-			dockerEP = f.endpoint
+	case "podman", "docker":
+		generic := runtime.Candidates{Flag: f.endpoint, Getenv: func(name string) string {
+			if name == runtime.EnvContainerEndpoint {
+				return os.Getenv(name)
+			}
+			return ""
+		}}
+		named, ok, err := generic.NamedEndpoint()
+		switch {
+		case err != nil:
+			return nil, "", err
+		case ok:
+			endpoints[platform] = named.Endpoint
+			log.Info("platform "+platform, "endpoint", named.Endpoint, "reason", "named by "+named.Source)
+		case own[platform] != "":
+			log.Info("platform "+platform, "endpoint", own[platform], "reason", "named by "+map[string]string{"podman": runtime.EnvContainerHost, "docker": runtime.EnvDockerHost}[platform])
 		}
 	case "linux", "none":
 	case "auto":
-		d := runtime.Detect(ctx, runtime.Candidates{
-			ContainerEndpoint: f.endpoint,
-			RootlessPodman:    rootlessOnly(podman.RootlessSocket()),
-			RootPodman:        podman.RootSocket,
-			Docker:            docker.DefaultEndpoint,
-			RouterBinary:      binary,
+		rootlessPodman, rootlessDocker := podman.RootlessSocket(), docker.RootlessSocket()
+		if os.Getuid() == 0 { // root's engines are the root ones
+			rootlessPodman, rootlessDocker = "", ""
+		}
+		d, err := runtime.Detect(ctx, runtime.Candidates{
+			Flag:           f.endpoint,
+			Getenv:         os.Getenv,
+			RootlessPodman: rootlessPodman,
+			RootlessDocker: rootlessDocker,
+			RootPodman:     podman.RootSocket,
+			RootDocker:     docker.DefaultEndpoint,
+			RouterBinary:   binary,
 			Systemd: func(ctx context.Context) bool {
 				var c *sdbus.Conn
 				var err error
@@ -78,13 +108,13 @@ func (f *runtimeFlags) build(ctx context.Context, platform string, log *slog.Log
 				return true
 			},
 		})
-		log.Info("platform auto: "+d.Platform, "reason", d.Reason)
+		if err != nil {
+			return nil, "", fmt.Errorf("--platform auto: %w", err)
+		}
+		log.Info("platform auto: "+d.Platform, "endpoint", d.Endpoint, "reason", d.Reason)
 		platform = d.Platform
-		switch d.Platform {
-		case "podman":
-			podmanEP = d.Endpoint
-		case "docker":
-			dockerEP = d.Endpoint
+		if d.Endpoint != "" {
+			endpoints[d.Platform] = d.Endpoint
 		}
 	default:
 		return nil, "", fmt.Errorf("--platform must be auto, podman, docker, linux or none, got %q", platform)
@@ -92,22 +122,13 @@ func (f *runtimeFlags) build(ctx context.Context, platform string, log *slog.Log
 	if platform == "none" {
 		log.Info("platform none: rendering configuration and status only; no router is started for namespaces without internal/platform.yaml")
 	}
-	dk, err := docker.New(docker.Options{Endpoint: dockerEP, Image: f.image, Pull: pull})
+	dk, err := docker.New(docker.Options{Endpoint: endpoints["docker"], Image: f.image, Pull: pull})
 	if err != nil {
 		return nil, "", err
 	}
 	return map[string]runtime.Runtime{
-		"podman": podman.New(podman.Options{Endpoint: podmanEP, Image: f.image, Pull: pull}),
+		"podman": podman.New(podman.Options{Endpoint: endpoints["podman"], Image: f.image, Pull: pull}),
 		"docker": dk,
 		"linux":  systemd.New(systemd.Options{Scope: scope, Binary: binary}),
 	}, platform, nil
-}
-
-// rootlessOnly returns the rootless socket for a non-root user, "" for
-// root (whose podman is the root one).
-func rootlessOnly(ep string) string {
-	if os.Getuid() == 0 {
-		return ""
-	}
-	return ep
 }

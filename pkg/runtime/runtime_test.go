@@ -90,6 +90,11 @@ func engineStub(t *testing.T, podman bool) string {
 	return "unix://" + path
 }
 
+// TestDetect: --platform auto takes the flag, then CONTAINER_ENDPOINT,
+// CONTAINER_HOST, DOCKER_HOST, then the usual sockets in order (rootless
+// Podman, rootless Docker, root Podman, root Docker); an endpoint named
+// by the flag or a variable must answer (an error naming it, never a fall
+// through), and must be a unix socket; the reason names what was chosen.
 func TestDetect(t *testing.T) {
 	ctx := context.Background()
 	missing := "unix://" + filepath.Join(t.TempDir(), "none.sock")
@@ -97,18 +102,95 @@ func TestDetect(t *testing.T) {
 	yes := func(context.Context) bool { return true }
 	for _, tc := range []struct {
 		name string
+		flag string
+		env  map[string]string
 		c    Candidates
-		want string
+		want string // platform, or the error's text when wantErr
+		// in the reason (or the error)
+		because string
+		wantErr bool
 	}{
-		{"rootless podman first", Candidates{RootlessPodman: podman, RootPodman: docker, Docker: docker}, "podman"},
-		{"docker when podman is absent", Candidates{RootlessPodman: missing, RootPodman: missing, Docker: docker}, "docker"},
-		{"engine told by its answer", Candidates{Docker: podman}, "podman"},
-		{"CONTAINER_ENDPOINT alone", Candidates{ContainerEndpoint: docker, RootlessPodman: podman}, "docker"},
-		{"linux", Candidates{Docker: missing, RouterBinary: "/usr/sbin/skrouterd", Systemd: yes}, "linux"},
-		{"none", Candidates{Docker: missing}, "none"},
+		{name: "the flag first", flag: docker, env: map[string]string{"CONTAINER_ENDPOINT": podman, "CONTAINER_HOST": podman},
+			want: "docker", because: "named by --container-endpoint"},
+		{name: "CONTAINER_ENDPOINT before CONTAINER_HOST", env: map[string]string{"CONTAINER_ENDPOINT": docker, "CONTAINER_HOST": podman, "DOCKER_HOST": podman},
+			want: "docker", because: "named by CONTAINER_ENDPOINT (--container-endpoint not set)"},
+		{name: "CONTAINER_HOST before DOCKER_HOST", env: map[string]string{"CONTAINER_HOST": podman, "DOCKER_HOST": docker}, c: Candidates{RootlessPodman: docker},
+			want: "podman", because: "named by CONTAINER_HOST (--container-endpoint, CONTAINER_ENDPOINT not set)"},
+		{name: "CONTAINER_HOST as Podman reads unix://path", env: map[string]string{"CONTAINER_HOST": "unix://" + strings.TrimPrefix(podman, "unix:///")},
+			want: "podman", because: "answers at " + podman + ", named by CONTAINER_HOST"},
+		{name: "DOCKER_HOST before the usual sockets", env: map[string]string{"DOCKER_HOST": docker}, c: Candidates{RootlessPodman: podman, RootPodman: podman},
+			want: "docker", because: "named by DOCKER_HOST (--container-endpoint, CONTAINER_ENDPOINT, CONTAINER_HOST not set)"},
+		{name: "the engine is told by its answer", env: map[string]string{"DOCKER_HOST": podman}, want: "podman", because: "podman answers at " + podman},
+		{name: "an empty variable is not set", env: map[string]string{"CONTAINER_HOST": "", "DOCKER_HOST": ""}, c: Candidates{RootDocker: docker},
+			want: "docker", because: "the root Docker socket"},
+
+		{name: "a flag that does not answer", flag: missing, c: Candidates{RootlessPodman: podman},
+			wantErr: true, because: "--container-endpoint names " + missing + ", which does not answer"},
+		{name: "CONTAINER_ENDPOINT that does not answer", env: map[string]string{"CONTAINER_ENDPOINT": missing, "DOCKER_HOST": docker},
+			wantErr: true, because: "CONTAINER_ENDPOINT names " + missing + ", which does not answer"},
+		{name: "CONTAINER_HOST that does not answer: no fall through", env: map[string]string{"CONTAINER_HOST": missing}, c: Candidates{RootlessPodman: podman},
+			wantErr: true, because: "unset CONTAINER_HOST to detect one"},
+		{name: "DOCKER_HOST that does not answer", env: map[string]string{"DOCKER_HOST": missing}, c: Candidates{RootDocker: docker},
+			wantErr: true, because: "DOCKER_HOST names " + missing},
+		{name: "DOCKER_HOST over tcp", env: map[string]string{"DOCKER_HOST": "tcp://127.0.0.1:2375"}, c: Candidates{RootDocker: docker},
+			wantErr: true, because: `DOCKER_HOST="tcp://127.0.0.1:2375": tcp:// endpoints are not supported: use a unix socket`},
+		{name: "CONTAINER_HOST over ssh", env: map[string]string{"CONTAINER_HOST": "ssh://core@192.0.2.1:22/run/podman/podman.sock"},
+			wantErr: true, because: "CONTAINER_HOST=\"ssh://core@192.0.2.1:22/run/podman/podman.sock\": ssh:// endpoints are not supported: use a unix socket"},
+		{name: "a flag over tcp", flag: "tcp://127.0.0.1:2375", wantErr: true, because: "--container-endpoint=\"tcp://127.0.0.1:2375\": tcp:// endpoints are not supported"},
+
+		{name: "rootless Podman first", c: Candidates{RootlessPodman: podman, RootlessDocker: docker, RootPodman: docker, RootDocker: docker},
+			want: "podman", because: "the rootless Podman socket"},
+		{name: "rootless Docker before root Podman", c: Candidates{RootlessPodman: missing, RootlessDocker: docker, RootPodman: podman, RootDocker: podman},
+			want: "docker", because: "the rootless Docker socket; none of --container-endpoint, CONTAINER_ENDPOINT, CONTAINER_HOST, DOCKER_HOST is set; nothing answers at " + missing},
+		{name: "root Podman before root Docker", c: Candidates{RootlessPodman: missing, RootlessDocker: missing, RootPodman: podman, RootDocker: docker},
+			want: "podman", because: "the root Podman socket"},
+		{name: "root Docker last", c: Candidates{RootlessPodman: missing, RootlessDocker: missing, RootPodman: missing, RootDocker: docker},
+			want: "docker", because: "the root Docker socket"},
+		{name: "linux", c: Candidates{RootDocker: missing, RouterBinary: "/usr/sbin/skrouterd", Systemd: yes}, want: "linux", because: "systemd answers"},
+		{name: "none", c: Candidates{RootDocker: missing}, want: "none", because: "rendering configuration and status only"},
 	} {
-		if got := Detect(ctx, tc.c); got.Platform != tc.want || got.Reason == "" {
-			t.Errorf("%s: %+v, want %s", tc.name, got, tc.want)
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.c
+			c.Flag = tc.flag
+			c.Getenv = func(name string) string { return tc.env[name] }
+			got, err := Detect(ctx, c)
+			switch {
+			case tc.wantErr && (err == nil || !strings.Contains(err.Error(), tc.because)):
+				t.Errorf("%+v %v, want an error saying %s", got, err, tc.because)
+			case !tc.wantErr && (err != nil || got.Platform != tc.want || !strings.Contains(got.Reason, tc.because)):
+				t.Errorf("%+v %v, want %s because %s", got, err, tc.want, tc.because)
+			}
+		})
+	}
+}
+
+// TestParseEndpoint: the forms of DOCKER_HOST and CONTAINER_HOST that
+// name a local socket, and the rest refused with why.
+func TestParseEndpoint(t *testing.T) {
+	for _, tc := range []struct{ source, value, want, err string }{
+		{"DOCKER_HOST", "unix:///var/run/docker.sock", "unix:///var/run/docker.sock", ""},
+		{"DOCKER_HOST", "unix://", "unix:///var/run/docker.sock", ""}, // Docker's default socket
+		{"DOCKER_HOST", "unix:///run//docker.sock", "unix:///run/docker.sock", ""},
+		{"DOCKER_HOST", "unix://docker.sock", "", `the socket path "docker.sock" is not absolute`},
+		{"DOCKER_HOST", "/var/run/docker.sock", "", "not an endpoint: use a unix socket"},
+		{"DOCKER_HOST", "tcp://192.0.2.1:2376", "", "tcp:// endpoints are not supported: use a unix socket"},
+		{"DOCKER_HOST", "ssh://me@host", "", "ssh:// endpoints are not supported: use a unix socket"},
+		{"DOCKER_HOST", "npipe:////./pipe/docker_engine", "", "npipe:// endpoints are not supported"},
+		{"CONTAINER_HOST", "unix:///run/podman/podman.sock", "unix:///run/podman/podman.sock", ""},
+		{"CONTAINER_HOST", "unix://run/podman/podman.sock", "unix:///run/podman/podman.sock", ""}, // Podman's reading
+		{"CONTAINER_HOST", "unix://", "", "names no socket"},
+		{"CONTAINER_HOST", "ssh://core@localhost:2222/run/user/1000/podman/podman.sock", "", "ssh:// endpoints are not supported"},
+		{"CONTAINER_ENDPOINT", "unix:///tmp/e.sock", "unix:///tmp/e.sock", ""},
+		{"CONTAINER_ENDPOINT", "unix://tmp/e.sock", "", "is not absolute"},
+		{"CONTAINER_ENDPOINT", "http://localhost:8080", "", "http:// endpoints are not supported"},
+		{"CONTAINER_ENDPOINT", "vsock://3:1024", "", "unknown scheme vsock://"},
+	} {
+		got, err := ParseEndpoint(tc.source, tc.value)
+		switch {
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("%s=%q: %q %v, want %q", tc.source, tc.value, got, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), tc.source)):
+			t.Errorf("%s=%q: %q %v, want an error naming %s and saying %s", tc.source, tc.value, got, err, tc.source, tc.err)
 		}
 	}
 }

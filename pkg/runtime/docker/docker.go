@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,16 @@ func (r *Runtime) negotiate(ctx context.Context) error {
 
 // DefaultEndpoint is the Docker socket.
 const DefaultEndpoint = "unix:///run/docker.sock"
+
+// RootlessSocket is the socket of the current user's rootless Docker
+// (dockerd-rootless.sh): $XDG_RUNTIME_DIR/docker.sock.
+func RootlessSocket() string {
+	dir := os.Getenv("XDG_RUNTIME_DIR")
+	if dir == "" {
+		dir = fmt.Sprintf("/run/user/%d", os.Getuid())
+	}
+	return "unix://" + filepath.Join(dir, "docker.sock")
+}
 
 // New returns a runtime for the engine at opts.Endpoint. It does not
 // connect yet: an engine that is down is reported by each call.
