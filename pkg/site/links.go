@@ -14,6 +14,7 @@ import (
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
+	"github.com/site-controller/site-controller/pkg/yamlstr"
 )
 
 // SiteCA is the CA that issues the certificates of links: the server
@@ -316,36 +317,31 @@ func LinkFile(a *Access, host string, cred certs.Files) []byte {
 }
 
 // LinkYAML is a Secret named name holding cred and a Link of that name to
-// the roles' endpoints at host, in the shape Skupper writes them.
+// the roles' endpoints at host, in the shape Skupper writes them. Every
+// string is written so that a YAML 1.1 reader (Skupper's, through
+// sigs.k8s.io/yaml) and a YAML 1.2 one read back exactly it: a host named
+// yes, on or null stays that host (see package yamlstr).
 func LinkYAML(name, host string, roles []AccessRole, cred certs.Files) []byte {
 	var b bytes.Buffer
+	q := yamlstr.Scalar
 	b.WriteString("---\napiVersion: v1\ndata:\n")
 	for _, kv := range []struct {
 		k string
 		v []byte
 	}{{certs.CAFile, cred.CA}, {certs.CertFile, cred.Cert}, {certs.KeyFile, cred.Key}} {
-		fmt.Fprintf(&b, "  %s: %s\n", kv.k, base64.StdEncoding.EncodeToString(kv.v))
+		fmt.Fprintf(&b, "  %s: %s\n", kv.k, q(base64.StdEncoding.EncodeToString(kv.v)))
 	}
-	fmt.Fprintf(&b, "kind: Secret\nmetadata:\n  creationTimestamp: null\n  name: %s\ntype: kubernetes.io/tls\n", name)
-	fmt.Fprintf(&b, "---\napiVersion: %s\nkind: Link\nmetadata:\n  creationTimestamp: null\n  name: %s\nspec:\n  cost: 1\n  endpoints:\n", resources.APIVersion, name)
+	fmt.Fprintf(&b, "kind: Secret\nmetadata:\n  creationTimestamp: null\n  name: %s\ntype: kubernetes.io/tls\n", q(name))
+	fmt.Fprintf(&b, "---\napiVersion: %s\nkind: Link\nmetadata:\n  creationTimestamp: null\n  name: %s\nspec:\n  cost: 1\n  endpoints:\n", resources.APIVersion, q(name))
 	for _, role := range []string{"inter-router", "edge"} {
 		for _, r := range roles {
 			if r.Role == role {
-				fmt.Fprintf(&b, "  - host: %s\n    name: %s\n    port: %q\n", yamlScalar(host), role, strconv.Itoa(r.Port))
+				fmt.Fprintf(&b, "  - host: %s\n    name: %s\n    port: %s\n", q(host), role, yamlstr.Quote(strconv.Itoa(r.Port)))
 			}
 		}
 	}
-	fmt.Fprintf(&b, "  tlsCredentials: %s\nstatus: {}\n", name)
+	fmt.Fprintf(&b, "  tlsCredentials: %s\nstatus: {}\n", q(name))
 	return b.Bytes()
-}
-
-// yamlScalar quotes a host that YAML would read as something else (an
-// IPv6 address with colons, say).
-func yamlScalar(s string) string {
-	if strings.ContainsAny(s, ":#{}[],&*!|>'\"%@`") {
-		return strconv.Quote(s)
-	}
-	return s
 }
 
 // ServerCA is the CA a peer verifies the RouterAccess's server

@@ -11,7 +11,6 @@ package status
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/yamlstr"
 )
 
 // Values of Status.Status.
@@ -517,11 +517,11 @@ func unquote(s string) string {
 	return s
 }
 
-// quote writes s as a YAML double-quoted scalar: JSON's string escapes
-// are valid YAML.
+// quote writes s as a YAML double-quoted scalar that YAML 1.1 readers
+// (Skupper's CLI, through sigs.k8s.io/yaml) and YAML 1.2 ones read back as
+// s (see package yamlstr).
 func quote(b *bytes.Buffer, s string) {
-	q, _ := json.Marshal(s) // a string always marshals
-	b.Write(q)
+	b.Write(yamlstr.AppendQuoted(b.AvailableBuffer(), s))
 }
 
 // appendStatus writes the status block in a fixed shape, without the
@@ -664,10 +664,15 @@ func marshal(b *bytes.Buffer, e Entry) error {
 
 // blockStyle copies a node tree in plain block style, so that a resource
 // read from JSON or flow YAML is written back as ordinary YAML. Literal and
-// folded strings keep their style; the encoder quotes what needs quoting.
+// folded strings keep their style; a string that is not plainly a string
+// to every YAML reader is double-quoted (the encoder quotes only what YAML
+// 1.2 would read otherwise, not the yes, on or 012 of YAML 1.1).
 func blockStyle(n *yaml.Node) *yaml.Node {
 	c := *n
 	c.Style &= yaml.LiteralStyle | yaml.FoldedStyle
+	if c.Kind == yaml.ScalarNode && c.Style == 0 && c.ShortTag() == "!!str" && !strings.Contains(c.Value, "\n") && !yamlstr.Plain(c.Value) {
+		c.Style = yaml.DoubleQuotedStyle
+	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		c = *blockStyle(n.Alias)
 	}
