@@ -44,11 +44,26 @@ const (
 	leafValidity = 2 * 365 * 24 * time.Hour
 )
 
-// CA is a certificate authority able to sign leaves.
+// CA is a certificate authority able to sign leaves: a root (self-signed)
+// or an intermediate, signed by another CA.
+//
+// What it issues carries the chain up to the root, and names the root as
+// what to trust: a leaf's tls.crt is the leaf, then Chain; its ca.crt is
+// Root. A peer that trusts only the root verifies it. An intermediate's own
+// files are the same: tls.crt its certificate and the chain above it,
+// ca.crt the root.
 type CA struct {
-	Cert    *x509.Certificate
+	Cert *x509.Certificate
+	// CertPEM is this CA's certificate (PEM).
 	CertPEM []byte
 	Key     crypto.Signer
+	// Chain is the certificates from this CA up to the root, the root
+	// left out, this CA's first (PEM): what a leaf it issues presents
+	// after its own certificate. Nil for a root.
+	Chain []byte
+	// Root is the root's certificate (PEM): what a peer of its leaves
+	// trusts, their ca.crt. CertPEM for a root.
+	Root []byte
 }
 
 // Leaf describes a credential to issue.
@@ -98,12 +113,58 @@ func NewCA(cn string, now time.Time) (*CA, Files, error) {
 	return ca, f, err
 }
 
-// ParseCA reads a CA from its files (tls.crt and tls.key).
+// NewIntermediate creates a CA named cn signed by ca, returning it and its
+// files: tls.crt its certificate followed by ca's chain, ca.crt the root,
+// tls.key its key. It expires no later than ca.
+func (ca *CA) NewIntermediate(cn string, now time.Time) (*CA, Files, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, Files{}, fmt.Errorf("generating key for %s: %w", cn, err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              earliest(now.Add(caValidity), ca.Cert.NotAfter),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	if err != nil {
+		return nil, Files{}, fmt.Errorf("creating CA %s signed by %s: %w", cn, ca.Cert.Subject.CommonName, err)
+	}
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return nil, Files{}, fmt.Errorf("creating CA %s: %w", cn, err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	f := Files{CA: ca.Root, Cert: append(certPEM, ca.Chain...), Key: keyPEM}
+	out, err := ParseCA(f)
+	return out, f, err
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// ParseCA reads a CA from its files: tls.crt (its certificate, then for an
+// intermediate the chain above it) and tls.key, and for an intermediate
+// ca.crt, the root. An intermediate without a ca.crt of its own (ca.crt
+// missing, or the same as tls.crt) is taken as the root of what it issues,
+// as it was before intermediates were told apart.
 func ParseCA(f Files) (*CA, error) {
 	if f.Cert == nil || f.Key == nil {
 		return nil, fmt.Errorf("%s and %s: %w", CertFile, KeyFile, fs.ErrNotExist)
 	}
-	cert, err := parseCert(f.Cert)
+	block, _ := pem.Decode(f.Cert)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s: no PEM certificate found", CertFile)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", CertFile, err)
 	}
@@ -114,10 +175,58 @@ func ParseCA(f Files) (*CA, error) {
 	if !cert.IsCA {
 		return nil, fmt.Errorf("%s is not a CA certificate", CertFile)
 	}
-	return &CA{Cert: cert, CertPEM: f.Cert, Key: key}, nil
+	if !keyMatches(key, cert) {
+		return nil, fmt.Errorf("%s does not match the key in %s", KeyFile, CertFile)
+	}
+	if SelfSigned(cert) || f.CA == nil || bytes.Equal(f.CA, f.Cert) {
+		return &CA{Cert: cert, CertPEM: f.Cert, Key: key, Root: f.Cert}, nil
+	}
+	root, err := parseCert(f.CA)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", CAFile, err)
+	}
+	// each certificate of the chain is signed by the next, the last by
+	// the root
+	chain := append(parseCerts(f.Cert), root)
+	for i := 0; i+1 < len(chain); i++ {
+		if err := chain[i].CheckSignatureFrom(chain[i+1]); err != nil {
+			return nil, fmt.Errorf("%s does not lead to the root in %s: %q is not signed by %q: %w", CertFile, CAFile,
+				chain[i].Subject.CommonName, chain[i+1].Subject.CommonName, err)
+		}
+	}
+	return &CA{Cert: cert, CertPEM: pem.EncodeToMemory(block), Key: key, Chain: f.Cert, Root: f.CA}, nil
 }
 
-// Issue issues a credential for l signed by ca, with ca.crt set to the CA.
+// SelfSigned tells whether cert is a root: issued by itself, and signed
+// with its own key.
+func SelfSigned(cert *x509.Certificate) bool {
+	return bytes.Equal(cert.RawIssuer, cert.RawSubject) && cert.CheckSignatureFrom(cert) == nil
+}
+
+// SignedBy tells whether ca was issued by parent: signed with its key, and
+// leading to the same root.
+func (ca *CA) SignedBy(parent *CA) bool {
+	return !SelfSigned(ca.Cert) && ca.Cert.CheckSignatureFrom(parent.Cert) == nil && bytes.Equal(ca.Root, parent.Root)
+}
+
+// parseCerts returns the certificates in data that parse.
+func parseCerts(data []byte) []*x509.Certificate {
+	var out []*x509.Certificate
+	for rest := data; len(rest) > 0; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if c, err := x509.ParseCertificate(block.Bytes); err == nil && block.Type == "CERTIFICATE" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Issue issues a credential for l signed by ca: tls.crt the leaf followed
+// by ca's chain (nothing more when ca is a root), ca.crt the root. It
+// expires no later than ca.
 func (ca *CA) Issue(l Leaf, now time.Time) (Files, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -127,7 +236,7 @@ func (ca *CA) Issue(l Leaf, now time.Time) (Files, error) {
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: l.CommonName},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(leafValidity),
+		NotAfter:     earliest(now.Add(leafValidity), ca.Cert.NotAfter),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 	}
 	if l.Server {
@@ -152,14 +261,18 @@ func (ca *CA) Issue(l Leaf, now time.Time) (Files, error) {
 	if err != nil {
 		return Files{}, fmt.Errorf("signing %s: %w", l.CommonName, err)
 	}
-	return Files{CA: ca.CertPEM, Cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), Key: keyPEM}, nil
+	return Files{CA: ca.Root, Cert: append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), ca.Chain...), Key: keyPEM}, nil
 }
 
 // Current tells whether f is a credential for l that can be kept: signed
-// by ca (and carrying it as ca.crt), naming the same hosts and common
-// name, matching its key, and not near expiry.
+// by ca (carrying its chain, and its root as ca.crt), naming the same
+// hosts and common name, matching its key, and not near expiry.
 func Current(f Files, ca *CA, l Leaf, now time.Time) bool {
-	if f.CA == nil || f.Cert == nil || f.Key == nil || !bytes.Equal(f.CA, ca.CertPEM) {
+	if f.CA == nil || f.Cert == nil || f.Key == nil || !bytes.Equal(f.CA, ca.Root) {
+		return false
+	}
+	block, chain := pem.Decode(f.Cert)
+	if block == nil || !bytes.Equal(chain, ca.Chain) {
 		return false
 	}
 	cert, err := parseCert(f.Cert)

@@ -27,9 +27,13 @@ import (
 var badCases = map[string][]string{
 	"certificate.bad.yaml": {
 		"input/resources/certificate.bad.yaml:19: Certificate/no-ca: spec.ca: required: the CA that issues it (a signing Certificate, input/issuers/<name>, or skupper-site-ca)",
-		"input/resources/certificate.bad.yaml:28: Certificate/intermediate: spec.ca: a signing Certificate is a self-signed CA here: leave spec.ca out (intermediate CAs are not supported)",
+		`input/resources/certificate.bad.yaml:28: Certificate/intermediate: spec.ca: no CA "no-ca": name a signing Certificate, a CA in input/issuers/no-ca, or skupper-site-ca`,
 		`input/resources/certificate.bad.yaml:37: Certificate/unknown-ca: spec.ca: no CA "nosuch": name a signing Certificate, a CA in input/issuers/nosuch, or skupper-site-ca`,
 		`input/resources/certificate.bad.yaml:44: Certificate/skupper-site-ca: metadata.name: "skupper-site-ca" is reserved: it is the site CA that issues link credentials, which the site generates for itself; choose another name`,
+		"input/resources/certificate.bad.yaml:64: Certificate/loop-a: spec.ca: the signing Certificates loop-a → loop-b → loop-a sign each other: one of them must be a root (leave its spec.ca out)",
+		"input/resources/certificate.bad.yaml:73: Certificate/loop-b: spec.ca: the signing Certificates loop-b → loop-a → loop-b sign each other: one of them must be a root (leave its spec.ca out)",
+		"input/resources/certificate.bad.yaml:82: Certificate/under-loop: spec.ca: the signing Certificates loop-a → loop-b → loop-a sign each other: one of them must be a root (leave its spec.ca out)",
+		"input/resources/certificate.bad.yaml:91: Certificate/management-intermediate: spec.ca: skupper-local-ca is the CA of the router's local management listener; it cannot sign credentials that leave the site",
 	},
 	"site-default-issuer.bad.yaml": {
 		"input/resources/site-default-issuer.bad.yaml:11: Site/s: spec.defaultIssuer: skupper-local-ca is the CA of the router's local management listener; it cannot sign credentials that leave the site",

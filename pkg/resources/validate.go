@@ -738,10 +738,12 @@ func (v *validator) check() {
 		}
 		v.required("spec.subject", s.Subject)
 		switch {
-		case s.Signing && s.CA != "":
-			v.fail("spec.ca", "a signing Certificate is a self-signed CA here: leave spec.ca out (intermediate CAs are not supported)")
 		case s.Signing && (s.Client || s.Server):
 			v.fail("spec.signing", "a CA is not also a client or server certificate: set signing, or client/server")
+		case s.Signing && s.CA != "" && s.CA != h.Metadata.Name:
+			// an intermediate CA, signed by the CA spec.ca names (its own
+			// name, or none: a root)
+			v.issuer("spec.ca", s.CA)
 		case !s.Signing && s.CA == "":
 			v.fail("spec.ca", "required: the CA that issues it (a signing Certificate, input/issuers/<name>, or skupper-site-ca)")
 		case !s.Signing:

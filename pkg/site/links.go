@@ -230,8 +230,8 @@ func (b *builder) routerAccesses() error {
 				failAt("spec.issuer", err.Error())
 				continue
 			}
-			if !bytes.Contains(f.CA, ca.CertPEM) {
-				f.CA = append(append(slices.Clip(f.CA), '\n'), ca.CertPEM...)
+			if !bytes.Contains(f.CA, ca.Root) {
+				f.CA = append(append(slices.Clip(f.CA), '\n'), ca.Root...)
 				b.out.Credentials[a.TLS] = f
 			}
 		} else {

@@ -122,8 +122,12 @@ type builder struct {
 	out *Desired
 	// creds says what each prepared credential holds, for Render.
 	creds map[string]routerconfig.Credential
-	// generated are the CAs this Build created (Input is not changed).
+	// generated are the CAs this Build created (Input is not changed);
+	// cas every CA it resolved, by name; resolving the signing
+	// Certificates whose CAs are being resolved, outermost first.
 	generated map[string]*certs.CA
+	cas       map[string]*certs.CA
+	resolving []string
 	// claimed says where each router credential comes from.
 	claimed map[string]source
 	// certificates are the Certificate resources by name, and the
@@ -184,7 +188,7 @@ func Build(in Input) (*Desired, error) {
 	if in.Namespace == nil || in.Namespace.Site == nil {
 		return nil, errors.New("no Site to build")
 	}
-	b := &builder{in: in, creds: map[string]routerconfig.Credential{}, generated: map[string]*certs.CA{}, claimed: map[string]source{}, out: &Desired{
+	b := &builder{in: in, creds: map[string]routerconfig.Credential{}, generated: map[string]*certs.CA{}, cas: map[string]*certs.CA{}, claimed: map[string]source{}, out: &Desired{
 		SiteID:      in.SiteID,
 		Credentials: map[string]certs.Files{},
 		NewIssuers:  map[string]certs.Files{},
@@ -327,10 +331,11 @@ func (b *builder) checkUserCertExpiry() {
 }
 
 // certificateResources issues what the Certificate resources ask for: a
-// CA kept in runtime/issuers (signing), or a leaf in runtime/certs issued
-// by its ca, each kept while its spec and CA stay and it is not due for
-// renewal. A Certificate whose name has files in input/certs gives way to
-// them, as Skupper's sites do.
+// CA kept in runtime/issuers (signing: a root, or with spec.ca naming
+// another CA an intermediate that CA signs), or a leaf in runtime/certs
+// issued by its ca, each kept while its spec and CA stay and it is not due
+// for renewal. A Certificate whose name has files in input/certs gives way
+// to them, as Skupper's sites do.
 func (b *builder) certificateResources() {
 	b.certificates = map[string]*resources.Certificate{}
 	for _, c := range b.in.Namespace.Certificates {
@@ -339,8 +344,12 @@ func (b *builder) certificateResources() {
 	for _, c := range b.in.Namespace.Certificates {
 		name := c.Metadata.Name
 		if c.Spec.Signing {
+			field := "metadata.name"
+			if c.Spec.CA != "" && c.Spec.CA != name {
+				field = "spec.ca" // an intermediate: what is wrong is most likely its CA
+			}
 			if _, err := b.issuer(name); err != nil {
-				b.fail(c, "metadata.name", err.Error())
+				b.fail(c, field, err.Error())
 			}
 			continue
 		}
@@ -400,31 +409,100 @@ func (b *builder) checkHeldPorts() {
 	}
 }
 
-// issuer returns the CA named name: the user's, the one the site has, or
-// a new one.
+// issuer returns the CA named name: the user's (input/issuers), the one
+// the site keeps (runtime/issuers), or a new one. The CA of a signing
+// Certificate is a root when its spec.ca is empty or its own name, and
+// otherwise an intermediate CA signed by the CA spec.ca names (any of
+// these, the site CA included, but never an internal CA); one kept that is
+// not what its spec asks for (a root where an intermediate is asked for,
+// an intermediate of another CA) is made anew.
 func (b *builder) issuer(name string) (*certs.CA, error) {
-	if is, ok := b.in.Issuers[name]; ok {
-		if is.Err != nil && !errors.Is(is.Err, fs.ErrNotExist) {
-			return nil, is.Err
-		}
-		if is.Err == nil {
-			return is.CA, nil
-		}
-	}
-	if ca, ok := b.generated[name]; ok {
+	if ca, ok := b.cas[name]; ok {
 		return ca, nil
 	}
-	cn := name
-	if c := b.certificates[name]; c != nil && c.Spec.Signing {
-		cn = c.Spec.Subject
+	is, have := b.in.Issuers[name]
+	if have && is.Err != nil && !errors.Is(is.Err, fs.ErrNotExist) {
+		return nil, is.Err
 	}
-	ca, files, err := certs.NewCA(cn, b.in.Now)
-	if err != nil {
+	have = have && is.Err == nil
+	c := b.certificates[name]
+	if c != nil && !c.Spec.Signing {
+		c = nil
+	}
+	var parent *certs.CA
+	if c != nil && c.Spec.CA != "" && c.Spec.CA != name && !(have && is.User) {
+		var err error
+		if parent, err = b.parentCA(name, c.Spec.CA); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case have && is.User:
+		// the user's, as it is
+	case have && parent != nil && is.CA.SignedBy(parent):
+	case have && parent == nil && (c == nil || certs.SelfSigned(is.CA.Cert)):
+	default:
+		cn := name
+		if c != nil {
+			cn = c.Spec.Subject
+		}
+		var ca *certs.CA
+		var files certs.Files
+		var err error
+		if parent != nil {
+			ca, files, err = parent.NewIntermediate(cn, b.in.Now)
+		} else {
+			ca, files, err = certs.NewCA(cn, b.in.Now)
+		}
+		if err != nil {
+			return nil, err
+		}
+		b.generated[name] = ca
+		b.out.NewIssuers[name] = files
+		b.cas[name] = ca
+		return ca, nil
+	}
+	b.cas[name] = is.CA
+	return is.CA, nil
+}
+
+// parentCA returns the CA that signs the intermediate CA of signing
+// Certificate name: the CA named caName, which must exist (a signing
+// Certificate, input/issuers/<caName>, or the site CA), must not be one
+// of the site's internal CAs, and must not lead back to name.
+func (b *builder) parentCA(name, caName string) (*certs.CA, error) {
+	if msg := resources.IssuerProblem(caName); msg != "" {
+		return nil, errors.New(msg) // before b.issuer would make a CA of that name
+	}
+	if i := slices.Index(b.resolving, caName); i >= 0 {
+		return nil, caCycle(append(slices.Clone(b.resolving[i:]), name, caName))
+	}
+	if sc := b.certificates[caName]; sc == nil || !sc.Spec.Signing {
+		if _, known := b.in.Issuers[caName]; !known && caName != SiteCA {
+			return nil, fmt.Errorf("no CA %q: name a signing Certificate, a CA in input/issuers/%s, or skupper-site-ca", caName, caName)
+		}
+	}
+	b.resolving = append(b.resolving, name)
+	parent, err := b.issuer(caName)
+	b.resolving = b.resolving[:len(b.resolving)-1]
+	var cycle caCycle
+	if errors.As(err, &cycle) {
+		return nil, err
+	} else if err != nil {
+		return nil, fmt.Errorf("its CA %s: %w", caName, err)
+	}
+	if err := b.internal().RefuseIssuer(caName, parent.Cert); err != nil {
 		return nil, err
 	}
-	b.generated[name] = ca
-	b.out.NewIssuers[name] = files
-	return ca, nil
+	return parent, nil
+}
+
+// caCycle is signing Certificates that sign each other, as found: the
+// first and the last are the same.
+type caCycle []string
+
+func (c caCycle) Error() string {
+	return fmt.Sprintf("the signing Certificates %s sign each other: one of them must be a root (leave its spec.ca out)", strings.Join(c, " → "))
 }
 
 // leaf makes credential name one issued by CA caName for l, keeping the
