@@ -57,22 +57,16 @@ type ensured struct {
 
 // ensure is rt.Ensure, skipped while the router last ensured with the same
 // input runs and its live session is up, for at most ensureAfter.
-func (r *Reconciler) ensure(ctx context.Context, rt runtime.Runtime, platform string, site runtime.Site) (runtime.State, error) {
-	r.mu.Lock()
-	last, ok := r.ensured[site.Namespace]
-	r.mu.Unlock()
-	if ok && last.platform == platform && last.hash == site.Hash && last.lowPorts == site.LowPorts && last.state.Running &&
-		time.Since(last.at) < ensureAfter && r.live.alive(site.Namespace) {
+func (r *Reconciler) ensure(ctx context.Context, o *owner, rt runtime.Runtime, platform string, site runtime.Site) (runtime.State, error) {
+	if last := o.ensured; last != nil && last.platform == platform && last.hash == site.Hash && last.lowPorts == site.LowPorts && last.state.Running &&
+		time.Since(last.at) < ensureAfter && o.session.Alive() {
 		return last.state, nil
 	}
 	st, err := rt.Ensure(ctx, site)
-	r.mu.Lock()
+	o.ensured = nil
 	if err == nil {
-		r.ensured[site.Namespace] = ensured{platform: platform, hash: site.Hash, lowPorts: site.LowPorts, state: st, at: time.Now()}
-	} else {
-		delete(r.ensured, site.Namespace)
+		o.ensured = &ensured{platform: platform, hash: site.Hash, lowPorts: site.LowPorts, state: st, at: time.Now()}
 	}
-	r.mu.Unlock()
 	return st, err
 }
 
@@ -108,16 +102,6 @@ func (r *Reconciler) checkRoom(s *siteState, pid int) {
 	s.problems = append(s.problems, p)
 }
 
-// unmatched tells whether some tcpListener waits for a connector.
-func (l *Live) unmatched() bool {
-	for _, e := range l.Entities["tcpListener"] {
-		if e.Attrs["operStatus"] != "up" {
-			return true
-		}
-	}
-	return false
-}
-
 // apply makes the namespace's runtime match the pass: the router runs with
 // the rendered input while there is a valid Site, keeps its last good
 // configuration while the Site is invalid, and is removed when there is no
@@ -137,25 +121,24 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 	}
 	switch {
 	case s.ns.Site != nil && res.Config != nil:
-		r.leaveOtherRuntimes(ctx, s.dir, platform)
+		r.leaveOtherRuntimes(ctx, s.owner, platform)
 		hash := r.routerHash(s)
-		st, err := r.ensure(ctx, rt, platform, runtime.Site{Namespace: name, SiteID: res.SiteID, Dir: s.dir.Path, Hash: hash, LowPorts: res.Config.LowPorts()})
+		st, err := r.ensure(ctx, s.owner, rt, platform, runtime.Site{Namespace: name, SiteID: res.SiteID, Dir: s.dir.Path, Hash: hash, LowPorts: res.Config.LowPorts()})
 		res.Router, res.RouterErr = &st, err
-		r.mu.Lock()
-		if old, known := r.restartKeys[name]; known && old != hash && r.opts.Live && err == nil {
+		o := s.owner
+		if old := o.restartKey; old != "" && old != hash && r.opts.Live && err == nil {
 			// said in the Site status for as long as this router runs
-			r.restarts[name] = restart{started: st.Started, reason: "the router mode, id or management listener changed, which a running router cannot take live"}
-			r.live.drop(name)
+			o.restart = &restart{started: st.Started, reason: "the router mode, id or management listener changed, which a running router cannot take live"}
+			o.session.Drop()
 		}
-		r.restartKeys[name] = hash
-		if rs, ok := r.restarts[name]; ok && err == nil {
+		o.restartKey = hash
+		if rs := o.restart; rs != nil && err == nil {
 			if rs.started.Equal(st.Started) {
 				res.Restarted = rs.reason
 			} else {
-				delete(r.restarts, name)
+				o.restart = nil
 			}
 		}
-		r.mu.Unlock()
 		if err == nil && recorded == "" {
 			// the namespace now lives on this platform; moving it is an
 			// explicit act (editing internal/platform.yaml)
@@ -173,14 +156,14 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 			res.Live, res.LiveErr = r.applyLive(ctx, s, platform)
 			if port, ok := res.Config.ManagementPort(); ok && res.LiveErr == nil {
 				// the router's word on listeners and links, as it changes
-				r.nets.ensure(s.dir, port, r.opts.Requeue)
+				r.observe(s.owner, port)
 				if res.Live.Applied > 0 {
-					r.nets.pokeNetwork(name, res.SiteID) // the sites linked to this one see it too
+					r.nets.PokeNetwork(name, res.SiteID) // the sites linked to this one see it too
 				}
 			}
 			switch {
 			case res.LiveErr != nil:
-				res.Recheck = r.live.failed(name)
+				res.Recheck = s.owner.session.Failed()
 				if time.Since(st.Started) < loadTime {
 					// a router loading a large configuration answers
 					// nothing until it is done (tens of seconds for
@@ -190,14 +173,14 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 				}
 			case len(res.Live.Refused) > 0:
 				// tried again with backoff, after a full read
-				res.Recheck = r.live.failed(name)
+				res.Recheck = s.owner.session.Failed()
 			case res.Live.VerifyDue:
 				res.Recheck = recheckChanged // the full read it left
-			case res.Live.unmatched() && res.Live.Applied > 0:
+			case res.Live.Unmatched() && res.Live.Applied > 0:
 				// a new listener goes up as soon as the router has seen
 				// its connector: look again shortly
 				res.Recheck = recheckChanged
-			case res.Live.unmatched():
+			case res.Live.Unmatched():
 				// a peer can appear elsewhere in the network: look again
 				res.Recheck = recheckUnmatched
 			}
@@ -214,15 +197,13 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 		s.problems = append(s.problems, resources.Problem{File: s.incomplete[0], Message: "no Site was found, but this file could not be read " +
 			"or parsed whole: the router is kept as it is until the file is fixed or removed"})
 	case !hasSite:
-		r.live.drop(name)
-		r.nets.stop(name)
-		r.mu.Lock()
-		delete(r.ensured, name)
-		r.mu.Unlock()
+		s.owner.session.Drop()
+		s.owner.stopObserving()
+		s.owner.ensured = nil
 		if _, changed, err := s.dir.ClaimPorts(nil, true); err != nil {
 			s.problems = append(s.problems, resources.Problem{File: "input/resources", Message: "releasing the namespace's ports: " + err.Error()})
 		} else {
-			r.portsSettled(name, false, changed)
+			r.portsSettled(s.owner, false, changed)
 		}
 		if err := rt.Remove(ctx, name, s.dir.Path); err != nil {
 			res.RouterErr = err
@@ -242,13 +223,11 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 // it is not on any more: changing internal/platform.yaml moves a site.
 // Only routers created for this very namespace directory are touched, and
 // the check runs once per namespace and platform.
-func (r *Reconciler) leaveOtherRuntimes(ctx context.Context, dir namespace.Dir, platform string) {
-	r.mu.Lock()
-	done := r.alone[dir.Name] == platform
-	r.mu.Unlock()
-	if done {
+func (r *Reconciler) leaveOtherRuntimes(ctx context.Context, o *owner, platform string) {
+	if o.alone == platform {
 		return
 	}
+	dir := o.dir
 	clean := true
 	for p, other := range r.opts.Runtimes {
 		if p == platform {
@@ -270,27 +249,23 @@ func (r *Reconciler) leaveOtherRuntimes(ctx context.Context, dir namespace.Dir, 
 		}
 	}
 	if clean {
-		r.mu.Lock()
-		r.alone[dir.Name] = platform
-		r.mu.Unlock()
+		o.alone = platform
 	}
 }
 
 // removeEverywhere removes the routers of a namespace directory that is
 // gone, on every platform.
 func (r *Reconciler) removeEverywhere(ctx context.Context, dir namespace.Dir) error {
-	r.live.drop(dir.Name)
-	r.nets.stop(dir.Name)
-	r.portsSettled(dir.Name, false, true) // its ports are free with it
-	r.mu.Lock()
-	delete(r.alone, dir.Name)
-	delete(r.restartKeys, dir.Name)
-	delete(r.restarts, dir.Name)
-	r.mu.Unlock()
+	// its ports are free with it: the namespaces refused one try again
+	r.eachOwner(func(other *owner) {
+		other.mu.Lock()
+		again := other.refused
+		other.mu.Unlock()
+		if again && r.opts.Requeue != nil {
+			r.opts.Requeue(other.name)
+		}
+	})
 	var errs []error
-	r.mu.Lock()
-	delete(r.ensured, dir.Name)
-	r.mu.Unlock()
 	for _, rt := range r.opts.Runtimes {
 		routers, err := rt.List(ctx)
 		if err != nil {

@@ -189,25 +189,14 @@ func (r *Reconciler) attachedViews(ctx context.Context, s *siteState) {
 // (the peers of its AttachedConnectors and bindings): when ns's files
 // change they need a pass too.
 func (r *Reconciler) Readers(ns string) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var out []string
-	for reader, peers := range r.reads {
-		if peers[ns] && reader != ns {
-			out = append(out, reader)
+	r.eachOwner(func(o *owner) {
+		o.mu.Lock()
+		if o.reads[ns] && o.name != ns {
+			out = append(out, o.name)
 		}
-	}
+		o.mu.Unlock()
+	})
 	slices.Sort(out)
 	return out
-}
-
-// read records which namespaces a pass of ns read.
-func (r *Reconciler) read(ns string, peers map[string]bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(peers) == 0 {
-		delete(r.reads, ns)
-	} else {
-		r.reads[ns] = peers
-	}
 }

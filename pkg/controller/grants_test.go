@@ -22,7 +22,7 @@ func TestIssueLinkAnswer(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 	// the accesses as the pass worked them out
-	s := &siteState{ns: res.Namespace, dir: dir, now: testNow, res: res}
+	s := &siteState{owner: r.existingOwner("links"), ns: res.Namespace, dir: dir, now: testNow, res: res}
 	if err := r.render(s, "podman"); err != nil {
 		t.Fatal(err)
 	}

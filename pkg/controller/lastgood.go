@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/namespace"
@@ -25,18 +24,15 @@ import (
 // reading thousands of them in every new process.
 const lastGoodDir = "last-good"
 
-// lastGood remembers the last good content of every resource file, so that
-// a file that breaks (a syntax error, caught half-written, unreadable, cut
-// to nothing) keeps its resources in force instead of tearing them out of
-// the router. Only a file that parses and no longer holds a resource, or a
-// file that is removed, takes resources away.
-type lastGood struct {
-	mu    sync.Mutex
-	files map[string]*goodFiles // by namespace
-}
+// A namespace's owner remembers the last good content of every resource
+// file, so that a file that breaks (a syntax error, caught half-written,
+// unreadable, cut to nothing) keeps its resources in force instead of
+// tearing them out of the router. Only a file that parses and no longer
+// holds a resource, or a file that is removed, takes resources away.
 
-// goodFiles are the last good files of one namespace directory; a new
-// directory of the same name (removed and created again) starts afresh.
+// goodFiles are the last good files of one namespace directory (its
+// owner's); a new directory of the same name (removed and created again)
+// has another owner and starts afresh.
 type goodFiles struct {
 	dir   namespace.Identity
 	files map[string]*goodFile
@@ -62,17 +58,13 @@ type inputOf struct {
 
 // resolve puts each broken file's last good documents in its place, with a
 // warning on each, and remembers the good content of the others.
-func (g *lastGood) resolve(dir namespace.Dir, self namespace.Identity, files []namespace.File, now time.Time) inputOf {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.files == nil {
-		g.files = map[string]*goodFiles{}
-	}
-	ns, seen := g.files[dir.Name], make(map[string]bool, len(files)) // by path
+func (o *owner) resolve(files []namespace.File, now time.Time) inputOf {
+	dir, self := o.dir, o.identity
+	ns, seen := o.good, make(map[string]bool, len(files)) // by path
 	first := ns == nil || ns.dir != self
 	if first {
 		ns = &goodFiles{dir: self, files: map[string]*goodFile{}, disk: listGood(dir)}
-		g.files[dir.Name] = ns
+		o.good = ns
 	}
 	known := ns.files
 	var in inputOf
@@ -155,13 +147,6 @@ func (g *lastGood) resolve(dir namespace.Dir, self namespace.Identity, files []n
 		}
 	}
 	return in
-}
-
-// forget drops what is remembered of a namespace that is gone.
-func (g *lastGood) forget(ns string) {
-	g.mu.Lock()
-	delete(g.files, ns)
-	g.mu.Unlock()
 }
 
 func goodName(file string) string {

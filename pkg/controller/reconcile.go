@@ -21,8 +21,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/site-controller/site-controller/pkg/follow"
 	"github.com/site-controller/site-controller/pkg/grants"
+	"github.com/site-controller/site-controller/pkg/live"
 	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/netview"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/runtime"
@@ -77,36 +80,17 @@ type Options struct {
 type Reconciler struct {
 	opts Options
 
-	live      liveSessions
-	nets      networks
-	tokenRuns redeemers
+	nets netview.Set
 
 	mu sync.Mutex
-	// restartKeys records, by namespace, what the router last started with
-	// that it cannot change live.
-	restartKeys map[string]string
-	// restarts records why a namespace's router was last restarted.
-	restarts map[string]restart
-	// alone records, by namespace, the platform on which the namespace's
-	// router was last checked to be the only one (see leaveOtherRuntimes).
-	alone map[string]string
-	// lastGood keeps broken files' resources in force.
-	lastGood lastGood
-	// refused are the namespaces whose last pass was refused a port
-	// another namespace holds.
-	refused map[string]bool
-	// ensured is, by namespace, what the runtime last said of its router
-	ensured map[string]ensured
-	// caches keep, by namespace, what its passes read and wrote, so that
-	// the next pass reads and writes only what changed since.
-	caches map[string]*passCache
+	// owners hold, by namespace, what is kept between its passes and its
+	// long-lived helpers
+	owners map[string]*owner
 	// workloads follow, by platform, the engines' running containers for
-	// selectors; selectors are, by namespace, the platforms on which it
-	// selects containers
-	workloads map[string]*containers
-	selectors map[string]map[string]bool
-	// reads are, by namespace, the other namespaces its last pass read
-	reads map[string]map[string]bool
+	// selectors: one follower per engine serves every namespace that
+	// selects there, and ends when none does (sources are the engines)
+	workloads map[string]*follow.Engine
+	sources   map[string]runtime.Workloads
 }
 
 // passCache is what the passes over one namespace directory keep for the
@@ -123,26 +107,11 @@ type passCache struct {
 	render routerconfig.Memo
 }
 
-// cacheOf returns the cache of namespace name, a new one when the
-// directory is not the one it was kept for (removed and made again).
-func (r *Reconciler) cacheOf(name string, dir namespace.Identity) *passCache {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c := r.caches[name]
-	if c == nil || c.dir != dir {
-		c = &passCache{dir: dir}
-		r.caches[name] = c
-	}
-	return c
-}
-
 // Refresh makes the next pass of every namespace read and write
 // everything again, as a first one does: the periodic full pass, and
 // SIGHUP.
 func (r *Reconciler) Refresh() {
-	r.mu.Lock()
-	clear(r.caches)
-	r.mu.Unlock()
+	r.eachOwner(func(o *owner) { o.refresh.Store(true) })
 }
 
 // New returns a Reconciler.
@@ -172,12 +141,10 @@ func New(opts Options) *Reconciler {
 	for p, rt := range opts.Runtimes {
 		runtimes[p] = deadlined{Runtime: rt, timeout: opts.RuntimeTimeout}
 	}
-	r := &Reconciler{opts: opts, alone: map[string]string{}, refused: map[string]bool{}, restartKeys: map[string]string{}, caches: map[string]*passCache{}, ensured: map[string]ensured{}, restarts: map[string]restart{},
-		live:      liveSessions{sessions: map[string]*session{}, failures: map[string]int{}},
-		workloads: map[string]*containers{}, selectors: map[string]map[string]bool{}, reads: map[string]map[string]bool{}}
+	r := &Reconciler{opts: opts, owners: map[string]*owner{}, workloads: map[string]*follow.Engine{}, sources: map[string]runtime.Workloads{}}
 	for p, rt := range opts.Runtimes {
 		if w, ok := rt.(runtime.Workloads); ok {
-			r.workloads[p] = newContainers(p, w, r.containersChanged)
+			r.sources[p] = w
 		}
 	}
 	opts.Runtimes = runtimes
@@ -189,19 +156,32 @@ func New(opts Options) *Reconciler {
 // wrapped with their deadlines).
 func (r *Reconciler) Options() Options { return r.opts }
 
-// Close stops what the Reconciler runs in the background (the network
-// observers of linked sites).
+// Close ends every namespace's owner (its helpers with it) and the
+// engines' container followers, and waits for them: nothing the
+// Reconciler started runs after it.
 func (r *Reconciler) Close() {
-	r.nets.stopAll()
-	r.tokenRuns.stop()
-	for _, c := range r.workloads {
-		c.stop()
+	r.mu.Lock()
+	owners := r.owners
+	r.owners = map[string]*owner{}
+	r.mu.Unlock()
+	for _, o := range owners {
+		o.Close()
+	}
+	r.nets.Close()
+	r.mu.Lock()
+	followers := r.workloads
+	r.workloads = map[string]*follow.Engine{}
+	r.mu.Unlock()
+	for _, c := range followers {
+		c.Stop()
 	}
 }
 
 // Reverify makes every live session read its router in full on its next
 // pass (SIGHUP: repair whatever others changed).
-func (r *Reconciler) Reverify() { r.live.reverify() }
+func (r *Reconciler) Reverify() {
+	r.eachOwner(func(o *owner) { o.session.Reverify() })
+}
 
 // Result tells what one pass did.
 type Result struct {
@@ -236,7 +216,7 @@ type Result struct {
 	Recheck time.Duration
 	// Live is the running router's state after a live apply; nil when
 	// not managed live (no runtime, Live off, or not reachable).
-	Live *Live
+	Live *live.Live
 	// LiveErr is why the router could not be reached or changed live.
 	LiveErr error
 	// Restarted says why this pass restarted the router, if it did.
@@ -272,10 +252,8 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	}
 	if st, err := os.Stat(dir.Join("input")); err != nil || !st.IsDir() {
 		// never recreate a namespace the user removed; stop its router
-		r.lastGood.forget(name)
-		r.mu.Lock()
-		delete(r.caches, name)
-		r.mu.Unlock()
+		r.closeOwner(name)
+		r.releaseFollowers()
 		return &Result{Gone: true}, r.removeEverywhere(ctx, dir)
 	}
 	before, err := dir.Identity()
@@ -286,7 +264,11 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	if err := securePrivateDirs(dir); err != nil {
 		return nil, err
 	}
-	cache := r.cacheOf(name, before)
+	o := r.ownerOf(dir, before)
+	if o.refresh.Swap(false) {
+		o.cache = &passCache{dir: before}
+	}
+	cache := o.cache
 	phase := time.Now()
 	lap := func(d *time.Duration) {
 		now := time.Now()
@@ -297,7 +279,7 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", name, err)
 	}
-	in := r.lastGood.resolve(dir, before, files, r.opts.Now())
+	in := o.resolve(files, r.opts.Now())
 	// what grant servers answered to the namespace's AccessTokens
 	tdocs, tprobs := tokenDocs(dir, in.docs, len(in.incomplete) == 0)
 	ns := resources.Build(name, append(in.docs, tdocs...), append(in.probs, tprobs...))
@@ -310,13 +292,15 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	// temporary files a crash left between write and rename
 	dir.Files().RemoveTemps(filepath.Dir(dir.RouterConfig()))
 	dir.Files().RemoveTemps(dir.Internal())
-	pass := &siteState{ns: ns, dir: dir, now: r.opts.Now(), res: res, incomplete: in.incomplete, cache: cache,
+	pass := &siteState{owner: o, ns: ns, dir: dir, now: r.opts.Now(), res: res, incomplete: in.incomplete, cache: cache,
 		reads: map[string]bool{}, selects: map[string]bool{}}
 	r.selectConnectors(ctx, pass, platform)
 	r.bindAttached(ctx, pass, platform)
 	r.attachedViews(ctx, pass)
-	r.read(name, pass.reads)
-	r.selecting(name, pass.selects)
+	o.mu.Lock()
+	o.reads, o.selects = pass.reads, pass.selects
+	o.mu.Unlock()
+	r.releaseFollowers()
 	lap(&phases.Read)
 
 	if ns.Site != nil {
@@ -363,6 +347,7 @@ func layout(platform string) string {
 
 // siteState carries one pass's working state.
 type siteState struct {
+	owner    *owner
 	ns       *resources.Namespace
 	dir      namespace.Dir
 	now      time.Time
@@ -376,7 +361,7 @@ type siteState struct {
 	tokens map[string]tokenView
 	// view is the site's network as last observed, for the statuses
 	// (nil without an observer)
-	view *NetView
+	view *netview.View
 	// incomplete names files that could not be used whole and whose last
 	// good content is unknown: the pass is no evidence that anything in
 	// them is gone.
@@ -421,7 +406,7 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 		}
 	}
 	in.HostNames = r.opts.HostNames()
-	r.portsSettled(s.dir.Name, in.PortsRefused(), in.PortsChanged)
+	r.portsSettled(s.owner, in.PortsRefused(), in.PortsChanged)
 	d, err := site.Build(in)
 	if err != nil {
 		return err
@@ -445,27 +430,21 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 // portsSettled records whether ns was refused a port, and when its ports
 // changed asks for passes of the namespaces that were: a port they wanted
 // may be free now.
-func (r *Reconciler) portsSettled(ns string, refused, changed bool) {
-	r.mu.Lock()
-	if refused {
-		r.refused[ns] = true
-	} else {
-		delete(r.refused, ns)
+func (r *Reconciler) portsSettled(o *owner, refused, changed bool) {
+	o.mu.Lock()
+	o.refused = refused
+	o.mu.Unlock()
+	if !changed || r.opts.Requeue == nil {
+		return
 	}
-	var again []string
-	if changed {
-		for other := range r.refused {
-			if other != ns {
-				again = append(again, other)
-			}
+	r.eachOwner(func(other *owner) {
+		other.mu.Lock()
+		again := other.refused && other != o
+		other.mu.Unlock()
+		if again {
+			r.opts.Requeue(other.name)
 		}
-	}
-	r.mu.Unlock()
-	for _, other := range again {
-		if r.opts.Requeue != nil {
-			r.opts.Requeue(other)
-		}
-	}
+	})
 }
 
 // Validate runs every check of a pass that needs no engine over a
@@ -518,11 +497,9 @@ func (r *Reconciler) ReportFailure(name string, failure error, retry time.Durati
 	// the files written here are not what the passes' memo says: the
 	// next pass compares them anew
 	var memo *status.Memo
-	r.mu.Lock()
-	if c := r.caches[name]; c != nil {
-		memo = &c.status
+	if o := r.existingOwner(name); o != nil {
+		memo = &o.cache.status
 	}
-	r.mu.Unlock()
 	w := status.Writer{Dir: dir, Now: r.opts.Now, Memo: memo}
 	var errs []error
 	for _, d := range ns.Docs {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/certs"
+	"github.com/site-controller/site-controller/pkg/netview"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/site"
@@ -20,7 +21,7 @@ import (
 // the status files.
 func (r *Reconciler) writeStatus(s *siteState) ([]string, error) {
 	ns := s.ns
-	s.view = r.nets.view(s.dir.Name) // one reading for every status
+	s.view = s.owner.view() // one reading for every status
 	var failed map[resources.Object][]resources.Problem
 	if s.desired != nil {
 		failed = s.desired.Failed
@@ -216,7 +217,7 @@ func (r *Reconciler) resourceStatus(s *siteState, d *resources.Document, probs [
 		} else if st, ok := rendered(s.res, gen, warn); ok {
 			return st
 		} else if live := s.res.Live; live != nil {
-			present, up := live.listenerUp(routerconfig.ListenerName(o))
+			present, up := live.ListenerUp(routerconfig.ListenerName(o))
 			if view := s.view; view != nil && view.Taken.After(live.ListenersRead) {
 				// the network observer read the router since: newer
 				if v, ok := view.ListenerUp[routerconfig.ListenerName(o)]; ok {
@@ -297,7 +298,7 @@ func (r *Reconciler) connectorStatus(s *siteState, entities []string, routingKey
 				return notInRouter(gen, warn)
 			}
 		}
-		m = live.hasListenerFor(routingKey) || (view != nil && view.Listeners[routingKey])
+		m = live.HasListenerFor(routingKey) || (view != nil && view.Listeners[routingKey])
 		unmatched = "no listener for routing key " + routingKey + " in the network"
 		configured = cond(status.Configured, true, "Configured", "in the router", gen)
 	}
@@ -542,7 +543,7 @@ func (r *Reconciler) linkStatus(s *siteState, l *resources.Link, warn string, ge
 	}
 	configured := cond(status.Configured, true, "Configured", "in the router", gen)
 	view := s.view
-	var ls LinkState
+	var ls netview.LinkState
 	known := false
 	if view != nil {
 		ls, known = view.Links[l.Metadata.Name]
@@ -559,7 +560,7 @@ func (r *Reconciler) linkStatus(s *siteState, l *resources.Link, warn string, ge
 				cond(status.Operational, true, "Operational", "linked to site "+cmp.Or(ls.RemoteSiteName, "(unknown)"), gen),
 				cond(status.ReadyCond, true, "Ready", "OK", gen)}}
 	}
-	why := strings.TrimSpace(connNumber.ReplaceAllString(ls.Message, ""))
+	why := strings.TrimSpace(netview.ConnNumber.ReplaceAllString(ls.Message, ""))
 	msg := joinMessage("not linked: "+cmp.Or(why, "the router has not connected yet"), warn)
 	return status.Status{Status: status.Pending, Message: msg, Conditions: []status.Condition{configured,
 		cond(status.Operational, false, "NotConnected", msg, gen), cond(status.ReadyCond, false, "NotConnected", msg, gen)}}
@@ -677,7 +678,7 @@ func (r *Reconciler) multiKeyStatus(s *siteState, m *resources.MultiKeyListener,
 		return st
 	}
 	name := routerconfig.MultiKeyListenerName(m)
-	present, up := s.res.Live.listenerUp(name)
+	present, up := s.res.Live.ListenerUp(name)
 	if !present {
 		return notInRouter(gen, warn)
 	}
@@ -790,7 +791,7 @@ func refusalOf(s *siteState, o resources.Object) error {
 		}
 	}
 	for _, e := range entities {
-		if err := live.refused(e[0], e[1]); err != nil {
+		if err := live.RefusalOf(e[0], e[1]); err != nil {
 			return err
 		}
 	}

@@ -156,77 +156,107 @@ type tokenView struct {
 	next    time.Time
 }
 
-// redeemer redeems one token in the background.
+// redeemer redeems one token in the background, for as long as its
+// namespace's owner lives and the token's content stays the same.
 type redeemer struct {
-	hash    string
+	hash   string
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
 	lastErr error
 	next    time.Time
 }
 
-// redeemers holds the running redemptions, by namespace/name.
-type redeemers struct {
-	mu      sync.Mutex
-	running map[string]*redeemer
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+// stop ends the redemption and waits for it.
+func (rd *redeemer) stop() {
+	rd.cancel()
+	<-rd.done
 }
 
-// redeemTokens works out each token's state and starts redemptions that
-// are due.
+// redeemTokens works out each token's state, starts the redemptions that
+// are due and ends those of tokens that are gone or changed.
 func (r *Reconciler) redeemTokens(s *siteState) {
 	s.tokens = map[string]tokenView{}
-	if s.ns.Site == nil {
-		return
+	want := map[string]string{} // name → hash of the tokens to redeem
+	if s.ns.Site != nil {
+		for _, t := range s.ns.Tokens {
+			name := t.Metadata.Name
+			hash := tokenHash(t)
+			st, err := loadToken(s.dir, name)
+			if err == nil && st.Hash == hash && (!st.Redeemed.IsZero() || st.Refused != "") {
+				s.tokens[name] = tokenView{redeemed: st.Redeemed, refused: st.Refused}
+				continue
+			}
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				s.tokens[name] = tokenView{lastErr: fmt.Errorf("reading its state: %w", err)}
+				continue
+			}
+			want[name] = hash
+			s.tokens[name] = r.startRedeem(s.owner, t, hash, s.res.SiteID)
+		}
 	}
-	for _, t := range s.ns.Tokens {
-		name := t.Metadata.Name
-		hash := tokenHash(t)
-		st, err := loadToken(s.dir, name)
-		if err == nil && st.Hash == hash && (!st.Redeemed.IsZero() || st.Refused != "") {
-			s.tokens[name] = tokenView{redeemed: st.Redeemed, refused: st.Refused}
-			continue
+	s.owner.endRedemptions(want)
+}
+
+// endRedemptions ends the redemptions of tokens that are not in want (by
+// name, with the hash of their content).
+func (o *owner) endRedemptions(want map[string]string) {
+	o.mu.Lock()
+	var ended []*redeemer
+	for name, rd := range o.redeeming {
+		if want[name] != rd.hash {
+			ended = append(ended, rd)
+			delete(o.redeeming, name)
 		}
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.tokens[name] = tokenView{lastErr: fmt.Errorf("reading its state: %w", err)}
-			continue
-		}
-		s.tokens[name] = r.startRedeem(s.dir, t, hash, s.res.SiteID)
+	}
+	o.mu.Unlock()
+	for _, rd := range ended {
+		rd.stop()
 	}
 }
 
 // startRedeem runs the token's redemption unless it runs already, and
 // returns how it stands.
-func (r *Reconciler) startRedeem(dir namespace.Dir, t *resources.AccessToken, hash, siteID string) tokenView {
-	q := &r.tokenRuns
-	key := dir.Name + "/" + t.Metadata.Name
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.running == nil {
-		q.running = map[string]*redeemer{}
-		q.ctx, q.cancel = context.WithCancel(context.Background())
+func (r *Reconciler) startRedeem(o *owner, t *resources.AccessToken, hash, siteID string) tokenView {
+	name, dir := t.Metadata.Name, o.dir
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return tokenView{}
 	}
-	if rd := q.running[key]; rd != nil && rd.hash == hash {
+	if rd := o.redeeming[name]; rd != nil && rd.hash == hash {
+		o.mu.Unlock()
+		rd.mu.Lock()
+		defer rd.mu.Unlock()
 		return tokenView{lastErr: rd.lastErr, next: rd.next}
 	}
-	rd := &redeemer{hash: hash}
-	q.running[key] = rd
-	spec, name := t.Spec, t.Metadata.Name
-	q.wg.Add(1)
+	old := o.redeeming[name]
+	ctx, cancel := context.WithCancel(context.Background())
+	rd := &redeemer{hash: hash, cancel: cancel, done: make(chan struct{})}
+	if o.redeeming == nil {
+		o.redeeming = map[string]*redeemer{}
+	}
+	o.redeeming[name] = rd
+	o.mu.Unlock()
+	if old != nil {
+		old.stop()
+	}
+	spec := t.Spec
 	go func() {
-		defer q.wg.Done()
+		defer close(rd.done)
 		defer func() {
-			q.mu.Lock()
-			if q.running[key] == rd {
-				delete(q.running, key)
+			o.mu.Lock()
+			if o.redeeming[name] == rd {
+				delete(o.redeeming, name)
 			}
-			q.mu.Unlock()
+			o.mu.Unlock()
 		}()
 		for attempt := 0; ; attempt++ {
-			ctx, cancel := context.WithTimeout(q.ctx, r.opts.RedeemTimeout)
-			answer, err := grants.Redeem(ctx, spec.URL, spec.Code, spec.CA, name, siteID)
-			cancel()
-			if q.ctx.Err() != nil {
+			actx, acancel := context.WithTimeout(ctx, r.opts.RedeemTimeout)
+			answer, err := grants.Redeem(actx, spec.URL, spec.Code, spec.CA, name, siteID)
+			acancel()
+			if ctx.Err() != nil {
 				return
 			}
 			if err == nil {
@@ -249,12 +279,12 @@ func (r *Reconciler) startRedeem(dir namespace.Dir, t *resources.AccessToken, ha
 				}
 			}
 			delay := retryDelay(attempt, err)
-			q.mu.Lock()
+			rd.mu.Lock()
 			rd.lastErr, rd.next = errors.New(grants.OneLine(err.Error(), maxRefusal)), time.Now().Add(delay)
-			q.mu.Unlock()
+			rd.mu.Unlock()
 			r.requeue(dir.Name) // the status says why, and when again
 			select {
-			case <-q.ctx.Done():
+			case <-ctx.Done():
 				return
 			case <-time.After(delay):
 			}
@@ -274,14 +304,4 @@ func (r *Reconciler) requeue(ns string) {
 	if r.opts.Requeue != nil {
 		r.opts.Requeue(ns)
 	}
-}
-
-// stopRedeemers ends every redemption.
-func (q *redeemers) stop() {
-	q.mu.Lock()
-	if q.cancel != nil {
-		q.cancel()
-	}
-	q.mu.Unlock()
-	q.wg.Wait()
 }

@@ -2,272 +2,14 @@ package controller
 
 import (
 	"context"
-	"maps"
-	"slices"
 	"strings"
-	"sync"
-	"time"
 
+	"github.com/site-controller/site-controller/pkg/follow"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/runtime"
 	"github.com/site-controller/site-controller/pkg/selector"
 	"github.com/site-controller/site-controller/pkg/status"
 )
-
-// How the running containers of an engine are followed for selectors: its
-// event stream says which container changed, and that one is inspected;
-// the whole list is read again every relistInterval (the safety net under
-// the stream), and after the stream broke.
-var (
-	relistInterval  = 30 * time.Second
-	inspectTimeout  = 5 * time.Second
-	listTimeout     = 30 * time.Second
-	firstListWait   = 5 * time.Second
-	maxWatchBackoff = 30 * time.Second
-	// healthPoll is how often containers with a health check are
-	// inspected on engines that send no event when its result changes
-	healthPoll = time.Second
-)
-
-// containers follows one engine's running containers. It starts with the
-// first pass that has a selector on its platform, and runs until Close.
-type containers struct {
-	platform string
-	src      runtime.Workloads
-	// changed is called when what the engine runs changed
-	changed func(platform string)
-
-	start  sync.Once
-	cancel context.CancelFunc
-	done   chan struct{}
-	wake   chan struct{}
-	listed chan struct{} // closed by the first listing, good or not
-
-	mu     sync.Mutex
-	byID   map[string]runtime.Workload
-	ok     bool  // listed at least once
-	err    error // why the last listing or the stream failed; nil when fine
-	marked map[string]bool
-}
-
-func newContainers(platform string, src runtime.Workloads, changed func(string)) *containers {
-	return &containers{platform: platform, src: src, changed: changed, done: make(chan struct{}), wake: make(chan struct{}, 1),
-		listed: make(chan struct{}), marked: map[string]bool{}}
-}
-
-// snapshot returns the running containers (the pass waits up to
-// firstListWait for the first listing), whether they were ever listed,
-// and the engine's last failure.
-func (c *containers) snapshot(ctx context.Context) ([]runtime.Workload, bool, error) {
-	c.start.Do(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		c.cancel = cancel
-		go c.run(ctx)
-	})
-	t := time.NewTimer(firstListWait)
-	defer t.Stop()
-	select {
-	case <-c.listed:
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]runtime.Workload, 0, len(c.byID))
-	for _, w := range c.byID {
-		out = append(out, w)
-	}
-	slices.SortFunc(out, func(a, b runtime.Workload) int { return strings.Compare(a.Name, b.Name) })
-	return out, c.ok, c.err
-}
-
-// stop ends the goroutine, if it started.
-func (c *containers) stop() {
-	started := false
-	c.start.Do(func() {}) // none starts after this
-	if c.cancel != nil {
-		c.cancel()
-		started = true
-	}
-	if started {
-		<-c.done
-	}
-}
-
-// mark asks for container id to be inspected again.
-func (c *containers) mark(id string) {
-	c.mu.Lock()
-	c.marked[id] = true
-	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (c *containers) run(ctx context.Context) {
-	defer close(c.done)
-	first := true
-	backoff := time.Second
-	var health <-chan time.Time
-	if p, ok := c.src.(runtime.HealthPolled); ok && p.HealthWithoutEvents() {
-		t := time.NewTicker(healthPoll)
-		defer t.Stop()
-		health = t.C
-	}
-	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(ctx)
-		watchErr := make(chan error, 1)
-		streamStart := time.Now()
-		go func() { watchErr <- c.src.WatchWorkloads(wctx, c.mark) }()
-		err := c.relist(ctx)
-		if first {
-			first = false
-			close(c.listed)
-		}
-		relist := time.NewTimer(relistInterval)
-		if err != nil {
-			relist.Reset(backoff)
-		}
-	follow:
-		for {
-			select {
-			case <-ctx.Done():
-				break follow
-			case <-health:
-				c.markChecked()
-			case <-c.wake:
-				if !c.inspectMarked(ctx) {
-					relist.Reset(backoff) // the listing repairs what could not be inspected
-				}
-			case <-relist.C:
-				next := relistInterval
-				if c.relist(ctx) != nil {
-					next = backoff
-				}
-				relist.Reset(next)
-			case err := <-watchErr:
-				if err != nil {
-					c.fail(err)
-				}
-				if time.Since(streamStart) > time.Minute {
-					backoff = time.Second // it had been fine: not a failing engine
-				}
-				break follow
-			}
-		}
-		relist.Stop()
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, maxWatchBackoff)
-	}
-}
-
-// fail records an engine failure, and tells when that is news.
-func (c *containers) fail(err error) {
-	c.mu.Lock()
-	news := c.err == nil || c.err.Error() != err.Error()
-	c.err = err
-	c.mu.Unlock()
-	if news {
-		c.changed(c.platform)
-	}
-}
-
-// relist lists every running container again.
-func (c *containers) relist(ctx context.Context) error {
-	lctx, cancel := context.WithTimeout(ctx, listTimeout)
-	defer cancel()
-	list, err := c.src.RunningWorkloads(lctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			c.fail(err)
-		}
-		return err
-	}
-	byID := make(map[string]runtime.Workload, len(list))
-	for _, w := range list {
-		byID[w.ID] = w
-	}
-	c.mu.Lock()
-	news := !c.ok || c.err != nil || !maps.EqualFunc(c.byID, byID, sameWorkload)
-	c.byID, c.ok, c.err = byID, true, nil
-	c.mu.Unlock()
-	if news {
-		c.changed(c.platform)
-	}
-	return nil
-}
-
-// markChecked marks the containers that have a health check for
-// inspection.
-func (c *containers) markChecked() {
-	c.mu.Lock()
-	any := false
-	for id, w := range c.byID {
-		if w.Health != "" {
-			c.marked[id], any = true, true
-		}
-	}
-	c.mu.Unlock()
-	if any {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// inspectMarked inspects the containers events named; false when some
-// could not be.
-func (c *containers) inspectMarked(ctx context.Context) bool {
-	c.mu.Lock()
-	ids := slices.Collect(maps.Keys(c.marked))
-	clear(c.marked)
-	c.mu.Unlock()
-	news, ok := false, true
-	for _, id := range ids {
-		ictx, cancel := context.WithTimeout(ctx, inspectTimeout)
-		w, found, err := c.src.RunningWorkload(ictx, id)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				c.fail(err)
-			}
-			ok = false
-			continue
-		}
-		c.mu.Lock()
-		old, had := c.byID[id]
-		switch {
-		case !found && had:
-			delete(c.byID, id)
-			news = true
-		case found && (!had || !sameWorkload(old, w)):
-			if c.byID == nil {
-				c.byID = map[string]runtime.Workload{}
-			}
-			c.byID[id] = w
-			news = true
-		}
-		c.mu.Unlock()
-	}
-	if news {
-		c.changed(c.platform)
-	}
-	return ok
-}
-
-func sameWorkload(a, b runtime.Workload) bool {
-	return a.ID == b.ID && a.Name == b.Name && a.Health == b.Health && a.Address == b.Address && a.Network == b.Network && maps.Equal(a.Labels, b.Labels)
-}
 
 // containerSnapshot is an engine's running containers as a pass saw them.
 type containerSnapshot struct {
@@ -300,7 +42,8 @@ func (r *Reconciler) selectOn(ctx context.Context, s *siteState, platform, text 
 	default:
 		return selection{none: "platform " + platform + " runs no containers: nothing is selected"}
 	}
-	set := r.workloads[platform]
+	s.owner.selecting(platform) // before the follower is asked: it is kept for this namespace
+	set := r.follower(platform)
 	if set == nil {
 		return selection{none: "no " + platform + " engine in this command to select containers from"}
 	}
@@ -310,7 +53,7 @@ func (r *Reconciler) selectOn(ctx context.Context, s *siteState, platform, text 
 	}
 	snap, ok := s.containers[platform]
 	if !ok { // one look at the engine's containers per pass
-		snap.all, snap.listed, snap.err = set.snapshot(ctx)
+		snap.all, snap.listed, snap.err = set.Snapshot(ctx)
 		if s.containers == nil {
 			s.containers = map[string]containerSnapshot{}
 		}
@@ -370,29 +113,17 @@ func shortID(id string) string {
 	return id
 }
 
-// selecting records the platforms on which namespace ns selects
-// containers: its passes to ask for when those engines' containers change.
-func (r *Reconciler) selecting(ns string, platforms map[string]bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(platforms) == 0 {
-		delete(r.selectors, ns)
-	} else {
-		r.selectors[ns] = platforms
-	}
-}
-
 // containersChanged asks for a pass of every namespace that selects
 // containers on platform.
 func (r *Reconciler) containersChanged(platform string) {
-	r.mu.Lock()
 	var again []string
-	for ns, platforms := range r.selectors {
-		if platforms[platform] {
-			again = append(again, ns)
+	r.eachOwner(func(o *owner) {
+		o.mu.Lock()
+		if o.selects[platform] {
+			again = append(again, o.name)
 		}
-	}
-	r.mu.Unlock()
+		o.mu.Unlock()
+	})
 	if r.opts.Requeue == nil {
 		return
 	}
@@ -415,5 +146,45 @@ func (r *Reconciler) selectConnectors(ctx context.Context, s *siteState, platfor
 		}
 		s.selections[c.Metadata.Name] = sel
 		s.selects[platform] = true
+	}
+}
+
+// follower returns the follower of platform's containers (a new one when
+// none runs), nil when no engine of that platform is there.
+func (r *Reconciler) follower(platform string) *follow.Engine {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	src := r.sources[platform]
+	if src == nil {
+		return nil
+	}
+	f := r.workloads[platform]
+	if f == nil {
+		f = follow.New(platform, src, r.containersChanged)
+		r.workloads[platform] = f
+	}
+	return f
+}
+
+// releaseFollowers ends the followers of the engines on which no
+// namespace selects containers any more.
+func (r *Reconciler) releaseFollowers() {
+	r.mu.Lock()
+	var ended []*follow.Engine
+	for platform, f := range r.workloads {
+		used := false
+		for _, o := range r.owners {
+			o.mu.Lock()
+			used = used || o.selects[platform]
+			o.mu.Unlock()
+		}
+		if !used {
+			ended = append(ended, f)
+			delete(r.workloads, platform)
+		}
+	}
+	r.mu.Unlock()
+	for _, f := range ended {
+		f.Stop()
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/site-controller/site-controller/internal/enginetest"
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/routertest"
-	"github.com/site-controller/site-controller/pkg/controller"
+	"github.com/site-controller/site-controller/pkg/live"
 	"github.com/site-controller/site-controller/pkg/management"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/runtime"
@@ -260,7 +260,7 @@ func TestLinkCredentialRotation(t *testing.T) {
 		t.Fatalf("west's router: %+v %v", before, err)
 	}
 	dir, _ := namespace.Open(n.home, west)
-	cfg, err := controller.ManagementTLS(dir)
+	cfg, err := live.ManagementTLS(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/routertest"
 	"github.com/site-controller/site-controller/pkg/certs"
-	"github.com/site-controller/site-controller/pkg/controller"
+	"github.com/site-controller/site-controller/pkg/live"
 	"github.com/site-controller/site-controller/pkg/management"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/runtime"
@@ -87,7 +87,7 @@ func startLiveSiteIn(t testing.TB, platform, ns string, tweak func(*Options), pr
 	// a site prepared with thousands of resources takes its time
 	fixture.EventuallyWithin(t, 5*time.Minute, "Site ready", fixture.SiteReady(home, ns, "s"))
 	dir, _ := namespace.Open(home, ns)
-	cfg, err := controller.ManagementTLS(dir)
+	cfg, err := live.ManagementTLS(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

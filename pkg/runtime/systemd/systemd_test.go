@@ -17,7 +17,7 @@ import (
 	"github.com/site-controller/site-controller/internal/routertest"
 	"github.com/site-controller/site-controller/internal/sitetest"
 	"github.com/site-controller/site-controller/internal/testfs"
-	"github.com/site-controller/site-controller/pkg/controller"
+	"github.com/site-controller/site-controller/pkg/live"
 	"github.com/site-controller/site-controller/pkg/management"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/runtime"
@@ -183,7 +183,7 @@ func TestUnitSandboxRunsRouter(t *testing.T) {
 	systemctl("start", runtime.UnitName(ns))
 
 	dir, _ := namespace.Open(home, ns)
-	cfg, err := controller.ManagementTLS(dir)
+	cfg, err := live.ManagementTLS(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

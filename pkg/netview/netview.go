@@ -1,4 +1,12 @@
-package controller
+// Package netview observes the network a site's router is part of: which
+// sites, their links, which routing keys have listeners and connectors
+// where. Each running site with a management listener has an Observer,
+// started and closed by the site's owner; a Set holds a data home's
+// observers so that a change to one site's router makes the others that
+// may see it look again soon.
+//
+// It only asks routers; it never changes one and never writes a file.
+package netview
 
 import (
 	"bytes"
@@ -15,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/site-controller/site-controller/pkg/live"
 	"github.com/site-controller/site-controller/pkg/management"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
@@ -22,7 +31,6 @@ import (
 )
 
 // The network view.
-//
 // A site that accepts or makes links is part of a network of routers. What
 // that network is — which sites, their links, which routing keys have
 // listeners and connectors where — is asked of the routers themselves, over
@@ -34,8 +42,8 @@ import (
 // management connection, never inside a pass; when what it sees changes it
 // asks for a pass, which writes the statuses from the latest view.
 
-// NetView is the network as a site's router last reported it.
-type NetView struct {
+// View is the network as a site's router last reported it.
+type View struct {
 	Taken time.Time
 	// Self is the local router's id.
 	Self string
@@ -184,12 +192,12 @@ func queryRouter(ctx context.Context, c *management.Client, node string) (*route
 
 // observeNetwork asks the local router, and through it every router of its
 // network, what the network is.
-func observeNetwork(ctx context.Context, c *management.Client) (*NetView, error) {
+func observeNetwork(ctx context.Context, c *management.Client) (*View, error) {
 	self, err := queryRouter(ctx, c, "")
 	if err != nil {
 		return nil, err
 	}
-	v := &NetView{Taken: time.Now(), Self: self.id, Links: map[string]LinkState{}, Listeners: map[string]bool{}, Connectors: map[string]bool{}, ListenerUp: self.listenerUp}
+	v := &View{Taken: time.Now(), Self: self.id, Links: map[string]LinkState{}, Listeners: map[string]bool{}, Connectors: map[string]bool{}, ListenerUp: self.listenerUp}
 	infos := map[string]*routerInfo{self.id: self}
 	// the interior routers: those the local router knows, or, from an
 	// edge, those its uplink knows
@@ -311,7 +319,7 @@ func observeNetwork(ctx context.Context, c *management.Client) (*NetView, error)
 }
 
 // digest identifies what statuses show of a view (not when it was taken).
-func (v *NetView) digest() []byte {
+func (v *View) digest() []byte {
 	if v == nil {
 		return nil
 	}
@@ -321,7 +329,7 @@ func (v *NetView) digest() []byte {
 	// every attempt; only up/down and the reason matter
 	links := map[string]LinkState{}
 	for k, l := range c.Links {
-		l.Message = connNumber.ReplaceAllString(l.Message, "")
+		l.Message = ConnNumber.ReplaceAllString(l.Message, "")
 		links[k] = l
 	}
 	c.Links = links
@@ -329,21 +337,25 @@ func (v *NetView) digest() []byte {
 	return data
 }
 
-var connNumber = regexp.MustCompile(`^\[C\d+\] `)
+// ConnNumber is the connection number a router puts before a link's
+// connectionMsg ("[C12] "): it changes with every try.
+var ConnNumber = regexp.MustCompile(`^\[C\d+\] `)
 
-// observer polls one site's network.
-type observer struct {
+// Observer polls one site's network, from Start until Close.
+type Observer struct {
+	set    *Set
+	ns     string
 	cancel context.CancelFunc
 	done   chan struct{}
 	poke   chan struct{}
 	port   int
-	view   atomic.Pointer[NetView]
+	view   atomic.Pointer[View]
 }
 
-// networks holds the observers of all namespaces.
-type networks struct {
+// Set holds the running observers of a data home, by namespace.
+type Set struct {
 	mu  sync.Mutex
-	obs map[string]*observer
+	obs map[string]*Observer
 }
 
 // NetworkInterval is how often a site's network is asked for what it is.
@@ -353,54 +365,70 @@ var NetworkInterval = 2 * time.Second
 // way is asked: only a link from another host can change it unannounced.
 var aloneInterval = 10 * time.Second
 
-// view returns the latest view of ns's network, or nil.
-func (n *networks) view(ns string) *NetView {
-	n.mu.Lock()
-	o := n.obs[ns]
-	n.mu.Unlock()
+// View returns the latest view of the observed network; nil before the
+// first look, and for a nil Observer.
+func (o *Observer) View() *View {
 	if o == nil {
 		return nil
 	}
 	return o.view.Load()
 }
 
-// ensure runs an observer for ns's router at port (restarting one that
-// watches another port).
-func (n *networks) ensure(dir namespace.Dir, port int, changed func(string)) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.obs == nil {
-		n.obs = map[string]*observer{}
-	}
-	if o := n.obs[dir.Name]; o != nil {
-		if o.port == port {
-			return
-		}
-		o.cancel()
-		<-o.done
-	}
+// Port is the management port the observer asks.
+func (o *Observer) Port() int { return o.port }
+
+// Start runs an observer of the network of the router of namespace
+// directory dir, at management port port; changed(namespace) is called
+// (from its goroutine) whenever what it sees changes. It replaces the
+// set's observer of that namespace, if any.
+func (n *Set) Start(dir namespace.Dir, port int, changed func(string)) *Observer {
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &observer{cancel: cancel, done: make(chan struct{}), poke: make(chan struct{}, 1), port: port}
+	o := &Observer{set: n, ns: dir.Name, cancel: cancel, done: make(chan struct{}), poke: make(chan struct{}, 1), port: port}
+	n.mu.Lock()
+	if n.obs == nil {
+		n.obs = map[string]*Observer{}
+	}
+	old := n.obs[dir.Name]
 	n.obs[dir.Name] = o
+	n.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
 	go o.run(ctx, dir, changed, n.pokeSites)
+	return o
+}
+
+// Close ends the observer and waits for it: its connection is closed and
+// it calls changed no more. It may be called more than once.
+func (o *Observer) Close() {
+	if o == nil {
+		return
+	}
+	o.cancel()
+	<-o.done
+	o.set.mu.Lock()
+	if o.set.obs[o.ns] == o {
+		delete(o.set.obs, o.ns)
+	}
+	o.set.mu.Unlock()
 }
 
 // pokeSites makes the observers whose networks hold any of the sites look
 // again soon: a site that one router now sees (a new link) sees it too.
-func (n *networks) pokeSites(ids []string) {
+func (n *Set) pokeSites(ids []string) {
 	for _, id := range ids {
-		n.pokeNetwork("", id)
+		n.PokeNetwork("", id)
 	}
 }
 
-// pokeNetwork makes the observers that may see a change to namespace
+// PokeNetwork makes the observers that may see a change to namespace
 // ns's router (site id siteID) look again soon, so that it shows in the
 // other sites of its network on this host within moments: ns's own, and
 // every one not known to stand alone. A site alone in its network (no
 // link either way) cannot see another site's router; with a hundred of
 // them, poking them all after every change would keep every router busy
 // answering.
-func (n *networks) pokeNetwork(ns, siteID string) {
+func (n *Set) PokeNetwork(ns, siteID string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for name, o := range n.obs {
@@ -415,41 +443,29 @@ func (n *networks) pokeNetwork(ns, siteID string) {
 }
 
 // alone tells whether the view is of a site with no link either way.
-func (v *NetView) alone() bool {
+func (v *View) alone() bool {
 	return v != nil && len(v.Sites) <= 1 && len(v.Links) == 0
 }
 
 // has tells whether the view holds the site with id siteID.
-func (v *NetView) has(siteID string) bool {
+func (v *View) has(siteID string) bool {
 	return v != nil && slices.ContainsFunc(v.Sites, func(s status.SiteRecord) bool { return s.ID == siteID })
 }
 
-// stop ends ns's observer, if any.
-func (n *networks) stop(ns string) {
+// Close ends every observer of the set.
+func (n *Set) Close() {
 	n.mu.Lock()
-	o := n.obs[ns]
-	delete(n.obs, ns)
+	all := make([]*Observer, 0, len(n.obs))
+	for _, o := range n.obs {
+		all = append(all, o)
+	}
 	n.mu.Unlock()
-	if o != nil {
-		o.cancel()
-		<-o.done
+	for _, o := range all {
+		o.Close()
 	}
 }
 
-// stopAll ends every observer.
-func (n *networks) stopAll() {
-	n.mu.Lock()
-	names := make([]string, 0, len(n.obs))
-	for ns := range n.obs {
-		names = append(names, ns)
-	}
-	n.mu.Unlock()
-	for _, ns := range names {
-		n.stop(ns)
-	}
-}
-
-func (o *observer) run(ctx context.Context, dir namespace.Dir, changed func(string), pokeSites func([]string)) {
+func (o *Observer) run(ctx context.Context, dir namespace.Dir, changed func(string), pokeSites func([]string)) {
 	defer close(o.done)
 	var c *management.Client
 	defer func() {
@@ -483,7 +499,7 @@ func (o *observer) run(ctx context.Context, dir namespace.Dir, changed func(stri
 				c.Close()
 				c = nil
 			}
-			cfg, err := ManagementTLS(dir)
+			cfg, err := live.ManagementTLS(dir)
 			if err == nil {
 				dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 				c, err = management.Dial(dctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port)), cfg)
