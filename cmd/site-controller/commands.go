@@ -133,35 +133,52 @@ func existingNamespace(dataHome, name string) (namespace.Dir, error) {
 }
 
 func newValidateCommand() *cobra.Command {
-	var dataHome string
+	var dataHome, platform string
 	cmd := &cobra.Command{
 		Use:   "validate [NAMESPACE...]",
 		Short: "Check the resources of namespaces and print one line per problem",
 		Long: "Check the resources of the given namespaces (all, when none is given) without writing anything:\n" +
 			"every check a pass makes before it starts a router (credentials present, readable and matching,\n" +
 			"reserved names and ports), so that exit status 0 means the pass will find no problem.\n" +
+			"A namespace is checked for the platform it runs on: its internal/platform.yaml, else --platform\n" +
+			"(as run's). validate starts nothing and asks no engine, so with auto (the default) the checks of\n" +
+			"a platform (a Connector's selector on linux) are skipped for namespaces without\n" +
+			"internal/platform.yaml, and it says so once, on stderr.\n" +
 			"Each problem is printed as FILE:LINE: Kind/name: field: message. Exit status 0 when there\n" +
 			"are no errors (warnings allowed), 1 otherwise.",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			oneShot()
+			switch platform {
+			case "auto", "podman", "docker", "linux", "none":
+			default:
+				return fmt.Errorf("--platform must be auto, podman, docker, linux or none, got %q", platform)
+			}
 			names, err := namespacesOrAll(dataHome, args)
 			if err != nil {
 				return err
 			}
 			bad := false
+			var unknown []string // namespaces checked for no platform
 			for _, name := range names {
 				dir, err := namespace.Open(dataHome, name)
 				if err != nil {
 					return err
 				}
-				problems, err := controller.Validate(dir)
+				v, err := controller.ValidateNamespace(dir, controller.ValidateOptions{Platform: platform})
 				if err != nil {
 					return err
 				}
-				for _, p := range problems {
+				if v.Platform == "" {
+					unknown = append(unknown, name)
+				}
+				for _, p := range v.Problems {
 					fmt.Fprintln(cmd.OutOrStdout(), p.In(dir.Path))
 				}
-				bad = bad || resources.HasErrors(problems)
+				bad = bad || resources.HasErrors(v.Problems)
+			}
+			if len(unknown) > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "platform auto: validate asks no engine, so the checks of a platform (a Connector's selector on linux) were skipped for %s, which %s no internal/platform.yaml; give --platform to check them\n",
+					strings.Join(unknown, ", "), map[bool]string{true: "has", false: "have"}[len(unknown) == 1])
 			}
 			if bad {
 				return errProblems
@@ -170,6 +187,7 @@ func newValidateCommand() *cobra.Command {
 		},
 	}
 	dataHomeFlag(cmd, &dataHome)
+	cmd.Flags().StringVar(&platform, "platform", "auto", "platform of namespaces without internal/platform.yaml, as run's: auto (not resolved: platform checks skipped), podman, docker, linux or none")
 	return cmd
 }
 

@@ -121,6 +121,9 @@ var badCases = map[string][]string{
 	"broken-yaml.bad.yaml": {
 		"input/resources/broken-yaml.bad.yaml:20: invalid YAML: did not find expected ',' or ']'",
 	},
+	"connector-selector-linux.bad.yaml": {
+		"input/resources/connector-selector-linux.bad.yaml:24: Connector/backend: spec.selector: the linux platform has no containers to select; set spec.host to the server's address instead",
+	},
 	"connector-selector.bad.yaml": {
 		"input/resources/connector-selector.bad.yaml:21: Connector/unclosed: spec.selector: invalid label selector: the ( at character 21 is never closed: end the list of values with )",
 		`input/resources/connector-selector.bad.yaml:30: Connector/bad-key: spec.selector: invalid label selector: "-app=backend": key "-app": a label name is 1 to 63 characters, [A-Za-z0-9] at both ends and [-_.A-Za-z0-9] between`,
@@ -202,10 +205,11 @@ var badCases = map[string][]string{
 func reconcileBad(t *testing.T, home string, want []string) *Result {
 	t.Helper()
 	dir, _ := namespace.Open(home, "bad")
-	validated, err := Validate(dir)
+	v, err := ValidateNamespace(dir, ValidateOptions{Platform: "podman", HostNames: func() []string { return testHostNames }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	validated := v.Problems
 	res, err := newTestReconciler(home).Reconcile(context.Background(), "bad")
 	if err != nil {
 		t.Fatal(err)
@@ -245,6 +249,12 @@ func TestBadInput(t *testing.T) {
 			}
 			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 				t.Fatal(err)
+			}
+			if p := fixturePlatform(data); p != "" {
+				nsDir, _ := namespace.Open(home, "bad")
+				if err := nsDir.SetPlatform(p); err != nil {
+					t.Fatal(err)
+				}
 			}
 			res := reconcileBad(t, home, want)
 

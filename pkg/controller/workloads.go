@@ -37,7 +37,7 @@ type selection struct {
 func (r *Reconciler) selectOn(ctx context.Context, s *siteState, platform, text string, includeNotReady bool) selection {
 	switch platform {
 	case "linux":
-		return selection{problem: "the linux platform has no containers to select"}
+		return selection{problem: noContainersOnLinux}
 	case "docker", "podman":
 	default:
 		return selection{none: "platform " + platform + " runs no containers: nothing is selected"}
@@ -142,7 +142,7 @@ func (r *Reconciler) selectConnectors(ctx context.Context, s *siteState, platfor
 		}
 		sel := r.selectOn(ctx, s, platform, c.Spec.Selector, c.Spec.IncludeNotReadyPods)
 		if sel.problem != "" && platform == "linux" {
-			sel.problem += "; set spec.host to the server's address instead"
+			sel.problem += useHostInstead // as validate says it (selectorProblems)
 		}
 		s.selections[c.Metadata.Name] = sel
 		s.selects[platform] = true
