@@ -209,6 +209,15 @@ func (ca *CA) SignedBy(parent *CA) bool {
 	return !SelfSigned(ca.Cert) && ca.Cert.CheckSignatureFrom(parent.Cert) == nil && bytes.Equal(ca.Root, parent.Root)
 }
 
+// Above returns the certificates above ca up to its root, the root last:
+// none for a root.
+func (ca *CA) Above() []*x509.Certificate {
+	if ca.Chain == nil {
+		return nil
+	}
+	return append(parseCerts(ca.Chain)[1:], parseCerts(ca.Root)...)
+}
+
 // parseCerts returns the certificates in data that parse.
 func parseCerts(data []byte) []*x509.Certificate {
 	var out []*x509.Certificate

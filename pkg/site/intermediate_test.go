@@ -183,3 +183,72 @@ func TestIntermediateCertificates(t *testing.T) {
 	newRoot, _ := certs.ParseCA(d3.NewIssuers["root-ca"])
 	verify("front-tls after the root changed", d3.Credentials["front-tls"].Cert, newRoot.CertPEM, x509.ExtKeyUsageServerAuth, "front.example")
 }
+
+// TestIntermediateUnderInternalCA: a CA of the user's (input/issuers)
+// that an internal CA signed never issues what leaves the site, by a
+// Certificate, as an intermediate's CA, or for a RouterAccess: what it
+// issues would carry the internal CA and have peers trust it.
+func TestIntermediateUnderInternalCA(t *testing.T) {
+	first, err := Build(chainInput(t, "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name: s}\n", nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := certs.ParseCA(first.NewIssuers["skupper-local-ca"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, under, err := local.NewIntermediate("innocent", testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := `apiVersion: skupper.io/v2alpha1
+kind: Site
+metadata: {name: s}
+---
+apiVersion: skupper.io/v2alpha1
+kind: Certificate
+metadata: {name: leaf}
+spec: {ca: innocent, subject: leaf, server: true}
+---
+apiVersion: skupper.io/v2alpha1
+kind: Certificate
+metadata: {name: below}
+spec: {ca: innocent, subject: below, signing: true}
+---
+apiVersion: skupper.io/v2alpha1
+kind: RouterAccess
+metadata: {name: access}
+spec:
+  issuer: innocent
+  bindHost: 127.0.0.1
+  roles: [{name: inter-router}]
+`
+	in := chainInput(t, src, map[string]certs.Files{"skupper-local-ca": first.NewIssuers["skupper-local-ca"]}, nil)
+	ca, err := certs.ParseCA(under)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Issuers["innocent"] = Issuer{CA: ca, User: true}
+	d, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	why := "innocent is an intermediate CA under skupper-local-ca, the CA of the router's local management listener: what it issues would carry and trust that CA; it cannot sign credentials that leave the site"
+	var got []string
+	for _, p := range d.Problems {
+		got = append(got, p.ID+": "+p.Field+": "+p.Message)
+	}
+	want := []string{"Certificate/below: spec.ca: " + why, "Certificate/leaf: spec.ca: " + why, "RouterAccess/access: spec.issuer: " + why}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for name := range d.Credentials {
+		if name == "leaf" || name == "access" || name == "client-access" {
+			t.Errorf("credential %s was issued", name)
+		}
+	}
+	if len(d.LinkFiles) > 0 || d.NewIssuers["below"].Cert != nil {
+		t.Error("a link file or a CA below was made")
+	}
+}

@@ -224,7 +224,7 @@ func (b *builder) routerAccesses() error {
 			// files): the router trusts it beside the user's CA
 			ca, err := b.issuer(a.Issuer)
 			if err == nil {
-				err = b.internal().RefuseIssuer(a.Issuer, ca.Cert)
+				err = b.refuseIssuer(a.Issuer, ca)
 			}
 			if err != nil {
 				failAt("spec.issuer", err.Error())

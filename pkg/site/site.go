@@ -13,6 +13,7 @@
 package site
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
@@ -491,10 +492,28 @@ func (b *builder) parentCA(name, caName string) (*certs.CA, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("its CA %s: %w", caName, err)
 	}
-	if err := b.internal().RefuseIssuer(caName, parent.Cert); err != nil {
+	if err := b.refuseIssuer(caName, parent); err != nil {
 		return nil, err
 	}
 	return parent, nil
+}
+
+// refuseIssuer is InternalCAs.RefuseIssuer for CA name and every CA above
+// it: what an intermediate issues carries its chain and trusts its root,
+// so none of them may be an internal CA either.
+func (b *builder) refuseIssuer(name string, ca *certs.CA) error {
+	in := b.internal()
+	if err := in.RefuseIssuer(name, ca.Cert); err != nil {
+		return err
+	}
+	for _, above := range ca.Above() {
+		for _, n := range slices.Sorted(maps.Keys(in)) {
+			if bytes.Equal(in[n].RawSubjectPublicKeyInfo, above.RawSubjectPublicKeyInfo) {
+				return fmt.Errorf("%s is an intermediate CA under %s, %s: what it issues would carry and trust that CA; it cannot sign credentials that leave the site", name, n, resources.InternalCAs[n])
+			}
+		}
+	}
+	return nil
 }
 
 // caCycle is signing Certificates that sign each other, as found: the
@@ -537,7 +556,7 @@ func (b *builder) leafOutside(name, caName string, l certs.Leaf) error {
 	if err != nil {
 		return err
 	}
-	if err := b.internal().RefuseIssuer(caName, ca.Cert); err != nil {
+	if err := b.refuseIssuer(caName, ca); err != nil {
 		return err
 	}
 	return b.leaf(name, caName, l)
