@@ -7,7 +7,23 @@ PREFIX  ?= /usr/local
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build test test-all lint run install bench scale coldstart clean
+.PHONY: all build test test-all lint run install bench scale coldstart clean static dist docs image test-dist
+
+# Release builds: static binaries (no cgo), paths trimmed, symbols
+# stripped, under $(DIST)/build/linux-<arch>/.
+DIST        ?= dist
+DIST_ARCHES ?= amd64 arm64
+HOST_ARCH   := $(shell $(GO) env GOARCH)
+ARCH        ?= $(HOST_ARCH)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+STATIC_BIN   = $(DIST)/build/linux-$(1)/site-controller
+# The controller's image (contrib/image/Containerfile), built with docker
+# or podman (IMAGE_ENGINE; default docker when there is one) on the
+# engine's default endpoint, or IMAGE_ENDPOINT (unix:///…).
+IMAGE        ?= localhost/site-controller
+IMAGE_ENGINE ?= $(if $(shell command -v docker),docker,podman)
+IMAGE_ENDPOINT ?=
+ENGINE_CLI   = $(IMAGE_ENGINE)$(if $(IMAGE_ENDPOINT), $(if $(filter podman,$(IMAGE_ENGINE)),--url,-H) $(IMAGE_ENDPOINT))
 
 all: build
 
@@ -20,6 +36,7 @@ build:
 ## reserved per data home.
 test:
 	$(GO) test -tags '$(TAGS)' -race -count=1 -p 1 ./...
+	$(MAKE) --no-print-directory test-dist
 
 ## test-all: every test against real engines: installs (apt-get) and starts
 ## dockerd, a Podman API service and a systemd user manager (needs root)
@@ -29,6 +46,7 @@ test-all:
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 	$(GO) vet -tags '$(TAGS)' ./...
+	cd internal/dist && $(GO) vet ./...
 
 ## run: the daemon on the example namespaces (platform auto: none when no
 ## container engine or skrouterd is found)
@@ -49,5 +67,40 @@ scale: build
 coldstart: build
 	$(GO) run ./internal/scale/coldstart -bin bin/site-controller
 
+## static: the static binary for ARCH (default: this machine's)
+static:
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(ARCH) $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS) -s -w' \
+		-o $(call STATIC_BIN,$(ARCH)) ./cmd/site-controller
+
+## docs: completions and man pages, from this machine's static binary
+docs: static
+	mkdir -p $(DIST)/build/docs/completions
+	for sh in bash zsh fish; do \
+		$(call STATIC_BIN,$(HOST_ARCH)) completion $$sh > $(DIST)/build/docs/completions/site-controller.$$sh || exit 1; \
+	done
+	mv $(DIST)/build/docs/completions/site-controller.zsh $(DIST)/build/docs/completions/_site-controller
+	rm -rf $(DIST)/build/docs/man
+	$(call STATIC_BIN,$(HOST_ARCH)) man --date $$(date -u -d @$(SOURCE_DATE_EPOCH) +%F) $(DIST)/build/docs/man
+
+## dist: release artifacts under $(DIST)/: for each of DIST_ARCHES a
+## .tar.gz and a .deb (internal/dist, with nfpm), and SHA256SUMS
+dist: docs
+	for a in $(DIST_ARCHES); do $(MAKE) --no-print-directory static ARCH=$$a || exit 1; done
+	rm -f $(DIST)/*.tar.gz $(DIST)/*.deb $(DIST)/SHA256SUMS
+	cd internal/dist && $(GO) run . -version '$(VERSION)' -root $(CURDIR) -build $(abspath $(DIST))/build \
+		-docs $(abspath $(DIST))/build/docs -out $(abspath $(DIST)) -arch $$(echo $(DIST_ARCHES) | tr ' ' ,) \
+		-source-date-epoch $(SOURCE_DATE_EPOCH)
+
+## test-dist: the packaging's own tests (a .deb installed into and
+## removed from a scratch dpkg root)
+test-dist:
+	cd internal/dist && $(GO) test -count=1 ./...
+
+## image: the controller's image $(IMAGE):$(VERSION) (and :latest), FROM
+## scratch with this machine's static binary: nothing is pulled
+image: static
+	$(ENGINE_CLI) build -f contrib/image/Containerfile --build-arg VERSION='$(VERSION)' $(if $(filter podman,$(IMAGE_ENGINE)),--layers=false) \
+		-t $(IMAGE):$(VERSION) -t $(IMAGE):latest $(DIST)/build/linux-$(ARCH)
+
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)

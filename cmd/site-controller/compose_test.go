@@ -16,46 +16,45 @@ import (
 	"github.com/site-controller/site-controller/internal/routertest"
 )
 
-// TestComposeDeployment deploys the controller as contrib/compose says,
-// with the docker-compose Debian and Ubuntu ship (1.29), on the test Docker
-// engine: the controller container comes up, creates a router container on
-// the host's engine with the real router image, and a Listener file dropped
-// on the host reaches the router, traffic and all.
+// TestComposeDeployment builds the controller's image with `make image`
+// on the test Docker engine (FROM scratch, the static binary: nothing is
+// pulled) and deploys it as contrib/compose says, with the docker-compose
+// Debian and Ubuntu ship (1.29), which builds nothing: the controller
+// container comes up, creates a router container on the host's engine with
+// the real router image, and a Listener file dropped on the host reaches
+// the router, traffic and all.
 func TestComposeDeployment(t *testing.T) {
 	compose, err := exec.LookPath("docker-compose")
 	if err != nil {
 		routertest.Missing(t, "no docker-compose (apt-get install docker-compose)")
 	}
 	rt := enginetest.RealDocker(t)
-	image := routertest.Image(t)
+	routerImage := routertest.Image(t)
 	endpoint := enginetest.DockerEndpoint(t)
 
-	// the compose file and Containerfile as shipped, beside a static binary
-	// where the build context expects it
-	ctxDir := t.TempDir()
-	for _, f := range []string{"compose.yaml", "Containerfile"} {
-		data, err := os.ReadFile(filepath.Join("../../contrib/compose", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fixture.WriteFile(t, filepath.Join(ctxDir, "contrib/compose", f), string(data))
+	version := fmt.Sprintf("compose-test-%d", time.Now().UnixNano()%1e9)
+	image := makeImage(t, "docker", endpoint, version)
+
+	// the compose file as shipped
+	composeFile := filepath.Join(t.TempDir(), "compose.yaml")
+	data, err := os.ReadFile("../../contrib/compose/compose.yaml")
+	if err != nil {
+		t.Fatal(err)
 	}
-	build := exec.Command("go", "build", "-tags", "remote,exclude_graphdriver_btrfs,containers_image_openpgp",
-		"-o", filepath.Join(ctxDir, "bin/site-controller"), ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the static binary: %v\n%s", err, out)
+	if strings.Contains(string(data), "build:") {
+		t.Error("contrib/compose/compose.yaml builds an image: it should run the one make image builds")
 	}
+	fixture.WriteFile(t, composeFile, string(data))
 
 	home := t.TempDir()
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", routertest.FreePort(t))
 	project := fmt.Sprintf("sc%d", time.Now().UnixNano()%1e9)
 	run := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(compose, append([]string{"-f", filepath.Join(ctxDir, "contrib/compose/compose.yaml"), "-p", project}, args...)...)
+		cmd := exec.Command(compose, append([]string{"-f", composeFile, "-p", project}, args...)...)
 		cmd.Env = append(os.Environ(), "DOCKER_HOST="+endpoint, "SKUPPER_DATA_HOME="+home,
 			"CONTAINER_SOCKET="+strings.TrimPrefix(endpoint, "unix://"), "HTTP_ADDRESS="+httpAddr,
-			"SKUPPER_ROUTER_IMAGE="+image)
+			"SKUPPER_ROUTER_IMAGE="+routerImage, "SITE_CONTROLLER_IMAGE="+image)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("docker-compose %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -67,10 +66,10 @@ func TestComposeDeployment(t *testing.T) {
 		if t.Failed() {
 			t.Log(run("logs", "--no-color"))
 		}
-		run("down", "--rmi", "all")
+		run("down")
 		rt.Remove(context.Background(), ns, fixture.NSDir(home, ns))
 	})
-	run("up", "-d", "--build")
+	run("up", "-d")
 	fixture.EventuallyWithin(t, time.Minute, "the controller container ready", func() bool {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
 		if err != nil {
@@ -98,4 +97,53 @@ func TestComposeDeployment(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(home, "namespaces", ns, "runtime", "router", "skrouterd.json")); err != nil {
 		t.Error(err)
 	}
+}
+
+// makeImage runs `make image` against the engine at endpoint with the
+// given version, into a scratch dist directory, and checks what it made:
+// the version label, an unprivileged default user, and a binary that runs
+// and says its version. The image is removed when the test ends.
+func makeImage(t *testing.T, engine, endpoint, version string) string {
+	t.Helper()
+	const repo = "localhost/site-controller-test"
+	image := repo + ":" + version
+	mk := exec.Command("make", "-C", "../..", "--no-print-directory", "image", "DIST="+t.TempDir(), "VERSION="+version,
+		"IMAGE="+repo, "IMAGE_ENGINE="+engine, "IMAGE_ENDPOINT="+endpoint)
+	out, err := mk.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make image: %v\n%s", err, out)
+	}
+	cli := func(args ...string) (string, error) {
+		flag := map[string]string{"docker": "-H", "podman": "--url"}[engine]
+		out, err := exec.Command(engine, append([]string{flag, endpoint}, args...)...).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	t.Cleanup(func() {
+		if out, err := cli("rmi", image, repo+":latest"); err != nil {
+			t.Logf("removing %s: %v %s", image, err, out)
+		}
+	})
+	for format, want := range map[string]string{
+		`{{index .Config.Labels "org.opencontainers.image.version"}}`: version,
+		`{{.Config.User}}`:            "65532:65532",
+		`{{json .Config.Entrypoint}}`: `["/usr/bin/site-controller"]`,
+	} {
+		if got, err := cli("image", "inspect", "-f", format, image); err != nil || got != want {
+			t.Errorf("%s image %s: %q %v, want %q", engine, format, got, err, want)
+		}
+	}
+	if size, err := cli("image", "inspect", "-f", "{{.Size}}", image); err == nil {
+		t.Logf("%s image %s: %s bytes", engine, image, size)
+	}
+	if got, err := cli("run", "--rm", "--pull=never", "--network=none", image, "version"); err != nil || got != "site-controller "+version {
+		t.Errorf("%s run %s version: %q %v", engine, image, got, err)
+	}
+	return image
+}
+
+// TestMakeImagePodman builds the controller's image with podman (make
+// image IMAGE_ENGINE=podman) on the test Podman service: labelled with
+// its version, unprivileged by default, and it runs.
+func TestMakeImagePodman(t *testing.T) {
+	makeImage(t, "podman", enginetest.PodmanEndpoint(t), fmt.Sprintf("podman-test-%d", time.Now().UnixNano()%1e9))
 }

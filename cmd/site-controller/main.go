@@ -30,6 +30,10 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCommand(), newValidateCommand(), newRenderCommand(), newStatusCommand(), newLinkCommand(), newTokenCommand(), newVersionCommand())
+	root.AddCommand(newRunCommand(), newValidateCommand(), newRenderCommand(), newStatusCommand(), newLinkCommand(), newTokenCommand(), newVersionCommand(),
+		newManCommand())
+	// cobra's completion command (bash, zsh, fish, powershell), hidden
+	// from the help: the release packages install its scripts
+	root.CompletionOptions.HiddenDefaultCmd = true
 	return root
 }
