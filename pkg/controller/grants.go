@@ -48,17 +48,13 @@ type grantView struct {
 	problem string
 }
 
-func grantPath(dir namespace.Dir, name string) string {
-	return filepath.Join(dir.Internal(), "grants", name+".yaml")
-}
-
 func loadGrant(dir namespace.Dir, name string) (grantState, error) {
 	var st grantState
-	return st, readState(grantPath(dir, name), &st)
+	return st, readState(dir.GrantState(name), &st)
 }
 
 func saveGrant(dir namespace.Dir, name string, st grantState) error {
-	return writeState(dir, grantPath(dir, name), st, 0o600) // it holds the code
+	return writeState(dir, dir.GrantState(name), st, 0o600) // it holds the code
 }
 
 // readState reads a state file the controller keeps under internal/.
@@ -84,9 +80,9 @@ func writeState(dir namespace.Dir, path string, v any, perm fs.FileMode) error {
 // privateDirs are the directories of a namespace that hold codes and
 // keys (or lead to them): whatever modes they had before, a pass makes
 // them no looser than 0700.
-var privateDirs = [][]string{
-	{"runtime"}, {"runtime", "resources"}, {"runtime", "tokens"},
-	{"internal"}, {"internal", "grants"}, {"internal", "tokens"}, {"internal", lastGoodDir},
+func privateDirs(dir namespace.Dir) []string {
+	return []string{dir.Join("runtime"), dir.RuntimeResources(), dir.TokenAnswers(),
+		dir.Internal(), filepath.Dir(dir.GrantState("x")), filepath.Dir(dir.TokenState("x")), dir.LastGood()}
 }
 
 // securePrivateDirs makes runtime/ and internal/ (0700 when it makes them)
@@ -94,15 +90,15 @@ var privateDirs = [][]string{
 // their owner: a look at each, and a chmod of one found looser, never
 // through a symbolic link.
 func securePrivateDirs(dir namespace.Dir) error {
-	for _, top := range []string{"runtime", "internal"} {
-		// not MkdirAll: a namespace directory removed meanwhile stays gone
-		if err := os.Mkdir(dir.Join(top), 0o700); err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("creating %s: %w", dir.Join(top), err)
+	tree := dir.Files()
+	for _, top := range []string{dir.Join("runtime"), dir.Internal()} {
+		// a namespace directory being removed meanwhile is left to go
+		if err := tree.MkdirAll(top, 0o700); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 	}
-	tree := dir.Files()
-	for _, elem := range privateDirs {
-		if err := tree.Tighten(dir.Join(elem...), 0o700); err != nil {
+	for _, d := range privateDirs(dir) {
+		if err := tree.Tighten(d, 0o700); err != nil {
 			return err
 		}
 	}

@@ -16,13 +16,13 @@ import (
 	"github.com/site-controller/site-controller/pkg/resources"
 )
 
-// lastGoodDir holds, under internal/, a copy of the last content of each
+// internal/last-good (namespace.Dir.LastGood) holds a copy of the last
+// content of each
 // resource file that was read and parsed whole (0600: a file may hold a
 // Secret), so that a restart keeps a broken file's resources in force too.
 // A copy is named <hash of the file's path>.<hash of its content>: one
 // listing of the directory tells which files' copies are current, without
 // reading thousands of them in every new process.
-const lastGoodDir = "last-good"
 
 // A namespace's owner remembers the last good content of every resource
 // file, so that a file that breaks (a syntax error, caught half-written,
@@ -104,7 +104,7 @@ func (o *owner) resolve(files []namespace.File, now time.Time) inputOf {
 		// the copy under internal/ may have gone (internal/ removed by
 		// hand, a removal of the namespace that did not finish): what
 		// this pass stands on must outlive the process
-		if _, err := os.Stat(filepath.Join(dir.Internal(), lastGoodDir, copyName(f.Path, good.sum))); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(dir.LastGood(), copyName(f.Path, good.sum))); errors.Is(err, fs.ErrNotExist) {
 			ns.store(dir, f.Path, good)
 		}
 		// since it was last written: the same in every process
@@ -125,7 +125,7 @@ func (o *owner) resolve(files []namespace.File, now time.Time) inputOf {
 			delete(known, p)
 			h := goodName(p)
 			if name, ok := ns.disk[h]; ok {
-				dir.Files().Remove(filepath.Join(dir.Internal(), lastGoodDir, name))
+				dir.Files().Remove(filepath.Join(dir.LastGood(), name))
 				delete(ns.disk, h)
 			}
 		}
@@ -142,7 +142,7 @@ func (o *owner) resolve(files []namespace.File, now time.Time) inputOf {
 	}
 	for h, name := range ns.disk {
 		if !present[h] {
-			dir.Files().Remove(filepath.Join(dir.Internal(), lastGoodDir, name))
+			dir.Files().Remove(filepath.Join(dir.LastGood(), name))
 			delete(ns.disk, h)
 		}
 	}
@@ -163,7 +163,7 @@ func copyName(file string, sum [sha256.Size]byte) string {
 // file's path.
 func listGood(dir namespace.Dir) map[string]string {
 	out := map[string]string{}
-	entries, _ := os.ReadDir(filepath.Join(dir.Internal(), lastGoodDir))
+	entries, _ := os.ReadDir(dir.LastGood())
 	for _, e := range entries {
 		h, _, _ := strings.Cut(e.Name(), ".")
 		if prev, ok := out[h]; ok && prev > e.Name() {
@@ -180,7 +180,7 @@ func (ns *goodFiles) load(dir namespace.Dir, file string) *goodFile {
 	if !ok {
 		return nil
 	}
-	data, err := os.ReadFile(filepath.Join(dir.Internal(), lastGoodDir, name))
+	data, err := os.ReadFile(filepath.Join(dir.LastGood(), name))
 	if err != nil {
 		return nil
 	}
@@ -192,11 +192,11 @@ func (ns *goodFiles) load(dir namespace.Dir, file string) *goodFile {
 // while the controller runs.
 func (ns *goodFiles) store(dir namespace.Dir, file string, good *goodFile) {
 	h, name := goodName(file), copyName(file, good.sum)
-	if _, err := dir.Files().WriteFile(filepath.Join(dir.Internal(), lastGoodDir, name), good.data, 0o600, 0o700, false); err != nil {
+	if _, err := dir.Files().WriteFile(filepath.Join(dir.LastGood(), name), good.data, 0o600, 0o700, false); err != nil {
 		return
 	}
 	if old, ok := ns.disk[h]; ok && old != name {
-		dir.Files().Remove(filepath.Join(dir.Internal(), lastGoodDir, old))
+		dir.Files().Remove(filepath.Join(dir.LastGood(), old))
 	}
 	ns.disk[h] = name
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/site-controller/site-controller/pkg/live"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/netview"
+	"github.com/site-controller/site-controller/pkg/tokens"
 )
 
 // owner holds everything kept between the passes of one namespace
@@ -47,10 +48,10 @@ type owner struct {
 	refused bool
 	reads   map[string]bool
 	selects map[string]bool
-	// observer follows the network of the site's router; redeeming are
-	// the AccessTokens being redeemed, by name
-	observer  *netview.Observer
-	redeeming map[string]*redeemer
+	// observer follows the network of the site's router; tokens redeems
+	// its AccessTokens
+	observer *netview.Observer
+	tokens   *tokens.Redemptions
 	// stops end the helpers that serve the namespace from elsewhere (its
 	// token redemptions), waiting for each
 	stops []func()
@@ -108,7 +109,9 @@ func (o *owner) Close() {
 	o.mu.Unlock()
 	o.session.Close()
 	o.stopObserving()
-	o.endRedemptions(nil)
+	if o.tokens != nil {
+		o.tokens.Close()
+	}
 	for _, stop := range stops {
 		stop()
 	}
@@ -136,6 +139,20 @@ func (o *owner) stopObserving() {
 	o.observer = nil
 	o.mu.Unlock()
 	obs.Close()
+}
+
+// redemptions returns the namespace's token redemptions, made on first
+// use.
+func (o *owner) redemptions(r *Reconciler) *tokens.Redemptions {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.tokens == nil {
+		o.tokens = tokens.New(o.dir, r.opts.RedeemTimeout, func() { r.requeue(o.name) })
+		if o.closed {
+			o.tokens.Close()
+		}
+	}
+	return o.tokens
 }
 
 // view is the site's network as its observer last saw it; nil without
@@ -193,5 +210,12 @@ func (r *Reconciler) eachOwner(f func(*owner)) {
 	r.mu.Unlock()
 	for _, o := range all {
 		f(o)
+	}
+}
+
+// requeue asks the daemon for a pass of namespace ns.
+func (r *Reconciler) requeue(ns string) {
+	if r.opts.Requeue != nil {
+		r.opts.Requeue(ns)
 	}
 }

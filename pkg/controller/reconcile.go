@@ -31,6 +31,7 @@ import (
 	"github.com/site-controller/site-controller/pkg/runtime"
 	"github.com/site-controller/site-controller/pkg/site"
 	"github.com/site-controller/site-controller/pkg/status"
+	"github.com/site-controller/site-controller/pkg/tokens"
 )
 
 // Options configures a Reconciler.
@@ -281,7 +282,7 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	}
 	in := o.resolve(files, r.opts.Now())
 	// what grant servers answered to the namespace's AccessTokens
-	tdocs, tprobs := tokenDocs(dir, in.docs, len(in.incomplete) == 0)
+	tdocs, tprobs := tokens.Docs(dir, in.docs, len(in.incomplete) == 0)
 	ns := resources.Build(name, append(in.docs, tdocs...), append(in.probs, tprobs...))
 	recorded, err := dir.Platform()
 	if err != nil {
@@ -309,7 +310,11 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 		}
 	}
 	r.serveGrants(pass)
-	r.redeemTokens(pass)
+	site := ""
+	if ns.Site != nil {
+		site = res.SiteID
+	}
+	pass.tokens = o.redemptions(r).Redeem(ns.Tokens, site)
 	lap(&phases.Render)
 	r.apply(ctx, pass, platform, recorded)
 	lap(&phases.Apply)
@@ -358,7 +363,7 @@ type siteState struct {
 	// grants and tokens are what the AccessGrants' and AccessTokens'
 	// statuses show, by name.
 	grants map[string]grantView
-	tokens map[string]tokenView
+	tokens map[string]tokens.View
 	// view is the site's network as last observed, for the statuses
 	// (nil without an observer)
 	view *netview.View

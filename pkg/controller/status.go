@@ -15,6 +15,7 @@ import (
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/site"
 	"github.com/site-controller/site-controller/pkg/status"
+	"github.com/site-controller/site-controller/pkg/tokens"
 )
 
 // writeStatus computes the status of every resource document and writes
@@ -635,18 +636,18 @@ func grantStatus(v grantView, now time.Time, warn string, gen int64) status.Stat
 
 // tokenStatus is the status of an AccessToken: redeemed, refused, or
 // being redeemed (with the last failure to reach the server).
-func tokenStatus(v tokenView, t *resources.AccessToken, warn string, gen int64) status.Status {
+func tokenStatus(v tokens.View, t *resources.AccessToken, warn string, gen int64) status.Status {
 	var st status.Status
 	var reason string
 	switch {
-	case !v.redeemed.IsZero():
+	case !v.Redeemed.IsZero():
 		yes := true
 		st.Redeemed = &yes
-		st.Status, st.Message, reason = status.Ready, "OK: redeemed at "+v.redeemed.Format(time.RFC3339)+"; its Secret and Link are in runtime/tokens/"+t.Metadata.Name+".yaml", "Redeemed"
-	case v.refused != "":
-		st.Status, st.Message, reason = status.Error, v.refused+"; not retried: get a new token", "Refused"
-	case v.lastErr != nil:
-		st.Status, st.Message, reason = status.Pending, fmt.Sprintf("redeeming at %s failed: %v; retrying at %s", t.Spec.URL, v.lastErr, v.next.UTC().Format(time.RFC3339)), "Retrying"
+		st.Status, st.Message, reason = status.Ready, "OK: redeemed at "+v.Redeemed.Format(time.RFC3339)+"; its Secret and Link are in runtime/tokens/"+t.Metadata.Name+".yaml", "Redeemed"
+	case v.Refused != "":
+		st.Status, st.Message, reason = status.Error, v.Refused+"; not retried: get a new token", "Refused"
+	case v.LastErr != nil:
+		st.Status, st.Message, reason = status.Pending, fmt.Sprintf("redeeming at %s failed: %v; retrying at %s", t.Spec.URL, v.LastErr, v.Next.UTC().Format(time.RFC3339)), "Retrying"
 	default:
 		st.Status, st.Message, reason = status.Pending, "redeeming at "+t.Spec.URL, "Redeeming"
 	}

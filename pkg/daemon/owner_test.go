@@ -23,7 +23,7 @@ import (
 var helperKinds = map[string]*regexp.Regexp{
 	"network observer":   regexp.MustCompile(`pkg/netview\.\(\*Observer\)\.run`),
 	"container follower": regexp.MustCompile(`pkg/follow\.\(\*Engine\)\.run`),
-	"token redemption":   regexp.MustCompile(`pkg/controller\.\(\*Reconciler\)\.startRedeem\.func`),
+	"token redemption":   regexp.MustCompile(`pkg/tokens\.\(\*Redemptions\)\.start\.func`),
 	"AMQP connection":    regexp.MustCompile(`go-amqp\.\(\*Conn\)\.conn(Reader|Writer)`),
 }
 

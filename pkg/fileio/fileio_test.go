@@ -221,3 +221,23 @@ func TestTreeRootNotMade(t *testing.T) {
 		t.Errorf("the root was made: %v", err)
 	}
 }
+
+// TestTreeRequiring: a Tree that requires an entry of its root writes
+// nothing below a root without it (a namespace being removed).
+func TestTreeRequiring(t *testing.T) {
+	root := t.TempDir()
+	tr := Beneath(root).Requiring("input")
+	if _, err := tr.WriteFile(filepath.Join(root, "runtime", "x"), []byte("x"), 0o600, 0o700, false); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a directory made below a root without input/: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "runtime")); !os.IsNotExist(err) {
+		t.Errorf("runtime/ was made: %v", err)
+	}
+	if _, err := tr.WriteFile(filepath.Join(root, "x"), []byte("x"), 0o600, 0o700, false); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a file written into a root without input/: %v", err)
+	}
+	os.Mkdir(filepath.Join(root, "input"), 0o755)
+	if _, err := tr.WriteFile(filepath.Join(root, "runtime", "x"), []byte("x"), 0o600, 0o700, false); err != nil {
+		t.Errorf("with input/: %v", err)
+	}
+}

@@ -31,6 +31,9 @@ type Tree struct {
 	// uid and gid own the files written and the directories made or
 	// secured through the Tree; -1 leaves them to the writer
 	uid, gid int
+	// requires is an entry the root must hold for a directory to be made
+	// below it ("" for none)
+	requires string
 }
 
 // ErrSymlink is the error of a write through a Tree that met a symbolic
@@ -47,6 +50,15 @@ func Beneath(root string) Tree { return Tree{root: filepath.Clean(root), uid: -1
 // owner differs counts as changed. Only root can give files away.
 func (t Tree) Owned(uid, gid int) Tree {
 	t.uid, t.gid = uid, gid
+	return t
+}
+
+// Requiring returns the same Tree writing nothing below its root unless
+// the root holds name: a namespace directory being removed (rm -rf takes
+// input/ with the rest) gets nothing new meanwhile, which would make the
+// removal fail.
+func (t Tree) Requiring(name string) Tree {
+	t.requires = name
 	return t
 }
 
@@ -80,6 +92,14 @@ func (t Tree) openDir(dir string, perm fs.FileMode, create bool) (int, error) {
 	fd, err := unix.Open(t.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, &fs.PathError{Op: "open", Path: t.root, Err: err}
+	}
+	if create && t.requires != "" {
+		// looked at by every write: one being removed gets nothing new
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, t.requires, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("not writing into %s: it has no %s (being removed?): %w", t.root, t.requires, fs.ErrNotExist)
+		}
 	}
 	if rel == "." {
 		return fd, nil

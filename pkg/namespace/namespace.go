@@ -95,10 +95,26 @@ func (d Dir) RuntimeResources() string {
 }
 func (d Dir) Internal() string { return d.Join("internal") }
 
+// TokenAnswers is runtime/tokens, where what was taken of the grant
+// servers' answers to the AccessTokens is kept; TokenAnswer is one
+// token's, TokenState what the controller keeps of its redemption.
+func (d Dir) TokenAnswers() string           { return d.Join("runtime", "tokens") }
+func (d Dir) TokenAnswer(name string) string { return d.Join("runtime", "tokens", name+".yaml") }
+func (d Dir) TokenState(name string) string  { return d.Join("internal", "tokens", name+".yaml") }
+
+// GrantState is what the controller keeps of an AccessGrant (its URL's
+// id, its code, the redemptions counted); LastGood the directory of the
+// last good copies of the input files; Links the site's link files.
+func (d Dir) GrantState(name string) string { return d.Join("internal", "grants", name+".yaml") }
+func (d Dir) LastGood() string              { return d.Join("internal", "last-good") }
+func (d Dir) Links() string                 { return d.Join("runtime", "links") }
+
 // Files is the namespace directory as a fileio.Tree: every write below it
 // goes through it, so that a symbolic link planted there (a router can
-// write into what is bound into its container) is never followed.
-func (d Dir) Files() fileio.Tree { return fileio.Beneath(d.Path) }
+// write into what is bound into its container) is never followed, and no
+// directory is made in a namespace directory without input/ (one being
+// removed).
+func (d Dir) Files() fileio.Tree { return fileio.Beneath(d.Path).Requiring("input") }
 
 // Ignored tells whether a file name is editor debris or hidden: vim's 4913
 // probe and swap files, backups ending in ~, Emacs lock files (.#*) and

@@ -19,7 +19,7 @@ func made(t *testing.T, home, name string) Dir {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(d.Path, 0o755); err != nil {
+	if err := os.MkdirAll(d.InputResources(), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -206,7 +206,7 @@ func TestClaimPorts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.MkdirAll(d.Path, 0o755); err != nil {
+		if err := os.MkdirAll(d.InputResources(), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		dirs[name] = d
@@ -275,7 +275,7 @@ func TestClaimsRegistryEditedByHand(t *testing.T) {
 	a, _ := Open(home, "a")
 	b, _ := Open(home, "b")
 	for _, d := range []Dir{a, b} {
-		if err := os.MkdirAll(d.Path, 0o755); err != nil {
+		if err := os.MkdirAll(d.InputResources(), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}

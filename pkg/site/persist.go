@@ -100,7 +100,7 @@ func Persist(dir namespace.Dir, d *Desired, routerUID, routerGID int) (changed [
 // (0600 in a 0700 directory: they hold a private key); other files there
 // that look like link files are removed.
 func persistLinks(dir namespace.Dir, tree fileio.Tree, files map[string][]byte) ([]string, error) {
-	ldir := dir.Join("runtime", "links")
+	ldir := dir.Links()
 	var changed []string
 	if len(files) > 0 {
 		if err := tree.MkdirAll(ldir, 0o700); err != nil {

@@ -180,6 +180,7 @@ func TestPersist(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := namespace.Dir{Name: "tls", Path: t.TempDir()}
+	os.Mkdir(dir.Join("input"), 0o755) // a namespace directory has one
 	stale := filepath.Join(dir.RuntimeCerts(), "gone")
 	if _, err := certs.Write(stale, certs.Files{CA: []byte("x")}, false); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package controller
+package tokens
 
 import (
 	"bytes"
@@ -76,10 +76,10 @@ type answerEndpoint struct {
 	Group string `yaml:"group,omitempty"`
 }
 
-// takeAnswer returns what is taken of a grant server's answer, as YAML
+// TakeAnswer returns what is taken of a grant server's answer, as YAML
 // (the Secret, then the Links), or an *answerRefused saying why nothing
 // is.
-func takeAnswer(data []byte) ([]byte, error) {
+func TakeAnswer(data []byte) ([]byte, error) {
 	refuse := func(format string, a ...any) ([]byte, error) {
 		return nil, &answerRefused{why: grants.OneLine(fmt.Sprintf(format, a...), maxRefusal)}
 	}
