@@ -49,6 +49,9 @@ func TestStatusFilesReadBack(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := namespace.Dir{Name: "ns", Path: t.TempDir()}
+			if err := os.Mkdir(filepath.Join(dir.Path, "input"), 0o755); err != nil { // a namespace directory
+				t.Fatal(err)
+			}
 			now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 			w := Writer{Dir: dir, Now: func() time.Time { return now }}
 			if _, err := w.Write([]Entry{{Kind: "Connector", Name: "c", Node: &doc, Status: st}}); err != nil {
