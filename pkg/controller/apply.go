@@ -32,12 +32,12 @@ const (
 // management listener and its credentials); without, everything it reads.
 func (r *Reconciler) routerHash(s *siteState) string {
 	if !r.opts.Live {
-		return s.desired.InputHash()
+		return s.Desired.InputHash()
 	}
 	// credentials are not in it: new files under a profile are loaded
 	// live (renewal included), the management listener's too
 	h := sha256.New()
-	h.Write([]byte(s.desired.Config.RestartKey()))
+	h.Write([]byte(s.Desired.Config.RestartKey()))
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -74,7 +74,7 @@ func (r *Reconciler) ensure(ctx context.Context, o *owner, rt runtime.Runtime, p
 // smaller than the site needs: one file per listening socket and
 // connection, so about two per listener and connector, with headroom.
 func (r *Reconciler) checkRoom(s *siteState, pid int) {
-	if pid <= 0 || s.desired == nil {
+	if pid <= 0 || s.Desired == nil {
 		return
 	}
 	limit, _, err := runtime.OpenFilesLimit(pid)
@@ -82,7 +82,7 @@ func (r *Reconciler) checkRoom(s *siteState, pid int) {
 		return
 	}
 	n := 0
-	for _, e := range s.res.Config {
+	for _, e := range s.Result.Config {
 		switch e.Type {
 		case "tcpListener", "tcpConnector", "listener", "connector":
 			n++
@@ -92,14 +92,14 @@ func (r *Reconciler) checkRoom(s *siteState, pid int) {
 	if limit >= need {
 		return
 	}
-	p := resources.Problem{File: "input/resources", ID: "Site/" + s.ns.Site.Metadata.Name, Warning: true, Message: fmt.Sprintf(
+	p := resources.Problem{File: "input/resources", ID: "Site/" + s.Namespace.Site.Metadata.Name, Warning: true, Message: fmt.Sprintf(
 		"the router may open %d files (its open files limit), fewer than the %d this site needs with headroom: raise the limit "+
 			"(podman: default_ulimits nofile in containers.conf; docker: the daemon's default-ulimits; linux: the controller's own hard limit, which its units get)", limit, need)}
-	if s.desired.Failed == nil {
-		s.desired.Failed = map[resources.Object][]resources.Problem{}
+	if s.Desired.Failed == nil {
+		s.Desired.Failed = map[resources.Object][]resources.Problem{}
 	}
-	s.desired.Failed[s.ns.Site] = append(s.desired.Failed[s.ns.Site], p)
-	s.problems = append(s.problems, p)
+	s.Desired.Failed[s.Namespace.Site] = append(s.Desired.Failed[s.Namespace.Site], p)
+	s.Problems = append(s.Problems, p)
 }
 
 // apply makes the namespace's runtime match the pass: the router runs with
@@ -107,23 +107,23 @@ func (r *Reconciler) checkRoom(s *siteState, pid int) {
 // configuration while the Site is invalid, and is removed when there is no
 // Site at all.
 func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded string) {
-	res := s.res
+	res := s.Result
 	now := r.opts.Now
 	rt := r.opts.Runtimes[platform]
 	if rt == nil {
 		res.RenderOnly = true
 		return
 	}
-	name := s.dir.Name
+	name := s.Dir.Name
 	hasSite := false
-	for _, d := range s.ns.Docs {
+	for _, d := range s.Namespace.Docs {
 		hasSite = hasSite || d.Kind == resources.KindSite
 	}
 	switch {
-	case s.ns.Site != nil && res.Config != nil:
+	case s.Namespace.Site != nil && res.Config != nil:
 		r.leaveOtherRuntimes(ctx, s.owner, platform)
 		hash := r.routerHash(s)
-		st, err := r.ensure(ctx, s.owner, rt, platform, runtime.Site{Namespace: name, SiteID: res.SiteID, Dir: s.dir.Path, Hash: hash, LowPorts: res.Config.LowPorts()})
+		st, err := r.ensure(ctx, s.owner, rt, platform, runtime.Site{Namespace: name, SiteID: res.SiteID, Dir: s.Dir.Path, Hash: hash, LowPorts: res.Config.LowPorts()})
 		res.Router, res.RouterErr = &st, err
 		o := s.owner
 		if old := o.restartKey; old != "" && old != hash && r.opts.Live && err == nil {
@@ -142,7 +142,7 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 		if err == nil && recorded == "" {
 			// the namespace now lives on this platform; moving it is an
 			// explicit act (editing internal/platform.yaml)
-			if err := s.dir.RecordPlatform(platform); err != nil {
+			if err := s.Dir.RecordPlatform(platform); err != nil {
 				res.RouterErr = err
 			}
 		}
@@ -191,28 +191,28 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 			// settles, so that a crash loop shows in seconds
 			res.Recheck = recheckStarting
 		}
-	case !hasSite && len(s.incomplete) > 0:
+	case !hasSite && len(s.Incomplete) > 0:
 		// no evidence that the Site is gone: it may be in a file that
 		// could not be read or parsed
-		s.problems = append(s.problems, resources.Problem{File: s.incomplete[0], Message: "no Site was found, but this file could not be read " +
+		s.Problems = append(s.Problems, resources.Problem{File: s.Incomplete[0], Message: "no Site was found, but this file could not be read " +
 			"or parsed whole: the router is kept as it is until the file is fixed or removed"})
 	case !hasSite:
 		s.owner.session.Drop()
 		s.owner.stopObserving()
 		s.owner.ensured = nil
-		if _, changed, err := s.dir.ClaimPorts(nil, true); err != nil {
-			s.problems = append(s.problems, resources.Problem{File: "input/resources", Message: "releasing the namespace's ports: " + err.Error()})
+		if _, changed, err := s.Dir.ClaimPorts(&r.ports, nil, true); err != nil {
+			s.Problems = append(s.Problems, resources.Problem{File: "input/resources", Message: "releasing the namespace's ports: " + err.Error()})
 		} else {
 			r.portsSettled(s.owner, false, changed)
 		}
-		if err := rt.Remove(ctx, name, s.dir.Path); err != nil {
+		if err := rt.Remove(ctx, name, s.Dir.Path); err != nil {
 			res.RouterErr = err
 			return
 		}
 		res.Router = &runtime.State{Status: "absent"}
 	default:
 		// an invalid Site: the router keeps the last good configuration
-		st, err := rt.State(ctx, name, s.dir.Path)
+		st, err := rt.State(ctx, name, s.Dir.Path)
 		if err == nil {
 			res.Router = &st
 		}

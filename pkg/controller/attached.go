@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/pass"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/status"
@@ -88,100 +89,81 @@ func (p peer) find(kind, name string) (resources.Object, string) {
 	return nil, why
 }
 
-// bindingView is what a site's AttachedConnectorBinding binds.
-type bindingView struct {
-	// bound is the attached connector rendered; nil when the two sides do
-	// not agree
-	bound *routerconfig.Attached
-	sel   selection
-	// why says why it is not bound
-	why string
-}
-
 // bindAttached works out, for every AttachedConnectorBinding of the site
 // s, the AttachedConnector it binds and the containers that selects on
 // the site's platform.
 func (r *Reconciler) bindAttached(ctx context.Context, s *siteState, platform string) {
-	s.bindings = map[string]bindingView{}
+	s.Bindings = map[string]pass.Binding{}
 	bound := map[string]*routerconfig.Attached{}
-	for _, b := range s.ns.Bindings {
-		a, v := b.Spec.ConnectorNamespace, bindingView{}
+	for _, b := range s.Namespace.Bindings {
+		a, v := b.Spec.ConnectorNamespace, pass.Binding{}
 		p := r.readPeer(s, a)
 		found, invalid := p.find(resources.KindAttachedConnector, b.Metadata.Name)
 		ac, _ := found.(*resources.AttachedConnector)
 		switch {
 		case !p.exists:
-			v.why = "no namespace directory " + a + " (spec.connectorNamespace) with input/resources"
+			v.Why = "no namespace directory " + a + " (spec.connectorNamespace) with input/resources"
 		case invalid != "":
-			v.why = invalid
+			v.Why = invalid
 		case ac == nil && p.incomplete && s.cache.bound[b.Metadata.Name] != nil:
 			// a file of a could not be read: keep what was bound
 			prev := *s.cache.bound[b.Metadata.Name]
-			v.bound = &prev
-			v.sel = selection{targets: prev.Targets, left: "as last read: a file of namespace " + a + " cannot be read or parsed"}
+			v.Bound = &prev
+			v.Sel = pass.Selection{Targets: prev.Targets, Left: "as last read: a file of namespace " + a + " cannot be read or parsed"}
 			for _, t := range prev.Targets {
-				v.sel.pods = append(v.sel.pods, status.SelectedPod{Name: t.Name, IP: t.Host, ID: shortID(t.ID)})
+				v.Sel.Pods = append(v.Sel.Pods, status.SelectedPod{Name: t.Name, IP: t.Host, ID: shortID(t.ID)})
 			}
 		case ac == nil:
-			v.why = "no AttachedConnector " + b.Metadata.Name + " in namespace directory " + a
-		case ac.Spec.SiteNamespace != s.dir.Name:
-			v.why = "AttachedConnector " + b.Metadata.Name + " in namespace " + a + " is for the site of namespace " + ac.Spec.SiteNamespace + ", not this one"
+			v.Why = "no AttachedConnector " + b.Metadata.Name + " in namespace directory " + a
+		case ac.Spec.SiteNamespace != s.Dir.Name:
+			v.Why = "AttachedConnector " + b.Metadata.Name + " in namespace " + a + " is for the site of namespace " + ac.Spec.SiteNamespace + ", not this one"
 		default:
-			v.sel = r.selectOn(ctx, s, platform, ac.Spec.Selector, ac.Spec.IncludeNotReadyPods)
+			v.Sel = r.selectOn(ctx, s, platform, ac.Spec.Selector, ac.Spec.IncludeNotReadyPods)
 			s.selects[platform] = true
-			if v.sel.problem != "" {
-				v.why = v.sel.problem
+			if v.Sel.Problem != "" {
+				v.Why = v.Sel.Problem
 				break
 			}
-			v.bound = &routerconfig.Attached{Name: b.Metadata.Name, Namespace: a, RoutingKey: b.Spec.RoutingKey, Port: ac.Spec.Port, Targets: v.sel.targets}
+			v.Bound = &routerconfig.Attached{Name: b.Metadata.Name, Namespace: a, RoutingKey: b.Spec.RoutingKey, Port: ac.Spec.Port, Targets: v.Sel.Targets}
 		}
-		if v.bound != nil {
-			bound[b.Metadata.Name] = v.bound
+		if v.Bound != nil {
+			bound[b.Metadata.Name] = v.Bound
 		}
-		s.bindings[b.Metadata.Name] = v
+		s.Bindings[b.Metadata.Name] = v
 	}
 	s.cache.bound = bound
-}
-
-// attachedView is what an AttachedConnector's status says: whether the
-// site it names binds it, and what it selects there.
-type attachedView struct {
-	// site is the namespace of the site, routingKey the binding's
-	site, routingKey string
-	sel              selection
-	why              string
 }
 
 // attachedViews works out, for every AttachedConnector of s's namespace,
 // whether the site it names binds it, and the containers it selects on
 // that site's platform.
 func (r *Reconciler) attachedViews(ctx context.Context, s *siteState) {
-	s.attached = map[string]attachedView{}
-	for _, ac := range s.ns.Attached {
-		b, v := ac.Spec.SiteNamespace, attachedView{site: ac.Spec.SiteNamespace}
+	s.Attached = map[string]pass.AttachedView{}
+	for _, ac := range s.Namespace.Attached {
+		b, v := ac.Spec.SiteNamespace, pass.AttachedView{Site: ac.Spec.SiteNamespace}
 		p := r.readPeer(s, b)
 		found, invalid := p.find(resources.KindAttachedConnectorBinding, ac.Metadata.Name)
 		binding, _ := found.(*resources.AttachedConnectorBinding)
 		switch {
 		case !p.exists:
-			v.why = "no namespace directory " + b + " (spec.siteNamespace) with input/resources"
+			v.Why = "no namespace directory " + b + " (spec.siteNamespace) with input/resources"
 		case invalid != "":
-			v.why = invalid
+			v.Why = invalid
 		case binding == nil:
-			v.why = "no AttachedConnectorBinding " + ac.Metadata.Name + " in namespace " + b + " binds it"
-		case binding.Spec.ConnectorNamespace != s.dir.Name:
-			v.why = "AttachedConnectorBinding " + ac.Metadata.Name + " in namespace " + b + " binds the AttachedConnector of namespace " + binding.Spec.ConnectorNamespace + ", not this one"
+			v.Why = "no AttachedConnectorBinding " + ac.Metadata.Name + " in namespace " + b + " binds it"
+		case binding.Spec.ConnectorNamespace != s.Dir.Name:
+			v.Why = "AttachedConnectorBinding " + ac.Metadata.Name + " in namespace " + b + " binds the AttachedConnector of namespace " + binding.Spec.ConnectorNamespace + ", not this one"
 		case p.ns.Site == nil:
-			v.why = "namespace " + b + " has no valid Site yet"
+			v.Why = "namespace " + b + " has no valid Site yet"
 		default:
-			v.routingKey = binding.Spec.RoutingKey
-			v.sel = r.selectOn(ctx, s, p.platform, ac.Spec.Selector, ac.Spec.IncludeNotReadyPods)
+			v.RoutingKey = binding.Spec.RoutingKey
+			v.Sel = r.selectOn(ctx, s, p.platform, ac.Spec.Selector, ac.Spec.IncludeNotReadyPods)
 			s.selects[p.platform] = true
-			if v.sel.problem != "" {
-				v.why = "the site of namespace " + b + " runs on " + p.platform + ": " + v.sel.problem
+			if v.Sel.Problem != "" {
+				v.Why = "the site of namespace " + b + " runs on " + p.platform + ": " + v.Sel.Problem
 			}
 		}
-		s.attached[ac.Metadata.Name] = v
+		s.Attached[ac.Metadata.Name] = v
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/site-controller/site-controller/pkg/certs"
 	"github.com/site-controller/site-controller/pkg/grants"
 	"github.com/site-controller/site-controller/pkg/namespace"
+	"github.com/site-controller/site-controller/pkg/pass"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/site"
 )
@@ -36,16 +37,6 @@ type grantState struct {
 	Code        string    `yaml:"code"`
 	Expires     time.Time `yaml:"expirationTime"`
 	Redemptions int       `yaml:"redemptions"`
-}
-
-// grantView is what an AccessGrant's status shows.
-type grantView struct {
-	state   grantState
-	allowed int
-	url, ca string
-	// problem is why it cannot be redeemed (no grant server, no link
-	// access); empty when it is served
-	problem string
 }
 
 func loadGrant(dir namespace.Dir, name string) (grantState, error) {
@@ -126,15 +117,15 @@ func randomCode(n int) (string, error) {
 // the CA of the RouterAccess the grant links to, and a Link to its
 // endpoints.
 func (r *Reconciler) serveGrants(s *siteState) {
-	ns := s.ns
-	s.grants = map[string]grantView{}
+	ns := s.Namespace
+	s.Grants = map[string]pass.Grant{}
 	served := map[string]bool{}
 	defer func() {
 		if r.opts.Grants != nil {
-			r.opts.Grants.Keep(s.dir.Name, served)
+			r.opts.Grants.Keep(s.Dir.Name, served)
 		}
 	}()
-	if ns.Site == nil || s.desired == nil {
+	if ns.Site == nil || s.Desired == nil {
 		return
 	}
 	for _, g := range ns.Grants {
@@ -142,9 +133,9 @@ func (r *Reconciler) serveGrants(s *siteState) {
 		spec, _ := yaml.Marshal(g.Spec)
 		sum := sha256.Sum256(spec)
 		hash := hex.EncodeToString(sum[:8])
-		st, err := loadGrant(s.dir, name)
+		st, err := loadGrant(s.Dir, name)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.grants[name] = grantView{problem: "reading its state: " + err.Error()}
+			s.Grants[name] = pass.Grant{Problem: "reading its state: " + err.Error()}
 			continue
 		}
 		if err != nil || st.Spec != hash {
@@ -159,39 +150,39 @@ func (r *Reconciler) serveGrants(s *siteState) {
 				code = g.Spec.Code
 			}
 			if err := errors.Join(err1, err2); err != nil {
-				s.grants[name] = grantView{problem: err.Error()}
+				s.Grants[name] = pass.Grant{Problem: err.Error()}
 				continue
 			}
-			st = grantState{Spec: hash, ID: id, Code: code, Expires: s.now.Add(window).UTC().Truncate(time.Second)}
-			if err := saveGrant(s.dir, name, st); err != nil {
-				s.grants[name] = grantView{problem: "keeping its state: " + err.Error()}
+			st = grantState{Spec: hash, ID: id, Code: code, Expires: s.Now.Add(window).UTC().Truncate(time.Second)}
+			if err := saveGrant(s.Dir, name, st); err != nil {
+				s.Grants[name] = pass.Grant{Problem: "keeping its state: " + err.Error()}
 				continue
 			}
 		}
 		allowed := int(max(g.Spec.RedemptionsAllowed, 1))
-		v := grantView{state: st, allowed: allowed}
-		a := grantAccess(s.desired.Accesses, g.Spec.Issuer)
+		v := pass.Grant{ID: st.ID, Code: st.Code, Expires: st.Expires, Redemptions: st.Redemptions, Allowed: allowed}
+		a := grantAccess(s.Desired.Accesses, g.Spec.Issuer)
 		switch {
 		case ns.Site.Spec.Edge:
-			v.problem = "an edge site accepts no links: grants are served by interior sites"
+			v.Problem = "an edge site accepts no links: grants are served by interior sites"
 		case a == nil && g.Spec.Issuer != "":
-			v.problem = fmt.Sprintf("no RouterAccess of this site is issued by %s", g.Spec.Issuer)
+			v.Problem = fmt.Sprintf("no RouterAccess of this site is issued by %s", g.Spec.Issuer)
 		case a == nil:
-			v.problem = "this site accepts no links: give its Site linkAccess: default, or add a RouterAccess"
+			v.Problem = "this site accepts no links: give its Site linkAccess: default, or add a RouterAccess"
 		case r.opts.Grants == nil:
-			v.problem = "the grant server is off: run the daemon with --grant-server ADDR (and --grant-server-host NAME) to serve grants"
+			v.Problem = "the grant server is off: run the daemon with --grant-server ADDR (and --grant-server-host NAME) to serve grants"
 		}
-		if v.problem == "" {
+		if v.Problem == "" {
 			srv := r.opts.Grants
-			if n, ok := srv.Redemptions(st.ID); ok && n > v.state.Redemptions {
-				v.state.Redemptions = n
+			if n, ok := srv.Redemptions(st.ID); ok && n > v.Redemptions {
+				v.Redemptions = n
 			}
-			v.url, v.ca = srv.URL(st.ID), srv.CA()
-			dir, now := s.dir, r.opts.Now
+			v.URL, v.CA = srv.URL(st.ID), srv.CA()
+			dir, now := s.Dir, r.opts.Now
 			host := linkHost(a, srv)
 			srv.Put(grants.Grant{
 				Namespace: dir.Name, Name: name, ID: st.ID, Code: st.Code, Expires: st.Expires,
-				Allowed: allowed, Redemptions: v.state.Redemptions,
+				Allowed: allowed, Redemptions: v.Redemptions,
 				Issue: func(link, subject string) ([]byte, error) {
 					return issueLink(dir, a, host, link, subject, now())
 				},
@@ -206,7 +197,7 @@ func (r *Reconciler) serveGrants(s *siteState) {
 			})
 			served[st.ID] = true
 		}
-		s.grants[name] = v
+		s.Grants[name] = v
 	}
 }
 

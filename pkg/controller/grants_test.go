@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"testing"
 
+	"github.com/site-controller/site-controller/pkg/pass"
 	"github.com/site-controller/site-controller/pkg/resources"
 )
 
@@ -22,11 +23,11 @@ func TestIssueLinkAnswer(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 	// the accesses as the pass worked them out
-	s := &siteState{owner: r.existingOwner("links"), ns: res.Namespace, dir: dir, now: testNow, res: res}
+	s := &siteState{Pass: &pass.Pass{Namespace: res.Namespace, Dir: dir, Now: testNow, Result: res}, owner: r.existingOwner("links")}
 	if err := r.render(s, "podman"); err != nil {
 		t.Fatal(err)
 	}
-	a := grantAccess(s.desired.Accesses, "")
+	a := grantAccess(s.Desired.Accesses, "")
 	if a == nil {
 		t.Fatal("no RouterAccess")
 	}
@@ -49,7 +50,7 @@ func TestIssueLinkAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(s.desired.Credentials[a.TLS].CA)
+	roots.AppendCertsFromPEM(s.Desired.Credentials[a.TLS].CA)
 	if cert.Subject.CommonName != "site-b" {
 		t.Errorf("issued for %q", cert.Subject.CommonName)
 	}

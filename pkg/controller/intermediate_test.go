@@ -31,7 +31,7 @@ func TestRouterServesIntermediateChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(dir.Internal(), 0o755); err != nil {
+	if err := os.MkdirAll(dir.InputResources(), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := dir.SetPlatform("linux"); err != nil {

@@ -10,16 +10,16 @@ import (
 // its namespace's live session (package live).
 func (r *Reconciler) applyLive(ctx context.Context, s *siteState, platform string) (*live.Live, error) {
 	d := live.Desired{
-		Config:         s.res.Config,
+		Config:         s.Result.Config,
 		Platform:       platform,
-		CredentialHash: s.desired.CredentialHash,
+		CredentialHash: s.Desired.CredentialHash,
 		HasCredential: func(name string) bool {
-			_, ok := s.desired.Credentials[name]
+			_, ok := s.Desired.Credentials[name]
 			return ok
 		},
 	}
-	if s.res.Router != nil {
-		d.RouterStarted = s.res.Router.Started
+	if s.Result.Router != nil {
+		d.RouterStarted = s.Result.Router.Started
 	}
 	return s.owner.session.Apply(ctx, d, r.opts.ManagementTimeout)
 }

@@ -23,9 +23,9 @@ import (
 
 	"github.com/site-controller/site-controller/pkg/follow"
 	"github.com/site-controller/site-controller/pkg/grants"
-	"github.com/site-controller/site-controller/pkg/live"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/netview"
+	"github.com/site-controller/site-controller/pkg/pass"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/runtime"
@@ -87,6 +87,9 @@ type Reconciler struct {
 	// owners hold, by namespace, what is kept between its passes and its
 	// long-lived helpers
 	owners map[string]*owner
+	// ports is the data home's port registry as this controller last
+	// wrote it
+	ports namespace.PortMemo
 	// workloads follow, by platform, the engines' running containers for
 	// selectors: one follower per engine serves every namespace that
 	// selects there, and ends when none does (sources are the engines)
@@ -184,57 +187,11 @@ func (r *Reconciler) Reverify() {
 	r.eachOwner(func(o *owner) { o.session.Reverify() })
 }
 
-// Result tells what one pass did.
-type Result struct {
-	// Gone is true when the namespace directory (or its input/) no longer
-	// exists: nothing was read or written.
-	Gone      bool
-	Namespace *resources.Namespace
-	Platform  string
-	SiteID    string
-	// Config is the rendered router configuration; nil without a Site.
-	Config routerconfig.Config
-	// ConfigChanged is true when runtime/router/skrouterd.json changed.
-	ConfigChanged bool
-	// Changed lists the files written or removed, relative to the
-	// namespace directory, sorted.
-	Changed []string
-	// Problems holds validation problems and problems found while
-	// preparing resources (missing credentials), sorted.
-	Problems []resources.Problem
+// Result tells what one pass did (package pass).
+type Result = pass.Result
 
-	// RenderOnly is true when no runtime runs this namespace's router
-	// (platform none, or the render command).
-	RenderOnly bool
-	// Router is the state of the router after the pass; nil when
-	// rendering only.
-	Router *runtime.State
-	// RouterErr is why the runtime could not do what the pass asked; the
-	// daemon retries with backoff.
-	RouterErr error
-	// Recheck asks for another pass after this long, to follow a router
-	// that is starting or failing.
-	Recheck time.Duration
-	// Live is the running router's state after a live apply; nil when
-	// not managed live (no runtime, Live off, or not reachable).
-	Live *live.Live
-	// LiveErr is why the router could not be reached or changed live.
-	LiveErr error
-	// Restarted says why this pass restarted the router, if it did.
-	Restarted string
-	// RenewAt is when the first certificate the site generated is due
-	// to be renewed: a pass then issues it again (zero: none).
-	RenewAt time.Time
-	// Phases is how long the pass took over each of its steps.
-	Phases Phases
-}
-
-// Phases are the steps of a pass, timed: reading the input (files,
-// resources, selected containers), working out and writing the site,
-// making the runtime and the router run it, writing the statuses.
-type Phases struct {
-	Read, Render, Apply, Status time.Duration
-}
+// Phases are the steps of a pass, timed (package pass).
+type Phases = pass.Phases
 
 // Reconcile runs one pass over namespace name that looks at every input
 // file (reading again only those whose stat changed since the last pass).
@@ -293,38 +250,38 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	// temporary files a crash left between write and rename
 	dir.Files().RemoveTemps(filepath.Dir(dir.RouterConfig()))
 	dir.Files().RemoveTemps(dir.Internal())
-	pass := &siteState{owner: o, ns: ns, dir: dir, now: r.opts.Now(), res: res, incomplete: in.incomplete, cache: cache,
-		reads: map[string]bool{}, selects: map[string]bool{}}
-	r.selectConnectors(ctx, pass, platform)
-	r.bindAttached(ctx, pass, platform)
-	r.attachedViews(ctx, pass)
+	ps := &siteState{Pass: &pass.Pass{Namespace: ns, Dir: dir, Now: r.opts.Now(), Result: res, Incomplete: in.incomplete},
+		owner: o, cache: cache, reads: map[string]bool{}, selects: map[string]bool{}}
+	r.selectConnectors(ctx, ps, platform)
+	r.bindAttached(ctx, ps, platform)
+	r.attachedViews(ctx, ps)
 	o.mu.Lock()
-	o.reads, o.selects = pass.reads, pass.selects
+	o.reads, o.selects = ps.reads, ps.selects
 	o.mu.Unlock()
 	r.releaseFollowers()
 	lap(&phases.Read)
 
 	if ns.Site != nil {
-		if err := r.render(pass, layout(platform)); err != nil {
+		if err := r.render(ps, layout(platform)); err != nil {
 			return res, fmt.Errorf("rendering %s: %w", name, err)
 		}
 	}
-	r.serveGrants(pass)
+	r.serveGrants(ps)
 	site := ""
 	if ns.Site != nil {
 		site = res.SiteID
 	}
-	pass.tokens = o.redemptions(r).Redeem(ns.Tokens, site)
+	ps.Tokens = o.redemptions(r).Redeem(ns.Tokens, site)
 	lap(&phases.Render)
-	r.apply(ctx, pass, platform, recorded)
+	r.apply(ctx, ps, platform, recorded)
 	lap(&phases.Apply)
-	if pass.desired != nil {
-		res.RenewAt = pass.desired.RenewAt
+	if ps.Desired != nil {
+		res.RenewAt = ps.Desired.RenewAt
 	}
-	res.Problems = append(slices.Clone(ns.Problems), pass.problems...)
+	res.Problems = append(slices.Clone(ns.Problems), ps.Problems...)
 	resources.SortProblems(res.Problems)
 
-	written, err := r.writeStatus(pass)
+	written, err := r.writeStatus(ps)
 	lap(&phases.Status)
 	res.Phases = phases
 	res.Changed = append(res.Changed, written...)
@@ -350,35 +307,13 @@ func layout(platform string) string {
 	return "podman"
 }
 
-// siteState carries one pass's working state.
+// siteState carries one pass's working state: the pass as a value (what
+// the statuses are worked out from), and what only running it needs.
 type siteState struct {
-	owner    *owner
-	ns       *resources.Namespace
-	dir      namespace.Dir
-	now      time.Time
-	res      *Result
-	problems []resources.Problem // problems found while preparing
-	// desired is the site worked out by this pass; nil without a Site.
-	desired *site.Desired
-	// grants and tokens are what the AccessGrants' and AccessTokens'
-	// statuses show, by name.
-	grants map[string]grantView
-	tokens map[string]tokens.View
-	// view is the site's network as last observed, for the statuses
-	// (nil without an observer)
-	view *netview.View
-	// incomplete names files that could not be used whole and whose last
-	// good content is unknown: the pass is no evidence that anything in
-	// them is gone.
-	incomplete []string
+	*pass.Pass
+	owner *owner
 	// cache is what the namespace's passes keep for the next
 	cache *passCache
-	// selections are, by Connector name, what the selectors of Connectors
-	// without a host selected; bindings what the AttachedConnectorBindings
-	// bind, and attached what the AttachedConnectors are bound to, by name
-	selections map[string]selection
-	bindings   map[string]bindingView
-	attached   map[string]attachedView
 	// reads are the other namespaces this pass read; selects the
 	// platforms on which it selected containers, containers what it saw
 	// of each engine's
@@ -386,28 +321,28 @@ type siteState struct {
 	containers     map[string]containerSnapshot
 }
 
-// render works out the desired site (site.Load, site.Build) and writes it
+// render works out the desired site (site.Reserve, site.Build) and writes it
 // to runtime/ (site.Persist).
 func (r *Reconciler) render(s *siteState, platform string) error {
-	in, err := site.Load(s.dir, s.ns)
+	in, err := site.Reserve(s.Dir, s.Namespace, &r.ports)
 	if err != nil {
 		return err
 	}
-	s.res.SiteID = in.SiteID
-	in.Platform, in.Version, in.Now = platform, r.opts.Version, s.now
+	s.Result.SiteID = in.SiteID
+	in.Platform, in.Version, in.Now = platform, r.opts.Version, s.Now
 	if s.cache != nil {
 		in.Memo = &s.cache.render
 	}
 	in.Targets, in.SelectorProblems = map[string][]routerconfig.Target{}, map[string]string{}
-	for name, sel := range s.selections {
-		in.Targets[name] = sel.targets
-		if sel.problem != "" {
-			in.SelectorProblems[name] = sel.problem
+	for name, sel := range s.Selections {
+		in.Targets[name] = sel.Targets
+		if sel.Problem != "" {
+			in.SelectorProblems[name] = sel.Problem
 		}
 	}
-	for _, b := range s.ns.Bindings {
-		if v := s.bindings[b.Metadata.Name]; v.bound != nil {
-			in.Attached = append(in.Attached, *v.bound)
+	for _, b := range s.Namespace.Bindings {
+		if v := s.Bindings[b.Metadata.Name]; v.Bound != nil {
+			in.Attached = append(in.Attached, *v.Bound)
 		}
 	}
 	in.HostNames = r.opts.HostNames()
@@ -416,19 +351,19 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 	if err != nil {
 		return err
 	}
-	s.desired = d
-	s.problems = append(s.problems, d.Problems...)
+	s.Desired = d
+	s.Problems = append(s.Problems, d.Problems...)
 	uid, gid := os.Geteuid(), os.Getegid()
 	if rt := r.opts.Runtimes[platform]; rt != nil {
 		uid, gid = rt.RouterUser(d.Config.LowPorts())
 	}
-	changed, configChanged, err := site.Persist(s.dir, d, uid, gid)
-	s.res.Changed = append(s.res.Changed, changed...)
+	changed, configChanged, err := site.Persist(s.Dir, d, uid, gid)
+	s.Result.Changed = append(s.Result.Changed, changed...)
 	if err != nil {
 		return err
 	}
-	s.res.Config = d.Config
-	s.res.ConfigChanged = configChanged
+	s.Result.Config = d.Config
+	s.Result.ConfigChanged = configChanged
 	return nil
 }
 
@@ -512,7 +447,7 @@ func (r *Reconciler) ReportFailure(name string, failure error, retry time.Durati
 			continue
 		}
 		st := status.Status{Status: status.Error, Message: msg, Conditions: []status.Condition{
-			cond(status.ReadyCond, false, "ReconcileFailed", msg, 0),
+			pass.Cond(status.ReadyCond, false, "ReconcileFailed", msg, 0),
 		}}
 		errs = append(errs, w.WriteOne(status.Entry{Kind: d.Kind, Name: d.Name, Raw: d.Raw, Node: d.Node, Status: st}))
 	}

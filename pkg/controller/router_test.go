@@ -48,7 +48,7 @@ func TestRealRouterRunsRenderedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(dir.Internal(), 0o755); err != nil {
+	if err := os.MkdirAll(dir.InputResources(), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := dir.SetPlatform("linux"); err != nil {

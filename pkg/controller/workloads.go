@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/site-controller/site-controller/pkg/follow"
+	"github.com/site-controller/site-controller/pkg/pass"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/runtime"
 	"github.com/site-controller/site-controller/pkg/selector"
@@ -18,38 +19,25 @@ type containerSnapshot struct {
 	err    error
 }
 
-// selection is what a selector selected on a site's platform.
-type selection struct {
-	targets []routerconfig.Target
-	pods    []status.SelectedPod
-	// none says why nothing is selected ("" when something is)
-	none string
-	// left says which matching containers were left out, and why
-	left string
-	// problem is set when the selector cannot select on the platform at
-	// all (linux): an error of the resource
-	problem string
-}
-
 // selectOn selects the containers of the site's platform that text (a
 // valid selector) matches: running, not a router, with an address, and
 // ready unless includeNotReady.
-func (r *Reconciler) selectOn(ctx context.Context, s *siteState, platform, text string, includeNotReady bool) selection {
+func (r *Reconciler) selectOn(ctx context.Context, s *siteState, platform, text string, includeNotReady bool) pass.Selection {
 	switch platform {
 	case "linux":
-		return selection{problem: noContainersOnLinux}
+		return pass.Selection{Problem: noContainersOnLinux}
 	case "docker", "podman":
 	default:
-		return selection{none: "platform " + platform + " runs no containers: nothing is selected"}
+		return pass.Selection{None: "platform " + platform + " runs no containers: nothing is selected"}
 	}
 	s.owner.selecting(platform) // before the follower is asked: it is kept for this namespace
 	set := r.follower(platform)
 	if set == nil {
-		return selection{none: "no " + platform + " engine in this command to select containers from"}
+		return pass.Selection{None: "no " + platform + " engine in this command to select containers from"}
 	}
 	sel, err := selector.Parse(text)
 	if err != nil { // validation reported it
-		return selection{problem: "invalid label selector: " + err.Error()}
+		return pass.Selection{Problem: "invalid label selector: " + err.Error()}
 	}
 	snap, ok := s.containers[platform]
 	if !ok { // one look at the engine's containers per pass
@@ -61,7 +49,7 @@ func (r *Reconciler) selectOn(ctx context.Context, s *siteState, platform, text 
 	}
 	all, listed, engineErr := snap.all, snap.listed, snap.err
 	var notReady, noAddress []string
-	var out selection
+	var out pass.Selection
 	for _, w := range all {
 		if w.Router() || !sel.Matches(w.Labels) {
 			continue
@@ -74,33 +62,33 @@ func (r *Reconciler) selectOn(ctx context.Context, s *siteState, platform, text 
 			notReady = append(notReady, w.Name+" ("+w.Health+")")
 			continue
 		}
-		out.targets = append(out.targets, routerconfig.Target{Name: w.Name, ID: w.ID, Host: w.Address})
-		out.pods = append(out.pods, status.SelectedPod{Name: w.Name, IP: w.Address, ID: shortID(w.ID)})
+		out.Targets = append(out.Targets, routerconfig.Target{Name: w.Name, ID: w.ID, Host: w.Address})
+		out.Pods = append(out.Pods, status.SelectedPod{Name: w.Name, IP: w.Address, ID: shortID(w.ID)})
 	}
-	if len(out.targets) > 0 {
+	if len(out.Targets) > 0 {
 		if engineErr != nil {
-			out.left = "the containers as last listed (" + engineErr.Error() + ")"
+			out.Left = "the containers as last listed (" + engineErr.Error() + ")"
 		}
 		if len(notReady) > 0 {
-			out.left = joinMessage(out.left, "not ready, left out: "+strings.Join(notReady, ", ")+" (spec.includeNotReadyPods: true selects them)")
+			out.Left = pass.JoinMessage(out.Left, "not ready, left out: "+strings.Join(notReady, ", ")+" (spec.includeNotReadyPods: true selects them)")
 		}
 		if len(noAddress) > 0 {
-			out.left = joinMessage(out.left, "without an address on any network, left out: "+strings.Join(noAddress, ", "))
+			out.Left = pass.JoinMessage(out.Left, "without an address on any network, left out: "+strings.Join(noAddress, ", "))
 		}
 		return out
 	}
 	switch {
 	case !listed && engineErr != nil:
-		out.none = "the containers of " + platform + " cannot be listed: " + engineErr.Error()
+		out.None = "the containers of " + platform + " cannot be listed: " + engineErr.Error()
 	case !listed:
-		out.none = "the containers of " + platform + " are not listed yet"
+		out.None = "the containers of " + platform + " are not listed yet"
 	default:
-		out.none = "no running container matches " + text
+		out.None = "no running container matches " + text
 		if len(notReady) > 0 {
-			out.none += "; not ready: " + strings.Join(notReady, ", ") + " (spec.includeNotReadyPods: true selects them)"
+			out.None += "; not ready: " + strings.Join(notReady, ", ") + " (spec.includeNotReadyPods: true selects them)"
 		}
 		if len(noAddress) > 0 {
-			out.none += "; without an address on any network: " + strings.Join(noAddress, ", ")
+			out.None += "; without an address on any network: " + strings.Join(noAddress, ", ")
 		}
 	}
 	return out
@@ -135,16 +123,16 @@ func (r *Reconciler) containersChanged(platform string) {
 // selectConnectors selects the containers of every Connector that has a
 // selector and no host.
 func (r *Reconciler) selectConnectors(ctx context.Context, s *siteState, platform string) {
-	s.selections = map[string]selection{}
-	for _, c := range s.ns.Connectors {
+	s.Selections = map[string]pass.Selection{}
+	for _, c := range s.Namespace.Connectors {
 		if c.Spec.Host != "" || c.Spec.Selector == "" {
 			continue
 		}
 		sel := r.selectOn(ctx, s, platform, c.Spec.Selector, c.Spec.IncludeNotReadyPods)
-		if sel.problem != "" && platform == "linux" {
-			sel.problem += useHostInstead // as validate says it (selectorProblems)
+		if sel.Problem != "" && platform == "linux" {
+			sel.Problem += useHostInstead // as validate says it (selectorProblems)
 		}
-		s.selections[c.Metadata.Name] = sel
+		s.Selections[c.Metadata.Name] = sel
 		s.selects[platform] = true
 	}
 }

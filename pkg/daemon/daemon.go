@@ -56,6 +56,13 @@ type Options struct {
 	Notify func(state string)
 	// Watchdog is the interval of WATCHDOG=1 notifications; 0 disables.
 	Watchdog time.Duration
+	// TakeEvent decides whether a file event reaches the queue (nil: every
+	// one does); tests lose events with it, as a kernel queue overflow
+	// would.
+	TakeEvent func(ns, path string) bool
+	// BeforePass runs at the start of every pass (nil: nothing); tests
+	// fail passes with it (a panic is caught as any pass's).
+	BeforePass func(ns string)
 }
 
 // Daemon keeps every namespace of a data home reconciled.
@@ -155,7 +162,7 @@ func New(opts Options) (*Daemon, error) {
 
 // Changed implements watcher.Handler.
 func (d *Daemon) Changed(ns, path string) {
-	if testLoseEvents.Load() {
+	if d.opts.TakeEvent != nil && !d.opts.TakeEvent(ns, path) {
 		return
 	}
 	d.changed(ns, path)
@@ -548,8 +555,8 @@ func (d *Daemon) safeReconcile(ctx context.Context, ns string) (res *controller.
 			res, err = nil, fmt.Errorf("internal error: %v", p)
 		}
 	}()
-	if testHook != nil {
-		testHook(ns)
+	if d.opts.BeforePass != nil {
+		d.opts.BeforePass(ns)
 	}
 	changes := d.takeChanges(ns)
 	defer func() {
@@ -559,13 +566,6 @@ func (d *Daemon) safeReconcile(ctx context.Context, ns string) (res *controller.
 	}()
 	return d.rec.ReconcileChanged(ctx, ns, changes)
 }
-
-// testHook, when set by a test, runs at the start of every reconcile.
-var testHook func(ns string)
-
-// testLoseEvents, set by a test, makes the daemon lose every file event,
-// as when the kernel queue overflows.
-var testLoseEvents atomic.Bool
 
 // record updates metrics and the systemd status line from a pass.
 func (d *Daemon) record(ns string, res *controller.Result) {

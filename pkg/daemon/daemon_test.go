@@ -236,9 +236,9 @@ func TestForcedRescan(t *testing.T) {
 	home := t.TempDir()
 	res := filepath.Join(namespace.Root(home), "lost", "input", "resources")
 	fixture.WriteFile(t, filepath.Join(res, "site.yaml"), fixture.SiteYAML("lost"))
-	d := startDaemon(t, home, nil) // no periodic rescan
-	testLoseEvents.Store(true)
-	t.Cleanup(func() { testLoseEvents.Store(false) })
+	var lose atomic.Bool
+	d := startDaemon(t, home, func(o *Options) { o.TakeEvent = func(string, string) bool { return !lose.Load() } }) // no periodic rescan
+	lose.Store(true)
 	fixture.WriteFile(t, filepath.Join(res, "l.yaml"), fixture.ListenerYAML("x", 6001))
 	time.Sleep(200 * time.Millisecond)
 	if fixture.HasListener(home, "lost", "x", 6001) {
@@ -260,9 +260,12 @@ func TestPeriodicRescan(t *testing.T) {
 	home := t.TempDir()
 	res := filepath.Join(namespace.Root(home), "lost", "input", "resources")
 	fixture.WriteFile(t, filepath.Join(res, "site.yaml"), fixture.SiteYAML("lost"))
-	d := startDaemon(t, home, func(o *Options) { o.Rescan = 100 * time.Millisecond })
-	testLoseEvents.Store(true)
-	t.Cleanup(func() { testLoseEvents.Store(false) })
+	var lose atomic.Bool
+	d := startDaemon(t, home, func(o *Options) {
+		o.Rescan = 100 * time.Millisecond
+		o.TakeEvent = func(string, string) bool { return !lose.Load() }
+	})
+	lose.Store(true)
 	fixture.WriteFile(t, filepath.Join(res, "l.yaml"), fixture.ListenerYAML("x", 6002))
 	fixture.Eventually(t, "periodic rescan", func() bool { return fixture.HasListener(home, "lost", "x", 6002) })
 	if testutil.ToFloat64(d.metrics.rescans.WithLabelValues("periodic")) < 1 {
@@ -330,13 +333,13 @@ func TestOneNamespaceFailingLeavesOthersAlone(t *testing.T) {
 	}
 	var broken sync.Map
 	broken.Store("boom", true)
-	testHook = func(ns string) {
-		if _, ok := broken.Load(ns); ok {
-			panic("injected fault")
+	d := startDaemon(t, home, func(o *Options) {
+		o.BeforePass = func(ns string) {
+			if _, ok := broken.Load(ns); ok {
+				panic("injected fault")
+			}
 		}
-	}
-	t.Cleanup(func() { testHook = nil })
-	d := startDaemon(t, home, nil)
+	})
 	fixture.Eventually(t, "failure status", func() bool {
 		s := fixture.StatusOf(home, "boom", "Site", "boom")
 		return s != nil && s.Status == status.Error && strings.Contains(s.Message, "reconcile failed: internal error: injected fault; retrying in")
@@ -363,13 +366,13 @@ func TestFailureAfterSuccess(t *testing.T) {
 	res := filepath.Join(namespace.Root(home), "flaky", "input", "resources")
 	fixture.WriteFile(t, filepath.Join(res, "site.yaml"), fixture.SiteYAML("flaky"))
 	var broken atomic.Bool
-	testHook = func(ns string) {
-		if ns == "flaky" && broken.Load() {
-			panic("injected fault")
+	d := startDaemon(t, home, func(o *Options) {
+		o.BeforePass = func(ns string) {
+			if ns == "flaky" && broken.Load() {
+				panic("injected fault")
+			}
 		}
-	}
-	t.Cleanup(func() { testHook = nil })
-	d := startDaemon(t, home, nil)
+	})
 	fixture.Eventually(t, "first status", func() bool {
 		s := fixture.StatusOf(home, "flaky", "Site", "flaky")
 		return s != nil && s.Status != status.Error

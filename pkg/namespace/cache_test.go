@@ -34,11 +34,11 @@ func portsOf(t *testing.T, files []File) []string {
 // their times to tell, and symbolic links; a changed directory, or not
 // knowing, lists and looks at everything.
 func TestFileCache(t *testing.T) {
-	defer func(w time.Duration) { racyWindow = w }(racyWindow)
 	// the window decides whether a file changed "just now": an hour, or
 	// nothing, so that no step depends on how fast the test runs
-	justNow := func() { racyWindow = time.Hour }
-	settled := func() { racyWindow = 0 }
+	cache := &FileCache{}
+	justNow := func() { cache.Window = time.Hour }
+	settled := func() { cache.Window = -1 }
 	justNow()
 	home := t.TempDir()
 	d, _ := Open(home, "ns")
@@ -56,7 +56,6 @@ func TestFileCache(t *testing.T) {
 	os.MkdirAll(res, 0o755)
 	write("a.yaml", "10001")
 	write("b.yaml", "10002")
-	cache := &FileCache{}
 	read := func(changed []string, want ...string) {
 		t.Helper()
 		files, err := d.ReadFilesCached(0, cache, changed)

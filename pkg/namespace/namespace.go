@@ -378,6 +378,11 @@ func (d Dir) updateListing(listed, changed []string) ([]string, map[string]bool,
 // later change cannot carry the same times (file systems stamp times from
 // a clock that moves in steps of milliseconds).
 type FileCache struct {
+	// Window is how long after a file's last change a read of it is not
+	// trusted to stand for its content, the file read again next time
+	// (zero: racyWindow; negative: none)
+	Window time.Duration
+
 	mu    sync.Mutex
 	files map[string]cachedFile
 	// listed are the resource files as last listed, kept up to date
@@ -394,8 +399,9 @@ type cachedFile struct {
 }
 
 // racyWindow is how long after a file's last change a read of it is not
-// trusted to stand for its content: the file is read again next time.
-var racyWindow = 2 * time.Second // a variable for tests
+// trusted to stand for its content: file systems stamp times from a clock
+// that moves in steps.
+const racyWindow = 2 * time.Second
 
 // fileKey is what a file's stat says about its content: of the link
 // itself and, through a symbolic link, of the file it points to.
@@ -471,7 +477,11 @@ func (c *FileCache) put(path string, key fileKey, f File, readAt time.Time) {
 	if c == nil {
 		return
 	}
-	if readAt.Sub(key.changed()) < racyWindow {
+	window := c.Window
+	if window == 0 {
+		window = racyWindow
+	}
+	if readAt.Sub(key.changed()) < window {
 		c.mu.Lock()
 		delete(c.files, path) // the copy before this change
 		c.mu.Unlock()

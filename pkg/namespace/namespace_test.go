@@ -219,7 +219,7 @@ func TestClaimPorts(t *testing.T) {
 	defer busy.Close()
 	from := busy.Addr().(*net.TCPAddr).Port
 	auto := []PortClaim{{Key: "RouterAccess/x/inter-router", From: from}}
-	ga, _, err := dirs["a"].ClaimPorts(auto, true)
+	ga, _, err := dirs["a"].ClaimPorts(testPorts, auto, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,11 +227,11 @@ func TestClaimPorts(t *testing.T) {
 	if pa == 0 || pa == from {
 		t.Fatalf("a got port %d (from %d, which is in use)", pa, from)
 	}
-	gb, _, _ := dirs["b"].ClaimPorts(auto, true)
+	gb, _, _ := dirs["b"].ClaimPorts(testPorts, auto, true)
 	if pb := gb["RouterAccess/x/inter-router"].Port; pb == 0 || pb == pa {
 		t.Fatalf("b got %d, a has %d", pb, pa)
 	}
-	if again, _, _ := dirs["a"].ClaimPorts(auto, true); again["RouterAccess/x/inter-router"].Port != pa {
+	if again, _, _ := dirs["a"].ClaimPorts(testPorts, auto, true); again["RouterAccess/x/inter-router"].Port != pa {
 		t.Errorf("a's port moved from %d to %+v", pa, again)
 	}
 	// named ports: b's Listener on a's port is refused on every address
@@ -240,10 +240,10 @@ func TestClaimPorts(t *testing.T) {
 		{Key: "Listener/l1", Host: "0.0.0.0", Port: pa},
 		{Key: "Listener/l2", Host: "127.0.0.1", Port: 47001},
 	}
-	if _, _, err := dirs["a"].ClaimPorts(append(auto, PortClaim{Key: "Listener/mine", Host: "127.0.0.2", Port: 47001}), true); err != nil {
+	if _, _, err := dirs["a"].ClaimPorts(testPorts, append(auto, PortClaim{Key: "Listener/mine", Host: "127.0.0.2", Port: 47001}), true); err != nil {
 		t.Fatal(err)
 	}
-	g, _, _ := dirs["b"].ClaimPorts(named, false)
+	g, _, _ := dirs["b"].ClaimPorts(testPorts, named, false)
 	if by := g["Listener/l1"].HeldBy; by != "namespace a (RouterAccess/x/inter-router)" {
 		t.Errorf("l1 held by %q", by)
 	}
@@ -255,15 +255,15 @@ func TestClaimPorts(t *testing.T) {
 		t.Error("a read-only claim was recorded")
 	}
 	// a's RouterAccess goes: b may take its port
-	if _, _, err := dirs["a"].ClaimPorts(nil, true); err != nil {
+	if _, _, err := dirs["a"].ClaimPorts(testPorts, nil, true); err != nil {
 		t.Fatal(err)
 	}
-	if g, _, _ := dirs["b"].ClaimPorts(named, true); g["Listener/l1"].Port != pa {
+	if g, _, _ := dirs["b"].ClaimPorts(testPorts, named, true); g["Listener/l1"].Port != pa {
 		t.Errorf("a released port is still refused: %+v", g)
 	}
 	// b's namespace goes: its ports are free for a
 	os.RemoveAll(dirs["b"].Path)
-	if g, _, _ := dirs["a"].ClaimPorts([]PortClaim{{Key: "Listener/l", Port: pa}}, true); g["Listener/l"].Port != pa {
+	if g, _, _ := dirs["a"].ClaimPorts(testPorts, []PortClaim{{Key: "Listener/l", Port: pa}}, true); g["Listener/l"].Port != pa {
 		t.Errorf("the port of a namespace that is gone is still held: %+v", g)
 	}
 }
@@ -280,7 +280,7 @@ func TestClaimsRegistryEditedByHand(t *testing.T) {
 		}
 	}
 	claim := []PortClaim{{Key: "Listener/l", Host: "127.0.0.1", Port: 40123}}
-	if g, _, err := a.ClaimPorts(claim, true); err != nil || g["Listener/l"].Port != 40123 {
+	if g, _, err := a.ClaimPorts(testPorts, claim, true); err != nil || g["Listener/l"].Port != 40123 {
 		t.Fatalf("a: %v %v", g, err)
 	}
 	// someone gives the port to b by hand (a new file: another inode)
@@ -292,7 +292,7 @@ func TestClaimsRegistryEditedByHand(t *testing.T) {
 	if err := os.Rename(tmp, registry); err != nil {
 		t.Fatal(err)
 	}
-	g, _, err := a.ClaimPorts(claim, false)
+	g, _, err := a.ClaimPorts(testPorts, claim, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestChosenPortsKeptApart(t *testing.T) {
 	claims := func(listener int) []PortClaim {
 		return []PortClaim{{Key: "RouterAccess/x/inter-router", From: 46100}, {Key: "Listener/l", Host: "127.0.0.1", Port: listener}}
 	}
-	g, _, err := a.ClaimPorts(claims(47100), true)
+	g, _, err := a.ClaimPorts(testPorts, claims(47100), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestChosenPortsKeptApart(t *testing.T) {
 		t.Errorf(".ports-chosen:\n%s", kept)
 	}
 	before, _ := os.Stat(filepath.Join(Root(home), ".ports-chosen"))
-	if _, _, err := a.ClaimPorts(claims(47101), true); err != nil {
+	if _, _, err := a.ClaimPorts(testPorts, claims(47101), true); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := os.Stat(filepath.Join(Root(home), ".ports-chosen"))
@@ -334,7 +334,11 @@ func TestChosenPortsKeptApart(t *testing.T) {
 		t.Error("a named port's change replaced the chosen ports' file")
 	}
 	os.Remove(filepath.Join(Root(home), ".ports"))
-	if g, _, _ := a.ClaimPorts(claims(47101), true); g["RouterAccess/x/inter-router"].Port != chosen {
+	if g, _, _ := a.ClaimPorts(testPorts, claims(47101), true); g["RouterAccess/x/inter-router"].Port != chosen {
 		t.Errorf("without .ports the chosen port moved from %d: %+v", chosen, g)
 	}
 }
+
+// testPorts is the port registry's memo of this test process, as a
+// controller keeps one.
+var testPorts = &PortMemo{}

@@ -245,7 +245,7 @@ type portHolder struct {
 // nothing is written (validate). It also tells whether the namespace's
 // lines changed: a port it released may be one another namespace was
 // refused.
-func (d Dir) ClaimPorts(claims []PortClaim, write bool) (map[string]PortGrant, bool, error) {
+func (d Dir) ClaimPorts(memo *PortMemo, claims []PortClaim, write bool) (map[string]PortGrant, bool, error) {
 	root := filepath.Dir(d.Path)
 	if write {
 		unlock, err := fileio.Lock(filepath.Join(root, ".ports.lock"))
@@ -254,7 +254,7 @@ func (d Dir) ClaimPorts(claims []PortClaim, write bool) (map[string]PortGrant, b
 		}
 		defer unlock()
 	}
-	holders, err := readClaims(root)
+	holders, err := readClaims(memo, root)
 	if err != nil {
 		return nil, false, err
 	}
@@ -350,7 +350,7 @@ func (d Dir) ClaimPorts(claims []PortClaim, write bool) (map[string]PortGrant, b
 		} else {
 			holders[d.Name] = now
 		}
-		if err := writeClaims(root, holders, d.Name); err != nil {
+		if err := writeClaims(memo, root, holders, d.Name); err != nil {
 			return nil, false, err
 		}
 	}
@@ -374,14 +374,14 @@ func sameHolders(a, b []portHolder) bool {
 
 // readClaims returns the claims registry by namespace, for namespaces
 // that still exist: both files.
-func readClaims(root string) (map[string][]portHolder, error) {
+func readClaims(memo *PortMemo, root string) (map[string][]portHolder, error) {
 	out := map[string][]portHolder{}
 	exists := map[string]bool{}
 	for _, f := range []struct {
 		name   string
 		chosen bool
 	}{{claimsFile, false}, {chosenFile, true}} {
-		held, err := readClaimsFile(filepath.Join(root, f.name), f.chosen)
+		held, err := readClaimsFile(memo, filepath.Join(root, f.name), f.chosen)
 		if err != nil {
 			return nil, err
 		}
@@ -402,8 +402,8 @@ func readClaims(root string) (map[string][]portHolder, error) {
 
 // readClaimsFile returns one file of the registry by namespace (as this
 // process last wrote it, when it is unchanged since).
-func readClaimsFile(path string, chosen bool) (map[string][]portHolder, error) {
-	if held, ok := claimsCache.get(path); ok {
+func readClaimsFile(memo *PortMemo, path string, chosen bool) (map[string][]portHolder, error) {
+	if held, ok := memo.get(path); ok {
 		return held, nil
 	}
 	out := map[string][]portHolder{}
@@ -432,7 +432,7 @@ func readClaimsFile(path string, chosen bool) (map[string][]portHolder, error) {
 // namespace ns's lines changed: the chosen ports flushed to disk first, the
 // named ones not. Each namespace's text is kept with the file as written,
 // so that only ns's is built again.
-func writeClaims(root string, holders map[string][]portHolder, ns string) error {
+func writeClaims(memo *PortMemo, root string, holders map[string][]portHolder, ns string) error {
 	for _, f := range []struct {
 		name, header string
 		chosen       bool
@@ -450,7 +450,7 @@ func writeClaims(root string, holders map[string][]portHolder, ns string) error 
 			}
 			return out
 		}
-		prev, ok := claimsCache.written(path)
+		prev, ok := memo.written(path)
 		if ok && sameHolders(prev.holders[ns], of(holders[ns])) && len(prev.holders) == countWith(holders, of) {
 			continue // the file says this already
 		}
@@ -488,10 +488,10 @@ func writeClaims(root string, holders map[string][]portHolder, ns string) error 
 			data = append(data, next.text[other]...)
 		}
 		if err := fileio.Replace(path, data, 0o644, 0o755, f.chosen); err != nil {
-			claimsCache.forget(path)
+			memo.forget(path)
 			return fmt.Errorf("recording the port registry: %w", err)
 		}
-		claimsCache.put(path, next)
+		memo.put(path, next)
 	}
 	return nil
 }
@@ -507,15 +507,14 @@ func countWith(holders map[string][]portHolder, of func([]portHolder) []portHold
 	return n
 }
 
-// claimsCache keeps the port registry's files as this process last wrote
+// PortMemo keeps the port registry's files as a controller last wrote
 // them, with their stat then: a pass of a large data home (thousands of
 // ports) reads and parses a file again only when someone else changed it,
 // and writes only the text of the namespace whose lines changed. Only one
-// controller writes a data home's registry (its lock), and every write
-// goes through here.
-var claimsCache claimsMemo
-
-type claimsMemo struct {
+// controller writes a data home's registry (its lock), and every write of
+// it goes through its memo. A nil *PortMemo keeps nothing: the files are
+// read every time.
+type PortMemo struct {
 	mu     sync.Mutex
 	byPath map[string]writtenClaims
 }
@@ -530,7 +529,7 @@ type writtenClaims struct {
 
 // get returns the lines of the registry file at path, by namespace, when
 // the file is as this process wrote it.
-func (c *claimsMemo) get(path string) (map[string][]portHolder, bool) {
+func (c *PortMemo) get(path string) (map[string][]portHolder, bool) {
 	w, ok := c.written(path)
 	if !ok {
 		return nil, false
@@ -540,7 +539,10 @@ func (c *claimsMemo) get(path string) (map[string][]portHolder, bool) {
 
 // written returns the file at path as this process wrote it, when nobody
 // changed it since.
-func (c *claimsMemo) written(path string) (writtenClaims, bool) {
+func (c *PortMemo) written(path string) (writtenClaims, bool) {
+	if c == nil {
+		return writtenClaims{}, false
+	}
 	key, ok := fileKeyOf(path)
 	if !ok || key == (fileKey{}) {
 		return writtenClaims{}, false
@@ -554,7 +556,10 @@ func (c *claimsMemo) written(path string) (writtenClaims, bool) {
 	return w, true
 }
 
-func (c *claimsMemo) put(path string, w writtenClaims) {
+func (c *PortMemo) put(path string, w writtenClaims) {
+	if c == nil {
+		return
+	}
 	key, ok := fileKeyOf(path)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -569,7 +574,10 @@ func (c *claimsMemo) put(path string, w writtenClaims) {
 	c.byPath[path] = w
 }
 
-func (c *claimsMemo) forget(path string) {
+func (c *PortMemo) forget(path string) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	delete(c.byPath, path)
 	c.mu.Unlock()

@@ -14,22 +14,25 @@ import (
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 )
 
-// Load reads the stored identity of a namespace's site and the credentials
-// Build may need. The site id and the management port are reserved on
-// first use (adopted from a router configuration this controller did not
-// write, Skupper's own say; a new management port avoids the namespace's
-// own Listener ports); nothing else is written.
-func Load(dir namespace.Dir, ns *resources.Namespace) (Input, error) {
-	return load(dir, ns, false)
+// Reserve reads the stored identity of a namespace's site and the
+// credentials Build may need, and reserves what the site holds: its site
+// id and management port on first use (adopted from a router
+// configuration this controller did not write, Skupper's own say; a new
+// management port avoids the namespace's own Listener ports), and the
+// ports of its Listeners and RouterAccesses in the data home's port
+// registry (memo: the registry as this controller last wrote it). Nothing
+// else is written.
+func Reserve(dir namespace.Dir, ns *resources.Namespace, memo *namespace.PortMemo) (Input, error) {
+	return load(dir, ns, memo, false)
 }
 
-// Peek is Load without writing anything: the site id and management port
-// a first Load would reserve are worked out, not reserved (validate).
+// Peek is Reserve without writing anything: the site id and ports a first
+// Reserve would reserve are worked out, not reserved (validate).
 func Peek(dir namespace.Dir, ns *resources.Namespace) (Input, error) {
-	return load(dir, ns, true)
+	return load(dir, ns, nil, true)
 }
 
-func load(dir namespace.Dir, ns *resources.Namespace, readOnly bool) (Input, error) {
+func load(dir namespace.Dir, ns *resources.Namespace, memo *namespace.PortMemo, readOnly bool) (Input, error) {
 	in := Input{Dir: dir.Path, Namespace: ns}
 	// read only when needed
 	var old routerconfig.Config
@@ -65,7 +68,7 @@ func load(dir namespace.Dir, ns *resources.Namespace, readOnly bool) (Input, err
 	if in.OtherPorts, err = dir.ManagementPorts(); err != nil {
 		return in, fmt.Errorf("reading the reserved management ports: %w", err)
 	}
-	if in.Ports, in.PortsChanged, err = dir.ClaimPorts(PortClaims(ns), !readOnly); err != nil {
+	if in.Ports, in.PortsChanged, err = dir.ClaimPorts(memo, PortClaims(ns), !readOnly); err != nil {
 		return in, fmt.Errorf("reserving ports: %w", err)
 	}
 	if in.Issuers, err = loadIssuers(dir); err != nil {

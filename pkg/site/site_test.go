@@ -25,7 +25,7 @@ const testSiteID = "11111111-2222-4333-8444-555555555555"
 
 var testNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// input reads a fixture into an Input, as Load would find it in a fresh
+// input reads a fixture into an Input, as Reserve would find it in a fresh
 // namespace directory: user credentials issued in memory from the
 // fixture's "certs" list, no runtime/ yet.
 func input(t *testing.T, c fixture.GoldenCase) Input {
