@@ -75,7 +75,7 @@ func newLinkGenerateCommand() *cobra.Command {
 			case !slices.Contains(hosts[access], host):
 				return fmt.Errorf("the certificate of RouterAccess %s does not name %q; it names %s (add the host to spec.subjectAlternativeNames)", access, host, strings.Join(hosts[access], ", "))
 			}
-			file := dir.Join("runtime", "links", "link-"+access+"-"+host+".yaml")
+			file := dir.LinkFile(access, host)
 			data, err := os.ReadFile(file)
 			if err != nil {
 				return fmt.Errorf("reading the link file: %w (is the daemon running? site-controller render writes it too)", err)

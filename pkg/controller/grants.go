@@ -72,7 +72,7 @@ func writeState(dir namespace.Dir, path string, v any, perm fs.FileMode) error {
 // keys (or lead to them): whatever modes they had before, a pass makes
 // them no looser than 0700.
 func privateDirs(dir namespace.Dir) []string {
-	return []string{dir.Join("runtime"), dir.RuntimeResources(), dir.TokenAnswers(),
+	return []string{dir.Runtime(), dir.RuntimeResources(), dir.TokenAnswers(),
 		dir.Internal(), filepath.Dir(dir.GrantState("x")), filepath.Dir(dir.TokenState("x")), dir.LastGood()}
 }
 
@@ -82,7 +82,7 @@ func privateDirs(dir namespace.Dir) []string {
 // through a symbolic link.
 func securePrivateDirs(dir namespace.Dir) error {
 	tree := dir.Files()
-	for _, top := range []string{dir.Join("runtime"), dir.Internal()} {
+	for _, top := range []string{dir.Runtime(), dir.Internal()} {
 		// a namespace directory being removed meanwhile is left to go
 		if err := tree.MkdirAll(top, 0o700); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err

@@ -208,7 +208,7 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	if err != nil {
 		return nil, err
 	}
-	if st, err := os.Stat(dir.Join("input")); err != nil || !st.IsDir() {
+	if st, err := os.Stat(dir.Input()); err != nil || !st.IsDir() {
 		// never recreate a namespace the user removed; stop its router
 		r.closeOwner(name)
 		r.releaseFollowers()
@@ -426,7 +426,7 @@ func (r *Reconciler) ReportFailure(name string, failure error, retry time.Durati
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(dir.Join("input")); err != nil {
+	if _, err := os.Stat(dir.Input()); err != nil {
 		return nil
 	}
 	ns, err := dir.Load()
@@ -466,14 +466,14 @@ func undoRecreation(dir namespace.Dir, before namespace.Identity) {
 	if err != nil || now == before {
 		return
 	}
-	if _, err := os.Stat(dir.Join("input")); err == nil {
+	if _, err := os.Stat(dir.Input()); err == nil {
 		// replaced, not removed (restored with mv, say): its state is
 		// the namespace's, whichever directory it came with
 		return
 	}
 	// only what a pass writes goes; the directory itself only if empty,
 	// so that a namespace the user is creating right now is left alone
-	dir.Files().RemoveAll(dir.Join("runtime"))
-	dir.Files().RemoveAll(dir.Join("internal"))
+	dir.Files().RemoveAll(dir.Runtime())
+	dir.Files().RemoveAll(dir.Internal())
 	os.Remove(dir.Path)
 }

@@ -84,6 +84,8 @@ func List(dataHome string) ([]string, error) {
 
 // Paths inside a namespace directory.
 func (d Dir) Join(elem ...string) string { return filepath.Join(append([]string{d.Path}, elem...)...) }
+func (d Dir) Input() string              { return d.Join("input") }
+func (d Dir) Runtime() string            { return d.Join("runtime") }
 func (d Dir) InputResources() string     { return d.Join("input", "resources") }
 func (d Dir) InputCerts() string         { return d.Join("input", "certs") }
 func (d Dir) InputIssuers() string       { return d.Join("input", "issuers") }
@@ -108,6 +110,11 @@ func (d Dir) TokenState(name string) string  { return d.Join("internal", "tokens
 func (d Dir) GrantState(name string) string { return d.Join("internal", "grants", name+".yaml") }
 func (d Dir) LastGood() string              { return d.Join("internal", "last-good") }
 func (d Dir) Links() string                 { return d.Join("runtime", "links") }
+
+// LinkFile is the link file of a RouterAccess for one of its hosts.
+func (d Dir) LinkFile(access, host string) string {
+	return d.Join("runtime", "links", "link-"+access+"-"+host+".yaml")
+}
 
 // Files is the namespace directory as a fileio.Tree: every write below it
 // goes through it, so that a symbolic link planted there (a router can
