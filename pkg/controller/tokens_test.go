@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/site-controller/site-controller/internal/answertest"
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/pkg/certs"
 	"github.com/site-controller/site-controller/pkg/grants"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
-	"github.com/site-controller/site-controller/pkg/site"
 	"github.com/site-controller/site-controller/pkg/status"
 	"github.com/site-controller/site-controller/pkg/tokens"
 )
@@ -258,29 +258,12 @@ func TestTokenAnswerTaken(t *testing.T) {
 	}
 }
 
-// testAnswer is a good answer: a Secret and a Link, as a grant server
-// answers, from the CA of a site.
-func testAnswer(t *testing.T) (secret, link string) {
-	t.Helper()
-	ca, _, err := certs.NewCA("ca", testNow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := ca.Issue(certs.Leaf{CommonName: "b", Client: true}, testNow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	answer := string(site.LinkYAML("link-a", "127.0.0.1", []site.AccessRole{{Role: "inter-router", Port: 55671}, {Role: "edge", Port: 45671}}, f))
-	i := strings.Index(answer, "---\napiVersion: skupper.io")
-	return answer[:i], answer[i:]
-}
-
 // TestStoredAnswerChecked: a pass uses of a stored answer only what
 // tokens.TakeAnswer takes: an answer an older version stored whole brings in
 // nothing, and an answer whose Secret has the name of a credential the
 // input's Links use (or of an input Secret or Link) is not used.
 func TestStoredAnswerChecked(t *testing.T) {
-	secret, link := testAnswer(t)
+	secret, link := answertest.TokenAnswer(t, testNow)
 	for _, tc := range []struct {
 		what, input, stored string
 		problem             string

@@ -381,20 +381,7 @@ func (t Tree) Tighten(dir string, perm fs.FileMode) error {
 
 // Remove removes the file or empty directory path (a symbolic link there
 // is removed itself); a missing one is no error.
-func (t Tree) Remove(path string) error {
-	fd, err := t.openDir(filepath.Dir(path), 0, false)
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	if err := removeAt(fd, filepath.Base(path)); err != nil && !errors.Is(err, unix.ENOENT) {
-		return &fs.PathError{Op: "remove", Path: path, Err: err}
-	}
-	return nil
-}
+func (t Tree) Remove(path string) error { return t.removeWith(path, removeAt) }
 
 func removeAt(fd int, name string) error {
 	err := unix.Unlinkat(fd, name, 0)
@@ -406,7 +393,11 @@ func removeAt(fd int, name string) error {
 
 // RemoveAll removes path and everything below it, never following a
 // symbolic link (one found is removed itself); a missing one is no error.
-func (t Tree) RemoveAll(path string) error {
+func (t Tree) RemoveAll(path string) error { return t.removeWith(path, removeAllAt) }
+
+// removeWith removes path with remove, in its directory opened below the
+// root; a missing one is no error.
+func (t Tree) removeWith(path string, remove func(fd int, name string) error) error {
 	fd, err := t.openDir(filepath.Dir(path), 0, false)
 	if errors.Is(err, unix.ENOENT) {
 		return nil
@@ -415,7 +406,7 @@ func (t Tree) RemoveAll(path string) error {
 		return err
 	}
 	defer unix.Close(fd)
-	if err := removeAllAt(fd, filepath.Base(path)); err != nil && !errors.Is(err, unix.ENOENT) {
+	if err := remove(fd, filepath.Base(path)); err != nil && !errors.Is(err, unix.ENOENT) {
 		return &fs.PathError{Op: "remove", Path: path, Err: err}
 	}
 	return nil

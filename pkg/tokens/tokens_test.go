@@ -6,10 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/site-controller/site-controller/pkg/certs"
+	"github.com/site-controller/site-controller/internal/answertest"
 	"github.com/site-controller/site-controller/pkg/grants"
 	"github.com/site-controller/site-controller/pkg/resources"
-	"github.com/site-controller/site-controller/pkg/site"
 )
 
 // TestTakeAnswer: what is taken of an answer is its one Secret (ca.crt,
@@ -17,7 +16,7 @@ import (
 // tlsCredentials set to the Secret; anything else refuses the whole
 // answer, saying what it held.
 func TestTakeAnswer(t *testing.T) {
-	secret, link := testAnswer(t)
+	secret, link := answertest.TokenAnswer(t, testNow)
 	links := func(n int) string {
 		var b strings.Builder
 		for i := range n {
@@ -122,23 +121,6 @@ func TestRetryDelay(t *testing.T) {
 			t.Errorf("attempt %d, %v: %s, want %s", tc.attempt, tc.err, got, tc.want)
 		}
 	}
-}
-
-// testAnswer is a good answer: a Secret and a Link, as a grant server
-// answers, from the CA of a site.
-func testAnswer(t *testing.T) (secret, link string) {
-	t.Helper()
-	ca, _, err := certs.NewCA("ca", testNow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := ca.Issue(certs.Leaf{CommonName: "b", Client: true}, testNow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	answer := string(site.LinkYAML("link-a", "127.0.0.1", []site.AccessRole{{Role: "inter-router", Port: 55671}, {Role: "edge", Port: 45671}}, f))
-	i := strings.Index(answer, "---\napiVersion: skupper.io")
-	return answer[:i], answer[i:]
 }
 
 var testNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
