@@ -31,7 +31,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCommand(), newValidateCommand(), newRenderCommand(), newStatusCommand(), newLinkCommand(), newTokenCommand(), newVersionCommand(),
-		newManCommand())
+		newDebugCommand(), newManCommand())
 	// cobra's completion command (bash, zsh, fish, powershell), hidden
 	// from the help: the release packages install its scripts
 	root.CompletionOptions.HiddenDefaultCmd = true

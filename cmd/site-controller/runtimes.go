@@ -132,3 +132,32 @@ func (f *runtimeFlags) build(ctx context.Context, platform string, log *slog.Log
 		"linux":  systemd.New(systemd.Options{Scope: scope, Binary: binary}),
 	}, platform, nil
 }
+
+// engineCandidates are the endpoints where each container engine may
+// answer, in the order run looks at them: the flag and CONTAINER_ENDPOINT,
+// the engine's own variable, its rootless socket (but for root), its root
+// socket. Values that are not unix sockets are left out.
+func engineCandidates(flag string) map[string][]string {
+	named := func(source, v string) []string {
+		if v == "" {
+			return nil
+		}
+		ep, err := runtime.ParseEndpoint(source, v)
+		if err != nil {
+			return nil
+		}
+		return []string{ep}
+	}
+	generic := append(named("--container-endpoint", flag), named(runtime.EnvContainerEndpoint, os.Getenv(runtime.EnvContainerEndpoint))...)
+	out := map[string][]string{
+		"podman": append(append([]string{}, generic...), named(runtime.EnvContainerHost, os.Getenv(runtime.EnvContainerHost))...),
+		"docker": append(append([]string{}, generic...), named(runtime.EnvDockerHost, os.Getenv(runtime.EnvDockerHost))...),
+	}
+	if os.Getuid() != 0 {
+		out["podman"] = append(out["podman"], podman.RootlessSocket())
+		out["docker"] = append(out["docker"], docker.RootlessSocket())
+	}
+	out["podman"] = append(out["podman"], podman.RootSocket)
+	out["docker"] = append(out["docker"], docker.DefaultEndpoint, runtime.DockerDefaultSocket)
+	return out
+}
