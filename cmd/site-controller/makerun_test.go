@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -98,7 +99,7 @@ func TestMakeRunRelativeDataHome(t *testing.T) {
 				})
 			}
 
-			var log strings.Builder
+			var log syncBuffer
 			cmd := exec.Command(exe, append(append([]string{}, args...),
 				"--container-endpoint", ep, "--router-image", image, "--pull", "never")...)
 			cmd.Dir = work
@@ -168,6 +169,24 @@ func TestMakeRunRelativeDataHome(t *testing.T) {
 			}
 		})
 	}
+}
+
+// syncBuffer collects a process's output while a test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 func indexOf(list []string, s string) int {
