@@ -12,12 +12,14 @@ import (
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
 	"github.com/site-controller/site-controller/pkg/controller"
 	"github.com/site-controller/site-controller/pkg/daemon"
+	"github.com/site-controller/site-controller/pkg/live"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 	"github.com/site-controller/site-controller/pkg/status"
@@ -420,12 +422,42 @@ func oneLine(s string) string {
 }
 
 func newVersionCommand() *cobra.Command {
-	return &cobra.Command{
+	var dataHome string
+	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the controller's version, and each running site's router version as the router reports it",
 		Args:  withUsage(cobra.NoArgs),
 		Run: func(cmd *cobra.Command, args []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "site-controller", controllerVersion())
+			out := cmd.OutOrStdout()
+			fmt.Fprintln(out, "site-controller", controllerVersion())
+			names, err := namespace.List(dataHome)
+			if err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), err)
+				return
+			}
+			for _, name := range names {
+				dir, err := namespace.Open(dataHome, name)
+				if err != nil {
+					continue
+				}
+				if _, err := os.Stat(dir.RouterConfig()); err != nil {
+					continue // no site rendered
+				}
+				port, ok := dir.ReservedManagementPort()
+				if !ok {
+					continue
+				}
+				ctx, cancel := context.WithTimeout(cmd.Context(), 3*time.Second)
+				v, err := live.RouterVersion(ctx, dir, port)
+				cancel()
+				if err != nil {
+					fmt.Fprintf(out, "namespace %s: router not reachable: %v\n", name, err)
+					continue
+				}
+				fmt.Fprintf(out, "namespace %s: skupper-router %s\n", name, v)
+			}
 		},
 	}
+	dataHomeFlag(cmd, &dataHome)
+	return cmd
 }

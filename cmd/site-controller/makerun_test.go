@@ -161,6 +161,13 @@ func TestMakeRunRelativeDataHome(t *testing.T) {
 			if !strings.Contains(log.String(), "data_home="+home) {
 				t.Errorf("the daemon does not log its data home as %s:\n%s", home, log.String())
 			}
+			// version: each running site's router, as it reports itself
+			out, _, err := run(t, "version", "--data-home", home)
+			for _, ns := range names {
+				if want := "namespace " + ns + ": skupper-router 3.5.1\n"; err != nil || !strings.Contains(out, want) {
+					t.Errorf("version says %q (%v), want a line %q", out, err, want)
+				}
+			}
 			stop()
 			for _, ns := range names { // stopping the controller never stops a router
 				if st, err := rt.State(ctx, ns, fixture.NSDir(home, ns)); err != nil || !st.Running {

@@ -25,7 +25,7 @@ import (
 func newRunCommand() *cobra.Command {
 	var (
 		dataHome, platform, httpAddr, logFormat, logLevel string
-		grantAddr, grantHost                              string
+		grantAddr, grantHost, routerUpgrade               string
 		quiet, rescan, fullPass                           time.Duration
 		maxFileSize                                       int64
 		rf                                                runtimeFlags
@@ -47,12 +47,15 @@ func newRunCommand() *cobra.Command {
 					return err
 				}
 			}
+			if routerUpgrade != "auto" && routerUpgrade != "manual" {
+				return fmt.Errorf("--router-upgrade must be auto or manual, got %q", routerUpgrade)
+			}
 			runtimes, chosen, err := rf.build(cmd.Context(), platform, log)
 			if err != nil {
 				return err
 			}
 			opts := daemon.Options{
-				Options: controller.Options{DataHome: dataHome, Platform: chosen, Runtimes: runtimes, Live: true, Version: controllerVersion(), MaxFileSize: maxFileSize},
+				Options: controller.Options{DataHome: dataHome, Platform: chosen, Runtimes: runtimes, Live: true, Version: controllerVersion(), MaxFileSize: maxFileSize, RouterUpgrade: routerUpgrade},
 				Quiet:   quiet, Rescan: disabledIfZero(rescan), FullPass: disabledIfZero(fullPass), Log: log,
 				Notify: func(state string) { _, _ = sddaemon.SdNotify(false, state) },
 			}
@@ -113,6 +116,7 @@ func newRunCommand() *cobra.Command {
 	cmd.Flags().StringVar(&httpAddr, "http", "", "loopback address for /healthz, /readyz and /metrics, e.g. 127.0.0.1:9090")
 	cmd.Flags().StringVar(&grantAddr, "grant-server", "", "serve the namespaces' AccessGrants over HTTPS on this address (host:port), e.g. 0.0.0.0:8081; off when empty")
 	cmd.Flags().StringVar(&grantHost, "grant-server-host", "", "the host name other sites reach the grant server at, for grant URLs (default: the --grant-server host unless it is a wildcard, else this host's name)")
+	cmd.Flags().StringVar(&routerUpgrade, "router-upgrade", "auto", "when a router runs another router image than --router-image names now: auto restarts routers one namespace at a time, each after the previous serves again; manual leaves them running (their Site status says an upgrade is pending)")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().Int64Var(&maxFileSize, "max-file-size", namespace.MaxFileSize, "largest resource file read, in bytes; a larger one is a problem of that file")

@@ -45,6 +45,13 @@ func RealDocker(t testing.TB) *docker.Runtime {
 	return newDocker(t, docker.Options{Endpoint: DockerEndpoint(t), Image: routertest.Image(t), Pull: runtime.PullNever})
 }
 
+// RealDockerImage returns a docker runtime on the test engine that runs
+// router image ref (one the test made from the real router's), or skips.
+func RealDockerImage(t testing.TB, ref string) *docker.Runtime {
+	t.Helper()
+	return newDocker(t, docker.Options{Endpoint: DockerEndpoint(t), Image: ref, Pull: runtime.PullNever})
+}
+
 // newDocker makes a docker runtime that is closed when the test ends.
 func newDocker(t testing.TB, opts docker.Options) *docker.Runtime {
 	t.Helper()

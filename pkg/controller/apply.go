@@ -65,7 +65,11 @@ func (r *Reconciler) ensure(ctx context.Context, o *owner, rt runtime.Runtime, p
 	st, err := rt.Ensure(ctx, site)
 	o.ensured = nil
 	if err == nil {
-		o.ensured = &ensured{platform: platform, hash: site.Hash, lowPorts: site.LowPorts, state: st, at: time.Now()}
+		kept := st
+		if kept.Upgraded { // said once, by this pass
+			kept.Upgrade, kept.Upgraded = "", false
+		}
+		o.ensured = &ensured{platform: platform, hash: site.Hash, lowPorts: site.LowPorts, state: kept, at: time.Now()}
 	}
 	return st, err
 }
@@ -123,9 +127,18 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 	case s.Namespace.Site != nil && res.Config != nil:
 		r.leaveOtherRuntimes(ctx, s.owner, platform)
 		hash := r.routerHash(s)
-		st, err := r.ensure(ctx, s.owner, rt, platform, runtime.Site{Namespace: name, SiteID: res.SiteID, Dir: s.Dir.Path, Hash: hash, LowPorts: res.Config.LowPorts()})
+		want := runtime.Site{Namespace: name, SiteID: res.SiteID, Dir: s.Dir.Path, Hash: hash, LowPorts: res.Config.LowPorts()}
+		st, err := r.ensure(ctx, s.owner, rt, platform, want)
+		if err == nil && st.Upgrade != "" && !st.Upgraded {
+			st, err = r.upgradeRouter(ctx, s, rt, want, st)
+		}
 		res.Router, res.RouterErr = &st, err
 		o := s.owner
+		if err == nil && st.Upgraded {
+			o.restart = &restart{started: st.Started, reason: "its image changed: " + st.Upgrade}
+			o.upgrading = st.Upgrade
+			o.session.Drop()
+		}
 		if old := o.restartKey; old != "" && old != hash && r.opts.Live && err == nil {
 			// said in the Site status for as long as this router runs
 			o.restart = &restart{started: st.Started, reason: "the router mode, id or management listener changed, which a running router cannot take live"}
@@ -149,6 +162,7 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 		if err == nil && !st.Running {
 			res.Recheck = recheckStarting
 		}
+		res.Upgrading = o.upgrading
 		if err == nil && st.Running {
 			r.checkRoom(s, st.Pid)
 		}
@@ -160,6 +174,11 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 				if res.Live.Applied > 0 {
 					r.nets.PokeNetwork(name, res.SiteID) // the sites linked to this one see it too
 				}
+			}
+			if res.LiveErr == nil && o.upgrading != "" {
+				// serving again: the next router's turn
+				o.upgrading, res.Upgrading = "", ""
+				r.upgraded(o)
 			}
 			switch {
 			case res.LiveErr != nil:
@@ -326,4 +345,72 @@ func (d deadlined) explain(ctx context.Context, err error) error {
 		return fmt.Errorf("%s did not answer within %s: %w", d.Platform(), d.timeout, err)
 	}
 	return err
+}
+
+// How long one namespace's router upgrade may hold the others' back: a
+// router that does not serve again by then (a broken image, say) shows
+// its error in its Site status, and the next one goes.
+const upgradeHold = 2 * time.Minute
+
+// upgradeRouter restarts a router that runs another router image than
+// the runtime's now, one namespace at a time: with --router-upgrade=auto
+// the namespace that gets the data home's upgrade turn restarts its
+// router, and keeps the turn until that router serves again; the others
+// keep theirs running meanwhile, and their Site status says so. With
+// manual, routers are left running and their Site status says an
+// upgrade is pending.
+func (r *Reconciler) upgradeRouter(ctx context.Context, s *siteState, rt runtime.Runtime, want runtime.Site, st runtime.State) (runtime.State, error) {
+	o := s.owner
+	o.mu.Lock()
+	o.upgradePending = true
+	o.mu.Unlock()
+	if r.opts.RouterUpgrade == "manual" {
+		s.Result.UpgradePending = "router upgrade pending: " + st.Upgrade + " (--router-upgrade=manual: it restarts with the next change it cannot take live, or under --router-upgrade=auto)"
+		return st, nil
+	}
+	r.mu.Lock()
+	holder := r.upgrading
+	if holder != nil && holder != o && time.Since(r.upgradeFrom) > upgradeHold {
+		holder = nil // it had its time
+	}
+	if holder == nil {
+		r.upgrading, r.upgradeFrom, holder = o, time.Now(), o
+	}
+	r.mu.Unlock()
+	if holder != o {
+		s.Result.UpgradePending = "router upgrade pending: " + st.Upgrade + " (one router at a time: the router of namespace " + holder.name + " is restarting)"
+		s.Result.Recheck = recheckStarting
+		return st, nil
+	}
+	want.Upgrade = true
+	o.ensured = nil
+	next, err := r.ensure(ctx, o, rt, s.Result.Platform, want)
+	if err != nil {
+		r.upgraded(o)
+		return next, err
+	}
+	o.mu.Lock()
+	o.upgradePending = false
+	o.mu.Unlock()
+	return next, nil
+}
+
+// upgraded ends namespace o's upgrade turn, if it holds it, and asks for
+// passes of the namespaces whose routers wait for theirs.
+func (r *Reconciler) upgraded(o *owner) {
+	r.mu.Lock()
+	if r.upgrading != o {
+		r.mu.Unlock()
+		return
+	}
+	r.upgrading = nil
+	r.mu.Unlock()
+	r.eachOwner(func(other *owner) {
+		other.mu.Lock()
+		waits := other.upgradePending
+		other.mu.Unlock()
+		if waits && other != o {
+			r.requeue(other.name)
+		}
+	})
 }

@@ -36,6 +36,9 @@ type owner struct {
 	restart    *restart
 	alone      string // the platform on which the router was last found the only one
 	session    *live.Session
+	// upgrading is the image change ("A → B") the router restarted for,
+	// until it serves again
+	upgrading string
 
 	// refresh: the next pass trusts nothing the earlier ones kept
 	refresh atomic.Bool
@@ -46,8 +49,11 @@ type owner struct {
 	// reads are the other namespaces its last pass read, selects the
 	// platforms on which it selected containers
 	refused bool
-	reads   map[string]bool
-	selects map[string]bool
+	// upgradePending: the router runs another image than the runtime's,
+	// and waits for its upgrade turn
+	upgradePending bool
+	reads          map[string]bool
+	selects        map[string]bool
 	// observer follows the network of the site's router; tokens redeems
 	// its AccessTokens
 	observer *netview.Observer
@@ -55,6 +61,9 @@ type owner struct {
 	// stops end the helpers that serve the namespace from elsewhere (its
 	// token redemptions), waiting for each
 	stops []func()
+	// release gives back what the owner holds of the data home's (its
+	// router upgrade turn)
+	release func(*owner)
 }
 
 func newOwner(dir namespace.Dir, identity namespace.Identity) *owner {
@@ -109,6 +118,9 @@ func (o *owner) Close() {
 	o.mu.Unlock()
 	o.session.Close()
 	o.stopObserving()
+	if o.release != nil {
+		o.release(o)
+	}
 	if o.tokens != nil {
 		o.tokens.Close()
 	}
@@ -174,6 +186,7 @@ func (r *Reconciler) ownerOf(dir namespace.Dir, identity namespace.Identity) *ow
 		return o
 	}
 	n := newOwner(dir, identity)
+	n.release = r.upgraded
 	r.owners[dir.Name] = n
 	r.mu.Unlock()
 	if o != nil {

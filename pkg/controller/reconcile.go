@@ -74,6 +74,12 @@ type Options struct {
 	// certificates of RouterAccesses bound to every address (default
 	// site.HostNames).
 	HostNames func() []string
+	// RouterUpgrade says what happens to a running router when the
+	// router image it was started from is no longer the runtime's: auto
+	// (default) restarts routers one namespace at a time, each after the
+	// previous serves again; manual leaves them running, and their Site
+	// status says an upgrade is pending.
+	RouterUpgrade string
 }
 
 // Reconciler runs reconcile passes. It is safe for concurrent use on
@@ -90,6 +96,10 @@ type Reconciler struct {
 	// ports is the data home's port registry as this controller last
 	// wrote it
 	ports namespace.PortMemo
+	// upgrading is the namespace whose router restarts for another image
+	// (one at a time), since upgradeFrom
+	upgrading   *owner
+	upgradeFrom time.Time
 	// workloads follow, by platform, the engines' running containers for
 	// selectors: one follower per engine serves every namespace that
 	// selects there, and ends when none does (sources are the engines)

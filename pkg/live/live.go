@@ -458,3 +458,30 @@ func queryLive(ctx context.Context, c *management.Client) (routerconfig.Config, 
 	}
 	return out, nil
 }
+
+// RouterVersion asks the router of namespace directory dir, at its local
+// management port, for its version (skupper-router 3.5 reports it in
+// routerMetrics, under the attribute name "").
+func RouterVersion(ctx context.Context, dir namespace.Dir, port int) (string, error) {
+	cfg, err := ManagementTLS(dir)
+	if err != nil {
+		return "", err
+	}
+	c, err := management.Dial(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), cfg)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	metrics, err := c.Query(ctx, management.TypeName("routerMetrics"))
+	if err != nil {
+		return "", err
+	}
+	for _, m := range metrics {
+		for _, key := range []string{"version", ""} {
+			if v, ok := m[key].(string); ok && v != "" {
+				return v, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("the router reports no version")
+}

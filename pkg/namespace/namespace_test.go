@@ -62,7 +62,7 @@ func TestManagementPortsAreReservedPerNamespace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d, _ := Open(home, "ns"+strconv.Itoa(i))
+			d := made(t, home, "ns"+strconv.Itoa(i))
 			ports[i], errs[i] = d.ManagementPort(func() int { return 0 }, start, nil)
 		}()
 	}
@@ -81,15 +81,15 @@ func TestManagementPortsAreReservedPerNamespace(t *testing.T) {
 		seen[p] = true
 	}
 	// stable, and an adoption of a taken port is refused
-	d0, _ := Open(home, "ns0")
+	d0 := made(t, home, "ns0")
 	if p, _ := d0.ManagementPort(func() int { return 1 }, start, nil); p != ports[0] {
 		t.Errorf("ns0 port moved from %d to %d", ports[0], p)
 	}
-	late, _ := Open(home, "late")
+	late := made(t, home, "late")
 	if p, _ := late.ManagementPort(func() int { return ports[3] }, start, nil); p == ports[3] {
 		t.Errorf("adopted port %d that ns3 holds", p)
 	}
-	other, _ := Open(home, "other")
+	other := made(t, home, "other")
 	if p, _ := other.ManagementPort(func() int { return 40999 }, start, nil); p != 40999 {
 		t.Errorf("free adopted port not kept: %d", p)
 	}
@@ -147,8 +147,8 @@ func TestRecordPlatformNeverOverrides(t *testing.T) {
 func TestReservationsAreReleasedWithTheirNamespace(t *testing.T) {
 	home := t.TempDir()
 	start := 41000
-	a, _ := Open(home, "a")
-	b, _ := Open(home, "b")
+	a := made(t, home, "a")
+	b := made(t, home, "b")
 	pa, _ := a.ManagementPort(func() int { return 0 }, start, nil)
 	pb, _ := b.ManagementPort(func() int { return 0 }, start, nil)
 	if pa == pb {
@@ -161,13 +161,13 @@ func TestReservationsAreReleasedWithTheirNamespace(t *testing.T) {
 	}
 	// a removed namespace's port is free again
 	os.RemoveAll(a.Path)
-	c, _ := Open(home, "c")
+	c := made(t, home, "c")
 	if p, _ := c.ManagementPort(func() int { return 0 }, start, nil); p != pa {
 		t.Errorf("c got %d, want a's released %d", p, pa)
 	}
 	// without the registry it is rebuilt from the namespaces' files
 	os.Remove(filepath.Join(Root(home), ".management-ports"))
-	d, _ := Open(home, "d")
+	d := made(t, home, "d")
 	if p, _ := d.ManagementPort(func() int { return 0 }, start, nil); p == pb || p == pa {
 		t.Errorf("d got a reserved port %d", p)
 	}
@@ -177,7 +177,7 @@ func TestReservationsAreReleasedWithTheirNamespace(t *testing.T) {
 // namespace's own Listeners bind; Peek says the same without reserving.
 func TestManagementPortAvoidsListeners(t *testing.T) {
 	home := t.TempDir()
-	d, _ := Open(home, "ns")
+	d := made(t, home, "ns")
 	os.MkdirAll(d.Path, 0o755)
 	start := 41100
 	avoid := map[int]bool{start: true}
@@ -272,8 +272,8 @@ func TestClaimPorts(t *testing.T) {
 // in memory, but a registry changed by anything else is read again.
 func TestClaimsRegistryEditedByHand(t *testing.T) {
 	home := t.TempDir()
-	a, _ := Open(home, "a")
-	b, _ := Open(home, "b")
+	a := made(t, home, "a")
+	b := made(t, home, "b")
 	for _, d := range []Dir{a, b} {
 		if err := os.MkdirAll(d.InputResources(), 0o755); err != nil {
 			t.Fatal(err)
@@ -307,7 +307,7 @@ func TestClaimsRegistryEditedByHand(t *testing.T) {
 // the disk): the next claim gets the same port.
 func TestChosenPortsKeptApart(t *testing.T) {
 	home := t.TempDir()
-	a, _ := Open(home, "a")
+	a := made(t, home, "a")
 	os.MkdirAll(a.Path, 0o755)
 	claims := func(listener int) []PortClaim {
 		return []PortClaim{{Key: "RouterAccess/x/inter-router", From: 46100}, {Key: "Listener/l", Host: "127.0.0.1", Port: listener}}

@@ -54,10 +54,17 @@ func (d Dir) ManagementPort(adopt func() int, start int, avoid map[int]bool) (in
 	if err := writeReservations(root, reserved); err != nil {
 		return 0, err
 	}
-	if _, err := fileio.WriteFile(own, []byte(strconv.Itoa(port)+"\n"), 0o644, 0o755, true); err != nil {
+	if _, err := d.Files().WriteFile(own, []byte(strconv.Itoa(port)+"\n"), 0o644, 0o700, true); err != nil {
 		return 0, fmt.Errorf("reserving management port: %w", err)
 	}
 	return port, nil
+}
+
+// ReservedManagementPort is the management port the namespace holds, if
+// it holds one.
+func (d Dir) ReservedManagementPort() (int, bool) {
+	p, err := readPort(filepath.Join(d.Internal(), managementPortFile))
+	return p, err == nil
 }
 
 // PeekManagementPort returns the port ManagementPort would return, without

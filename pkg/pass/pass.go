@@ -88,6 +88,10 @@ type Result struct {
 	LiveErr error
 	// Restarted says why this pass restarted the router, if it did.
 	Restarted string
+	// Upgrading is the image change ("A → B") the router restarted for,
+	// until it serves again; UpgradePending says why a router that runs
+	// another image than the runtime's was not restarted yet.
+	Upgrading, UpgradePending string
 	// RenewAt is when the first certificate the site generated is due
 	// to be renewed: a pass then issues it again (zero: none).
 	RenewAt time.Time

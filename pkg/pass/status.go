@@ -403,6 +403,8 @@ func siteStatus(res *Result, configured status.Condition, gen int64) status.Stat
 	case res.RouterErr != nil:
 		st.Status = status.Error
 		msg, reason = "router on "+res.Platform+": "+res.RouterErr.Error(), "RuntimeError"
+	case res.Router != nil && res.Router.Running && res.LiveErr != nil && res.Upgrading != "":
+		msg, reason = "restarting the router for image "+res.Upgrading+": its management is not reachable yet: "+res.LiveErr.Error(), "Upgrading"
 	case res.Router != nil && res.Router.Running && res.LiveErr != nil:
 		msg, reason = "router running on "+res.Platform+", but its management is not reachable yet: "+res.LiveErr.Error(), "ManagementUnreachable"
 	case res.Router != nil && res.Router.Running:
@@ -418,6 +420,10 @@ func siteStatus(res *Result, configured status.Condition, gen int64) status.Stat
 		if res.Restarted != "" {
 			st.Message = "OK; router restarted because " + res.Restarted
 		}
+		if res.UpgradePending != "" {
+			st.Message += "; " + res.UpgradePending
+			running += "; " + res.UpgradePending
+		}
 		st.Conditions = []status.Condition{configured,
 			Cond(status.Running, true, "Running", running, gen),
 			Cond(status.ReadyCond, true, "Ready", "OK", gen)}
@@ -426,6 +432,9 @@ func siteStatus(res *Result, configured status.Condition, gen int64) status.Stat
 		msg, reason = res.Router.Message, "NotRunning"
 		if msg == "" {
 			msg = "router is " + res.Router.Status
+		}
+		if res.Upgrading != "" {
+			msg, reason = "restarting the router for image "+res.Upgrading+": "+msg, "Upgrading"
 		}
 	default:
 		msg, reason = "router state unknown", "Unknown"

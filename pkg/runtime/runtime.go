@@ -51,6 +51,10 @@ type Site struct {
 	// LowPorts: the router listens on a port below 1024, and needs the
 	// capability to bind one (it has no other).
 	LowPorts bool
+	// Upgrade lets Ensure restart a router whose only difference is the
+	// router it runs (another image, or another skrouterd): without it
+	// such a router is left running and State.Upgrade says what waits.
+	Upgrade bool
 }
 
 // CheckPaths refuses a site whose directory is not an absolute, clean
@@ -92,6 +96,11 @@ type State struct {
 	Started  time.Time
 	// Message explains a router that is not running, for the Site status.
 	Message string
+	// Upgrade, when the router runs another router than the runtime would
+	// start now, says which: "A → B" (Ensure left it, as Site.Upgrade
+	// was not set; or it restarted it for that, Upgraded)
+	Upgrade  string
+	Upgraded bool
 }
 
 // Runtime runs site routers on one platform.
@@ -371,8 +380,10 @@ func (c Container) CheckPaths() error {
 // hash identifies the container specification together with the site's
 // input, so that any change to either recreates the container.
 func (c Container) hash(input string) string {
+	// the image is not in it: another router image is an upgrade, which
+	// the controller paces (Site.Upgrade)
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%t\x00%s\x00", c.Name, c.Image, c.User, c.KeepID, input)
+	fmt.Fprintf(h, "%s\x00%s\x00%t\x00%s\x00", c.Name, c.User, c.KeepID, input)
 	fmt.Fprintf(h, "confined cap-add=%s nnp=%t ro=%t tmpfs=%s\x00", strings.Join(c.CapAdd, ","), c.NoNewPrivileges, c.ReadOnlyRoot, strings.Join(c.Tmpfs, ","))
 	for _, k := range sortedKeys(c.Env) {
 		fmt.Fprintf(h, "env %s=%s\x00", k, c.Env[k])
@@ -451,4 +462,17 @@ func ParsePullPolicy(s string) (PullPolicy, error) {
 		return p, nil
 	}
 	return "", fmt.Errorf("pull policy must be missing, always or never, got %q", s)
+}
+
+// ShortImage names an image by its reference and the start of its id
+// ("quay.io/skupper/skupper-router:3.5.1 (5fe916d27dea)").
+func ShortImage(ref, id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	if id == "" {
+		return ref
+	}
+	return ref + " (" + id + ")"
 }

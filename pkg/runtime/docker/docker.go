@@ -128,7 +128,13 @@ func (r *Runtime) RouterUser(lowPorts bool) (uid, gid int) {
 }
 
 // Ensure implements runtime.Runtime.
-func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, error) {
+func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (st runtime.State, err error) {
+	var upgraded string
+	defer func() {
+		if upgraded != "" && err == nil {
+			st.Upgrade, st.Upgraded = upgraded, true
+		}
+	}()
 	if err := r.negotiate(ctx); err != nil {
 		return runtime.State{}, err
 	}
@@ -147,13 +153,23 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 	case err != nil:
 		return runtime.State{}, r.wrap("inspecting "+spec.Name, err)
 	case existing.Config != nil && existing.Config.Labels[runtime.LabelSpecHash] == spec.Labels[runtime.LabelSpecHash]:
-		// adopted as it is; started if something stopped it
-		if existing.State != nil && !existing.State.Running && !existing.State.Restarting {
-			if err := r.cli.ContainerStart(ctx, existing.ID, container.StartOptions{}); err != nil {
-				return r.state(ctx, s.Namespace, s.Dir), r.wrap("starting "+spec.Name, err)
+		upgrade := r.upgrade(ctx, existing)
+		if upgrade == "" || !s.Upgrade {
+			// adopted as it is; started if something stopped it
+			if existing.State != nil && !existing.State.Running && !existing.State.Restarting {
+				if err := r.cli.ContainerStart(ctx, existing.ID, container.StartOptions{}); err != nil {
+					return r.state(ctx, s.Namespace, s.Dir), r.wrap("starting "+spec.Name, err)
+				}
 			}
+			st := r.state(ctx, s.Namespace, s.Dir)
+			st.Upgrade = upgrade
+			return st, nil
 		}
-		return r.state(ctx, s.Namespace, s.Dir), nil
+		// another router image: the controller lets this one go now
+		if err := r.cli.ContainerRemove(ctx, existing.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return runtime.State{}, r.wrap("removing "+spec.Name, err)
+		}
+		defer func() { upgraded = upgrade }()
 	default:
 		// the configuration (or the container spec) changed: recreate
 		if err := r.cli.ContainerRemove(ctx, existing.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
@@ -196,6 +212,20 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 		return r.state(ctx, s.Namespace, s.Dir), r.wrap("starting "+spec.Name, err)
 	}
 	return r.state(ctx, s.Namespace, s.Dir), nil
+}
+
+// upgrade says "A → B" when the container runs another image than the
+// router image is now; "" when it is the same, or that cannot be told.
+func (r *Runtime) upgrade(ctx context.Context, c container.InspectResponse) string {
+	img, err := r.cli.ImageInspect(ctx, r.opts.Image)
+	if err != nil || img.ID == "" || c.Image == "" || img.ID == c.Image {
+		return ""
+	}
+	from := ""
+	if c.Config != nil {
+		from = c.Config.Image
+	}
+	return runtime.ShortImage(from, c.Image) + " → " + runtime.ShortImage(r.opts.Image, img.ID)
 }
 
 // ensureImage makes sure the router image is there, pulling it as the

@@ -30,6 +30,7 @@ import (
 type container struct {
 	ID           string `json:"Id"`
 	Name         string
+	Image        string // its id
 	ImageName    string
 	RestartCount int32
 	State        struct {
@@ -250,4 +251,16 @@ func containerLogs(c context.Context, name, tail string) (string, error) {
 func notFound(err error) bool {
 	var model *errorhandling.ErrorModel
 	return errors.As(err, &model) && model.ResponseCode == http.StatusNotFound
+}
+
+// imageID returns the id of image name, "" when it is not there.
+func imageID(c context.Context, name string) (string, error) {
+	var img struct {
+		ID string `json:"Id"`
+	}
+	err := call(c, http.MethodGet, "/images/%s/json", nil, nil, &img, name)
+	if notFound(err) {
+		return "", nil
+	}
+	return img.ID, err
 }

@@ -157,7 +157,13 @@ func SpecOf(c runtime.Container) Spec {
 }
 
 // Ensure implements runtime.Runtime.
-func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, error) {
+func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (st runtime.State, err error) {
+	var upgraded string
+	defer func() {
+		if upgraded != "" && err == nil {
+			st.Upgrade, st.Upgraded = upgraded, true
+		}
+	}()
 	c, cancel, err := r.connect(ctx)
 	if err != nil {
 		return runtime.State{}, err
@@ -178,12 +184,22 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 	case err != nil:
 		return runtime.State{}, r.wrap("inspecting "+want.Name, err)
 	case existing.Config.Labels[runtime.LabelSpecHash] == want.Labels[runtime.LabelSpecHash]:
-		if !existing.State.Running && !existing.State.Restarting {
-			if err := startContainer(c, existing.ID); err != nil {
-				return r.state(c, s.Namespace, s.Dir), r.wrap("starting "+want.Name, err)
+		upgrade := r.upgrade(c, existing)
+		if upgrade == "" || !s.Upgrade {
+			if !existing.State.Running && !existing.State.Restarting {
+				if err := startContainer(c, existing.ID); err != nil {
+					return r.state(c, s.Namespace, s.Dir), r.wrap("starting "+want.Name, err)
+				}
 			}
+			st := r.state(c, s.Namespace, s.Dir)
+			st.Upgrade = upgrade
+			return st, nil
 		}
-		return r.state(c, s.Namespace, s.Dir), nil
+		// another router image: the controller lets this one go now
+		if err := remove(c, existing.ID); err != nil {
+			return runtime.State{}, r.wrap("removing "+want.Name, err)
+		}
+		defer func() { upgraded = upgrade }()
 	default:
 		if err := remove(c, existing.ID); err != nil {
 			return runtime.State{}, r.wrap("removing "+want.Name, err)
@@ -200,6 +216,16 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 		return r.state(c, s.Namespace, s.Dir), r.wrap("starting "+want.Name, err)
 	}
 	return r.state(c, s.Namespace, s.Dir), nil
+}
+
+// upgrade says "A → B" when the container runs another image than the
+// router image is now; "" when it is the same, or that cannot be told.
+func (r *Runtime) upgrade(c context.Context, existing *container) string {
+	id, err := imageID(c, r.opts.Image)
+	if err != nil || id == "" || existing.Image == "" || id == existing.Image {
+		return ""
+	}
+	return runtime.ShortImage(existing.ImageName, existing.Image) + " → " + runtime.ShortImage(r.opts.Image, id)
 }
 
 func (r *Runtime) ensureImage(c context.Context) error {
