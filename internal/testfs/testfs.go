@@ -17,6 +17,18 @@ import (
 	"github.com/site-controller/site-controller/pkg/certs"
 )
 
+// CopyFile copies the file src to a new file dst with mode perm.
+func CopyFile(t testing.TB, src, dst string, perm fs.FileMode) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err == nil {
+		err = os.WriteFile(dst, data, perm)
+	}
+	if err != nil {
+		t.Fatalf("copying %s: %v", src, err)
+	}
+}
+
 // Copy copies the tree at src to dst, keeping symbolic links as links.
 func Copy(t testing.TB, src, dst string) {
 	t.Helper()

@@ -135,7 +135,7 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 		res.Router, res.RouterErr = &st, err
 		o := s.owner
 		if err == nil && st.Upgraded {
-			o.restart = &restart{started: st.Started, reason: "its image changed: " + st.Upgrade}
+			o.restart = &restart{started: st.Started, reason: "it was upgraded: " + st.Upgrade}
 			o.upgrading = st.Upgrade
 			o.session.Drop()
 		}

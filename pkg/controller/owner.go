@@ -36,7 +36,7 @@ type owner struct {
 	restart    *restart
 	alone      string // the platform on which the router was last found the only one
 	session    *live.Session
-	// upgrading is the image change ("A → B") the router restarted for,
+	// upgrading is the change ("image A → B") the router restarted for,
 	// until it serves again
 	upgrading string
 

@@ -68,7 +68,7 @@ func startDaemon(t testing.TB, home string, tweak func(*Options)) *testDaemon {
 	// every configuration the daemon rendered fits the router's schema
 	t.Cleanup(func() { skschema.CheckTree(t, namespace.Root(home)) })
 	t.Cleanup(stop)
-	fixture.Eventually(t, "first full pass", d.Ready)
+	fixture.EventuallyWithin(t, time.Minute, "first full pass", d.Ready) // routers of several sites may be starting
 	return &testDaemon{Daemon: d, home: home, notes: n, stop: stop}
 }
 

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/site-controller/site-controller/internal/enginetest"
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/internal/testfs"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/runtime"
 	"github.com/site-controller/site-controller/pkg/status"
@@ -25,17 +27,70 @@ import (
 // With --router-upgrade=manual the routers are left as they are, and their
 // Site statuses say an upgrade is pending.
 func TestRouterUpgrade(t *testing.T) {
-	ep := enginetest.DockerEndpoint(t)
-	base := routertest.Image(t)
-	next := "localhost/site-controller-router-upgrade:test"
-	build := exec.Command("docker", "-H", ep, "build", "-q", "-t", next, "-")
-	build.Stdin = strings.NewReader("FROM " + base + "\nLABEL site-controller.test=upgrade\n")
-	build.Env = append(build.Environ(), "DOCKER_BUILDKIT=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", next, err, out)
-	}
-	t.Cleanup(func() { exec.Command("docker", "-H", ep, "rmi", next).Run() })
+	t.Run("docker", func(t *testing.T) {
+		ep := enginetest.DockerEndpoint(t)
+		base := routertest.Image(t)
+		next := "localhost/site-controller-router-upgrade:test"
+		build := exec.Command("docker", "-H", ep, "build", "-q", "-t", next, "-")
+		build.Stdin = strings.NewReader("FROM " + base + "\nLABEL site-controller.test=upgrade\n")
+		build.Env = append(build.Environ(), "DOCKER_BUILDKIT=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", next, err, out)
+		}
+		t.Cleanup(func() { exec.Command("docker", "-H", ep, "rmi", next).Run() })
+		testRouterUpgrade(t, upgradeCase{
+			platform: "docker", old: enginetest.RealDocker(t),
+			upgrade: func() runtime.Runtime { return enginetest.RealDockerImage(t, next) },
+			from:    "image " + base, to: "→ " + next,
+			on: func(_, ns string) bool { // "" while it is being made again
+				out, _ := exec.Command("docker", "-H", ep, "inspect", "-f", "{{.Config.Image}}", runtime.ContainerName(ns)).Output()
+				return strings.TrimSpace(string(out)) == next
+			},
+		})
+	})
+	t.Run("linux", func(t *testing.T) {
+		// a skrouterd of the test's own, replaced in place as a package
+		// upgrade replaces it
+		real, err := filepath.EvalSymlinks(routertest.Binary(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bin := filepath.Join(t.TempDir(), "skrouterd")
+		testfs.CopyFile(t, real, bin, 0o755)
+		rt := enginetest.Systemd(t, bin)
+		var replacedAt time.Time
+		testRouterUpgrade(t, upgradeCase{
+			platform: "linux", old: rt,
+			upgrade: func() runtime.Runtime {
+				testfs.CopyFile(t, real, bin+".new", 0o755)
+				if err := os.Rename(bin+".new", bin); err != nil {
+					t.Fatal(err)
+				}
+				replacedAt = time.Now()
+				return rt
+			},
+			from: "skrouterd " + bin + " (the one running)", to: "→ " + bin + " (the file there now)",
+			on: func(home, ns string) bool {
+				st, err := rt.State(context.Background(), ns, fixture.NSDir(home, ns))
+				return err == nil && st.Running && st.Started.After(replacedAt)
+			},
+		})
+	})
+}
 
+// upgradeCase is a router upgrade on one platform: the runtime the sites
+// start on, the one after the upgrade (made by upgrade), what the
+// statuses call the old and new router, and whether a namespace's router
+// runs the new one.
+type upgradeCase struct {
+	platform string
+	old      runtime.Runtime
+	upgrade  func() runtime.Runtime
+	from, to string
+	on       func(home, ns string) bool
+}
+
+func testRouterUpgrade(t *testing.T, c upgradeCase) {
 	home := t.TempDir()
 	names := []string{fixture.Namespace("upa"), fixture.Namespace("upb"), fixture.Namespace("upc")}
 	ports := map[string]int{}
@@ -44,7 +99,7 @@ func TestRouterUpgrade(t *testing.T) {
 		echo := routertest.EchoServer(t, nil)
 		fixture.WriteFile(t, filepath.Join(namespace.Root(home), ns, "input", "resources", "site.yaml"), routertest.EchoSite("s", ports[ns], echo))
 	}
-	old := enginetest.RealDocker(t)
+	old := c.old
 	t.Cleanup(func() {
 		for _, ns := range names {
 			old.Remove(context.Background(), ns, fixture.NSDir(home, ns))
@@ -52,7 +107,7 @@ func TestRouterUpgrade(t *testing.T) {
 	})
 	start := func(rt runtime.Runtime, upgrade string) *testDaemon {
 		return startDaemon(t, home, func(o *Options) {
-			o.Platform, o.Runtimes, o.Live, o.RouterUpgrade = "docker", map[string]runtime.Runtime{"docker": rt}, true, upgrade
+			o.Platform, o.Runtimes, o.Live, o.RouterUpgrade = c.platform, map[string]runtime.Runtime{c.platform: rt}, true, upgrade
 		})
 	}
 	serving := func() {
@@ -65,10 +120,6 @@ func TestRouterUpgrade(t *testing.T) {
 			}
 			cancel()
 		}
-	}
-	imageOf := func(ns string) string { // "" while it is being made again
-		out, _ := exec.Command("docker", "-H", ep, "inspect", "-f", "{{.Config.Image}}", runtime.ContainerName(ns)).Output()
-		return strings.TrimSpace(string(out))
 	}
 	first := start(old, "auto")
 	serving()
@@ -106,10 +157,10 @@ func TestRouterUpgrade(t *testing.T) {
 			}
 		}()
 	}
-	second := start(enginetest.RealDockerImage(t, next), "auto")
-	fixture.EventuallyWithin(t, 3*time.Minute, "every router on "+next, func() bool {
+	second := start(c.upgrade(), "auto")
+	fixture.EventuallyWithin(t, 3*time.Minute, "every router upgraded", func() bool {
 		for _, ns := range names {
-			if imageOf(ns) != next {
+			if !c.on(home, ns) {
 				return false
 			}
 		}
@@ -132,12 +183,12 @@ func TestRouterUpgrade(t *testing.T) {
 	var waited bool
 	for _, ns := range names {
 		msgs := strings.Join(said[ns], "\n")
-		waited = waited || strings.Contains(msgs, "router upgrade pending: "+base)
-		if !strings.Contains(msgs, "restarting the router for image "+base) && down[ns] != nil && down[ns].to.Sub(down[ns].from) > time.Second {
+		waited = waited || strings.Contains(msgs, "router upgrade pending: "+c.from)
+		if !strings.Contains(msgs, "restarting the router for "+c.from) && down[ns] != nil && down[ns].to.Sub(down[ns].from) > time.Second {
 			t.Errorf("%s was out for %s and its Site never said it restarts for the new image:\n%s", ns, down[ns].to.Sub(down[ns].from), msgs)
 		}
 		s := fixture.StatusOf(home, ns, "Site", "s")
-		if s == nil || s.Status != status.Ready || !strings.Contains(s.Message, "router restarted because its image changed: "+base) || !strings.Contains(s.Message, "→ "+next) {
+		if s == nil || s.Status != status.Ready || !strings.Contains(s.Message, "router restarted because it was upgraded: "+c.from) || !strings.Contains(s.Message, c.to) {
 			t.Errorf("%s: Site status after the upgrade: %+v", ns, s)
 		}
 		if d := down[ns]; d != nil {
@@ -149,20 +200,24 @@ func TestRouterUpgrade(t *testing.T) {
 	}
 	second.stop()
 
-	// manual: the routers stay on the image they run
+	// manual: the routers stay as they are (on docker: back to the image
+	// they ran first, which they no longer run)
+	if c.platform != "docker" {
+		return
+	}
 	third := start(old, "manual")
 	fixture.Eventually(t, "upgrade pending said", func() bool {
 		for _, ns := range names {
 			s := fixture.StatusOf(home, ns, "Site", "s")
-			if s == nil || s.Status != status.Ready || !strings.Contains(s.Message, "router upgrade pending: "+next) || !strings.Contains(s.Message, "--router-upgrade=manual") {
+			if s == nil || s.Status != status.Ready || !strings.Contains(s.Message, "router upgrade pending: image") || !strings.Contains(s.Message, "--router-upgrade=manual") {
 				return false
 			}
 		}
 		return true
 	})
 	for _, ns := range names {
-		if got := imageOf(ns); got != next {
-			t.Errorf("%s: manual, yet its router now runs %s", ns, got)
+		if !c.on(home, ns) {
+			t.Errorf("%s: manual, yet its router no longer runs the upgraded image", ns)
 		}
 	}
 	third.stop()

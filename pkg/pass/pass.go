@@ -88,7 +88,7 @@ type Result struct {
 	LiveErr error
 	// Restarted says why this pass restarted the router, if it did.
 	Restarted string
-	// Upgrading is the image change ("A → B") the router restarted for,
+	// Upgrading is the change ("image A → B") the router restarted for,
 	// until it serves again; UpgradePending says why a router that runs
 	// another image than the runtime's was not restarted yet.
 	Upgrading, UpgradePending string

@@ -404,7 +404,7 @@ func siteStatus(res *Result, configured status.Condition, gen int64) status.Stat
 		st.Status = status.Error
 		msg, reason = "router on "+res.Platform+": "+res.RouterErr.Error(), "RuntimeError"
 	case res.Router != nil && res.Router.Running && res.LiveErr != nil && res.Upgrading != "":
-		msg, reason = "restarting the router for image "+res.Upgrading+": its management is not reachable yet: "+res.LiveErr.Error(), "Upgrading"
+		msg, reason = "restarting the router for "+res.Upgrading+": its management is not reachable yet: "+res.LiveErr.Error(), "Upgrading"
 	case res.Router != nil && res.Router.Running && res.LiveErr != nil:
 		msg, reason = "router running on "+res.Platform+", but its management is not reachable yet: "+res.LiveErr.Error(), "ManagementUnreachable"
 	case res.Router != nil && res.Router.Running:
@@ -434,7 +434,7 @@ func siteStatus(res *Result, configured status.Condition, gen int64) status.Stat
 			msg = "router is " + res.Router.Status
 		}
 		if res.Upgrading != "" {
-			msg, reason = "restarting the router for image "+res.Upgrading+": "+msg, "Upgrading"
+			msg, reason = "restarting the router for "+res.Upgrading+": "+msg, "Upgrading"
 		}
 	default:
 		msg, reason = "router state unknown", "Unknown"

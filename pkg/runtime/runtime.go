@@ -97,8 +97,9 @@ type State struct {
 	// Message explains a router that is not running, for the Site status.
 	Message string
 	// Upgrade, when the router runs another router than the runtime would
-	// start now, says which: "A → B" (Ensure left it, as Site.Upgrade
-	// was not set; or it restarted it for that, Upgraded)
+	// start now, says which: "image A → B", "skrouterd A → B" (Ensure
+	// left it, as Site.Upgrade was not set; or it restarted it for that,
+	// Upgraded)
 	Upgrade  string
 	Upgraded bool
 }

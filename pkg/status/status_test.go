@@ -16,7 +16,7 @@ import (
 // TestCompleteCatchesEveryCut: a status file cut anywhere, at a line
 // boundary included (where it is still valid YAML), is not Complete.
 func TestCompleteCatchesEveryCut(t *testing.T) {
-	dir := namespace.Dir{Name: "ns", Path: t.TempDir()}
+	dir := namespaceDir(t)
 	w := Writer{Dir: dir, Now: time.Now}
 	yes := true
 	entry := Entry{Kind: "Listener", Name: "l",
@@ -133,7 +133,7 @@ func TestSafeName(t *testing.T) {
 // Private file left 0644 (by an older version) is made 0600 even when its
 // content is the same.
 func TestPrivateStatusMode(t *testing.T) {
-	dir := namespace.Dir{Name: "ns", Path: t.TempDir()}
+	dir := namespaceDir(t)
 	entry := func(kind string, private bool) Entry {
 		return Entry{Kind: kind, Name: "x", Private: private, Raw: []byte("kind: " + kind + "\nmetadata:\n  name: x\n"),
 			Status: Status{Status: Ready, Code: "c0de"}}
@@ -163,4 +163,15 @@ func TestPrivateStatusMode(t *testing.T) {
 			}
 		}
 	}
+}
+
+// namespaceDir is a namespace directory, with the input/ every one has
+// (nothing is written into one without).
+func namespaceDir(t *testing.T) namespace.Dir {
+	t.Helper()
+	dir := namespace.Dir{Name: "ns", Path: t.TempDir()}
+	if err := os.Mkdir(dir.Input(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

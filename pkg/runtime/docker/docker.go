@@ -225,7 +225,7 @@ func (r *Runtime) upgrade(ctx context.Context, c container.InspectResponse) stri
 	if c.Config != nil {
 		from = c.Config.Image
 	}
-	return runtime.ShortImage(from, c.Image) + " → " + runtime.ShortImage(r.opts.Image, img.ID)
+	return "image " + runtime.ShortImage(from, c.Image) + " → " + runtime.ShortImage(r.opts.Image, img.ID)
 }
 
 // ensureImage makes sure the router image is there, pulling it as the

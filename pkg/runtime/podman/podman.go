@@ -225,7 +225,7 @@ func (r *Runtime) upgrade(c context.Context, existing *container) string {
 	if err != nil || id == "" || existing.Image == "" || id == existing.Image {
 		return ""
 	}
-	return runtime.ShortImage(existing.ImageName, existing.Image) + " → " + runtime.ShortImage(r.opts.Image, id)
+	return "image " + runtime.ShortImage(existing.ImageName, existing.Image) + " → " + runtime.ShortImage(r.opts.Image, id)
 }
 
 func (r *Runtime) ensureImage(c context.Context) error {

@@ -260,6 +260,32 @@ func unescape(s string) string {
 	return strings.ReplaceAll(s, "%%", "%")
 }
 
+// execBinary is the skrouterd a unit file written by Unit runs.
+func execBinary(unit string) string {
+	for _, line := range strings.Split(unit, "\n") {
+		if v, ok := strings.CutPrefix(line, "ExecStart="); ok {
+			if i := strings.LastIndex(v, " -c "); i > 0 {
+				return unescape(v[:i])
+			}
+		}
+	}
+	return ""
+}
+
+// replaced tells whether the file at binary is not the one process pid
+// runs (it was replaced since the process started).
+func replaced(pid int, binary string) bool {
+	if pid <= 0 {
+		return false
+	}
+	running, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return false
+	}
+	now, err := os.Stat(binary)
+	return err == nil && !os.SameFile(running, now)
+}
+
 // wait waits for a job to finish.
 func wait(ctx context.Context, ch <-chan string, what string) error {
 	select {
@@ -280,7 +306,13 @@ func wait(ctx context.Context, ch <-chan string, what string) error {
 func (r *Runtime) RouterUser(bool) (uid, gid int) { return os.Geteuid(), os.Getegid() }
 
 // Ensure implements runtime.Runtime.
-func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, error) {
+func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (st runtime.State, err error) {
+	var upgraded string
+	defer func() {
+		if upgraded != "" && err == nil {
+			st.Upgrade, st.Upgraded = upgraded, true
+		}
+	}()
 	if r.opts.Binary == "" {
 		return runtime.State{}, errors.New("skrouterd not found: install skupper-router (skrouterd on PATH or /usr/sbin/skrouterd) or pass --router-binary")
 	}
@@ -299,9 +331,24 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 	if err := r.owner(path, s.Dir); runtime.IsForeign(err) {
 		return runtime.State{Status: "foreign", Message: err.Error()}, err
 	}
-	changed, err := fileio.WriteFile(path, []byte(Unit(s, r.opts.Scope, r.opts.Binary, r.opts.NoFile)), 0o644, 0o755, false)
+	want := Unit(s, r.opts.Scope, r.opts.Binary, r.opts.NoFile)
+	// another skrouterd (another path) is an upgrade, which the
+	// controller paces: until it lets this one go, the unit stays
+	upgrade := ""
+	if old, err := os.ReadFile(path); err == nil && string(old) != want {
+		if bin := execBinary(string(old)); bin != "" && bin != r.opts.Binary && string(old) == Unit(s, r.opts.Scope, bin, r.opts.NoFile) {
+			upgrade = "skrouterd " + bin + " → " + r.opts.Binary
+			if !s.Upgrade {
+				want = string(old)
+			}
+		}
+	}
+	changed, err := fileio.WriteFile(path, []byte(want), 0o644, 0o755, false)
 	if err != nil {
 		return runtime.State{}, err
+	}
+	if changed && upgrade != "" {
+		upgraded = upgrade
 	}
 	if changed {
 		if err := conn.ReloadContext(ctx); err != nil {
@@ -311,9 +358,20 @@ func (r *Runtime) Ensure(ctx context.Context, s runtime.Site) (runtime.State, er
 			return runtime.State{}, r.wrap("enabling "+name, err)
 		}
 	}
-	st, err := r.State(ctx, s.Namespace, s.Dir)
+	st, err = r.State(ctx, s.Namespace, s.Dir)
 	if err != nil {
 		return st, err
+	}
+	if upgrade == "" && !changed && st.Running && replaced(st.Pid, r.opts.Binary) {
+		// the same path holds another skrouterd (a package upgrade)
+		upgrade = "skrouterd " + r.opts.Binary + " (the one running) → " + r.opts.Binary + " (the file there now)"
+		if s.Upgrade {
+			changed, upgraded = true, upgrade
+		}
+	}
+	if upgrade != "" && !s.Upgrade {
+		st.Upgrade = upgrade
+		return st, nil
 	}
 	ch := make(chan string, 1)
 	switch {
