@@ -234,7 +234,9 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	}
 	o := r.ownerOf(dir, before)
 	if o.refresh.Swap(false) {
-		o.cache = &passCache{dir: before}
+		// trust nothing kept: the files, nor what the runtime last said
+		// (a new router image is noticed now)
+		o.cache, o.ensured = &passCache{dir: before}, nil
 	}
 	cache := o.cache
 	phase := time.Now()
