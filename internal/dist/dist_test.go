@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"compress/gzip"
+	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -204,6 +205,9 @@ func TestDebInstallsAndRemovesCleanly(t *testing.T) {
 		t.Error("installing wrote under /etc (an enabled unit?)")
 	}
 
+	// and into a clean Debian 12 root, as a user would install it
+	t.Run("debian 12", func(t *testing.T) { installInDebian(t, pkg, version) })
+
 	// removed, then purged: the data home stays
 	dataFile := filepath.Join(root, "var/lib/skupper/namespaces/east/input/resources/site.yaml")
 	os.MkdirAll(filepath.Dir(dataFile), 0o755)
@@ -273,4 +277,77 @@ func installedFiles(t *testing.T, root string) map[string]bool {
 		return nil
 	})
 	return files
+}
+
+// installInDebian installs the package with dpkg -i in a clean Debian 12
+// root (the minbase root the router image's build keeps in
+// /var/cache/skupper-router-image, unpacked afresh), chrooted: the binary
+// runs (version, --help), bash finds its completion, the man pages are
+// where man looks, and dpkg -P removes all of it but the data home.
+func installInDebian(t *testing.T, pkg, version string) {
+	tars, _ := filepath.Glob("/var/cache/skupper-router-image/rootfs-*-bookworm-*.tar")
+	if len(tars) == 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no Debian 12 root in /var/cache/skupper-router-image: scripts/with-engines.sh makes one with the router image")
+		}
+		t.Skip("no Debian 12 root in /var/cache/skupper-router-image (scripts/with-engines.sh makes one with the router image)")
+	}
+	if _, err := exec.LookPath("chroot"); err != nil {
+		t.Skip("no chroot")
+	}
+	root := t.TempDir()
+	run := func(name string, args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	chroot := func(args ...string) string { t.Helper(); return run("chroot", append([]string{root}, args...)...) }
+	run("tar", "-xf", tars[len(tars)-1], "-C", root)
+	data, err := os.ReadFile(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "tmp", "site-controller.deb"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if release := chroot("sh", "-c", ". /etc/os-release && echo $ID $VERSION_ID"); strings.TrimSpace(release) != "debian 12" {
+		t.Fatalf("the root is %q, not Debian 12", release)
+	}
+	chroot("dpkg", "-i", "/tmp/site-controller.deb")
+	if out := chroot("site-controller", "version"); !strings.HasPrefix(out, "site-controller "+version+"\n") {
+		t.Errorf("site-controller version in Debian 12: %q", out)
+	}
+	if out := chroot("site-controller", "--help"); !strings.Contains(out, "Usage:") || !strings.Contains(out, "run ") {
+		t.Errorf("site-controller --help in Debian 12:\n%s", out)
+	}
+	// bash-completion looks in /usr/share/bash-completion/completions by
+	// command name; what it finds there makes the completion
+	if out := chroot("bash", "-c", "source /usr/share/bash-completion/completions/site-controller && complete -p site-controller"); !strings.Contains(out, "site-controller") {
+		t.Errorf("bash's completion of site-controller: %q", out)
+	}
+	// man looks in /usr/share/man/man1 (man-db's default path)
+	for _, page := range []string{"site-controller.1.gz", "site-controller-run.1.gz"} {
+		out := chroot("sh", "-c", "zcat /usr/share/man/man1/"+page+" | head -20")
+		if !strings.Contains(out, ".TH ") {
+			t.Errorf("%s is no man page:\n%s", page, out)
+		}
+	}
+	dataFile := filepath.Join(root, "var/lib/skupper/namespaces/east/input/resources/site.yaml")
+	os.MkdirAll(filepath.Dir(dataFile), 0o755)
+	os.WriteFile(dataFile, []byte("kind: Site\n"), 0o644)
+	chroot("dpkg", "-P", "site-controller")
+	for _, gone := range []string{"usr/bin/site-controller", "usr/lib/systemd/system/site-controller.service",
+		"usr/share/bash-completion/completions/site-controller", "usr/share/man/man1/site-controller.1.gz"} {
+		if _, err := os.Stat(filepath.Join(root, gone)); err == nil {
+			t.Errorf("after dpkg -P, /%s is still there", gone)
+		}
+	}
+	if _, err := os.Stat(dataFile); err != nil {
+		t.Errorf("dpkg -P took the data home: %v", err)
+	}
 }
