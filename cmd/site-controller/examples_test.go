@@ -12,6 +12,7 @@ import (
 	"github.com/site-controller/site-controller/internal/enginetest"
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/status"
 )
 
@@ -40,8 +41,18 @@ func TestHelloWorldExamples(t *testing.T) {
 	replace(filepath.Join(ns("hello-world-west"), "input", "resources", "listener.yaml"), "port: 8081", fmt.Sprintf("port: %d", front))
 	fixture.WriteFile(t, filepath.Join(ns("hello-world-east"), "input", "resources", "loopback-access.yaml"),
 		"apiVersion: skupper.io/v2alpha1\nkind: RouterAccess\nmetadata:\n  name: east\nspec:\n  bindHost: 127.0.0.1\n  roles:\n  - name: inter-router\n  - name: edge\n")
-	for _, name := range []string{"hello-world-east", "hello-world-west"} {
-		t.Cleanup(func() { rt.Remove(context.Background(), name, ns(name)) })
+	// every example runs (secure-backend too): each router goes with the
+	// test
+	names, err := namespace.List(home)
+	if err != nil || len(names) < 3 {
+		t.Fatalf("example namespaces %v: %v", names, err)
+	}
+	for _, name := range names {
+		t.Cleanup(func() {
+			if err := rt.Remove(context.Background(), name, ns(name)); err != nil {
+				t.Errorf("removing the router of %s: %v", name, err)
+			}
+		})
 	}
 
 	t.Cleanup(startLinuxDaemon(t, home, rt, false))
@@ -51,7 +62,6 @@ func TestHelloWorldExamples(t *testing.T) {
 	})
 	// the README's one command
 	var link string
-	var err error
 	fixture.Eventually(t, "a link file from east", func() bool {
 		link, _, err = run(t, "link", "generate", "--data-home", home, "hello-world-east")
 		return err == nil
