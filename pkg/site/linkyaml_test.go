@@ -10,6 +10,7 @@ import (
 	yaml3 "gopkg.in/yaml.v3"
 	k8syaml "sigs.k8s.io/yaml"
 
+	"github.com/site-controller/site-controller/internal/yamltest"
 	"github.com/site-controller/site-controller/pkg/certs"
 	"github.com/site-controller/site-controller/pkg/resources"
 )
@@ -86,33 +87,11 @@ func readLinkFile(t *testing.T, data []byte) map[string]struct {
 			if err := unmarshal([]byte(p), &m); err != nil {
 				t.Fatalf("%s: %v", reader, err)
 			}
-			checkStrings(t, reader, "", m)
+			yamltest.CheckUntyped(t, reader, "", m)
 		}
 		out[reader] = got
 	}
 	return out
-}
-
-// checkStrings fails for a value of an untyped document that is not a
-// string, but for a Link's cost and the empty status (and a Secret's
-// creationTimestamp: null, as Kubernetes writes it).
-func checkStrings(t *testing.T, reader, path string, v any) {
-	t.Helper()
-	switch v := v.(type) {
-	case map[string]any:
-		for k, x := range v {
-			checkStrings(t, reader, path+"."+k, x)
-		}
-	case []any:
-		for i, x := range v {
-			checkStrings(t, reader, fmt.Sprintf("%s[%d]", path, i), x)
-		}
-	case string:
-	default:
-		if path != ".spec.cost" && path != ".metadata.creationTimestamp" {
-			t.Errorf("%s read %s as %T %v", reader, path, v, v)
-		}
-	}
 }
 
 // TestLinkYAMLReadsBack: the link file writer (link files, and the answers
