@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/site-controller/site-controller/pkg/lastgood"
 	"github.com/site-controller/site-controller/pkg/live"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/netview"
@@ -30,7 +31,7 @@ type owner struct {
 
 	// the pass's own
 	cache      *passCache
-	good       *goodFiles
+	good       *lastgood.Files
 	ensured    *ensured
 	restartKey string // what the router last started with that it cannot change live
 	restart    *restart

@@ -23,6 +23,7 @@ import (
 
 	"github.com/site-controller/site-controller/pkg/follow"
 	"github.com/site-controller/site-controller/pkg/grants"
+	"github.com/site-controller/site-controller/pkg/lastgood"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/netview"
 	"github.com/site-controller/site-controller/pkg/pass"
@@ -249,10 +250,10 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", name, err)
 	}
-	in := o.resolve(files, r.opts.Now())
+	in := lastgood.Resolve(&o.good, dir, before, files, r.opts.Now())
 	// what grant servers answered to the namespace's AccessTokens
-	tdocs, tprobs := tokens.Docs(dir, in.docs, len(in.incomplete) == 0)
-	ns := resources.Build(name, append(in.docs, tdocs...), append(in.probs, tprobs...))
+	tdocs, tprobs := tokens.Docs(dir, in.Docs, len(in.Incomplete) == 0)
+	ns := resources.Build(name, append(in.Docs, tdocs...), append(in.Problems, tprobs...))
 	recorded, err := dir.Platform()
 	if err != nil {
 		return nil, err
@@ -262,7 +263,7 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	// temporary files a crash left between write and rename
 	dir.Files().RemoveTemps(filepath.Dir(dir.RouterConfig()))
 	dir.Files().RemoveTemps(dir.Internal())
-	ps := &siteState{Pass: &pass.Pass{Namespace: ns, Dir: dir, Now: r.opts.Now(), Result: res, Incomplete: in.incomplete},
+	ps := &siteState{Pass: &pass.Pass{Namespace: ns, Dir: dir, Now: r.opts.Now(), Result: res, Incomplete: in.Incomplete},
 		owner: o, cache: cache, reads: map[string]bool{}, selects: map[string]bool{}}
 	r.selectConnectors(ctx, ps, platform)
 	r.bindAttached(ctx, ps, platform)

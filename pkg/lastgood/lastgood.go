@@ -1,4 +1,17 @@
-package controller
+// Package lastgood remembers the last good content of every resource file
+// of a namespace, so that a file that breaks (a syntax error, caught
+// half-written, unreadable, cut to nothing) keeps its resources in force
+// instead of tearing them out of the router. Only a file that parses and
+// no longer holds a resource, or a file that is removed, takes resources
+// away.
+//
+// internal/last-good (namespace.Dir.LastGood) holds a copy of the last
+// content of each resource file that was read and parsed whole (0600: a
+// file may hold a Secret), so that a restart keeps a broken file's
+// resources in force too. A copy is named <hash of the file's path>.<hash
+// of its content>: one listing of the directory tells which files' copies
+// are current, without reading thousands of them in every new process.
+package lastgood
 
 import (
 	"bytes"
@@ -16,24 +29,10 @@ import (
 	"github.com/site-controller/site-controller/pkg/resources"
 )
 
-// internal/last-good (namespace.Dir.LastGood) holds a copy of the last
-// content of each
-// resource file that was read and parsed whole (0600: a file may hold a
-// Secret), so that a restart keeps a broken file's resources in force too.
-// A copy is named <hash of the file's path>.<hash of its content>: one
-// listing of the directory tells which files' copies are current, without
-// reading thousands of them in every new process.
-
-// A namespace's owner remembers the last good content of every resource
-// file, so that a file that breaks (a syntax error, caught half-written,
-// unreadable, cut to nothing) keeps its resources in force instead of
-// tearing them out of the router. Only a file that parses and no longer
-// holds a resource, or a file that is removed, takes resources away.
-
-// goodFiles are the last good files of one namespace directory (its
-// owner's); a new directory of the same name (removed and created again)
-// has another owner and starts afresh.
-type goodFiles struct {
+// Files are the last good files of one namespace directory (its owner's
+// in the controller); a new directory of the same name (removed and made
+// again) starts afresh.
+type Files struct {
 	dir   namespace.Identity
 	files map[string]*goodFile
 	// disk is the copy under internal/last-good of each file, by the hash
@@ -46,28 +45,29 @@ type goodFile struct {
 	data []byte
 }
 
-// inputOf is what a pass uses of a namespace's files.
-type inputOf struct {
-	docs  []*resources.Document
-	probs []resources.Problem
-	// incomplete names files that could not be used whole and whose last
+// Input is what a pass uses of a namespace's files.
+type Input struct {
+	Docs     []*resources.Document
+	Problems []resources.Problem
+	// Incomplete names files that could not be used whole and whose last
 	// good content is unknown: the pass is no evidence that anything is
 	// gone.
-	incomplete []string
+	Incomplete []string
 }
 
-// resolve puts each broken file's last good documents in its place, with a
-// warning on each, and remembers the good content of the others.
-func (o *owner) resolve(files []namespace.File, now time.Time) inputOf {
-	dir, self := o.dir, o.identity
-	ns, seen := o.good, make(map[string]bool, len(files)) // by path
+// Resolve puts each broken file's last good documents in its place, with
+// a warning on each, and remembers the good content of the others. *g is
+// made (or made again, for another directory than it was kept for) as
+// needed.
+func Resolve(g **Files, dir namespace.Dir, self namespace.Identity, files []namespace.File, now time.Time) Input {
+	ns, seen := *g, make(map[string]bool, len(files)) // by path
 	first := ns == nil || ns.dir != self
 	if first {
-		ns = &goodFiles{dir: self, files: map[string]*goodFile{}, disk: listGood(dir)}
-		o.good = ns
+		ns = &Files{dir: self, files: map[string]*goodFile{}, disk: listGood(dir)}
+		*g = ns
 	}
 	known := ns.files
-	var in inputOf
+	var in Input
 	for _, f := range files {
 		seen[f.Path] = true
 		good := known[f.Path]
@@ -81,9 +81,9 @@ func (o *owner) resolve(files []namespace.File, now time.Time) inputOf {
 		if broken == "" && f.Empty && good != nil && len(bytes.TrimSpace(good.data)) > 0 {
 			broken = "the file is empty (being written?); remove it to remove its resources"
 		}
-		in.probs = append(in.probs, f.Problems...)
+		in.Problems = append(in.Problems, f.Problems...)
 		if broken == "" {
-			in.docs = append(in.docs, f.Docs...)
+			in.Docs = append(in.Docs, f.Docs...)
 			sum := f.Sum
 			if good == nil || good.sum != sum {
 				good = &goodFile{sum: sum, data: f.Data}
@@ -97,8 +97,8 @@ func (o *owner) resolve(files []namespace.File, now time.Time) inputOf {
 		if good == nil {
 			// what parsed of it is used; what did not may have held
 			// anything, a Site included
-			in.docs = append(in.docs, f.Docs...)
-			in.incomplete = append(in.incomplete, f.Path)
+			in.Docs = append(in.Docs, f.Docs...)
+			in.Incomplete = append(in.Incomplete, f.Path)
 			continue
 		}
 		// the copy under internal/ may have gone (internal/ removed by
@@ -118,7 +118,7 @@ func (o *owner) resolve(files []namespace.File, now time.Time) inputOf {
 		for _, d := range docs {
 			d.Warn(msg)
 		}
-		in.docs = append(in.docs, docs...)
+		in.Docs = append(in.Docs, docs...)
 	}
 	for p := range known {
 		if !seen[p] {
@@ -175,7 +175,7 @@ func listGood(dir namespace.Dir) map[string]string {
 }
 
 // load reads the copy of file, nil when there is none.
-func (ns *goodFiles) load(dir namespace.Dir, file string) *goodFile {
+func (ns *Files) load(dir namespace.Dir, file string) *goodFile {
 	name, ok := ns.disk[goodName(file)]
 	if !ok {
 		return nil
@@ -190,7 +190,7 @@ func (ns *goodFiles) load(dir namespace.Dir, file string) *goodFile {
 // store writes the copy of file and removes the one it replaces; failing
 // to is not worth failing the pass for: the copy in memory still serves
 // while the controller runs.
-func (ns *goodFiles) store(dir namespace.Dir, file string, good *goodFile) {
+func (ns *Files) store(dir namespace.Dir, file string, good *goodFile) {
 	h, name := goodName(file), copyName(file, good.sum)
 	if _, err := dir.Files().WriteFile(filepath.Join(dir.LastGood(), name), good.data, 0o600, 0o700, false); err != nil {
 		return
