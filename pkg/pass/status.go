@@ -204,7 +204,7 @@ func (s *Pass) resourceStatus(d *resources.Document, probs []resources.Problem, 
 	}
 	switch o := d.Object.(type) {
 	case *resources.Site:
-		st := siteStatus(s.Result, configured, gen)
+		st := siteStatus(s.Result, configured, gen, s.Now)
 		s.networkStatus(&st)
 		st.Message = JoinMessage(st.Message, warn)
 		if n := fileProblems(ns); n != "" {
@@ -394,7 +394,12 @@ func notInRouter(gen int64, warn string) status.Status {
 }
 
 // siteStatus is the status of a valid Site: whether its router runs.
-func siteStatus(res *Result, configured status.Condition, gen int64) status.Status {
+// loadTime is how long after its start a router's management may still be
+// busy loading its configuration (tens of seconds for thousands of
+// entities).
+const loadTime = 2 * time.Minute
+
+func siteStatus(res *Result, configured status.Condition, gen int64, now time.Time) status.Status {
 	var msg, reason string
 	st := status.Status{Status: status.Pending}
 	switch {
@@ -405,6 +410,10 @@ func siteStatus(res *Result, configured status.Condition, gen int64) status.Stat
 		msg, reason = "router on "+res.Platform+": "+res.RouterErr.Error(), "RuntimeError"
 	case res.Router != nil && res.Router.Running && res.LiveErr != nil && res.Upgrading != "":
 		msg, reason = "restarting the router for "+res.Upgrading+": its management is not reachable yet: "+res.LiveErr.Error(), "Upgrading"
+	case res.Router != nil && res.Router.Running && res.LiveErr != nil && !res.Router.Started.IsZero() && now.Sub(res.Router.Started) < loadTime:
+		// a router answers nothing until it has loaded its configuration
+		msg, reason = fmt.Sprintf("router loading %d entities (started %s ago); it answers once it has: %v",
+			len(res.Config), now.Sub(res.Router.Started).Round(time.Second), res.LiveErr), "Loading"
 	case res.Router != nil && res.Router.Running && res.LiveErr != nil:
 		msg, reason = "router running on "+res.Platform+", but its management is not reachable yet: "+res.LiveErr.Error(), "ManagementUnreachable"
 	case res.Router != nil && res.Router.Running:
