@@ -83,6 +83,27 @@ type routerInfo struct {
 	linkConns                                                []map[string]any    // its connector entities
 }
 
+// unreachable tells whether a router.node entity is a router its router
+// has no route to: neither a neighbor (routerLink) nor reached through one
+// (nextHop), nor itself ("(self)"). A router lost in a partition stays
+// listed so (until its link state ages out, a minute) from the moment its
+// HELLOs stop (3 s).
+func unreachable(n map[string]any) bool {
+	return n["nextHop"] == nil && n["routerLink"] == nil
+}
+
+// linkUp tells whether a link connector's connection is open. The router
+// says SUCCESS from the moment it tries to connect until that try fails,
+// so a try hanging on a peer that does not answer (a partition: a SYN
+// retried for two minutes) says SUCCESS too; only the message tells an
+// open connection ("Connection Opened: ...") from a try, whose message is
+// still the last failure's.
+func linkUp(e map[string]any) bool {
+	st, _ := e["connectionStatus"].(string)
+	msg, _ := e["connectionMsg"].(string)
+	return st == "SUCCESS" && strings.HasPrefix(ConnNumber.ReplaceAllString(msg, ""), "Connection Opened")
+}
+
 // containerID is the peer's container (router) id in a connectionMsg.
 var containerID = regexp.MustCompile(`container_id=(\S+)`)
 
@@ -166,7 +187,7 @@ func queryRouter(ctx context.Context, c *management.Client, node string) (*route
 		}
 		info.linkConns = append(info.linkConns, e)
 		peer := ""
-		up := str(e, "connectionStatus") == "SUCCESS"
+		up := linkUp(e)
 		if m := containerID.FindStringSubmatch(str(e, "connectionMsg")); m != nil && up {
 			peer = m[1]
 		}
@@ -217,9 +238,16 @@ func observeNetwork(ctx context.Context, c *management.Client) (*View, error) {
 			return
 		}
 		for _, n := range nodes {
-			if id, _ := n["id"].(string); id != "" && !slices.Contains(interiors, id) {
-				interiors = append(interiors, id)
+			id, _ := n["id"].(string)
+			if id == "" || slices.Contains(interiors, id) {
+				continue
 			}
+			if unreachable(n) {
+				// asking would wait out the query's deadline for nothing
+				v.Errs = append(v.Errs, fmt.Sprintf("router %s: unreachable (no route to it)", id))
+				continue
+			}
+			interiors = append(interiors, id)
 		}
 	}
 	if self.mode == "edge" {
