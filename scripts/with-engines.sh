@@ -16,7 +16,8 @@
 #                      make-image.sh into dockerd and both Podman services
 #                      (kept: dockerd's data root and Podman's stores last
 #                      from run to run, so a second run imports nothing)
-# Installs docker.io, podman and dbus-user-session with apt-get when they are
+# Installs docker.io, podman and dbus-user-session (and iproute2 and nftables
+# for the simulated hosts of internal/hosttest) with apt-get when they are
 # missing (run as root). Exports SITE_CONTROLLER_TEST_DOCKER,
 # SITE_CONTROLLER_TEST_PODMAN, SITE_CONTROLLER_TEST_PODMAN_ROOTLESS,
 # SITE_CONTROLLER_TEST_ROUTER_IMAGE (when the image was built),
@@ -45,6 +46,9 @@ command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v curl >/dev/null || missing+=(curl)
 command -v pgrep >/dev/null || missing+=(procps)
 command -v setpriv >/dev/null || missing+=(util-linux)
+# simulated hosts (internal/hosttest): network namespaces, veths, bridges, faults
+command -v ip >/dev/null || missing+=(iproute2)
+command -v nft >/dev/null || missing+=(nftables)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "--- installing ${missing[*]}"
   apt-get update -qq
