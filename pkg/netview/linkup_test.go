@@ -1,6 +1,9 @@
 package netview
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestLinkUp: a link is up only while the router's connector has an open
 // connection. The router says SUCCESS while it tries to connect, too: a
@@ -42,6 +45,35 @@ func TestUnreachable(t *testing.T) {
 	} {
 		if got := unreachable(c.n); got != c.want {
 			t.Errorf("%s: unreachable = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestBusyTime: the local router was busy for every query's whole time; a
+// router a round trip away only for what each query took beyond the
+// quickest (the way there and back): over a 200 ms path, seven quick
+// answers are no load at all, and a slow one counts for its excess.
+func TestBusyTime(t *testing.T) {
+	ms := func(ns ...int) []time.Duration {
+		var out []time.Duration
+		for _, n := range ns {
+			out = append(out, time.Duration(n)*time.Millisecond)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		local bool
+		took  []time.Duration
+		want  time.Duration
+	}{
+		{true, ms(2, 3, 40), 45 * time.Millisecond},
+		{false, ms(201, 203, 202, 200, 204, 201, 200), 11 * time.Millisecond},
+		{false, ms(200, 200, 700), 500 * time.Millisecond},
+		{false, nil, 0},
+		{true, nil, 0},
+	} {
+		if got := busyTime(c.local, c.took); got != c.want {
+			t.Errorf("busyTime(%v, %v) = %v, want %v", c.local, c.took, got, c.want)
 		}
 	}
 }

@@ -61,6 +61,8 @@ type View struct {
 	ListenerUp map[string]bool
 	// Errs are the routers that did not answer, and why.
 	Errs []string
+	// busy is the longest any router was busy answering this look.
+	busy time.Duration
 }
 
 // LinkState is the state of one of the local router's links.
@@ -81,6 +83,27 @@ type routerInfo struct {
 	edges                                                    []string            // edge routers connected to it (interior)
 	uplinks                                                  []string            // interior routers it is connected to (edge)
 	linkConns                                                []map[string]any    // its connector entities
+	busy                                                     time.Duration       // its share of answering (see busyTime)
+}
+
+// busyTime is how long a router was busy answering queries that took
+// took: all of it for the local router; for another router, each query's
+// time less the quickest one's, which is the way there and back (over a
+// slow path, a look at a router a round trip away is slow, and the router
+// idle, most of that time).
+func busyTime(local bool, took []time.Duration) time.Duration {
+	var sum time.Duration
+	least := time.Duration(0)
+	for i, d := range took {
+		sum += d
+		if i == 0 || d < least {
+			least = d
+		}
+	}
+	if local {
+		return sum
+	}
+	return sum - time.Duration(len(took))*least
 }
 
 // unreachable tells whether a router.node entity is a router its router
@@ -123,15 +146,19 @@ func siteNameOf(entityName, siteID string) string {
 
 // queryRouter reads what one router says (node "" is the local one).
 func queryRouter(ctx context.Context, c *management.Client, node string) (*routerInfo, error) {
+	var took []time.Duration
 	q := func(t string) ([]map[string]any, error) {
 		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
+		start := time.Now()
+		defer func() { took = append(took, time.Since(start)) }()
 		if node == "" {
 			return c.Query(qctx, management.TypeName(t))
 		}
 		return c.QueryAt(qctx, node, management.TypeName(t))
 	}
 	info := &routerInfo{listeners: map[string][]string{}, connectors: map[string][]string{}, listenerUp: map[string]bool{}}
+	defer func() { info.busy = busyTime(node == "", took) }()
 	routers, err := q("router")
 	if err != nil || len(routers) == 0 {
 		return nil, fmt.Errorf("reading its router entity: %v", err)
@@ -282,6 +309,9 @@ func observeNetwork(ctx context.Context, c *management.Client) (*View, error) {
 			continue
 		}
 		infos[id] = info
+	}
+	for _, info := range infos {
+		v.busy = max(v.busy, info.busy)
 	}
 	// sites: one per site id (an HA site could have two routers)
 	bySite := map[string]*status.SiteRecord{}
@@ -542,12 +572,14 @@ func (o *Observer) run(ctx context.Context, dir namespace.Dir, changed func(stri
 		last = time.Now()
 		v, err := observeNetwork(ctx, c)
 		// a large network takes the routers a while to list: they are
-		// asked again only after ten times that, so that they spend at
-		// most a tenth of their time answering (a look that waited for a
-		// router that did not answer measures nothing of the kind)
+		// asked again only after ten times the longest any of them was
+		// busy answering, so that each spends at most a tenth of its time
+		// answering (a look that waited for a router that did not answer
+		// measures nothing of the kind, nor does the time on the way to
+		// a router over a slow path: see busyTime)
 		spent = 0
 		if err == nil && len(v.Errs) == 0 {
-			spent = 10 * time.Since(last)
+			spent = 10 * v.busy
 		}
 		if err == nil {
 			old := o.view.Load()
