@@ -14,6 +14,7 @@ import (
 	"github.com/site-controller/site-controller/internal/enginetest"
 	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/pkg/status"
 )
 
 // TestComposeDeployment builds the controller's image with `make image`
@@ -91,9 +92,10 @@ func TestComposeDeployment(t *testing.T) {
 	if err := routertest.RoundTrip(ctx, in, nil); err != nil {
 		t.Fatalf("traffic from the Listener to the Connector: %v", err)
 	}
-	if s := fixture.StatusOf(home, ns, "Site", "composed"); s == nil || !strings.Contains(s.Message+fmt.Sprint(s.Conditions), "router running on docker") {
-		t.Errorf("Site status %+v", s)
-	}
+	fixture.Eventually(t, "the Site Ready with its router running on docker", func() bool {
+		s := fixture.StatusOf(home, ns, "Site", "composed")
+		return s != nil && s.Status == status.Ready && strings.Contains(fmt.Sprint(s.Conditions), "router running on docker")
+	})
 	if _, err := os.Stat(filepath.Join(home, "namespaces", ns, "runtime", "router", "skrouterd.json")); err != nil {
 		t.Error(err)
 	}

@@ -412,8 +412,8 @@ func siteStatus(res *Result, configured status.Condition, gen int64, now time.Ti
 		msg, reason = "restarting the router for "+res.Upgrading+": its management is not reachable yet: "+res.LiveErr.Error(), "Upgrading"
 	case res.Router != nil && res.Router.Running && res.LiveErr != nil && !res.Router.Started.IsZero() && now.Sub(res.Router.Started) < loadTime:
 		// a router answers nothing until it has loaded its configuration
-		msg, reason = fmt.Sprintf("router loading %d entities (started %s ago); it answers once it has: %v",
-			len(res.Config), now.Sub(res.Router.Started).Round(time.Second), res.LiveErr), "Loading"
+		msg, reason = fmt.Sprintf("router running on %s, loading %d entities (started %s ago); it answers once it has: %v",
+			res.Platform, len(res.Config), now.Sub(res.Router.Started).Round(time.Second), res.LiveErr), "Loading"
 	case res.Router != nil && res.Router.Running && res.LiveErr != nil:
 		msg, reason = "router running on "+res.Platform+", but its management is not reachable yet: "+res.LiveErr.Error(), "ManagementUnreachable"
 	case res.Router != nil && res.Router.Running:

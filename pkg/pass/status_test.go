@@ -28,7 +28,7 @@ func TestSiteStatusSays(t *testing.T) {
 		msg    string
 	}{
 		{"loading", Result{Platform: "linux", Config: big, Router: running(12 * time.Second), LiveErr: unreachable}, status.Pending,
-			"router loading 5001 entities (started 12s ago); it answers once it has: connection refused"},
+			"router running on linux, loading 5001 entities (started 12s ago); it answers once it has: connection refused"},
 		{"long unreachable", Result{Platform: "linux", Config: big, Router: running(5 * time.Minute), LiveErr: unreachable}, status.Pending,
 			"router running on linux, but its management is not reachable yet: connection refused"},
 		{"restarting for an upgrade", Result{Platform: "docker", Router: &runtime.State{Exists: true, Status: "created", Message: "router container x is created"},
