@@ -46,9 +46,10 @@ func (h *Host) DropFrom(peer *Host) error {
 // connections): established connections end at their next segment, new
 // ones are refused.
 func (h *Host) Reset(peer *Host) error {
-	// the resets this host sends pass its own output rule
+	// resets pass: those the input rule sends the peer, and those the
+	// output rule hands this host's own sockets (as from the peer)
 	return h.addRules(
-		"input ip saddr "+peer.Addr+" meta l4proto tcp reject with tcp reset",
+		"input ip saddr "+peer.Addr+" tcp flags & rst != rst reject with tcp reset",
 		"output ip daddr "+peer.Addr+" tcp flags & rst != rst reject with tcp reset",
 	)
 }

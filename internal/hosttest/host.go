@@ -439,3 +439,15 @@ func lookPath(tool string) (string, error) {
 	}
 	return "", fmt.Errorf("%s not found", tool)
 }
+
+// Sysctl sets a network sysctl of the host's namespace (net.ipv4.*: each
+// network namespace has its own), as an administrator of that host would.
+func (h *Host) Sysctl(key, value string) error {
+	if !strings.HasPrefix(key, "net.") {
+		return fmt.Errorf("host %s: %s is not a network namespace's sysctl", h.Name, key)
+	}
+	if _, err := command("ip", "netns", "exec", h.NS, "sysctl", "-q", "-w", key+"="+value); err != nil {
+		return fmt.Errorf("host %s: %w", h.Name, err)
+	}
+	return nil
+}

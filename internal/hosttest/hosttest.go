@@ -191,7 +191,22 @@ func RemoveStale(t testing.TB) {
 			}
 		}
 	}
+	// the hosts' directories (<id>-<host>-*) and built binaries (<pid>-bin-*)
+	tmp, _ := os.ReadDir(os.TempDir())
+	for _, d := range tmp {
+		m := staleDir.FindStringSubmatch(d.Name())
+		if m == nil || !d.IsDir() {
+			continue
+		}
+		if pid, _ := strconv.Atoi(m[1]); pid != os.Getpid() && !alive(pid) {
+			os.RemoveAll(filepath.Join(os.TempDir(), d.Name()))
+		}
+	}
 }
+
+// staleDir is a temporary directory the harness made: its owner's process
+// id.
+var staleDir = regexp.MustCompile(`^` + Prefix + `(\d+)(n\d+-[a-z0-9]+|-bin)-\d+$`)
 
 // alive tells whether a process exists.
 func alive(pid int) bool {

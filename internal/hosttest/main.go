@@ -45,7 +45,7 @@ func Binary(t testing.TB) string {
 			return
 		}
 		root := filepath.Dir(strings.TrimSpace(string(out)))
-		binDir, buildErr = os.MkdirTemp("", Prefix+"-bin-")
+		binDir, buildErr = os.MkdirTemp("", fmt.Sprintf("%s%d-bin-", Prefix, os.Getpid()))
 		if buildErr != nil {
 			return
 		}
