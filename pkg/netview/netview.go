@@ -59,6 +59,10 @@ type View struct {
 	// tcpListeners accepts connections (a connector for its address is
 	// reachable): it follows peers anywhere in the network.
 	ListenerUp map[string]bool
+	// Traffic is, by routing key, what each carries across the network
+	// (nil when the source of the view has no flow records). Statuses
+	// never show it, and a change to it alone asks for no pass.
+	Traffic map[string]Traffic `json:"-"`
 	// Errs are the routers that did not answer, and why.
 	Errs []string
 	// busy is the longest any router was busy answering this look.
@@ -414,6 +418,7 @@ type Observer struct {
 type Set struct {
 	mu  sync.Mutex
 	obs map[string]*Observer
+	w   watchers
 }
 
 // NetworkInterval is how often a site's network is asked for what it is.
@@ -465,10 +470,14 @@ func (o *Observer) Close() {
 	o.cancel()
 	<-o.done
 	o.set.mu.Lock()
-	if o.set.obs[o.ns] == o {
+	gone := o.set.obs[o.ns] == o
+	if gone {
 		delete(o.set.obs, o.ns)
 	}
 	o.set.mu.Unlock()
+	if gone {
+		o.set.notify(o.ns)
+	}
 }
 
 // pokeSites makes the observers whose networks hold any of the sites look
@@ -585,6 +594,7 @@ func (o *Observer) run(ctx context.Context, dir namespace.Dir, changed func(stri
 			old := o.view.Load()
 			o.view.Store(v)
 			if !bytes.Equal(old.digest(), v.digest()) {
+				o.set.notify(dir.Name)
 				if changed != nil {
 					changed(dir.Name)
 				}
