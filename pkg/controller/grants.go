@@ -73,7 +73,7 @@ func writeState(dir namespace.Dir, path string, v any, perm fs.FileMode) error {
 // them no looser than 0700.
 func privateDirs(dir namespace.Dir) []string {
 	return []string{dir.Runtime(), dir.RuntimeResources(), dir.TokenAnswers(),
-		dir.Internal(), filepath.Dir(dir.GrantState("x")), filepath.Dir(dir.TokenState("x")), dir.LastGood()}
+		dir.Internal(), filepath.Dir(dir.GrantState("x")), filepath.Dir(dir.TokenState("x"))}
 }
 
 // securePrivateDirs makes runtime/ and internal/ (0700 when it makes them)

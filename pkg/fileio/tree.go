@@ -237,6 +237,35 @@ func (t Tree) CreateNew(path string, data []byte, perm, dirPerm fs.FileMode) err
 	return syncFD(fd, path)
 }
 
+// Append adds data at the end of the existing file path (never through a
+// symbolic link): fs.ErrNotExist when there is none, so that a file
+// removed meanwhile is never made again holding only its tail.
+func (t Tree) Append(path string, data []byte, sync bool) error {
+	fd, err := t.openDir(filepath.Dir(path), 0, false)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	f, err := unix.Openat(fd, filepath.Base(path), unix.O_WRONLY|unix.O_APPEND|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			return fmt.Errorf("appending to %s: %w", path, ErrSymlink)
+		}
+		return &fs.PathError{Op: "append", Path: path, Err: err}
+	}
+	file := os.NewFile(uintptr(f), path)
+	defer file.Close()
+	if _, err := file.Write(data); err != nil {
+		return fmt.Errorf("appending to %s: %w", path, err)
+	}
+	if sync {
+		if err := file.Sync(); err != nil {
+			return fmt.Errorf("appending to %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
 // createAt writes a new file name in directory fd so that it appears
 // whole: an unnamed O_TMPFILE file linked in, or replaceAt where that is
 // not possible (no O_TMPFILE, or the name exists by now).

@@ -5,24 +5,28 @@
 // no longer holds a resource, or a file that is removed, takes resources
 // away.
 //
-// internal/last-good (namespace.Dir.LastGood) holds a copy of the last
-// content of each resource file that was read and parsed whole (0600: a
-// file may hold a Secret), so that a restart keeps a broken file's
-// resources in force too. A copy is named <hash of the file's path>.<hash
-// of its content>: one listing of the directory tells which files' copies
-// are current, without reading thousands of them in every new process.
+// The content is kept across restarts in one store per namespace,
+// internal/last-good.log (namespace.Dir.LastGood, 0600: a file may hold a
+// Secret): a pass that learnt new good content, or saw a file go, appends
+// one batch of records to it; the store is written again whole, and
+// atomically, only when it has grown to twice what it holds, or a crash
+// cut its last batch short. A pass that changed nothing writes nothing.
 package lastgood
 
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/namespace"
@@ -34,10 +38,18 @@ import (
 // again) starts afresh.
 type Files struct {
 	dir   namespace.Identity
-	files map[string]*goodFile
-	// disk is the copy under internal/last-good of each file, by the hash
-	// of its path: listed once per directory, kept up to date after.
-	disk map[string]string
+	files map[string]*goodFile // by path
+	// size is what the store holds on disk, live what its current
+	// records take of it
+	size, live int64
+	// whole says the store must be written whole at the next pass: it
+	// is missing, was cut short, holds records of files that are gone,
+	// or the copies of an older layout were taken in
+	whole bool
+	// legacy are the copies of the older layout (a directory of them),
+	// by the hash of their file's path: the broken files' are taken in,
+	// and the directory is removed once the store is written
+	legacy map[string]string
 }
 
 type goodFile struct {
@@ -63,18 +75,18 @@ func Resolve(g **Files, dir namespace.Dir, self namespace.Identity, files []name
 	ns, seen := *g, make(map[string]bool, len(files)) // by path
 	first := ns == nil || ns.dir != self
 	if first {
-		ns = &Files{dir: self, files: map[string]*goodFile{}, disk: listGood(dir)}
+		ns = open(dir, self)
 		*g = ns
 	}
-	known := ns.files
+	var batch []byte
+	usedBroken := false
 	var in Input
 	for _, f := range files {
 		seen[f.Path] = true
-		good := known[f.Path]
-		if good == nil && (f.Broken != "" || f.Empty) {
-			// only a broken file needs what its copy holds
-			if good = ns.load(dir, f.Path); good != nil {
-				known[f.Path] = good
+		good := ns.files[f.Path]
+		if good == nil && ns.legacy != nil && (f.Broken != "" || f.Empty) {
+			if good = ns.loadLegacy(dir, f.Path); good != nil {
+				ns.put(f.Path, good)
 			}
 		}
 		broken := f.Broken
@@ -84,13 +96,10 @@ func Resolve(g **Files, dir namespace.Dir, self namespace.Identity, files []name
 		in.Problems = append(in.Problems, f.Problems...)
 		if broken == "" {
 			in.Docs = append(in.Docs, f.Docs...)
-			sum := f.Sum
-			if good == nil || good.sum != sum {
-				good = &goodFile{sum: sum, data: f.Data}
-				known[f.Path] = good
-				if ns.disk[goodName(f.Path)] != copyName(f.Path, sum) {
-					ns.store(dir, f.Path, good)
-				}
+			if good == nil || good.sum != f.Sum {
+				good = &goodFile{sum: f.Sum, data: f.Data}
+				ns.put(f.Path, good)
+				batch = appendRecord(batch, opPut, f.Path, good.data)
 			}
 			continue
 		}
@@ -101,12 +110,7 @@ func Resolve(g **Files, dir namespace.Dir, self namespace.Identity, files []name
 			in.Incomplete = append(in.Incomplete, f.Path)
 			continue
 		}
-		// the copy under internal/ may have gone (internal/ removed by
-		// hand, a removal of the namespace that did not finish): what
-		// this pass stands on must outlive the process
-		if _, err := os.Stat(filepath.Join(dir.LastGood(), copyName(f.Path, good.sum))); errors.Is(err, fs.ErrNotExist) {
-			ns.store(dir, f.Path, good)
-		}
+		usedBroken = true
 		// since it was last written: the same in every process
 		since := f.Modified
 		if since.IsZero() {
@@ -120,83 +124,200 @@ func Resolve(g **Files, dir namespace.Dir, self namespace.Identity, files []name
 		}
 		in.Docs = append(in.Docs, docs...)
 	}
-	for p := range known {
+	for p := range ns.files {
 		if !seen[p] {
-			delete(known, p)
-			h := goodName(p)
-			if name, ok := ns.disk[h]; ok {
-				dir.Files().Remove(filepath.Join(dir.LastGood(), name))
-				delete(ns.disk, h)
+			ns.drop(p)
+			if first {
+				ns.whole = true // gone while no controller ran
+			} else {
+				batch = appendRecord(batch, opGone, p, nil)
 			}
 		}
 	}
-	if !first {
-		// after the first pass every copy on disk is of a known file:
-		// those of files gone went with them just above
-		return in
-	}
-	// copies of files that are gone, also while no controller ran
-	present := make(map[string]bool, len(seen))
-	for p := range seen {
-		present[goodName(p)] = true
-	}
-	for h, name := range ns.disk {
-		if !present[h] {
-			dir.Files().Remove(filepath.Join(dir.LastGood(), name))
-			delete(ns.disk, h)
-		}
-	}
+	ns.save(dir, batch, usedBroken)
 	return in
 }
 
-func goodName(file string) string {
-	sum := sha256.Sum256([]byte(file))
-	return hex.EncodeToString(sum[:16])
+// record operations
+const (
+	opPut  = '+'
+	opGone = '-'
+)
+
+// header starts a store; a store without it is not read.
+const header = "site-controller last-good 1\n"
+
+// recordSize is the bytes a record of path and data takes in the store.
+func recordSize(path string, data []byte) int64 {
+	return int64(8 + 1 + binary.MaxVarintLen64 + len(path) + len(data))
 }
 
-// copyName is the name of the copy of file with content sum.
-func copyName(file string, sum [sha256.Size]byte) string {
-	return goodName(file) + "." + hex.EncodeToString(sum[:8])
+// appendRecord appends one record: its body's length and CRC-32C (4
+// bytes each, big-endian), then the body: the operation, the path's
+// length (uvarint), the path, and for opPut the file's content.
+func appendRecord(b []byte, op byte, path string, data []byte) []byte {
+	body := make([]byte, 0, 1+binary.MaxVarintLen64+len(path)+len(data))
+	body = append(body, op)
+	body = binary.AppendUvarint(body, uint64(len(path)))
+	body = append(body, path...)
+	body = append(body, data...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(body)))
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(body, castagnoli))
+	return append(b, body...)
 }
 
-// listGood lists the copies under internal/last-good, by the hash of their
-// file's path.
-func listGood(dir namespace.Dir) map[string]string {
-	out := map[string]string{}
-	entries, _ := os.ReadDir(dir.LastGood())
-	for _, e := range entries {
-		h, _, _ := strings.Cut(e.Name(), ".")
-		if prev, ok := out[h]; ok && prev > e.Name() {
-			continue // two copies (a crash between write and remove): either will do
-		}
-		out[h] = e.Name()
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// parse reads the records of a store into files; whole tells that it
+// ended in a record cut short or damaged (what came before is used).
+func parse(data []byte, files map[string]*goodFile) (whole bool) {
+	if !bytes.HasPrefix(data, []byte(header)) {
+		return len(data) > 0
 	}
-	return out
+	data = data[len(header):]
+	for len(data) > 0 {
+		if len(data) < 8 {
+			return true
+		}
+		n := binary.BigEndian.Uint32(data)
+		if uint64(n) > uint64(len(data)-8) {
+			return true
+		}
+		body := data[8 : 8+n]
+		if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(data[4:]) || len(body) < 2 {
+			return true
+		}
+		data = data[8+n:]
+		l, k := binary.Uvarint(body[1:])
+		if k <= 0 || l > uint64(len(body)-1-k) {
+			return true
+		}
+		path := string(body[1+k : 1+k+int(l)])
+		switch body[0] {
+		case opPut:
+			content := bytes.Clone(body[1+k+int(l):])
+			files[path] = &goodFile{sum: sha256.Sum256(content), data: content}
+		case opGone:
+			delete(files, path)
+		default:
+			return true
+		}
+	}
+	return false
 }
 
-// load reads the copy of file, nil when there is none.
-func (ns *Files) load(dir namespace.Dir, file string) *goodFile {
-	name, ok := ns.disk[goodName(file)]
+// open reads the store of a namespace directory met for the first time.
+func open(dir namespace.Dir, self namespace.Identity) *Files {
+	ns := &Files{dir: self, files: map[string]*goodFile{}}
+	data, err := readPrivate(dir.LastGood())
+	switch {
+	case err == nil:
+		ns.whole = parse(data, ns.files)
+		ns.size = int64(len(data))
+	case !errors.Is(err, fs.ErrNotExist):
+		ns.whole = true
+	}
+	for p, f := range ns.files {
+		ns.live += recordSize(p, f.data)
+	}
+	if entries, err := os.ReadDir(legacyDir(dir)); err == nil {
+		ns.legacy, ns.whole = map[string]string{}, true
+		for _, e := range entries {
+			h, _, _ := strings.Cut(e.Name(), ".")
+			if prev, ok := ns.legacy[h]; e.Type().IsRegular() && (!ok || prev < e.Name()) {
+				ns.legacy[h] = e.Name()
+			}
+		}
+	}
+	return ns
+}
+
+// readPrivate reads a file of internal/, never through a symbolic link.
+func readPrivate(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+func (ns *Files) put(path string, good *goodFile) {
+	if old := ns.files[path]; old != nil {
+		ns.live -= recordSize(path, old.data)
+	}
+	ns.files[path] = good
+	ns.live += recordSize(path, good.data)
+}
+
+func (ns *Files) drop(path string) {
+	if old := ns.files[path]; old != nil {
+		ns.live -= recordSize(path, old.data)
+		delete(ns.files, path)
+	}
+}
+
+// save brings the store up to date: batch appended, or the whole written
+// again when it must be, when it would grow beyond twice what it holds,
+// or when it is gone while broken files stand on it (internal/ removed
+// by hand: what this pass stands on must outlive the process). Failing
+// to is not worth failing the pass for: the content in memory still
+// serves while the controller runs; the next pass that changes anything
+// tries again, whole.
+func (ns *Files) save(dir namespace.Dir, batch []byte, usedBroken bool) {
+	path := dir.LastGood()
+	if !ns.whole && usedBroken && len(batch) == 0 {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			ns.whole = true
+		}
+	}
+	if !ns.whole && len(batch) == 0 {
+		return
+	}
+	if !ns.whole && ns.size+int64(len(batch)) <= 2*ns.live+64<<10 {
+		err := dir.Files().Append(path, batch, false)
+		if err == nil {
+			ns.size += int64(len(batch))
+			return
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			ns.whole = true
+			return
+		}
+		if len(ns.files) == 0 {
+			return
+		}
+	}
+	data := []byte(header)
+	for p, f := range ns.files {
+		data = appendRecord(data, opPut, p, f.data)
+	}
+	if err := dir.Files().Replace(path, data, 0o600, 0o700, true); err != nil {
+		ns.whole = true
+		return
+	}
+	ns.size, ns.whole = int64(len(data)), false
+	if ns.legacy != nil && dir.Files().RemoveAll(legacyDir(dir)) == nil {
+		ns.legacy = nil
+	}
+}
+
+// legacyDir is where earlier versions kept a copy per file, named
+// <hash of its path>.<hash of its content>: the first pass takes in the
+// copies of broken files and removes the directory.
+func legacyDir(dir namespace.Dir) string { return filepath.Join(dir.Internal(), "last-good") }
+
+// loadLegacy reads the older layout's copy of file, nil when there is
+// none.
+func (ns *Files) loadLegacy(dir namespace.Dir, file string) *goodFile {
+	sum := sha256.Sum256([]byte(file))
+	name, ok := ns.legacy[hex.EncodeToString(sum[:16])]
 	if !ok {
 		return nil
 	}
-	data, err := os.ReadFile(filepath.Join(dir.LastGood(), name))
+	data, err := readPrivate(filepath.Join(legacyDir(dir), name))
 	if err != nil {
 		return nil
 	}
 	return &goodFile{sum: sha256.Sum256(data), data: data}
-}
-
-// store writes the copy of file and removes the one it replaces; failing
-// to is not worth failing the pass for: the copy in memory still serves
-// while the controller runs.
-func (ns *Files) store(dir namespace.Dir, file string, good *goodFile) {
-	h, name := goodName(file), copyName(file, good.sum)
-	if _, err := dir.Files().WriteFile(filepath.Join(dir.LastGood(), name), good.data, 0o600, 0o700, false); err != nil {
-		return
-	}
-	if old, ok := ns.disk[h]; ok && old != name {
-		dir.Files().Remove(filepath.Join(dir.LastGood(), old))
-	}
-	ns.disk[h] = name
 }

@@ -108,7 +108,7 @@ func (d Dir) TokenState(name string) string  { return d.Join("internal", "tokens
 // id, its code, the redemptions counted); LastGood the directory of the
 // last good copies of the input files; Links the site's link files.
 func (d Dir) GrantState(name string) string { return d.Join("internal", "grants", name+".yaml") }
-func (d Dir) LastGood() string              { return d.Join("internal", "last-good") }
+func (d Dir) LastGood() string              { return d.Join("internal", "last-good.log") }
 func (d Dir) Links() string                 { return d.Join("runtime", "links") }
 
 // LinkFile is the link file of a RouterAccess for one of its hosts.
