@@ -105,8 +105,8 @@ func (d Dir) TokenAnswer(name string) string { return d.Join("runtime", "tokens"
 func (d Dir) TokenState(name string) string  { return d.Join("internal", "tokens", name+".yaml") }
 
 // GrantState is what the controller keeps of an AccessGrant (its URL's
-// id, its code, the redemptions counted); LastGood the directory of the
-// last good copies of the input files; Links the site's link files.
+// id, its code, the redemptions counted); LastGood the store of the
+// last good content of the input files; Links the site's link files.
 func (d Dir) GrantState(name string) string { return d.Join("internal", "grants", name+".yaml") }
 func (d Dir) LastGood() string              { return d.Join("internal", "last-good.log") }
 func (d Dir) Links() string                 { return d.Join("runtime", "links") }
