@@ -160,7 +160,25 @@ func startContainer(c context.Context, nameOrID string) error {
 // the stop, so a grace period only ever ends in SIGKILL ten seconds later.
 func remove(c context.Context, nameOrID string) error {
 	q := url.Values{"force": {"true"}, "ignore": {"true"}, "timeout": {"0"}}
-	return call(c, http.MethodDelete, "/containers/%s", q, nil, nil, nameOrID)
+	err := call(c, http.MethodDelete, "/containers/%s", q, nil, nil, nameOrID)
+	for try := 0; err != nil && exitRace(err) && try < 3; try++ {
+		// Podman 4 kills a container that is exiting on its own, then
+		// finds it stopped and gives up the removal: it is stopped now,
+		// and the removal goes through when asked again
+		select {
+		case <-c.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+		err = call(c, http.MethodDelete, "/containers/%s", q, nil, nil, nameOrID)
+	}
+	return err
+}
+
+// exitRace tells Podman's answer to a forced removal of a container that
+// stopped meanwhile.
+func exitRace(err error) bool {
+	return strings.Contains(err.Error(), "could not be stopped") && strings.Contains(err.Error(), "container state improper")
 }
 
 func listRouters(c context.Context, labels ...string) ([]listed, error) {

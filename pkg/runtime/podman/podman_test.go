@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -172,5 +173,22 @@ func TestRootlessRouter(t *testing.T) {
 	logs := routertest.WaitLog(t, r.Logs, ns, "standin: running")
 	if !strings.Contains(logs, fmt.Sprintf("uid=%d ", uid)) || strings.Contains(logs, "credentials=0 ") || !strings.Contains(logs, sitetest.ConfigSum(t, s)) {
 		t.Errorf("the rootless router did not run as the user with the site's configuration and keys:\n%s", logs)
+	}
+}
+
+// TestExitRace: Podman's answer to a forced removal of a container that
+// stopped meanwhile is asked again; other failures are not.
+func TestExitRace(t *testing.T) {
+	for _, c := range []struct {
+		msg  string
+		want bool
+	}{
+		{"cannot remove container c375eb76 as it could not be stopped: sending SIGKILL to container c375eb76: container state improper: stopped", true},
+		{"no container with name or ID \"x\" found: no such container", false},
+		{"container c375eb76 could not be stopped: timed out", false},
+	} {
+		if got := exitRace(errors.New(c.msg)); got != c.want {
+			t.Errorf("exitRace(%q) = %v, want %v", c.msg, got, c.want)
+		}
 	}
 }
