@@ -264,6 +264,65 @@ func benchmarkListenerToRouterIn(b *testing.B, platform string, background, othe
 	}
 }
 
+// BenchmarkBigSiteFirstChanges measures, per platform with the real
+// router, the first 30 new Listeners of a site of 2,500 Listener+Connector
+// pairs, from the moment every Listener says Configured (nothing else
+// asked of the router before): file landing (rename) → a connection
+// through it served. Reported: the first change, p50, p99 and the
+// slowest, and the router's own time per management operation measured
+// after them in the same run (its floor). Whatever the first change could
+// wait for (the network observer's first look, the session's first full
+// read of the router) must not hold it up.
+func BenchmarkBigSiteFirstChanges(b *testing.B) {
+	for _, platform := range livePlatforms {
+		b.Run(platform, func(b *testing.B) {
+			var first, p50, p99, slowest, opms []float64
+			for b.Loop() {
+				l := startLiveSiteWith(b, platform, nil, func(home, ns string) {
+					if err := scale.Pairs(filepath.Join(namespace.Root(home), ns, "input", "resources"), 2500, 20000); err != nil {
+						b.Fatal(err)
+					}
+				})
+				echo := routertest.EchoServer(b, nil)
+				fixture.WriteFile(b, filepath.Join(l.res, "echo.yaml"), fixture.ConnectorYAML("echo", "echo", echo))
+				waitConfigured(b, l, 2500)
+				var lat []time.Duration
+				for i := range 30 {
+					name := fmt.Sprintf("first%d", i)
+					port := routertest.FreePort(b)
+					tmp := filepath.Join(l.res, ".bench.yaml.tmp")
+					os.WriteFile(tmp, []byte(fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: %s\nspec:\n  routingKey: echo\n  host: 127.0.0.1\n  port: %d\n", name, port)), 0o644)
+					start := time.Now()
+					os.Rename(tmp, filepath.Join(l.res, name+".yaml"))
+					for !echoes(port) {
+						if time.Since(start) > 60*time.Second {
+							b.Fatalf("listener %s:%d never served", name, port)
+						}
+						time.Sleep(500 * time.Microsecond)
+					}
+					lat = append(lat, time.Since(start))
+				}
+				ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+				order := make([]string, len(lat))
+				for i, d := range lat {
+					order[i] = strconv.FormatFloat(ms(d), 'f', 0, 64)
+				}
+				b.Logf("%s: the 30 changes in order (ms): %s", platform, strings.Join(order, " "))
+				first = append(first, ms(lat[0]))
+				slices.Sort(lat)
+				p50, p99, slowest = append(p50, ms(lat[len(lat)/2])), append(p99, ms(lat[len(lat)*99/100])), append(slowest, ms(lat[len(lat)-1]))
+				opms = append(opms, routerOpTime(b, l))
+			}
+			med := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+			b.ReportMetric(med(first), "first-ms")
+			b.ReportMetric(med(p50), "p50-ms")
+			b.ReportMetric(med(p99), "p99-ms")
+			b.ReportMetric(med(slowest), "max-ms")
+			b.ReportMetric(med(opms), "router-op-ms")
+		})
+	}
+}
+
 // routerOpTime returns the median time the router takes to create and
 // to delete a tcpListener over management, with whatever it already has:
 // the router's share of a change.
