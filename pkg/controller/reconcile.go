@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -221,6 +222,9 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	}
 	if st, err := os.Stat(dir.Input()); err != nil || !st.IsDir() {
 		// never recreate a namespace the user removed; stop its router
+		if _, err := os.Lstat(dir.Path); errors.Is(err, fs.ErrNotExist) {
+			r.ports.Gone(dir) // the ports it held are free
+		}
 		r.closeOwner(name)
 		r.releaseFollowers()
 		return &Result{Gone: true}, r.removeEverywhere(ctx, dir)

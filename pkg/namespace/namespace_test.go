@@ -63,7 +63,7 @@ func TestManagementPortsAreReservedPerNamespace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			d := made(t, home, "ns"+strconv.Itoa(i))
-			ports[i], errs[i] = d.ManagementPort(func() int { return 0 }, start, nil)
+			ports[i], errs[i] = d.ManagementPort(nil, func() int { return 0 }, start, nil)
 		}()
 	}
 	wg.Wait()
@@ -82,15 +82,15 @@ func TestManagementPortsAreReservedPerNamespace(t *testing.T) {
 	}
 	// stable, and an adoption of a taken port is refused
 	d0 := made(t, home, "ns0")
-	if p, _ := d0.ManagementPort(func() int { return 1 }, start, nil); p != ports[0] {
+	if p, _ := d0.ManagementPort(nil, func() int { return 1 }, start, nil); p != ports[0] {
 		t.Errorf("ns0 port moved from %d to %d", ports[0], p)
 	}
 	late := made(t, home, "late")
-	if p, _ := late.ManagementPort(func() int { return ports[3] }, start, nil); p == ports[3] {
+	if p, _ := late.ManagementPort(nil, func() int { return ports[3] }, start, nil); p == ports[3] {
 		t.Errorf("adopted port %d that ns3 holds", p)
 	}
 	other := made(t, home, "other")
-	if p, _ := other.ManagementPort(func() int { return 40999 }, start, nil); p != 40999 {
+	if p, _ := other.ManagementPort(nil, func() int { return 40999 }, start, nil); p != 40999 {
 		t.Errorf("free adopted port not kept: %d", p)
 	}
 }
@@ -149,26 +149,26 @@ func TestReservationsAreReleasedWithTheirNamespace(t *testing.T) {
 	start := 41000
 	a := made(t, home, "a")
 	b := made(t, home, "b")
-	pa, _ := a.ManagementPort(func() int { return 0 }, start, nil)
-	pb, _ := b.ManagementPort(func() int { return 0 }, start, nil)
+	pa, _ := a.ManagementPort(nil, func() int { return 0 }, start, nil)
+	pb, _ := b.ManagementPort(nil, func() int { return 0 }, start, nil)
 	if pa == pb {
 		t.Fatalf("a and b share port %d", pa)
 	}
 	// the registry survives the loss of a namespace's own file
 	os.Remove(filepath.Join(b.Internal(), "management-port"))
-	if p, _ := b.ManagementPort(func() int { return 0 }, start, nil); p != pb {
+	if p, _ := b.ManagementPort(nil, func() int { return 0 }, start, nil); p != pb {
 		t.Errorf("b's port moved from %d to %d", pb, p)
 	}
 	// a removed namespace's port is free again
 	os.RemoveAll(a.Path)
 	c := made(t, home, "c")
-	if p, _ := c.ManagementPort(func() int { return 0 }, start, nil); p != pa {
+	if p, _ := c.ManagementPort(nil, func() int { return 0 }, start, nil); p != pa {
 		t.Errorf("c got %d, want a's released %d", p, pa)
 	}
 	// without the registry it is rebuilt from the namespaces' files
 	os.Remove(filepath.Join(Root(home), ".management-ports"))
 	d := made(t, home, "d")
-	if p, _ := d.ManagementPort(func() int { return 0 }, start, nil); p == pb || p == pa {
+	if p, _ := d.ManagementPort(nil, func() int { return 0 }, start, nil); p == pb || p == pa {
 		t.Errorf("d got a reserved port %d", p)
 	}
 }
@@ -188,7 +188,7 @@ func TestManagementPortAvoidsListeners(t *testing.T) {
 	if _, err := os.Stat(d.Internal()); !os.IsNotExist(err) {
 		t.Error("Peek wrote")
 	}
-	if p, err := d.ManagementPort(func() int { return 0 }, start, avoid); err != nil || p != peeked {
+	if p, err := d.ManagementPort(nil, func() int { return 0 }, start, avoid); err != nil || p != peeked {
 		t.Errorf("reserved %d %v, peeked %d", p, err, peeked)
 	}
 }
@@ -261,8 +261,14 @@ func TestClaimPorts(t *testing.T) {
 	if g, _, _ := dirs["b"].ClaimPorts(testPorts, named, true); g["Listener/l1"].Port != pa {
 		t.Errorf("a released port is still refused: %+v", g)
 	}
-	// b's namespace goes: its ports are free for a
+	// b's namespace goes: its ports are free for a, looked at anew
+	// without a memo, and with one once the pass that finds b removed
+	// says so
 	os.RemoveAll(dirs["b"].Path)
+	if g, _, _ := dirs["a"].ClaimPorts(nil, []PortClaim{{Key: "Listener/l", Port: pa}}, false); g["Listener/l"].Port != pa {
+		t.Errorf("the port of a namespace that is gone is still held: %+v", g)
+	}
+	testPorts.Gone(dirs["b"])
 	if g, _, _ := dirs["a"].ClaimPorts(testPorts, []PortClaim{{Key: "Listener/l", Port: pa}}, true); g["Listener/l"].Port != pa {
 		t.Errorf("the port of a namespace that is gone is still held: %+v", g)
 	}

@@ -29,7 +29,7 @@ import (
 //
 // Ports in avoid (the namespace's own Listener ports) are not chosen for a
 // new reservation; an existing one is kept whatever they are.
-func (d Dir) ManagementPort(adopt func() int, start int, avoid map[int]bool) (int, error) {
+func (d Dir) ManagementPort(memo *PortMemo, adopt func() int, start int, avoid map[int]bool) (int, error) {
 	own := filepath.Join(d.Internal(), managementPortFile)
 	if p, err := readPort(own); err == nil {
 		return p, nil
@@ -42,7 +42,8 @@ func (d Dir) ManagementPort(adopt func() int, start int, avoid map[int]bool) (in
 		return 0, err
 	}
 	defer unlock()
-	reserved, err := readReservations(root)
+	memo.Here(d)
+	reserved, err := readReservations(memo, root)
 	if err != nil {
 		return 0, err
 	}
@@ -51,7 +52,7 @@ func (d Dir) ManagementPort(adopt func() int, start int, avoid map[int]bool) (in
 		return 0, err
 	}
 	reserved[d.Name] = port
-	if err := writeReservations(root, reserved); err != nil {
+	if err := writeReservations(memo, root, reserved); err != nil {
 		return 0, err
 	}
 	if _, err := d.Files().WriteFile(own, []byte(strconv.Itoa(port)+"\n"), 0o644, 0o700, true); err != nil {
@@ -75,7 +76,7 @@ func (d Dir) PeekManagementPort(adopt func() int, start int, avoid map[int]bool)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return 0, err
 	}
-	reserved, err := readReservations(filepath.Dir(d.Path))
+	reserved, err := readReservations(nil, filepath.Dir(d.Path))
 	if err != nil {
 		return 0, err
 	}
@@ -109,8 +110,8 @@ func (d Dir) choosePort(reserved map[string]int, adopt func() int, start int, av
 
 // ManagementPorts returns the management ports reserved by the other
 // namespaces under the same data home, by port.
-func (d Dir) ManagementPorts() (map[int]string, error) {
-	reserved, err := readReservations(filepath.Dir(d.Path))
+func (d Dir) ManagementPorts(memo *PortMemo) (map[int]string, error) {
+	reserved, err := readReservations(memo, filepath.Dir(d.Path))
 	if err != nil {
 		return nil, err
 	}
@@ -128,43 +129,52 @@ const reservationsFile = ".management-ports"
 // readReservations returns the ports reserved by namespaces that still
 // exist. Without a registry (first use) it is built from the namespaces'
 // own files.
-func readReservations(root string) (map[string]int, error) {
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		return nil, fmt.Errorf("listing namespaces: %w", err)
-	}
-	exists := map[string]bool{}
-	for _, e := range entries {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-			exists[e.Name()] = true
+func readReservations(memo *PortMemo, root string) (map[string]int, error) {
+	path := filepath.Join(root, reservationsFile)
+	raw, ok := memo.reservations(path)
+	if !ok {
+		data, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			entries, err := os.ReadDir(root)
+			if err != nil {
+				return nil, fmt.Errorf("listing namespaces: %w", err)
+			}
+			out := map[string]int{}
+			for _, e := range entries {
+				if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+					continue
+				}
+				if p, err := readPort(filepath.Join(root, e.Name(), "internal", managementPortFile)); err == nil {
+					out[e.Name()] = p
+				}
+			}
+			return out, nil
 		}
-	}
-	out := map[string]int{}
-	data, err := os.ReadFile(filepath.Join(root, reservationsFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		for ns := range exists {
-			if p, err := readPort(filepath.Join(root, ns, "internal", managementPortFile)); err == nil {
-				out[ns] = p
+		if err != nil {
+			return nil, fmt.Errorf("reading management port reservations: %w", err)
+		}
+		raw = map[string]int{}
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) != 2 {
+				continue
+			}
+			if p, err := strconv.Atoi(f[0]); err == nil && p > 0 && p <= 65535 {
+				raw[f[1]] = p
 			}
 		}
-		return out, nil
+		memo.putReservations(path, raw)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading management port reservations: %w", err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 2 || !exists[f[1]] {
-			continue
-		}
-		if p, err := strconv.Atoi(f[0]); err == nil && p > 0 && p <= 65535 {
-			out[f[1]] = p
+	out := make(map[string]int, len(raw))
+	for ns, p := range raw {
+		if memo.exists(root, ns) {
+			out[ns] = p
 		}
 	}
 	return out, nil
 }
 
-func writeReservations(root string, reserved map[string]int) error {
+func writeReservations(memo *PortMemo, root string, reserved map[string]int) error {
 	names := make([]string, 0, len(reserved))
 	for ns := range reserved {
 		names = append(names, ns)
@@ -175,9 +185,12 @@ func writeReservations(root string, reserved map[string]int) error {
 	for _, ns := range names {
 		fmt.Fprintf(&b, "%d %s\n", reserved[ns], ns)
 	}
-	if _, err := fileio.WriteFile(filepath.Join(root, reservationsFile), []byte(b.String()), 0o644, 0o755, true); err != nil {
+	path := filepath.Join(root, reservationsFile)
+	if _, err := fileio.WriteFile(path, []byte(b.String()), 0o644, 0o755, true); err != nil {
+		memo.putReservations(path, nil)
 		return fmt.Errorf("recording management port reservations: %w", err)
 	}
+	memo.putReservations(path, maps.Clone(reserved))
 	return nil
 }
 
@@ -261,11 +274,12 @@ func (d Dir) ClaimPorts(memo *PortMemo, claims []PortClaim, write bool) (map[str
 		}
 		defer unlock()
 	}
+	memo.Here(d)
 	holders, err := readClaims(memo, root)
 	if err != nil {
 		return nil, false, err
 	}
-	mgmt, err := readReservations(root)
+	mgmt, err := readReservations(memo, root)
 	if err != nil {
 		return nil, false, err
 	}
@@ -395,8 +409,7 @@ func readClaims(memo *PortMemo, root string) (map[string][]portHolder, error) {
 		for ns, hs := range held {
 			there, known := exists[ns]
 			if !known {
-				st, err := os.Stat(filepath.Join(root, ns))
-				there = err == nil && st.IsDir()
+				there = memo.exists(root, ns)
 				exists[ns] = there
 			}
 			if there { // a namespace gone has its ports free
@@ -414,6 +427,7 @@ func readClaimsFile(memo *PortMemo, path string, chosen bool) (map[string][]port
 		return held, nil
 	}
 	out := map[string][]portHolder{}
+	key, keyed := fileKeyOf(path)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return out, nil
@@ -431,6 +445,11 @@ func readClaimsFile(memo *PortMemo, path string, chosen bool) (map[string][]port
 			continue
 		}
 		out[f[2]] = append(out[f[2]], portHolder{p, f[1], f[3], chosen})
+	}
+	if keyed && key != (fileKey{}) {
+		// kept as read (no text: a write builds every namespace's),
+		// until the file changes
+		memo.keep(path, key, writtenClaims{holders: maps.Clone(out), text: map[string][]byte{}})
 	}
 	return out, nil
 }
@@ -521,9 +540,114 @@ func countWith(holders map[string][]portHolder, of func([]portHolder) []portHold
 // controller writes a data home's registry (its lock), and every write of
 // it goes through its memo. A nil *PortMemo keeps nothing: the files are
 // read every time.
+//
+// It also keeps which namespace directories exist, each looked at once and
+// then told by the passes (Here: a namespace's own pass; Gone: the pass
+// that found it removed), and the management port reservations as last
+// read or written: a pass looks at no other namespace's directory.
 type PortMemo struct {
-	mu     sync.Mutex
-	byPath map[string]writtenClaims
+	mu       sync.Mutex
+	byPath   map[string]writtenClaims
+	there    map[string]bool
+	reserved map[string]reservedPorts
+}
+
+// reservedPorts is the management port registry as read or written.
+type reservedPorts struct {
+	key   fileKey
+	ports map[string]int // by namespace, those gone included
+}
+
+// Here records that namespace directory d exists (its pass runs).
+func (c *PortMemo) Here(d Dir) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.there == nil {
+		c.there = map[string]bool{}
+	}
+	c.there[filepath.Clean(d.Path)] = true
+}
+
+// Gone records that namespace directory d is gone: the ports it held are
+// free.
+func (c *PortMemo) Gone(d Dir) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.there == nil {
+		c.there = map[string]bool{}
+	}
+	c.there[filepath.Clean(d.Path)] = false
+}
+
+// exists tells whether namespace ns's directory under root exists: as
+// told, or looked at once.
+func (c *PortMemo) exists(root, ns string) bool {
+	path := filepath.Join(root, ns)
+	if c != nil {
+		c.mu.Lock()
+		there, ok := c.there[path]
+		c.mu.Unlock()
+		if ok {
+			return there
+		}
+	}
+	st, err := os.Stat(path)
+	there := err == nil && st.IsDir()
+	if c != nil {
+		c.mu.Lock()
+		if c.there == nil {
+			c.there = map[string]bool{}
+		}
+		if _, told := c.there[path]; !told {
+			c.there[path] = there
+		}
+		c.mu.Unlock()
+	}
+	return there
+}
+
+// reservations returns the management port registry at path as last read
+// or written, when nobody changed it since.
+func (c *PortMemo) reservations(path string) (map[string]int, bool) {
+	if c == nil {
+		return nil, false
+	}
+	key, ok := fileKeyOf(path)
+	if !ok || key == (fileKey{}) {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.reserved[path]
+	if !ok || r.key != key {
+		return nil, false
+	}
+	return r.ports, true // replaced, never changed in place
+}
+
+// putReservations records the registry at path as read or written (nil:
+// unknown).
+func (c *PortMemo) putReservations(path string, ports map[string]int) {
+	if c == nil {
+		return
+	}
+	key, ok := fileKeyOf(path)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reserved == nil {
+		c.reserved = map[string]reservedPorts{}
+	}
+	if !ok || ports == nil {
+		delete(c.reserved, path)
+		return
+	}
+	c.reserved[path] = reservedPorts{key: key, ports: ports}
 }
 
 // writtenClaims is one file as written: its lines and their text, by
@@ -576,6 +700,20 @@ func (c *PortMemo) put(path string, w writtenClaims) {
 	if !ok {
 		delete(c.byPath, path)
 		return
+	}
+	w.key = key
+	c.byPath[path] = w
+}
+
+// keep records the file at path as read when its key was key.
+func (c *PortMemo) keep(path string, key fileKey, w writtenClaims) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byPath == nil {
+		c.byPath = map[string]writtenClaims{}
 	}
 	w.key = key
 	c.byPath[path] = w

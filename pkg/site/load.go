@@ -59,13 +59,13 @@ func load(dir namespace.Dir, ns *resources.Namespace, memo *namespace.PortMemo, 
 	} else {
 		in.SiteID, err = dir.SiteID(adoptID)
 		if err == nil {
-			in.ManagementPort, err = dir.ManagementPort(adoptPort, routerconfig.DefaultManagementPort, avoid)
+			in.ManagementPort, err = dir.ManagementPort(memo, adoptPort, routerconfig.DefaultManagementPort, avoid)
 		}
 	}
 	if err != nil {
 		return in, err
 	}
-	if in.OtherPorts, err = dir.ManagementPorts(); err != nil {
+	if in.OtherPorts, err = dir.ManagementPorts(memo); err != nil {
 		return in, fmt.Errorf("reading the reserved management ports: %w", err)
 	}
 	if in.Ports, in.PortsChanged, err = dir.ClaimPorts(memo, PortClaims(ns), !readOnly); err != nil {

@@ -1,0 +1,90 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/site-controller/site-controller/pkg/controller"
+)
+
+// BenchmarkColdStart starts the daemon (platform none) on a data home of
+// 1,000 namespaces of 10 resources each (and of 100 of 100), a Site and
+// Listener+Connector pairs on ports of their own, and measures the time
+// to ready (every namespace's first pass done): on a fresh data home
+// (everything generated and written: credentials, port reservations,
+// statuses), and again on the same data home after a stop (a restart:
+// little to write). The in-process part of `make coldstart`, for
+// profiles (SC_BENCH_CPUPROFILE).
+func BenchmarkColdStart(b *testing.B) {
+	for _, size := range []struct {
+		namespaces, resources int
+		restart               bool
+	}{{1000, 10, false}, {1000, 10, true}, {100, 100, false}, {100, 100, true}} {
+		name := fmt.Sprintf("%dx%d/fresh", size.namespaces, size.resources)
+		if size.restart {
+			name = fmt.Sprintf("%dx%d/restart", size.namespaces, size.resources)
+		}
+		b.Run(name, func(b *testing.B) {
+			var homes []string
+			for range b.N + 1 {
+				home := b.TempDir()
+				port := 20000
+				for n := range size.namespaces {
+					dir := filepath.Join(home, "namespaces", fmt.Sprintf("ns%03d", n), "input", "resources")
+					if err := os.MkdirAll(dir, 0o755); err != nil {
+						b.Fatal(err)
+					}
+					os.WriteFile(filepath.Join(dir, "Site-s.yaml"), fmt.Appendf(nil, "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: s%d\n", n), 0o644)
+					for i := 1; i < size.resources; i++ {
+						var data []byte
+						if i%2 == 1 {
+							port++
+							data = fmt.Appendf(nil, "apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: l%d\nspec:\n  routingKey: k%d\n  host: 127.0.0.1\n  port: %d\n", i, i, port)
+						} else {
+							data = fmt.Appendf(nil, "apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: c%d\nspec:\n  routingKey: k%d\n  host: backend\n  port: 8080\n", i, i-1)
+						}
+						os.WriteFile(filepath.Join(dir, fmt.Sprintf("r%d.yaml", i)), data, 0o644)
+					}
+				}
+				homes = append(homes, home)
+				if size.restart {
+					b.StopTimer()
+					startUntilReady(b, home)
+					b.StartTimer()
+				}
+			}
+			stop := profileLoop(b)
+			defer stop()
+			i := 0
+			for b.Loop() {
+				startUntilReady(b, homes[i])
+				i++
+			}
+		})
+	}
+}
+
+// startUntilReady runs a daemon on home until it is ready, and stops it
+// (the stop untimed).
+func startUntilReady(b *testing.B, home string) {
+	d, err := New(Options{Options: controller.Options{DataHome: home, Platform: "none"}, Rescan: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	for !d.Ready() {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	b.StartTimer()
+}
