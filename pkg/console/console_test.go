@@ -270,7 +270,7 @@ func TestHandler(t *testing.T) {
 // (it loads nothing from elsewhere: the CSP above allows only 'self').
 func TestPageWeight(t *testing.T) {
 	total := 0
-	for _, f := range []string{"index.html", "console.js", "console.css"} {
+	for _, f := range []string{"index.html", "console.js", "console.css", "favicon.svg"} {
 		data, err := assets.ReadFile("assets/" + f)
 		if err != nil {
 			t.Fatal(err)
@@ -278,8 +278,8 @@ func TestPageWeight(t *testing.T) {
 		total += len(data)
 	}
 	entries, _ := assets.ReadDir("assets")
-	if len(entries) != 3 {
-		t.Errorf("assets: %d files, the weight counts 3", len(entries))
+	if len(entries) != 4 {
+		t.Errorf("assets: %d files, the weight counts 4", len(entries))
 	}
 	if total > 300<<10 {
 		t.Errorf("page weight %d bytes, over 300 KB", total)

@@ -206,6 +206,9 @@ func build(views map[string]*netview.View, nss []hostNamespace, mem *memory) Sna
 				}
 				links[key] = l
 			}
+			// the router's own word on its link wins over what other
+			// views (taken at other moments) say of it
+			l.Up = st.Up
 			l.Message = netview.ConnNumber.ReplaceAllString(st.Message, "")
 			if l.To == "" {
 				l.To, l.ToName = st.RemoteSiteID, st.RemoteSiteName

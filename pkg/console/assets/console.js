@@ -175,18 +175,30 @@ function renderNamespaces(nss) {
   document.getElementById("namespace-list").replaceChildren(out);
 }
 
+let painted = false;
+
 function render(snap) {
+  const start = performance.now();
   renderGraph(snap.network);
   renderServices(snap.services);
   renderNamespaces(snap.namespaces);
   document.body.dataset.updated = String(Date.now());
+  document.body.dataset.renderMs = (performance.now() - start).toFixed(1);
+  if (!painted) {
+    painted = true;
+    // the frame after the one that draws the first snapshot: it is on
+    // the screen (performance.now() counts from the navigation's start)
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      document.body.dataset.firstPaint = performance.now().toFixed(1);
+    }));
+  }
 }
 
 function connect() {
   const state = document.getElementById("state");
   const es = new EventSource("api/events");
   es.addEventListener("open", () => { state.textContent = "live"; state.className = "state live"; });
-  es.addEventListener("snapshot", e => render(JSON.parse(e.data)));
+  es.addEventListener("snapshot", e => { document.body.dataset.snapshotBytes = String(e.data.length); render(JSON.parse(e.data)); });
   es.addEventListener("problem", e => { state.textContent = "daemon: " + e.data; state.className = "state lost"; });
   // EventSource reconnects by itself; the page only says so
   es.addEventListener("error", () => { state.textContent = "reconnecting…"; state.className = "state lost"; });
