@@ -68,6 +68,7 @@ func Start(t testing.TB) *Browser {
 		// nothing outside the host: no component updates, no field trials
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-field-trial-config", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
@@ -148,6 +149,15 @@ func Eval[T any](b *Browser, expr string) (T, error) {
 // Screenshot writes a PNG of the whole page to path.
 func (b *Browser) Screenshot(path string) error {
 	png, err := chromedp.Run(b.Ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		return fmt.Errorf("screenshot: %w", err)
+	}
+	return os.WriteFile(path, png, 0o644)
+}
+
+// ViewportScreenshot writes a PNG of what the window shows to path.
+func (b *Browser) ViewportScreenshot(path string) error {
+	png, err := chromedp.Run(b.Ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		return fmt.Errorf("screenshot: %w", err)
 	}

@@ -2,8 +2,10 @@ package console
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +71,8 @@ func TestPageInBrowser(t *testing.T) {
 	}
 }
 
+var screenshots = flag.String("screenshots", "", "directory BenchmarkFirstPaint writes a screenshot of the synthetic network into")
+
 // synthetic is a network made up for the benchmark (not a real one): n
 // sites in a ring of links, services routing keys each with a listener
 // on one site and a connector on the next, with traffic figures.
@@ -98,7 +102,8 @@ func synthetic(n, services int) *staticViews {
 // the figure the console must keep under 1 s) and the browser's first
 // contentful paint when it records one; the time the page's script took
 // to draw the snapshot; and the bytes the page (without the event stream)
-// and the snapshot weigh.
+// and the snapshot weigh. The browser's first page is left out (a cold
+// renderer costs it about a second more).
 func BenchmarkFirstPaint(b *testing.B) {
 	views := synthetic(20, 500)
 	s := New(Options{DataHome: b.TempDir(), Network: views})
@@ -106,7 +111,12 @@ func BenchmarkFirstPaint(b *testing.B) {
 	defer srv.Close()
 	defer s.Close()
 	br := browsertest.Start(b)
-	var fcp, shown, loaded, snapshot, rendering, fcps float64
+	var fcp, shown, loaded, snapshot, rendering, fcps, worst float64
+	// the browser's first page costs it more than any after (a cold
+	// renderer): measured are the pages after it
+	if err := br.Open(srv.URL + "/"); err != nil {
+		b.Fatal(err)
+	}
 	for b.Loop() {
 		if err := br.Open(srv.URL + "/"); err != nil {
 			b.Fatal(err)
@@ -123,6 +133,7 @@ func BenchmarkFirstPaint(b *testing.B) {
 		sn, err4 := browsertest.Eval[float64](br, `Number(document.body.dataset.snapshotBytes || 0)`)
 		rm, err5 := browsertest.Eval[float64](br, `Number(document.body.dataset.renderMs)`)
 		rendering += rm
+		worst = max(worst, sh)
 		if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 			b.Fatal(err)
 		}
@@ -135,6 +146,12 @@ func BenchmarkFirstPaint(b *testing.B) {
 		b.ReportMetric(fcp/fcps, "ms-first-contentful-paint")
 	}
 	b.ReportMetric(shown/float64(b.N), "ms-first-paint-all")
+	b.ReportMetric(worst, "ms-first-paint-all-max")
+	if *screenshots != "" {
+		if err := br.ViewportScreenshot(filepath.Join(*screenshots, "console-synthetic.png")); err != nil {
+			b.Fatal(err)
+		}
+	}
 	b.ReportMetric(rendering/float64(b.N), "ms-render-script")
 	b.ReportMetric(loaded, "page-bytes")
 	b.ReportMetric(snapshot, "snapshot-bytes")

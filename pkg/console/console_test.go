@@ -111,7 +111,7 @@ func chain(t *testing.T) (home string, views *staticViews) {
 			Services: []status.ServiceRecord{{RoutingKey: "backend", Listeners: []string{"frontend"}}, {RoutingKey: "lonely", Listeners: []string{"lonely"}}}},
 	}
 	views = &staticViews{}
-	views.set("east", &netview.View{Sites: sites, Links: map[string]netview.LinkState{}})
+	views.set("east", &netview.View{Sites: sites, Links: map[string]netview.LinkState{}, RouterVersions: map[string]string{eastID: "3.5.1", middleID: "3.5.1"}})
 	views.set("middle", &netview.View{Sites: sites, Links: map[string]netview.LinkState{
 		"to-east": {Up: true, Message: "[C7] Connection Opened: dir=out host=127.0.0.1:45671 encrypted=TLSv1.3", RemoteSiteID: eastID, RemoteSiteName: "east"}}})
 	return home, views

@@ -33,7 +33,9 @@ type Site struct {
 	Name      string `json:"name"`
 	Namespace string `json:"namespace,omitempty"`
 	Platform  string `json:"platform,omitempty"`
-	Version   string `json:"version,omitempty"`
+	Version   string `json:"version,omitempty"` // the site's (controller's, Skupper's)
+	// Router is the skupper-router version its router reports.
+	Router string `json:"router,omitempty"`
 	// Local is set for a site of this host (one of its namespaces).
 	Local bool `json:"local"`
 	// Reachable is false for a site no router reports any more, shown
@@ -158,6 +160,9 @@ func build(views map[string]*netview.View, nss []hostNamespace, mem *memory) Sna
 			if sites[rec.ID] == nil {
 				sites[rec.ID] = &Site{ID: rec.ID, Name: rec.Name, Namespace: rec.Namespace, Platform: rec.Platform, Version: rec.Version, Local: local[rec.ID], Reachable: true}
 				siteOrder = append(siteOrder, rec.ID)
+			}
+			if r := v.RouterVersions[rec.ID]; r != "" {
+				sites[rec.ID].Router = r
 			}
 			for _, l := range rec.Links {
 				key := rec.ID + "/" + l.Name

@@ -46,10 +46,11 @@ function positions(sites, width, height) {
     sites.forEach((s, i) => pos.set(s.id, { x: (width / n) * (i + 0.5), y: height / 2 }));
     return pos;
   }
-  const r = Math.min(width, height) / 2 - 50;
+  // an ellipse whose arcs leave room for a box between two sites
+  const rx = width / 2 - 90, ry = height / 2 - 40;
   sites.forEach((s, i) => {
     const a = (2 * Math.PI * i) / n - Math.PI / 2;
-    pos.set(s.id, { x: width / 2 + r * Math.cos(a) * (width / height), y: height / 2 + r * Math.sin(a) });
+    pos.set(s.id, { x: width / 2 + rx * Math.cos(a), y: height / 2 + ry * Math.sin(a) });
   });
   return pos;
 }
@@ -57,7 +58,7 @@ function positions(sites, width, height) {
 function renderGraph(net) {
   const g = document.getElementById("graph");
   const n = net.sites.length;
-  const width = n <= 4 ? 800 : 1000, height = n <= 4 ? 240 : Math.max(420, 30 * n);
+  const width = n <= 4 ? 1000 : Math.max(1000, 60 * n), height = n <= 4 ? 170 : Math.max(460, 34 * n);
   g.setAttribute("viewBox", `0 0 ${width} ${height}`);
   const pos = positions(net.sites, width, height);
   const defs = svg("defs", {},
@@ -77,16 +78,19 @@ function renderGraph(net) {
       svg("title", {}, `${l.fromName} → ${l.toName || "?"} (${l.name}): ${st}${l.message ? "\n" + l.message : ""}`));
     links.append(line);
     if (!l.up && l.message) {
-      links.append(svg("text", { class: "reason", x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 8 }, short(l.message, 48)));
+      // under the line, as much of the reason as fits beside it
+      const room = Math.max(12, Math.floor(Math.hypot(x2 - x1, y2 - y1) / 6.5));
+      links.append(svg("text", { class: "reason", x: (x1 + x2) / 2, y: (y1 + y2) / 2 + 18 }, short(l.message, room)));
     }
   }
   const nodes = svg("g", { class: "sites" });
   for (const s of net.sites) {
     const p = pos.get(s.id);
     const cls = "site" + (s.local ? " local" : "") + (s.reachable ? "" : " gone");
-    const meta = [s.platform || "?", s.version ? "router " + s.version : ""].filter(Boolean).join(" · ");
+    // the router's version when it reports one, else the site's
+    const meta = [s.platform || "?", s.router ? "router " + s.router : (s.version ? "version " + s.version : "")].filter(Boolean).join(" · ");
     nodes.append(svg("g", { class: cls, "data-name": s.name, "data-id": s.id, transform: `translate(${p.x},${p.y})` },
-      svg("title", {}, `${s.name} (${s.id})${s.namespace ? "\nnamespace " + s.namespace : ""}${s.local ? "\nthis host" : ""}${s.reachable ? "" : "\nnot reachable now"}`),
+      svg("title", {}, `${s.name} (${s.id})${s.namespace ? "\nnamespace " + s.namespace : ""}${s.version ? "\nversion " + s.version : ""}${s.router ? "\nskupper-router " + s.router : ""}${s.local ? "\nthis host" : ""}${s.reachable ? "" : "\nnot reachable now"}`),
       svg("rect", { x: -boxW / 2, y: -boxH / 2, width: boxW, height: boxH, rx: 8 }),
       svg("text", { class: "name", y: -6 }, short(s.name, 20)),
       svg("text", { class: "meta", y: 12 }, short(meta, 26)),
@@ -195,10 +199,11 @@ function render(snap) {
 }
 
 function connect() {
+  document.body.dataset.scriptAt = performance.now().toFixed(1);
   const state = document.getElementById("state");
   const es = new EventSource("api/events");
   es.addEventListener("open", () => { state.textContent = "live"; state.className = "state live"; });
-  es.addEventListener("snapshot", e => { document.body.dataset.snapshotBytes = String(e.data.length); render(JSON.parse(e.data)); });
+  es.addEventListener("snapshot", e => { if (!document.body.dataset.snapshotAt) document.body.dataset.snapshotAt = performance.now().toFixed(1); document.body.dataset.snapshotBytes = String(e.data.length); render(JSON.parse(e.data)); });
   es.addEventListener("problem", e => { state.textContent = "daemon: " + e.data; state.className = "state lost"; });
   // EventSource reconnects by itself; the page only says so
   es.addEventListener("error", () => { state.textContent = "reconnecting…"; state.className = "state lost"; });
