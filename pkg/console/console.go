@@ -54,10 +54,15 @@ type Server struct {
 
 	mu   sync.Mutex
 	wake chan struct{} // closed on a change, then replaced
+	gen  int           // changes so far
 	done chan struct{} // closed by Close
 
 	build sync.Mutex // one snapshot built at a time
 	mem   memory
+	// sent is the last snapshot encoded for the event streams, as of
+	// change sentGen: every stream sends the same bytes
+	sent    []byte
+	sentGen int
 }
 
 // New returns the console of a data home; Close ends it.
@@ -81,6 +86,7 @@ func (s *Server) Changed(string) {
 	s.mu.Lock()
 	close(s.wake)
 	s.wake = make(chan struct{})
+	s.gen++
 	s.mu.Unlock()
 }
 
@@ -129,6 +135,34 @@ func (s *Server) Snapshot() (Snapshot, error) {
 	s.build.Lock()
 	defer s.build.Unlock()
 	return build(views, nss, &s.mem), nil
+}
+
+// encoded returns the snapshot as JSON for the event streams: built once
+// per change, however many pages watch.
+func (s *Server) encoded() ([]byte, error) {
+	s.mu.Lock()
+	gen := s.gen
+	s.mu.Unlock()
+	s.build.Lock()
+	if s.sent != nil && s.sentGen == gen {
+		defer s.build.Unlock()
+		return s.sent, nil
+	}
+	s.build.Unlock()
+	snap, err := s.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(snap)
+	if err != nil {
+		return nil, err
+	}
+	s.build.Lock()
+	defer s.build.Unlock()
+	if gen >= s.sentGen {
+		s.sent, s.sentGen = data, gen
+	}
+	return data, nil
 }
 
 // Handler serves the page under / and the API under /api/: /api/ (the
@@ -180,11 +214,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	defer keepalive.Stop()
 	for {
 		wake := s.next()
-		snap, err := s.Snapshot()
-		var data []byte
-		if err == nil {
-			data, err = json.Marshal(snap)
-		}
+		data, err := s.encoded()
 		switch {
 		case err != nil:
 			fmt.Fprintf(w, "event: problem\ndata: %s\n\n", strings.ReplaceAll(err.Error(), "\n", " "))

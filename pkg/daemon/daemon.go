@@ -299,6 +299,7 @@ func LockDataHome(dataHome string) (release func(), err error) {
 // that one controller at most manages it.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.watch.Close()
+	defer d.console.Close() // its event streams end: the HTTP server can shut down
 	release, err := LockDataHome(d.opts.DataHome)
 	if err != nil {
 		return err
