@@ -18,8 +18,9 @@ import (
 // TestPageInBrowser: the page in chromium, served the chain's data (the
 // views are test data; the real network is cmd/site-controller's
 // TestConsole): three sites, two links up, the services and namespaces,
-// the grant's code nowhere, a change shown without a reload, and no error
-// in the browser's console (a CSP violation would be one).
+// the grant's code nowhere, a change shown without a reload, a hostile
+// site name shown as text, and no error in the browser's console (a CSP
+// violation would be one).
 func TestPageInBrowser(t *testing.T) {
 	s, views, _ := newServer(t)
 	h, err := Handler("127.0.0.1:0", nil, s.Handler())
@@ -65,6 +66,19 @@ func TestPageInBrowser(t *testing.T) {
 	after, _ := browsertest.Eval[float64](b, `performance.timeOrigin`)
 	if reason != "Connection to 127.0.0.1:1 failed: refused" || after != origin {
 		t.Errorf("broken link: reason %q, page reloaded: %v", reason, after != origin)
+	}
+	// names come from other sites' routers: shown as text, never markup
+	hostile := `<img src=x onerror="document.title='owned'">`
+	v = *views.Views()["middle"]
+	v.Sites = append(append([]status.SiteRecord(nil), v.Sites...), status.SiteRecord{ID: "44444444", Name: hostile, Platform: hostile,
+		Services: []status.ServiceRecord{{RoutingKey: hostile, Listeners: []string{hostile}}}})
+	views.set("middle", &v)
+	must(b.Wait(`document.querySelectorAll("#graph g.site").length === 4`, 5*time.Second))
+	imgs, _ := browsertest.Eval[int](b, `document.querySelectorAll("img").length`)
+	title, _ := browsertest.Eval[string](b, `document.title`)
+	shown, _ := browsertest.Eval[bool](b, fmt.Sprintf(`document.body.innerText.includes(%q)`, hostile))
+	if imgs != 0 || title == "owned" || !shown {
+		t.Errorf("a hostile site name: %d img elements, title %q, shown as text: %v", imgs, title, shown)
 	}
 	if errs := b.Errors(); len(errs) > 0 {
 		t.Errorf("the browser's console has errors:\n%s", strings.Join(errs, "\n"))

@@ -59,6 +59,9 @@ type Server struct {
 
 	build sync.Mutex // one snapshot built at a time
 	mem   memory
+	// reads keep, by namespace, the statuses read: a snapshot parses only
+	// the status files replaced since the last
+	reads map[string]*status.ReadCache
 	// sent is the last snapshot encoded for the event streams, as of
 	// change sentGen: every stream sends the same bytes
 	sent    []byte
@@ -116,12 +119,13 @@ func (s *Server) Snapshot() (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("listing namespaces: %w", err)
 	}
 	nss := make([]hostNamespace, 0, len(names))
+	caches := s.readCaches(names)
 	for _, name := range names {
 		dir, err := namespace.Open(s.opts.DataHome, name)
 		if err != nil {
 			continue
 		}
-		rs, err := status.ReadResources(dir)
+		rs, err := caches[name].ReadResources(dir)
 		if err != nil {
 			return Snapshot{}, fmt.Errorf("reading statuses of %s: %w", name, err)
 		}
@@ -135,6 +139,29 @@ func (s *Server) Snapshot() (Snapshot, error) {
 	s.build.Lock()
 	defer s.build.Unlock()
 	return build(views, nss, &s.mem), nil
+}
+
+// readCaches returns the read cache of each namespace of names, and
+// forgets those of namespaces that are gone.
+func (s *Server) readCaches(names []string) map[string]*status.ReadCache {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reads == nil {
+		s.reads = map[string]*status.ReadCache{}
+	}
+	out := make(map[string]*status.ReadCache, len(names))
+	for _, n := range names {
+		if s.reads[n] == nil {
+			s.reads[n] = &status.ReadCache{}
+		}
+		out[n] = s.reads[n]
+	}
+	for n := range s.reads {
+		if out[n] == nil {
+			delete(s.reads, n)
+		}
+	}
+	return out
 }
 
 // encoded returns the snapshot as JSON for the event streams: built once

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -368,4 +369,42 @@ func TestEvents(t *testing.T) {
 	if name, _, err := ev.next(); err == nil {
 		t.Errorf("event %q after Close", name)
 	}
+}
+
+// BenchmarkSnapshot: what one update costs the daemon: the synthetic
+// network of 20 sites and 500 services (see synthetic) and this host's
+// namespace with 1,000 resources (status files written by the status
+// writer), read and encoded as the event streams send it.
+func BenchmarkSnapshot(b *testing.B) {
+	home := b.TempDir()
+	dir, err := namespace.Open(home, "big")
+	if err != nil {
+		b.Fatal(err)
+	}
+	os.MkdirAll(dir.Input(), 0o755)
+	var entries []status.Entry
+	yes := true
+	for i := range 500 {
+		for _, kind := range []string{"Listener", "Connector"} {
+			name := fmt.Sprintf("%s-%03d", strings.ToLower(kind), i)
+			entries = append(entries, status.Entry{Kind: kind, Name: name, Raw: []byte("kind: " + kind + "\nmetadata:\n  name: " + name + "\n"),
+				Status: status.Status{Status: status.Ready, Message: "OK", HasMatchingConnector: &yes,
+					Conditions: []status.Condition{{Type: status.Configured, Status: "True", Reason: "Configured", Message: "in the router"}}}})
+		}
+	}
+	if _, err := (status.Writer{Dir: dir, Now: time.Now}).Write(entries); err != nil {
+		b.Fatal(err)
+	}
+	s := New(Options{DataHome: home, Network: synthetic(20, 500)})
+	defer s.Close()
+	var size int
+	for b.Loop() {
+		s.Changed("big")
+		data, err := s.encoded()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(data)
+	}
+	b.ReportMetric(float64(size), "bytes")
 }

@@ -1,8 +1,12 @@
 package status
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	"github.com/site-controller/site-controller/pkg/namespace"
 )
@@ -33,12 +37,51 @@ func (r *Resource) Problem() bool {
 // ReadResources reads the status files of a namespace, sorted by file
 // name (kind, then name).
 func ReadResources(dir namespace.Dir) ([]Resource, error) {
+	return (*ReadCache)(nil).ReadResources(dir)
+}
+
+// ReadCache keeps the statuses read from status files, so that reading a
+// namespace again parses only the files replaced since (a status file is
+// always replaced whole, by rename: a new inode). The zero value is ready.
+type ReadCache struct {
+	mu    sync.Mutex
+	files map[string]readFile
+}
+
+type readFile struct {
+	ino   uint64
+	size  int64
+	mtime time.Time
+	res   Resource
+}
+
+// ReadResources is ReadResources with c's memory of what was read; a nil
+// c reads every file.
+func (c *ReadCache) ReadResources(dir namespace.Dir) ([]Resource, error) {
 	files, err := filepath.Glob(filepath.Join(dir.RuntimeResources(), "*.yaml"))
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Resource, 0, len(files))
+	seen := make(map[string]bool, len(files))
 	for _, f := range files {
+		var key readFile
+		if c != nil {
+			seen[f] = true
+			if fi, err := os.Stat(f); err == nil {
+				key.size, key.mtime = fi.Size(), fi.ModTime()
+				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+					key.ino = st.Ino
+				}
+				c.mu.Lock()
+				old, ok := c.files[f]
+				c.mu.Unlock()
+				if ok && old.ino == key.ino && old.size == key.size && old.mtime.Equal(key.mtime) {
+					out = append(out, old.res)
+					continue
+				}
+			}
+		}
 		kind, name, _ := strings.Cut(strings.TrimSuffix(filepath.Base(f), ".yaml"), "-")
 		r := Resource{Namespace: dir.Name, Kind: kind, Name: name}
 		if st, err := Read(f); err != nil {
@@ -47,6 +90,26 @@ func ReadResources(dir namespace.Dir) ([]Resource, error) {
 			r.Status = *st
 		}
 		out = append(out, r)
+		if c != nil && r.Error == "" && key.ino != 0 {
+			key.res = r
+			c.mu.Lock()
+			if c.files == nil {
+				c.files = map[string]readFile{}
+			}
+			c.files[f] = key
+			c.mu.Unlock()
+		}
+	}
+	if c != nil {
+		// forget the files of this namespace that are gone
+		prefix := dir.RuntimeResources() + string(filepath.Separator)
+		c.mu.Lock()
+		for f := range c.files {
+			if strings.HasPrefix(f, prefix) && !seen[f] {
+				delete(c.files, f)
+			}
+		}
+		c.mu.Unlock()
 	}
 	return out, nil
 }
