@@ -141,8 +141,8 @@ func (c *chainNet) api() (console.Snapshot, error) {
 // namespace removed), middle's link to it turns broken with the router's
 // reason; the browser's console has no error.
 func TestConsole(t *testing.T) {
+	b := browsertest.Start(t) // first: it may skip
 	c := startChain(t)
-	b := browsertest.Start(t)
 	must := func(t *testing.T, err error) {
 		t.Helper()
 		if err != nil {
