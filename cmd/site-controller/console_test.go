@@ -228,22 +228,23 @@ func TestConsole(t *testing.T) {
 	t.Run("bytes grow with traffic", func(t *testing.T) {
 		snap, err := c.api()
 		must(t, err)
-		i := slices.IndexFunc(snap.Services, func(s console.Service) bool { return s.RoutingKey == "svc" })
-		if i < 0 {
-			t.Fatalf("no service svc in %+v", snap.Services)
-		}
-		if snap.Services[i].Traffic == nil {
+		if !snap.Network.Flows {
 			t.Skip("no flow records in the view")
 		}
 		bytesIn := func() float64 {
 			v, _ := browsertest.Eval[float64](b, `Number(document.querySelector('#services tr[data-key="svc"]').dataset.bytesIn || 0)`)
 			return v
 		}
-		before := bytesIn()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		must(t, routertest.RoundTrip(ctx, c.listenPort, nil))
-		must(t, b.Wait(fmt.Sprintf(`Number(document.querySelector('#services tr[data-key="svc"]').dataset.bytesIn || 0) > %v`, before), 10*time.Second))
+		for round := range 2 {
+			before := bytesIn()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			err := routertest.RoundTrip(ctx, c.listenPort, nil)
+			cancel()
+			must(t, err)
+			if err := b.Wait(fmt.Sprintf(`Number(document.querySelector('#services tr[data-key="svc"]').dataset.bytesIn || 0) > %v`, before), 10*time.Second); err != nil {
+				t.Fatalf("round %d: bytes in stayed at %v: %v", round, before, err)
+			}
+		}
 	})
 
 	t.Run("a stopped router breaks its link", func(t *testing.T) {

@@ -67,6 +67,15 @@ func TestPageInBrowser(t *testing.T) {
 	if reason != "Connection to 127.0.0.1:1 failed: refused" || after != origin {
 		t.Errorf("broken link: reason %q, page reloaded: %v", reason, after != origin)
 	}
+	// traffic figures, when the view has flow records
+	ev := *views.Views()["east"]
+	ev.Traffic = map[string]netview.Traffic{"backend": {Open: 3, BytesIn: 2048, BytesOut: 5 << 20}}
+	views.set("east", &ev)
+	must(b.Wait(`document.querySelector('#services tr[data-key="backend"]').dataset.bytesIn === "2048"`, 5*time.Second))
+	row, _ := browsertest.Eval[string](b, `document.querySelector('#services tr[data-key="backend"]').innerText`)
+	if !strings.Contains(row, "3\t2.0 KiB\t5.0 MiB") {
+		t.Errorf("backend's traffic: %q", row)
+	}
 	// names come from other sites' routers: shown as text, never markup
 	hostile := `<img src=x onerror="document.title='owned'">`
 	v = *views.Views()["middle"]

@@ -408,3 +408,31 @@ func BenchmarkSnapshot(b *testing.B) {
 	}
 	b.ReportMetric(float64(size), "bytes")
 }
+
+// TestTraffic: with flow records in a view, every service has figures
+// (zero for one nothing flowed through), the largest any view reports;
+// without, none has.
+func TestTraffic(t *testing.T) {
+	s, views, _ := newServer(t)
+	snap, _ := s.Snapshot()
+	for _, sv := range snap.Services {
+		if sv.Traffic != nil || snap.Network.Flows {
+			t.Errorf("without flow records: %+v (flows %v)", sv, snap.Network.Flows)
+		}
+	}
+	for ns, tr := range map[string]netview.Traffic{"east": {Open: 1, BytesIn: 100, BytesOut: 7}, "middle": {Open: 2, BytesIn: 90, BytesOut: 9}} {
+		v := *views.Views()[ns]
+		v.Traffic = map[string]netview.Traffic{"backend": tr}
+		views.set(ns, &v)
+	}
+	snap, _ = s.Snapshot()
+	want := map[string]netview.Traffic{"backend": {Open: 2, BytesIn: 100, BytesOut: 9}, "lonely": {}}
+	for _, sv := range snap.Services {
+		if sv.Traffic == nil || *sv.Traffic != want[sv.RoutingKey] {
+			t.Errorf("%s: %+v, want %+v", sv.RoutingKey, sv.Traffic, want[sv.RoutingKey])
+		}
+	}
+	if !snap.Network.Flows {
+		t.Error("flows not set")
+	}
+}

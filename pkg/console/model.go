@@ -23,6 +23,9 @@ type Snapshot struct {
 type Network struct {
 	Sites []Site `json:"sites"`
 	Links []Link `json:"links"`
+	// Flows is set when the network views carry flow records: every
+	// service then has traffic figures (zero when nothing flowed).
+	Flows bool `json:"flows"`
 }
 
 // Site is one site of the network (status.SiteRecord, as a Site's status
@@ -219,6 +222,9 @@ func build(views map[string]*netview.View, nss []hostNamespace, mem *memory) Sna
 				l.To, l.ToName = st.RemoteSiteID, st.RemoteSiteName
 			}
 		}
+		if v.Traffic != nil {
+			snap.Network.Flows = true
+		}
 		for k, t := range v.Traffic {
 			// every site's view sums the same network's flows: the
 			// largest figures are the most complete
@@ -286,7 +292,7 @@ func build(views map[string]*netview.View, nss []hostNamespace, mem *memory) Sna
 		slices.SortFunc(s.Listeners, byName)
 		slices.SortFunc(s.Connectors, byName)
 		s.Matched = len(s.Listeners) > 0 && len(s.Connectors) > 0
-		if t, ok := traffic[s.RoutingKey]; ok {
+		if t, ok := traffic[s.RoutingKey]; ok || snap.Network.Flows {
 			s.Traffic = &t
 		}
 		snap.Services = append(snap.Services, *s)
