@@ -59,6 +59,9 @@ type Users struct {
 	// passed: bcrypt is slow on purpose, and a page makes several requests
 	mu sync.Mutex
 	ok map[[32]byte]time.Time
+	// comparing is held during a bcrypt comparison: one at a time, so
+	// that wrong passwords sent fast take one core at most
+	comparing sync.Mutex
 }
 
 // okFor is how long a checked user and password are remembered.
@@ -111,7 +114,9 @@ func (u *Users) check(user, password string) bool {
 	if !known {
 		hash = dummy
 	}
+	u.comparing.Lock()
 	good := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil && known
+	u.comparing.Unlock()
 	if good {
 		u.mu.Lock()
 		if len(u.ok) > 1000 {
