@@ -305,7 +305,7 @@ func newStatusCommand() *cobra.Command {
 				if output != "wide" {
 					msg = oneLine(msg)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Kind, r.Name, cmp.Or(r.Status.Status, "?"), r.matched(), msg)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Kind, r.Name, cmp.Or(r.Status.Status, "?"), matched(r), msg)
 			}
 			for _, name := range names {
 				if !seen[name] {
@@ -367,17 +367,11 @@ func printNetwork(w io.Writer, all []resourceStatus, wide bool) error {
 	return tw.Flush()
 }
 
-// resourceStatus is one resource's status, as status prints it.
-type resourceStatus struct {
-	Namespace     string `json:"namespace" yaml:"namespace"`
-	Kind          string `json:"kind" yaml:"kind"`
-	Name          string `json:"name" yaml:"name"`
-	status.Status `json:"status" yaml:"status"`
-	// Error says why the status file could not be read.
-	Error string `json:"error,omitempty" yaml:"error,omitempty"`
-}
+// resourceStatus is one resource's status, as status prints it (and the
+// console serves it).
+type resourceStatus = status.Resource
 
-func (r resourceStatus) matched() string {
+func matched(r resourceStatus) string {
 	switch {
 	case r.RemoteSiteName != "":
 		return "→ " + r.RemoteSiteName
@@ -395,22 +389,11 @@ func readStatuses(dataHome, name string) ([]resourceStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	files, err := filepath.Glob(filepath.Join(dir.RuntimeResources(), "*.yaml"))
+	rs, err := status.ReadResources(dir)
 	if err != nil {
 		return nil, err
 	}
-	var out []resourceStatus
-	for _, f := range files {
-		kind, rname, _ := strings.Cut(strings.TrimSuffix(filepath.Base(f), ".yaml"), "-")
-		r := resourceStatus{Namespace: name, Kind: kind, Name: rname}
-		if st, err := status.Read(f); err != nil {
-			r.Error = err.Error()
-		} else {
-			r.Status = *st
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return rs, nil
 }
 
 func oneLine(s string) string {

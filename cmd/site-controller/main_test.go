@@ -216,11 +216,29 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestHTTPIsLoopbackOnly(t *testing.T) {
-	for _, addr := range []string{"0.0.0.0:0", "192.0.2.1:9090", ":9090"} {
-		_, _, err := run(t, "run", "--data-home", t.TempDir(), "--platform", "none", "--http", addr)
-		if err == nil || !strings.Contains(err.Error(), "only loopback addresses are served") {
-			t.Errorf("--http %s: %v", addr, err)
+// TestHTTPNeedsAuthOffLoopback: the console on a non-loopback address
+// without --http-auth is refused before anything starts; so are a bad
+// htpasswd file and --http-auth without --http.
+func TestHTTPNeedsAuthOffLoopback(t *testing.T) {
+	dir := t.TempDir()
+	md5 := filepath.Join(dir, "md5")
+	os.WriteFile(md5, []byte("ann:$apr1$abcdefgh$0123456789abcdefghijkl\n"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--http", "0.0.0.0:0"}, "--http 0.0.0.0:0 is not a loopback address: serving the console there needs --http-auth FILE"},
+		{[]string{"--http", "192.0.2.1:9090"}, "--http 192.0.2.1:9090 is not a loopback address"},
+		{[]string{"--http", ":9090"}, "--http :9090 is not a loopback address"},
+		{[]string{"--http", "[::]:9090"}, "--http [::]:9090 is not a loopback address"},
+		{[]string{"--http", "0.0.0.0:0", "--http-auth", filepath.Join(dir, "missing")}, "--http-auth: open " + filepath.Join(dir, "missing")},
+		{[]string{"--http", "0.0.0.0:0", "--http-auth", md5}, "--http-auth " + md5 + ":1: user ann: not a bcrypt hash (make it with htpasswd -B)"},
+		{[]string{"--http-auth", md5}, "--http-auth needs --http"},
+	} {
+		args := append([]string{"run", "--data-home", t.TempDir(), "--platform", "none"}, tc.args...)
+		_, _, err := run(t, args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -16,6 +15,7 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 
+	"github.com/site-controller/site-controller/pkg/console"
 	"github.com/site-controller/site-controller/pkg/controller"
 	"github.com/site-controller/site-controller/pkg/daemon"
 	"github.com/site-controller/site-controller/pkg/grants"
@@ -24,11 +24,11 @@ import (
 
 func newRunCommand() *cobra.Command {
 	var (
-		dataHome, platform, httpAddr, logFormat, logLevel string
-		grantAddr, grantHost, routerUpgrade               string
-		quiet, rescan, fullPass                           time.Duration
-		maxFileSize                                       int64
-		rf                                                runtimeFlags
+		dataHome, platform, httpAddr, httpAuth, logFormat, logLevel string
+		grantAddr, grantHost, routerUpgrade                         string
+		quiet, rescan, fullPass                                     time.Duration
+		maxFileSize                                                 int64
+		rf                                                          runtimeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -42,8 +42,18 @@ func newRunCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var users *console.Users
+			if httpAuth != "" {
+				if httpAddr == "" {
+					return errors.New("--http-auth needs --http")
+				}
+				if users, err = console.ReadUsers(httpAuth); err != nil {
+					return err
+				}
+			}
 			if httpAddr != "" {
-				if err := loopbackOnly(httpAddr); err != nil {
+				// refused before anything starts
+				if _, err := console.Handler(httpAddr, users, http.NotFoundHandler()); err != nil {
 					return err
 				}
 			}
@@ -98,7 +108,7 @@ func newRunCommand() *cobra.Command {
 				}
 			}()
 			if httpAddr != "" {
-				srv, err := serveHTTP(httpAddr, d.Handler(), log)
+				srv, err := console.Serve(httpAddr, users, d.Handler(), log)
 				if err != nil {
 					return err
 				}
@@ -113,7 +123,9 @@ func newRunCommand() *cobra.Command {
 	dataHomeFlag(cmd, &dataHome)
 	cmd.Flags().StringVar(&platform, "platform", "auto", "platform of namespaces without internal/platform.yaml: auto, podman, docker, linux or none (render and write status only)")
 	rf.register(cmd)
-	cmd.Flags().StringVar(&httpAddr, "http", "", "loopback address for /healthz, /readyz and /metrics, e.g. 127.0.0.1:9090")
+	cmd.Flags().StringVar(&httpAddr, "http", "", "address of the console (/), its API (/api/), /healthz, /readyz and /metrics, e.g. 127.0.0.1:9090; "+
+		"a non-loopback address needs --http-auth")
+	cmd.Flags().StringVar(&httpAuth, "http-auth", "", "htpasswd file of bcrypt hashes (htpasswd -B): --http asks for one of its users and passwords (HTTP basic authentication; /healthz and /readyz stay open)")
 	cmd.Flags().StringVar(&grantAddr, "grant-server", "", "serve the namespaces' AccessGrants over HTTPS on this address (host:port), e.g. 0.0.0.0:8081; off when empty")
 	cmd.Flags().StringVar(&grantHost, "grant-server-host", "", "the host name other sites reach the grant server at, for grant URLs (default: the --grant-server host unless it is a wildcard, else this host's name)")
 	cmd.Flags().StringVar(&routerUpgrade, "router-upgrade", "auto", "when a router runs another router image than --router-image names now: auto restarts routers one namespace at a time, each after the previous serves again; manual leaves them running (their Site status says an upgrade is pending)")
@@ -140,37 +152,6 @@ func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) 
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format must be text or json, got %q", format)
-}
-
-// loopbackOnly refuses an --http address that is not a loopback one.
-func loopbackOnly(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("--http %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); !(host == "localhost" || ip != nil && ip.IsLoopback()) {
-		return fmt.Errorf("--http %q: only loopback addresses are served (127.0.0.1, ::1 or localhost)", addr)
-	}
-	return nil
-}
-
-// serveHTTP serves h on a loopback address only.
-func serveHTTP(addr string, h http.Handler, log *slog.Logger) (*http.Server, error) {
-	if err := loopbackOnly(addr); err != nil {
-		return nil, err
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--http: %w", err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server", "err", err)
-		}
-	}()
-	log.Info("serving /healthz, /readyz and /metrics", "address", l.Addr().String())
-	return srv, nil
 }
 
 // disabledIfZero maps a flag's 0 ("disabled") to the daemon's negative

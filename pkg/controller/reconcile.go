@@ -168,6 +168,10 @@ func New(opts Options) *Reconciler {
 	return r
 }
 
+// Network is the data home's network observers: the latest view of each
+// namespace's network, and a call when one changes (for the console).
+func (r *Reconciler) Network() *netview.Set { return &r.nets }
+
 // Options returns the options in force, defaults filled in (runtimes
 // wrapped with their deadlines).
 func (r *Reconciler) Options() Options { return r.opts }

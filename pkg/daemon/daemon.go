@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sys/unix"
 
+	"github.com/site-controller/site-controller/pkg/console"
 	"github.com/site-controller/site-controller/pkg/controller"
 	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/namespace"
@@ -86,9 +87,13 @@ type Daemon struct {
 	// its last pass began; nil when what changed is not known (events
 	// lost, a directory moved, a failed pass): the next pass looks at
 	// every file
-	changes  map[string]map[string]bool
-	summary  map[string]nsSummary
-	routers  map[string]routerSeen // last router state seen, by namespace
+	changes map[string]map[string]bool
+	summary map[string]nsSummary
+	routers map[string]routerSeen // last router state seen, by namespace
+	// passes are, by namespace, what its last pass found that the
+	// console shows and status files do not say (files and lines)
+	passes   map[string]*console.Pass
+	console  *console.Server
 	lastSent string
 
 	unwatched int // directories without a watch, last seen
@@ -144,7 +149,9 @@ func New(opts Options) (*Daemon, error) {
 	*d = Daemon{
 		opts: opts, rec: controller.New(opts.Options), queue: NewQueue(opts.Quiet, opts.MaxDelay), log: opts.Log,
 		reg: prometheus.NewRegistry(), failures: map[string]int{}, changes: map[string]map[string]bool{}, renewals: map[string]time.Time{}, summary: map[string]nsSummary{}, routers: map[string]routerSeen{},
+		passes: map[string]*console.Pass{},
 	}
+	d.console = console.New(console.Options{DataHome: opts.DataHome, Network: d.rec.Network(), Pass: d.lastPass})
 	d.opts.Options = d.rec.Options() // with its defaults, and runtimes with deadlines
 	w, err := watcher.New(namespace.Root(opts.DataHome), d, opts.Log)
 	if err != nil {
@@ -250,9 +257,11 @@ func (d *Daemon) namespaces() []string {
 	return names
 }
 
-// Handler serves /healthz, /readyz and /metrics.
+// Handler serves /healthz, /readyz, /metrics, and the console: the page
+// under / and its API under /api/ (package console).
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/", d.console.Handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
@@ -290,6 +299,7 @@ func LockDataHome(dataHome string) (release func(), err error) {
 // that one controller at most manages it.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.watch.Close()
+	defer d.console.Close() // its event streams end: the HTTP server can shut down
 	release, err := LockDataHome(d.opts.DataHome)
 	if err != nil {
 		return err
@@ -362,6 +372,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.opts.Notify("STOPPING=1")
 	d.notifyMu.Unlock()
 	wg.Wait()
+	d.console.Close()
 	d.rec.Close()
 	return nil
 }
@@ -486,6 +497,7 @@ func (d *Daemon) reconcile(ctx context.Context, ns string) {
 		if rerr := d.rec.ReportFailure(ns, err, delay); rerr != nil {
 			log.Warn("writing failure status", "err", rerr)
 		}
+		d.console.Changed(ns)
 		d.queue.After(ctx, ns, delay)
 		return
 	}
@@ -584,8 +596,13 @@ func (d *Daemon) record(ns string, res *controller.Result) {
 	for k, n := range counts {
 		d.metrics.resources.WithLabelValues(ns, k[0], k[1]).Set(float64(n))
 	}
+	p := &console.Pass{Origins: make(map[string]console.Origin, len(res.Namespace.Docs)), Problems: res.Problems}
+	for _, doc := range res.Namespace.Docs {
+		p.Origins[doc.Kind+"/"+doc.Name] = console.Origin{File: doc.File, Line: doc.Line}
+	}
 	d.mu.Lock()
 	d.summary[ns] = s
+	d.passes[ns] = p
 	if res.Router != nil {
 		d.routers[ns] = routerSeen{platform: res.Platform, dir: filepath.Join(namespace.Root(d.opts.DataHome), ns), running: res.Router.Running}
 	} else {
@@ -594,12 +611,22 @@ func (d *Daemon) record(ns string, res *controller.Result) {
 	d.metrics.namespaces.Set(float64(len(d.summary)))
 	d.mu.Unlock()
 	d.sendStatus()
+	d.console.Changed(ns)
+}
+
+// lastPass is what the last pass over ns found, for the console.
+func (d *Daemon) lastPass(ns string) *console.Pass {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.passes[ns]
 }
 
 func (d *Daemon) forget(ns string) {
 	d.metrics.forget(ns)
+	defer d.console.Changed(ns)
 	d.mu.Lock()
 	delete(d.summary, ns)
+	delete(d.passes, ns)
 	delete(d.routers, ns)
 	delete(d.failures, ns)
 	d.metrics.namespaces.Set(float64(len(d.summary)))

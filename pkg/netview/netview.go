@@ -63,6 +63,10 @@ type View struct {
 	// (nil when the source of the view has no flow records). Statuses
 	// never show it, and a change to it alone asks for no pass.
 	Traffic map[string]Traffic `json:"-"`
+	// RouterVersions are, by site id, the skupper-router version its
+	// router reports (routerMetrics) (the console shows it; a site's Version is the
+	// controller's or Skupper's). Statuses never show it.
+	RouterVersions map[string]string `json:"-"`
 	// Errs are the routers that did not answer, and why.
 	Errs []string
 	// busy is the longest any router was busy answering this look.
@@ -80,6 +84,7 @@ type LinkState struct {
 // routerInfo is what one router says about itself.
 type routerInfo struct {
 	id, mode, siteID, siteName, namespace, platform, version string
+	routerVersion                                            string              // its routerMetrics' version
 	listeners, connectors                                    map[string][]string // routing key → entity names
 	listenerUp                                               map[string]bool     // tcpListener name → operStatus up
 	links                                                    []status.LinkRecord // remote site filled in later
@@ -169,6 +174,10 @@ func queryRouter(ctx context.Context, c *management.Client, node string) (*route
 	}
 	str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
 	info.id, info.mode = str(routers[0], "id"), str(routers[0], "mode")
+	// skupper-router 3.5.1 reports its version in routerMetrics only
+	if ms, err := q("routerMetrics"); err == nil && len(ms) > 0 {
+		info.routerVersion = str(ms[0], "version")
+	}
 	var meta routerconfig.SiteMetadata
 	json.Unmarshal([]byte(str(routers[0], "metadata")), &meta)
 	info.siteID, info.version, info.platform = meta.ID, meta.Version, meta.Platform
@@ -320,7 +329,11 @@ func observeNetwork(ctx context.Context, c *management.Client) (*View, error) {
 	// sites: one per site id (an HA site could have two routers)
 	bySite := map[string]*status.SiteRecord{}
 	services := map[*status.SiteRecord]map[string]int{} // index in Services, by routing key
+	v.RouterVersions = map[string]string{}
 	for _, info := range infos {
+		if info.routerVersion != "" {
+			v.RouterVersions[info.siteID] = info.routerVersion
+		}
 		rec := bySite[info.siteID]
 		if rec == nil {
 			rec = &status.SiteRecord{ID: info.siteID, Name: info.siteName, Namespace: info.namespace, Platform: info.platform, Version: info.version}
