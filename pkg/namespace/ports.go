@@ -47,6 +47,7 @@ func (d Dir) ManagementPort(memo *PortMemo, adopt func() int, start int, avoid m
 	if err != nil {
 		return 0, err
 	}
+	reserved = maps.Clone(reserved)
 	port, err := d.choosePort(reserved, adopt, start, avoid)
 	if err != nil {
 		return 0, err
@@ -108,19 +109,24 @@ func (d Dir) choosePort(reserved map[string]int, adopt func() int, start int, av
 	return 0, fmt.Errorf("no free management port from %d up", start)
 }
 
-// ManagementPorts returns the management ports reserved by the other
-// namespaces under the same data home, by port.
+// ManagementPorts returns the management ports reserved by the
+// namespaces under the same data home, by port (this one's included: a
+// site checks its own apart). The map is shared between passes: read it,
+// never change it.
 func (d Dir) ManagementPorts(memo *PortMemo) (map[int]string, error) {
-	reserved, err := readReservations(memo, filepath.Dir(d.Path))
+	root := filepath.Dir(d.Path)
+	if byPort, ok := memo.reservedByPort(filepath.Join(root, reservationsFile)); ok {
+		return byPort, nil
+	}
+	reserved, err := readReservations(memo, root)
 	if err != nil {
 		return nil, err
 	}
-	out := map[int]string{}
+	out := make(map[int]string, len(reserved))
 	for ns, p := range reserved {
-		if ns != d.Name {
-			out[p] = ns
-		}
+		out[p] = ns
 	}
+	memo.keepByPort(filepath.Join(root, reservationsFile), out)
 	return out, nil
 }
 
@@ -128,9 +134,12 @@ const reservationsFile = ".management-ports"
 
 // readReservations returns the ports reserved by namespaces that still
 // exist. Without a registry (first use) it is built from the namespaces'
-// own files.
+// own files. The map is shared between passes: read it, never change it.
 func readReservations(memo *PortMemo, root string) (map[string]int, error) {
 	path := filepath.Join(root, reservationsFile)
+	if byNS, ok := memo.reservedByNS(path); ok {
+		return byNS, nil
+	}
 	raw, ok := memo.reservations(path)
 	if !ok {
 		data, err := os.ReadFile(path)
@@ -171,6 +180,7 @@ func readReservations(memo *PortMemo, root string) (map[string]int, error) {
 			out[ns] = p
 		}
 	}
+	memo.keepByNS(path, out)
 	return out, nil
 }
 
@@ -275,11 +285,16 @@ func (d Dir) ClaimPorts(memo *PortMemo, claims []PortClaim, write bool) (map[str
 		defer unlock()
 	}
 	memo.Here(d)
-	holders, err := readClaims(memo, root)
+	idx, err := readClaims(memo, root)
 	if err != nil {
 		return nil, false, err
 	}
+	holders := idx.holders // shared between passes: replaced below, never changed
 	mgmt, err := readReservations(memo, root)
+	if err != nil {
+		return nil, false, err
+	}
+	mgmtByPort, err := d.ManagementPorts(memo)
 	if err != nil {
 		return nil, false, err
 	}
@@ -288,34 +303,15 @@ func (d Dir) ClaimPorts(memo *PortMemo, claims []PortClaim, write bool) (map[str
 		mine[h.key] = h.port
 	}
 	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" || h == "*" }
-	type held struct {
-		ns string
-		portHolder
-	}
-	total := 0
-	for _, hs := range holders {
-		total += len(hs)
-	}
-	others := make(map[int][]held, total)
-	for ns, hs := range holders {
-		if ns == d.Name {
-			continue
-		}
-		for _, h := range hs {
-			others[h.port] = append(others[h.port], held{ns, h})
-		}
-	}
-	for ns, p := range mgmt {
-		if ns != d.Name {
-			others[p] = append(others[p], held{ns, portHolder{p, "127.0.0.1", "its local management port", false}})
-		}
-	}
 	heldBy := func(host string, port int) string {
 		var by []string
-		for _, h := range others[port] {
-			if h.host == host || wild(h.host) || wild(host) {
+		for _, h := range idx.byPort[port] {
+			if h.ns != d.Name && (h.host == host || wild(h.host) || wild(host)) {
 				by = append(by, fmt.Sprintf("namespace %s (%s)", h.ns, h.key))
 			}
+		}
+		if ns, ok := mgmtByPort[port]; ok && ns != d.Name && (host == "127.0.0.1" || wild(host)) {
+			by = append(by, fmt.Sprintf("namespace %s (its local management port)", ns))
 		}
 		slices.Sort(by)
 		if len(by) == 0 {
@@ -366,6 +362,7 @@ func (d Dir) ClaimPorts(memo *PortMemo, claims []PortClaim, write bool) (map[str
 	}
 	changed := !sameHolders(now, holders[d.Name])
 	if write && changed {
+		holders = maps.Clone(holders)
 		if len(now) == 0 {
 			delete(holders, d.Name)
 		} else {
@@ -395,14 +392,25 @@ func sameHolders(a, b []portHolder) bool {
 
 // readClaims returns the claims registry by namespace, for namespaces
 // that still exist: both files.
-func readClaims(memo *PortMemo, root string) (map[string][]portHolder, error) {
-	out := map[string][]portHolder{}
+func readClaims(memo *PortMemo, root string) (*claimsIndex, error) {
+	paths := [2]string{filepath.Join(root, claimsFile), filepath.Join(root, chosenFile)}
+	var keys [2]fileKey
+	for i, p := range paths {
+		k, ok := fileKeyOf(p)
+		if !ok {
+			keys = [2]fileKey{} // unreadable: looked at every time
+			break
+		}
+		keys[i] = k
+	}
+	if idx := memo.claims(keys); idx != nil {
+		return idx, nil
+	}
+	version := memo.versionNow()
+	idx := &claimsIndex{keys: keys, holders: map[string][]portHolder{}, byPort: map[int][]heldPort{}}
 	exists := map[string]bool{}
-	for _, f := range []struct {
-		name   string
-		chosen bool
-	}{{claimsFile, false}, {chosenFile, true}} {
-		held, err := readClaimsFile(memo, filepath.Join(root, f.name), f.chosen)
+	for i, chosen := range []bool{false, true} {
+		held, err := readClaimsFile(memo, paths[i], chosen)
 		if err != nil {
 			return nil, err
 		}
@@ -413,11 +421,30 @@ func readClaims(memo *PortMemo, root string) (map[string][]portHolder, error) {
 				exists[ns] = there
 			}
 			if there { // a namespace gone has its ports free
-				out[ns] = append(out[ns], hs...)
+				idx.holders[ns] = append(idx.holders[ns], hs...)
+				for _, h := range hs {
+					idx.byPort[h.port] = append(idx.byPort[h.port], heldPort{ns, h})
+				}
 			}
 		}
 	}
-	return out, nil
+	memo.keepClaims(idx, version)
+	return idx, nil
+}
+
+// claimsIndex is the registry of the namespaces that exist: their lines,
+// and every line by port.
+type claimsIndex struct {
+	keys    [2]fileKey // of the registry's files as read
+	version int        // of what was known of the namespaces then
+	holders map[string][]portHolder
+	byPort  map[int][]heldPort
+}
+
+// heldPort is a line of the registry: a port a namespace holds.
+type heldPort struct {
+	ns string
+	portHolder
 }
 
 // readClaimsFile returns one file of the registry by namespace (as this
@@ -546,16 +573,60 @@ func countWith(holders map[string][]portHolder, of func([]portHolder) []portHold
 // that found it removed), and the management port reservations as last
 // read or written: a pass looks at no other namespace's directory.
 type PortMemo struct {
-	mu       sync.Mutex
-	byPath   map[string]writtenClaims
+	mu     sync.Mutex
+	byPath map[string]writtenClaims
+	// there is, by namespace directory, whether it exists; version
+	// counts its changes
 	there    map[string]bool
+	version  int
 	reserved map[string]reservedPorts
+	index    *claimsIndex
+}
+
+// claims returns the registry as last indexed, when its files (keys) and
+// what is known of the namespaces are the same.
+func (c *PortMemo) claims(keys [2]fileKey) *claimsIndex {
+	if c == nil || keys == ([2]fileKey{}) {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.index == nil || c.index.keys != keys || c.index.version != c.version {
+		return nil
+	}
+	return c.index
+}
+
+// versionNow is the version of what is known of the namespaces.
+func (c *PortMemo) versionNow() int {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.version
+}
+
+// keepClaims records the registry as indexed when the namespaces were as
+// of version (a namespace looked at meanwhile makes it stale).
+func (c *PortMemo) keepClaims(idx *claimsIndex, version int) {
+	if c == nil || idx.keys == ([2]fileKey{}) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	idx.version = version
+	c.index = idx
 }
 
 // reservedPorts is the management port registry as read or written.
 type reservedPorts struct {
 	key   fileKey
 	ports map[string]int // by namespace, those gone included
+	// of the namespaces that exist as of version: by namespace, by port
+	version int
+	byNS    map[string]int
+	byPort  map[int]string
 }
 
 // Here records that namespace directory d exists (its pass runs).
@@ -568,7 +639,15 @@ func (c *PortMemo) Here(d Dir) {
 	if c.there == nil {
 		c.there = map[string]bool{}
 	}
-	c.there[filepath.Clean(d.Path)] = true
+	c.set(filepath.Clean(d.Path), true)
+}
+
+// set records whether the namespace directory at path exists (c.mu held).
+func (c *PortMemo) set(path string, there bool) {
+	if was, ok := c.there[path]; !ok || was != there {
+		c.there[path] = there
+		c.version++
+	}
 }
 
 // Gone records that namespace directory d is gone: the ports it held are
@@ -582,7 +661,7 @@ func (c *PortMemo) Gone(d Dir) {
 	if c.there == nil {
 		c.there = map[string]bool{}
 	}
-	c.there[filepath.Clean(d.Path)] = false
+	c.set(filepath.Clean(d.Path), false)
 }
 
 // exists tells whether namespace ns's directory under root exists: as
@@ -605,7 +684,7 @@ func (c *PortMemo) exists(root, ns string) bool {
 			c.there = map[string]bool{}
 		}
 		if _, told := c.there[path]; !told {
-			c.there[path] = there
+			c.set(path, there)
 		}
 		c.mu.Unlock()
 	}
@@ -629,6 +708,60 @@ func (c *PortMemo) reservations(path string) (map[string]int, bool) {
 		return nil, false
 	}
 	return r.ports, true // replaced, never changed in place
+}
+
+// reservedByNS returns the reservations of the namespaces that exist, as
+// last worked out, when neither the registry at path nor what is known of
+// the namespaces changed since.
+func (c *PortMemo) reservedByNS(path string) (map[string]int, bool) {
+	r, ok := c.current(path)
+	return r.byNS, ok && r.byNS != nil
+}
+
+// reservedByPort is reservedByNS by port.
+func (c *PortMemo) reservedByPort(path string) (map[int]string, bool) {
+	r, ok := c.current(path)
+	return r.byPort, ok && r.byPort != nil
+}
+
+func (c *PortMemo) current(path string) (reservedPorts, bool) {
+	if c == nil {
+		return reservedPorts{}, false
+	}
+	key, ok := fileKeyOf(path)
+	if !ok || key == (fileKey{}) {
+		return reservedPorts{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.reserved[path]
+	return r, ok && r.key == key && r.version == c.version
+}
+
+// keepByNS records the reservations of the namespaces that exist.
+func (c *PortMemo) keepByNS(path string, byNS map[string]int) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.reserved[path]; ok {
+		r.version, r.byNS, r.byPort = c.version, byNS, nil
+		c.reserved[path] = r
+	}
+}
+
+// keepByPort records the same by port.
+func (c *PortMemo) keepByPort(path string, byPort map[int]string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.reserved[path]; ok && r.version == c.version {
+		r.byPort = byPort
+		c.reserved[path] = r
+	}
 }
 
 // putReservations records the registry at path as read or written (nil:
