@@ -68,8 +68,12 @@ type Users struct {
 const okFor = 5 * time.Minute
 
 // dummy is compared against for an unknown user, so that an unknown user
-// takes as long as a wrong password.
-var dummy, _ = bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.DefaultCost)
+// takes as long as a wrong password. Made when first needed: every
+// command of the binary would pay for it at start.
+var dummy = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.DefaultCost)
+	return h
+})
 
 // ReadUsers reads an htpasswd file of bcrypt hashes (htpasswd -B): one
 // user:hash a line, # comments and blank lines ignored. Any other hash
@@ -112,7 +116,7 @@ func (u *Users) check(user, password string) bool {
 	}
 	hash, known := u.hashes[user]
 	if !known {
-		hash = dummy
+		hash = dummy()
 	}
 	u.comparing.Lock()
 	good := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil && known
