@@ -28,6 +28,22 @@ func BenchmarkReconcile2500x2500(b *testing.B) {
 			}
 		}
 	})
+	// unchanged-process: a new Reconciler over the rendered namespace, as
+	// `render` run again (nothing kept in memory)
+	b.Run("unchanged-process", func(b *testing.B) {
+		if _, err := New(Options{DataHome: home}).Reconcile(context.Background(), "scale"); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			res, err := New(Options{DataHome: home}).Reconcile(context.Background(), "scale")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(res.Changed) != 0 {
+				b.Fatalf("an unchanged pass changed %v", res.Changed)
+			}
+		}
+	})
 	// unchanged: a pass that looks at every file's stat (a rescan's);
 	// unchanged-told: a pass told by the watcher that nothing changed
 	for _, told := range []bool{false, true} {

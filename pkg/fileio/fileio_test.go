@@ -1,7 +1,9 @@
 package fileio
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,6 +150,29 @@ func TestTreeRefusesSymlinks(t *testing.T) {
 		}, func(tr Tree, root string) error {
 			return tr.Tighten(filepath.Join(root, "runtime"), 0o700)
 		}, true},
+		{"a directory held open: on the way", func(root, outside string) {
+			os.Symlink(outside, filepath.Join(root, "runtime"))
+		}, func(tr Tree, root string) error {
+			_, err := tr.OpenDir(filepath.Join(root, "runtime", "resources"), 0o700)
+			return err
+		}, true},
+		{"a directory held open: the file itself", func(root, outside string) {
+			os.Symlink(filepath.Join(outside, "ca.crt"), filepath.Join(root, "ca.crt"))
+		}, func(tr Tree, root string) error {
+			d, err := tr.OpenDir(root, 0o700)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			var buf bytes.Buffer
+			if _, err := d.ReadInto("ca.crt", &buf); err == nil {
+				return fmt.Errorf("read through the link: %q", buf.String())
+			}
+			if err := d.Create("new.crt", []byte("x"), 0o644, false); err != nil {
+				return err
+			}
+			return d.Replace("ca.crt", []byte("x"), 0o644, false)
+		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root, outside := t.TempDir(), t.TempDir()

@@ -484,3 +484,58 @@ func (t Tree) RemoveTemps(dir string) {
 		}
 	}
 }
+
+// Dir is a directory below a Tree's root held open for a batch of reads
+// and writes of the files in it: the directory is walked (and made) once,
+// not once per file. Its methods take file names, never paths; they may
+// be called from several goroutines.
+type Dir struct {
+	t    Tree
+	fd   int
+	path string
+}
+
+// OpenDir opens dir for a batch, making it (perm) and what is missing on
+// the way as a write does. The caller closes it.
+func (t Tree) OpenDir(dir string, perm fs.FileMode) (*Dir, error) {
+	fd, err := t.openDir(dir, perm, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Dir{t: t, fd: fd, path: dir}, nil
+}
+
+// Close closes the directory.
+func (d *Dir) Close() error { return unix.Close(d.fd) }
+
+// ReadInto is the package's ReadInto of the file name in the directory.
+func (d *Dir) ReadInto(name string, buf *bytes.Buffer) (fs.FileMode, error) {
+	f, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, &fs.PathError{Op: "open", Path: filepath.Join(d.path, name), Err: err}
+	}
+	file := os.NewFile(uintptr(f), name)
+	defer file.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(f, &st); err != nil {
+		return 0, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return 0, fmt.Errorf("%s is not a regular file", filepath.Join(d.path, name))
+	}
+	buf.Grow(int(st.Size))
+	if _, err := buf.ReadFrom(file); err != nil {
+		return 0, err
+	}
+	return fs.FileMode(st.Mode) & fs.ModePerm, nil
+}
+
+// Create is the Tree's Create of the file name in the directory.
+func (d *Dir) Create(name string, data []byte, perm fs.FileMode, sync bool) error {
+	return d.t.createAt(d.fd, filepath.Join(d.path, name), data, perm, sync)
+}
+
+// Replace is the Tree's Replace of the file name in the directory.
+func (d *Dir) Replace(name string, data []byte, perm fs.FileMode, sync bool) error {
+	return d.t.replaceAt(d.fd, filepath.Join(d.path, name), data, perm, sync)
+}

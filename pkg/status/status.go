@@ -330,12 +330,25 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 	}
 	changed := make([]bool, len(todo))
 	errs := make([]error, len(todo))
+	// the directory is walked once for the files to write, if any
+	open := sync.OnceValues(func() (*fileio.Dir, error) { return tree.OpenDir(dir, 0o700) })
+	defer func() {
+		if d, err := open(); err == nil {
+			d.Close()
+		}
+	}()
 	write := func(i int) {
 		e, file := &entries[todo[i]], files[i]
 		if w.Memo.unchanged(file, e) {
 			return
 		}
-		changed[i], errs[i] = write(tree, filepath.Join(dir, file), e, now)
+		d, err := open()
+		if err != nil {
+			errs[i] = err
+			w.Memo.forget(file)
+			return
+		}
+		changed[i], errs[i] = write(d, file, e, now)
 		if errs[i] != nil {
 			w.Memo.forget(file)
 		} else {
@@ -404,7 +417,12 @@ func (w Writer) WriteOne(e Entry) error {
 	now := w.Now().UTC().Format(time.RFC3339)
 	file := FileName(e.Kind, e.Name)
 	w.Memo.forget(file)
-	_, err := write(w.Dir.Files(), filepath.Join(w.Dir.RuntimeResources(), file), &e, now)
+	d, err := w.Dir.Files().OpenDir(w.Dir.RuntimeResources(), 0o700)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	_, err = write(d, file, &e, now)
 	return err
 }
 
@@ -413,11 +431,11 @@ func (w Writer) WriteOne(e Entry) error {
 // and each write reads the old file and builds the new one.
 var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func write(tree fileio.Tree, path string, e *Entry, now string) (bool, error) {
+func write(d *fileio.Dir, file string, e *Entry, now string) (bool, error) {
 	oldBuf := buffers.Get().(*bytes.Buffer)
 	defer buffers.Put(oldBuf)
 	oldBuf.Reset()
-	mode, err := fileio.ReadInto(path, oldBuf)
+	mode, err := d.ReadInto(file, oldBuf)
 	exists := err == nil || !errors.Is(err, fs.ErrNotExist)
 	var old []byte
 	if err == nil {
@@ -442,9 +460,9 @@ func write(tree fileio.Tree, path string, e *Entry, now string) (bool, error) {
 		return false, nil
 	}
 	if !exists {
-		return true, tree.Create(path, data, e.mode(), 0o700, false)
+		return true, d.Create(file, data, e.mode(), false)
 	}
-	return true, tree.Replace(path, data, e.mode(), 0o700, false)
+	return true, d.Replace(file, data, e.mode(), false)
 }
 
 // Read returns the status stored in a status file.
