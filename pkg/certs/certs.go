@@ -364,6 +364,11 @@ func WriteIn(tree fileio.Tree, dir string, f Files, durable bool) ([]string, err
 	if err := tree.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	d, err := tree.OpenDir(dir, 0o700)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
 	var changed []string
 	for _, x := range []struct {
 		name string
@@ -375,13 +380,13 @@ func WriteIn(tree fileio.Tree, dir string, f Files, durable bool) ([]string, err
 			if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
-			if err := tree.Remove(path); err != nil {
+			if err := d.Remove(x.name); err != nil {
 				return changed, fmt.Errorf("removing %s: %w", path, err)
 			}
 			changed = append(changed, path)
 			continue
 		}
-		c, err := tree.WriteFile(path, x.data, x.perm, 0o700, durable)
+		c, err := d.WriteFile(x.name, x.data, x.perm, durable)
 		if err != nil {
 			return changed, err
 		}

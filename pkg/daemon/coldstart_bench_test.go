@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -68,10 +69,12 @@ func BenchmarkColdStart(b *testing.B) {
 	}
 }
 
+var coldWorkers = func() int { n, _ := strconv.Atoi(os.Getenv("SC_BENCH_WORKERS")); return n }()
+
 // startUntilReady runs a daemon on home until it is ready, and stops it
 // (the stop untimed).
 func startUntilReady(b *testing.B, home string) {
-	d, err := New(Options{Options: controller.Options{DataHome: home, Platform: "none"}, Rescan: -1})
+	d, err := New(Options{Options: controller.Options{DataHome: home, Platform: "none"}, Rescan: -1, Workers: coldWorkers})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -530,6 +530,28 @@ func (d *Dir) ReadInto(name string, buf *bytes.Buffer) (fs.FileMode, error) {
 	return fs.FileMode(st.Mode) & fs.ModePerm, nil
 }
 
+// WriteFile is the Tree's WriteFile of the file name in the directory.
+func (d *Dir) WriteFile(name string, data []byte, perm fs.FileMode, sync bool) (bool, error) {
+	path := filepath.Join(d.path, name)
+	old, err := readAt(d.fd, name)
+	switch {
+	case err == nil && old.perm == perm && bytes.Equal(old.data, data) && (!d.t.owned() || old.uid == d.t.uid && old.gid == d.t.gid):
+		return false, nil
+	case errors.Is(err, unix.ENOENT):
+		return true, d.t.createAt(d.fd, path, data, perm, sync)
+	}
+	return true, d.t.replaceAt(d.fd, path, data, perm, sync)
+}
+
+// Remove removes the file name from the directory; a missing one is no
+// error.
+func (d *Dir) Remove(name string) error {
+	if err := removeAt(d.fd, name); err != nil && !errors.Is(err, unix.ENOENT) {
+		return &fs.PathError{Op: "remove", Path: filepath.Join(d.path, name), Err: err}
+	}
+	return nil
+}
+
 // Create is the Tree's Create of the file name in the directory.
 func (d *Dir) Create(name string, data []byte, perm fs.FileMode, sync bool) error {
 	return d.t.createAt(d.fd, filepath.Join(d.path, name), data, perm, sync)
