@@ -43,7 +43,8 @@ func generate(home string, nsCount, perNS int) error {
 		files := map[string]string{"Site-s.yaml": fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: s%d\n", n)}
 		for i := 1; i < perNS; i++ {
 			if i%2 == 1 {
-				files[fmt.Sprintf("Listener-l%d.yaml", i)] = fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: l%d\nspec:\n  routingKey: k%d\n  host: 127.0.0.1\n  port: %d\n", i, i, 20000+i)
+				// a port of its own: namespaces of one host cannot share one
+				files[fmt.Sprintf("Listener-l%d.yaml", i)] = fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: l%d\nspec:\n  routingKey: k%d\n  host: 127.0.0.1\n  port: %d\n", i, i, 20000+n*perNS+i)
 			} else {
 				files[fmt.Sprintf("Connector-c%d.yaml", i)] = fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: c%d\nspec:\n  routingKey: k%d\n  host: backend\n  port: 8080\n", i, i-1)
 			}
