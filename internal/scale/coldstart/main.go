@@ -27,8 +27,9 @@ func main() {
 	perNS := flag.Int("resources", 100, "resources per namespace (one Site, the rest Listeners and Connectors)")
 	runs := flag.Int("runs", 5, "runs")
 	idle := flag.Duration("idle", 10*time.Second, "how long to measure idle CPU")
+	restart := flag.Bool("restart", false, "measure a restart: each data home is brought up once (unmeasured) first")
 	flag.Parse()
-	if err := run(*bin, *nsCount, *perNS, *runs, *idle); err != nil {
+	if err := run(*bin, *nsCount, *perNS, *runs, *idle, *restart); err != nil {
 		fmt.Fprintln(os.Stderr, "coldstart:", err)
 		os.Exit(1)
 	}
@@ -65,7 +66,7 @@ type result struct {
 	idleCPU float64 // fraction of one core
 }
 
-func run(bin string, nsCount, perNS, runs int, idle time.Duration) error {
+func run(bin string, nsCount, perNS, runs int, idle time.Duration, restart bool) error {
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return err
@@ -88,6 +89,11 @@ func run(bin string, nsCount, perNS, runs int, idle time.Duration) error {
 	time.Sleep(15 * time.Second)
 	for r := range runs {
 		home := filepath.Join(work, fmt.Sprintf("home%d", r))
+		if restart {
+			if _, err := once(bin, home, 0); err != nil {
+				return err
+			}
+		}
 		res, err := once(bin, home, idle)
 		if err != nil {
 			return err
@@ -115,6 +121,7 @@ func run(bin string, nsCount, perNS, runs int, idle time.Duration) error {
 func once(bin, home string, idle time.Duration) (result, error) {
 	var res result
 	sock := filepath.Join(home, "notify.sock")
+	os.Remove(sock) // an earlier run's (a restart is measured on the same home)
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
 		return res, err
@@ -150,6 +157,9 @@ func once(bin, home string, idle time.Duration) (result, error) {
 		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); l == "anon_inode:inotify" {
 			res.inotify++
 		}
+	}
+	if idle <= 0 {
+		return res, nil
 	}
 	time.Sleep(time.Second) // let the first pass's own aftermath settle
 	t0 := cpuTicks(pid)
