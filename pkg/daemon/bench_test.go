@@ -228,19 +228,7 @@ func benchmarkListenerToRouterIn(b *testing.B, platform string, background, othe
 	var lat []time.Duration
 	for b.Loop() {
 		for i := range 20 {
-			name := fmt.Sprintf("b%d", i/2)
-			port := routertest.FreePort(b)
-			tmp := filepath.Join(l.res, ".bench.yaml.tmp")
-			os.WriteFile(tmp, []byte(fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: %s\nspec:\n  routingKey: echo\n  host: 127.0.0.1\n  port: %d\n", name, port)), 0o644)
-			start := time.Now()
-			os.Rename(tmp, filepath.Join(l.res, name+".yaml"))
-			for !echoes(port) {
-				if time.Since(start) > 30*time.Second {
-					b.Fatalf("listener %s:%d never served", name, port)
-				}
-				time.Sleep(500 * time.Microsecond)
-			}
-			lat = append(lat, time.Since(start))
+			lat = append(lat, landListener(b, l, fmt.Sprintf("b%d", i/2), 30*time.Second))
 		}
 	}
 	slices.Sort(lat)
@@ -288,19 +276,7 @@ func BenchmarkBigSiteFirstChanges(b *testing.B) {
 				waitConfigured(b, l, 2500)
 				var lat []time.Duration
 				for i := range 30 {
-					name := fmt.Sprintf("first%d", i)
-					port := routertest.FreePort(b)
-					tmp := filepath.Join(l.res, ".bench.yaml.tmp")
-					os.WriteFile(tmp, []byte(fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: %s\nspec:\n  routingKey: echo\n  host: 127.0.0.1\n  port: %d\n", name, port)), 0o644)
-					start := time.Now()
-					os.Rename(tmp, filepath.Join(l.res, name+".yaml"))
-					for !echoes(port) {
-						if time.Since(start) > 60*time.Second {
-							b.Fatalf("listener %s:%d never served", name, port)
-						}
-						time.Sleep(500 * time.Microsecond)
-					}
-					lat = append(lat, time.Since(start))
+					lat = append(lat, landListener(b, l, fmt.Sprintf("first%d", i), 60*time.Second))
 				}
 				ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 				order := make([]string, len(lat))
@@ -321,6 +297,24 @@ func BenchmarkBigSiteFirstChanges(b *testing.B) {
 			b.ReportMetric(med(opms), "router-op-ms")
 		})
 	}
+}
+
+// landListener renames a Listener file name (routing key echo, a free
+// port) into the site's input and returns the time until a connection
+// through it is served, failing the benchmark after limit.
+func landListener(b *testing.B, l *liveSite, name string, limit time.Duration) time.Duration {
+	port := routertest.FreePort(b)
+	tmp := filepath.Join(l.res, ".bench.yaml.tmp")
+	os.WriteFile(tmp, []byte(fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: %s\nspec:\n  routingKey: echo\n  host: 127.0.0.1\n  port: %d\n", name, port)), 0o644)
+	start := time.Now()
+	os.Rename(tmp, filepath.Join(l.res, name+".yaml"))
+	for !echoes(port) {
+		if time.Since(start) > limit {
+			b.Fatalf("listener %s:%d never served", name, port)
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+	return time.Since(start)
 }
 
 // routerOpTime returns the median time the router takes to create and

@@ -694,11 +694,8 @@ func (c *PortMemo) exists(root, ns string) bool {
 // reservations returns the management port registry at path as last read
 // or written, when nobody changed it since.
 func (c *PortMemo) reservations(path string) (map[string]int, bool) {
-	if c == nil {
-		return nil, false
-	}
-	key, ok := fileKeyOf(path)
-	if !ok || key == (fileKey{}) {
+	key, ok := c.keyOf(path)
+	if !ok {
 		return nil, false
 	}
 	c.mu.Lock()
@@ -725,11 +722,8 @@ func (c *PortMemo) reservedByPort(path string) (map[int]string, bool) {
 }
 
 func (c *PortMemo) current(path string) (reservedPorts, bool) {
-	if c == nil {
-		return reservedPorts{}, false
-	}
-	key, ok := fileKeyOf(path)
-	if !ok || key == (fileKey{}) {
+	key, ok := c.keyOf(path)
+	if !ok {
 		return reservedPorts{}, false
 	}
 	c.mu.Lock()
@@ -804,11 +798,8 @@ func (c *PortMemo) get(path string) (map[string][]portHolder, bool) {
 // written returns the file at path as this process wrote it, when nobody
 // changed it since.
 func (c *PortMemo) written(path string) (writtenClaims, bool) {
-	if c == nil {
-		return writtenClaims{}, false
-	}
-	key, ok := fileKeyOf(path)
-	if !ok || key == (fileKey{}) {
+	key, ok := c.keyOf(path)
+	if !ok {
 		return writtenClaims{}, false
 	}
 	c.mu.Lock()
@@ -836,6 +827,15 @@ func (c *PortMemo) put(path string, w writtenClaims) {
 	}
 	w.key = key
 	c.byPath[path] = w
+}
+
+// keyOf is the key of the file at path, when there is a memo and a file.
+func (c *PortMemo) keyOf(path string) (fileKey, bool) {
+	if c == nil {
+		return fileKey{}, false
+	}
+	key, ok := fileKeyOf(path)
+	return key, ok && key != (fileKey{})
 }
 
 // keep records the file at path as read when its key was key.
