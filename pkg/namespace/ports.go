@@ -630,38 +630,30 @@ type reservedPorts struct {
 }
 
 // Here records that namespace directory d exists (its pass runs).
-func (c *PortMemo) Here(d Dir) {
+func (c *PortMemo) Here(d Dir) { c.tell(d, true) }
+
+// Gone records that namespace directory d is gone: the ports it held are
+// free.
+func (c *PortMemo) Gone(d Dir) { c.tell(d, false) }
+
+func (c *PortMemo) tell(d Dir, there bool) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.there == nil {
-		c.there = map[string]bool{}
-	}
-	c.set(filepath.Clean(d.Path), true)
+	c.set(filepath.Clean(d.Path), there)
 }
 
 // set records whether the namespace directory at path exists (c.mu held).
 func (c *PortMemo) set(path string, there bool) {
+	if c.there == nil {
+		c.there = map[string]bool{}
+	}
 	if was, ok := c.there[path]; !ok || was != there {
 		c.there[path] = there
 		c.version++
 	}
-}
-
-// Gone records that namespace directory d is gone: the ports it held are
-// free.
-func (c *PortMemo) Gone(d Dir) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.there == nil {
-		c.there = map[string]bool{}
-	}
-	c.set(filepath.Clean(d.Path), false)
 }
 
 // exists tells whether namespace ns's directory under root exists: as
@@ -680,9 +672,6 @@ func (c *PortMemo) exists(root, ns string) bool {
 	there := err == nil && st.IsDir()
 	if c != nil {
 		c.mu.Lock()
-		if c.there == nil {
-			c.there = map[string]bool{}
-		}
 		if _, told := c.there[path]; !told {
 			c.set(path, there)
 		}
