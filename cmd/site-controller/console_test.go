@@ -8,12 +8,10 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -82,24 +80,9 @@ func startChain(t *testing.T) *chainNet {
 	fixture.WriteFile(t, c.res(c.middle, "site.yaml"), fixture.SiteYAML("middle")+"---\n"+accessYAML("middle-access"))
 	fixture.WriteFile(t, c.res(c.west, "site.yaml"), fixture.SiteYAML("west")+"---\n"+fixture.ListenerYAML("svc", c.listenPort))
 
-	exe := filepath.Join(t.TempDir(), "site-controller")
-	copyFile(t, exe)
 	c.addr = fmt.Sprintf("127.0.0.1:%d", routertest.FreePort(t))
-	var log strings.Builder
-	cmd := exec.Command(exe, "run", "--data-home", c.home, "--platform", "linux", "--systemd-scope", "user", "--router-binary", binary,
+	runDaemon(t, "", "--data-home", c.home, "--platform", "linux", "--systemd-scope", "user", "--router-binary", binary,
 		"--http", c.addr, "--rescan-interval", "0")
-	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", log.String())
-		}
-	})
 	fixture.EventuallyWithin(t, time.Minute, "the daemon ready", func() bool {
 		resp, err := http.Get("http://" + c.addr + "/readyz")
 		if err != nil {

@@ -377,24 +377,8 @@ func TestDebugDumpFindsDaemon(t *testing.T) {
 	work := t.TempDir()
 	home := filepath.Join(work, "home")
 	fixture.WriteFile(t, filepath.Join(fixture.NSDir(home, "solo"), "input", "resources", "site.yaml"), fixture.SiteYAML("solo"))
-	exe := filepath.Join(t.TempDir(), "site-controller") // the name the dump looks for
-	copyFile(t, exe)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", routertest.FreePort(t))
-	var log strings.Builder
-	cmd := exec.Command(exe, "run", "--data-home", "home", "--platform", "none", "--http", httpAddr, "--rescan-interval", "0")
-	cmd.Dir = work
-	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", log.String())
-		}
-	})
+	daemon := runDaemon(t, work, "--data-home", "home", "--platform", "none", "--http", httpAddr, "--rescan-interval", "0")
 	fixture.Eventually(t, "the daemon ready", func() bool {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
 		if err != nil {
@@ -423,10 +407,36 @@ func TestDebugDumpFindsDaemon(t *testing.T) {
 		"http-readyz.txt":  "200 OK",
 		"cmdline.txt":      "run --data-home home --platform none --http " + httpAddr,
 		"limits.txt":       "Max open files",
-		"summary":          fmt.Sprintf("pid: %d\n    http: %s\n    dataHome: %s", cmd.Process.Pid, httpAddr, home),
+		"summary":          fmt.Sprintf("pid: %d\n    http: %s\n    dataHome: %s", daemon.Pid, httpAddr, home),
 	} {
 		if !strings.Contains(found[file], want) {
 			t.Errorf("daemon/%s lacks %q:\n%s", file, want, found[file])
 		}
 	}
+}
+
+// runDaemon runs `site-controller run args...` in directory dir ("": the
+// test's) from a copy of the test binary named site-controller (the name
+// the dump looks for), until the test ends; its log is shown when the
+// test fails. It returns the daemon's process.
+func runDaemon(t *testing.T, dir string, args ...string) *os.Process {
+	t.Helper()
+	exe := filepath.Join(t.TempDir(), "site-controller")
+	copyFile(t, exe)
+	var log strings.Builder
+	cmd := exec.Command(exe, append([]string{"run"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", log.String())
+		}
+	})
+	return cmd.Process
 }
