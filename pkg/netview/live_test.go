@@ -1,0 +1,174 @@
+package netview
+
+import (
+	"context"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/pkg/live"
+	"github.com/site-controller/site-controller/pkg/management"
+	"github.com/site-controller/site-controller/pkg/status"
+)
+
+// eventually waits up to limit for cond, failing with what it last said.
+func eventually(t *testing.T, limit time.Duration, what string, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		why := cond()
+		if why == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %v: %s", what, limit, why)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// linked starts two real routers, east (a connector for hello to an echo
+// server) and west (a link to east, a listener for hello), and returns
+// them and west's listener port.
+func linked(t *testing.T) (east, west *routertest.Site, port int) {
+	echo := routertest.EchoServer(t, nil)
+	east = &routertest.Site{Name: "east", ID: "e0e0e0e0-1111-4222-8333-444444444444", InterRouter: routertest.FreePort(t),
+		Connectors: map[string]int{"hello": echo}}
+	routertest.StartSite(t, east)
+	port = routertest.FreePort(t)
+	west = &routertest.Site{Name: "west", ID: "0a0a0a0a-5555-4666-8777-888888888888", Links: []int{east.InterRouter},
+		Listeners: map[string]int{"hello": port}}
+	routertest.StartSite(t, west)
+	return east, west, port
+}
+
+// TestLiveRecords: the view of west, from the routers' records, with real
+// routers: both sites by name and platform, west's link up to east with
+// the router's message, east's connector for hello, west's listener
+// accepting, and traffic through them counted, growing as bytes go
+// through, connections closed included; a connector removed in east
+// leaves the view.
+func TestLiveRecords(t *testing.T) {
+	east, west, port := linked(t)
+	var set Set
+	var heard, changes atomic.Int32
+	defer set.Watch(func(ns string) {
+		if ns == "west" {
+			heard.Add(1)
+		}
+	})()
+	o := set.Start(west.Dir, west.Management, func(string) { changes.Add(1) })
+	defer o.Close()
+	link := "link-" + strconv.Itoa(east.InterRouter)
+	eventually(t, 20*time.Second, "west's view", func() string {
+		v := o.View()
+		if v == nil {
+			return "no view"
+		}
+		if len(v.Sites) != 2 || v.Sites[0].Name != "east" || v.Sites[1].Name != "west" {
+			return "sites " + describeSites(v.Sites)
+		}
+		e, w := v.Sites[0], v.Sites[1]
+		if e.ID != east.ID || e.Platform != "linux" || e.Namespace != "east" || w.ID != west.ID {
+			return "sites " + describeSites(v.Sites)
+		}
+		if len(w.Links) != 1 || w.Links[0].Name != link || !w.Links[0].Operational || w.Links[0].RemoteSiteName != "east" || w.Links[0].RemoteSiteID != east.ID {
+			return "west's links " + describeSites(v.Sites)
+		}
+		if ls := v.Links[link]; !ls.Up || !strings.Contains(ls.Message, "Connection Opened") || ls.RemoteSiteName != "east" {
+			return "local link " + ls.Message
+		}
+		if !v.Connectors["hello"] || !v.Listeners["hello"] {
+			return "routing keys"
+		}
+		if len(e.Services) != 1 || e.Services[0].RoutingKey != "hello" || !slices.Equal(e.Services[0].Connectors, []string{"connector/hello@127.0.0.1"}) {
+			return "east's services " + describeSites(v.Sites)
+		}
+		if !v.ListenerUp["listener/hello"] {
+			return "west's listener not up"
+		}
+		if v.Self != west.RouterID() {
+			return "self " + v.Self
+		}
+		return ""
+	})
+	if changes.Load() == 0 || heard.Load() == 0 {
+		t.Errorf("the view changed, yet changed was called %d times and the watchers %d", changes.Load(), heard.Load())
+	}
+
+	// traffic: an open connection, then another; the bytes only grow
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10000)
+	c.Write(buf)
+	io.ReadFull(c, buf)
+	eventually(t, 10*time.Second, "traffic of an open connection", func() string {
+		tr := o.View().Traffic["hello"]
+		if tr.Open != 1 || tr.BytesIn < 10000 || tr.BytesOut < 10000 {
+			return describeTraffic(tr)
+		}
+		return ""
+	})
+	c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := routertest.RoundTrip(ctx, port, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "traffic grown, connections closed", func() string {
+		tr := o.View().Traffic["hello"]
+		if tr.Open != 0 || tr.BytesIn <= 10000 || tr.BytesOut <= 10000 {
+			return describeTraffic(tr)
+		}
+		return ""
+	})
+
+	// east's connector removed: its record ends
+	cfg, err := live.ManagementTLS(east.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := management.Dial(ctx, "127.0.0.1:"+strconv.Itoa(east.Management), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	if err := mc.Delete(ctx, management.TypeName("tcpConnector"), "connector/hello@127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the connector gone from west's view", func() string {
+		v := o.View()
+		if v.Connectors["hello"] || v.ListenerUp["listener/hello"] {
+			return "still there: " + describeSites(v.Sites)
+		}
+		return ""
+	})
+}
+
+func describeSites(ss []status.SiteRecord) string {
+	var b strings.Builder
+	for _, s := range ss {
+		b.WriteString(s.Name + "(" + s.ID + " " + s.Platform + ") links:")
+		for _, l := range s.Links {
+			b.WriteString(" " + l.Name + "→" + l.RemoteSiteName + " up=" + strconv.FormatBool(l.Operational))
+		}
+		b.WriteString(" services:")
+		for _, sv := range s.Services {
+			b.WriteString(" " + sv.RoutingKey + strings.Join(sv.Listeners, ",") + "/" + strings.Join(sv.Connectors, ","))
+		}
+		b.WriteString("; ")
+	}
+	return b.String()
+}
+
+func describeTraffic(t Traffic) string {
+	return "open " + strconv.Itoa(t.Open) + " in " + strconv.FormatUint(t.BytesIn, 10) + " out " + strconv.FormatUint(t.BytesOut, 10)
+}

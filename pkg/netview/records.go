@@ -1,0 +1,406 @@
+package netview
+
+import (
+	"cmp"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/site-controller/site-controller/pkg/status"
+	"github.com/site-controller/site-controller/pkg/vanflow"
+)
+
+// The records.
+// Every router of a network (and every controller that publishes) is a
+// vanflow source: its records say what it is (SITE, ROUTER), its links
+// (LINK, to a peer's ROUTER_ACCESS), its listeners and connectors (by
+// routing key) and the connections through them (BIFLOW_TPORT, with their
+// octets). A record comes whole after a FLUSH, then as updates of what
+// changed; an end time ends it. A store keeps each source's records,
+// merged by id, and a source silent for ForgetAfter is forgotten with
+// them. Who sent a record matters: a site's controller and its router
+// both send the SITE record of the site, under the same id.
+
+// ForgetAfter is how long a source may be silent (no heartbeat, no
+// record) before it and its records are forgotten.
+var ForgetAfter = 30 * time.Second
+
+// staleAfter is how long a source may be silent before the view says so
+// (it sends a heartbeat every 2 s).
+var staleAfter = 8 * time.Second
+
+// source is one vanflow source and its live records.
+type source struct {
+	id, typ string
+	last    time.Time
+	// direct is where it takes a FLUSH, flushDue when to send one if no
+	// message came from it before (zero once sent)
+	direct   string
+	flushDue time.Time
+	recs     map[string]vanflow.Record
+	// closed is, by listener record id, what the connections through it
+	// that ended carried (the records of a connection end with it)
+	closed map[string]Traffic
+}
+
+// store holds the records of the sources a router relays.
+type store struct {
+	sources map[string]*source
+}
+
+func newStore() *store { return &store{sources: map[string]*source{}} }
+
+// seen notes that source id (of type typ, "" when unknown) spoke at now,
+// and returns it, new or not.
+func (s *store) seen(id, typ string, now time.Time) (src *source, isNew bool) {
+	src = s.sources[id]
+	if src == nil {
+		src = &source{id: id, recs: map[string]vanflow.Record{}, closed: map[string]Traffic{}}
+		s.sources[id] = src
+		isNew = true
+	}
+	if typ != "" {
+		src.typ = typ
+	}
+	src.last = now
+	return src, isNew
+}
+
+// counters are the attributes that change with traffic alone: an update
+// of only these changes no status.
+var counters = map[vanflow.Attr]bool{
+	vanflow.AttrOctets: true, vanflow.AttrOctetsReverse: true, vanflow.AttrOctetRate: true, vanflow.AttrOctetRateRev: true,
+	vanflow.AttrOctetsOut: true, vanflow.AttrOctetsUnacked: true, vanflow.AttrWindowClosures: true, vanflow.AttrWindowSize: true,
+	vanflow.AttrFlowCountL4: true, vanflow.AttrFlowCountL7: true, vanflow.AttrFlowRateL4: true, vanflow.AttrFlowRateL7: true,
+	vanflow.AttrLatency: true, vanflow.AttrProcessLatency: true, vanflow.AttrTransitLatency: true, vanflow.AttrBacklog: true,
+	vanflow.AttrDownCount: true, vanflow.AttrLinkCount: true,
+}
+
+// change is what applying records changed.
+type change struct {
+	// shape: something statuses show (a site, router, link, listener,
+	// connector, process came, went or changed)
+	shape bool
+	// traffic: a connection's octets, or connections opened or closed
+	traffic bool
+	// local: a record of the local router's links, listeners or
+	// connectors, or any listener or connector (which the local
+	// listeners' state follows)
+	links, services bool
+}
+
+// apply merges records of src into the store.
+func (s *store) apply(src *source, recs []vanflow.Record) change {
+	var ch change
+	for _, r := range recs {
+		old, had := src.recs[r.ID]
+		merged := r
+		if had {
+			merged = old.Merge(r)
+		}
+		if r.Type == vanflow.TransportBiflow || r.Type == vanflow.AppBiflow || r.Type == vanflow.Flow {
+			if r.Type != vanflow.TransportBiflow {
+				continue // only transport flows are counted; the others are not kept
+			}
+			ch.traffic = true
+			if merged.Ended() {
+				delete(src.recs, r.ID)
+				l := merged.String(vanflow.AttrParent)
+				t := src.closed[l]
+				in, _ := merged.Uint(vanflow.AttrOctets)
+				out, _ := merged.Uint(vanflow.AttrOctetsReverse)
+				t.BytesIn += in
+				t.BytesOut += out
+				src.closed[l] = t
+				continue
+			}
+			src.recs[r.ID] = merged
+			continue
+		}
+		if r.Type == vanflow.Log {
+			continue
+		}
+		significant := !had || merged.Ended()
+		for k := range r.Attrs {
+			if !counters[k] && (!had || fmt.Sprint(old.Attrs[k]) != fmt.Sprint(r.Attrs[k])) {
+				significant = true
+			}
+		}
+		if merged.Ended() {
+			delete(src.recs, r.ID)
+		} else {
+			src.recs[r.ID] = merged
+		}
+		if significant {
+			ch.shape = true
+			switch r.Type {
+			case vanflow.Link, vanflow.RouterAccess, vanflow.Router:
+				ch.links = true
+			case vanflow.Listener, vanflow.Connector:
+				ch.services = true
+			}
+		}
+	}
+	return ch
+}
+
+// forget drops sources silent since before cutoff, and tells whether it
+// dropped any.
+func (s *store) forget(cutoff time.Time) bool {
+	gone := false
+	for id, src := range s.sources {
+		if src.last.Before(cutoff) {
+			delete(s.sources, id)
+			gone = true
+		}
+	}
+	return gone
+}
+
+// local is what the local router says over management of what its
+// records lack: its id and site, its link connectors' state and reason,
+// and whether its tcpListeners accept connections.
+type local struct {
+	routerID, siteID string
+	linkConns        []map[string]any
+	listenerUp       map[string]bool
+	listenersRead    time.Time
+	// multiKeys are a MultiKeyListener's routing keys: listener names by
+	// routing key (the router's listenerAddress entities)
+	multiKeys map[string][]string
+}
+
+// build makes the view of the network from the store and the local
+// router's answers.
+func (s *store) build(loc *local, now time.Time) *View {
+	v := &View{Taken: loc.listenersRead, Self: loc.routerID, Links: map[string]LinkState{}, Listeners: map[string]bool{},
+		Connectors: map[string]bool{}, ListenerUp: loc.listenerUp, Traffic: map[string]Traffic{}}
+	if v.Taken.IsZero() {
+		v.Taken = now
+	}
+	// every record by id, and what each router is part of
+	type routerRec struct {
+		rec    vanflow.Record
+		siteID string
+	}
+	routers := map[string]*routerRec{}
+	sites := map[string]vanflow.Record{}
+	accessRouter := map[string]string{} // ROUTER_ACCESS id → router id
+	listenerKey := map[string]string{}  // LISTENER id → routing key
+	ids := make([]string, 0, len(s.sources))
+	for id := range s.sources {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		src := s.sources[id]
+		if d := now.Sub(src.last); d > staleAfter && src.typ == vanflow.SourceRouter {
+			v.Errs = append(v.Errs, fmt.Sprintf("router source %s: silent for %s", id, d.Round(time.Second)))
+		}
+		for _, r := range src.recs {
+			switch r.Type {
+			case vanflow.Site:
+				// the router's and the controller's: merged, the
+				// controller's name (the Site's own) kept
+				old, had := sites[r.ID]
+				if had {
+					if src.typ == vanflow.SourceController {
+						r = old.Merge(r)
+					} else {
+						r = r.Merge(old)
+					}
+				}
+				sites[r.ID] = r
+			case vanflow.Router:
+				routers[r.ID] = &routerRec{rec: r, siteID: r.String(vanflow.AttrParent)}
+			case vanflow.RouterAccess:
+				accessRouter[r.ID] = r.String(vanflow.AttrParent)
+			case vanflow.Listener:
+				listenerKey[r.ID] = r.String(vanflow.AttrAddress)
+			}
+		}
+	}
+	bySite := map[string]*status.SiteRecord{}
+	siteOfRouter := func(routerID string) *status.SiteRecord {
+		rr := routers[routerID]
+		if rr == nil {
+			return nil
+		}
+		id := rr.siteID
+		if id == "" {
+			id = routerID
+		}
+		rec := bySite[id]
+		if rec == nil {
+			rec = &status.SiteRecord{ID: id}
+			if sr, ok := sites[id]; ok {
+				rec.Name = siteNameOf(sr.String(vanflow.AttrName), id)
+				rec.Namespace = sr.String(vanflow.AttrNamespace)
+				rec.Platform = sr.String(vanflow.AttrPlatform)
+				rec.Version = sr.String(vanflow.AttrBuildVersion)
+			}
+			if rec.Name == "" {
+				name := rr.rec.String(vanflow.AttrName)
+				if _, after, ok := strings.Cut(name, "/"); ok {
+					name = after
+				}
+				rec.Name = siteNameOf(name, id)
+			}
+			bySite[id] = rec
+		}
+		return rec
+	}
+	for id := range routers {
+		siteOfRouter(id)
+	}
+	services := map[*status.SiteRecord]map[string]*status.ServiceRecord{}
+	service := func(rec *status.SiteRecord, key string) *status.ServiceRecord {
+		at := services[rec]
+		if at == nil {
+			at = map[string]*status.ServiceRecord{}
+			services[rec] = at
+		}
+		sv := at[key]
+		if sv == nil {
+			sv = &status.ServiceRecord{RoutingKey: key}
+			at[key] = sv
+		}
+		return sv
+	}
+	localRouter := ""
+	for id, rr := range routers {
+		name := rr.rec.String(vanflow.AttrName)
+		if _, after, ok := strings.Cut(name, "/"); ok && after == loc.routerID {
+			localRouter = id
+		}
+	}
+	for _, id := range ids {
+		src := s.sources[id]
+		for _, r := range src.recs {
+			switch r.Type {
+			case vanflow.Listener, vanflow.Connector:
+				rec := siteOfRouter(r.String(vanflow.AttrParent))
+				key := r.String(vanflow.AttrAddress)
+				if rec == nil || key == "" {
+					continue
+				}
+				sv := service(rec, key)
+				if r.Type == vanflow.Listener {
+					sv.Listeners = append(sv.Listeners, r.String(vanflow.AttrName))
+					v.Listeners[key] = true
+				} else {
+					sv.Connectors = append(sv.Connectors, r.String(vanflow.AttrName))
+					v.Connectors[key] = true
+				}
+			case vanflow.Link:
+				rec := siteOfRouter(r.String(vanflow.AttrParent))
+				if rec == nil {
+					continue
+				}
+				l := status.LinkRecord{Name: r.String(vanflow.AttrName), Operational: r.String(vanflow.AttrOperStatus) == "up"}
+				if l.Operational {
+					if peer := siteOfRouter(accessRouter[r.String(vanflow.AttrPeer)]); peer != nil {
+						l.RemoteSiteID, l.RemoteSiteName = peer.ID, peer.Name
+					}
+				}
+				rec.Links = append(rec.Links, l)
+				if r.String(vanflow.AttrParent) == localRouter {
+					v.Links[l.Name] = LinkState{Up: l.Operational, RemoteSiteID: l.RemoteSiteID, RemoteSiteName: l.RemoteSiteName}
+				}
+			case vanflow.TransportBiflow:
+				key := listenerKey[r.String(vanflow.AttrParent)]
+				if key == "" {
+					continue
+				}
+				t := v.Traffic[key]
+				t.Open++
+				in, _ := r.Uint(vanflow.AttrOctets)
+				out, _ := r.Uint(vanflow.AttrOctetsReverse)
+				t.BytesIn += in
+				t.BytesOut += out
+				v.Traffic[key] = t
+			}
+		}
+		for l, c := range src.closed {
+			key := listenerKey[l]
+			if key == "" {
+				continue
+			}
+			t := v.Traffic[key]
+			t.BytesIn += c.BytesIn
+			t.BytesOut += c.BytesOut
+			v.Traffic[key] = t
+		}
+	}
+	// the local router's links as its connectors say: up only while the
+	// connection is open, and the router's reason when not
+	for _, e := range loc.linkConns {
+		name, _ := e["name"].(string)
+		st := v.Links[name]
+		st.Up = linkUp(e)
+		st.Message, _ = e["connectionMsg"].(string)
+		if !st.Up {
+			st.RemoteSiteID, st.RemoteSiteName = "", ""
+		}
+		v.Links[name] = st
+	}
+	if len(loc.multiKeys) > 0 {
+		if rec := siteOfRouter(localRouter); rec != nil {
+			for key, names := range loc.multiKeys {
+				sv := service(rec, key)
+				sv.Listeners = append(sv.Listeners, names...)
+				v.Listeners[key] = true
+			}
+		}
+	}
+	if localRouter == "" && loc.siteID != "" {
+		// before the local router's own records came (its beacon comes
+		// every 10 s at most), the local site is there all the same
+		if bySite[loc.siteID] == nil {
+			bySite[loc.siteID] = &status.SiteRecord{ID: loc.siteID, Name: siteNameOf(loc.routerID, loc.siteID)}
+		}
+	}
+	for _, rec := range bySite {
+		slices.SortFunc(rec.Links, func(a, b status.LinkRecord) int { return strings.Compare(a.Name, b.Name) })
+		for _, sv := range services[rec] {
+			slices.Sort(sv.Listeners)
+			slices.Sort(sv.Connectors)
+			rec.Services = append(rec.Services, *sv)
+		}
+		slices.SortFunc(rec.Services, func(a, b status.ServiceRecord) int { return strings.Compare(a.RoutingKey, b.RoutingKey) })
+		v.Sites = append(v.Sites, *rec)
+	}
+	slices.SortFunc(v.Sites, func(a, b status.SiteRecord) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID))
+	})
+	slices.Sort(v.Errs)
+	return v
+}
+
+// linkUp tells whether a link connector's connection is open. The router
+// says SUCCESS from the moment it tries to connect until that try fails,
+// so a try hanging on a peer that does not answer (a partition: a SYN
+// retried for two minutes) says SUCCESS too; only the message tells an
+// open connection ("Connection Opened: ...") from a try, whose message is
+// still the last failure's.
+func linkUp(e map[string]any) bool {
+	st, _ := e["connectionStatus"].(string)
+	msg, _ := e["connectionMsg"].(string)
+	return st == "SUCCESS" && strings.HasPrefix(ConnNumber.ReplaceAllString(msg, ""), "Connection Opened")
+}
+
+var skupperRouterName = regexp.MustCompile(`^(.*)-\d+-\d+$`)
+
+// siteNameOf is the Site's name in a router's site entity name: ours are
+// <site>-<first 8 of the site id>, Skupper's <site>-<unix>-<nanos>.
+func siteNameOf(entityName, siteID string) string {
+	if len(siteID) >= 8 && strings.HasSuffix(entityName, "-"+siteID[:8]) {
+		return strings.TrimSuffix(entityName, "-"+siteID[:8])
+	}
+	if m := skupperRouterName.FindStringSubmatch(entityName); m != nil {
+		return m[1]
+	}
+	return entityName
+}
