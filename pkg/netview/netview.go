@@ -114,6 +114,10 @@ type Observer struct {
 	poke   chan struct{}
 	port   int
 	view   atomic.Pointer[View]
+	// what the controller publishes of the site (publish.go)
+	pubMu     sync.Mutex
+	identity  Identity
+	published chan struct{}
 }
 
 // Set holds the running observers of a data home, by namespace.
@@ -146,7 +150,7 @@ func (o *Observer) Port() int { return o.port }
 // set's observer of that namespace, if any.
 func (n *Set) Start(dir namespace.Dir, port int, changed func(string)) *Observer {
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &Observer{set: n, ns: dir.Name, cancel: cancel, done: make(chan struct{}), poke: make(chan struct{}, 1), port: port}
+	o := &Observer{set: n, ns: dir.Name, cancel: cancel, done: make(chan struct{}), poke: make(chan struct{}, 1), port: port, published: make(chan struct{}, 1)}
 	n.mu.Lock()
 	if n.obs == nil {
 		n.obs = map[string]*Observer{}
@@ -345,6 +349,41 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 	if err := subscribe(vanflow.BeaconAddress, "", nil); err != nil {
 		return
 	}
+	// the controller's own source
+	pub := &publisher{started: time.Now()}
+	flushSub := "" // the site id whose FLUSHes are subscribed to
+	send := func(m vanflow.Message) error {
+		am, err := m.Encode()
+		if err != nil {
+			return err
+		}
+		fctx, cancel := context.WithTimeout(sctx, 3*time.Second)
+		defer cancel()
+		return flusher.Send(fctx, am, nil)
+	}
+	syncPub := func(now time.Time) error {
+		o.pubMu.Lock()
+		id := o.identity
+		o.pubMu.Unlock()
+		pub.id = id
+		if id.SiteID != "" && id.SiteID != flushSub {
+			if err := subscribe(vanflow.DirectAddress(id.SiteID), controllerFlush, nil); err != nil {
+				return err
+			}
+			flushSub = id.SiteID
+			if err := send(pub.beacon()); err != nil {
+				return err
+			}
+		}
+		if m := pub.update(now, false); m != nil {
+			return send(*m)
+		}
+		return nil
+	}
+	if err := syncPub(time.Now()); err != nil {
+		return
+	}
+	ticks := 0
 	st := newStore()
 	ends := map[string]chan struct{}{} // closes a forgotten source's subscriptions
 	defer func() {
@@ -427,7 +466,24 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 		case <-o.poke:
 			readLinks = true
 			readListenersSoon()
+		case <-o.published:
+			if err := syncPub(now); err != nil {
+				return
+			}
 		case <-tick.C:
+			ticks++
+			if pub.id.SiteID != "" {
+				if ticks%2 == 0 {
+					if err := send(pub.heartbeat(now)); err != nil {
+						return
+					}
+				}
+				if ticks%10 == 0 {
+					if err := send(pub.beacon()); err != nil {
+						return
+					}
+				}
+			}
 			if st.forget(now.Add(-ForgetAfter)) {
 				markDirty()
 			}
@@ -457,6 +513,16 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 		case m := <-in:
 			if m.err != nil {
 				return // the connection broke, or the router went away
+			}
+			if m.src == controllerFlush {
+				if m.msg.Subject == vanflow.SubjectFlush {
+					if u := pub.update(now, true); u != nil {
+						if err := send(*u); err != nil {
+							return
+						}
+					}
+				}
+				continue
 			}
 			switch m.msg.Subject {
 			case vanflow.SubjectBeacon:
@@ -513,6 +579,10 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 		}
 	}
 }
+
+// controllerFlush marks what comes on the controller's source's direct
+// address (FLUSH requests).
+const controllerFlush = "\x00controller"
 
 // rebuildDelay gathers the records of one change (a FLUSH's answer comes
 // in several messages) into one new view.
