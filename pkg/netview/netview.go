@@ -426,6 +426,13 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	// one timer for the loop's next due thing, not one per message
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	wakeTimer := func(d time.Duration) <-chan time.Time {
+		timer.Reset(d)
+		return timer.C
+	}
 	for {
 		now := time.Now()
 		if readLinks {
@@ -454,8 +461,11 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 			o.publish(st.build(loc, now), changed, pokeSites)
 		}
 		wake := time.Hour
-		if !dirty.IsZero() {
+		switch {
+		case !dirty.IsZero() && ready:
 			wake = max(0, rebuildDelay-now.Sub(dirty))
+		case !dirty.IsZero():
+			wake = max(rebuildDelay, started.Add(5*time.Second).Sub(now))
 		}
 		if len(listenerReads) > 0 {
 			wake = min(wake, max(0, listenerReads[0].Sub(now)))
@@ -509,7 +519,7 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 			if loc.linksDown() && now.Sub(lastLinkRead) >= NetworkInterval {
 				readLinks = true
 			}
-		case <-time.After(wake):
+		case <-wakeTimer(wake):
 		case m := <-in:
 			if m.err != nil {
 				return // the connection broke, or the router went away

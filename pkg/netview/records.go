@@ -91,19 +91,35 @@ type change struct {
 	links, services bool
 }
 
-// apply merges records of src into the store.
+// apply merges records of src into the store. Records are merged in
+// place: the store's are its own (the decoded messages' maps).
 func (s *store) apply(src *source, recs []vanflow.Record) change {
 	var ch change
 	for _, r := range recs {
+		switch r.Type {
+		case vanflow.AppBiflow, vanflow.Flow, vanflow.Log:
+			continue // only transport flows are counted; the others are not kept
+		}
 		old, had := src.recs[r.ID]
+		significant := !had || r.Ended()
+		if had && r.Type != vanflow.TransportBiflow {
+			for k, v := range r.Attrs {
+				if !counters[k] && !sameValue(old.Attrs[k], v) {
+					significant = true
+				}
+			}
+		}
 		merged := r
 		if had {
-			merged = old.Merge(r)
-		}
-		if r.Type == vanflow.TransportBiflow || r.Type == vanflow.AppBiflow || r.Type == vanflow.Flow {
-			if r.Type != vanflow.TransportBiflow {
-				continue // only transport flows are counted; the others are not kept
+			if old.Attrs == nil {
+				old.Attrs = map[vanflow.Attr]any{}
 			}
+			for k, v := range r.Attrs {
+				old.Attrs[k] = v
+			}
+			merged = old
+		}
+		if merged.Type == vanflow.TransportBiflow {
 			ch.traffic = true
 			if merged.Ended() {
 				delete(src.recs, r.ID)
@@ -118,15 +134,6 @@ func (s *store) apply(src *source, recs []vanflow.Record) change {
 			}
 			src.recs[r.ID] = merged
 			continue
-		}
-		if r.Type == vanflow.Log {
-			continue
-		}
-		significant := !had || merged.Ended()
-		for k := range r.Attrs {
-			if !counters[k] && (!had || fmt.Sprint(old.Attrs[k]) != fmt.Sprint(r.Attrs[k])) {
-				significant = true
-			}
 		}
 		if merged.Ended() {
 			delete(src.recs, r.ID)
@@ -144,6 +151,16 @@ func (s *store) apply(src *source, recs []vanflow.Record) change {
 		}
 	}
 	return ch
+}
+
+// sameValue tells whether two attribute values are the same.
+func sameValue(a, b any) bool {
+	sa, aList := a.([]string)
+	sb, bList := b.([]string)
+	if aList || bList {
+		return aList && bList && slices.Equal(sa, sb)
+	}
+	return a == b
 }
 
 // forget drops sources silent since before cutoff, and tells whether it
