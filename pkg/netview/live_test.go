@@ -172,3 +172,66 @@ func describeSites(ss []status.SiteRecord) string {
 func describeTraffic(t Traffic) string {
 	return "open " + strconv.Itoa(t.Open) + " in " + strconv.FormatUint(t.BytesIn, 10) + " out " + strconv.FormatUint(t.BytesOut, 10)
 }
+
+// TestSharedSources: two observers of one set, on the two routers of one
+// network, share its sources: each is followed by one of them and
+// watched by both, and both views are whole. When one observer ends, the
+// other follows every source: traffic after is still counted in its view.
+func TestSharedSources(t *testing.T) {
+	east, west, port := linked(t)
+	var set Set
+	oe := set.Start(east.Dir, east.Management, nil)
+	defer oe.Close()
+	ow := set.Start(west.Dir, west.Management, nil)
+	defer ow.Close()
+	whole := func(o *Observer) func() string {
+		return func() string {
+			v := o.View()
+			if v == nil || len(v.Sites) != 2 || !v.Connectors["hello"] || !v.Listeners["hello"] {
+				return "not yet"
+			}
+			return ""
+		}
+	}
+	eventually(t, 20*time.Second, "east's view", whole(oe))
+	eventually(t, 20*time.Second, "west's view", whole(ow))
+	followers := func(watchers int) map[*Observer]int {
+		set.mu.Lock()
+		defer set.mu.Unlock()
+		out := map[*Observer]int{}
+		for _, src := range set.feeds {
+			if len(src.watchers) != watchers {
+				t.Errorf("source %s watched by %d observers, want %d", src.id, len(src.watchers), watchers)
+			}
+			out[src.follower]++
+		}
+		return out
+	}
+	f := followers(2)
+	if f[oe]+f[ow] < 2 || f[nil] != 0 {
+		t.Fatalf("followers %v: each source should have one", f)
+	}
+	// the one that follows west's router ends
+	gone, stays := ow, oe
+	if f[oe] > f[ow] {
+		gone, stays = oe, ow
+	}
+	gone.Close()
+	eventually(t, 5*time.Second, "the other observer follows every source", func() string {
+		if f := followers(1); f[stays] < 2 || len(f) != 1 {
+			return "followers " + strconv.Itoa(len(f))
+		}
+		return ""
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := routertest.RoundTrip(ctx, port, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "traffic counted by the observer that stayed", func() string {
+		if tr := stays.View().Traffic["hello"]; tr.BytesIn == 0 {
+			return describeTraffic(tr)
+		}
+		return ""
+	})
+}

@@ -114,6 +114,11 @@ type Observer struct {
 	poke   chan struct{}
 	port   int
 	view   atomic.Pointer[View]
+	// what other observers' followed sources changed (feeds.go)
+	hearMu      sync.Mutex
+	heardChange change
+	orphans     []*source
+	heard       chan struct{}
 	// what the controller publishes of the site (publish.go)
 	pubMu     sync.Mutex
 	identity  Identity
@@ -122,9 +127,10 @@ type Observer struct {
 
 // Set holds the running observers of a data home, by namespace.
 type Set struct {
-	mu  sync.Mutex
-	obs map[string]*Observer
-	w   watchers
+	mu    sync.Mutex
+	obs   map[string]*Observer
+	feeds map[string]*source // by source id (feeds.go)
+	w     watchers
 }
 
 // NetworkInterval is how long an observer waits before it connects again
@@ -150,7 +156,7 @@ func (o *Observer) Port() int { return o.port }
 // set's observer of that namespace, if any.
 func (n *Set) Start(dir namespace.Dir, port int, changed func(string)) *Observer {
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &Observer{set: n, ns: dir.Name, cancel: cancel, done: make(chan struct{}), poke: make(chan struct{}, 1), port: port, published: make(chan struct{}, 1)}
+	o := &Observer{set: n, ns: dir.Name, cancel: cancel, done: make(chan struct{}), poke: make(chan struct{}, 1), port: port, published: make(chan struct{}, 1), heard: make(chan struct{}, 1)}
 	n.mu.Lock()
 	if n.obs == nil {
 		n.obs = map[string]*Observer{}
@@ -385,12 +391,47 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 	}
 	ticks := 0
 	st := newStore()
-	ends := map[string]chan struct{}{} // closes a forgotten source's subscriptions
+	ends := map[string]chan struct{}{} // closes the subscriptions of a source no longer followed
 	defer func() {
 		for _, e := range ends {
 			close(e)
 		}
+		for _, src := range st.sources {
+			o.set.leave(o, src)
+		}
 	}()
+	// followSrc subscribes to src's records; a FLUSH follows the first
+	// message on its address: until then the subscription may not have
+	// reached a remote router, and the answer would go nowhere
+	followSrc := func(src *source, now time.Time) error {
+		if ends[src.id] != nil {
+			return nil
+		}
+		end := make(chan struct{})
+		ends[src.id] = end
+		addrs := []string{src.address}
+		switch src.typ {
+		case vanflow.SourceRouter:
+			addrs = append(addrs, src.address+vanflow.FlowsSuffix)
+		case vanflow.SourceController:
+			addrs = append(addrs, src.address+vanflow.HeartbeatsSuffix)
+		}
+		for _, a := range addrs {
+			if err := subscribe(a, src.id, end); err != nil {
+				return err
+			}
+		}
+		src.mu.Lock()
+		src.flushDue = now.Add(5 * time.Second)
+		src.mu.Unlock()
+		return nil
+	}
+	unfollow := func(id string) {
+		if e := ends[id]; e != nil {
+			close(e)
+			delete(ends, id)
+		}
+	}
 	started := time.Now()
 	var (
 		dirty         time.Time                 // since when the view is out of date (zero: it is not)
@@ -410,12 +451,8 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 		now := time.Now()
 		listenerReads = append(listenerReads, now, now.Add(250*time.Millisecond), now.Add(time.Second))
 	}
-	// flush asks src for all its records, once
+	// flush asks src for all its records, once (src.flushDue was due)
 	flush := func(src *source) error {
-		if src.direct == "" || src.flushDue.IsZero() {
-			return nil
-		}
-		src.flushDue = time.Time{}
 		msg, err := vanflow.Message{Subject: vanflow.SubjectFlush, To: src.direct}.Encode()
 		if err != nil {
 			return err
@@ -423,6 +460,19 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 		fctx, cancel := context.WithTimeout(sctx, 3*time.Second)
 		defer cancel()
 		return flusher.Send(fctx, msg, nil)
+	}
+	// heardOf takes what a change of records means for the view and
+	// the local router's answers
+	heardOf := func(ch change) {
+		if ch.shape || ch.traffic {
+			markDirty()
+		}
+		if ch.links {
+			readLinks = true
+			readListenersSoon()
+		} else if ch.services {
+			readListenersSoon()
+		}
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -494,20 +544,24 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 					}
 				}
 			}
-			if st.forget(now.Add(-ForgetAfter)) {
-				markDirty()
-			}
-			for _, src := range st.sources {
-				if !src.flushDue.IsZero() && now.After(src.flushDue) {
+			for id, src := range st.sources {
+				src.mu.Lock()
+				last, due := src.last, !src.flushDue.IsZero() && now.After(src.flushDue)
+				if due {
+					src.flushDue = time.Time{}
+				}
+				src.mu.Unlock()
+				if now.Sub(last) > ForgetAfter {
+					o.set.leave(o, src)
+					delete(st.sources, id)
+					unfollow(id)
+					markDirty()
+					continue
+				}
+				if due && ends[id] != nil {
 					if err := flush(src); err != nil {
 						return
 					}
-				}
-			}
-			for id := range ends {
-				if st.sources[id] == nil {
-					close(ends[id])
-					delete(ends, id)
 				}
 			}
 			if s := st.stale(now); s != stale {
@@ -536,54 +590,49 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 			}
 			switch m.msg.Subject {
 			case vanflow.SubjectBeacon:
-				src, isNew := st.seen(m.msg.ID, m.msg.SourceType, now)
-				if !isNew && ends[src.id] != nil {
-					continue
+				src, follow := o.set.join(o, m.msg, now)
+				if st.sources[src.id] == nil {
+					st.sources[src.id] = src
+					markDirty()
 				}
-				end := make(chan struct{})
-				ends[src.id] = end
-				addrs := []string{m.msg.Address}
-				switch m.msg.SourceType {
-				case vanflow.SourceRouter:
-					addrs = append(addrs, m.msg.Address+vanflow.FlowsSuffix)
-				case vanflow.SourceController:
-					addrs = append(addrs, m.msg.Address+vanflow.HeartbeatsSuffix)
-				}
-				for _, a := range addrs {
-					if err := subscribe(a, src.id, end); err != nil {
+				if follow {
+					if err := followSrc(src, now); err != nil {
 						return
 					}
 				}
-				// the FLUSH waits for the first message on the source's
-				// address: until then the subscription may not have
-				// reached a remote router, and its answer would go
-				// nowhere
-				src.direct, src.flushDue = m.msg.Direct, now.Add(5*time.Second)
-			case vanflow.SubjectHeartbeat:
-				if src := st.sources[m.src]; src != nil {
-					st.seen(m.src, "", now)
+			case vanflow.SubjectHeartbeat, vanflow.SubjectRecord:
+				src := st.sources[m.src]
+				if src == nil || !o.set.follows(o, src) {
+					unfollow(m.src) // forgotten, or another observer follows it now
+					continue
+				}
+				src.mu.Lock()
+				src.last = now
+				due := !src.flushDue.IsZero()
+				src.flushDue = time.Time{}
+				var ch change
+				if m.msg.Subject == vanflow.SubjectRecord {
+					ch = src.apply(m.msg.Records)
+				}
+				src.mu.Unlock()
+				if due {
 					if err := flush(src); err != nil {
 						return
 					}
 				}
-			case vanflow.SubjectRecord:
-				src := st.sources[m.src]
-				if src == nil {
-					continue // forgotten meanwhile
+				if ch != (change{}) {
+					o.set.tell(o, src, ch)
+					heardOf(ch)
 				}
-				st.seen(m.src, "", now)
-				if err := flush(src); err != nil {
-					return
-				}
-				ch := st.apply(src, m.msg.Records)
-				if ch.shape || ch.traffic {
-					markDirty()
-				}
-				if ch.links {
-					readLinks = true
-					readListenersSoon()
-				} else if ch.services {
-					readListenersSoon()
+			}
+		case <-o.heard:
+			ch, orphans := o.taken()
+			heardOf(ch)
+			for _, src := range orphans {
+				if st.sources[src.id] == src && o.set.adopt(o, src) {
+					if err := followSrc(src, now); err != nil {
+						return
+					}
 				}
 			}
 		}
@@ -632,11 +681,14 @@ func (s *store) has(routerID string) bool {
 		return false
 	}
 	for _, src := range s.sources {
+		src.mu.Lock()
 		for _, r := range src.recs {
 			if r.Type == vanflow.Router && strings.TrimPrefix(r.String(vanflow.AttrName), "0/") == routerID {
+				src.mu.Unlock()
 				return true
 			}
 		}
+		src.mu.Unlock()
 	}
 	return false
 }
@@ -645,9 +697,11 @@ func (s *store) has(routerID string) bool {
 func (s *store) stale(now time.Time) string {
 	var ids []string
 	for id, src := range s.sources {
+		src.mu.Lock()
 		if src.typ == vanflow.SourceRouter && now.Sub(src.last) > staleAfter {
 			ids = append(ids, id)
 		}
+		src.mu.Unlock()
 	}
 	slices.Sort(ids)
 	return strings.Join(ids, " ")

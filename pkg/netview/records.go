@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/status"
@@ -31,42 +32,34 @@ var ForgetAfter = 30 * time.Second
 // (it sends a heartbeat every 2 s).
 var staleAfter = 8 * time.Second
 
-// source is one vanflow source and its live records.
+// source is one vanflow source and its live records. The observers of a
+// set share each source (feeds.go): one of them, its follower, subscribes
+// to its records and merges them; every observer whose router relays the
+// source's beacon reads them.
 type source struct {
-	id, typ string
-	last    time.Time
-	// direct is where it takes a FLUSH, flushDue when to send one if no
-	// message came from it before (zero once sent)
-	direct   string
-	flushDue time.Time
-	recs     map[string]vanflow.Record
+	// set once, when the first beacon came
+	id, typ, address, direct string
+	// guarded by the set's mu
+	follower *Observer
+	watchers map[*Observer]bool
+
+	mu   sync.Mutex // guards what follows
+	last time.Time
+	recs map[string]vanflow.Record
 	// closed is, by listener record id, what the connections through it
 	// that ended carried (the records of a connection end with it)
 	closed map[string]Traffic
+	// flushDue is when to send a FLUSH if no message came from the
+	// source before (zero once sent)
+	flushDue time.Time
 }
 
-// store holds the records of the sources a router relays.
+// store is the sources an observer's router relays (their beacons came).
 type store struct {
 	sources map[string]*source
 }
 
 func newStore() *store { return &store{sources: map[string]*source{}} }
-
-// seen notes that source id (of type typ, "" when unknown) spoke at now,
-// and returns it, new or not.
-func (s *store) seen(id, typ string, now time.Time) (src *source, isNew bool) {
-	src = s.sources[id]
-	if src == nil {
-		src = &source{id: id, recs: map[string]vanflow.Record{}, closed: map[string]Traffic{}}
-		s.sources[id] = src
-		isNew = true
-	}
-	if typ != "" {
-		src.typ = typ
-	}
-	src.last = now
-	return src, isNew
-}
 
 // counters are the attributes that change with traffic alone: an update
 // of only these changes no status.
@@ -91,9 +84,9 @@ type change struct {
 	links, services bool
 }
 
-// apply merges records of src into the store. Records are merged in
-// place: the store's are its own (the decoded messages' maps).
-func (s *store) apply(src *source, recs []vanflow.Record) change {
+// apply merges records into src's (src.mu held). Records are merged in
+// place: the source's are its own (the decoded messages' maps).
+func (src *source) apply(recs []vanflow.Record) change {
 	var ch change
 	for _, r := range recs {
 		switch r.Type {
@@ -163,19 +156,6 @@ func sameValue(a, b any) bool {
 	return a == b
 }
 
-// forget drops sources silent since before cutoff, and tells whether it
-// dropped any.
-func (s *store) forget(cutoff time.Time) bool {
-	gone := false
-	for id, src := range s.sources {
-		if src.last.Before(cutoff) {
-			delete(s.sources, id)
-			gone = true
-		}
-	}
-	return gone
-}
-
 // local is what the local router says over management of what its
 // records lack: its id and site, its link connectors' state and reason,
 // and whether its tcpListeners accept connections.
@@ -213,6 +193,7 @@ func (s *store) build(loc *local, now time.Time) *View {
 	slices.Sort(ids)
 	for _, id := range ids {
 		src := s.sources[id]
+		src.mu.Lock()
 		if d := now.Sub(src.last); d > staleAfter && src.typ == vanflow.SourceRouter {
 			v.Errs = append(v.Errs, fmt.Sprintf("router source %s: silent for %s", id, d.Round(time.Second)))
 		}
@@ -238,6 +219,7 @@ func (s *store) build(loc *local, now time.Time) *View {
 				listenerKey[r.ID] = r.String(vanflow.AttrAddress)
 			}
 		}
+		src.mu.Unlock()
 	}
 	bySite := map[string]*status.SiteRecord{}
 	siteOfRouter := func(routerID string) *status.SiteRecord {
@@ -295,6 +277,7 @@ func (s *store) build(loc *local, now time.Time) *View {
 	}
 	for _, id := range ids {
 		src := s.sources[id]
+		src.mu.Lock()
 		for _, r := range src.recs {
 			switch r.Type {
 			case vanflow.Listener, vanflow.Connector:
@@ -350,6 +333,7 @@ func (s *store) build(loc *local, now time.Time) *View {
 			t.BytesOut += c.BytesOut
 			v.Traffic[key] = t
 		}
+		src.mu.Unlock()
 	}
 	// the local router's links as its connectors say: up only while the
 	// connection is open, and the router's reason when not
