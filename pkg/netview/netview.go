@@ -167,7 +167,7 @@ func (n *Set) Start(dir namespace.Dir, port int, changed func(string)) *Observer
 	if old != nil {
 		old.Close()
 	}
-	go o.run(ctx, dir, changed, n.pokeSites)
+	go o.run(ctx, dir, changed)
 	return o
 }
 
@@ -190,28 +190,14 @@ func (o *Observer) Close() {
 	}
 }
 
-// pokeSites makes the observers whose networks hold any of the sites look
-// again soon: a site that one router now sees (a new link) sees it too.
-func (n *Set) pokeSites(ids []string) {
-	for _, id := range ids {
-		n.PokeNetwork("", id)
-	}
-}
-
-// PokeNetwork makes the observers that may see a change to namespace
-// ns's router (site id siteID) look again soon, so that it shows in the
-// other sites of its network on this host within moments: ns's own, and
-// every one not known to stand alone. A site alone in its network (no
-// link either way) cannot see another site's router; with a hundred of
-// them, poking them all after every change would keep every router busy
-// answering.
+// PokeNetwork makes the observer of namespace ns, whose router a pass
+// just changed (site id siteID), read again at once what records lack
+// (its links' state, its listeners'). The other sites of its network hear
+// of the change from the router's records, as soon as it sends them.
 func (n *Set) PokeNetwork(ns, siteID string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for name, o := range n.obs {
-		if name != ns && o.view.Load().alone() && !o.view.Load().has(siteID) {
-			continue
-		}
+	if o := n.obs[ns]; o != nil {
 		select {
 		case o.poke <- struct{}{}:
 		default:
@@ -242,10 +228,10 @@ func (n *Set) Close() {
 	}
 }
 
-func (o *Observer) run(ctx context.Context, dir namespace.Dir, changed func(string), pokeSites func([]string)) {
+func (o *Observer) run(ctx context.Context, dir namespace.Dir, changed func(string)) {
 	defer close(o.done)
 	for {
-		o.follow(ctx, dir, changed, pokeSites)
+		o.follow(ctx, dir, changed)
 		// the router is not there (yet), or the connection broke: try
 		// again after a while, or at once when a pass says the router
 		// changed
@@ -258,6 +244,9 @@ func (o *Observer) run(ctx context.Context, dir namespace.Dir, changed func(stri
 	}
 }
 
+// dials counts the observers' connections (made, or tried), for tests.
+var dials atomic.Int64
+
 // inbound is a vanflow message from a source (src "" for beacons), or
 // why a subscription ended.
 type inbound struct {
@@ -268,11 +257,12 @@ type inbound struct {
 
 // follow connects to the site's router and follows the records of its
 // network until ctx ends or the connection breaks.
-func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(string), pokeSites func([]string)) {
+func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(string)) {
 	cfg, err := live.ManagementTLS(dir)
 	if err != nil {
 		return
 	}
+	dials.Add(1)
 	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	c, err := management.Dial(dctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port)), cfg)
 	cancel()
@@ -488,34 +478,39 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 		if readLinks {
 			readLinks = false
 			lastLinkRead = now
+			before := loc.linkDigest()
 			if err := readLinkConns(ctx, c, loc); err != nil {
 				return
 			}
-			markDirty()
+			if loc.linkDigest() != before {
+				markDirty()
+			}
 		}
 		if len(listenerReads) > 0 && !listenerReads[0].After(now) {
 			for len(listenerReads) > 0 && !listenerReads[0].After(now) {
 				listenerReads = listenerReads[1:]
 			}
+			up, keys := loc.listenerUp, loc.multiKeys
 			if err := readListeners(ctx, c, loc); err != nil {
 				return
 			}
-			markDirty()
+			if !maps.Equal(up, loc.listenerUp) || !maps.EqualFunc(keys, loc.multiKeys, slices.Equal) {
+				markDirty()
+			}
 		}
-		// a first view once the local router's own records are in (they
-		// come at once: a router beacons when a subscriber appears), or
-		// after a while without them
-		ready := o.view.Load() != nil || st.has(loc.routerID) || now.Sub(started) > 5*time.Second
+		// a first view once the local router's own records are in (its
+		// beacon comes every 10 s), or after a while without them
+		ready := o.view.Load() != nil || st.has(loc.routerID) || now.Sub(started) > firstViewWait
 		if !dirty.IsZero() && ready && now.Sub(dirty) >= rebuildDelay {
 			dirty = time.Time{}
-			o.publish(st.build(loc, now), changed, pokeSites)
+			o.publish(st.build(loc, now), changed)
 		}
 		wake := time.Hour
 		switch {
 		case !dirty.IsZero() && ready:
 			wake = max(0, rebuildDelay-now.Sub(dirty))
 		case !dirty.IsZero():
-			wake = max(rebuildDelay, started.Add(5*time.Second).Sub(now))
+			wake = max(rebuildDelay, started.Add(firstViewWait).Sub(now))
 		}
 		if len(listenerReads) > 0 {
 			wake = min(wake, max(0, listenerReads[0].Sub(now)))
@@ -639,6 +634,10 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 	}
 }
 
+// firstViewWait is how long an observer waits for its own router's
+// records before it makes a view without them.
+var firstViewWait = 11 * time.Second
+
 // controllerFlush marks what comes on the controller's source's direct
 // address (FLUSH requests).
 const controllerFlush = "\x00controller"
@@ -648,24 +647,16 @@ const controllerFlush = "\x00controller"
 var rebuildDelay = 20 * time.Millisecond
 
 // publish stores v as the observer's view and tells who needs to know:
-// the set's watchers of any change, traffic included; changed (a pass)
-// and the observers of newly seen sites of a change statuses show.
-func (o *Observer) publish(v *View, changed func(string), pokeSites func([]string)) {
+// the set's watchers of any change, traffic included; changed (a pass) of
+// a change statuses show. (The other observers of the set need no poke:
+// they hear the same records.)
+func (o *Observer) publish(v *View, changed func(string)) {
 	old := o.view.Load()
 	o.view.Store(v)
 	if !bytes.Equal(old.digest(), v.digest()) {
 		o.set.notify(o.ns)
 		if changed != nil {
 			changed(o.ns)
-		}
-		var ids []string
-		for _, site := range v.Sites {
-			if !old.has(site.ID) {
-				ids = append(ids, site.ID)
-			}
-		}
-		if len(ids) > 0 && len(v.Sites) > 1 {
-			go pokeSites(ids) // not under the view: observers lock
 		}
 		return
 	}
@@ -705,6 +696,19 @@ func (s *store) stale(now time.Time) string {
 	}
 	slices.Sort(ids)
 	return strings.Join(ids, " ")
+}
+
+// linkDigest is what the view takes of the local link connectors: each
+// one's name, whether it is up and the router's reason without its
+// connection number.
+func (l *local) linkDigest() string {
+	var b strings.Builder
+	for _, e := range l.linkConns {
+		name, _ := e["name"].(string)
+		msg, _ := e["connectionMsg"].(string)
+		fmt.Fprintf(&b, "%s %v %s\n", name, linkUp(e), ConnNumber.ReplaceAllString(msg, ""))
+	}
+	return b.String()
 }
 
 // linksDown tells whether one of the local router's links is not up.
