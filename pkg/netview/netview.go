@@ -72,6 +72,9 @@ type View struct {
 	Traffic map[string]Traffic `json:"-"`
 	// Errs say what the view may lack: routers silent for a while.
 	Errs []string
+	// services identifies the services of Sites (and Listeners,
+	// Connectors), so that the digest need not hold them all
+	services string
 }
 
 // LinkState is the state of one of the local router's links.
@@ -97,8 +100,17 @@ func (v *View) digest() []byte {
 		links[k] = l
 	}
 	c.Links = links
+	if c.services != "" {
+		// the services by their version: thousands of them are not
+		// written out on every change
+		c.Sites = slices.Clone(c.Sites)
+		for i := range c.Sites {
+			c.Sites[i].Services = nil
+		}
+		c.Listeners, c.Connectors = nil, nil
+	}
 	data, _ := json.Marshal(c)
-	return data
+	return append(data, c.services...)
 }
 
 // ConnNumber is the connection number a router puts before a link's

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/status"
@@ -52,6 +53,142 @@ type source struct {
 	// flushDue is when to send a FLUSH if no message came from the
 	// source before (zero once sent)
 	flushDue time.Time
+	// svc indexes the source's listeners and connectors by router and
+	// routing key; svcVersion changes whenever they do; part is what they
+	// make of the view, as of its version
+	svc        map[string]*svcIndex
+	svcVersion uint64
+	part       *servicePart
+}
+
+// servicePart is a source's listeners and connectors as the view shows
+// them: services by the router they belong to, sorted; and their routing
+// keys. It is made again only when they change, from an index kept as
+// records come (svcIndex), so that a change costs about the same with
+// thousands of services as with none.
+type servicePart struct {
+	version                     uint64
+	byRouter                    map[string][]status.ServiceRecord
+	listenerKeys, connectorKeys []string
+}
+
+// versions numbers the changes of every source's services.
+var versions atomic.Uint64
+
+// svcRef is where a listener or connector record is in the index.
+type svcRef struct {
+	router, key, name string
+	listener          bool
+}
+
+// svcIndex is one router's services: routing keys sorted, and for each
+// the listener and connector names, sorted. Name lists are replaced, never
+// changed in place: the views share them.
+type svcIndex struct {
+	keys    []string
+	entries map[string]*status.ServiceRecord
+}
+
+// index moves a listener or connector record's entry from old to new
+// (either zero: none).
+func (src *source) index(old, new svcRef) {
+	if old == new {
+		return
+	}
+	if old.key != "" {
+		ix := src.svc[old.router]
+		if e := ix.entries[old.key]; e != nil {
+			if old.listener {
+				e.Listeners = without(e.Listeners, old.name)
+			} else {
+				e.Connectors = without(e.Connectors, old.name)
+			}
+			if len(e.Listeners) == 0 && len(e.Connectors) == 0 {
+				delete(ix.entries, old.key)
+				if i, ok := slices.BinarySearch(ix.keys, old.key); ok {
+					ix.keys = slices.Delete(ix.keys, i, i+1)
+				}
+			}
+		}
+	}
+	if new.key != "" {
+		if src.svc == nil {
+			src.svc = map[string]*svcIndex{}
+		}
+		ix := src.svc[new.router]
+		if ix == nil {
+			ix = &svcIndex{entries: map[string]*status.ServiceRecord{}}
+			src.svc[new.router] = ix
+		}
+		e := ix.entries[new.key]
+		if e == nil {
+			e = &status.ServiceRecord{RoutingKey: new.key}
+			ix.entries[new.key] = e
+			i, _ := slices.BinarySearch(ix.keys, new.key)
+			ix.keys = slices.Insert(ix.keys, i, new.key)
+		}
+		if new.listener {
+			e.Listeners = with(e.Listeners, new.name)
+		} else {
+			e.Connectors = with(e.Connectors, new.name)
+		}
+	}
+	src.svcVersion = versions.Add(1)
+}
+
+// with is names with name added, sorted, as a new slice.
+func with(names []string, name string) []string {
+	i, found := slices.BinarySearch(names, name)
+	if found {
+		return names
+	}
+	out := make([]string, 0, len(names)+1)
+	return append(append(append(out, names[:i]...), name), names[i:]...)
+}
+
+// without is names without name, as a new slice.
+func without(names []string, name string) []string {
+	i, found := slices.BinarySearch(names, name)
+	if !found {
+		return names
+	}
+	out := make([]string, 0, len(names)-1)
+	return append(append(out, names[:i]...), names[i+1:]...)
+}
+
+// refOf is where record r belongs in the index (zero: nowhere).
+func refOf(r vanflow.Record) svcRef {
+	if r.Ended() || r.String(vanflow.AttrAddress) == "" {
+		return svcRef{}
+	}
+	return svcRef{router: r.String(vanflow.AttrParent), key: r.String(vanflow.AttrAddress), name: r.String(vanflow.AttrName), listener: r.Type == vanflow.Listener}
+}
+
+// servicePartOf returns src's part (src.mu held).
+func servicePartOf(src *source) *servicePart {
+	if src.part != nil && src.part.version == src.svcVersion {
+		return src.part
+	}
+	p := &servicePart{version: src.svcVersion, byRouter: map[string][]status.ServiceRecord{}}
+	for router, ix := range src.svc {
+		if len(ix.keys) == 0 {
+			continue
+		}
+		list := make([]status.ServiceRecord, len(ix.keys))
+		for i, k := range ix.keys {
+			e := ix.entries[k]
+			list[i] = *e
+			if len(e.Listeners) > 0 {
+				p.listenerKeys = append(p.listenerKeys, k)
+			}
+			if len(e.Connectors) > 0 {
+				p.connectorKeys = append(p.connectorKeys, k)
+			}
+		}
+		p.byRouter[router] = list
+	}
+	src.part = p
+	return p
 }
 
 // store is the sources an observer's router relays (their beacons came).
@@ -102,6 +239,10 @@ func (src *source) apply(recs []vanflow.Record) change {
 				}
 			}
 		}
+		var before svcRef
+		if had && (r.Type == vanflow.Listener || r.Type == vanflow.Connector) {
+			before = refOf(old)
+		}
 		merged := r
 		if had {
 			if old.Attrs == nil {
@@ -132,6 +273,9 @@ func (src *source) apply(recs []vanflow.Record) change {
 			delete(src.recs, r.ID)
 		} else {
 			src.recs[r.ID] = merged
+		}
+		if merged.Type == vanflow.Listener || merged.Type == vanflow.Connector {
+			src.index(before, refOf(merged))
 		}
 		if significant {
 			ch.shape = true
@@ -275,25 +419,42 @@ func (s *store) build(loc *local, now time.Time) *View {
 			localRouter = id
 		}
 	}
+	var versionsSeen strings.Builder
 	for _, id := range ids {
 		src := s.sources[id]
 		src.mu.Lock()
+		part := servicePartOf(src)
+		fmt.Fprintf(&versionsSeen, "%s:%d ", id, part.version)
+		for router, list := range part.byRouter {
+			rec := siteOfRouter(router)
+			if rec == nil {
+				continue
+			}
+			if services[rec] == nil && len(rec.Services) == 0 {
+				rec.Services = list // shared by the views: read only
+				continue
+			}
+			if services[rec] == nil { // a second router of the site (HA): merged
+				for _, sv := range rec.Services {
+					service(rec, sv.RoutingKey).Listeners = sv.Listeners
+					service(rec, sv.RoutingKey).Connectors = sv.Connectors
+				}
+				rec.Services = nil
+			}
+			for _, sv := range list {
+				m := service(rec, sv.RoutingKey)
+				m.Listeners = append(slices.Clip(m.Listeners), sv.Listeners...)
+				m.Connectors = append(slices.Clip(m.Connectors), sv.Connectors...)
+			}
+		}
+		for _, k := range part.listenerKeys {
+			v.Listeners[k] = true
+		}
+		for _, k := range part.connectorKeys {
+			v.Connectors[k] = true
+		}
 		for _, r := range src.recs {
 			switch r.Type {
-			case vanflow.Listener, vanflow.Connector:
-				rec := siteOfRouter(r.String(vanflow.AttrParent))
-				key := r.String(vanflow.AttrAddress)
-				if rec == nil || key == "" {
-					continue
-				}
-				sv := service(rec, key)
-				if r.Type == vanflow.Listener {
-					sv.Listeners = append(sv.Listeners, r.String(vanflow.AttrName))
-					v.Listeners[key] = true
-				} else {
-					sv.Connectors = append(sv.Connectors, r.String(vanflow.AttrName))
-					v.Connectors[key] = true
-				}
 			case vanflow.Link:
 				rec := siteOfRouter(r.String(vanflow.AttrParent))
 				if rec == nil {
@@ -349,6 +510,13 @@ func (s *store) build(loc *local, now time.Time) *View {
 	}
 	if len(loc.multiKeys) > 0 {
 		if rec := siteOfRouter(localRouter); rec != nil {
+			if services[rec] == nil { // merged with the records' services
+				for _, sv := range rec.Services {
+					m := service(rec, sv.RoutingKey)
+					m.Listeners, m.Connectors = slices.Clone(sv.Listeners), slices.Clone(sv.Connectors)
+				}
+				rec.Services = nil
+			}
 			for key, names := range loc.multiKeys {
 				sv := service(rec, key)
 				sv.Listeners = append(sv.Listeners, names...)
@@ -365,14 +533,19 @@ func (s *store) build(loc *local, now time.Time) *View {
 	}
 	for _, rec := range bySite {
 		slices.SortFunc(rec.Links, func(a, b status.LinkRecord) int { return strings.Compare(a.Name, b.Name) })
-		for _, sv := range services[rec] {
-			slices.Sort(sv.Listeners)
-			slices.Sort(sv.Connectors)
-			rec.Services = append(rec.Services, *sv)
+		if at := services[rec]; at != nil {
+			rec.Services = make([]status.ServiceRecord, 0, len(at))
+			for _, sv := range at {
+				slices.Sort(sv.Listeners)
+				slices.Sort(sv.Connectors)
+				rec.Services = append(rec.Services, *sv)
+			}
+			slices.SortFunc(rec.Services, func(a, b status.ServiceRecord) int { return strings.Compare(a.RoutingKey, b.RoutingKey) })
 		}
-		slices.SortFunc(rec.Services, func(a, b status.ServiceRecord) int { return strings.Compare(a.RoutingKey, b.RoutingKey) })
 		v.Sites = append(v.Sites, *rec)
 	}
+	fmt.Fprintf(&versionsSeen, "multi:%v", loc.multiKeys)
+	v.services = versionsSeen.String()
 	slices.SortFunc(v.Sites, func(a, b status.SiteRecord) int {
 		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID))
 	})
