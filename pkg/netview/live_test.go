@@ -2,12 +2,14 @@ package netview
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -231,6 +233,47 @@ func TestSharedSources(t *testing.T) {
 	eventually(t, 10*time.Second, "traffic counted by the observer that stayed", func() string {
 		if tr := stays.View().Traffic["hello"]; tr.BytesIn == 0 {
 			return describeTraffic(tr)
+		}
+		return ""
+	})
+}
+
+// TestQuietRouter: east's router stops answering (SIGSTOP: its
+// connections stay open, as in a partition). West's router loses its
+// route to it and its listener for east's service stops accepting; no
+// record says so, but east's source goes quiet, and the view follows the
+// local router's word: the listener down, the view incomplete. When east
+// runs again, both come back.
+func TestQuietRouter(t *testing.T) {
+	east, west, _ := linked(t)
+	var set Set
+	o := set.Start(west.Dir, west.Management, nil)
+	defer o.Close()
+	eventually(t, 20*time.Second, "west's listener up", func() string {
+		if v := o.View(); v == nil || !v.ListenerUp["listener/hello"] || len(v.Sites) != 2 {
+			return "not yet"
+		}
+		return ""
+	})
+	p := east.Router.Cmd.Process
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Signal(syscall.SIGCONT)
+	start := time.Now()
+	eventually(t, 15*time.Second, "west's listener down, the view incomplete", func() string {
+		v := o.View()
+		if v.ListenerUp["listener/hello"] || len(v.Errs) == 0 || !strings.Contains(v.Errs[0], "silent") {
+			return fmt.Sprintf("up %v, errs %v", v.ListenerUp["listener/hello"], v.Errs)
+		}
+		return ""
+	})
+	t.Logf("west's listener down in the view %v after east stopped", time.Since(start).Round(100*time.Millisecond))
+	p.Signal(syscall.SIGCONT)
+	eventually(t, 15*time.Second, "west's listener up again, the view whole", func() string {
+		v := o.View()
+		if !v.ListenerUp["listener/hello"] || len(v.Errs) != 0 || len(v.Sites) != 2 {
+			return fmt.Sprintf("up %v, errs %v", v.ListenerUp["listener/hello"], v.Errs)
 		}
 		return ""
 	})

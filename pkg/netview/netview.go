@@ -572,8 +572,14 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 				}
 			}
 			if s := st.stale(now); s != stale {
+				// a router gone quiet (a partition, a router stopped) or
+				// heard again: the local router's routes to it changed
+				// too, and records do not say so; its listeners and
+				// links do
 				stale = s
 				markDirty()
+				readLinks = true
+				readListenersSoon()
 			}
 			// a link that is down: the router tries again and again, and
 			// only its connector says why each try failed

@@ -30,8 +30,10 @@ import (
 var ForgetAfter = 30 * time.Second
 
 // staleAfter is how long a source may be silent before the view says so
-// (it sends a heartbeat every 2 s).
-var staleAfter = 8 * time.Second
+// (it sends a heartbeat every 2 s) and the local router is asked again
+// what records lack: a router lost in a partition goes quiet about when
+// the routers see it lost (their HELLOs stop: 3 s).
+var staleAfter = 5 * time.Second
 
 // source is one vanflow source and its live records. The observers of a
 // set share each source (feeds.go): one of them, its follower, subscribes
