@@ -217,16 +217,6 @@ func (n *Set) PokeNetwork(ns, siteID string) {
 	}
 }
 
-// alone tells whether the view is of a site with no link either way.
-func (v *View) alone() bool {
-	return v != nil && len(v.Sites) <= 1 && len(v.Links) == 0
-}
-
-// has tells whether the view holds the site with id siteID.
-func (v *View) has(siteID string) bool {
-	return v != nil && slices.ContainsFunc(v.Sites, func(s status.SiteRecord) bool { return s.ID == siteID })
-}
-
 // Close ends every observer of the set.
 func (n *Set) Close() {
 	n.mu.Lock()
