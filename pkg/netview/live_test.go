@@ -68,6 +68,7 @@ func TestLiveRecords(t *testing.T) {
 	o := set.Start(west.Dir, west.Management, func(string) { changes.Add(1) })
 	defer o.Close()
 	link := "link-" + strconv.Itoa(east.InterRouter)
+	start := time.Now()
 	eventually(t, 20*time.Second, "west's view", func() string {
 		v := o.View()
 		if v == nil {
@@ -100,6 +101,7 @@ func TestLiveRecords(t *testing.T) {
 		}
 		return ""
 	})
+	t.Logf("west's view whole %v after the observer started (the sources' beacons come every 10 s)", time.Since(start).Round(100*time.Millisecond))
 	if changes.Load() == 0 || heard.Load() == 0 {
 		t.Errorf("the view changed, yet changed was called %d times and the watchers %d", changes.Load(), heard.Load())
 	}

@@ -395,6 +395,7 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 	// followSrc subscribes to src's records; a FLUSH follows the first
 	// message on its address: until then the subscription may not have
 	// reached a remote router, and the answer would go nowhere
+	var flush func(src *source) error
 	followSrc := func(src *source, now time.Time) error {
 		if ends[src.id] != nil {
 			return nil
@@ -416,7 +417,9 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 		src.mu.Lock()
 		src.flushDue = now.Add(5 * time.Second)
 		src.mu.Unlock()
-		return nil
+		// the local router answers this one at once; a remote one only
+		// the FLUSH sent after its first message, which then follows
+		return flush(src)
 	}
 	unfollow := func(id string) {
 		if e := ends[id]; e != nil {
@@ -444,7 +447,7 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 		listenerReads = append(listenerReads, now, now.Add(250*time.Millisecond), now.Add(time.Second))
 	}
 	// flush asks src for all its records, once (src.flushDue was due)
-	flush := func(src *source) error {
+	flush = func(src *source) error {
 		msg, err := vanflow.Message{Subject: vanflow.SubjectFlush, To: src.direct}.Encode()
 		if err != nil {
 			return err
@@ -643,8 +646,10 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 }
 
 // firstViewWait is how long an observer waits for its own router's
-// records before it makes a view without them.
-var firstViewWait = 11 * time.Second
+// records before it makes a view without them: not at all, the local
+// router's links and listeners (from management) are worth showing at
+// once; the network follows as its sources' beacons come (every 10 s).
+var firstViewWait = time.Duration(0)
 
 // controllerFlush marks what comes on the controller's source's direct
 // address (FLUSH requests).
