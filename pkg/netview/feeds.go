@@ -125,3 +125,57 @@ func (o *Observer) taken() (change, []*source) {
 	o.heardChange, o.orphans = change{}, nil
 	return ch, orphans
 }
+
+// joinNetwork makes o watch, at once, the sources of the network its
+// router (routerID) is part of, as far as the set knows them: those
+// watched by an observer that watches o's router's own source (whose
+// router relays o's router's beacon, and o's router its). Without it a
+// site would wait for each source's next beacon (every 10 s) to see what
+// the other sites of this host in its network already see. It returns
+// the sources o watches now that it did not.
+func (n *Set) joinNetwork(o *Observer, routerID string, now time.Time) []*source {
+	if routerID == "" {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var mine *source
+	for _, src := range n.feeds {
+		src.mu.Lock()
+		name := src.routerName
+		src.mu.Unlock()
+		if name == routerID {
+			mine = src
+			break
+		}
+	}
+	if mine == nil {
+		return nil
+	}
+	peers := map[*Observer]bool{}
+	for w := range mine.watchers {
+		if w != o {
+			peers[w] = true
+		}
+	}
+	var out []*source
+	for _, src := range n.feeds {
+		if src.watchers[o] {
+			continue
+		}
+		src.mu.Lock()
+		quiet := now.Sub(src.last) > staleAfter
+		src.mu.Unlock()
+		if quiet {
+			continue // being forgotten, or lost to the others
+		}
+		for w := range src.watchers {
+			if peers[w] {
+				src.watchers[o] = true
+				out = append(out, src)
+				break
+			}
+		}
+	}
+	return out
+}

@@ -179,15 +179,14 @@ func describeTraffic(t Traffic) string {
 
 // TestSharedSources: two observers of one set, on the two routers of one
 // network, share its sources: each is followed by one of them and
-// watched by both, and both views are whole. When one observer ends, the
+// watched by both, and both views are whole, the second one's at once
+// (the set knows the network of its router). When one observer ends, the
 // other follows every source: traffic after is still counted in its view.
 func TestSharedSources(t *testing.T) {
 	east, west, port := linked(t)
 	var set Set
 	oe := set.Start(east.Dir, east.Management, nil)
 	defer oe.Close()
-	ow := set.Start(west.Dir, west.Management, nil)
-	defer ow.Close()
 	whole := func(o *Observer) func() string {
 		return func() string {
 			v := o.View()
@@ -198,7 +197,17 @@ func TestSharedSources(t *testing.T) {
 		}
 	}
 	eventually(t, 20*time.Second, "east's view", whole(oe))
+	// west's observer starts once east's sees the network: it need not
+	// wait for the sources' next beacons (every 10 s)
+	start := time.Now()
+	ow := set.Start(west.Dir, west.Management, nil)
+	defer ow.Close()
 	eventually(t, 20*time.Second, "west's view", whole(ow))
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("west's view whole %v after its observer started; the set knew the network already", d.Round(100*time.Millisecond))
+	} else {
+		t.Logf("west's view whole %v after its observer started", d.Round(100*time.Millisecond))
+	}
 	followers := func(watchers int) map[*Observer]int {
 		set.mu.Lock()
 		defer set.mu.Unlock()

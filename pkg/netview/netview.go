@@ -544,6 +544,10 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 					}
 				}
 			}
+			for _, src := range o.set.joinNetwork(o, loc.routerID, now) {
+				st.sources[src.id] = src
+				markDirty()
+			}
 			for id, src := range st.sources {
 				src.mu.Lock()
 				last, due := src.last, !src.flushDue.IsZero() && now.After(src.flushDue)

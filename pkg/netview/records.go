@@ -61,6 +61,9 @@ type source struct {
 	svc        map[string]*svcIndex
 	svcVersion uint64
 	part       *servicePart
+	// routerName is the (management) id of the router whose ROUTER
+	// record the source sent
+	routerName string
 }
 
 // servicePart is a source's listeners and connectors as the view shows
@@ -278,6 +281,13 @@ func (src *source) apply(recs []vanflow.Record) change {
 		}
 		if merged.Type == vanflow.Listener || merged.Type == vanflow.Connector {
 			src.index(before, refOf(merged))
+		}
+		if merged.Type == vanflow.Router && !merged.Ended() {
+			name := merged.String(vanflow.AttrName)
+			if _, after, ok := strings.Cut(name, "/"); ok {
+				name = after
+			}
+			src.routerName = name
 		}
 		if significant {
 			ch.shape = true
