@@ -83,8 +83,17 @@ func (r *Router) Output() string {
 // the test ends; its output is logged when the test fails.
 func Start(t testing.TB, config string) *Router {
 	t.Helper()
+	return StartEnv(t, config, nil)
+}
+
+// StartEnv is Start with variables env added to the router's environment.
+func StartEnv(t testing.TB, config string, env []string) *Router {
+	t.Helper()
 	r := &Router{}
 	r.Cmd = exec.Command(Binary(t), "-c", config)
+	if env != nil {
+		r.Cmd.Env = append(os.Environ(), env...)
+	}
 	r.Cmd.Stdout = r
 	r.Cmd.Stderr = r
 	if err := r.Cmd.Start(); err != nil {

@@ -171,6 +171,7 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 			if port, ok := res.Config.ManagementPort(); ok && res.LiveErr == nil {
 				// the router's word on listeners and links, as it changes
 				r.observe(s.owner, port)
+				s.owner.publish(r.identity(s, platform))
 				if res.Live.Applied > 0 {
 					r.nets.PokeNetwork(name, res.SiteID) // the sites linked to this one see it too
 				}

@@ -145,6 +145,32 @@ func (r *Reconciler) observe(o *owner, port int) {
 	o.observer = r.nets.Start(o.dir, port, r.opts.Requeue)
 }
 
+// publish sets what the observer publishes of the site (its vanflow
+// CONTROLLER source).
+func (o *owner) publish(id netview.Identity) {
+	o.mu.Lock()
+	obs := o.observer
+	o.mu.Unlock()
+	if obs != nil {
+		obs.Publish(id)
+	}
+}
+
+// identity is what a pass says of the site for its CONTROLLER source: the
+// Site, and the containers its Connectors' selectors picked.
+func (r *Reconciler) identity(s *siteState, platform string) netview.Identity {
+	id := netview.Identity{SiteID: s.Result.SiteID, Namespace: s.Dir.Name, Platform: platform, Version: r.opts.Version}
+	if site := s.Namespace.Site; site != nil {
+		id.Name = site.Metadata.Name
+	}
+	for _, sel := range s.Selections {
+		for _, t := range sel.Targets {
+			id.Processes = append(id.Processes, netview.Process{ID: t.ID, Name: t.Name, Host: t.Host})
+		}
+	}
+	return id
+}
+
 // stopObserving ends the observer, if any (the site's router is gone).
 func (o *owner) stopObserving() {
 	o.mu.Lock()

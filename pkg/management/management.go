@@ -91,6 +91,13 @@ func (c *Client) open(ctx context.Context) error {
 	return err
 }
 
+// NewSession opens another session on the client's connection, for links
+// of its own (a vanflow subscription) that must not wait behind
+// management calls.
+func (c *Client) NewSession(ctx context.Context) (*amqp.Session, error) {
+	return c.conn.NewSession(ctx, nil)
+}
+
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 

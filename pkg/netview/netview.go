@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"regexp"
 	"slices"
@@ -23,24 +24,30 @@ import (
 	"sync/atomic"
 	"time"
 
+	amqp "github.com/Azure/go-amqp"
 	"github.com/site-controller/site-controller/pkg/live"
 	"github.com/site-controller/site-controller/pkg/management"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/routerconfig"
 	"github.com/site-controller/site-controller/pkg/status"
+	"github.com/site-controller/site-controller/pkg/vanflow"
 )
 
 // The network view.
 // A site that accepts or makes links is part of a network of routers. What
 // that network is — which sites, their links, which routing keys have
-// listeners and connectors where — is asked of the routers themselves, over
-// management: the site's own router answers for itself and forwards
-// requests to every other router of the network (interior routers by their
-// id under _topo/0/, edge routers under _edge/), the way skmanage --router
-// does. Each site with links has an observer that polls this every
-// NetworkInterval (and soon after a pass changed its router), on its own
-// management connection, never inside a pass; when what it sees changes it
-// asks for a pass, which writes the statuses from the latest view.
+// listeners and connectors where, what traffic goes through them — the
+// routers publish themselves, as vanflow records (pkg/vanflow): each
+// site's observer subscribes, on its own management connection to the
+// site's router, to the beacons of every source of the network, then to
+// each source's records, asks each for all of them (FLUSH) and merges what
+// follows by id (records.go). Management is asked only what records lack,
+// of the local router, when something happened (a record changed, a pass
+// poked): its link connectors' state and reason, and whether its
+// tcpListeners accept connections. Nothing is polled on a timer but a
+// link's reason while that link is down. When what statuses show changes,
+// the observer asks for a pass, which writes the statuses from the latest
+// view.
 
 // View is the network as a site's router last reported it.
 type View struct {
@@ -63,14 +70,15 @@ type View struct {
 	// (nil when the source of the view has no flow records). Statuses
 	// never show it, and a change to it alone asks for no pass.
 	Traffic map[string]Traffic `json:"-"`
-	// RouterVersions are, by site id, the skupper-router version its
-	// router reports (routerMetrics) (the console shows it; a site's Version is the
-	// controller's or Skupper's). Statuses never show it.
+	// RouterVersions are, by site id, the skupper-router version of its
+	// router, as its ROUTER record says (the console shows it; a site's
+	// Version is the controller's or Skupper's). Statuses never show it.
 	RouterVersions map[string]string `json:"-"`
-	// Errs are the routers that did not answer, and why.
+	// Errs say what the view may lack: routers silent for a while.
 	Errs []string
-	// busy is the longest any router was busy answering this look.
-	busy time.Duration
+	// services identifies the services of Sites (and Listeners,
+	// Connectors), so that the digest need not hold them all
+	services string
 }
 
 // LinkState is the state of one of the local router's links.
@@ -79,318 +87,6 @@ type LinkState struct {
 	Message        string // the router's connectionMsg
 	RemoteSiteID   string
 	RemoteSiteName string
-}
-
-// routerInfo is what one router says about itself.
-type routerInfo struct {
-	id, mode, siteID, siteName, namespace, platform, version string
-	routerVersion                                            string              // its routerMetrics' version
-	listeners, connectors                                    map[string][]string // routing key → entity names
-	listenerUp                                               map[string]bool     // tcpListener name → operStatus up
-	links                                                    []status.LinkRecord // remote site filled in later
-	linkPeers                                                []string            // router id per link
-	edges                                                    []string            // edge routers connected to it (interior)
-	uplinks                                                  []string            // interior routers it is connected to (edge)
-	linkConns                                                []map[string]any    // its connector entities
-	busy                                                     time.Duration       // its share of answering (see busyTime)
-}
-
-// busyTime is how long a router was busy answering queries that took
-// took: all of it for the local router; for another router, each query's
-// time less the quickest one's, which is the way there and back (over a
-// slow path, a look at a router a round trip away is slow, and the router
-// idle, most of that time).
-func busyTime(local bool, took []time.Duration) time.Duration {
-	var sum time.Duration
-	least := time.Duration(0)
-	for i, d := range took {
-		sum += d
-		if i == 0 || d < least {
-			least = d
-		}
-	}
-	if local {
-		return sum
-	}
-	return sum - time.Duration(len(took))*least
-}
-
-// unreachable tells whether a router.node entity is a router its router
-// has no route to: neither a neighbor (routerLink) nor reached through one
-// (nextHop), nor itself ("(self)"). A router lost in a partition stays
-// listed so (until its link state ages out, a minute) from the moment its
-// HELLOs stop (3 s).
-func unreachable(n map[string]any) bool {
-	return n["nextHop"] == nil && n["routerLink"] == nil
-}
-
-// linkUp tells whether a link connector's connection is open. The router
-// says SUCCESS from the moment it tries to connect until that try fails,
-// so a try hanging on a peer that does not answer (a partition: a SYN
-// retried for two minutes) says SUCCESS too; only the message tells an
-// open connection ("Connection Opened: ...") from a try, whose message is
-// still the last failure's.
-func linkUp(e map[string]any) bool {
-	st, _ := e["connectionStatus"].(string)
-	msg, _ := e["connectionMsg"].(string)
-	return st == "SUCCESS" && strings.HasPrefix(ConnNumber.ReplaceAllString(msg, ""), "Connection Opened")
-}
-
-// containerID is the peer's container (router) id in a connectionMsg.
-var containerID = regexp.MustCompile(`container_id=(\S+)`)
-
-var skupperRouterName = regexp.MustCompile(`^(.*)-\d+-\d+$`)
-
-// siteNameOf is the Site's name in a router's site entity name: ours are
-// <site>-<first 8 of the site id>, Skupper's <site>-<unix>-<nanos>.
-func siteNameOf(entityName, siteID string) string {
-	if len(siteID) >= 8 && strings.HasSuffix(entityName, "-"+siteID[:8]) {
-		return strings.TrimSuffix(entityName, "-"+siteID[:8])
-	}
-	if m := skupperRouterName.FindStringSubmatch(entityName); m != nil {
-		return m[1]
-	}
-	return entityName
-}
-
-// queryRouter reads what one router says (node "" is the local one).
-func queryRouter(ctx context.Context, c *management.Client, node string) (*routerInfo, error) {
-	var took []time.Duration
-	q := func(t string) ([]map[string]any, error) {
-		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		defer cancel()
-		start := time.Now()
-		defer func() { took = append(took, time.Since(start)) }()
-		if node == "" {
-			return c.Query(qctx, management.TypeName(t))
-		}
-		return c.QueryAt(qctx, node, management.TypeName(t))
-	}
-	info := &routerInfo{listeners: map[string][]string{}, connectors: map[string][]string{}, listenerUp: map[string]bool{}}
-	defer func() { info.busy = busyTime(node == "", took) }()
-	routers, err := q("router")
-	if err != nil || len(routers) == 0 {
-		return nil, fmt.Errorf("reading its router entity: %v", err)
-	}
-	str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
-	info.id, info.mode = str(routers[0], "id"), str(routers[0], "mode")
-	// skupper-router 3.5.1 reports its version in routerMetrics only
-	if ms, err := q("routerMetrics"); err == nil && len(ms) > 0 {
-		info.routerVersion = str(ms[0], "version")
-	}
-	var meta routerconfig.SiteMetadata
-	json.Unmarshal([]byte(str(routers[0], "metadata")), &meta)
-	info.siteID, info.version, info.platform = meta.ID, meta.Version, meta.Platform
-	if sites, err := q("site"); err == nil && len(sites) > 0 {
-		info.siteName = siteNameOf(str(sites[0], "name"), info.siteID)
-		info.namespace = str(sites[0], "namespace")
-		info.platform = cmp.Or(str(sites[0], "platform"), info.platform)
-		info.version = cmp.Or(str(sites[0], "version"), info.version)
-	}
-	if info.siteName == "" {
-		info.siteName = info.id
-	}
-	if info.siteID == "" {
-		info.siteID = info.id
-	}
-	for _, kind := range []struct {
-		t  string
-		to map[string][]string
-	}{{"tcpListener", info.listeners}, {"tcpConnector", info.connectors}} {
-		es, err := q(kind.t)
-		if err != nil {
-			return nil, fmt.Errorf("reading its %s entities: %w", kind.t, err)
-		}
-		for _, e := range es {
-			a := str(e, "address")
-			kind.to[a] = append(kind.to[a], str(e, "name"))
-			if kind.t == "tcpListener" {
-				info.listenerUp[str(e, "name")] = str(e, "operStatus") == "up"
-			}
-		}
-	}
-	// a MultiKeyListener's routing keys are its listenerAddresses
-	if las, err := q("listenerAddress"); err == nil {
-		for _, e := range las {
-			a := str(e, "address")
-			info.listeners[a] = append(info.listeners[a], str(e, "listener"))
-		}
-	}
-	conns, err := q("connector")
-	if err != nil {
-		return nil, fmt.Errorf("reading its connector entities: %w", err)
-	}
-	for _, e := range conns {
-		role := str(e, "role")
-		if role != "inter-router" && role != "edge" {
-			continue
-		}
-		info.linkConns = append(info.linkConns, e)
-		peer := ""
-		up := linkUp(e)
-		if m := containerID.FindStringSubmatch(str(e, "connectionMsg")); m != nil && up {
-			peer = m[1]
-		}
-		info.links = append(info.links, status.LinkRecord{Name: str(e, "name"), Operational: up})
-		info.linkPeers = append(info.linkPeers, peer)
-		if role == "edge" && peer != "" {
-			info.uplinks = append(info.uplinks, peer)
-		}
-	}
-	if info.mode == "interior" {
-		cs, err := q("connection")
-		if err != nil {
-			return nil, fmt.Errorf("reading its connections: %w", err)
-		}
-		for _, e := range cs {
-			if str(e, "role") == "edge" && str(e, "dir") == "in" && str(e, "container") != "" {
-				info.edges = append(info.edges, str(e, "container"))
-			}
-		}
-	}
-	return info, nil
-}
-
-// observeNetwork asks the local router, and through it every router of its
-// network, what the network is.
-func observeNetwork(ctx context.Context, c *management.Client) (*View, error) {
-	self, err := queryRouter(ctx, c, "")
-	if err != nil {
-		return nil, err
-	}
-	v := &View{Taken: time.Now(), Self: self.id, Links: map[string]LinkState{}, Listeners: map[string]bool{}, Connectors: map[string]bool{}, ListenerUp: self.listenerUp}
-	infos := map[string]*routerInfo{self.id: self}
-	// the interior routers: those the local router knows, or, from an
-	// edge, those its uplink knows
-	var interiors []string
-	nodesOf := func(node string) {
-		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		defer cancel()
-		var nodes []map[string]any
-		var err error
-		if node == "" {
-			nodes, err = c.Query(qctx, management.TypeName("router.node"))
-		} else {
-			nodes, err = c.QueryAt(qctx, node, management.TypeName("router.node"))
-		}
-		if err != nil {
-			v.Errs = append(v.Errs, fmt.Sprintf("router nodes: %v", err))
-			return
-		}
-		for _, n := range nodes {
-			id, _ := n["id"].(string)
-			if id == "" || slices.Contains(interiors, id) {
-				continue
-			}
-			if unreachable(n) {
-				// asking would wait out the query's deadline for nothing
-				v.Errs = append(v.Errs, fmt.Sprintf("router %s: unreachable (no route to it)", id))
-				continue
-			}
-			interiors = append(interiors, id)
-		}
-	}
-	if self.mode == "edge" {
-		for _, up := range self.uplinks {
-			nodesOf(management.RemoteNode(up, false))
-			if !slices.Contains(interiors, up) {
-				interiors = append(interiors, up)
-			}
-		}
-	} else {
-		nodesOf("")
-	}
-	var edges []string
-	for _, id := range interiors {
-		info := infos[id]
-		if info == nil {
-			if info, err = queryRouter(ctx, c, management.RemoteNode(id, false)); err != nil {
-				v.Errs = append(v.Errs, fmt.Sprintf("router %s: %v", id, err))
-				continue
-			}
-			infos[id] = info
-		}
-		edges = append(edges, info.edges...)
-	}
-	for _, id := range edges {
-		if infos[id] != nil {
-			continue
-		}
-		info, err := queryRouter(ctx, c, management.RemoteNode(id, true))
-		if err != nil {
-			v.Errs = append(v.Errs, fmt.Sprintf("edge router %s: %v", id, err))
-			continue
-		}
-		infos[id] = info
-	}
-	for _, info := range infos {
-		v.busy = max(v.busy, info.busy)
-	}
-	// sites: one per site id (an HA site could have two routers)
-	bySite := map[string]*status.SiteRecord{}
-	services := map[*status.SiteRecord]map[string]int{} // index in Services, by routing key
-	v.RouterVersions = map[string]string{}
-	for _, info := range infos {
-		if info.routerVersion != "" {
-			v.RouterVersions[info.siteID] = info.routerVersion
-		}
-		rec := bySite[info.siteID]
-		if rec == nil {
-			rec = &status.SiteRecord{ID: info.siteID, Name: info.siteName, Namespace: info.namespace, Platform: info.platform, Version: info.version}
-			bySite[info.siteID] = rec
-		}
-		for i, l := range info.links {
-			if peer := infos[info.linkPeers[i]]; peer != nil {
-				l.RemoteSiteID, l.RemoteSiteName = peer.siteID, peer.siteName
-			}
-			rec.Links = append(rec.Links, l)
-		}
-		keys := map[string]bool{}
-		for k := range info.listeners {
-			keys[k], v.Listeners[k] = true, true
-		}
-		for k := range info.connectors {
-			keys[k], v.Connectors[k] = true, true
-		}
-		at := services[rec]
-		if at == nil {
-			at = map[string]int{}
-			services[rec] = at
-		}
-		for k := range keys {
-			i, ok := at[k]
-			if !ok {
-				rec.Services = append(rec.Services, status.ServiceRecord{RoutingKey: k})
-				i = len(rec.Services) - 1
-				at[k] = i
-			}
-			rec.Services[i].Listeners = append(rec.Services[i].Listeners, info.listeners[k]...)
-			rec.Services[i].Connectors = append(rec.Services[i].Connectors, info.connectors[k]...)
-		}
-	}
-	for _, rec := range bySite {
-		slices.SortFunc(rec.Links, func(a, b status.LinkRecord) int { return strings.Compare(a.Name, b.Name) })
-		slices.SortFunc(rec.Services, func(a, b status.ServiceRecord) int { return strings.Compare(a.RoutingKey, b.RoutingKey) })
-		for i := range rec.Services {
-			slices.Sort(rec.Services[i].Listeners)
-			slices.Sort(rec.Services[i].Connectors)
-		}
-		v.Sites = append(v.Sites, *rec)
-	}
-	slices.SortFunc(v.Sites, func(a, b status.SiteRecord) int {
-		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID))
-	})
-	for i, l := range self.links {
-		st := LinkState{Up: l.Operational}
-		e := self.linkConns[i]
-		st.Message, _ = e["connectionMsg"].(string)
-		if peer := infos[self.linkPeers[i]]; peer != nil {
-			st.RemoteSiteID, st.RemoteSiteName = peer.siteID, peer.siteName
-		}
-		v.Links[l.Name] = st
-	}
-	slices.Sort(v.Errs)
-	return v, nil
 }
 
 // digest identifies what statuses show of a view (not when it was taken).
@@ -408,8 +104,17 @@ func (v *View) digest() []byte {
 		links[k] = l
 	}
 	c.Links = links
+	if c.services != "" {
+		// the services by their version: thousands of them are not
+		// written out on every change
+		c.Sites = slices.Clone(c.Sites)
+		for i := range c.Sites {
+			c.Sites[i].Services = nil
+		}
+		c.Listeners, c.Connectors = nil, nil
+	}
 	data, _ := json.Marshal(c)
-	return data
+	return append(data, c.services...)
 }
 
 // ConnNumber is the connection number a router puts before a link's
@@ -425,21 +130,29 @@ type Observer struct {
 	poke   chan struct{}
 	port   int
 	view   atomic.Pointer[View]
+	// what other observers' followed sources changed (feeds.go)
+	hearMu      sync.Mutex
+	heardChange change
+	orphans     []*source
+	heard       chan struct{}
+	// what the controller publishes of the site (publish.go)
+	pubMu     sync.Mutex
+	identity  Identity
+	published chan struct{}
 }
 
 // Set holds the running observers of a data home, by namespace.
 type Set struct {
-	mu  sync.Mutex
-	obs map[string]*Observer
-	w   watchers
+	mu    sync.Mutex
+	obs   map[string]*Observer
+	feeds map[string]*source // by source id (feeds.go)
+	w     watchers
 }
 
-// NetworkInterval is how often a site's network is asked for what it is.
+// NetworkInterval is how long an observer waits before it connects again
+// to a router it could not reach, and how often it reads again why a link
+// that is down is down (the router's connector says; records do not).
 var NetworkInterval = 2 * time.Second
-
-// aloneInterval is how often the network of a site with no link either
-// way is asked: only a link from another host can change it unannounced.
-var aloneInterval = 10 * time.Second
 
 // View returns the latest view of the observed network; nil before the
 // first look, and for a nil Observer.
@@ -459,7 +172,7 @@ func (o *Observer) Port() int { return o.port }
 // set's observer of that namespace, if any.
 func (n *Set) Start(dir namespace.Dir, port int, changed func(string)) *Observer {
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &Observer{set: n, ns: dir.Name, cancel: cancel, done: make(chan struct{}), poke: make(chan struct{}, 1), port: port}
+	o := &Observer{set: n, ns: dir.Name, cancel: cancel, done: make(chan struct{}), poke: make(chan struct{}, 1), port: port, published: make(chan struct{}, 1), heard: make(chan struct{}, 1)}
 	n.mu.Lock()
 	if n.obs == nil {
 		n.obs = map[string]*Observer{}
@@ -470,7 +183,7 @@ func (n *Set) Start(dir namespace.Dir, port int, changed func(string)) *Observer
 	if old != nil {
 		old.Close()
 	}
-	go o.run(ctx, dir, changed, n.pokeSites)
+	go o.run(ctx, dir, changed)
 	return o
 }
 
@@ -493,43 +206,19 @@ func (o *Observer) Close() {
 	}
 }
 
-// pokeSites makes the observers whose networks hold any of the sites look
-// again soon: a site that one router now sees (a new link) sees it too.
-func (n *Set) pokeSites(ids []string) {
-	for _, id := range ids {
-		n.PokeNetwork("", id)
-	}
-}
-
-// PokeNetwork makes the observers that may see a change to namespace
-// ns's router (site id siteID) look again soon, so that it shows in the
-// other sites of its network on this host within moments: ns's own, and
-// every one not known to stand alone. A site alone in its network (no
-// link either way) cannot see another site's router; with a hundred of
-// them, poking them all after every change would keep every router busy
-// answering.
+// PokeNetwork makes the observer of namespace ns, whose router a pass
+// just changed (site id siteID), read again at once what records lack
+// (its links' state, its listeners'). The other sites of its network hear
+// of the change from the router's records, as soon as it sends them.
 func (n *Set) PokeNetwork(ns, siteID string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for name, o := range n.obs {
-		if name != ns && o.view.Load().alone() && !o.view.Load().has(siteID) {
-			continue
-		}
+	if o := n.obs[ns]; o != nil {
 		select {
 		case o.poke <- struct{}{}:
 		default:
 		}
 	}
-}
-
-// alone tells whether the view is of a site with no link either way.
-func (v *View) alone() bool {
-	return v != nil && len(v.Sites) <= 1 && len(v.Links) == 0
-}
-
-// has tells whether the view holds the site with id siteID.
-func (v *View) has(siteID string) bool {
-	return v != nil && slices.ContainsFunc(v.Sites, func(s status.SiteRecord) bool { return s.ID == siteID })
 }
 
 // Close ends every observer of the set.
@@ -545,92 +234,575 @@ func (n *Set) Close() {
 	}
 }
 
-func (o *Observer) run(ctx context.Context, dir namespace.Dir, changed func(string), pokeSites func([]string)) {
+func (o *Observer) run(ctx context.Context, dir namespace.Dir, changed func(string)) {
 	defer close(o.done)
-	var c *management.Client
-	defer func() {
-		if c != nil {
-			c.Close()
-		}
-	}()
-	soon := 100 * time.Millisecond // after a poke, look again quickly
-	wait := time.Duration(0)
-	var last time.Time      // when the last look began
-	var spent time.Duration // ten times what it took
 	for {
+		o.follow(ctx, dir, changed)
+		// the router is not there (yet), or the connection broke: try
+		// again after a while, or at once when a pass says the router
+		// changed
 		select {
 		case <-ctx.Done():
 			return
 		case <-o.poke:
-			wait = 0
-			soon = 100 * time.Millisecond
-		case <-time.After(wait):
+		case <-time.After(NetworkInterval):
 		}
-		// pokes too wait for the router's share of time to come round
-		if d := spent - time.Since(last); d > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(d):
-			}
+	}
+}
+
+// dials counts the observers' connections (made, or tried), for tests.
+var dials atomic.Int64
+
+// inbound is a vanflow message from a source (src "" for beacons), or
+// why a subscription ended.
+type inbound struct {
+	src string
+	msg vanflow.Message
+	err error
+}
+
+// follow connects to the site's router and follows the records of its
+// network until ctx ends or the connection breaks.
+func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(string)) {
+	cfg, err := live.ManagementTLS(dir)
+	if err != nil {
+		return
+	}
+	dials.Add(1)
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	c, err := management.Dial(dctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port)), cfg)
+	cancel()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	loc := &local{}
+	if err := readRouter(ctx, c, loc); err != nil {
+		return
+	}
+	sctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	oc, ocancel := context.WithTimeout(ctx, 3*time.Second)
+	sess, err := c.NewSession(oc)
+	ocancel()
+	if err != nil {
+		return
+	}
+	in := make(chan inbound, 256)
+	// subscribe receives what is sent to addr (from source src) until
+	// sctx or cancel ends
+	subscribe := func(addr, src string, done <-chan struct{}) error {
+		oc, ocancel := context.WithTimeout(sctx, 3*time.Second)
+		r, err := sess.NewReceiver(oc, addr, &amqp.ReceiverOptions{Credit: 256})
+		ocancel()
+		if err != nil {
+			return fmt.Errorf("subscribing to %s: %w", addr, err)
 		}
-		if c == nil || c.Err() != nil {
-			if c != nil {
-				c.Close()
-				c = nil
-			}
-			cfg, err := live.ManagementTLS(dir)
-			if err == nil {
-				dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-				c, err = management.Dial(dctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port)), cfg)
+		rctx, rcancel := context.WithCancel(sctx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer rcancel()
+			defer func() {
+				cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				r.Close(cctx)
 				cancel()
-			}
-			if err != nil {
-				c = nil
-				wait = NetworkInterval
-				continue
-			}
-		}
-		last = time.Now()
-		v, err := observeNetwork(ctx, c)
-		// a large network takes the routers a while to list: they are
-		// asked again only after ten times the longest any of them was
-		// busy answering, so that each spends at most a tenth of its time
-		// answering (a look that waited for a router that did not answer
-		// measures nothing of the kind, nor does the time on the way to
-		// a router over a slow path: see busyTime)
-		spent = 0
-		if err == nil && len(v.Errs) == 0 {
-			spent = 10 * v.busy
-		}
-		if err == nil {
-			old := o.view.Load()
-			o.view.Store(v)
-			if !bytes.Equal(old.digest(), v.digest()) {
-				o.set.notify(dir.Name)
-				if changed != nil {
-					changed(dir.Name)
+			}()
+			go func() {
+				select {
+				case <-done:
+					rcancel()
+				case <-rctx.Done():
 				}
-				if !v.alone() {
-					var ids []string
-					for _, site := range v.Sites {
-						if !old.has(site.ID) {
-							ids = append(ids, site.ID)
+			}()
+			for {
+				m, err := r.Receive(rctx, nil)
+				if err != nil {
+					if rctx.Err() == nil {
+						select {
+						case in <- inbound{src: src, err: fmt.Errorf("receiving from %s: %w", addr, err)}:
+						case <-rctx.Done():
 						}
 					}
-					go pokeSites(ids) // not under the view: observers lock
+					return
+				}
+				r.AcceptMessage(rctx, m)
+				vm, err := vanflow.Decode(m)
+				if err != nil {
+					continue // not ours to read
+				}
+				select {
+				case in <- inbound{src: src, msg: vm}:
+				case <-rctx.Done():
+					return
+				}
+			}
+		}()
+		return nil
+	}
+	oc, ocancel = context.WithTimeout(sctx, 3*time.Second)
+	flusher, err := sess.NewSender(oc, "", nil)
+	ocancel()
+	if err != nil {
+		return
+	}
+	if err := subscribe(vanflow.BeaconAddress, "", nil); err != nil {
+		return
+	}
+	// the controller's own source
+	pub := &publisher{started: time.Now()}
+	flushSub := "" // the site id whose FLUSHes are subscribed to
+	send := func(m vanflow.Message) error {
+		am, err := m.Encode()
+		if err != nil {
+			return err
+		}
+		fctx, cancel := context.WithTimeout(sctx, 3*time.Second)
+		defer cancel()
+		return flusher.Send(fctx, am, nil)
+	}
+	syncPub := func(now time.Time) error {
+		o.pubMu.Lock()
+		id := o.identity
+		o.pubMu.Unlock()
+		pub.id = id
+		if id.SiteID != "" && id.SiteID != flushSub {
+			if err := subscribe(vanflow.DirectAddress(id.SiteID), controllerFlush, nil); err != nil {
+				return err
+			}
+			flushSub = id.SiteID
+			if err := send(pub.beacon()); err != nil {
+				return err
+			}
+		}
+		if m := pub.update(now, false); m != nil {
+			return send(*m)
+		}
+		return nil
+	}
+	if err := syncPub(time.Now()); err != nil {
+		return
+	}
+	ticks := 0
+	st := newStore()
+	ends := map[string]chan struct{}{} // closes the subscriptions of a source no longer followed
+	defer func() {
+		for _, e := range ends {
+			close(e)
+		}
+		for _, src := range st.sources {
+			o.set.leave(o, src)
+		}
+	}()
+	// followSrc subscribes to src's records; a FLUSH follows the first
+	// message on its address: until then the subscription may not have
+	// reached a remote router, and the answer would go nowhere
+	var flush func(src *source) error
+	followSrc := func(src *source, now time.Time) error {
+		if ends[src.id] != nil {
+			return nil
+		}
+		end := make(chan struct{})
+		ends[src.id] = end
+		addrs := []string{src.address}
+		switch src.typ {
+		case vanflow.SourceRouter:
+			addrs = append(addrs, src.address+vanflow.FlowsSuffix)
+		case vanflow.SourceController:
+			addrs = append(addrs, src.address+vanflow.HeartbeatsSuffix)
+		}
+		for _, a := range addrs {
+			if err := subscribe(a, src.id, end); err != nil {
+				return err
+			}
+		}
+		src.mu.Lock()
+		src.flushDue = now.Add(5 * time.Second)
+		src.mu.Unlock()
+		// the local router answers this one at once; a remote one only
+		// the FLUSH sent after its first message, which then follows
+		return flush(src)
+	}
+	unfollow := func(id string) {
+		if e := ends[id]; e != nil {
+			close(e)
+			delete(ends, id)
+		}
+	}
+	started := time.Now()
+	var (
+		dirty         time.Time                 // since when the view is out of date (zero: it is not)
+		readLinks     = true                    // the local link connectors are to be read
+		listenerReads = []time.Time{time.Now()} // when to read the local tcpListeners
+		lastLinkRead  time.Time
+		stale         string
+	)
+	markDirty := func() {
+		if dirty.IsZero() {
+			dirty = time.Now()
+		}
+	}
+	readListenersSoon := func() {
+		// now, and again after the router has had time to follow a
+		// change of the network (a connector's address reaching it)
+		now := time.Now()
+		listenerReads = append(listenerReads, now, now.Add(250*time.Millisecond), now.Add(time.Second))
+	}
+	// flush asks src for all its records, once (src.flushDue was due)
+	flush = func(src *source) error {
+		msg, err := vanflow.Message{Subject: vanflow.SubjectFlush, To: src.direct}.Encode()
+		if err != nil {
+			return err
+		}
+		fctx, cancel := context.WithTimeout(sctx, 3*time.Second)
+		defer cancel()
+		return flusher.Send(fctx, msg, nil)
+	}
+	// heardOf takes what a change of records means for the view and
+	// the local router's answers
+	heardOf := func(ch change) {
+		if ch.shape || ch.traffic {
+			markDirty()
+		}
+		if ch.links {
+			readLinks = true
+			readListenersSoon()
+		} else if ch.services {
+			readListenersSoon()
+		}
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	// one timer for the loop's next due thing, not one per message
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	wakeTimer := func(d time.Duration) <-chan time.Time {
+		timer.Reset(d)
+		return timer.C
+	}
+	for {
+		now := time.Now()
+		if readLinks {
+			readLinks = false
+			lastLinkRead = now
+			before := loc.linkDigest()
+			if err := readLinkConns(ctx, c, loc); err != nil {
+				return
+			}
+			if loc.linkDigest() != before {
+				markDirty()
+			}
+		}
+		if len(listenerReads) > 0 && !listenerReads[0].After(now) {
+			for len(listenerReads) > 0 && !listenerReads[0].After(now) {
+				listenerReads = listenerReads[1:]
+			}
+			up, keys := loc.listenerUp, loc.multiKeys
+			if err := readListeners(ctx, c, loc); err != nil {
+				return
+			}
+			if !maps.Equal(up, loc.listenerUp) || !maps.EqualFunc(keys, loc.multiKeys, slices.Equal) {
+				markDirty()
+			}
+		}
+		// a first view once the local router's own records are in (its
+		// beacon comes every 10 s), or after a while without them
+		ready := o.view.Load() != nil || st.has(loc.routerID) || now.Sub(started) > firstViewWait
+		if !dirty.IsZero() && ready && now.Sub(dirty) >= rebuildDelay {
+			dirty = time.Time{}
+			o.publish(st.build(loc, now), changed)
+		}
+		wake := time.Hour
+		switch {
+		case !dirty.IsZero() && ready:
+			wake = max(0, rebuildDelay-now.Sub(dirty))
+		case !dirty.IsZero():
+			wake = max(rebuildDelay, started.Add(firstViewWait).Sub(now))
+		}
+		if len(listenerReads) > 0 {
+			wake = min(wake, max(0, listenerReads[0].Sub(now)))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.poke:
+			readLinks = true
+			readListenersSoon()
+		case <-o.published:
+			if err := syncPub(now); err != nil {
+				return
+			}
+		case <-tick.C:
+			ticks++
+			if pub.id.SiteID != "" {
+				if ticks%2 == 0 {
+					if err := send(pub.heartbeat(now)); err != nil {
+						return
+					}
+				}
+				if ticks%10 == 0 {
+					if err := send(pub.beacon()); err != nil {
+						return
+					}
+				}
+			}
+			for _, src := range o.set.joinNetwork(o, loc.routerID, now) {
+				st.sources[src.id] = src
+				markDirty()
+			}
+			for id, src := range st.sources {
+				src.mu.Lock()
+				last, due := src.last, !src.flushDue.IsZero() && now.After(src.flushDue)
+				if due {
+					src.flushDue = time.Time{}
+				}
+				src.mu.Unlock()
+				if now.Sub(last) > ForgetAfter {
+					o.set.leave(o, src)
+					delete(st.sources, id)
+					unfollow(id)
+					markDirty()
+					continue
+				}
+				if due && ends[id] != nil {
+					if err := flush(src); err != nil {
+						return
+					}
+				}
+			}
+			if s := st.stale(now); s != stale {
+				// a router gone quiet (a partition, a router stopped) or
+				// heard again: the local router's routes to it changed
+				// too, and records do not say so; its listeners and
+				// links do
+				stale = s
+				markDirty()
+				readLinks = true
+				readListenersSoon()
+			}
+			// a link that is down: the router tries again and again, and
+			// only its connector says why each try failed
+			if loc.linksDown() && now.Sub(lastLinkRead) >= NetworkInterval {
+				readLinks = true
+			}
+		case <-wakeTimer(wake):
+		case m := <-in:
+			if m.err != nil {
+				return // the connection broke, or the router went away
+			}
+			if m.src == controllerFlush {
+				if m.msg.Subject == vanflow.SubjectFlush {
+					if u := pub.update(now, true); u != nil {
+						if err := send(*u); err != nil {
+							return
+						}
+					}
+				}
+				continue
+			}
+			switch m.msg.Subject {
+			case vanflow.SubjectBeacon:
+				src, follow := o.set.join(o, m.msg, now)
+				if st.sources[src.id] == nil {
+					st.sources[src.id] = src
+					markDirty()
+				}
+				if follow {
+					if err := followSrc(src, now); err != nil {
+						return
+					}
+				}
+			case vanflow.SubjectHeartbeat, vanflow.SubjectRecord:
+				src := st.sources[m.src]
+				if src == nil || !o.set.follows(o, src) {
+					unfollow(m.src) // forgotten, or another observer follows it now
+					continue
+				}
+				src.mu.Lock()
+				src.last = now
+				due := !src.flushDue.IsZero()
+				src.flushDue = time.Time{}
+				var ch change
+				if m.msg.Subject == vanflow.SubjectRecord {
+					ch = src.apply(m.msg.Records)
+				}
+				src.mu.Unlock()
+				if due {
+					if err := flush(src); err != nil {
+						return
+					}
+				}
+				if ch != (change{}) {
+					o.set.tell(o, src, ch)
+					heardOf(ch)
+				}
+			}
+		case <-o.heard:
+			ch, orphans := o.taken()
+			heardOf(ch)
+			for _, src := range orphans {
+				if st.sources[src.id] == src && o.set.adopt(o, src) {
+					if err := followSrc(src, now); err != nil {
+						return
+					}
 				}
 			}
 		}
-		wait = NetworkInterval
-		if soon < NetworkInterval {
-			wait, soon = soon, soon*2
-		} else if o.view.Load().alone() {
-			// a site alone has only its own changes to see, and a pass
-			// that makes one pokes it; a link from elsewhere shows
-			// within aloneInterval
-			wait = aloneInterval
-		}
-		wait = max(wait, spent)
 	}
+}
+
+// firstViewWait is how long an observer waits for its own router's
+// records before it makes a view without them: not at all, the local
+// router's links and listeners (from management) are worth showing at
+// once; the network follows as its sources' beacons come (every 10 s).
+var firstViewWait = time.Duration(0)
+
+// controllerFlush marks what comes on the controller's source's direct
+// address (FLUSH requests).
+const controllerFlush = "\x00controller"
+
+// rebuildDelay gathers the records of one change (a FLUSH's answer comes
+// in several messages) into one new view.
+var rebuildDelay = 20 * time.Millisecond
+
+// publish stores v as the observer's view and tells who needs to know:
+// the set's watchers of any change, traffic included; changed (a pass) of
+// a change statuses show. (The other observers of the set need no poke:
+// they hear the same records.)
+func (o *Observer) publish(v *View, changed func(string)) {
+	old := o.view.Load()
+	o.view.Store(v)
+	if !bytes.Equal(old.digest(), v.digest()) {
+		o.set.notify(o.ns)
+		if changed != nil {
+			changed(o.ns)
+		}
+		return
+	}
+	if old == nil || !maps.Equal(old.Traffic, v.Traffic) {
+		o.set.notify(o.ns)
+	}
+}
+
+// has tells whether the store holds the records of the router with
+// (management) id routerID.
+func (s *store) has(routerID string) bool {
+	if routerID == "" {
+		return false
+	}
+	for _, src := range s.sources {
+		src.mu.Lock()
+		for _, r := range src.recs {
+			if r.Type == vanflow.Router && strings.TrimPrefix(r.String(vanflow.AttrName), "0/") == routerID {
+				src.mu.Unlock()
+				return true
+			}
+		}
+		src.mu.Unlock()
+	}
+	return false
+}
+
+// stale names the router sources silent for longer than staleAfter.
+func (s *store) stale(now time.Time) string {
+	var ids []string
+	for id, src := range s.sources {
+		src.mu.Lock()
+		if src.typ == vanflow.SourceRouter && now.Sub(src.last) > staleAfter {
+			ids = append(ids, id)
+		}
+		src.mu.Unlock()
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, " ")
+}
+
+// linkDigest is what the view takes of the local link connectors: each
+// one's name, whether it is up and the router's reason without its
+// connection number.
+func (l *local) linkDigest() string {
+	var b strings.Builder
+	for _, e := range l.linkConns {
+		name, _ := e["name"].(string)
+		msg, _ := e["connectionMsg"].(string)
+		fmt.Fprintf(&b, "%s %v %s\n", name, linkUp(e), ConnNumber.ReplaceAllString(msg, ""))
+	}
+	return b.String()
+}
+
+// linksDown tells whether one of the local router's links is not up.
+func (l *local) linksDown() bool {
+	for _, e := range l.linkConns {
+		if !linkUp(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// query asks the local router for every entity of type t, within 3 s.
+func query(ctx context.Context, c *management.Client, t string) ([]map[string]any, error) {
+	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return c.Query(qctx, management.TypeName(t))
+}
+
+// readRouter reads the local router's id and site id.
+func readRouter(ctx context.Context, c *management.Client, loc *local) error {
+	routers, err := query(ctx, c, "router")
+	if err != nil || len(routers) == 0 {
+		return fmt.Errorf("reading the router entity: %v", err)
+	}
+	loc.routerID, _ = routers[0]["id"].(string)
+	metadata, _ := routers[0]["metadata"].(string)
+	var meta routerconfig.SiteMetadata
+	json.Unmarshal([]byte(metadata), &meta)
+	loc.siteID = cmp.Or(meta.ID, loc.routerID)
+	return nil
+}
+
+// readLinkConns reads the local router's link connectors.
+func readLinkConns(ctx context.Context, c *management.Client, loc *local) error {
+	conns, err := query(ctx, c, "connector")
+	if err != nil {
+		return err
+	}
+	loc.linkConns = loc.linkConns[:0]
+	for _, e := range conns {
+		if role, _ := e["role"].(string); role == "inter-router" || role == "edge" {
+			loc.linkConns = append(loc.linkConns, e)
+		}
+	}
+	return nil
+}
+
+// readListeners reads whether the local router's tcpListeners accept
+// connections, and a MultiKeyListener's routing keys.
+func readListeners(ctx context.Context, c *management.Client, loc *local) error {
+	start := time.Now()
+	es, err := query(ctx, c, "tcpListener")
+	if err != nil {
+		return err
+	}
+	up := map[string]bool{}
+	for _, e := range es {
+		name, _ := e["name"].(string)
+		st, _ := e["operStatus"].(string)
+		up[name] = st == "up"
+	}
+	loc.listenerUp, loc.listenersRead = up, start
+	loc.multiKeys = nil
+	if las, err := query(ctx, c, "listenerAddress"); err == nil {
+		for _, e := range las {
+			a, _ := e["address"].(string)
+			l, _ := e["listener"].(string)
+			if loc.multiKeys == nil {
+				loc.multiKeys = map[string][]string{}
+			}
+			loc.multiKeys[a] = append(loc.multiKeys[a], l)
+		}
+	}
+	return nil
 }
