@@ -292,3 +292,58 @@ func TestQuietRouter(t *testing.T) {
 		return ""
 	})
 }
+
+// TestUnlinked: two observers of one set, on two linked routers (their
+// sources shared); west's link connector removed, each view keeps only
+// its own site at once: east no longer lists west's listener, west no
+// longer east's connector, though the other's source is still heard
+// through the set (a source is forgotten only after 30 s of silence).
+func TestUnlinked(t *testing.T) {
+	east, west, _ := linked(t)
+	var set Set
+	oe := set.Start(east.Dir, east.Management, nil)
+	defer oe.Close()
+	ow := set.Start(west.Dir, west.Management, nil)
+	defer ow.Close()
+	both := func(o *Observer) func() string {
+		return func() string {
+			if v := o.View(); v == nil || len(v.Sites) != 2 || !v.Connectors["hello"] || !v.Listeners["hello"] {
+				return "not yet"
+			}
+			return ""
+		}
+	}
+	eventually(t, 25*time.Second, "east's view whole", both(oe))
+	eventually(t, 25*time.Second, "west's view whole", both(ow))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg, err := live.ManagementTLS(west.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := management.Dial(ctx, "127.0.0.1:"+strconv.Itoa(west.Management), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	start := time.Now()
+	if err := mc.Delete(ctx, management.TypeName("connector"), "link-"+strconv.Itoa(east.InterRouter)); err != nil {
+		t.Fatal(err)
+	}
+	alone := func(o *Observer, self string, theirs func(*View) bool) func() string {
+		return func() string {
+			v := o.View()
+			if len(v.Sites) != 1 || v.Sites[0].Name != self {
+				return "sites " + describeSites(v.Sites)
+			}
+			if theirs(v) {
+				return "the other site's service still there"
+			}
+			return ""
+		}
+	}
+	eventually(t, 10*time.Second, "east's view alone", alone(oe, "east", func(v *View) bool { return v.Listeners["hello"] }))
+	eventually(t, 10*time.Second, "west's view alone", alone(ow, "west", func(v *View) bool { return v.Connectors["hello"] }))
+	t.Logf("both views alone %v after the link went", time.Since(start).Round(100*time.Millisecond))
+}

@@ -347,11 +347,21 @@ func (s *store) build(loc *local, now time.Time) *View {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	quiet := map[string]bool{}          // router id → its source fell silent
+	sourceRouter := map[string]string{} // router source id → its router's id
 	for _, id := range ids {
 		src := s.sources[id]
 		src.mu.Lock()
+		silent := false
 		if d := now.Sub(src.last); d > staleAfter && src.typ == vanflow.SourceRouter {
 			v.Errs = append(v.Errs, fmt.Sprintf("router source %s: silent for %s", id, d.Round(time.Second)))
+			silent = true
+		}
+		for _, r := range src.recs {
+			if r.Type == vanflow.Router {
+				sourceRouter[id] = r.ID
+				quiet[r.ID] = silent
+			}
 		}
 		for _, r := range src.recs {
 			switch r.Type {
@@ -378,9 +388,10 @@ func (s *store) build(loc *local, now time.Time) *View {
 		src.mu.Unlock()
 	}
 	bySite := map[string]*status.SiteRecord{}
+	var reach map[string]bool // nil: every router (the local one not known yet)
 	siteOfRouter := func(routerID string) *status.SiteRecord {
 		rr := routers[routerID]
-		if rr == nil {
+		if rr == nil || reach != nil && !reach[routerID] {
 			return nil
 		}
 		id := rr.siteID
@@ -407,14 +418,6 @@ func (s *store) build(loc *local, now time.Time) *View {
 		}
 		return rec
 	}
-	v.RouterVersions = map[string]string{}
-	for id, rr := range routers {
-		if rec := siteOfRouter(id); rec != nil {
-			if bv := rr.rec.String(vanflow.AttrBuildVersion); bv != "" {
-				v.RouterVersions[rec.ID] = bv
-			}
-		}
-	}
 	services := map[*status.SiteRecord]map[string]*status.ServiceRecord{}
 	service := func(rec *status.SiteRecord, key string) *status.ServiceRecord {
 		at := services[rec]
@@ -436,8 +439,20 @@ func (s *store) build(loc *local, now time.Time) *View {
 			localRouter = id
 		}
 	}
+	reach = s.reachable(ids, localRouter, accessRouter, quiet)
+	v.RouterVersions = map[string]string{}
+	for id, rr := range routers {
+		if rec := siteOfRouter(id); rec != nil {
+			if bv := rr.rec.String(vanflow.AttrBuildVersion); bv != "" {
+				v.RouterVersions[rec.ID] = bv
+			}
+		}
+	}
 	var versionsSeen strings.Builder
 	for _, id := range ids {
+		if r, ok := sourceRouter[id]; ok && reach != nil && !reach[r] {
+			continue // a router this one has no way to
+		}
 		src := s.sources[id]
 		src.mu.Lock()
 		part := servicePartOf(src)
@@ -568,6 +583,46 @@ func (s *store) build(loc *local, now time.Time) *View {
 	})
 	slices.Sort(v.Errs)
 	return v
+}
+
+// reachable returns the routers the local router can reach through links
+// that are up, either way (the network it is part of): a router whose
+// links went, or whose source fell silent, is not. nil while the local
+// router's own records have not come: every router is shown.
+func (s *store) reachable(ids []string, local string, accessRouter map[string]string, quiet map[string]bool) map[string]bool {
+	if local == "" {
+		return nil
+	}
+	next := map[string][]string{}
+	for _, id := range ids {
+		src := s.sources[id]
+		src.mu.Lock()
+		for _, r := range src.recs {
+			if r.Type != vanflow.Link || r.String(vanflow.AttrOperStatus) != "up" {
+				continue
+			}
+			from, to := r.String(vanflow.AttrParent), accessRouter[r.String(vanflow.AttrPeer)]
+			if from == "" || to == "" || quiet[from] && from != local || quiet[to] && to != local {
+				continue
+			}
+			next[from] = append(next[from], to)
+			next[to] = append(next[to], from)
+		}
+		src.mu.Unlock()
+	}
+	reach := map[string]bool{local: true}
+	todo := []string{local}
+	for len(todo) > 0 {
+		at := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		for _, n := range next[at] {
+			if !reach[n] {
+				reach[n] = true
+				todo = append(todo, n)
+			}
+		}
+	}
+	return reach
 }
 
 // linkUp tells whether a link connector's connection is open. The router
