@@ -284,7 +284,7 @@ func TestQuietRouter(t *testing.T) {
 	})
 	t.Logf("west's listener down in the view %v after east stopped", time.Since(start).Round(100*time.Millisecond))
 	p.Signal(syscall.SIGCONT)
-	eventually(t, 15*time.Second, "west's listener up again, the view whole", func() string {
+	eventually(t, 30*time.Second, "west's listener up again, the view whole", func() string {
 		v := o.View()
 		if !v.ListenerUp["listener/hello"] || len(v.Errs) != 0 || len(v.Sites) != 2 {
 			return fmt.Sprintf("up %v, errs %v", v.ListenerUp["listener/hello"], v.Errs)
