@@ -44,6 +44,25 @@ func (n *Set) join(o *Observer, b vanflow.Message, now time.Time) (src *source, 
 	return src, src.follower == o
 }
 
+// watches tells whether a beacon of source id would change nothing for
+// o: o watches it already, and follows it or another observer does that
+// has heard from it lately (join would keep them so).
+func (n *Set) watches(o *Observer, id string, now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	src := n.feeds[id]
+	if src == nil || !src.watchers[o] || src.follower == nil {
+		return false
+	}
+	if src.follower == o {
+		return true
+	}
+	src.mu.Lock()
+	silent := now.Sub(src.last) > staleAfter
+	src.mu.Unlock()
+	return !silent
+}
+
 // follows tells whether o follows src.
 func (n *Set) follows(o *Observer, src *source) bool {
 	n.mu.Lock()

@@ -254,11 +254,18 @@ func (o *Observer) run(ctx context.Context, dir namespace.Dir, changed func(stri
 var dials atomic.Int64
 
 // inbound is a vanflow message from a source (src "" for beacons), or
-// why a subscription ended.
+// why a subscription ended; or (applied) what the receiving goroutine
+// made of a message of source from that the loop has to act on: a FLUSH
+// due, a change to tell.
 type inbound struct {
 	src string
 	msg vanflow.Message
 	err error
+	// set when applied
+	applied bool
+	from    *source
+	due     bool
+	ch      change
 }
 
 // follow connects to the site's router and follows the records of its
@@ -291,9 +298,9 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 		return
 	}
 	in := make(chan inbound, 256)
-	// subscribe receives what is sent to addr (from source src) until
-	// sctx or cancel ends
-	subscribe := func(addr, src string, done <-chan struct{}) error {
+	// subscribe receives what is sent to addr (from source src, whose
+	// records from has when o follows it) until sctx or cancel ends
+	subscribe := func(addr, src string, from *source, done <-chan struct{}) error {
 		oc, ocancel := context.WithTimeout(sctx, 3*time.Second)
 		r, err := sess.NewReceiver(oc, addr, &amqp.ReceiverOptions{Credit: 256})
 		ocancel()
@@ -333,8 +340,12 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 				if err != nil {
 					continue // not ours to read
 				}
+				msg := inbound{src: src, msg: vm}
+				if src != controllerFlush && o.quick(&msg, from, time.Now()) {
+					continue
+				}
 				select {
-				case in <- inbound{src: src, msg: vm}:
+				case in <- msg:
 				case <-rctx.Done():
 					return
 				}
@@ -348,7 +359,7 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 	if err != nil {
 		return
 	}
-	if err := subscribe(vanflow.BeaconAddress, "", nil); err != nil {
+	if err := subscribe(vanflow.BeaconAddress, "", nil, nil); err != nil {
 		return
 	}
 	// the controller's own source
@@ -369,7 +380,7 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 		o.pubMu.Unlock()
 		pub.id = id
 		if id.SiteID != "" && id.SiteID != flushSub {
-			if err := subscribe(vanflow.DirectAddress(id.SiteID), controllerFlush, nil); err != nil {
+			if err := subscribe(vanflow.DirectAddress(id.SiteID), controllerFlush, nil, nil); err != nil {
 				return err
 			}
 			flushSub = id.SiteID
@@ -414,7 +425,7 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 			addrs = append(addrs, src.address+vanflow.HeartbeatsSuffix)
 		}
 		for _, a := range addrs {
-			if err := subscribe(a, src.id, end); err != nil {
+			if err := subscribe(a, src.id, src, end); err != nil {
 				return err
 			}
 		}
@@ -592,6 +603,18 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 			if m.err != nil {
 				return // the connection broke, or the router went away
 			}
+			if m.applied {
+				if m.due {
+					if err := flush(m.from); err != nil {
+						return
+					}
+				}
+				if m.ch != (change{}) {
+					o.set.tell(o, m.from, m.ch)
+					heardOf(m.ch)
+				}
+				continue
+			}
 			if m.src == controllerFlush {
 				if m.msg.Subject == vanflow.SubjectFlush {
 					if u := pub.update(now, true); u != nil {
@@ -651,6 +674,40 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 			}
 		}
 	}
+}
+
+// quick takes, on the goroutine that received it, a message that
+// changes nothing the loop keeps, and tells whether it did: a beacon of a
+// source o watches already (and follows, or another observer does that
+// is not silent), a heartbeat of a source o follows, records of it
+// (merged here). Of the latter two, what the loop has to act on (a FLUSH
+// due, a change a view shows or traffic) is left in m, applied, for the
+// loop. Idle, a network sends little else: the loop need not wake for
+// them.
+func (o *Observer) quick(m *inbound, from *source, now time.Time) bool {
+	switch m.msg.Subject {
+	case vanflow.SubjectBeacon:
+		return m.src == "" && o.set.watches(o, m.msg.ID, now)
+	case vanflow.SubjectHeartbeat, vanflow.SubjectRecord:
+		if from == nil || !o.set.follows(o, from) {
+			return false // the loop ends the subscription
+		}
+		from.mu.Lock()
+		from.last = now
+		due := !from.flushDue.IsZero()
+		from.flushDue = time.Time{}
+		var ch change
+		if m.msg.Subject == vanflow.SubjectRecord {
+			ch = from.apply(m.msg.Records)
+		}
+		from.mu.Unlock()
+		if !due && ch == (change{}) {
+			return true
+		}
+		*m = inbound{src: m.src, applied: true, from: from, due: due, ch: ch}
+		return false
+	}
+	return false
 }
 
 // firstViewWait is how long an observer waits for its own router's
