@@ -33,6 +33,9 @@ func (n *Set) join(o *Observer, b vanflow.Message, now time.Time) (src *source, 
 			recs: map[string]vanflow.Record{}, closed: map[string]Traffic{}, last: now}
 		n.feeds[b.ID] = src
 	}
+	if !src.watchers[o] {
+		n.nudgeLocked()
+	}
 	src.watchers[o] = true
 	src.mu.Lock()
 	silent := now.Sub(src.last) > staleAfter
@@ -42,6 +45,25 @@ func (n *Set) join(o *Observer, b vanflow.Message, now time.Time) (src *source, 
 		return src, true
 	}
 	return src, src.follower == o
+}
+
+// watches tells whether a beacon of source id would change nothing for
+// o: o watches it already, and follows it or another observer does that
+// has heard from it lately (join would keep them so).
+func (n *Set) watches(o *Observer, id string, now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	src := n.feeds[id]
+	if src == nil || !src.watchers[o] || src.follower == nil {
+		return false
+	}
+	if src.follower == o {
+		return true
+	}
+	src.mu.Lock()
+	silent := now.Sub(src.last) > staleAfter
+	src.mu.Unlock()
+	return !silent
 }
 
 // follows tells whether o follows src.
@@ -117,13 +139,38 @@ func (o *Observer) hear(src *source, ch change, orphan bool) {
 	}
 }
 
-// taken returns and clears what o heard.
-func (o *Observer) taken() (change, []*source) {
+// taken returns and clears what o heard, and whether the set's sources
+// changed since (nudge).
+func (o *Observer) taken() (change, []*source, bool) {
 	o.hearMu.Lock()
 	defer o.hearMu.Unlock()
-	ch, orphans := o.heardChange, o.orphans
-	o.heardChange, o.orphans = change{}, nil
-	return ch, orphans
+	ch, orphans, net := o.heardChange, o.orphans, o.heardNet
+	o.heardChange, o.orphans, o.heardNet = change{}, nil, false
+	return ch, orphans, net
+}
+
+// nudge tells every observer of the set that what they may watch
+// changed (a source came, gained a watcher, named its router or was heard
+// again after a silence): each looks at once whether to watch more
+// (joinNetwork), which sources are silent, and so on — what an observer
+// would otherwise look at only when a source may have gone silent.
+func (n *Set) nudge() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.nudgeLocked()
+}
+
+// nudgeLocked is nudge with n.mu held.
+func (n *Set) nudgeLocked() {
+	for _, o := range n.obs {
+		o.hearMu.Lock()
+		o.heardNet = true
+		o.hearMu.Unlock()
+		select {
+		case o.heard <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // joinNetwork makes o watch, at once, the sources of the network its

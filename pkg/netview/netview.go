@@ -133,6 +133,7 @@ type Observer struct {
 	// what other observers' followed sources changed (feeds.go)
 	hearMu      sync.Mutex
 	heardChange change
+	heardNet    bool
 	orphans     []*source
 	heard       chan struct{}
 	// what the controller publishes of the site (publish.go)
@@ -254,11 +255,18 @@ func (o *Observer) run(ctx context.Context, dir namespace.Dir, changed func(stri
 var dials atomic.Int64
 
 // inbound is a vanflow message from a source (src "" for beacons), or
-// why a subscription ended.
+// why a subscription ended; or (applied) what the receiving goroutine
+// made of a message of source from that the loop has to act on: a FLUSH
+// due, a change to tell.
 type inbound struct {
 	src string
 	msg vanflow.Message
 	err error
+	// set when applied
+	applied bool
+	from    *source
+	due     bool
+	ch      change
 }
 
 // follow connects to the site's router and follows the records of its
@@ -291,9 +299,9 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 		return
 	}
 	in := make(chan inbound, 256)
-	// subscribe receives what is sent to addr (from source src) until
-	// sctx or cancel ends
-	subscribe := func(addr, src string, done <-chan struct{}) error {
+	// subscribe receives what is sent to addr (from source src, whose
+	// records from has when o follows it) until sctx or cancel ends
+	subscribe := func(addr, src string, from *source, done <-chan struct{}) error {
 		oc, ocancel := context.WithTimeout(sctx, 3*time.Second)
 		r, err := sess.NewReceiver(oc, addr, &amqp.ReceiverOptions{Credit: 256})
 		ocancel()
@@ -333,8 +341,12 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 				if err != nil {
 					continue // not ours to read
 				}
+				msg := inbound{src: src, msg: vm}
+				if src != controllerFlush && o.quick(&msg, from, time.Now()) {
+					continue
+				}
 				select {
-				case in <- inbound{src: src, msg: vm}:
+				case in <- msg:
 				case <-rctx.Done():
 					return
 				}
@@ -348,7 +360,7 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 	if err != nil {
 		return
 	}
-	if err := subscribe(vanflow.BeaconAddress, "", nil); err != nil {
+	if err := subscribe(vanflow.BeaconAddress, "", nil, nil); err != nil {
 		return
 	}
 	// the controller's own source
@@ -369,7 +381,7 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 		o.pubMu.Unlock()
 		pub.id = id
 		if id.SiteID != "" && id.SiteID != flushSub {
-			if err := subscribe(vanflow.DirectAddress(id.SiteID), controllerFlush, nil); err != nil {
+			if err := subscribe(vanflow.DirectAddress(id.SiteID), controllerFlush, nil, nil); err != nil {
 				return err
 			}
 			flushSub = id.SiteID
@@ -385,7 +397,6 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 	if err := syncPub(time.Now()); err != nil {
 		return
 	}
-	ticks := 0
 	st := newStore()
 	ends := map[string]chan struct{}{} // closes the subscriptions of a source no longer followed
 	defer func() {
@@ -414,7 +425,7 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 			addrs = append(addrs, src.address+vanflow.HeartbeatsSuffix)
 		}
 		for _, a := range addrs {
-			if err := subscribe(a, src.id, end); err != nil {
+			if err := subscribe(a, src.id, src, end); err != nil {
 				return err
 			}
 		}
@@ -473,8 +484,104 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 			readListenersSoon()
 		}
 	}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	// what is due at a time rather than on a message: the controller's
+	// heartbeats and beacons, FLUSHes not answered, sources silent or
+	// gone, a down link's reason; nextTick is when the first of them is
+	// due (zero: at once)
+	var nextTick, heartbeatDue, beaconDue time.Time
+	heartbeatDue, beaconDue = started.Add(2*time.Second), started.Add(10*time.Second)
+	tickWork := func(now time.Time) error {
+		if pub.id.SiteID != "" {
+			if !now.Before(heartbeatDue) {
+				heartbeatDue = now.Add(2 * time.Second)
+				if err := send(pub.heartbeat(now)); err != nil {
+					return err
+				}
+			}
+			if !now.Before(beaconDue) {
+				beaconDue = now.Add(10 * time.Second)
+				if err := send(pub.beacon()); err != nil {
+					return err
+				}
+			}
+		}
+		if srcs := o.set.joinNetwork(o, loc.routerID, now); len(srcs) > 0 {
+			for _, src := range srcs {
+				st.sources[src.id] = src
+			}
+			markDirty()
+			o.set.nudge()
+		}
+		for id, src := range st.sources {
+			src.mu.Lock()
+			last, due := src.last, !src.flushDue.IsZero() && now.After(src.flushDue)
+			if due {
+				src.flushDue = time.Time{}
+			}
+			src.mu.Unlock()
+			if now.Sub(last) > ForgetAfter {
+				o.set.leave(o, src)
+				delete(st.sources, id)
+				unfollow(id)
+				markDirty()
+				continue
+			}
+			if due && ends[id] != nil {
+				if err := flush(src); err != nil {
+					return err
+				}
+			}
+		}
+		if s := st.stale(now); s != stale {
+			// a router gone quiet (a partition, a router stopped) or
+			// heard again: the local router's routes to it changed
+			// too, and records do not say so; its listeners and
+			// links do
+			stale = s
+			markDirty()
+			readLinks = true
+			readListenersSoon()
+			// the routers' HELLOs take a while to bring a route back:
+			// look again later too (a source heard again is seen at its
+			// first message, not up to a tick after)
+			listenerReads = append(listenerReads, now.Add(2*time.Second), now.Add(4*time.Second))
+		}
+		// a link that is down: the router tries again and again, and
+		// only its connector says why each try failed
+		if loc.linksDown() && now.Sub(lastLinkRead) >= NetworkInterval {
+			readLinks = true
+		}
+		return nil
+	}
+	// tickAt is when tickWork has something to do next: nothing spins,
+	// and an idle network wakes the loop about once per staleAfter
+	// less a heartbeat's interval, not every second
+	tickAt := func(now time.Time) time.Time {
+		next := now.Add(maxTick)
+		if pub.id.SiteID != "" {
+			next = earliest(next, earliest(heartbeatDue, beaconDue))
+		}
+		for _, src := range st.sources {
+			src.mu.Lock()
+			last, flushDue := src.last, src.flushDue
+			src.mu.Unlock()
+			if !flushDue.IsZero() {
+				next = earliest(next, flushDue.Add(time.Millisecond))
+			}
+			if src.typ == vanflow.SourceRouter && now.Sub(last) <= staleAfter {
+				next = earliest(next, last.Add(staleAfter+time.Millisecond))
+			} else {
+				next = earliest(next, last.Add(ForgetAfter+time.Millisecond))
+			}
+		}
+		if loc.linksDown() {
+			next = earliest(next, lastLinkRead.Add(NetworkInterval))
+		}
+		if floor := now.Add(minTick); next.Before(floor) {
+			return floor
+		}
+		return next
+	}
 	// one timer for the loop's next due thing, not one per message
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -484,6 +591,11 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 	}
 	for {
 		now := time.Now()
+		if !now.Before(nextTick) {
+			if err := tickWork(now); err != nil {
+				return
+			}
+		}
 		if readLinks {
 			readLinks = false
 			lastLinkRead = now
@@ -495,6 +607,7 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 				markDirty()
 			}
 		}
+		slices.SortFunc(listenerReads, time.Time.Compare)
 		if len(listenerReads) > 0 && !listenerReads[0].After(now) {
 			for len(listenerReads) > 0 && !listenerReads[0].After(now) {
 				listenerReads = listenerReads[1:]
@@ -524,6 +637,8 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 		if len(listenerReads) > 0 {
 			wake = min(wake, max(0, listenerReads[0].Sub(now)))
 		}
+		nextTick = tickAt(now)
+		wake = min(wake, nextTick.Sub(now))
 		select {
 		case <-ctx.Done():
 			return
@@ -534,63 +649,22 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 			if err := syncPub(now); err != nil {
 				return
 			}
-		case <-tick.C:
-			ticks++
-			if pub.id.SiteID != "" {
-				if ticks%2 == 0 {
-					if err := send(pub.heartbeat(now)); err != nil {
-						return
-					}
-				}
-				if ticks%10 == 0 {
-					if err := send(pub.beacon()); err != nil {
-						return
-					}
-				}
-			}
-			for _, src := range o.set.joinNetwork(o, loc.routerID, now) {
-				st.sources[src.id] = src
-				markDirty()
-			}
-			for id, src := range st.sources {
-				src.mu.Lock()
-				last, due := src.last, !src.flushDue.IsZero() && now.After(src.flushDue)
-				if due {
-					src.flushDue = time.Time{}
-				}
-				src.mu.Unlock()
-				if now.Sub(last) > ForgetAfter {
-					o.set.leave(o, src)
-					delete(st.sources, id)
-					unfollow(id)
-					markDirty()
-					continue
-				}
-				if due && ends[id] != nil {
-					if err := flush(src); err != nil {
-						return
-					}
-				}
-			}
-			if s := st.stale(now); s != stale {
-				// a router gone quiet (a partition, a router stopped) or
-				// heard again: the local router's routes to it changed
-				// too, and records do not say so; its listeners and
-				// links do
-				stale = s
-				markDirty()
-				readLinks = true
-				readListenersSoon()
-			}
-			// a link that is down: the router tries again and again, and
-			// only its connector says why each try failed
-			if loc.linksDown() && now.Sub(lastLinkRead) >= NetworkInterval {
-				readLinks = true
-			}
 		case <-wakeTimer(wake):
 		case m := <-in:
 			if m.err != nil {
 				return // the connection broke, or the router went away
+			}
+			if m.applied {
+				if m.due {
+					if err := flush(m.from); err != nil {
+						return
+					}
+				}
+				if m.ch != (change{}) {
+					o.set.tell(o, m.from, m.ch)
+					heardOf(m.ch)
+				}
+				continue
 			}
 			if m.src == controllerFlush {
 				if m.msg.Subject == vanflow.SubjectFlush {
@@ -640,7 +714,10 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 				}
 			}
 		case <-o.heard:
-			ch, orphans := o.taken()
+			ch, orphans, moved := o.taken()
+			if moved {
+				nextTick = time.Time{} // the set changed: look at once
+			}
 			heardOf(ch)
 			for _, src := range orphans {
 				if st.sources[src.id] == src && o.set.adopt(o, src) {
@@ -653,11 +730,68 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 	}
 }
 
+// quick takes, on the goroutine that received it, a message that
+// changes nothing the loop keeps, and tells whether it did: a beacon of a
+// source o watches already (and follows, or another observer does that
+// is not silent), a heartbeat of a source o follows, records of it
+// (merged here). Of the latter two, what the loop has to act on (a FLUSH
+// due, a change a view shows or traffic) is left in m, applied, for the
+// loop. Idle, a network sends little else: the loop need not wake for
+// them.
+func (o *Observer) quick(m *inbound, from *source, now time.Time) bool {
+	switch m.msg.Subject {
+	case vanflow.SubjectBeacon:
+		return m.src == "" && o.set.watches(o, m.msg.ID, now)
+	case vanflow.SubjectHeartbeat, vanflow.SubjectRecord:
+		if from == nil || !o.set.follows(o, from) {
+			return false // the loop ends the subscription
+		}
+		from.mu.Lock()
+		// a source heard again after a silence, or its router named:
+		// what the observers watch may change (see tickWork)
+		wake := now.Sub(from.last) > staleAfter
+		name := from.routerName
+		from.last = now
+		due := !from.flushDue.IsZero()
+		from.flushDue = time.Time{}
+		var ch change
+		if m.msg.Subject == vanflow.SubjectRecord {
+			ch = from.apply(m.msg.Records)
+		}
+		wake = wake || from.routerName != name
+		from.mu.Unlock()
+		if wake {
+			o.set.nudge()
+		}
+		if !due && ch == (change{}) {
+			return true
+		}
+		*m = inbound{src: m.src, applied: true, from: from, due: due, ch: ch}
+		return false
+	}
+	return false
+}
+
 // firstViewWait is how long an observer waits for its own router's
 // records before it makes a view without them: not at all, the local
 // router's links and listeners (from management) are worth showing at
 // once; the network follows as its sources' beacons come (every 10 s).
 var firstViewWait = time.Duration(0)
+
+// minTick and maxTick bound how long an observer's loop waits for what
+// is due at a time (tickAt).
+const (
+	minTick = 50 * time.Millisecond
+	maxTick = 5 * time.Second
+)
+
+// earliest is the earlier of a and b.
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
 
 // controllerFlush marks what comes on the controller's source's direct
 // address (FLUSH requests).
