@@ -457,9 +457,11 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 	}
 	readListenersSoon := func() {
 		// now, and again after the router has had time to follow a
-		// change of the network (a connector's address reaching it)
+		// change of the network (a connector's address reaching or
+		// leaving it: its own timers take up to a second or two)
 		now := time.Now()
-		listenerReads = append(listenerReads, now, now.Add(250*time.Millisecond), now.Add(time.Second))
+		listenerReads = append(listenerReads, now, now.Add(250*time.Millisecond), now.Add(time.Second),
+			now.Add(2*time.Second), now.Add(4*time.Second))
 	}
 	// flush asks src for all its records, once (src.flushDue was due)
 	flush = func(src *source) error {
