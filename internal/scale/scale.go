@@ -59,3 +59,31 @@ func Pairs(dir string, n, from int) error {
 	}
 	return nil
 }
+
+// Namespaces writes nsCount namespaces ns000, ns001, … under dataHome,
+// each of perNS resources: a Site, then Listeners and Connectors in
+// turn, every Listener on a port of its own (namespaces of one host
+// cannot share one). The data home of the cold-start harness and
+// benchmark.
+func Namespaces(dataHome string, nsCount, perNS int) error {
+	for n := range nsCount {
+		dir := filepath.Join(dataHome, "namespaces", fmt.Sprintf("ns%03d", n), "input", "resources")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", dir, err)
+		}
+		files := map[string]string{"Site-s.yaml": fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: s%d\n", n)}
+		for i := 1; i < perNS; i++ {
+			if i%2 == 1 {
+				files[fmt.Sprintf("Listener-l%d.yaml", i)] = fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: l%d\nspec:\n  routingKey: k%d\n  host: 127.0.0.1\n  port: %d\n", i, i, 20000+n*perNS+i)
+			} else {
+				files[fmt.Sprintf("Connector-c%d.yaml", i)] = fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: c%d\nspec:\n  routingKey: k%d\n  host: backend\n  port: 8080\n", i, i-1)
+			}
+		}
+		for name, content := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

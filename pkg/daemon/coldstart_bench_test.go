@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/site-controller/site-controller/internal/scale"
 	"github.com/site-controller/site-controller/pkg/controller"
 )
 
@@ -33,23 +33,8 @@ func BenchmarkColdStart(b *testing.B) {
 			var homes []string
 			for range b.N + 1 {
 				home := b.TempDir()
-				port := 20000
-				for n := range size.namespaces {
-					dir := filepath.Join(home, "namespaces", fmt.Sprintf("ns%03d", n), "input", "resources")
-					if err := os.MkdirAll(dir, 0o755); err != nil {
-						b.Fatal(err)
-					}
-					os.WriteFile(filepath.Join(dir, "Site-s.yaml"), fmt.Appendf(nil, "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: s%d\n", n), 0o644)
-					for i := 1; i < size.resources; i++ {
-						var data []byte
-						if i%2 == 1 {
-							port++
-							data = fmt.Appendf(nil, "apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: l%d\nspec:\n  routingKey: k%d\n  host: 127.0.0.1\n  port: %d\n", i, i, port)
-						} else {
-							data = fmt.Appendf(nil, "apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: c%d\nspec:\n  routingKey: k%d\n  host: backend\n  port: 8080\n", i, i-1)
-						}
-						os.WriteFile(filepath.Join(dir, fmt.Sprintf("r%d.yaml", i)), data, 0o644)
-					}
+				if err := scale.Namespaces(home, size.namespaces, size.resources); err != nil {
+					b.Fatal(err)
 				}
 				homes = append(homes, home)
 				if size.restart {

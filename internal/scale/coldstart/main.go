@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/site-controller/site-controller/internal/scale"
 )
 
 func main() {
@@ -33,30 +35,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "coldstart:", err)
 		os.Exit(1)
 	}
-}
-
-func generate(home string, nsCount, perNS int) error {
-	for n := range nsCount {
-		dir := filepath.Join(home, "namespaces", fmt.Sprintf("ns%03d", n), "input", "resources")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-		files := map[string]string{"Site-s.yaml": fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: s%d\n", n)}
-		for i := 1; i < perNS; i++ {
-			if i%2 == 1 {
-				// a port of its own: namespaces of one host cannot share one
-				files[fmt.Sprintf("Listener-l%d.yaml", i)] = fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: l%d\nspec:\n  routingKey: k%d\n  host: 127.0.0.1\n  port: %d\n", i, i, 20000+n*perNS+i)
-			} else {
-				files[fmt.Sprintf("Connector-c%d.yaml", i)] = fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: c%d\nspec:\n  routingKey: k%d\n  host: backend\n  port: 8080\n", i, i-1)
-			}
-		}
-		for name, content := range files {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 type result struct {
@@ -81,7 +59,7 @@ func run(bin string, nsCount, perNS, runs int, idle time.Duration, restart bool)
 	// of 10,000 fresh files slows whatever runs next, and that is not what
 	// is being measured
 	for r := range runs {
-		if err := generate(filepath.Join(work, fmt.Sprintf("home%d", r)), nsCount, perNS); err != nil {
+		if err := scale.Namespaces(filepath.Join(work, fmt.Sprintf("home%d", r)), nsCount, perNS); err != nil {
 			return err
 		}
 	}
