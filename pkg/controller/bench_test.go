@@ -92,6 +92,7 @@ func BenchmarkReconcileOneChange(b *testing.B) {
 	}
 	file := home + "/namespaces/scale/input/resources/Listener-l7.yaml"
 	written, i := 0, 0
+	var phases Phases
 	for b.Loop() {
 		i++
 		b.StopTimer()
@@ -108,6 +109,13 @@ func BenchmarkReconcileOneChange(b *testing.B) {
 			b.Fatal(err)
 		}
 		written += len(res.Changed)
+		phases.Read += res.Phases.Read
+		phases.Render += res.Phases.Render
+		phases.Status += res.Phases.Status
 	}
 	b.ReportMetric(float64(written)/float64(i), "files/op")
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(i) }
+	b.ReportMetric(ms(phases.Read), "read-ms")
+	b.ReportMetric(ms(phases.Render), "render-ms")
+	b.ReportMetric(ms(phases.Status), "status-ms")
 }

@@ -119,8 +119,10 @@ type passCache struct {
 	// bound the attached connectors the last pass rendered, by binding
 	peers map[string]*namespace.FileCache
 	bound map[string]*routerconfig.Attached
-	// render keeps the entities of unchanged resources
-	render routerconfig.Memo
+	// render keeps the entities of unchanged resources, statuses the
+	// statuses worked out
+	render   routerconfig.Memo
+	statuses pass.Memo
 }
 
 // Refresh makes the next pass of every namespace read and write
@@ -271,7 +273,7 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	// temporary files a crash left between write and rename
 	dir.Files().RemoveTemps(filepath.Dir(dir.RouterConfig()))
 	dir.Files().RemoveTemps(dir.Internal())
-	ps := &siteState{Pass: &pass.Pass{Namespace: ns, Dir: dir, Now: r.opts.Now(), Result: res, Incomplete: in.Incomplete},
+	ps := &siteState{Pass: &pass.Pass{Namespace: ns, Dir: dir, Now: r.opts.Now(), Result: res, Incomplete: in.Incomplete, Memo: &cache.statuses},
 		owner: o, cache: cache, reads: map[string]bool{}, selects: map[string]bool{}}
 	r.selectConnectors(ctx, ps, platform)
 	r.bindAttached(ctx, ps, platform)

@@ -48,6 +48,8 @@ type Pass struct {
 	Selections map[string]Selection
 	Bindings   map[string]Binding
 	Attached   map[string]AttachedView
+	// Memo keeps statuses from the namespace's last pass (nil: none).
+	Memo *Memo
 }
 
 // Result tells what one pass did.

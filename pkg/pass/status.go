@@ -64,6 +64,8 @@ func (s *Pass) Statuses() []status.Entry {
 		firstDoc[key] = d
 	}
 
+	memo := s.Memo.begin(s)
+	defer memo.end()
 	entries := make([]status.Entry, 0, len(ns.Docs)+1+len(ns.RouterAccess))
 	for _, d := range ns.Docs {
 		if firstDoc[id{d.Kind, d.Name}] != d {
@@ -72,6 +74,12 @@ func (s *Pass) Statuses() []status.Entry {
 		probs := ns.ProblemsOf(d)
 		if d.Object != nil {
 			probs = append(probs, failed[d.Object]...)
+		}
+		if len(probs) == 0 && len(extra[d]) == 0 && memo != nil {
+			if e, ok := s.memoized(memo, d, listenerKeys, connectorKeys); ok {
+				entries = append(entries, e)
+				continue
+			}
 		}
 		st := s.resourceStatus(d, probs, listenerKeys, connectorKeys)
 		if len(extra[d]) > 0 {
@@ -102,6 +110,98 @@ func (s *Pass) Statuses() []status.Entry {
 		}
 	}
 	return entries
+}
+
+// Memo keeps, from one pass over a namespace to the next, the status of
+// each Listener and Connector (with a host) that has no problem: the
+// status follows from its document, the pass's context and its facts, so
+// a pass works out again only those whose document or facts changed
+// (thousands stay as they were when one file changed). A pass with
+// another context forgets it all.
+type Memo struct {
+	ctx  memoCtx
+	docs map[*resources.Document]memoStatus
+	pass uint64
+}
+
+type memoStatus struct {
+	facts facts
+	entry status.Entry
+	pass  uint64
+}
+
+// memoCtx is what every memoized status follows from besides its own
+// document and facts: whether the namespace has a Site, and what the pass
+// knows of the router (why its statuses are only rendered, why its
+// management did not answer, whether it refused anything).
+type memoCtx struct {
+	site           bool
+	why, liveErr   string
+	live, refusals bool
+}
+
+// begin starts a pass's use of the memo; nil when there is none or it
+// cannot serve this pass (refusals name resources one by one).
+func (m *Memo) begin(s *Pass) *Memo {
+	if m == nil {
+		return nil
+	}
+	ctx := memoCtx{site: s.Namespace.Site != nil, live: s.Result.Live != nil}
+	if st, ok := rendered(s.Result, 0, ""); ok {
+		ctx.why = st.Message
+	}
+	if s.Result.LiveErr != nil {
+		ctx.liveErr = s.Result.LiveErr.Error()
+	}
+	ctx.refusals = s.Result.Live != nil && len(s.Result.Live.Refused) > 0
+	if ctx != m.ctx || m.docs == nil || ctx.refusals || !ctx.site {
+		m.docs = map[*resources.Document]memoStatus{}
+	}
+	m.ctx = ctx
+	m.pass++
+	if ctx.refusals || !ctx.site {
+		return nil
+	}
+	return m
+}
+
+// end forgets the documents this pass did not look at (gone).
+func (m *Memo) end() {
+	if m == nil {
+		return
+	}
+	for d, e := range m.docs {
+		if e.pass != m.pass {
+			delete(m.docs, d)
+		}
+	}
+}
+
+// memoized returns the status entry of document d (without problems)
+// from the memo, or works it out and keeps it; false when its status is
+// not memoized (other kinds, Connectors that select).
+func (s *Pass) memoized(m *Memo, d *resources.Document, listenerKeys, connectorKeys map[string]bool) (status.Entry, bool) {
+	var f facts
+	switch o := d.Object.(type) {
+	case *resources.Listener:
+		f = s.listenerFacts(o, connectorKeys)
+	case *resources.Connector:
+		if o.Spec.Host == "" {
+			return status.Entry{}, false
+		}
+		f = s.connectorFacts([]string{routerconfig.ConnectorName(o)}, o.Spec.RoutingKey, listenerKeys)
+	default:
+		return status.Entry{}, false
+	}
+	if e, ok := m.docs[d]; ok && e.facts == f {
+		e.pass = m.pass
+		m.docs[d] = e
+		e.entry.Known = true
+		return e.entry, true
+	}
+	e := status.Entry{Kind: d.Kind, Name: d.Name, Raw: d.Raw, Node: d.Node, Status: s.resourceStatus(d, nil, listenerKeys, connectorKeys)}
+	m.docs[d] = memoStatus{facts: f, entry: e, pass: m.pass}
+	return e, true
 }
 
 // secretShape is what a Secret's status file shows of it: no data.
@@ -212,27 +312,7 @@ func (s *Pass) resourceStatus(d *resources.Document, probs []resources.Problem, 
 		}
 		return st
 	case *resources.Listener:
-		m := connectorKeys[o.Spec.RoutingKey]
-		unmatched := "no matching connector for routing key " + o.Spec.RoutingKey
-		if st, ok := liveStatus(s.Result, gen); ok {
-			return st
-		} else if st, ok := rendered(s.Result, gen, warn); ok {
-			return st
-		} else if live := s.Result.Live; live != nil {
-			present, up := live.ListenerUp(routerconfig.ListenerName(o))
-			if view := s.View; view != nil && view.Taken.After(live.ListenersRead) {
-				// the network observer read the router since: newer
-				if v, ok := view.ListenerUp[routerconfig.ListenerName(o)]; ok {
-					up = v
-				}
-			}
-			if !present {
-				return notInRouter(gen, warn)
-			}
-			m, unmatched = up, "no connector for routing key "+o.Spec.RoutingKey+" is reachable in the network"
-			configured = Cond(status.Configured, true, "Configured", "in the router", gen)
-		}
-		return matchedStatus(configured, m, unmatched, warn, gen, func(st *status.Status) { st.HasMatchingConnector = boolPtr(m) })
+		return s.listenerStatus(o, s.listenerFacts(o, connectorKeys), warn, gen)
 	case *resources.Connector:
 		var pods []status.SelectedPod
 		if o.Spec.Host == "" {
@@ -242,7 +322,8 @@ func (s *Pass) resourceStatus(d *resources.Document, probs []resources.Problem, 
 			}
 			pods, warn = sel.Pods, JoinMessage(sel.Left, warn)
 		}
-		st := s.connectorStatus(connectorEntities(s, o), o.Spec.RoutingKey, listenerKeys, configured, warn, gen)
+		entities := connectorEntities(s, o)
+		st := s.connectorStatus(s.connectorFacts(entities, o.Spec.RoutingKey, listenerKeys), o.Spec.RoutingKey, configured, warn, gen)
 		st.SelectedPods = pods
 		return st
 	case *resources.AttachedConnectorBinding:
@@ -254,7 +335,7 @@ func (s *Pass) resourceStatus(d *resources.Document, probs []resources.Problem, 
 			return noTargets(v.Sel.None, warn, gen)
 		}
 		warn = JoinMessage(v.Sel.Left, warn)
-		st := s.connectorStatus(attachedEntities(*v.Bound), o.Spec.RoutingKey, listenerKeys, configured, warn, gen)
+		st := s.connectorStatus(s.connectorFacts(attachedEntities(*v.Bound), o.Spec.RoutingKey, listenerKeys), o.Spec.RoutingKey, configured, warn, gen)
 		st.SelectedPods = v.Sel.Pods
 		return st
 	case *resources.AttachedConnector:
@@ -284,27 +365,79 @@ func (s *Pass) resourceStatus(d *resources.Document, probs []resources.Problem, 
 	return status.Status{Status: status.Ready, Message: JoinMessage("OK", warn), Conditions: []status.Condition{Cond(status.ReadyCond, true, "Ready", "OK", gen)}}
 }
 
-// connectorStatus is the status of the tcpConnectors entities (a
-// Connector's, or a bound AttachedConnector's) for routingKey.
-func (s *Pass) connectorStatus(entities []string, routingKey string, listenerKeys map[string]bool, configured status.Condition, warn string, gen int64) status.Status {
+// facts are what the status of a Listener, or of the tcpConnectors of a
+// Connector or bound AttachedConnector, follows from in a pass besides its
+// document and the pass's context (memoCtx): whether it is matched and,
+// with a live router, whether the router has it.
+type facts struct{ matched, present bool }
+
+// listenerFacts are Listener o's facts in this pass.
+func (s *Pass) listenerFacts(o *resources.Listener, connectorKeys map[string]bool) facts {
+	live := s.Result.Live
+	if live == nil || s.Result.LiveErr != nil {
+		return facts{matched: connectorKeys[o.Spec.RoutingKey], present: true}
+	}
+	name := routerconfig.ListenerName(o)
+	present, up := live.ListenerUp(name)
+	if view := s.View; view != nil && view.Taken.After(live.ListenersRead) {
+		// the network observer read the router since: newer
+		if v, ok := view.ListenerUp[name]; ok {
+			up = v
+		}
+	}
+	return facts{matched: up, present: present}
+}
+
+// listenerStatus is the status of Listener o with facts f.
+func (s *Pass) listenerStatus(o *resources.Listener, f facts, warn string, gen int64) status.Status {
+	configured := Cond(status.Configured, true, "Configured", "OK", gen)
+	unmatched := "no matching connector for routing key " + o.Spec.RoutingKey
+	if st, ok := liveStatus(s.Result, gen); ok {
+		return st
+	} else if st, ok := rendered(s.Result, gen, warn); ok {
+		return st
+	} else if s.Result.Live != nil {
+		if !f.present {
+			return notInRouter(gen, warn)
+		}
+		unmatched = "no connector for routing key " + o.Spec.RoutingKey + " is reachable in the network"
+		configured = Cond(status.Configured, true, "Configured", "in the router", gen)
+	}
+	return matchedStatus(configured, f.matched, unmatched, warn, gen, func(st *status.Status) { st.HasMatchingConnector = boolPtr(f.matched) })
+}
+
+// connectorFacts are the facts of tcpConnectors entities for routingKey
+// in this pass.
+func (s *Pass) connectorFacts(entities []string, routingKey string, listenerKeys map[string]bool) facts {
 	view := s.View
-	m := listenerKeys[routingKey] || (view != nil && view.Listeners[routingKey])
+	live := s.Result.Live
+	if live == nil || s.Result.LiveErr != nil {
+		return facts{matched: listenerKeys[routingKey] || (view != nil && view.Listeners[routingKey]), present: true}
+	}
+	for _, name := range entities {
+		if _, present := live.Entities["tcpConnector"][name]; !present {
+			return facts{}
+		}
+	}
+	return facts{matched: live.HasListenerFor(routingKey) || (view != nil && view.Listeners[routingKey]), present: true}
+}
+
+// connectorStatus is the status of the tcpConnectors for routingKey (a
+// Connector's, or a bound AttachedConnector's) with facts f.
+func (s *Pass) connectorStatus(f facts, routingKey string, configured status.Condition, warn string, gen int64) status.Status {
 	unmatched := "no matching listener for routing key " + routingKey
 	if st, ok := liveStatus(s.Result, gen); ok {
 		return st
 	} else if st, ok := rendered(s.Result, gen, warn); ok {
 		return st
-	} else if live := s.Result.Live; live != nil {
-		for _, name := range entities {
-			if _, present := live.Entities["tcpConnector"][name]; !present {
-				return notInRouter(gen, warn)
-			}
+	} else if s.Result.Live != nil {
+		if !f.present {
+			return notInRouter(gen, warn)
 		}
-		m = live.HasListenerFor(routingKey) || (view != nil && view.Listeners[routingKey])
 		unmatched = "no listener for routing key " + routingKey + " in the network"
 		configured = Cond(status.Configured, true, "Configured", "in the router", gen)
 	}
-	return matchedStatus(configured, m, unmatched, warn, gen, func(st *status.Status) { st.HasMatchingListener = boolPtr(m) })
+	return matchedStatus(configured, f.matched, unmatched, warn, gen, func(st *status.Status) { st.HasMatchingListener = boolPtr(f.matched) })
 }
 
 // noTargets is the status of a selector that selects nothing.

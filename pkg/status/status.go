@@ -156,6 +156,10 @@ type Entry struct {
 	// Private is set for a resource whose file holds a secret (an
 	// AccessGrant's or AccessToken's code): it is written 0600.
 	Private bool
+	// Known says that the entry is the one given to the last Write with
+	// the same Memo, unchanged: it is written again only if that Write
+	// did not write it.
+	Known bool
 }
 
 // mode is the file mode of e's status file.
@@ -251,6 +255,9 @@ func (m *Memo) unchanged(file string, e *Entry) bool {
 	m.mu.Unlock()
 	if !ok || !had || old.generated || old.doc != id {
 		return false
+	}
+	if e.Known {
+		return true
 	}
 	for i := range e.Status.Conditions {
 		c := &e.Status.Conditions[i]
