@@ -57,8 +57,12 @@ func TestMemo(t *testing.T) {
 		// hits is how many statuses come from the memo at least
 		hits int
 	}{
-		{"first", func() Result { return Result{Router: running, Live: &live.Live{Entities: entities(map[string]bool{"l0": true}, "")}} }, nil, 0},
-		{"same", func() Result { return Result{Router: running, Live: &live.Live{Entities: entities(map[string]bool{"l0": true}, "")}} }, nil, 8},
+		{"first", func() Result {
+			return Result{Router: running, Live: &live.Live{Entities: entities(map[string]bool{"l0": true}, "")}}
+		}, nil, 0},
+		{"same", func() Result {
+			return Result{Router: running, Live: &live.Live{Entities: entities(map[string]bool{"l0": true}, "")}}
+		}, nil, 8},
 		{"l1 up", func() Result {
 			return Result{Router: running, Live: &live.Live{Entities: entities(map[string]bool{"l0": true, "l1": true}, "")}}
 		}, nil, 7},
