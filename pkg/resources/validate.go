@@ -43,6 +43,10 @@ type Namespace struct {
 	Attached      []*AttachedConnector
 	documentOf    map[Object]*Document
 	problemsOfDoc map[*Document][]Problem
+	// defined is the first document of each "Kind/name"; ports the
+	// Listeners by port, once Patch asked
+	defined map[string]*Document
+	ports   map[int64][]*Listener
 }
 
 // DocumentOf returns the document a valid resource was read from.
@@ -114,6 +118,7 @@ func Build(ns string, docs []*Document, fileProblems []Problem) *Namespace {
 	n.Problems = append(n.Problems, fileProblems...)
 	// first definition of each Kind/name, for duplicates
 	first := map[string]*Document{}
+	n.defined = first
 	var sites []*Document
 	for _, d := range docs {
 		if d.Kind == "" {
