@@ -319,8 +319,8 @@ func Render(ns *resources.Namespace, env Environment) (Config, error) {
 
 	var tcp []Entity
 	for _, l := range ns.Listeners {
-		if l.Spec.TLSCredentials == "" {
-			tcp = append(tcp, env.Memo.entity(l, func() Entity { return Entity{"tcpListener", listenerAttrs(l)} }))
+		if e, ok := SimpleEntity(l); ok {
+			tcp = append(tcp, env.Memo.entity(l, func() Entity { return e }))
 			continue
 		}
 		a := listenerAttrs(l)
@@ -379,14 +379,7 @@ func Render(ns *resources.Namespace, env Environment) (Config, error) {
 	}
 	for _, c := range ns.Connectors {
 		if c.Spec.Host != "" && c.Spec.TLSCredentials == "" {
-			tcp = append(tcp, env.Memo.entity(c, func() Entity {
-				return Entity{"tcpConnector", map[string]any{
-					"name":    ConnectorName(c),
-					"host":    c.Spec.Host,
-					"port":    strconv.FormatInt(c.Spec.Port, 10),
-					"address": c.Spec.RoutingKey,
-				}}
-			}))
+			tcp = append(tcp, env.Memo.entity(c, func() Entity { e, _ := SimpleEntity(c); return e }))
 			continue
 		}
 		// a Connector with a host connects to it; one with a selector
@@ -442,6 +435,28 @@ func Render(ns *resources.Namespace, env Environment) (Config, error) {
 	cfg = append(cfg, tcp...)
 	env.Memo.done()
 	return cfg, nil
+}
+
+// SimpleEntity is the entity of a resource that renders to one entity
+// from itself alone: a Listener without TLS, a Connector to a host
+// without TLS. False for any other.
+func SimpleEntity(o resources.Object) (Entity, bool) {
+	switch o := o.(type) {
+	case *resources.Listener:
+		if o.Spec.TLSCredentials == "" {
+			return Entity{"tcpListener", listenerAttrs(o)}, true
+		}
+	case *resources.Connector:
+		if o.Spec.Host != "" && o.Spec.TLSCredentials == "" {
+			return Entity{"tcpConnector", map[string]any{
+				"name":    ConnectorName(o),
+				"host":    o.Spec.Host,
+				"port":    strconv.FormatInt(o.Spec.Port, 10),
+				"address": o.Spec.RoutingKey,
+			}}, true
+		}
+	}
+	return Entity{}, false
 }
 
 // listenerAttrs are a Listener's tcpListener attributes but TLS.
@@ -512,11 +527,27 @@ func (c Config) Marshal() ([]byte, error) { return c.MarshalWith(nil) }
 // its attributes are the map memo wrote it from (and keeps what it writes
 // there).
 func (c Config) MarshalWith(memo *Memo) ([]byte, error) {
+	t, err := c.MarshalText(memo)
+	return t.JSON, err
+}
+
+// Text is a configuration's file (Marshal) with where the text of each of
+// its entities starts, so that an entity can be put in, taken out or
+// replaced without writing the others again.
+type Text struct {
+	JSON   []byte
+	starts []int
+}
+
+// MarshalText is MarshalWith keeping where each entity's text starts.
+func (c Config) MarshalText(memo *Memo) (Text, error) {
 	b := make([]byte, 0, 256*len(c)+16)
 	b = append(b, "[\n"...)
+	starts := make([]int, len(c))
 	keys := make([]string, 0, 16)
 	var text map[string]memoText
 	for i, e := range c {
+		starts[i] = len(b)
 		var key string
 		if memo != nil && (e.Type == "tcpListener" || e.Type == "tcpConnector") {
 			key = e.Type + "\x00" + e.Name()
@@ -534,30 +565,10 @@ func (c Config) MarshalWith(memo *Memo) ([]byte, error) {
 			}
 		}
 		start := len(b)
-		b = append(b, "    [\n        "...)
-		b = appendString(b, e.Type)
-		b = append(b, ",\n        {"...)
-		keys = keys[:0]
-		for k := range e.Attrs {
-			keys = append(keys, k)
+		var err error
+		if b, err = appendEntity(b, e, keys); err != nil {
+			return Text{}, err
 		}
-		slices.Sort(keys)
-		for j, k := range keys {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, "\n            "...)
-			b = appendString(b, k)
-			b = append(b, ": "...)
-			var err error
-			if b, err = appendValue(b, e.Attrs[k]); err != nil {
-				return nil, fmt.Errorf("marshal %s %q: attribute %s: %w", e.Type, e.Name(), k, err)
-			}
-		}
-		if len(keys) > 0 {
-			b = append(b, "\n        "...)
-		}
-		b = append(b, "}\n    ]"...)
 		if key != "" {
 			if text == nil {
 				text = make(map[string]memoText, len(memo.text))
@@ -572,7 +583,109 @@ func (c Config) MarshalWith(memo *Memo) ([]byte, error) {
 	if memo != nil {
 		memo.text = text
 	}
-	return append(b, "]\n"...), nil
+	return Text{JSON: append(b, "]\n"...), starts: starts}, nil
+}
+
+// appendEntity appends the text of one entity (keys is room for its
+// attribute names).
+func appendEntity(b []byte, e Entity, keys []string) ([]byte, error) {
+	b = append(b, "    [\n        "...)
+	b = appendString(b, e.Type)
+	b = append(b, ",\n        {"...)
+	keys = keys[:0]
+	for k := range e.Attrs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for j, k := range keys {
+		if j > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, "\n            "...)
+		b = appendString(b, k)
+		b = append(b, ": "...)
+		var err error
+		if b, err = appendValue(b, e.Attrs[k]); err != nil {
+			return nil, fmt.Errorf("marshal %s %q: attribute %s: %w", e.Type, e.Name(), k, err)
+		}
+	}
+	if len(keys) > 0 {
+		b = append(b, "\n        "...)
+	}
+	return append(b, "}\n    ]"...), nil
+}
+
+// end is where the text of entity i ends.
+func (t *Text) end(i int) int {
+	if i == len(t.starts)-1 {
+		return len(t.JSON) - len("\n]\n")
+	}
+	return t.starts[i+1] - len(",\n")
+}
+
+// Put returns the text with entity i replaced by e (i < the number of
+// entities), or e put in at i (i == the number of entities, or insert),
+// as Marshal would write the configuration changed so. t is left as it
+// was.
+func (t Text) Put(i int, e Entity, insert bool) (Text, error) {
+	text, err := appendEntity(nil, e, nil)
+	if err != nil {
+		return Text{}, err
+	}
+	n := len(t.starts)
+	var out Text
+	switch {
+	case insert && i == n && n > 0:
+		at := t.end(n - 1)
+		out.JSON = concat(t.JSON[:at], ",\n", text, "", t.JSON[at:])
+		out.starts = append(slices.Clone(t.starts), at+len(",\n"))
+		return out, nil
+	case insert && i < n:
+		out.JSON = concat(t.JSON[:t.starts[i]], "", text, ",\n", t.JSON[t.starts[i]:])
+		out.starts = slices.Insert(slices.Clone(t.starts), i, t.starts[i])
+		shift(out.starts[i+1:], len(text)+len(",\n"))
+		return out, nil
+	case !insert && i < n:
+		end := t.end(i)
+		out.JSON = concat(t.JSON[:t.starts[i]], "", text, "", t.JSON[end:])
+		out.starts = slices.Clone(t.starts)
+		shift(out.starts[i+1:], len(text)-(end-t.starts[i]))
+		return out, nil
+	}
+	return Text{}, fmt.Errorf("no entity %d of %d to put %s at", i, n, e.Type)
+}
+
+// Remove returns the text without entity i (not the only one).
+func (t Text) Remove(i int) (Text, error) {
+	n := len(t.starts)
+	var out Text
+	switch {
+	case n < 2 || i < 0 || i >= n:
+		return Text{}, fmt.Errorf("no entity %d of %d to remove", i, n)
+	case i == n-1:
+		out.JSON = concat(t.JSON[:t.end(i-1)], "", nil, "", t.JSON[t.end(i):])
+		out.starts = slices.Clone(t.starts[:i])
+	default:
+		out.JSON = concat(t.JSON[:t.starts[i]], "", nil, "", t.JSON[t.starts[i+1]:])
+		out.starts = slices.Delete(slices.Clone(t.starts), i, i+1)
+		shift(out.starts[i:], -(t.starts[i+1] - t.starts[i]))
+	}
+	return out, nil
+}
+
+func concat(a []byte, sep1 string, mid []byte, sep2 string, z []byte) []byte {
+	out := make([]byte, 0, len(a)+len(sep1)+len(mid)+len(sep2)+len(z))
+	out = append(out, a...)
+	out = append(out, sep1...)
+	out = append(out, mid...)
+	out = append(out, sep2...)
+	return append(out, z...)
+}
+
+func shift(s []int, by int) {
+	for i := range s {
+		s[i] += by
+	}
 }
 
 // sameMap tells whether a and b are the same map (not only equal).
