@@ -2,6 +2,8 @@ package namespace
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"net"
 	"os"
 	"path/filepath"
@@ -348,3 +350,65 @@ func TestChosenPortsKeptApart(t *testing.T) {
 // testPorts is the port registry's memo of this test process, as a
 // controller keeps one.
 var testPorts = &PortMemo{}
+
+// TestChangePorts: claims changed by their keys (ChangePorts) grant what
+// ClaimPorts grants with every claim listed, and leave the registry as it
+// would: the same file, byte for byte.
+func TestChangePorts(t *testing.T) {
+	homes := [2]string{t.TempDir(), t.TempDir()}
+	var dirs [2]map[string]Dir
+	memos := [2]*PortMemo{{}, {}}
+	for i, home := range homes {
+		dirs[i] = map[string]Dir{"a": made(t, home, "a"), "b": made(t, home, "b")}
+		// b holds 47010 on every address
+		if _, _, err := dirs[i]["b"].ClaimPorts(memos[i], []PortClaim{{Key: "Listener/b", Host: "0.0.0.0", Port: 47010}}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claims := map[string]PortClaim{}
+	list := func() []PortClaim { // as a pass lists them: by key
+		var out []PortClaim
+		for _, k := range slices.Sorted(maps.Keys(claims)) {
+			out = append(out, claims[k])
+		}
+		return out
+	}
+	for step, change := range []struct {
+		drop []string
+		add  []PortClaim
+	}{
+		{nil, []PortClaim{{Key: "Listener/x", Host: "127.0.0.1", Port: 47001}, {Key: "Listener/y", Host: "0.0.0.0", Port: 47002}}},
+		{[]string{"Listener/x"}, []PortClaim{{Key: "Listener/x", Host: "127.0.0.1", Port: 47003}}},
+		{nil, []PortClaim{{Key: "Listener/z", Host: "127.0.0.1", Port: 47010}}}, // b's
+		{[]string{"Listener/y", "Listener/z"}, nil},
+		{nil, []PortClaim{{Key: "Listener/w", Host: "::", Port: 47004}}},
+	} {
+		for _, k := range change.drop {
+			delete(claims, k)
+		}
+		for _, c := range change.add {
+			claims[c.Key] = c
+		}
+		changed, changedOK, ok, err := dirs[0]["a"].ChangePorts(memos[0], change.drop, change.add)
+		if err != nil || !ok || !changedOK {
+			t.Fatalf("step %d: ChangePorts: %v (taken %v)", step, err, ok)
+		}
+		all, _, err := dirs[1]["a"].ClaimPorts(memos[1], list(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range change.add {
+			if changed[c.Key] != all[c.Key] {
+				t.Errorf("step %d: %s granted %+v, ClaimPorts grants %+v", step, c.Key, changed[c.Key], all[c.Key])
+			}
+		}
+		got, _ := os.ReadFile(filepath.Join(Root(homes[0]), claimsFile))
+		want, _ := os.ReadFile(filepath.Join(Root(homes[1]), claimsFile))
+		if string(got) != string(want) {
+			t.Errorf("step %d: the registry says\n%s\nwant\n%s", step, got, want)
+		}
+	}
+	if _, _, ok, _ := dirs[0]["a"].ChangePorts(memos[0], nil, []PortClaim{{Key: "RouterAccess/r/edge", From: 45671}}); ok {
+		t.Error("a claim without a port was taken")
+	}
+}

@@ -375,6 +375,86 @@ func (d Dir) ClaimPorts(memo *PortMemo, claims []PortClaim, write bool) (map[str
 	return out, changed, nil
 }
 
+// ChangePorts is ClaimPorts for a change of a namespace's claims named by
+// their ports (a Listener's): the claims under the keys in drop are
+// released and those in add claimed, the others left as they are, with
+// no need to list them all. It grants what ClaimPorts would, and writes
+// the namespace's lines; false when a claim names no port (ClaimPorts
+// chooses those).
+func (d Dir) ChangePorts(memo *PortMemo, drop []string, add []PortClaim) (map[string]PortGrant, bool, bool, error) {
+	if slices.ContainsFunc(add, func(c PortClaim) bool { return c.Port <= 0 }) {
+		return nil, false, false, nil
+	}
+	if len(drop) == 0 && len(add) == 0 {
+		return map[string]PortGrant{}, false, true, nil
+	}
+	root := filepath.Dir(d.Path)
+	unlock, err := fileio.Lock(filepath.Join(root, ".ports.lock"))
+	if err != nil {
+		return nil, false, false, err
+	}
+	defer unlock()
+	memo.Here(d)
+	idx, err := readClaims(memo, root)
+	if err != nil {
+		return nil, false, false, err
+	}
+	mgmtByPort, err := d.ManagementPorts(memo)
+	if err != nil {
+		return nil, false, false, err
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" || h == "*" }
+	dropped := make(map[string]bool, len(drop))
+	for _, k := range drop {
+		dropped[k] = true
+	}
+	mine := idx.holders[d.Name]
+	now := make([]portHolder, 0, len(mine)+len(add))
+	for _, h := range mine {
+		if !dropped[h.key] {
+			now = append(now, h)
+		}
+	}
+	out := map[string]PortGrant{}
+	for _, c := range add {
+		host := c.Host
+		if wild(host) {
+			host = "*"
+		}
+		var by []string
+		for _, h := range idx.byPort[c.Port] {
+			if h.ns != d.Name && (h.host == host || wild(h.host) || wild(host)) {
+				by = append(by, fmt.Sprintf("namespace %s (%s)", h.ns, h.key))
+			}
+		}
+		if ns, ok := mgmtByPort[c.Port]; ok && ns != d.Name && (host == "127.0.0.1" || wild(host)) {
+			by = append(by, fmt.Sprintf("namespace %s (its local management port)", ns))
+		}
+		if len(by) > 0 {
+			slices.Sort(by)
+			out[c.Key] = PortGrant{HeldBy: by[0]}
+			continue
+		}
+		out[c.Key] = PortGrant{Port: c.Port}
+		// in the order of the keys, as a pass lists the claims
+		at := slices.IndexFunc(now, func(h portHolder) bool { return h.key > c.Key })
+		if at < 0 {
+			at = len(now)
+		}
+		now = slices.Insert(now, at, portHolder{c.Port, host, c.Key, false})
+	}
+	holders := maps.Clone(idx.holders)
+	if len(now) == 0 {
+		delete(holders, d.Name)
+	} else {
+		holders[d.Name] = now
+	}
+	if err := writeClaims(memo, root, holders, d.Name); err != nil {
+		return nil, false, false, err
+	}
+	return out, true, true, nil
+}
+
 // sameHolders tells whether two namespaces' lines hold the same, in any
 // order.
 func sameHolders(a, b []portHolder) bool {
