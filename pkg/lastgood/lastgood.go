@@ -23,8 +23,10 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -136,6 +138,36 @@ func Resolve(g **Files, dir namespace.Dir, self namespace.Identity, files []name
 	}
 	ns.save(dir, batch, usedBroken)
 	return in
+}
+
+// Record remembers the content of the files that changed, the others
+// having not (files: by path; nil for a file that is gone), as Resolve
+// would from a pass that read them all: every file given is good (neither
+// broken nor empty: the caller made sure). False when it cannot stand for
+// Resolve: the store is not this directory's yet.
+func Record(g *Files, self namespace.Identity, dir namespace.Dir, files map[string]*namespace.File) bool {
+	ns := g
+	if ns == nil || ns.dir != self || ns.legacy != nil {
+		return false
+	}
+	var batch []byte
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		f := files[p]
+		if f == nil {
+			if ns.files[p] != nil {
+				ns.drop(p)
+				batch = appendRecord(batch, opGone, p, nil)
+			}
+			continue
+		}
+		if good := ns.files[p]; good == nil || good.sum != f.Sum {
+			good = &goodFile{sum: f.Sum, data: f.Data}
+			ns.put(p, good)
+			batch = appendRecord(batch, opPut, p, good.data)
+		}
+	}
+	ns.save(dir, batch, false)
+	return true
 }
 
 // record operations

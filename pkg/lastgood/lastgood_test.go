@@ -239,3 +239,40 @@ func TestStoreNeverFollowsLinks(t *testing.T) {
 		t.Errorf("in force after a restart: %q, want a3!", got)
 	}
 }
+
+// TestRecord: files recorded one change at a time (Record) leave the store
+// as passes that read everything would: after a restart, a broken file's
+// resources are the last recorded content, a removed file's are gone; and
+// a store not opened yet is left to Resolve.
+func TestRecord(t *testing.T) {
+	n := newNS(t)
+	n.write("a.yaml", listener("a1"))
+	n.write("b.yaml", listener("b1"))
+	var g *Files
+	n.pass(&g)
+	id, _ := n.dir.Identity()
+	file := func(name, content string) *namespace.File {
+		return &namespace.File{Path: "input/resources/" + name, Data: []byte(content), Sum: sha256.Sum256([]byte(content))}
+	}
+	n.write("a.yaml", listener("a2"))
+	n.remove("b.yaml")
+	n.write("c.yaml", listener("c1"))
+	if !Record(g, id, n.dir, map[string]*namespace.File{"input/resources/a.yaml": file("a.yaml", listener("a2")),
+		"input/resources/b.yaml": nil, "input/resources/c.yaml": file("c.yaml", listener("c1"))}) {
+		t.Fatal("Record refused an open store")
+	}
+	size := n.storeSize()
+	if !Record(g, id, n.dir, map[string]*namespace.File{"input/resources/a.yaml": file("a.yaml", listener("a2"))}) || n.storeSize() != size {
+		t.Error("recording what the store holds wrote it")
+	}
+	// a new process: what was recorded stands in for broken files
+	n.write("a.yaml", "kind: [")
+	n.write("c.yaml", "")
+	var fresh *Files
+	if got := names(n.pass(&fresh)); got != "a2!,c1!" {
+		t.Errorf("after a restart, in force: %q, want a2!,c1! (b gone)", got)
+	}
+	if Record(nil, id, n.dir, nil) {
+		t.Error("Record took a store that was never opened")
+	}
+}

@@ -3,10 +3,10 @@ package namespace
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
