@@ -122,3 +122,75 @@ func TestFileCache(t *testing.T) {
 	os.Rename(tmp, filepath.Join(other, "e.yaml"))
 	read([]string{}, "b.yaml=30002", "c.yaml=10003", "e.yaml=20005")
 }
+
+// TestReadChanged: the changed files alone are read, new, changed and
+// gone, and the listing follows them (a later full read agrees); what it
+// cannot stand for is refused: no listing yet, a symbolic link among the
+// files, a change that is no resource file or a directory.
+func TestReadChanged(t *testing.T) {
+	d := Dir{Name: "ns", Path: t.TempDir()}
+	res := d.InputResources()
+	os.MkdirAll(res, 0o755)
+	write := func(name, port string) {
+		if err := os.WriteFile(filepath.Join(res, name), []byte(listener(name, port)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.yaml", "09001")
+	write("b.yaml", "09002")
+	cache := &FileCache{Window: -1}
+	if _, ok := d.ReadChanged(0, cache, []string{"input/resources/a.yaml"}); ok {
+		t.Error("taken before the cache held a listing")
+	}
+	if _, err := d.ReadFilesCached(0, cache, nil); err != nil {
+		t.Fatal(err)
+	}
+	write("a.yaml", "09011")
+	write("c.yaml", "09003")
+	os.Remove(filepath.Join(res, "b.yaml"))
+	got, ok := d.ReadChanged(0, cache, []string{"input/resources/a.yaml", "input/resources/b.yaml", "input/resources/c.yaml"})
+	if !ok {
+		t.Fatal("refused")
+	}
+	if len(got) != 3 || got["input/resources/b.yaml"] != nil || got["input/resources/a.yaml"] == nil || got["input/resources/c.yaml"] == nil {
+		t.Fatalf("read %v", got)
+	}
+	if p := portsOf(t, []File{*got["input/resources/a.yaml"], *got["input/resources/c.yaml"]}); !slices.Equal(p, []string{"a.yaml=09011", "c.yaml=09003"}) {
+		t.Errorf("read %v", p)
+	}
+	// a pass told nothing changed since reads what ReadChanged left
+	files, err := d.ReadFilesCached(0, cache, []string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := portsOf(t, files); !slices.Equal(p, []string{"a.yaml=09011", "c.yaml=09003"}) {
+		t.Errorf("then a pass reads %v", p)
+	}
+	for _, refused := range [][]string{
+		{"input/certs/x/tls.crt"},
+		{"input/resources"},
+		{},
+	} {
+		if _, ok := d.ReadChanged(0, cache, refused); ok {
+			t.Errorf("took %v", refused)
+		}
+	}
+	os.Mkdir(filepath.Join(res, "sub"), 0o755)
+	if _, ok := d.ReadChanged(0, cache, []string{"input/resources/sub"}); ok {
+		t.Error("took a new directory")
+	}
+	os.Symlink(filepath.Join(res, "a.yaml"), filepath.Join(res, "link.yaml"))
+	if _, err := d.ReadFilesCached(0, cache, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.ReadChanged(0, cache, []string{"input/resources/a.yaml"}); ok {
+		t.Error("took a change among symbolic links")
+	}
+	os.Remove(filepath.Join(res, "link.yaml"))
+	if _, err := d.ReadFilesCached(0, cache, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.ReadChanged(0, cache, []string{"input/resources/a.yaml"}); !ok {
+		t.Error("the link went, and changes are still refused")
+	}
+}

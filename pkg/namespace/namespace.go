@@ -241,45 +241,15 @@ func (d Dir) ReadFilesCached(maxSize int64, cache *FileCache, changed []string) 
 	files := make([]File, len(paths))
 	read := func(i int) {
 		f := &files[i]
-		f.Path = paths[i]
-		if hinted != nil && !hinted[f.Path] {
-			if cached, ok := cache.trusted(f.Path); ok {
+		if hinted != nil && !hinted[paths[i]] {
+			if cached, ok := cache.trusted(paths[i]); ok {
 				*f = cached
 				return
 			}
 		}
-		full := filepath.Join(d.Path, f.Path)
-		key, ok := fileKeyOf(full)
-		if !ok {
-			f.Path = "" // removed while we listed
-			return
-		}
-		if cached, ok := cache.get(f.Path, key); ok {
-			*f = cached
-			return
-		}
-		f.Modified = key.modified()
-		readAt := time.Now()
-		data, err := readRegular(full, maxSize)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			f.Path = "" // removed while we listed
-		case err != nil:
-			f.Broken = err.Error()
-			f.Problems = []resources.Problem{{File: f.Path, Message: err.Error()}}
-		default:
-			f.Data = data
-			f.Sum = sha256.Sum256(data)
-			f.Empty = len(bytes.TrimSpace(data)) == 0
-			f.Docs, f.Problems = resources.Decode(f.Path, data)
-			if len(f.Problems) > 0 {
-				f.Broken = f.Problems[0].Message
-				if f.Problems[0].Line > 0 {
-					f.Broken = fmt.Sprintf("line %d: %s", f.Problems[0].Line, f.Broken)
-				}
-			}
-			cache.put(f.Path, key, *f, readAt)
-		}
+		if got, ok := d.readFile(maxSize, cache, paths[i]); ok {
+			*f = got
+		} // else removed while we listed: Path stays ""
 	}
 	if hinted != nil {
 		// nearly everything comes from the cache: goroutines would cost
@@ -293,6 +263,91 @@ func (d Dir) ReadFilesCached(maxSize int64, cache *FileCache, changed []string) 
 	files = slices.DeleteFunc(files, func(f File) bool { return f.Path == "" })
 	cache.keep(files)
 	return files, nil
+}
+
+// readFile reads one resource file, or takes it from cache when its stat
+// has not changed since it was read; false when it is gone.
+func (d Dir) readFile(maxSize int64, cache *FileCache, path string) (File, bool) {
+	f := File{Path: path}
+	full := filepath.Join(d.Path, path)
+	key, ok := fileKeyOf(full)
+	if !ok {
+		return File{}, false
+	}
+	if cached, ok := cache.get(path, key); ok {
+		return cached, true
+	}
+	f.Modified = key.modified()
+	readAt := time.Now()
+	data, err := readRegular(full, maxSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return File{}, false
+	case err != nil:
+		f.Broken = err.Error()
+		f.Problems = []resources.Problem{{File: f.Path, Message: err.Error()}}
+	default:
+		f.Data = data
+		f.Sum = sha256.Sum256(data)
+		f.Empty = len(bytes.TrimSpace(data)) == 0
+		f.Docs, f.Problems = resources.Decode(f.Path, data)
+		if len(f.Problems) > 0 {
+			f.Broken = f.Problems[0].Message
+			if f.Problems[0].Line > 0 {
+				f.Broken = fmt.Sprintf("line %d: %s", f.Problems[0].Line, f.Broken)
+			}
+		}
+		cache.put(f.Path, key, f, readAt)
+	}
+	return f, true
+}
+
+// ReadChanged reads the resource files among changed (paths relative to
+// the namespace directory) that changed since cache was last filled, when
+// nothing else did, and brings cache up to date: by path, each file as
+// read now, or nil for one that is gone. False when that cannot stand
+// for reading them all: cache holds no listing yet or symbolic links
+// (what they point to changes without an event), or a change is not a
+// resource file (a directory, input/certs).
+func (d Dir) ReadChanged(maxSize int64, cache *FileCache, changed []string) (map[string]*File, bool) {
+	if maxSize <= 0 {
+		maxSize = MaxFileSize
+	}
+	if cache == nil || len(changed) == 0 {
+		return nil, false
+	}
+	cache.mu.Lock()
+	listed, links := cache.listed, cache.links
+	cache.mu.Unlock()
+	if listed == nil || links > 0 {
+		return nil, false
+	}
+	paths, hinted, ok := d.updateListing(listed, changed)
+	if !ok {
+		return nil, false
+	}
+	for _, p := range changed {
+		if !hinted[filepath.Clean(p)] {
+			return nil, false
+		}
+	}
+	out := make(map[string]*File, len(hinted))
+	for p := range hinted {
+		if _, present := slices.BinarySearch(paths, p); !present {
+			out[p] = nil
+			cache.forget(p)
+			continue
+		}
+		f, ok := d.readFile(maxSize, cache, p)
+		if !ok {
+			return nil, false // gone since it was listed: list again
+		}
+		out[p] = &f
+	}
+	cache.mu.Lock()
+	cache.listed = paths
+	cache.mu.Unlock()
+	return out, true
 }
 
 // listFiles returns the resource files of the namespace: listed, or, when
@@ -395,6 +450,8 @@ type FileCache struct {
 	// listed are the resource files as last listed, kept up to date
 	// with the changes passes were told of; nil until listed
 	listed []string
+	// links counts the files that are symbolic links
+	links int
 }
 
 type cachedFile struct {
@@ -488,21 +545,41 @@ func (c *FileCache) put(path string, key fileKey, f File, readAt time.Time) {
 	if window == 0 {
 		window = racyWindow
 	}
+	link := key.link.mode&unix.S_IFMT == unix.S_IFLNK
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.files[path]; ok && old.link {
+		c.links--
+	}
+	if link {
+		c.links++ // counted, cached or not: it is read every time
+	}
+	if c.files == nil {
+		c.files = map[string]cachedFile{}
+	}
 	if readAt.Sub(key.changed()) < window {
-		c.mu.Lock()
 		delete(c.files, path) // the copy before this change
-		c.mu.Unlock()
+		if link {
+			c.files[path] = cachedFile{key: fileKey{}, link: true} // never matches a stat
+		}
 		return
 	}
 	// a change after the stat that keyed the read gives the file
 	// another stat, unless it came within the same tick of the file
 	// system's clock as the change before: hence the window
+	c.files[path] = cachedFile{key: key, file: f, link: link}
+}
+
+// forget drops what the cache holds of path.
+func (c *FileCache) forget(path string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.files == nil {
-		c.files = map[string]cachedFile{}
+	if old, ok := c.files[path]; ok {
+		if old.link {
+			c.links--
+		}
+		delete(c.files, path)
 	}
-	c.files[path] = cachedFile{key: key, file: f, link: key.link.mode&unix.S_IFMT == unix.S_IFLNK}
 }
 
 // keep forgets every file but those read now.
@@ -516,8 +593,11 @@ func (c *FileCache) keep(files []File) {
 	for _, f := range files {
 		seen[f.Path] = true
 	}
-	for p := range c.files {
+	for p, e := range c.files {
 		if !seen[p] {
+			if e.link {
+				c.links--
+			}
 			delete(c.files, p)
 		}
 	}
