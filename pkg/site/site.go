@@ -115,6 +115,9 @@ type Desired struct {
 	// RenewAt is when the first generated certificate is due to be
 	// renewed: a pass then issues it again.
 	RenewAt time.Time
+
+	// layout is where Build put the Listeners' and Connectors' entities
+	layout layout
 }
 
 // builder carries one Build.
@@ -235,10 +238,13 @@ func Build(in Input) (*Desired, error) {
 	if err != nil {
 		return nil, err
 	}
-	if b.out.ConfigJSON, err = cfg.MarshalWith(in.Memo); err != nil {
+	text, err := cfg.MarshalText(in.Memo)
+	if err != nil {
 		return nil, err
 	}
+	b.out.ConfigJSON = text.JSON
 	b.out.Config = cfg
+	b.out.layout = layoutOf(cfg, &rendered, text, in.ManagementPort)
 	return b.out, nil
 }
 
