@@ -74,10 +74,47 @@ func (r *Reconciler) ensure(ctx context.Context, o *owner, rt runtime.Runtime, p
 	return st, err
 }
 
+// liveRecheck says when to look at a router again after a live apply to
+// it (res.Live, res.LiveErr): soon while it loads or what was sent waits
+// for its peers, with backoff while it fails.
+func liveRecheck(res *Result, o *owner, started time.Time) {
+	switch {
+	case res.LiveErr != nil:
+		res.Recheck = o.session.Failed()
+		if time.Since(started) < loadTime {
+			// a router loading a large configuration answers
+			// nothing until it is done (tens of seconds for
+			// thousands of entities): look again soon, so that
+			// the site is confirmed as soon as it has loaded
+			res.Recheck = min(res.Recheck, time.Second)
+		}
+	case len(res.Live.Refused) > 0:
+		// tried again with backoff, after a full read
+		res.Recheck = o.session.Failed()
+	case res.Live.VerifyDue:
+		res.Recheck = recheckChanged // the full read it left
+	case res.Live.Unmatched() && res.Live.Applied > 0:
+		// a new listener goes up as soon as the router has seen
+		// its connector: look again shortly
+		res.Recheck = recheckChanged
+	case res.Live.Unmatched():
+		// a peer can appear elsewhere in the network: look again
+		res.Recheck = recheckUnmatched
+	}
+}
+
+// room is what a pass found of the router's open files: how many
+// listeners and connectors it has, and its limit.
+type room struct {
+	entities int
+	limit    uint64
+}
+
 // checkRoom warns on the Site when the router's open files limit is
 // smaller than the site needs: one file per listening socket and
 // connection, so about two per listener and connector, with headroom.
 func (r *Reconciler) checkRoom(s *siteState, pid int) {
+	s.owner.room = nil
 	if pid <= 0 || s.Desired == nil {
 		return
 	}
@@ -92,6 +129,7 @@ func (r *Reconciler) checkRoom(s *siteState, pid int) {
 			n++
 		}
 	}
+	s.owner.room = &room{entities: n, limit: limit}
 	need := uint64(1024 + 4*n)
 	if limit >= need {
 		return
@@ -181,29 +219,7 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 				o.upgrading, res.Upgrading = "", ""
 				r.upgraded(o)
 			}
-			switch {
-			case res.LiveErr != nil:
-				res.Recheck = s.owner.session.Failed()
-				if time.Since(st.Started) < loadTime {
-					// a router loading a large configuration answers
-					// nothing until it is done (tens of seconds for
-					// thousands of entities): look again soon, so that
-					// the site is confirmed as soon as it has loaded
-					res.Recheck = min(res.Recheck, time.Second)
-				}
-			case len(res.Live.Refused) > 0:
-				// tried again with backoff, after a full read
-				res.Recheck = s.owner.session.Failed()
-			case res.Live.VerifyDue:
-				res.Recheck = recheckChanged // the full read it left
-			case res.Live.Unmatched() && res.Live.Applied > 0:
-				// a new listener goes up as soon as the router has seen
-				// its connector: look again shortly
-				res.Recheck = recheckChanged
-			case res.Live.Unmatched():
-				// a peer can appear elsewhere in the network: look again
-				res.Recheck = recheckUnmatched
-			}
+			liveRecheck(res, s.owner, st.Started)
 		}
 		if err == nil && st.Running && now().Sub(st.Started) < settleTime && (res.Recheck == 0 || res.Recheck > recheckStarting) {
 			// a router that just started may be about to crash (a bad

@@ -40,6 +40,10 @@ type owner struct {
 	// upgrading is the change ("image A → B") the router restarted for,
 	// until it serves again
 	upgrading string
+	// kept is what the last pass leaves for a patch (nil: the next pass
+	// is a full one); room what the router's open files limit was found
+	kept *kept
+	room *room
 
 	// refresh: the next pass trusts nothing the earlier ones kept
 	refresh atomic.Bool

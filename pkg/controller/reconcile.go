@@ -247,8 +247,12 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	if o.refresh.Swap(false) {
 		// trust nothing kept: the files, nor what the runtime last said
 		// (a new router image is noticed now)
-		o.cache, o.ensured = &passCache{dir: before}, nil
+		o.cache, o.ensured, o.kept = &passCache{dir: before}, nil, nil
 	}
+	if res, ok, err := r.patchPass(ctx, o, dir, changed); ok {
+		return res, err
+	}
+	o.kept = nil
 	cache := o.cache
 	phase := time.Now()
 	lap := func(d *time.Duration) {
@@ -305,6 +309,9 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	resources.SortProblems(res.Problems)
 
 	written, err := r.writeStatus(ps)
+	if err == nil {
+		r.keep(ps, platform)
+	}
 	lap(&phases.Status)
 	res.Phases = phases
 	res.Changed = append(res.Changed, written...)
@@ -342,6 +349,8 @@ type siteState struct {
 	// of each engine's
 	reads, selects map[string]bool
 	containers     map[string]containerSnapshot
+	// uid and gid own the router configuration
+	uid, gid int
 }
 
 // render works out the desired site (site.Reserve, site.Build) and writes it
@@ -380,6 +389,7 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 	if rt := r.opts.Runtimes[platform]; rt != nil {
 		uid, gid = rt.RouterUser(d.Config.LowPorts())
 	}
+	s.uid, s.gid = uid, gid
 	changed, configChanged, err := site.Persist(s.Dir, d, uid, gid)
 	s.Result.Changed = append(s.Result.Changed, changed...)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +54,38 @@ type Live struct {
 	// addresses are the tcpListeners' addresses, worked out once
 	addresses     map[string]bool
 	addressesOnce sync.Once
+	// counts, when set, are the session's counts of the tcpListeners
+	// (kept up to date as it changes them): no need to work them out
+	counts *listenerCounts
+}
+
+// listenerCounts are, of one map of tcpListeners, how many have each
+// address and how many are not up.
+type listenerCounts struct {
+	of        map[string]routerconfig.Entity
+	addresses map[string]int
+	down      int
+}
+
+func countListeners(m map[string]routerconfig.Entity) *listenerCounts {
+	c := &listenerCounts{of: m, addresses: map[string]int{}}
+	for _, e := range m {
+		c.note(e, 1)
+	}
+	return c
+}
+
+// note counts e in (by 1) or out (by -1).
+func (c *listenerCounts) note(e routerconfig.Entity, by int) {
+	if a, ok := e.Attrs["address"].(string); ok {
+		c.addresses[a] += by
+		if c.addresses[a] == 0 {
+			delete(c.addresses, a)
+		}
+	}
+	if e.Attrs["operStatus"] != "up" {
+		c.down += by
+	}
 }
 
 // RefusalOf returns the router's refusal of entity typ/name, or nil.
@@ -72,6 +105,9 @@ func (l *Live) ListenerUp(name string) (present, up bool) {
 
 // HasListenerFor tells whether the router has a tcpListener for address.
 func (l *Live) HasListenerFor(address string) bool {
+	if l.counts != nil {
+		return l.counts.addresses[address] > 0
+	}
 	l.addressesOnce.Do(func() {
 		l.addresses = make(map[string]bool, len(l.Entities["tcpListener"]))
 		for _, e := range l.Entities["tcpListener"] {
@@ -85,6 +121,9 @@ func (l *Live) HasListenerFor(address string) bool {
 
 // Unmatched tells whether some tcpListener waits for a connector.
 func (l *Live) Unmatched() bool {
+	if l.counts != nil {
+		return l.counts.down > 0
+	}
 	for _, e := range l.Entities["tcpListener"] {
 		if e.Attrs["operStatus"] != "up" {
 			return true
@@ -119,6 +158,8 @@ type Session struct {
 	listenersRead time.Time
 	// fresh is true until the connection's first apply
 	fresh bool
+	// counts are known's tcpListeners counted
+	counts *listenerCounts
 }
 
 // NewSession returns the session of the router of namespace directory
@@ -378,37 +419,14 @@ func (s *Session) apply(ctx context.Context, d Desired) (*Live, error) {
 			}
 		}
 	}
-	refused := map[string]error{}
 	opsStart := time.Now()
-	for _, c := range changes {
-		typ := management.TypeName(c.Type)
-		var attrs map[string]any
-		switch c.Op {
-		case "CREATE":
-			attrs, err = client.Create(ctx, typ, c.Name, c.Attrs)
-		case "UPDATE":
-			attrs, err = client.Update(ctx, typ, c.Name, c.Attrs)
-		case "DELETE":
-			err = client.Delete(ctx, typ, c.Name)
-		}
-		var refusal *management.StatusError
-		if errors.As(err, &refusal) && client.Err() == nil {
-			// the router said no to this one: its resource says so, the
-			// others are applied; read it all again next time
-			refused[c.Type+"/"+c.Name] = err
-			sess.known = nil
-			continue
-		}
-		if err != nil {
-			sess.known = nil // read it all again next time
-			return fail(fmt.Errorf("applying to the router: %w", err))
-		}
-		// the router's reply is its state of the entity
-		if c.Op == "DELETE" {
-			delete(known[c.Type], c.Name)
-		} else {
-			known[c.Type][c.Name] = routerconfig.Entity{Type: c.Type, Attrs: attrs}
-		}
+	refused, err := send(ctx, client, changes, known, nil)
+	if err != nil {
+		sess.known = nil // read it all again next time
+		return fail(err)
+	}
+	if len(refused) > 0 {
+		sess.known = nil // read it all again next time
 	}
 	sess.loaded = current
 	for k := range refused {
@@ -418,6 +436,7 @@ func (s *Session) apply(ctx context.Context, d Desired) (*Live, error) {
 		}
 	}
 	live := &Live{Applied: len(changes) - len(refused), Entities: known, Refused: refused, VerifyDue: verifyDue, OpsTime: time.Since(opsStart)}
+	live.counts = sess.countsOf(known)
 	if len(changes) == 0 && live.Unmatched() {
 		// a listener's operStatus follows connectors anywhere in the
 		// network: while some listener waits, read them back (a pass
@@ -434,6 +453,7 @@ func (s *Session) apply(ctx context.Context, d Desired) (*Live, error) {
 			known["tcpListener"][e.Name()] = e
 		}
 	}
+	live.counts = sess.countsOf(known)
 	if len(refused) == 0 {
 		sess.known = known
 		s.mu.Lock()
@@ -442,6 +462,144 @@ func (s *Session) apply(ctx context.Context, d Desired) (*Live, error) {
 	}
 	live.ListenersRead = sess.listenersRead
 	return live, nil
+}
+
+// send sends changes over client, and records in known the router's
+// state of each entity changed (the maps of the types changed are the
+// caller's to change) and in counts, when set, its tcpListeners; refused
+// are the changes the router said no to, by "type/name".
+func send(ctx context.Context, client *management.Client, changes []routerconfig.Change, known map[string]map[string]routerconfig.Entity, counts *listenerCounts) (map[string]error, error) {
+	refused := map[string]error{}
+	for _, c := range changes {
+		typ := management.TypeName(c.Type)
+		var attrs map[string]any
+		var err error
+		switch c.Op {
+		case "CREATE":
+			attrs, err = client.Create(ctx, typ, c.Name, c.Attrs)
+		case "UPDATE":
+			attrs, err = client.Update(ctx, typ, c.Name, c.Attrs)
+		case "DELETE":
+			err = client.Delete(ctx, typ, c.Name)
+		}
+		var refusal *management.StatusError
+		if errors.As(err, &refusal) && client.Err() == nil {
+			// the router said no to this one: its resource says so, the
+			// others are applied
+			refused[c.Type+"/"+c.Name] = err
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("applying to the router: %w", err)
+		}
+		// the router's reply is its state of the entity
+		if old, ok := known[c.Type][c.Name]; ok && counts != nil && c.Type == "tcpListener" {
+			counts.note(old, -1)
+		}
+		if c.Op == "DELETE" {
+			delete(known[c.Type], c.Name)
+			continue
+		}
+		e := routerconfig.Entity{Type: c.Type, Attrs: attrs}
+		known[c.Type][c.Name] = e
+		if counts != nil && c.Type == "tcpListener" {
+			counts.note(e, 1)
+		}
+	}
+	return refused, nil
+}
+
+// countsOf returns the counts of known's tcpListeners: kept while known
+// holds the same map of them, worked out again for another.
+func (s *Session) countsOf(known map[string]map[string]routerconfig.Entity) *listenerCounts {
+	m := known["tcpListener"]
+	if c := s.counts; c != nil && sameMap(c.of, m) {
+		return c
+	}
+	s.counts = countListeners(m)
+	return s.counts
+}
+
+func sameMap(a, b map[string]routerconfig.Entity) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+// ApplyDelta brings the running router to a configuration that differs
+// from the one the session last applied in some entities only: want holds,
+// by type and name, each changed entity of a live type as it is now
+// (expanded), gone the names, by type, of those that are no more. What
+// the session knows of the router stands for the rest: nothing else is
+// read, diffed or sent. False, with nothing done, when it cannot stand for
+// an Apply: it knows nothing yet, a full read is due or asked for, or the
+// connection is new; then Apply does it.
+func (s *Session) ApplyDelta(ctx context.Context, port int, want map[string]map[string]routerconfig.Entity, gone map[string][]string, timeout time.Duration) (*Live, bool, error) {
+	if s.known == nil || s.fresh || s.stale.Load() || time.Since(s.verified) > verifyAfter {
+		return nil, false, nil
+	}
+	s.mu.Lock()
+	connected := s.client != nil && s.client.Err() == nil && s.port == port
+	s.mu.Unlock()
+	if !connected {
+		return nil, false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client, err := s.connect(ctx, port)
+	if err != nil {
+		return nil, false, nil
+	}
+	have := map[string]map[string]routerconfig.Entity{}
+	for _, t := range routerconfig.LiveTypes {
+		have[t] = map[string]routerconfig.Entity{}
+		if want[t] == nil {
+			want[t] = map[string]routerconfig.Entity{}
+		}
+		for name := range want[t] {
+			if e, ok := s.known[t][name]; ok {
+				have[t][name] = e
+			}
+		}
+		for _, name := range gone[t] {
+			if e, ok := s.known[t][name]; ok {
+				have[t][name] = e
+			}
+		}
+	}
+	changes := routerconfig.DiffLive(want, have)
+	for _, c := range changes {
+		if c.Type == "sslProfile" {
+			return nil, false, nil // profiles are Apply's: it tells the router to load them again
+		}
+	}
+	known := s.known
+	for _, c := range changes {
+		if known[c.Type] == nil {
+			known[c.Type] = map[string]routerconfig.Entity{}
+		}
+	}
+	counts := s.countsOf(known)
+	opsStart := time.Now()
+	refused, err := send(ctx, client, changes, known, counts)
+	if err != nil {
+		s.known = nil // read it all again next time
+		if client.Err() != nil {
+			s.Drop()
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("the router did not answer within %s (stopped, or overloaded?): %w", timeout, err)
+		}
+		return nil, true, err
+	}
+	live := &Live{Applied: len(changes) - len(refused), Entities: known, Refused: refused, OpsTime: time.Since(opsStart),
+		ListenersRead: s.listenersRead, counts: counts}
+	if len(refused) > 0 {
+		s.known = nil // read it all again next time
+	} else {
+		s.mu.Lock()
+		s.failures = 0
+		s.mu.Unlock()
+	}
+	return live, true, nil
 }
 
 // queryLive reads the live entity types from the router.

@@ -408,6 +408,16 @@ func TestChangePorts(t *testing.T) {
 			t.Errorf("step %d: the registry says\n%s\nwant\n%s", step, got, want)
 		}
 	}
+	// the same process, another namespace: what a holds now is held, what
+	// it let go is free (the index kept after the write, not read again)
+	g, _, err := dirs[0]["b"].ClaimPorts(memos[0], []PortClaim{{Key: "Listener/b", Host: "0.0.0.0", Port: 47010},
+		{Key: "Listener/q", Host: "127.0.0.1", Port: 47003}, {Key: "Listener/r", Host: "127.0.0.1", Port: 47001}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g["Listener/q"].HeldBy == "" || g["Listener/r"].Port != 47001 {
+		t.Errorf("b is granted %+v: 47003 is a's, 47001 free", g)
+	}
 	if _, _, ok, _ := dirs[0]["a"].ChangePorts(memos[0], nil, []PortClaim{{Key: "RouterAccess/r/edge", From: 45671}}); ok {
 		t.Error("a claim without a port was taken")
 	}

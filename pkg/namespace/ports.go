@@ -368,7 +368,7 @@ func (d Dir) ClaimPorts(memo *PortMemo, claims []PortClaim, write bool) (map[str
 		} else {
 			holders[d.Name] = now
 		}
-		if err := writeClaims(memo, root, holders, d.Name); err != nil {
+		if err := writeClaims(memo, root, holders, d.Name, false); err != nil {
 			return nil, false, err
 		}
 	}
@@ -443,15 +443,49 @@ func (d Dir) ChangePorts(memo *PortMemo, drop []string, add []PortClaim) (map[st
 		}
 		now = slices.Insert(now, at, portHolder{c.Port, host, c.Key, false})
 	}
+	version := memo.versionNow()
 	holders := maps.Clone(idx.holders)
 	if len(now) == 0 {
 		delete(holders, d.Name)
 	} else {
 		holders[d.Name] = now
 	}
-	if err := writeClaims(memo, root, holders, d.Name); err != nil {
+	if err := writeClaims(memo, root, holders, d.Name, true); err != nil {
 		return nil, false, false, err
 	}
+	// the registry as written, for the next pass to find without reading
+	// it again: the index of the ports that changed changed
+	next := &claimsIndex{holders: holders, byPort: maps.Clone(idx.byPort)}
+	for i, p := range [2]string{filepath.Join(root, claimsFile), filepath.Join(root, chosenFile)} {
+		k, ok := fileKeyOf(p)
+		if !ok {
+			return out, true, true, nil // looked at again next time
+		}
+		next.keys[i] = k
+	}
+	ports := map[int]bool{}
+	for _, h := range mine {
+		if dropped[h.key] {
+			ports[h.port] = true
+		}
+	}
+	for _, c := range add {
+		ports[c.Port] = true
+	}
+	for p := range ports {
+		held := slices.DeleteFunc(slices.Clone(next.byPort[p]), func(h heldPort) bool { return h.ns == d.Name })
+		for _, h := range now {
+			if h.port == p {
+				held = append(held, heldPort{d.Name, h})
+			}
+		}
+		if len(held) == 0 {
+			delete(next.byPort, p)
+		} else {
+			next.byPort[p] = held
+		}
+	}
+	memo.keepClaims(next, version)
 	return out, true, true, nil
 }
 
@@ -564,8 +598,9 @@ func readClaimsFile(memo *PortMemo, path string, chosen bool) (map[string][]port
 // writeClaims replaces the registry's files whose lines changed, after
 // namespace ns's lines changed: the chosen ports flushed to disk first, the
 // named ones not. Each namespace's text is kept with the file as written,
-// so that only ns's is built again.
-func writeClaims(memo *PortMemo, root string, holders map[string][]portHolder, ns string) error {
+// so that only ns's is built again; changed says that ns's named lines
+// differ from the file's (they need not be compared).
+func writeClaims(memo *PortMemo, root string, holders map[string][]portHolder, ns string, changed bool) error {
 	for _, f := range []struct {
 		name, header string
 		chosen       bool
@@ -575,7 +610,7 @@ func writeClaims(memo *PortMemo, root string, holders map[string][]portHolder, n
 	} {
 		path := filepath.Join(root, f.name)
 		of := func(hs []portHolder) []portHolder {
-			var out []portHolder
+			out := make([]portHolder, 0, len(hs))
 			for _, h := range hs {
 				if h.chosen == f.chosen {
 					out = append(out, h)
@@ -584,7 +619,8 @@ func writeClaims(memo *PortMemo, root string, holders map[string][]portHolder, n
 			return out
 		}
 		prev, ok := memo.written(path)
-		if ok && sameHolders(prev.holders[ns], of(holders[ns])) && len(prev.holders) == countWith(holders, of) {
+		mine := of(holders[ns])
+		if ok && (!changed || f.chosen) && sameHolders(prev.holders[ns], mine) && len(prev.holders) == countWith(holders, of) {
 			continue // the file says this already
 		}
 		next := writtenClaims{holders: map[string][]portHolder{}, text: map[string][]byte{}}

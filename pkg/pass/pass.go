@@ -99,6 +99,12 @@ type Result struct {
 	RenewAt time.Time
 	// Phases is how long the pass took over each of its steps.
 	Phases Phases
+	// Patched is set when the pass patched the one before it, told which
+	// files changed (only their resources, and those of their routing
+	// keys, were looked at); Removed and Added are the documents of
+	// those files before and now.
+	Patched        bool
+	Removed, Added []*resources.Document
 }
 
 // Phases are the steps of a pass, timed: reading the input (files,

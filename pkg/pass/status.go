@@ -71,33 +71,7 @@ func (s *Pass) Statuses() []status.Entry {
 		if firstDoc[id{d.Kind, d.Name}] != d {
 			continue
 		}
-		probs := ns.ProblemsOf(d)
-		if d.Object != nil {
-			probs = append(probs, failed[d.Object]...)
-		}
-		if len(probs) == 0 && len(extra[d]) == 0 && memo != nil {
-			if e, ok := s.memoized(memo, d, listenerKeys, connectorKeys); ok {
-				entries = append(entries, e)
-				continue
-			}
-		}
-		st := s.resourceStatus(d, probs, listenerKeys, connectorKeys)
-		if len(extra[d]) > 0 {
-			st.Message = JoinMessage(st.Message, strings.Join(extra[d], "; "))
-		}
-		if d.Kind == resources.KindSecret {
-			// a Secret's status never echoes its data: status files are
-			// readable by anyone
-			echo, keys := secretEcho(d)
-			if keys != "" {
-				st.Message = JoinMessage(st.Message, "holds "+keys)
-			}
-			entries = append(entries, status.Entry{Kind: d.Kind, Name: d.Name, Object: echo, Status: st})
-			continue
-		}
-		// a grant's status and a token as read hold their code
-		private := d.Kind == resources.KindAccessGrant || d.Kind == resources.KindAccessToken
-		entries = append(entries, status.Entry{Kind: d.Kind, Name: d.Name, Raw: d.Raw, Node: d.Node, Status: st, Private: private})
+		entries = append(entries, s.entry(memo, d, failed, listenerKeys, connectorKeys, extra[d]))
 	}
 	if ns.Site != nil && s.Result.Config != nil {
 		entries = append(entries, localAccessEntry(s))
@@ -110,6 +84,63 @@ func (s *Pass) Statuses() []status.Entry {
 		}
 	}
 	return entries
+}
+
+// entry is the status entry of document d (the first of its Kind/name;
+// extra says where the others are), through memo when it has one.
+func (s *Pass) entry(memo *Memo, d *resources.Document, failed map[resources.Object][]resources.Problem, listenerKeys, connectorKeys map[string]bool, extra []string) status.Entry {
+	probs := s.Namespace.ProblemsOf(d)
+	if d.Object != nil {
+		probs = append(probs, failed[d.Object]...)
+	}
+	if len(probs) == 0 && len(extra) == 0 && memo != nil {
+		if e, ok := s.memoized(memo, d, listenerKeys, connectorKeys); ok {
+			return e
+		}
+	}
+	st := s.resourceStatus(d, probs, listenerKeys, connectorKeys)
+	if len(extra) > 0 {
+		st.Message = JoinMessage(st.Message, strings.Join(extra, "; "))
+	}
+	if d.Kind == resources.KindSecret {
+		// a Secret's status never echoes its data: status files are
+		// readable by anyone
+		echo, keys := secretEcho(d)
+		if keys != "" {
+			st.Message = JoinMessage(st.Message, "holds "+keys)
+		}
+		return status.Entry{Kind: d.Kind, Name: d.Name, Object: echo, Status: st}
+	}
+	// a grant's status and a token as read hold their code
+	private := d.Kind == resources.KindAccessGrant || d.Kind == resources.KindAccessToken
+	return status.Entry{Kind: d.Kind, Name: d.Name, Raw: d.Raw, Node: d.Node, Status: st, Private: private}
+}
+
+// StatusesOf works out the status entries of some documents of the pass
+// (each the only one of its Kind/name) and of its Site, through the memo,
+// and forgets the documents in gone: what a pass that knows which
+// resources changed writes. listenerKeys and connectorKeys are the
+// routing keys that have a Listener and a Connector rendered. False when
+// the memo cannot serve this pass (another context than its last pass's:
+// Statuses then).
+func (s *Pass) StatusesOf(docs, gone []*resources.Document, listenerKeys, connectorKeys map[string]bool) ([]status.Entry, bool) {
+	m := s.Memo
+	if m == nil || m.docs == nil || m.context(s) != m.ctx || m.ctx.refusals || !m.ctx.site {
+		return nil, false
+	}
+	for _, d := range gone {
+		delete(m.docs, d)
+	}
+	var failed map[resources.Object][]resources.Problem
+	if s.Desired != nil {
+		failed = s.Desired.Failed
+	}
+	out := make([]status.Entry, 0, len(docs)+1)
+	out = append(out, s.entry(nil, s.Namespace.DocumentOf(s.Namespace.Site), failed, listenerKeys, connectorKeys, nil))
+	for _, d := range docs {
+		out = append(out, s.entry(m, d, failed, listenerKeys, connectorKeys, nil))
+	}
+	return out, true
 }
 
 // Memo keeps, from one pass over a namespace to the next, the status of
@@ -146,14 +177,7 @@ func (m *Memo) begin(s *Pass) *Memo {
 	if m == nil {
 		return nil
 	}
-	ctx := memoCtx{site: s.Namespace.Site != nil, live: s.Result.Live != nil}
-	if st, ok := rendered(s.Result, 0, ""); ok {
-		ctx.why = st.Message
-	}
-	if s.Result.LiveErr != nil {
-		ctx.liveErr = s.Result.LiveErr.Error()
-	}
-	ctx.refusals = s.Result.Live != nil && len(s.Result.Live.Refused) > 0
+	ctx := m.context(s)
 	if ctx != m.ctx || m.docs == nil || ctx.refusals || !ctx.site {
 		m.docs = map[*resources.Document]memoStatus{}
 	}
@@ -163,6 +187,19 @@ func (m *Memo) begin(s *Pass) *Memo {
 		return nil
 	}
 	return m
+}
+
+// context is the memo's context in pass s.
+func (m *Memo) context(s *Pass) memoCtx {
+	ctx := memoCtx{site: s.Namespace.Site != nil, live: s.Result.Live != nil}
+	if st, ok := rendered(s.Result, 0, ""); ok {
+		ctx.why = st.Message
+	}
+	if s.Result.LiveErr != nil {
+		ctx.liveErr = s.Result.LiveErr.Error()
+	}
+	ctx.refusals = s.Result.Live != nil && len(s.Result.Live.Refused) > 0
+	return ctx
 }
 
 // end forgets the documents this pass did not look at (gone).

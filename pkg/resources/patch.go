@@ -10,15 +10,16 @@ import (
 // some files replaced: files holds, by path, each changed file's documents
 // now (none: the file is gone). It is what a pass costs when one file of
 // thousands changed: only the documents of those files are checked, and
-// nothing else is looked at. It serves the changes whose effect is their
+// nothing else is looked at. It also returns the documents the changed
+// files held before. It serves the changes whose effect is their
 // own resources alone — Listeners and Connectors without problems, in a
 // namespace that has a Site and no errors — and returns false for any
 // other (a Build decides those).
 //
 // n is consumed: what it shares with the namespace returned is changed.
-func (n *Namespace) Patch(files map[string][]*Document) (*Namespace, bool) {
+func (n *Namespace) Patch(files map[string][]*Document) (*Namespace, []*Document, bool) {
 	if n.Site == nil || n.defined == nil || HasErrors(n.Problems) {
-		return nil, false
+		return nil, nil, false
 	}
 	simple := func(d *Document) bool {
 		return (d.Kind == KindListener || d.Kind == KindConnector) && d.Object != nil && d.Name != ""
@@ -33,7 +34,7 @@ func (n *Namespace) Patch(files map[string][]*Document) (*Namespace, bool) {
 		for hi < len(n.Docs) && n.Docs[hi].File == p {
 			d := n.Docs[hi]
 			if !simple(d) || n.documentOf[d.Object] != d || n.defined[d.Kind+"/"+d.Name] != d || len(n.problemsOfDoc[d]) > 0 {
-				return nil, false
+				return nil, nil, false
 			}
 			gone[d.Kind+"/"+d.Name] = true
 			hi++
@@ -49,11 +50,11 @@ func (n *Namespace) Patch(files map[string][]*Document) (*Namespace, bool) {
 	for _, p := range paths {
 		for _, d := range files[p] {
 			if !simple(d) || len(d.problems) > 0 {
-				return nil, false
+				return nil, nil, false
 			}
 			id := d.Kind + "/" + d.Name
 			if f := n.defined[id]; (f != nil && !gone[id]) || added[id] {
-				return nil, false // a duplicate: Build says which is first
+				return nil, nil, false // a duplicate: Build says which is first
 			}
 			added[id] = true
 			if d.checked == nil || d.checked.ns != n.Name {
@@ -62,10 +63,10 @@ func (n *Namespace) Patch(files map[string][]*Document) (*Namespace, bool) {
 				d.checked = &checked{ns: n.Name, probs: slices.Clip(v.probs)}
 			}
 			if len(d.checked.probs) > 0 {
-				return nil, false
+				return nil, nil, false
 			}
 			if d.File != p {
-				return nil, false
+				return nil, nil, false
 			}
 			if l, ok := d.Object.(*Listener); ok {
 				listeners = append(listeners, l)
@@ -78,23 +79,23 @@ func (n *Namespace) Patch(files map[string][]*Document) (*Namespace, bool) {
 		clash := func(host string, port int64) bool { return port == l.Spec.Port && overlaps(host, l.Spec.Host) }
 		for _, k := range listeners[:i] {
 			if clash(k.Spec.Host, k.Spec.Port) {
-				return nil, false
+				return nil, nil, false
 			}
 		}
 		for _, k := range n.portsOf(l.Spec.Port) {
 			if !removed(k) && clash(k.Spec.Host, k.Spec.Port) {
-				return nil, false
+				return nil, nil, false
 			}
 		}
 		for _, m := range n.MultiKeyListeners {
 			if clash(m.Spec.Host, m.Spec.Port) {
-				return nil, false
+				return nil, nil, false
 			}
 		}
 		for _, ra := range n.RouterAccess {
 			for _, r := range ra.Spec.Roles {
 				if r.Port == l.Spec.Port {
-					return nil, false
+					return nil, nil, false
 				}
 			}
 		}
@@ -134,7 +135,11 @@ func (n *Namespace) Patch(files map[string][]*Document) (*Namespace, bool) {
 		}
 	}
 	out.Docs = append(out.Docs, n.Docs[at:]...)
-	return &out, true
+	var before []*Document
+	for _, span := range spans {
+		before = append(before, n.Docs[span[0]:span[1]]...)
+	}
+	return &out, before, true
 }
 
 // insertByName and deleteByName keep a slice of resources sorted by name.

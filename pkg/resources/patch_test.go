@@ -88,7 +88,7 @@ func TestPatch(t *testing.T) {
 					all = append(all, before[p]...) // unchanged: the same documents
 				}
 			}
-			patched, ok := ns.Patch(changed)
+			patched, _, ok := ns.Patch(changed)
 			if ok != tc.ok {
 				t.Fatalf("Patch took it: %v, want %v", ok, tc.ok)
 			}
@@ -173,7 +173,7 @@ func TestPatchChain(t *testing.T) {
 		hadErrors := HasErrors(ns.Problems)
 		changed := set(step.path, step.text)
 		want := build()
-		patched, ok := ns.Patch(changed)
+		patched, _, ok := ns.Patch(changed)
 		if ok != step.ok {
 			t.Fatalf("step %d (%s): Patch took it: %v, want %v (problems after a Build: %v)", i, step.path, ok, step.ok, want.Problems)
 		}

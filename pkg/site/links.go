@@ -97,6 +97,11 @@ func portKey(kind, name, role string) string {
 	return kind + "/" + name + "/" + role
 }
 
+// ListenerClaim is the port claim of Listener l (PortClaims has it).
+func ListenerClaim(l *resources.Listener) namespace.PortClaim {
+	return namespace.PortClaim{Key: portKey(resources.KindListener, l.Metadata.Name, ""), Host: l.Spec.Host, Port: int(l.Spec.Port)}
+}
+
 // PortClaims lists the ports the namespace's router binds for others to
 // reach: its Listeners and its RouterAccess roles.
 func PortClaims(ns *resources.Namespace) []namespace.PortClaim {

@@ -87,7 +87,51 @@ func (d *Desired) Patch(before, now *resources.Namespace, gone, added []resource
 	cfg := slices.Clone(d.Config)
 	text := l.text
 	var err error
+	// one changed under the same name keeps its place: its entity is
+	// replaced
+	name := func(o resources.Object) string {
+		switch o := o.(type) {
+		case *resources.Listener:
+			return resources.KindListener + "/" + o.Metadata.Name
+		case *resources.Connector:
+			return resources.KindConnector + "/" + o.Metadata.Name
+		}
+		return ""
+	}
+	replaced := map[resources.Object]bool{}
+	for _, g := range gone {
+		for _, a := range added {
+			if replaced[a] || name(g) != name(a) {
+				continue
+			}
+			var at int
+			switch g := g.(type) {
+			case *resources.Listener:
+				i := slices.Index(listeners, g)
+				if i < 0 {
+					return nil, false, nil
+				}
+				listeners[i], at = a.(*resources.Listener), l.listeners+i
+			case *resources.Connector:
+				i := slices.Index(connectors, g)
+				if i < 0 {
+					return nil, false, nil
+				}
+				connectors[i], at = a.(*resources.Connector), l.connectors+i
+			}
+			e, _ := routerconfig.SimpleEntity(a)
+			cfg[at] = e
+			if text, err = text.Put(at, e, false); err != nil {
+				return nil, false, err
+			}
+			replaced[g], replaced[a] = true, true
+			break
+		}
+	}
 	for _, o := range gone {
+		if replaced[o] {
+			continue
+		}
 		var at int
 		switch o := o.(type) {
 		case *resources.Listener:
@@ -112,6 +156,9 @@ func (d *Desired) Patch(before, now *resources.Namespace, gone, added []resource
 		}
 	}
 	for _, o := range added {
+		if replaced[o] {
+			continue
+		}
 		e, _ := routerconfig.SimpleEntity(o)
 		var at int
 		switch o := o.(type) {

@@ -73,7 +73,7 @@ func TestPatch(t *testing.T) {
 				added = append(added, d.Object)
 			}
 		}
-		now, ok := ns.Patch(map[string][]*resources.Document{change.path: docs[change.path]})
+		now, _, ok := ns.Patch(map[string][]*resources.Document{change.path: docs[change.path]})
 		if !ok {
 			if change.ok {
 				t.Fatalf("step %d: resources.Patch refused", step)

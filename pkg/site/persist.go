@@ -83,10 +83,7 @@ func Persist(dir namespace.Dir, d *Desired, routerUID, routerGID int) (changed [
 	if err != nil {
 		return changed, false, err
 	}
-	if err := router.MkdirAll(filepath.Dir(dir.RouterConfig()), 0o755); err != nil {
-		return changed, false, err
-	}
-	configChanged, err = router.WriteFile(dir.RouterConfig(), d.ConfigJSON, 0o644, 0o755, false)
+	configChanged, err = PersistConfig(dir, d, routerUID, routerGID)
 	if err != nil {
 		return changed, false, err
 	}
@@ -133,4 +130,22 @@ func persistLinks(dir namespace.Dir, tree fileio.Tree, files map[string][]byte) 
 		changed = append(changed, path)
 	}
 	return changed, nil
+}
+
+// PersistConfig writes the router configuration alone (Persist writes it
+// with everything else), owned by the router's user; it tells whether the
+// file changed.
+func PersistConfig(dir namespace.Dir, d *Desired, routerUID, routerGID int) (bool, error) {
+	router := dir.Files().Owned(routerUID, routerGID)
+	if err := router.MkdirAll(filepath.Dir(dir.RouterConfig()), 0o755); err != nil {
+		return false, err
+	}
+	return router.WriteFile(dir.RouterConfig(), d.ConfigJSON, 0o644, 0o755, false)
+}
+
+// ReplaceConfig writes the router configuration of d, known to differ from
+// the file's (a Patch of the site last written), without reading the file
+// first.
+func ReplaceConfig(dir namespace.Dir, d *Desired, routerUID, routerGID int) error {
+	return dir.Files().Owned(routerUID, routerGID).Replace(dir.RouterConfig(), d.ConfigJSON, 0o644, 0o755, false)
 }

@@ -416,6 +416,62 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 	return out, errors.Join(errs...)
 }
 
+// Update writes the entries, as Write does, and removes the status files
+// of the resources in gone ("Kind/name") that no entry stands for: a pass
+// that knows what changed touches nothing else. It returns the paths it
+// changed, relative to the namespace directory.
+func (w Writer) Update(entries []Entry, gone []string) ([]string, error) {
+	dir, tree := w.Dir.RuntimeResources(), w.Dir.Files()
+	d, err := tree.OpenDir(dir, 0o700)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	now := w.Now().UTC().Format(time.RFC3339)
+	written := map[string]bool{}
+	var out []string
+	var errs []error
+	for i := range entries {
+		e := &entries[i]
+		file := FileName(e.Kind, e.Name)
+		if !Writable(e.Kind, e.Name) || written[file] {
+			continue
+		}
+		written[file] = true
+		if w.Memo.unchanged(file, e) {
+			continue
+		}
+		changed, err := write(d, file, e, now)
+		if err != nil {
+			w.Memo.forget(file)
+			errs = append(errs, err)
+			continue
+		}
+		w.Memo.wrote(file, *e)
+		if changed {
+			out = append(out, filepath.Join("runtime", "resources", file))
+		}
+	}
+	for _, id := range gone {
+		kind, name, _ := strings.Cut(id, "/")
+		file := FileName(kind, name)
+		if !Writable(kind, name) || written[file] {
+			continue
+		}
+		err := tree.Remove(filepath.Join(dir, file))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("removing stale status: %w", err))
+			continue
+		}
+		w.Memo.forget(file)
+		if err == nil {
+			out = append(out, filepath.Join("runtime", "resources", file))
+		}
+	}
+	slices.Sort(out)
+	return out, errors.Join(errs...)
+}
+
 // WriteOne writes the status file of one entry and touches no other.
 func (w Writer) WriteOne(e Entry) error {
 	if !Writable(e.Kind, e.Name) {

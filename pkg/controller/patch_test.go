@@ -1,0 +1,134 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/site-controller/site-controller/internal/scale"
+	"github.com/site-controller/site-controller/pkg/resources"
+)
+
+// TestPatchPass: a pass told which files changed patches the pass before
+// it when they hold Listeners and Connectors, and a full pass (of a new
+// process) afterwards finds nothing to change: the configuration, the
+// statuses, the port registry and the last good content are what it
+// makes of the files. What a patch cannot stand for is a full pass.
+func TestPatchPass(t *testing.T) {
+	home := t.TempDir()
+	if err := scale.Generate(home, "p", 8, 8); err != nil {
+		t.Fatal(err)
+	}
+	res := filepath.Join(home, "namespaces", "p", "input", "resources")
+	listener := func(name, key string, port int, extra string) string {
+		return fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: %s\nspec:\n  routingKey: %s\n  host: 127.0.0.1\n  port: %d\n%s", name, key, port, extra)
+	}
+	connector := func(name, key string) string {
+		return fmt.Sprintf("apiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: %s\nspec:\n  routingKey: %s\n  host: 10.0.0.1\n  port: 80\n", name, key)
+	}
+	opts := Options{DataHome: home, Platform: "none"}
+	r := New(opts)
+	defer r.Close()
+	ctx := context.Background()
+	if _, err := r.Reconcile(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		name    string
+		files   map[string]string // "" removes
+		patched bool
+		// problem, when set, is a problem the pass must report
+		problem string
+	}{
+		{"a port", map[string]string{"Listener-l3.yaml": listener("l3", "key-3", 10103, "")}, true, ""},
+		{"broken after a patch: its last good content is the patch's", map[string]string{"Listener-l3.yaml": "kind: ["}, false, "broken since"},
+		{"mended", map[string]string{"Listener-l3.yaml": listener("l3", "key-3", 10113, "")}, false, ""},
+		{"a new file", map[string]string{"new.yaml": listener("n1", "key-1", 10200, "")}, true, ""},
+		{"a connector gone", map[string]string{"Connector-c5.yaml": ""}, true, ""},
+		{"renamed", map[string]string{"Listener-l2.yaml": listener("l2b", "key-2", 10002, "")}, true, ""},
+		{"moved to another file", map[string]string{"Listener-l4.yaml": "", "more.yaml": listener("l4", "key-4", 10004, "") + "---\n" + connector("c9", "key-9")}, true, ""},
+		{"a new key for both", map[string]string{"pair.yaml": listener("p1", "pk", 10300, "") + "---\n" + connector("p1", "pk")}, true, ""},
+		{"an address taken", map[string]string{"clash.yaml": listener("x1", "kx", 10001, "")}, false, "overlaps"},
+		{"fixed: the pass after a problem is full", map[string]string{"clash.yaml": listener("x1", "kx", 10400, "")}, false, ""},
+		{"a patch again", map[string]string{"clash.yaml": listener("x1", "kx", 10401, "")}, true, ""},
+		{"TLS", map[string]string{"tls.yaml": listener("t1", "kt", 10500, "  tlsCredentials: mine\n")}, false, ""},
+		{"TLS gone", map[string]string{"tls.yaml": ""}, false, ""},
+		{"broken", map[string]string{"Listener-l6.yaml": "kind: ["}, false, "broken since"},
+		{"mended", map[string]string{"Listener-l6.yaml": listener("l6", "key-6", 10006, "")}, false, ""},
+		{"the Site", map[string]string{"Site-scale.yaml": "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: scale\nspec:\n  settings:\n    router-logging: info\n"}, false, ""},
+		{"a last patch", map[string]string{"Connector-c1.yaml": connector("c1", "key-1")}, true, ""},
+	} {
+		var changed []string
+		for name, content := range step.files {
+			path := filepath.Join(res, name)
+			if content == "" {
+				os.Remove(path)
+			} else if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			changed = append(changed, filepath.Join("input", "resources", name))
+		}
+		got, err := r.ReconcileChanged(ctx, "p", changed)
+		if err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if got.Patched != step.patched {
+			t.Errorf("%s: patched %v, want %v", step.name, got.Patched, step.patched)
+		}
+		if step.problem != "" && !slices.ContainsFunc(got.Problems, func(p resources.Problem) bool { return contains(p.Message, step.problem) }) {
+			t.Errorf("%s: no problem says %q: %v", step.name, step.problem, got.Problems)
+		}
+		// a new process finds everything as it would have made it
+		registry := func() []string {
+			data, _ := os.ReadFile(filepath.Join(home, "namespaces", ".ports"))
+			lines := strings.Split(string(data), "\n")
+			slices.Sort(lines)
+			return lines
+		}
+		claims := registry()
+		fresh := New(opts)
+		again, err := fresh.Reconcile(ctx, "p")
+		fresh.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now := registry(); !slices.Equal(now, claims) {
+			t.Errorf("%s: the port registry held\n%v\na full pass makes it\n%v", step.name, claims, now)
+		}
+		if len(again.Changed) > 0 {
+			t.Errorf("%s: after it, a full pass changed %v", step.name, again.Changed)
+		}
+		want, _ := again.Config.Marshal()
+		if have, _ := got.Config.Marshal(); string(have) != string(want) {
+			t.Errorf("%s: the pass's configuration is not a full pass's", step.name)
+		}
+		if !slices.Equal(problemTexts(got.Problems), problemTexts(again.Problems)) {
+			t.Errorf("%s: problems %v, a full pass finds %v", step.name, problemTexts(got.Problems), problemTexts(again.Problems))
+		}
+		if !slices.Equal(docIDs(got.Namespace.Docs), docIDs(again.Namespace.Docs)) {
+			t.Errorf("%s: documents %v, a full pass reads %v", step.name, docIDs(got.Namespace.Docs), docIDs(again.Namespace.Docs))
+		}
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func problemTexts(ps []resources.Problem) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+func docIDs(docs []*resources.Document) []string {
+	var out []string
+	for _, d := range docs {
+		out = append(out, d.File+":"+d.ID())
+	}
+	return out
+}
