@@ -121,7 +121,10 @@ func chain(t *testing.T) (home string, views *staticViews) {
 func newServer(t *testing.T) (*Server, *staticViews, string) {
 	home, views := chain(t)
 	passes := map[string]*Pass{"east": {
-		Origins:  map[string]Origin{"Connector/backend": {File: "input/resources/backend.yaml", Line: 1}, "Listener/broken": {File: "input/resources/broken.yaml", Line: 3}},
+		Origin: func(id string) (Origin, bool) {
+			o, ok := map[string]Origin{"Connector/backend": {File: "input/resources/backend.yaml", Line: 1}, "Listener/broken": {File: "input/resources/broken.yaml", Line: 3}}[id]
+			return o, ok
+		},
 		Problems: []resources.Problem{{File: "input/resources/broken.yaml", Line: 7, ID: "Listener/broken", Field: "spec.port", Message: "must be set"}, {File: "input/resources/x.yaml", Line: 2, Message: "unknown field", Warning: true}},
 	}}
 	s := New(Options{DataHome: home, Network: views, Pass: func(ns string) *Pass { return passes[ns] }, Settle: time.Millisecond})

@@ -104,7 +104,8 @@ type Problem struct {
 // status files do not: where each resource is defined, and the problems
 // found (with file and line).
 type Pass struct {
-	Origins  map[string]Origin // by Kind/name
+	// Origin says where a resource ("Kind/name") is defined
+	Origin   func(id string) (Origin, bool)
 	Problems []resources.Problem
 }
 
@@ -311,8 +312,10 @@ func namespaceOf(ns hostNamespace) Namespace {
 	for _, r := range ns.resources {
 		r = redact(r)
 		if ns.pass != nil {
-			if o, ok := ns.pass.Origins[r.Kind+"/"+r.Name]; ok {
-				r.File, r.Line = o.File, o.Line
+			if ns.pass.Origin != nil {
+				if o, ok := ns.pass.Origin(r.Kind + "/" + r.Name); ok {
+					r.File, r.Line = o.File, o.Line
+				}
 			}
 		}
 		if r.Kind == resources.KindSite && r.Error == "" {

@@ -31,8 +31,6 @@ import (
 	"github.com/site-controller/site-controller/pkg/controller"
 	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/namespace"
-	"github.com/site-controller/site-controller/pkg/resources"
-	"github.com/site-controller/site-controller/pkg/status"
 	"github.com/site-controller/site-controller/pkg/watcher"
 )
 
@@ -93,6 +91,7 @@ type Daemon struct {
 	// passes are, by namespace, what its last pass found that the
 	// console shows and status files do not say (files and lines)
 	passes   map[string]*console.Pass
+	tallies  map[string]*tally
 	console  *console.Server
 	lastSent string
 
@@ -149,7 +148,7 @@ func New(opts Options) (*Daemon, error) {
 	*d = Daemon{
 		opts: opts, rec: controller.New(opts.Options), queue: NewQueue(opts.Quiet, opts.MaxDelay), log: opts.Log,
 		reg: prometheus.NewRegistry(), failures: map[string]int{}, changes: map[string]map[string]bool{}, renewals: map[string]time.Time{}, summary: map[string]nsSummary{}, routers: map[string]routerSeen{},
-		passes: map[string]*console.Pass{},
+		passes: map[string]*console.Pass{}, tallies: map[string]*tally{},
 	}
 	d.console = console.New(console.Options{DataHome: opts.DataHome, Network: d.rec.Network(), Pass: d.lastPass})
 	d.opts.Options = d.rec.Options() // with its defaults, and runtimes with deadlines
@@ -471,6 +470,9 @@ func (d *Daemon) reconcile(ctx context.Context, ns string) {
 		return
 	}
 	d.metrics.reconciles.WithLabelValues(ns).Inc()
+	if res != nil && res.Patched {
+		d.metrics.patched.WithLabelValues(ns).Inc()
+	}
 	if res != nil {
 		for phase, t := range map[string]time.Duration{"read": res.Phases.Read, "render": res.Phases.Render, "apply": res.Phases.Apply, "status": res.Phases.Status} {
 			d.metrics.phases.WithLabelValues(phase).Observe(t.Seconds())
@@ -581,28 +583,27 @@ func (d *Daemon) safeReconcile(ctx context.Context, ns string) (res *controller.
 
 // record updates metrics and the systemd status line from a pass.
 func (d *Daemon) record(ns string, res *controller.Result) {
-	counts := map[[2]string]int{}
-	s := nsSummary{}
-	for _, doc := range res.Namespace.Docs {
-		st := status.Ready
-		if resources.HasErrors(res.Namespace.ProblemsOf(doc)) {
-			st = status.Error
-			s.errors++
-		}
-		s.resources++
-		counts[[2]string{doc.Kind, st}]++
+	d.mu.Lock()
+	prev := d.tallies[ns]
+	d.mu.Unlock()
+	var t *tally
+	if res.Patched && prev != nil {
+		t = prev.patched(res)
+	} else {
+		t = tallyOf(res)
 	}
+	s := t.summary
 	d.metrics.resources.DeletePartialMatch(prometheus.Labels{"namespace": ns})
-	for k, n := range counts {
-		d.metrics.resources.WithLabelValues(ns, k[0], k[1]).Set(float64(n))
+	for k, n := range t.counts {
+		if n > 0 {
+			d.metrics.resources.WithLabelValues(ns, k[0], k[1]).Set(float64(n))
+		}
 	}
-	p := &console.Pass{Origins: make(map[string]console.Origin, len(res.Namespace.Docs)), Problems: res.Problems}
-	for _, doc := range res.Namespace.Docs {
-		p.Origins[doc.Kind+"/"+doc.Name] = console.Origin{File: doc.File, Line: doc.Line}
-	}
+	p := &console.Pass{Origin: t.origins.lookup, Problems: res.Problems}
 	d.mu.Lock()
 	d.summary[ns] = s
 	d.passes[ns] = p
+	d.tallies[ns] = t
 	if res.Router != nil {
 		d.routers[ns] = routerSeen{platform: res.Platform, dir: filepath.Join(namespace.Root(d.opts.DataHome), ns), running: res.Router.Running}
 	} else {
@@ -627,6 +628,7 @@ func (d *Daemon) forget(ns string) {
 	d.mu.Lock()
 	delete(d.summary, ns)
 	delete(d.passes, ns)
+	delete(d.tallies, ns)
 	delete(d.routers, ns)
 	delete(d.failures, ns)
 	d.metrics.namespaces.Set(float64(len(d.summary)))

@@ -228,6 +228,11 @@ func testLiveChanges(t *testing.T, platform string) {
 	if got := l.pid(); got != pid {
 		t.Errorf("router process changed from %d to %d: a live change restarted it", pid, got)
 	}
+	// the changes of Listener and Connector files patched the passes
+	// before them (the statuses above are a patch's)
+	if n := testutil.ToFloat64(l.daemon().metrics.patched.WithLabelValues(l.ns)); n == 0 {
+		t.Error("no pass patched the one before it")
+	}
 	// a change the router cannot take live restarts it, and says so
 	fixture.WriteFile(t, filepath.Join(l.res, "site.yaml"), fixture.SiteYAML("s")+"spec:\n  edge: true\n")
 	var last *status.Status

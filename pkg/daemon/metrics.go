@@ -9,6 +9,7 @@ import (
 // metrics are the daemon's Prometheus metrics.
 type metrics struct {
 	reconciles  *prometheus.CounterVec
+	patched     *prometheus.CounterVec
 	errors      *prometheus.CounterVec
 	duration    prometheus.Histogram
 	routerTime  prometheus.Histogram
@@ -33,6 +34,9 @@ func newMetrics(reg prometheus.Registerer, watches, queue, retries func() float6
 	m := &metrics{
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "site_controller_reconciles_total", Help: "Reconcile passes, by namespace.",
+		}, []string{"namespace"}),
+		patched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "site_controller_patched_reconciles_total", Help: "Reconcile passes that patched the pass before, by namespace: told which files changed, Listeners and Connectors only, they looked at nothing else.",
 		}, []string{"namespace"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "site_controller_reconcile_errors_total", Help: "Reconcile passes that failed (retried with backoff), by namespace.",
@@ -89,7 +93,7 @@ func newMetrics(reg prometheus.Registerer, watches, queue, retries func() float6
 			Name: "site_controller_files_written_total", Help: "Files written or removed by passes (router configuration, credentials, status files), by namespace.",
 		}, []string{"namespace"}),
 	}
-	for _, c := range []prometheus.Collector{m.reconciles, m.errors, m.duration, m.phases, m.routerTime, m.lastSuccess, m.resources, m.events,
+	for _, c := range []prometheus.Collector{m.reconciles, m.patched, m.errors, m.duration, m.phases, m.routerTime, m.lastSuccess, m.resources, m.events,
 		m.overflows, m.rescans, m.watches, m.unwatched, m.queueLength, m.retries, m.namespaces, m.routerOps, m.written} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering metrics: %w", err)
@@ -101,6 +105,7 @@ func newMetrics(reg prometheus.Registerer, watches, queue, retries func() float6
 // forget drops the series of a namespace that is gone.
 func (m *metrics) forget(ns string) {
 	m.reconciles.DeleteLabelValues(ns)
+	m.patched.DeleteLabelValues(ns)
 	m.errors.DeleteLabelValues(ns)
 	m.lastSuccess.DeleteLabelValues(ns)
 	m.routerOps.DeleteLabelValues(ns)
