@@ -93,9 +93,11 @@ func liveRecheck(res *Result, o *owner, started time.Time) {
 		res.Recheck = o.session.Failed()
 	case res.Live.VerifyDue:
 		res.Recheck = recheckChanged // the full read it left
-	case res.Live.Unmatched() && res.Live.Applied > 0:
+	case res.Live.Unmatched() && res.Live.Applied > 0 && !o.observing():
 		// a new listener goes up as soon as the router has seen
-		// its connector: look again shortly
+		// its connector: look again shortly (an observer of the
+		// router's network reads its listeners, and asks for a pass
+		// when one goes up)
 		res.Recheck = recheckChanged
 	case res.Live.Unmatched():
 		// a peer can appear elsewhere in the network: look again

@@ -21,5 +21,6 @@ func (r *Reconciler) applyLive(ctx context.Context, s *siteState, platform strin
 	if s.Result.Router != nil {
 		d.RouterStarted = s.Result.Router.Started
 	}
+	d.Observed = s.owner.observing()
 	return s.owner.session.Apply(ctx, d, r.opts.ManagementTimeout)
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -99,5 +100,68 @@ func dialManagement(b *testing.B, dir namespace.Dir, port int) *management.Clien
 			b.Fatalf("management never answered: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// BenchmarkBigRouterOps measures what each kind of management operation
+// costs a router holding 2,500 Listener+Connector pairs (its whole
+// configuration loaded from the file): reading every tcpListener (what a
+// look at which listeners accept connections costs), reading one, and
+// creating and deleting one. Medians are reported.
+func BenchmarkBigRouterOps(b *testing.B) {
+	const pairs = 2500
+	routertest.Binary(b)
+	home := b.TempDir()
+	if err := scale.Generate(home, "scale", pairs, pairs); err != nil {
+		b.Fatal(err)
+	}
+	dir, _ := namespace.Open(home, "scale")
+	res, err := New(Options{DataHome: home, Platform: "linux"}).Reconcile(context.Background(), "scale")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port, _ := res.Config.ManagementPort()
+	routertest.Start(b, dir.RouterConfig())
+	c := dialManagement(b, dir, port)
+	defer c.Close()
+	ctx := context.Background()
+	typ := management.TypeName("tcpListener")
+	for {
+		ls, err := c.Query(ctx, typ)
+		if err == nil && len(ls) >= pairs {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	median := func(op func(i int)) float64 {
+		var times []time.Duration
+		for i := range 9 {
+			start := time.Now()
+			op(i)
+			times = append(times, time.Since(start))
+		}
+		slices.Sort(times)
+		return float64(times[len(times)/2].Microseconds()) / 1000
+	}
+	for b.Loop() {
+		b.ReportMetric(median(func(int) {
+			if _, err := c.Query(ctx, typ); err != nil {
+				b.Fatal(err)
+			}
+		}), "query-all-ms")
+		b.ReportMetric(median(func(i int) {
+			if _, err := c.Read(ctx, typ, fmt.Sprintf("listener/l%d", i*7)); err != nil {
+				b.Fatal(err)
+			}
+		}), "read-one-ms")
+		b.ReportMetric(median(func(i int) {
+			name := fmt.Sprintf("probe%d", i)
+			if _, err := c.Create(ctx, typ, name, map[string]any{"host": "127.0.0.1", "port": strconv.Itoa(30000 + i), "address": "probe"}); err != nil {
+				b.Fatal(err)
+			}
+			if err := c.Delete(ctx, typ, name); err != nil {
+				b.Fatal(err)
+			}
+		}), "create+delete-ms")
 	}
 }

@@ -176,6 +176,14 @@ func (r *Reconciler) identity(s *siteState, platform string) netview.Identity {
 }
 
 // stopObserving ends the observer, if any (the site's router is gone).
+// observing tells whether an observer follows the network of the site's
+// router (and reads its listeners).
+func (o *owner) observing() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.observer != nil
+}
+
 func (o *owner) stopObserving() {
 	o.mu.Lock()
 	obs := o.observer

@@ -261,6 +261,9 @@ type Desired struct {
 	HasCredential  func(name string) bool
 	// RouterStarted is when the router started (zero: unknown).
 	RouterStarted time.Time
+	// Observed says that an observer of the router's network reads
+	// whether its tcpListeners accept connections: Apply need not.
+	Observed bool
 }
 
 // loadedAtStart records as loaded the credentials whose files are older
@@ -437,9 +440,10 @@ func (s *Session) apply(ctx context.Context, d Desired) (*Live, error) {
 	}
 	live := &Live{Applied: len(changes) - len(refused), Entities: known, Refused: refused, VerifyDue: verifyDue, OpsTime: time.Since(opsStart)}
 	live.counts = sess.countsOf(known)
-	if len(changes) == 0 && live.Unmatched() {
+	if len(changes) == 0 && live.Unmatched() && !d.Observed {
 		// a listener's operStatus follows connectors anywhere in the
-		// network: while some listener waits, read them back (a pass
+		// network: while some listener waits and no observer reads
+		// them, read them back (a pass
 		// that changed something leaves this to the recheck it asks for,
 		// so that changes reach the router without waiting for it)
 		entities, err := client.Query(ctx, management.TypeName("tcpListener"))

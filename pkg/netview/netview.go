@@ -923,13 +923,22 @@ func readListeners(ctx context.Context, c *management.Client, loc *local) error 
 		return err
 	}
 	up := map[string]bool{}
+	multi := false
 	for _, e := range es {
 		name, _ := e["name"].(string)
 		st, _ := e["operStatus"].(string)
 		up[name] = st == "up"
+		if s, _ := e["multiAddressStrategy"].(string); s != "" && s != "none" {
+			multi = true
+		}
 	}
 	loc.listenerUp, loc.listenersRead = up, start
 	loc.multiKeys = nil
+	if !multi {
+		// no MultiKeyListener: no routing keys to read (an operation
+		// costs a router of thousands of entities as much as a change)
+		return nil
+	}
 	if las, err := query(ctx, c, "listenerAddress"); err == nil {
 		for _, e := range las {
 			a, _ := e["address"].(string)
