@@ -136,15 +136,23 @@ func (r *Reconciler) checkRoom(s *siteState, pid int) {
 	if limit >= need {
 		return
 	}
-	p := resources.Problem{File: "input/resources", ID: "Site/" + s.Namespace.Site.Metadata.Name, Warning: true, Message: fmt.Sprintf(
-		"the router may open %d files (its open files limit), fewer than the %d this site needs with headroom: raise the limit "+
-			"(podman: default_ulimits nofile in containers.conf; docker: the daemon's default-ulimits; linux: the controller's own hard limit, which its units get)", limit, need)}
+	p := roomProblem(s.Namespace.Site, limit, need)
 	if s.Desired.Failed == nil {
 		s.Desired.Failed = map[resources.Object][]resources.Problem{}
 	}
 	s.Desired.Failed[s.Namespace.Site] = append(s.Desired.Failed[s.Namespace.Site], p)
 	s.Problems = append(s.Problems, p)
 }
+
+// roomProblem is the Site's warning that the router's open files limit is
+// below what the site needs.
+func roomProblem(site *resources.Site, limit, need uint64) resources.Problem {
+	return resources.Problem{File: "input/resources", ID: "Site/" + site.Metadata.Name, Warning: true, Message: fmt.Sprintf(
+		roomWarning+" %d files (its open files limit), fewer than the %d this site needs with headroom: raise the limit "+
+			"(podman: default_ulimits nofile in containers.conf; docker: the daemon's default-ulimits; linux: the controller's own hard limit, which its units get)", limit, need)}
+}
+
+const roomWarning = "the router may open"
 
 // apply makes the namespace's runtime match the pass: the router runs with
 // the rendered input while there is a valid Site, keeps its last good

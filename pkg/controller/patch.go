@@ -5,6 +5,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/lastgood"
@@ -41,8 +42,11 @@ type kept struct {
 	// kind, and limit is its open files limit (0: unknown)
 	entities int
 	limit    uint64
-	// keys index the Listeners' and Connectors' documents by routing key
-	keys *keyIndex
+	// keys index the Listeners' and Connectors' documents by routing key;
+	// others are the documents of every other kind (few: their statuses
+	// follow the network view)
+	keys   *keyIndex
+	others []*resources.Document
 }
 
 // keyIndex holds the Listener and Connector documents by routing key, and
@@ -52,11 +56,13 @@ type keyIndex struct {
 	listeners, connectors       map[string][]*resources.Document
 	mkl                         map[string]bool
 	listenerKeys, connectorKeys map[string]bool
+	// byEntity are the Listeners' documents by tcpListener name
+	byEntity map[string]*resources.Document
 }
 
 func indexKeys(ns *resources.Namespace) *keyIndex {
 	k := &keyIndex{listeners: map[string][]*resources.Document{}, connectors: map[string][]*resources.Document{},
-		mkl: map[string]bool{}, listenerKeys: map[string]bool{}, connectorKeys: map[string]bool{}}
+		mkl: map[string]bool{}, listenerKeys: map[string]bool{}, connectorKeys: map[string]bool{}, byEntity: map[string]*resources.Document{}}
 	for _, l := range ns.Listeners {
 		k.add(ns.DocumentOf(l))
 	}
@@ -97,6 +103,7 @@ func (k *keyIndex) add(d *resources.Document) {
 	if listener {
 		k.listeners[key] = append(k.listeners[key], d)
 		k.listenerKeys[key] = true
+		k.byEntity[routerconfig.ListenerName(d.Object.(*resources.Listener))] = d
 	} else {
 		k.connectors[key] = append(k.connectors[key], d)
 		k.connectorKeys[key] = true
@@ -116,6 +123,9 @@ func (k *keyIndex) remove(d *resources.Document) {
 	}
 	if listener {
 		drop(k.listeners, k.listenerKeys, k.mkl[key])
+		if name := routerconfig.ListenerName(d.Object.(*resources.Listener)); k.byEntity[name] == d {
+			delete(k.byEntity, name)
+		}
 	} else {
 		drop(k.connectors, k.connectorKeys, false)
 	}
@@ -136,6 +146,11 @@ func (r *Reconciler) keep(s *siteState, platform string) {
 	}
 	k := &kept{ns: ns, desired: s.Desired, res: *res, platform: platform, view: s.View, uid: s.uid, gid: s.gid, keys: indexKeys(ns)}
 	k.res.Changed, k.res.Phases = nil, Phases{}
+	for _, d := range ns.Docs {
+		if d.Kind != resources.KindListener && d.Kind != resources.KindConnector {
+			k.others = append(k.others, d)
+		}
+	}
 	if o.room != nil && res.Router != nil && res.Router.Running {
 		k.entities, k.limit = o.room.entities, o.room.limit
 	}
@@ -159,7 +174,16 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 	if !res.RenewAt.IsZero() && !r.opts.Now().Before(res.RenewAt) {
 		return nil, false, nil // a certificate is due
 	}
-	if res.Upgrading != "" || res.UpgradePending != "" || o.refused || o.view() != k.view {
+	if res.Upgrading != "" || res.UpgradePending != "" || o.refused {
+		return nil, false, nil
+	}
+	view := o.view()
+	var listenersRead time.Time
+	if res.Live != nil {
+		listenersRead = res.Live.ListenersRead
+	}
+	viewDirty, ok := k.viewChanges(view, listenersRead)
+	if !ok {
 		return nil, false, nil
 	}
 	if !res.RenderOnly {
@@ -208,9 +232,6 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 		entities++
 	}
 	entities -= len(gone)
-	if k.limit > 0 && k.limit < uint64(1024+4*entities) {
-		return nil, false, nil // the Site says so: a full pass
-	}
 	others, err := dir.ManagementPorts(&r.ports)
 	if err != nil {
 		return nil, false, nil
@@ -234,6 +255,11 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 	// what cannot be made again is kept: the files' content
 	if !lastgood.Record(o.good, o.identity, dir, files) {
 		return nil, false, nil
+	}
+	if need := uint64(1024 + 4*entities); k.limit > 0 && (k.limit < need || k.limit < uint64(1024+4*k.entities)) {
+		// the Site's warning of the router's open files limit says what
+		// the site needs now
+		desired, res.Problems = roomNow(desired, res.Problems, ns.Site, k.limit, need)
 	}
 	res.Namespace, res.Config, res.Changed, res.Phases = ns, desired.Config, nil, Phases{}
 	res.Patched, res.Removed, res.Added = true, goneDocs, addedDocs
@@ -277,6 +303,16 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 	for _, d := range addedDocs {
 		seen[d] = true
 	}
+	removed := map[*resources.Document]bool{}
+	for _, d := range goneDocs {
+		removed[d] = true
+	}
+	for _, d := range viewDirty {
+		if !seen[d] && !removed[d] {
+			seen[d] = true
+			dirty = append(dirty, d)
+		}
+	}
 	for _, d := range append(slices.Clone(goneDocs), addedDocs...) {
 		key, listener := routingKeyOf(d)
 		peers := k.keys.listeners[key]
@@ -290,7 +326,7 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 			}
 		}
 	}
-	ps := &pass.Pass{Namespace: ns, Dir: dir, Now: r.opts.Now(), Result: &res, Desired: desired, View: k.view, Memo: &o.cache.statuses}
+	ps := &pass.Pass{Namespace: ns, Dir: dir, Now: r.opts.Now(), Result: &res, Desired: desired, View: view, Memo: &o.cache.statuses}
 	entries, ok := ps.StatusesOf(dirty, goneDocs, k.keys.listenerKeys, k.keys.connectorKeys)
 	if !ok {
 		return nil, false, nil
@@ -309,7 +345,7 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 	if err != nil {
 		return &res, true, err
 	}
-	k.ns, k.desired, k.res, k.entities = ns, desired, res, entities
+	k.ns, k.desired, k.res, k.entities, k.view = ns, desired, res, entities, view
 	k.res.Changed, k.res.Phases, k.res.Patched, k.res.Removed, k.res.Added = nil, Phases{}, false, nil, nil
 	o.kept = k
 	return &res, true, nil
@@ -381,4 +417,76 @@ func liveDelta(added, gone []resources.Object, platform string) (map[string]map[
 		names[e.Type] = append(names[e.Type], e.Name())
 	}
 	return cfg.Live(), names
+}
+
+// viewChanges returns the documents whose status may differ between the
+// network view the kept statuses follow and view: the Listeners whose
+// tcpListener the views say is up in one and not the other, the
+// Connectors of a routing key one view has a listener for and the other
+// not, and every document of another kind (a Site's, a Link's status
+// shows the network). It compares the two views' listeners, and looks at
+// no status; false when a full pass must (a view newer than the router's
+// listeners as read in one, older in the other, or none).
+func (k *kept) viewChanges(view *netview.View, listenersRead time.Time) ([]*resources.Document, bool) {
+	was := k.view
+	if was == view {
+		return nil, true
+	}
+	if was == nil || view == nil || was.Taken.After(listenersRead) != view.Taken.After(listenersRead) {
+		return nil, false
+	}
+	out := slices.Clone(k.others)
+	for name, up := range view.ListenerUp {
+		if before, ok := was.ListenerUp[name]; !ok || before != up {
+			if d := k.keys.byEntity[name]; d != nil {
+				out = append(out, d)
+			}
+		}
+	}
+	for name := range was.ListenerUp {
+		if _, ok := view.ListenerUp[name]; !ok {
+			if d := k.keys.byEntity[name]; d != nil {
+				out = append(out, d)
+			}
+		}
+	}
+	keys := map[string]bool{}
+	for key, has := range view.Listeners {
+		if was.Listeners[key] != has {
+			keys[key] = true
+		}
+	}
+	for key, had := range was.Listeners {
+		if view.Listeners[key] != had {
+			keys[key] = true
+		}
+	}
+	for key := range keys {
+		out = append(out, k.keys.connectors[key]...)
+	}
+	return out, true
+}
+
+// roomNow returns the site and the pass's problems with the Site's warning
+// of the router's open files limit for what it needs now (none when the
+// limit is enough).
+func roomNow(d *site.Desired, problems []resources.Problem, s *resources.Site, limit, need uint64) (*site.Desired, []resources.Problem) {
+	room := func(p resources.Problem) bool { return p.Warning && strings.HasPrefix(p.Message, roomWarning) }
+	out := *d
+	out.Failed = maps.Clone(d.Failed)
+	if out.Failed == nil {
+		out.Failed = map[resources.Object][]resources.Problem{}
+	}
+	out.Failed[s] = slices.DeleteFunc(slices.Clone(out.Failed[s]), room)
+	problems = slices.DeleteFunc(slices.Clone(problems), room)
+	if limit < need {
+		p := roomProblem(s, limit, need)
+		out.Failed[s] = append(out.Failed[s], p)
+		problems = append(problems, p)
+		resources.SortProblems(problems)
+	}
+	if len(out.Failed[s]) == 0 {
+		delete(out.Failed, s)
+	}
+	return &out, problems
 }

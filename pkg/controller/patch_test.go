@@ -8,8 +8,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/site-controller/site-controller/internal/scale"
+	"github.com/site-controller/site-controller/pkg/netview"
 	"github.com/site-controller/site-controller/pkg/resources"
 )
 
@@ -132,3 +134,48 @@ func docIDs(docs []*resources.Document) []string {
 	}
 	return out
 }
+
+// TestViewChanges: between two network views, the documents whose status
+// may differ are the Listeners whose tcpListener changed state, the
+// Connectors of a routing key that gained or lost a listener in the
+// network, and every document of another kind; a view that moved to the
+// other side of the router's last listener read makes a full pass.
+func TestViewChanges(t *testing.T) {
+	yaml := "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: s\n"
+	for i := range 3 {
+		yaml += fmt.Sprintf("---\napiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: l%d\nspec:\n  routingKey: k%d\n  host: 127.0.0.1\n  port: %d\n", i, i, 9000+i)
+		yaml += fmt.Sprintf("---\napiVersion: skupper.io/v2alpha1\nkind: Connector\nmetadata:\n  name: c%d\nspec:\n  routingKey: k%d\n  host: 10.0.0.1\n  port: 80\n", i, i)
+	}
+	docs, _ := resources.Decode("input/resources/all.yaml", []byte(yaml))
+	ns := resources.Build("ns", docs, nil)
+	read := time.Now()
+	before := &netview.View{Taken: read.Add(time.Second), ListenerUp: map[string]bool{"listener/l0": true, "listener/l1": false, "listener/l2": true},
+		Listeners: map[string]bool{"k0": true, "k2": true}}
+	after := &netview.View{Taken: read.Add(2 * time.Second), ListenerUp: map[string]bool{"listener/l0": true, "listener/l1": true},
+		Listeners: map[string]bool{"k0": true, "k1": true, "k2": true}}
+	k := &kept{ns: ns, view: before, keys: indexKeys(ns), others: []*resources.Document{docs[0]}}
+	got, ok := k.viewChanges(after, read)
+	if !ok {
+		t.Fatal("refused")
+	}
+	if want := []string{"Site/s", "Listener/l1", "Listener/l2", "Connector/c1"}; !slices.Equal(sortedIDs(got), sortedIDs2(want)) {
+		t.Errorf("documents %v, want %v", sortedIDs(got), want)
+	}
+	if got, ok := k.viewChanges(before, read); !ok || len(got) != 0 {
+		t.Errorf("the same view: %v %v", got, ok)
+	}
+	if _, ok := k.viewChanges(&netview.View{Taken: read.Add(-time.Second)}, read); ok {
+		t.Error("a view older than the listeners' read was taken")
+	}
+}
+
+func sortedIDs(docs []*resources.Document) []string {
+	var out []string
+	for _, d := range docs {
+		out = append(out, d.ID())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sortedIDs2(ids []string) []string { out := slices.Clone(ids); slices.Sort(out); return out }

@@ -264,7 +264,7 @@ func benchmarkListenerToRouterIn(b *testing.B, platform string, background, othe
 func BenchmarkBigSiteFirstChanges(b *testing.B) {
 	for _, platform := range livePlatforms {
 		b.Run(platform, func(b *testing.B) {
-			var first, p50, p99, slowest, opms []float64
+			var first, p50, p99, slowest, opms, passes, patched []float64
 			for b.Loop() {
 				l := startLiveSiteWith(b, platform, nil, func(home, ns string) {
 					if err := scale.Pairs(filepath.Join(namespace.Root(home), ns, "input", "resources"), 2500, 20000); err != nil {
@@ -274,10 +274,17 @@ func BenchmarkBigSiteFirstChanges(b *testing.B) {
 				echo := routertest.EchoServer(b, nil)
 				fixture.WriteFile(b, filepath.Join(l.res, "echo.yaml"), fixture.ConnectorYAML("echo", "echo", echo))
 				waitConfigured(b, l, 2500)
+				count := func(c *prometheus.CounterVec) float64 { return testutil.ToFloat64(c.WithLabelValues(l.ns)) }
+				m := l.daemon().metrics
+				passes0, patched0 := count(m.reconciles), count(m.patched)
 				var lat []time.Duration
+				stop := profileLoop(b)
 				for i := range 30 {
 					lat = append(lat, landListener(b, l, fmt.Sprintf("first%d", i), 60*time.Second))
 				}
+				stop()
+				passes = append(passes, (count(m.reconciles)-passes0)/30)
+				patched = append(patched, (count(m.patched)-patched0)/30)
 				ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 				order := make([]string, len(lat))
 				for i, d := range lat {
@@ -295,6 +302,8 @@ func BenchmarkBigSiteFirstChanges(b *testing.B) {
 			b.ReportMetric(med(p99), "p99-ms")
 			b.ReportMetric(med(slowest), "max-ms")
 			b.ReportMetric(med(opms), "router-op-ms")
+			b.ReportMetric(med(passes), "passes/change")
+			b.ReportMetric(med(patched), "patched/change")
 		})
 	}
 }

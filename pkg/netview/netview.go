@@ -449,6 +449,9 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 		listenerReads = []time.Time{time.Now()} // when to read the local tcpListeners
 		lastLinkRead  time.Time
 		stale         string
+		// when the listeners were last read, and how long it took
+		lastListenerRead time.Time
+		listenerReadCost time.Duration
 	)
 	markDirty := func() {
 		if dirty.IsZero() {
@@ -610,14 +613,20 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 			}
 		}
 		slices.SortFunc(listenerReads, time.Time.Compare)
-		if len(listenerReads) > 0 && !listenerReads[0].After(now) {
+		// reads are spaced by four times what the last one took: a
+		// router of thousands of listeners takes tens of milliseconds
+		// over each, and changes wait behind them
+		spaced := lastListenerRead.Add(readSpacing * listenerReadCost)
+		if len(listenerReads) > 0 && !listenerReads[0].After(now) && !spaced.After(now) {
 			for len(listenerReads) > 0 && !listenerReads[0].After(now) {
 				listenerReads = listenerReads[1:]
 			}
 			up, keys := loc.listenerUp, loc.multiKeys
+			lastListenerRead = now
 			if err := readListeners(ctx, c, loc); err != nil {
 				return
 			}
+			listenerReadCost = time.Since(lastListenerRead)
 			if !maps.Equal(up, loc.listenerUp) || !maps.EqualFunc(keys, loc.multiKeys, slices.Equal) {
 				markDirty()
 			}
@@ -637,7 +646,7 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 			wake = max(rebuildDelay, started.Add(firstViewWait).Sub(now))
 		}
 		if len(listenerReads) > 0 {
-			wake = min(wake, max(0, listenerReads[0].Sub(now)))
+			wake = min(wake, max(0, listenerReads[0].Sub(now), lastListenerRead.Add(readSpacing*listenerReadCost).Sub(now)))
 		}
 		nextTick = tickAt(now)
 		wake = min(wake, nextTick.Sub(now))
@@ -913,6 +922,10 @@ func readLinkConns(ctx context.Context, c *management.Client, loc *local) error 
 	}
 	return nil
 }
+
+// readSpacing is how many times the last read of the local listeners
+// the observer waits before the next.
+const readSpacing = 4
 
 // readListeners reads whether the local router's tcpListeners accept
 // connections, and a MultiKeyListener's routing keys.

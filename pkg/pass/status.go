@@ -117,7 +117,8 @@ func (s *Pass) entry(memo *Memo, d *resources.Document, failed map[resources.Obj
 }
 
 // StatusesOf works out the status entries of some documents of the pass
-// (each the only one of its Kind/name) and of its Site, through the memo,
+// (each the only one of its Kind/name), of its Site and of the
+// RouterAccesses it makes for itself, through the memo,
 // and forgets the documents in gone: what a pass that knows which
 // resources changed writes. listenerKeys and connectorKeys are the
 // routing keys that have a Listener and a Connector rendered. False when
@@ -139,6 +140,18 @@ func (s *Pass) StatusesOf(docs, gone []*resources.Document, listenerKeys, connec
 	out = append(out, s.entry(nil, s.Namespace.DocumentOf(s.Namespace.Site), failed, listenerKeys, connectorKeys, nil))
 	for _, d := range docs {
 		out = append(out, s.entry(m, d, failed, listenerKeys, connectorKeys, nil))
+	}
+	// the RouterAccesses the site makes for itself (their statuses show
+	// the network)
+	if s.Result.Config != nil {
+		out = append(out, localAccessEntry(s))
+		if s.Desired != nil {
+			for _, a := range s.Desired.Accesses {
+				if a.Resource == nil {
+					out = append(out, s.linkAccessEntry(a))
+				}
+			}
+		}
 	}
 	return out, true
 }
