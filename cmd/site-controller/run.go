@@ -132,7 +132,7 @@ func newRunCommand() *cobra.Command {
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().Int64Var(&maxFileSize, "max-file-size", namespace.MaxFileSize, "largest resource file read, in bytes; a larger one is a problem of that file")
-	cmd.Flags().DurationVar(&quiet, "quiet-period", 15*time.Millisecond, "how long a namespace must be quiet before it is reconciled")
+	cmd.Flags().DurationVar(&quiet, "quiet-period", 5*time.Millisecond, "how long a namespace must be quiet before it is reconciled")
 	cmd.Flags().DurationVar(&rescan, "rescan-interval", 30*time.Second, "periodic full rescan by content hash (0 disables)")
 	cmd.Flags().DurationVar(&fullPass, "full-pass-interval", 10*time.Minute,
 		"how often every namespace gets a pass that reads and writes everything again, trusting nothing kept from earlier passes (0 disables)")

@@ -252,8 +252,7 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 		}
 	}
 	r.portsSettled(o, false, portsChanged)
-	// what cannot be made again is kept: the files' content
-	if !lastgood.Record(o.good, o.identity, dir, files) {
+	if !lastgood.Open(o.good, o.identity) {
 		return nil, false, nil
 	}
 	if need := uint64(1024 + 4*entities); k.limit > 0 && (k.limit < need || k.limit < uint64(1024+4*k.entities)) {
@@ -264,16 +263,9 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 	res.Namespace, res.Config, res.Changed, res.Phases = ns, desired.Config, nil, Phases{}
 	res.Patched, res.Removed, res.Added = true, goneDocs, addedDocs
 	res.Phases.Read = time.Since(start)
+	// the router first: the files follow (a new process renders the
+	// configuration again from the input)
 	phase := time.Now()
-	res.ConfigChanged = !bytes.Equal(desired.ConfigJSON, k.desired.ConfigJSON)
-	if res.ConfigChanged {
-		if err := site.ReplaceConfig(dir, desired, k.uid, k.gid); err != nil {
-			return nil, false, err
-		}
-		res.Changed = append(res.Changed, "runtime/router/skrouterd.json")
-	}
-	res.Phases.Render = time.Since(phase)
-	phase = time.Now()
 	if !res.RenderOnly {
 		want, goneNames := liveDelta(added, gone, k.platform)
 		port, _ := desired.Config.ManagementPort()
@@ -288,6 +280,17 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 		}
 	}
 	res.Phases.Apply = time.Since(phase)
+	phase = time.Now()
+	res.ConfigChanged = !bytes.Equal(desired.ConfigJSON, k.desired.ConfigJSON)
+	if res.ConfigChanged {
+		if err := site.ReplaceConfig(dir, desired, k.uid, k.gid); err != nil {
+			return nil, false, err
+		}
+		res.Changed = append(res.Changed, "runtime/router/skrouterd.json")
+	}
+	// what cannot be made again is kept: the files' content
+	lastgood.Record(o.good, o.identity, dir, files)
+	res.Phases.Render = time.Since(phase)
 	phase = time.Now()
 
 	// the statuses of what changed, and of the resources of its routing

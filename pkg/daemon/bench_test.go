@@ -34,7 +34,7 @@ import (
 // BenchmarkChangeToStatus measures, with the daemon running on real
 // inotify, the latency from a Listener file landing (written elsewhere,
 // renamed in) to its status file written with the new content: 1000
-// changes per op, p50 and p99 reported. The 15ms quiet period is part of
+// changes per op, p50 and p99 reported. The 5 ms quiet period is part of
 // the latency, as in production.
 func BenchmarkChangeToStatus(b *testing.B) {
 	home := b.TempDir()
@@ -138,7 +138,7 @@ func BenchmarkSiteToRouter(b *testing.B) {
 // already in the site. It runs with a background of 0, 1000 and 2500
 // Listener+Connector pairs in the same namespace (bg=N), 20 changes per op
 // (new listeners and port changes, alternating); p50 and p99 reported. The
-// 15ms quiet period is included.
+// 5 ms quiet period is included.
 func BenchmarkListenerToRouter(b *testing.B) {
 	for _, platform := range livePlatforms {
 		for _, bg := range []int{0, 1000, 2500} {

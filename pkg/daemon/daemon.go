@@ -38,7 +38,7 @@ import (
 // options, and the daemon's own.
 type Options struct {
 	controller.Options
-	Quiet    time.Duration // quiet period before a reconcile (default 15ms)
+	Quiet    time.Duration // quiet period before a reconcile (default 5ms)
 	MaxDelay time.Duration // longest a reconcile waits under churn (default 1s)
 	Rescan   time.Duration // periodic rescan (default 30s; <0 disables)
 	// FullPass is how often every namespace gets a pass that reads and
@@ -117,7 +117,7 @@ const (
 // New prepares a daemon; Run starts it.
 func New(opts Options) (*Daemon, error) {
 	if opts.Quiet == 0 {
-		opts.Quiet = 15 * time.Millisecond
+		opts.Quiet = 5 * time.Millisecond
 	}
 	if opts.MaxDelay == 0 {
 		opts.MaxDelay = time.Second

@@ -140,6 +140,12 @@ func Resolve(g **Files, dir namespace.Dir, self namespace.Identity, files []name
 	return in
 }
 
+// Open tells whether Record can stand for Resolve: the store is directory
+// self's, opened by a pass before.
+func Open(g *Files, self namespace.Identity) bool {
+	return g != nil && g.dir == self && g.legacy == nil
+}
+
 // Record remembers the content of the files that changed, the others
 // having not (files: by path; nil for a file that is gone), as Resolve
 // would from a pass that read them all: every file given is good (neither
@@ -147,7 +153,7 @@ func Resolve(g **Files, dir namespace.Dir, self namespace.Identity, files []name
 // Resolve: the store is not this directory's yet.
 func Record(g *Files, self namespace.Identity, dir namespace.Dir, files map[string]*namespace.File) bool {
 	ns := g
-	if ns == nil || ns.dir != self || ns.legacy != nil {
+	if !Open(g, self) {
 		return false
 	}
 	var batch []byte
