@@ -74,6 +74,15 @@ func (r *Reconciler) ensure(ctx context.Context, o *owner, rt runtime.Runtime, p
 	return st, err
 }
 
+// settling asks to look again soon at a router that just started: it may
+// be about to crash (a bad configuration, a missing credential), and a
+// crash loop shows in seconds.
+func settling(res *Result, now time.Time) {
+	if now.Sub(res.Router.Started) < settleTime && (res.Recheck == 0 || res.Recheck > recheckStarting) {
+		res.Recheck = recheckStarting
+	}
+}
+
 // liveRecheck says when to look at a router again after a live apply to
 // it (res.Live, res.LiveErr): soon while it loads or what was sent waits
 // for its peers, with backoff while it fails.
@@ -231,11 +240,8 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 			}
 			liveRecheck(res, s.owner, st.Started)
 		}
-		if err == nil && st.Running && now().Sub(st.Started) < settleTime && (res.Recheck == 0 || res.Recheck > recheckStarting) {
-			// a router that just started may be about to crash (a bad
-			// configuration, a missing credential): look again while it
-			// settles, so that a crash loop shows in seconds
-			res.Recheck = recheckStarting
+		if err == nil && st.Running {
+			settling(res, now())
 		}
 	case !hasSite && len(s.Incomplete) > 0:
 		// no evidence that the Site is gone: it may be in a file that

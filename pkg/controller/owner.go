@@ -177,11 +177,12 @@ func (r *Reconciler) identity(s *siteState, platform string) netview.Identity {
 
 // stopObserving ends the observer, if any (the site's router is gone).
 // observing tells whether an observer follows the network of the site's
-// router (and reads its listeners).
+// router and has a view of it (it reads the router's listeners, and asks
+// for a pass when their state changes).
 func (o *owner) observing() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.observer != nil
+	return o.observer != nil && o.observer.View() != nil
 }
 
 func (o *owner) stopObserving() {

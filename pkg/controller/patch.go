@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -163,7 +165,7 @@ func (r *Reconciler) keep(s *siteState, platform string) {
 // full pass.
 func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir, changed []string) (*Result, bool, error) {
 	k := o.kept
-	if k == nil || len(changed) == 0 || o.refresh.Load() {
+	if k == nil || changed == nil || o.refresh.Load() {
 		return nil, false, nil
 	}
 	// from here on what was kept is being changed: a refusal leaves a
@@ -194,9 +196,21 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 	if recorded, err := dir.Platform(); err != nil || cmpOr(recorded, r.opts.Platform) != k.platform {
 		return nil, false, nil
 	}
-	files, ok := dir.ReadChanged(r.opts.MaxFileSize, &o.cache.files, changed)
-	if !ok {
-		return nil, false, nil
+	// the credentials the router reads are where the last pass wrote
+	// them: one replaced (by a symbolic link, say) is a full pass's to
+	// find and say
+	for name := range k.desired.Credentials {
+		if st, err := os.Lstat(filepath.Join(dir.RuntimeCerts(), name)); err != nil || !st.IsDir() {
+			return nil, false, nil
+		}
+	}
+	files := map[string]*namespace.File{}
+	if len(changed) > 0 {
+		// (told that no file changed, a pass follows the router and
+		// the network alone)
+		if files, ok = dir.ReadChanged(r.opts.MaxFileSize, &o.cache.files, changed); !ok {
+			return nil, false, nil
+		}
 	}
 	docs := make(map[string][]*resources.Document, len(files))
 	for p, f := range files {
@@ -275,6 +289,7 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 		}
 		res.Live, res.LiveErr, res.Recheck = live, err, 0
 		liveRecheck(&res, o, res.Router.Started)
+		settling(&res, r.opts.Now())
 		if err == nil && live.Applied > 0 {
 			r.nets.PokeNetwork(dir.Name, res.SiteID)
 		}

@@ -63,8 +63,9 @@ func TestPatchPass(t *testing.T) {
 		{"mended", map[string]string{"Listener-l6.yaml": listener("l6", "key-6", 10006, "")}, false, ""},
 		{"the Site", map[string]string{"Site-scale.yaml": "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: scale\nspec:\n  settings:\n    router-logging: info\n"}, false, ""},
 		{"a last patch", map[string]string{"Connector-c1.yaml": connector("c1", "key-1")}, true, ""},
+		{"told nothing changed", map[string]string{}, true, ""},
 	} {
-		var changed []string
+		changed := []string{}
 		for name, content := range step.files {
 			path := filepath.Join(res, name)
 			if content == "" {

@@ -167,9 +167,15 @@ func TestFaultBrokenListenerFileKeepsEntity(t *testing.T) {
 		o.Runtimes = map[string]runtime.Runtime{"linux": l.rt}
 		o.Live = true
 	})
+	var last *status.Status
+	defer func() {
+		if t.Failed() && last != nil {
+			t.Logf("the Listener's last status: %s: %s", last.Status, last.Message)
+		}
+	}()
 	fixture.Eventually(t, "after a restart: status from the new controller", func() bool {
-		s := fixture.StatusOf(l.home, l.ns, "Listener", "front")
-		return s != nil && s.Status == status.Ready && strings.Contains(s.Message, "is broken since")
+		last = fixture.StatusOf(l.home, l.ns, "Listener", "front")
+		return last != nil && last.Status == status.Ready && strings.Contains(last.Message, "is broken since")
 	})
 	if l.entity("tcpListener", "listener/front") == nil {
 		t.Fatal("the tcpListener was deleted after a restart")

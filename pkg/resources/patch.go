@@ -21,6 +21,9 @@ func (n *Namespace) Patch(files map[string][]*Document) (*Namespace, []*Document
 	if n.Site == nil || n.defined == nil || HasErrors(n.Problems) {
 		return nil, nil, false
 	}
+	if len(files) == 0 {
+		return n, nil, true
+	}
 	simple := func(d *Document) bool {
 		return (d.Kind == KindListener || d.Kind == KindConnector) && d.Object != nil && d.Name != ""
 	}

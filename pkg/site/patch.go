@@ -73,6 +73,9 @@ func (d *Desired) Patch(before, now *resources.Namespace, gone, added []resource
 			return nil, false, nil
 		}
 	}
+	if len(gone) == 0 && len(added) == 0 {
+		return d, true, nil
+	}
 	for _, o := range added {
 		if li, ok := o.(*resources.Listener); ok {
 			switch li.Spec.Host {
