@@ -72,22 +72,11 @@ func indexKeys(ns *resources.Namespace) *keyIndex {
 		k.add(ns.DocumentOf(c))
 	}
 	for _, m := range ns.MultiKeyListeners {
-		for _, key := range routingKeys(m) {
+		for _, key := range pass.MultiKeys(m) {
 			k.mkl[key], k.listenerKeys[key] = true, true
 		}
 	}
 	return k
-}
-
-// routingKeys are the keys of a MultiKeyListener.
-func routingKeys(m *resources.MultiKeyListener) []string {
-	if p := m.Spec.Strategy.Priority; p != nil {
-		return p.RoutingKeys
-	}
-	if w := m.Spec.Strategy.Weighted; w != nil {
-		return slices.Sorted(maps.Keys(w.RoutingKeys))
-	}
-	return nil
 }
 
 func routingKeyOf(d *resources.Document) (string, bool) {

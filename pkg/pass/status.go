@@ -36,7 +36,7 @@ func (s *Pass) Statuses() []status.Entry {
 	}
 	for _, m := range ns.MultiKeyListeners {
 		if failed[m] == nil {
-			for _, k := range multiKeys(m) {
+			for _, k := range MultiKeys(m) {
 				listenerKeys[k] = true
 			}
 		}
@@ -440,8 +440,16 @@ func (s *Pass) listenerFacts(o *resources.Listener, connectorKeys map[string]boo
 
 // listenerStatus is the status of Listener o with facts f.
 func (s *Pass) listenerStatus(o *resources.Listener, f facts, warn string, gen int64) status.Status {
-	configured := Cond(status.Configured, true, "Configured", "OK", gen)
-	unmatched := "no matching connector for routing key " + o.Spec.RoutingKey
+	return s.tcpStatus(f, Cond(status.Configured, true, "Configured", "OK", gen), "no matching connector for routing key "+o.Spec.RoutingKey,
+		"no connector for routing key "+o.Spec.RoutingKey+" is reachable in the network", warn, gen,
+		func(st *status.Status, m bool) { st.HasMatchingConnector = boolPtr(m) })
+}
+
+// tcpStatus is the status of a Listener's, a Connector's or a bound
+// AttachedConnector's entities with facts f: unmatched says why they are
+// not matched while no router confirms them, liveUnmatched while one does;
+// set records in the status whether they are.
+func (s *Pass) tcpStatus(f facts, configured status.Condition, unmatched, liveUnmatched, warn string, gen int64, set func(*status.Status, bool)) status.Status {
 	if st, ok := liveStatus(s.Result, gen); ok {
 		return st
 	} else if st, ok := rendered(s.Result, gen, warn); ok {
@@ -450,10 +458,10 @@ func (s *Pass) listenerStatus(o *resources.Listener, f facts, warn string, gen i
 		if !f.present {
 			return notInRouter(gen, warn)
 		}
-		unmatched = "no connector for routing key " + o.Spec.RoutingKey + " is reachable in the network"
+		unmatched = liveUnmatched
 		configured = Cond(status.Configured, true, "Configured", "in the router", gen)
 	}
-	return matchedStatus(configured, f.matched, unmatched, warn, gen, func(st *status.Status) { st.HasMatchingConnector = boolPtr(f.matched) })
+	return matchedStatus(configured, f.matched, unmatched, warn, gen, func(st *status.Status) { set(st, f.matched) })
 }
 
 // connectorFacts are the facts of tcpConnectors entities for routingKey
@@ -475,19 +483,8 @@ func (s *Pass) connectorFacts(entities []string, routingKey string, listenerKeys
 // connectorStatus is the status of the tcpConnectors for routingKey (a
 // Connector's, or a bound AttachedConnector's) with facts f.
 func (s *Pass) connectorStatus(f facts, routingKey string, configured status.Condition, warn string, gen int64) status.Status {
-	unmatched := "no matching listener for routing key " + routingKey
-	if st, ok := liveStatus(s.Result, gen); ok {
-		return st
-	} else if st, ok := rendered(s.Result, gen, warn); ok {
-		return st
-	} else if s.Result.Live != nil {
-		if !f.present {
-			return notInRouter(gen, warn)
-		}
-		unmatched = "no listener for routing key " + routingKey + " in the network"
-		configured = Cond(status.Configured, true, "Configured", "in the router", gen)
-	}
-	return matchedStatus(configured, f.matched, unmatched, warn, gen, func(st *status.Status) { st.HasMatchingListener = boolPtr(f.matched) })
+	return s.tcpStatus(f, configured, "no matching listener for routing key "+routingKey, "no listener for routing key "+routingKey+" in the network",
+		warn, gen, func(st *status.Status, m bool) { st.HasMatchingListener = boolPtr(m) })
 }
 
 // noTargets is the status of a selector that selects nothing.
@@ -858,9 +855,9 @@ func tokenStatus(v tokens.View, t *resources.AccessToken, warn string, gen int64
 	return st
 }
 
-// multiKeys are a MultiKeyListener's routing keys, in priority order or
+// MultiKeys are a MultiKeyListener's routing keys, in priority order or
 // sorted.
-func multiKeys(m *resources.MultiKeyListener) []string {
+func MultiKeys(m *resources.MultiKeyListener) []string {
 	if p := m.Spec.Strategy.Priority; p != nil {
 		return p.RoutingKeys
 	}
@@ -892,7 +889,7 @@ func (s *Pass) multiKeyStatus(m *resources.MultiKeyListener, connectorKeys map[s
 		}
 	}
 	var reachable, not []string
-	for _, k := range multiKeys(m) {
+	for _, k := range MultiKeys(m) {
 		if connectorKeys[k] || (view != nil && view.Connectors[k]) {
 			reachable = append(reachable, k)
 		} else {
@@ -972,7 +969,7 @@ func refusalOf(s *Pass, o resources.Object) error {
 		}
 	case *resources.MultiKeyListener:
 		entities = append(entities, [2]string{"tcpListener", routerconfig.MultiKeyListenerName(o)})
-		for _, k := range multiKeys(o) {
+		for _, k := range MultiKeys(o) {
 			entities = append(entities, [2]string{"listenerAddress", o.Metadata.Name + "/" + k})
 		}
 		profile(o.Spec.TLSCredentials)
