@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"maps"
 	"os"
@@ -182,7 +183,7 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 			return nil, false, nil // the runtime is due to be asked
 		}
 	}
-	if recorded, err := dir.Platform(); err != nil || cmpOr(recorded, r.opts.Platform) != k.platform {
+	if recorded, err := dir.Platform(); err != nil || cmp.Or(recorded, r.opts.Platform) != k.platform {
 		return nil, false, nil
 	}
 	// the credentials the router reads are where the last pass wrote
@@ -340,7 +341,7 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 	}
 	var goneIDs []string
 	for _, d := range goneDocs {
-		if _, still := seenID(addedDocs, d); !still {
+		if !sameID(addedDocs, d) {
 			goneIDs = append(goneIDs, d.Kind+"/"+d.Name)
 		}
 	}
@@ -358,21 +359,9 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 	return &res, true, nil
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// seenID tells whether a document of d's Kind/name is among docs.
-func seenID(docs []*resources.Document, d *resources.Document) (*resources.Document, bool) {
-	for _, x := range docs {
-		if x.Kind == d.Kind && x.Name == d.Name {
-			return x, true
-		}
-	}
-	return nil, false
+// sameID tells whether a document of d's Kind/name is among docs.
+func sameID(docs []*resources.Document, d *resources.Document) bool {
+	return slices.ContainsFunc(docs, func(x *resources.Document) bool { return x.Kind == d.Kind && x.Name == d.Name })
 }
 
 // portChanges are the claims of the Listeners gone to release and of those
