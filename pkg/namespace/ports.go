@@ -302,23 +302,7 @@ func (d Dir) ClaimPorts(memo *PortMemo, claims []PortClaim, write bool) (map[str
 	for _, h := range holders[d.Name] {
 		mine[h.key] = h.port
 	}
-	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" || h == "*" }
-	heldBy := func(host string, port int) string {
-		var by []string
-		for _, h := range idx.byPort[port] {
-			if h.ns != d.Name && (h.host == host || wild(h.host) || wild(host)) {
-				by = append(by, fmt.Sprintf("namespace %s (%s)", h.ns, h.key))
-			}
-		}
-		if ns, ok := mgmtByPort[port]; ok && ns != d.Name && (host == "127.0.0.1" || wild(host)) {
-			by = append(by, fmt.Sprintf("namespace %s (its local management port)", ns))
-		}
-		slices.Sort(by)
-		if len(by) == 0 {
-			return ""
-		}
-		return by[0]
-	}
+	heldBy := func(host string, port int) string { return idx.heldBy(mgmtByPort, d.Name, host, port) }
 	out := map[string]PortGrant{}
 	var now []portHolder
 	explicit := map[int]bool{}
@@ -329,7 +313,7 @@ func (d Dir) ClaimPorts(memo *PortMemo, claims []PortClaim, write bool) (map[str
 	}
 	for _, c := range claims {
 		host := c.Host
-		if wild(host) {
+		if wildHost(host) {
 			host = "*"
 		}
 		if c.Port > 0 {
@@ -403,7 +387,6 @@ func (d Dir) ChangePorts(memo *PortMemo, drop []string, add []PortClaim) (map[st
 	if err != nil {
 		return nil, false, false, err
 	}
-	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" || h == "*" }
 	dropped := make(map[string]bool, len(drop))
 	for _, k := range drop {
 		dropped[k] = true
@@ -418,21 +401,11 @@ func (d Dir) ChangePorts(memo *PortMemo, drop []string, add []PortClaim) (map[st
 	out := map[string]PortGrant{}
 	for _, c := range add {
 		host := c.Host
-		if wild(host) {
+		if wildHost(host) {
 			host = "*"
 		}
-		var by []string
-		for _, h := range idx.byPort[c.Port] {
-			if h.ns != d.Name && (h.host == host || wild(h.host) || wild(host)) {
-				by = append(by, fmt.Sprintf("namespace %s (%s)", h.ns, h.key))
-			}
-		}
-		if ns, ok := mgmtByPort[c.Port]; ok && ns != d.Name && (host == "127.0.0.1" || wild(host)) {
-			by = append(by, fmt.Sprintf("namespace %s (its local management port)", ns))
-		}
-		if len(by) > 0 {
-			slices.Sort(by)
-			out[c.Key] = PortGrant{HeldBy: by[0]}
+		if by := idx.heldBy(mgmtByPort, d.Name, host, c.Port); by != "" {
+			out[c.Key] = PortGrant{HeldBy: by}
 			continue
 		}
 		out[c.Key] = PortGrant{Port: c.Port}
@@ -544,6 +517,28 @@ func readClaims(memo *PortMemo, root string) (*claimsIndex, error) {
 	}
 	memo.keepClaims(idx, version)
 	return idx, nil
+}
+
+// wildHost tells whether a bind address is every address.
+func wildHost(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" || h == "*" }
+
+// heldBy says which other namespace than ns holds port on an address that
+// overlaps host (a line of the registry, or its management port), the
+// first by name; "" when none does.
+func (idx *claimsIndex) heldBy(mgmtByPort map[int]string, ns, host string, port int) string {
+	var by []string
+	for _, h := range idx.byPort[port] {
+		if h.ns != ns && (h.host == host || wildHost(h.host) || wildHost(host)) {
+			by = append(by, fmt.Sprintf("namespace %s (%s)", h.ns, h.key))
+		}
+	}
+	if other, ok := mgmtByPort[port]; ok && other != ns && (host == "127.0.0.1" || wildHost(host)) {
+		by = append(by, fmt.Sprintf("namespace %s (its local management port)", other))
+	}
+	if len(by) == 0 {
+		return ""
+	}
+	return slices.Min(by)
 }
 
 // claimsIndex is the registry of the namespaces that exist: their lines,
