@@ -60,12 +60,7 @@ func (n *Namespace) Patch(files map[string][]*Document) (*Namespace, []*Document
 				return nil, nil, false // a duplicate: Build says which is first
 			}
 			added[id] = true
-			if d.checked == nil || d.checked.ns != n.Name {
-				v := validator{doc: d, ns: n.Name}
-				v.check()
-				d.checked = &checked{ns: n.Name, probs: slices.Clip(v.probs)}
-			}
-			if len(d.checked.probs) > 0 {
+			if len(d.check(n.Name)) > 0 {
 				return nil, nil, false
 			}
 			if d.File != p {

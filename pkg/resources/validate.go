@@ -132,12 +132,7 @@ func Build(ns string, docs []*Document, fileProblems []Problem) *Namespace {
 		n.Docs = append(n.Docs, d)
 		v := validator{doc: d, ns: ns, probs: slices.Clip(d.problems)}
 		if d.Object != nil && !HasErrors(d.problems) {
-			if d.checked != nil && d.checked.ns == ns {
-				v.probs = d.checked.probs // read from a file unchanged since
-			} else {
-				v.check()
-				d.checked = &checked{ns: ns, probs: slices.Clip(v.probs)}
-			}
+			v.probs = d.check(ns)
 		}
 		if d.Name != "" {
 			key := d.Kind + "/" + d.Name
@@ -308,6 +303,18 @@ func (n *Namespace) checkRouterAccessPorts() {
 		kept = append(kept, ra)
 	}
 	n.RouterAccess = kept
+}
+
+// check returns the problems of document d (decoded, without errors) and
+// what its own checks in namespace ns find; a document read from a file
+// unchanged since is not checked again.
+func (d *Document) check(ns string) []Problem {
+	if d.checked == nil || d.checked.ns != ns {
+		v := validator{doc: d, ns: ns, probs: slices.Clip(d.problems)}
+		v.check()
+		d.checked = &checked{ns: ns, probs: slices.Clip(v.probs)}
+	}
+	return d.checked.probs
 }
 
 // validator checks one document on its own.
