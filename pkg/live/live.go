@@ -334,10 +334,24 @@ func (s *Session) Apply(ctx context.Context, d Desired, timeout time.Duration) (
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	live, err := s.apply(ctx, d)
+	return live, within(ctx, timeout, err)
+}
+
+// within says of an error that came when ctx's deadline passed that the
+// router did not answer within timeout.
+func within(ctx context.Context, timeout time.Duration, err error) error {
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		err = fmt.Errorf("the router did not answer within %s (stopped, or overloaded?): %w", timeout, err)
+		return fmt.Errorf("the router did not answer within %s (stopped, or overloaded?): %w", timeout, err)
 	}
-	return live, err
+	return err
+}
+
+// answered records that the router answered: the next failure counts
+// from one.
+func (s *Session) answered() {
+	s.mu.Lock()
+	s.failures = 0
+	s.mu.Unlock()
 }
 
 func (s *Session) apply(ctx context.Context, d Desired) (*Live, error) {
@@ -460,9 +474,7 @@ func (s *Session) apply(ctx context.Context, d Desired) (*Live, error) {
 	live.counts = sess.countsOf(known)
 	if len(refused) == 0 {
 		sess.known = known
-		s.mu.Lock()
-		s.failures = 0
-		s.mu.Unlock()
+		s.answered()
 	}
 	live.ListenersRead = sess.listenersRead
 	return live, nil
@@ -541,17 +553,16 @@ func (s *Session) ApplyDelta(ctx context.Context, port int, want map[string]map[
 		return nil, false, nil
 	}
 	s.mu.Lock()
-	connected := s.client != nil && s.client.Err() == nil && s.port == port
+	client := s.client
+	if client != nil && (client.Err() != nil || s.port != port) {
+		client = nil
+	}
 	s.mu.Unlock()
-	if !connected {
-		return nil, false, nil
+	if client == nil {
+		return nil, false, nil // Apply connects
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	client, err := s.connect(ctx, port)
-	if err != nil {
-		return nil, false, nil
-	}
 	have := map[string]map[string]routerconfig.Entity{}
 	for _, t := range routerconfig.LiveTypes {
 		have[t] = map[string]routerconfig.Entity{}
@@ -589,19 +600,14 @@ func (s *Session) ApplyDelta(ctx context.Context, port int, want map[string]map[
 		if client.Err() != nil {
 			s.Drop()
 		}
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			err = fmt.Errorf("the router did not answer within %s (stopped, or overloaded?): %w", timeout, err)
-		}
-		return nil, true, err
+		return nil, true, within(ctx, timeout, err)
 	}
 	live := &Live{Applied: len(changes) - len(refused), Entities: known, Refused: refused, OpsTime: time.Since(opsStart),
 		ListenersRead: s.listenersRead, counts: counts}
 	if len(refused) > 0 {
 		s.known = nil // read it all again next time
 	} else {
-		s.mu.Lock()
-		s.failures = 0
-		s.mu.Unlock()
+		s.answered()
 	}
 	return live, true, nil
 }
