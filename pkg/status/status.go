@@ -345,22 +345,7 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 		}
 	}()
 	write := func(i int) {
-		e, file := &entries[todo[i]], files[i]
-		if w.Memo.unchanged(file, e) {
-			return
-		}
-		d, err := open()
-		if err != nil {
-			errs[i] = err
-			w.Memo.forget(file)
-			return
-		}
-		changed[i], errs[i] = write(d, file, e, now)
-		if errs[i] != nil {
-			w.Memo.forget(file)
-		} else {
-			w.Memo.wrote(file, *e)
-		}
+		changed[i], errs[i] = w.put(open, files[i], &entries[todo[i]], now)
 	}
 	if w.Memo != nil && w.Memo.listed {
 		// most are unchanged: goroutines would cost more than they save
@@ -416,6 +401,27 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 	return out, errors.Join(errs...)
 }
 
+// put writes e's status file (its directory as open gives it) unless the
+// memo says it holds e already, and tells the memo what it holds now; it
+// says whether the file changed (a failed write may have).
+func (w Writer) put(open func() (*fileio.Dir, error), file string, e *Entry, now string) (bool, error) {
+	if w.Memo.unchanged(file, e) {
+		return false, nil
+	}
+	d, err := open()
+	if err != nil {
+		w.Memo.forget(file)
+		return false, err
+	}
+	changed, err := write(d, file, e, now)
+	if err != nil {
+		w.Memo.forget(file)
+		return changed, err
+	}
+	w.Memo.wrote(file, *e)
+	return changed, nil
+}
+
 // Update writes the entries, as Write does, and removes the status files
 // of the resources in gone ("Kind/name") that no entry stands for: a pass
 // that knows what changed touches nothing else. It returns the paths it
@@ -438,16 +444,11 @@ func (w Writer) Update(entries []Entry, gone []string) ([]string, error) {
 			continue
 		}
 		written[file] = true
-		if w.Memo.unchanged(file, e) {
-			continue
-		}
-		changed, err := write(d, file, e, now)
+		changed, err := w.put(func() (*fileio.Dir, error) { return d, nil }, file, e, now)
 		if err != nil {
-			w.Memo.forget(file)
 			errs = append(errs, err)
 			continue
 		}
-		w.Memo.wrote(file, *e)
 		if changed {
 			out = append(out, filepath.Join("runtime", "resources", file))
 		}
