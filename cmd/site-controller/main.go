@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 )
@@ -15,7 +16,10 @@ var errProblems = errors.New("problems found")
 
 func main() {
 	root := newRootCommand()
-	if err := root.Execute(); err != nil {
+	stop := profile(os.Getenv("SITE_CONTROLLER_CPUPROFILE"))
+	err := root.Execute()
+	stop()
+	if err != nil {
 		if !errors.Is(err, errProblems) {
 			fmt.Fprintln(os.Stderr, "site-controller:", err)
 		}
@@ -36,4 +40,27 @@ func newRootCommand() *cobra.Command {
 	// from the help: the release packages install its scripts
 	root.CompletionOptions.HiddenDefaultCmd = true
 	return root
+}
+
+// profile writes the process's CPU profile to path (the scale harnesses'
+// SITE_CONTROLLER_CPUPROFILE), until the returned func is called; nothing
+// when path is "".
+func profile(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "site-controller: cpu profile:", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "site-controller: cpu profile:", err)
+		}
+	}
 }

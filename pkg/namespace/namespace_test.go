@@ -422,3 +422,159 @@ func TestChangePorts(t *testing.T) {
 		t.Error("a claim without a port was taken")
 	}
 }
+
+// TestRegistryJournal: a change of one namespace's ports appends its
+// lines to the registry (the same file, a few bytes longer); a new
+// process reads the journal as the writer knew it; a journal past twice
+// its lines is written whole again, without the namespaces that are gone;
+// a cut last line is left out and the next write writes the file whole.
+func TestRegistryJournal(t *testing.T) {
+	home := t.TempDir()
+	memo := &PortMemo{}
+	a, b := made(t, home, "a"), made(t, home, "b")
+	for _, d := range []Dir{a, b} {
+		if err := os.MkdirAll(d.InputResources(), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	registry := filepath.Join(Root(home), claimsFile)
+	var claims []PortClaim
+	for i := range 50 {
+		claims = append(claims, PortClaim{Key: fmt.Sprintf("Listener/l%02d", i), Host: "127.0.0.1", Port: 47200 + i})
+	}
+	if _, _, err := a.ClaimPorts(memo, claims, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.ClaimPorts(memo, []PortClaim{{Key: "Listener/b", Host: "0.0.0.0", Port: 47300}}, true); err != nil {
+		t.Fatal(err)
+	}
+	// kept between passes, with no chosen ports' file: not read again
+	kept := memo.index
+	if kept == nil {
+		t.Fatal("the registry's index was not kept")
+	}
+	before, _ := os.Stat(registry)
+	// one port moves, one goes
+	claims[3].Port = 47253
+	if _, _, err := a.ClaimPorts(memo, slices.Delete(slices.Clone(claims), 7, 8), true); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(registry)
+	data, _ := os.ReadFile(registry)
+	if !os.SameFile(before, after) || !strings.HasSuffix(string(data), "47253 127.0.0.1 a Listener/l03\n- a Listener/l07\n") {
+		t.Fatalf("a change was not appended (same file %v):\n%s", os.SameFile(before, after), data[max(0, len(data)-200):])
+	}
+	if memo.index != kept {
+		t.Error("the registry's index was built again after a change")
+	}
+	// a new process reads it as this one knows it
+	fresh := func() *claimsIndex {
+		idx, err := readClaims(nil, nil, Root(home))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return idx
+	}
+	idx := fresh()
+	if got := idx.heldBy(nil, "b", "127.0.0.1", 47253); got != "namespace a (Listener/l03)" {
+		t.Errorf("47253 held by %q", got)
+	}
+	if got := idx.heldBy(nil, "b", "127.0.0.1", 47203); got != "" {
+		t.Errorf("47203, which a let go, held by %q", got)
+	}
+	if got := idx.heldBy(nil, "b", "127.0.0.1", 47207); got != "" {
+		t.Errorf("47207, released, held by %q", got)
+	}
+	if len(idx.holders["a"]) != 49 || len(idx.holders["b"]) != 1 {
+		t.Errorf("read again: a %d lines, b %d", len(idx.holders["a"]), len(idx.holders["b"]))
+	}
+	// b goes; many changes later the file is written whole, without b
+	os.RemoveAll(b.Path)
+	memo.Gone(b)
+	for i := range 200 {
+		claims[0].Port = 47400 + i
+		if _, _, err := a.ClaimPorts(memo, claims, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, _ = os.ReadFile(registry)
+	if lines := strings.Count(string(data), "\n"); lines > 2*50+64+1 {
+		t.Errorf("the journal has %d lines for 50 ports", lines)
+	}
+	if strings.Contains(string(data), " b ") {
+		t.Errorf("b, gone, is still in the registry after it was written whole:\n%s", data)
+	}
+	if got := fresh().holders["a"]; len(got) != 50 || !slices.ContainsFunc(got, func(h portHolder) bool { return h.key == "Listener/l00" && h.port == 47599 }) {
+		t.Errorf("read again after the rewrites: %v", got)
+	}
+	// a write cut short: the cut line is left out, the next write is whole
+	if err := os.WriteFile(registry, append(data, "47999 127.0.0.1 a Listener/l0"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := fresh().holders["a"]; len(got) != 50 || slices.ContainsFunc(got, func(h portHolder) bool { return h.port == 47999 }) {
+		t.Errorf("with a cut line: %v", got)
+	}
+	claims[1].Port = 47998
+	memo = &PortMemo{} // a new process (the crash)
+	if _, _, err := a.ClaimPorts(memo, claims, true); err != nil {
+		t.Fatal(err)
+	}
+	data, _ = os.ReadFile(registry)
+	if strings.Contains(string(data), "47999") || !strings.HasPrefix(string(data), "#") || !strings.Contains(string(data), "47998 127.0.0.1 a Listener/l01\n") {
+		t.Errorf("after a cut line the registry is:\n%s", data)
+	}
+}
+
+// TestReservationsJournal: a new management port reservation appends a
+// line; a new process reads the last line of each namespace; a cut last
+// line is left out and the next reservation writes the file whole.
+func TestReservationsJournal(t *testing.T) {
+	home := t.TempDir()
+	memo := &PortMemo{}
+	path := filepath.Join(Root(home), reservationsFile)
+	var dirs []Dir
+	for i := range 5 {
+		d := made(t, home, fmt.Sprintf("ns%d", i))
+		if err := os.MkdirAll(d.Path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, d)
+	}
+	ports := map[string]int{}
+	var first os.FileInfo
+	for i, d := range dirs {
+		p, err := d.ManagementPort(memo, func() int { return 0 }, 41300, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[d.Name] = p
+		st, _ := os.Stat(path)
+		if i == 0 {
+			first = st
+		} else if !os.SameFile(first, st) {
+			t.Errorf("reservation %d replaced the registry", i)
+		}
+	}
+	data, _ := os.ReadFile(path)
+	raw, lines, clean := parseReservations(data)
+	if !maps.Equal(raw, ports) || lines != 5 || !clean {
+		t.Errorf("read again: %v (%d lines, whole %v), want %v", raw, lines, clean, ports)
+	}
+	if err := os.WriteFile(path, append(data, "4"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := made(t, home, "late")
+	if err := os.MkdirAll(d.Path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	memo = &PortMemo{} // a new process (the crash)
+	p, err := d.ManagementPort(memo, func() int { return 0 }, 41300, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports["late"] = p
+	data, _ = os.ReadFile(path)
+	if raw, _, clean := parseReservations(data); !maps.Equal(raw, ports) || !clean || !strings.HasPrefix(string(data), "#") {
+		t.Errorf("after a cut line: %v, want %v:\n%s", raw, ports, data)
+	}
+}

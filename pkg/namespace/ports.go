@@ -1,6 +1,7 @@
 package namespace
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -36,6 +37,21 @@ func (d Dir) ManagementPort(memo *PortMemo, adopt func() int, start int, avoid m
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return 0, err
 	}
+	port, err := d.reserveManagementPort(memo, adopt, start, avoid)
+	if err != nil {
+		return 0, err
+	}
+	// after the lock: the registry holds the port for this namespace
+	// already, and gives it again should this file be lost
+	if _, err := d.Files().WriteFile(own, []byte(strconv.Itoa(port)+"\n"), 0o644, 0o700, true); err != nil {
+		return 0, fmt.Errorf("reserving management port: %w", err)
+	}
+	return port, nil
+}
+
+// reserveManagementPort chooses the namespace's port and records it in
+// the registry, under the registry's lock.
+func (d Dir) reserveManagementPort(memo *PortMemo, adopt func() int, start int, avoid map[int]bool) (int, error) {
 	root := filepath.Dir(d.Path)
 	unlock, err := fileio.Lock(filepath.Join(root, ".ports.lock"))
 	if err != nil {
@@ -43,6 +59,7 @@ func (d Dir) ManagementPort(memo *PortMemo, adopt func() int, start int, avoid m
 	}
 	defer unlock()
 	memo.Here(d)
+	version := memo.versionNow()
 	reserved, err := readReservations(memo, root)
 	if err != nil {
 		return 0, err
@@ -53,11 +70,8 @@ func (d Dir) ManagementPort(memo *PortMemo, adopt func() int, start int, avoid m
 		return 0, err
 	}
 	reserved[d.Name] = port
-	if err := writeReservations(memo, root, reserved); err != nil {
+	if err := writeReservation(memo, root, d.Name, port, reserved, version); err != nil {
 		return 0, err
-	}
-	if _, err := d.Files().WriteFile(own, []byte(strconv.Itoa(port)+"\n"), 0o644, 0o700, true); err != nil {
-		return 0, fmt.Errorf("reserving management port: %w", err)
 	}
 	return port, nil
 }
@@ -162,17 +176,10 @@ func readReservations(memo *PortMemo, root string) (map[string]int, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading management port reservations: %w", err)
 		}
-		raw = map[string]int{}
-		for _, line := range strings.Split(string(data), "\n") {
-			f := strings.Fields(line)
-			if len(f) != 2 {
-				continue
-			}
-			if p, err := strconv.Atoi(f[0]); err == nil && p > 0 && p <= 65535 {
-				raw[f[1]] = p
-			}
-		}
-		memo.putReservations(path, raw)
+		var lines int
+		var clean bool
+		raw, lines, clean = parseReservations(data)
+		memo.putReservations(path, raw, lines, clean)
 	}
 	out := make(map[string]int, len(raw))
 	for ns, p := range raw {
@@ -184,23 +191,56 @@ func readReservations(memo *PortMemo, root string) (map[string]int, error) {
 	return out, nil
 }
 
-func writeReservations(memo *PortMemo, root string, reserved map[string]int) error {
-	names := make([]string, 0, len(reserved))
-	for ns := range reserved {
-		names = append(names, ns)
+// parseReservations reads the management port registry: lines "port
+// namespace", the last of a namespace's its port (a new reservation is
+// appended); a last line without its newline is left out. It returns the
+// ports by namespace, how many lines there are and whether the last is
+// whole.
+func parseReservations(data []byte) (map[string]int, int, bool) {
+	raw := map[string]int{}
+	clean := len(data) == 0 || data[len(data)-1] == '\n'
+	text := string(data[:bytes.LastIndexByte(data, '\n')+1])
+	lines := 0
+	for line := range strings.SplitSeq(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		lines++
+		if p, err := strconv.Atoi(f[0]); err == nil && p > 0 && p <= 65535 {
+			raw[f[1]] = p
+		}
 	}
-	slices.Sort(names)
-	var b strings.Builder
-	b.WriteString("# management ports reserved by namespaces: port namespace\n")
-	for _, ns := range names {
-		fmt.Fprintf(&b, "%d %s\n", reserved[ns], ns)
-	}
+	return raw, lines, clean
+}
+
+// writeReservation records namespace ns's reservation of port, reserved
+// holding those of the namespaces that exist (as of version): a line appended to the
+// registry as this process knows it, or the registry written whole (when
+// it is not, or past twice the lines it holds), flushed to disk.
+func writeReservation(memo *PortMemo, root, ns string, port int, reserved map[string]int, version int) error {
 	path := filepath.Join(root, reservationsFile)
-	if _, err := fileio.WriteFile(path, []byte(b.String()), 0o644, 0o755, true); err != nil {
-		memo.putReservations(path, nil)
+	r, known := memo.reservedFile(path)
+	var err error
+	raw, lines := maps.Clone(r.ports), r.lines+1
+	if known && r.clean && lines <= 2*len(reserved)+64 {
+		raw[ns] = port
+		err = fileio.Tree{}.Append(path, []byte(strconv.Itoa(port)+" "+ns+"\n"), true)
+	} else {
+		raw, lines = maps.Clone(reserved), len(reserved)
+		var b strings.Builder
+		b.WriteString("# management ports reserved by namespaces: port namespace (the last line of a namespace holds)\n")
+		for _, ns := range slices.Sorted(maps.Keys(reserved)) {
+			fmt.Fprintf(&b, "%d %s\n", reserved[ns], ns)
+		}
+		_, err = fileio.WriteFile(path, []byte(b.String()), 0o644, 0o755, true)
+	}
+	if err != nil {
+		memo.putReservations(path, nil, 0, false)
 		return fmt.Errorf("recording management port reservations: %w", err)
 	}
-	memo.putReservations(path, maps.Clone(reserved))
+	memo.putReservations(path, raw, lines, true)
+	memo.keepByNSOf(path, reserved, version) // the namespaces' that exist, this one's added
 	return nil
 }
 
@@ -272,24 +312,26 @@ type portHolder struct {
 // it reserved before, else gets the lowest from From up that no namespace
 // holds or manages and that nothing listens on. The namespace's lines are
 // replaced by what it holds now (released claims go); with write false
-// nothing is written (validate). It also tells whether the namespace's
-// lines changed: a port it released may be one another namespace was
-// refused.
+// nothing is written (validate), and nothing kept is used. It also tells
+// whether the namespace's lines changed: a port it released may be one
+// another namespace was refused.
 func (d Dir) ClaimPorts(memo *PortMemo, claims []PortClaim, write bool) (map[string]PortGrant, bool, error) {
 	root := filepath.Dir(d.Path)
+	index := memo
 	if write {
 		unlock, err := fileio.Lock(filepath.Join(root, ".ports.lock"))
 		if err != nil {
 			return nil, false, err
 		}
 		defer unlock()
+	} else {
+		index = nil // the memo's index is read and changed under the lock
 	}
 	memo.Here(d)
-	idx, err := readClaims(memo, root)
+	idx, err := readClaims(index, memo, root)
 	if err != nil {
 		return nil, false, err
 	}
-	holders := idx.holders // shared between passes: replaced below, never changed
 	mgmt, err := readReservations(memo, root)
 	if err != nil {
 		return nil, false, err
@@ -299,7 +341,7 @@ func (d Dir) ClaimPorts(memo *PortMemo, claims []PortClaim, write bool) (map[str
 		return nil, false, err
 	}
 	mine := map[string]int{}
-	for _, h := range holders[d.Name] {
+	for _, h := range idx.holders[d.Name] {
 		mine[h.key] = h.port
 	}
 	heldBy := func(host string, port int) string { return idx.heldBy(mgmtByPort, d.Name, host, port) }
@@ -344,15 +386,9 @@ func (d Dir) ClaimPorts(memo *PortMemo, claims []PortClaim, write bool) (map[str
 		out[c.Key] = PortGrant{Port: p}
 		now = append(now, portHolder{p, host, c.Key, true})
 	}
-	changed := !sameHolders(now, holders[d.Name])
+	changed := !sameHolders(now, idx.holders[d.Name])
 	if write && changed {
-		holders = maps.Clone(holders)
-		if len(now) == 0 {
-			delete(holders, d.Name)
-		} else {
-			holders[d.Name] = now
-		}
-		if err := writeClaims(memo, root, holders, d.Name, false); err != nil {
+		if err := writeClaims(memo, root, idx, d.Name, now, nil); err != nil {
 			return nil, false, err
 		}
 	}
@@ -363,8 +399,8 @@ func (d Dir) ClaimPorts(memo *PortMemo, claims []PortClaim, write bool) (map[str
 // their ports (a Listener's): the claims under the keys in drop are
 // released and those in add claimed, the others left as they are, with
 // no need to list them all. It grants what ClaimPorts would, and writes
-// the namespace's lines; false when a claim names no port (ClaimPorts
-// chooses those).
+// what changed of the namespace's lines; false when a claim names no port
+// (ClaimPorts chooses those).
 func (d Dir) ChangePorts(memo *PortMemo, drop []string, add []PortClaim) (map[string]PortGrant, bool, bool, error) {
 	if slices.ContainsFunc(add, func(c PortClaim) bool { return c.Port <= 0 }) {
 		return nil, false, false, nil
@@ -379,7 +415,7 @@ func (d Dir) ChangePorts(memo *PortMemo, drop []string, add []PortClaim) (map[st
 	}
 	defer unlock()
 	memo.Here(d)
-	idx, err := readClaims(memo, root)
+	idx, err := readClaims(memo, memo, root)
 	if err != nil {
 		return nil, false, false, err
 	}
@@ -399,7 +435,9 @@ func (d Dir) ChangePorts(memo *PortMemo, drop []string, add []PortClaim) (map[st
 		}
 	}
 	out := map[string]PortGrant{}
+	touched := slices.Clone(drop)
 	for _, c := range add {
+		touched = append(touched, c.Key)
 		host := c.Host
 		if wildHost(host) {
 			host = "*"
@@ -416,49 +454,9 @@ func (d Dir) ChangePorts(memo *PortMemo, drop []string, add []PortClaim) (map[st
 		}
 		now = slices.Insert(now, at, portHolder{c.Port, host, c.Key, false})
 	}
-	version := memo.versionNow()
-	holders := maps.Clone(idx.holders)
-	if len(now) == 0 {
-		delete(holders, d.Name)
-	} else {
-		holders[d.Name] = now
-	}
-	if err := writeClaims(memo, root, holders, d.Name, true); err != nil {
+	if err := writeClaims(memo, root, idx, d.Name, now, touched); err != nil {
 		return nil, false, false, err
 	}
-	// the registry as written, for the next pass to find without reading
-	// it again: the index of the ports that changed changed
-	next := &claimsIndex{holders: holders, byPort: maps.Clone(idx.byPort)}
-	for i, p := range [2]string{filepath.Join(root, claimsFile), filepath.Join(root, chosenFile)} {
-		k, ok := fileKeyOf(p)
-		if !ok {
-			return out, true, true, nil // looked at again next time
-		}
-		next.keys[i] = k
-	}
-	ports := map[int]bool{}
-	for _, h := range mine {
-		if dropped[h.key] {
-			ports[h.port] = true
-		}
-	}
-	for _, c := range add {
-		ports[c.Port] = true
-	}
-	for p := range ports {
-		held := slices.DeleteFunc(slices.Clone(next.byPort[p]), func(h heldPort) bool { return h.ns == d.Name })
-		for _, h := range now {
-			if h.port == p {
-				held = append(held, heldPort{d.Name, h})
-			}
-		}
-		if len(held) == 0 {
-			delete(next.byPort, p)
-		} else {
-			next.byPort[p] = held
-		}
-	}
-	memo.keepClaims(next, version)
 	return out, true, true, nil
 }
 
@@ -477,58 +475,44 @@ func sameHolders(a, b []portHolder) bool {
 	return slices.Equal(a, b)
 }
 
-// readClaims returns the claims registry by namespace, for namespaces
-// that still exist: both files.
-func readClaims(memo *PortMemo, root string) (*claimsIndex, error) {
+// readClaims returns the claims registry, both files, by namespace (those
+// gone included: heldBy looks whether a holder exists). index, when not
+// nil, keeps it between calls (only under the registry's lock, which
+// every change of it is made under); memo tells which namespaces exist.
+func readClaims(index, memo *PortMemo, root string) (*claimsIndex, error) {
 	paths := [2]string{filepath.Join(root, claimsFile), filepath.Join(root, chosenFile)}
-	var keys [2]fileKey
-	for i, p := range paths {
-		k, ok := fileKeyOf(p)
-		if !ok {
-			keys = [2]fileKey{} // unreadable: looked at every time
-			break
-		}
-		keys[i] = k
-	}
-	if idx := memo.claims(keys); idx != nil {
+	keys := registryKeys(root)
+	if idx := index.claims(keys); idx != nil {
 		return idx, nil
 	}
-	version := memo.versionNow()
-	idx := &claimsIndex{keys: keys, holders: map[string][]portHolder{}, byPort: map[int][]heldPort{}}
-	exists := map[string]bool{}
+	idx := &claimsIndex{keys: keys, holders: map[string][]portHolder{}, byPort: map[int][]heldPort{},
+		exists: func(ns string) bool { return memo.exists(root, ns) }}
 	for i, chosen := range []bool{false, true} {
-		held, err := readClaimsFile(memo, paths[i], chosen)
+		held, err := readClaimsFile(index, paths[i], chosen)
 		if err != nil {
 			return nil, err
 		}
 		for ns, hs := range held {
-			there, known := exists[ns]
-			if !known {
-				there = memo.exists(root, ns)
-				exists[ns] = there
-			}
-			if there { // a namespace gone has its ports free
-				idx.holders[ns] = append(idx.holders[ns], hs...)
-				for _, h := range hs {
-					idx.byPort[h.port] = append(idx.byPort[h.port], heldPort{ns, h})
-				}
+			idx.holders[ns] = append(idx.holders[ns], hs...)
+			for _, h := range hs {
+				idx.byPort[h.port] = append(idx.byPort[h.port], heldPort{ns, h})
 			}
 		}
 	}
-	memo.keepClaims(idx, version)
+	index.keepClaims(idx)
 	return idx, nil
 }
 
 // wildHost tells whether a bind address is every address.
 func wildHost(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" || h == "*" }
 
-// heldBy says which other namespace than ns holds port on an address that
-// overlaps host (a line of the registry, or its management port), the
-// first by name; "" when none does.
+// heldBy says which other namespace than ns, of those that exist, holds
+// port on an address that overlaps host (a line of the registry, or its
+// management port), the first by name; "" when none does.
 func (idx *claimsIndex) heldBy(mgmtByPort map[int]string, ns, host string, port int) string {
 	var by []string
 	for _, h := range idx.byPort[port] {
-		if h.ns != ns && (h.host == host || wildHost(h.host) || wildHost(host)) {
+		if h.ns != ns && (h.host == host || wildHost(h.host) || wildHost(host)) && idx.exists(h.ns) {
 			by = append(by, fmt.Sprintf("namespace %s (%s)", h.ns, h.key))
 		}
 	}
@@ -541,13 +525,33 @@ func (idx *claimsIndex) heldBy(mgmtByPort map[int]string, ns, host string, port 
 	return slices.Min(by)
 }
 
-// claimsIndex is the registry of the namespaces that exist: their lines,
-// and every line by port.
+// replace makes namespace ns's lines now in the index.
+func (idx *claimsIndex) replace(ns string, now []portHolder) {
+	for _, h := range idx.holders[ns] {
+		held := slices.DeleteFunc(idx.byPort[h.port], func(x heldPort) bool { return x.ns == ns })
+		if len(held) == 0 {
+			delete(idx.byPort, h.port)
+		} else {
+			idx.byPort[h.port] = held
+		}
+	}
+	for _, h := range now {
+		idx.byPort[h.port] = append(idx.byPort[h.port], heldPort{ns, h})
+	}
+	if len(now) == 0 {
+		delete(idx.holders, ns)
+	} else {
+		idx.holders[ns] = now
+	}
+}
+
+// claimsIndex is the registry: every namespace's lines (of those gone too
+// until the files are written whole again), and every line by port.
 type claimsIndex struct {
-	keys    [2]fileKey // of the registry's files as read
-	version int        // of what was known of the namespaces then
+	keys    [2]fileKey // of the registry's files as read or written
 	holders map[string][]portHolder
 	byPort  map[int][]heldPort
+	exists  func(ns string) bool
 }
 
 // heldPort is a line of the registry: a port a namespace holds.
@@ -556,125 +560,228 @@ type heldPort struct {
 	portHolder
 }
 
+// A registry file is a journal: a line "port host namespace resource"
+// gives the resource its port (in place of the one it had), a line
+// "- namespace resource" takes it away. A change appends what changed;
+// past twice the lines it holds (and 64) the file is written whole again,
+// without the namespaces that are gone. A last line without its newline
+// (a write cut short) is left out, and the next write writes it whole.
+
 // readClaimsFile returns one file of the registry by namespace (as this
-// process last wrote it, when it is unchanged since).
+// process last read or wrote it, when it is unchanged since).
 func readClaimsFile(memo *PortMemo, path string, chosen bool) (map[string][]portHolder, error) {
 	if held, ok := memo.get(path); ok {
 		return held, nil
 	}
-	out := map[string][]portHolder{}
 	key, keyed := fileKeyOf(path)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return out, nil
+		return map[string][]portHolder{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the port registry: %w", err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 4 || strings.HasPrefix(line, "#") {
-			continue
-		}
-		p, err := strconv.Atoi(f[0])
-		if err != nil || p < 1 || p > 65535 {
-			continue
-		}
-		out[f[2]] = append(out[f[2]], portHolder{p, f[1], f[3], chosen})
-	}
+	w := parseClaims(data, chosen)
 	if keyed && key != (fileKey{}) {
-		// kept as read (no text: a write builds every namespace's),
-		// until the file changes
-		memo.keep(path, key, writtenClaims{holders: maps.Clone(out), text: map[string][]byte{}})
+		// kept as read until the file changes
+		memo.keep(path, key, w)
 	}
-	return out, nil
+	return maps.Clone(w.holders), nil
 }
 
-// writeClaims replaces the registry's files whose lines changed, after
-// namespace ns's lines changed: the chosen ports flushed to disk first, the
-// named ones not. Each namespace's text is kept with the file as written,
-// so that only ns's is built again; changed says that ns's named lines
-// differ from the file's (they need not be compared).
-func writeClaims(memo *PortMemo, root string, holders map[string][]portHolder, ns string, changed bool) error {
+// parseClaims reads a registry file's journal.
+func parseClaims(data []byte, chosen bool) writtenClaims {
+	w := writtenClaims{holders: map[string][]portHolder{}, clean: len(data) == 0 || data[len(data)-1] == '\n'}
+	text := string(data)
+	if !w.clean {
+		text = text[:strings.LastIndexByte(text, '\n')+1] // the cut line left out
+	}
+	at := map[[2]string]int{} // a line's place among its namespace's, by namespace and key
+	for line := range strings.SplitSeq(text, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		w.lines++
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 3 && f[0] == "-":
+			if i, ok := at[[2]string{f[1], f[2]}]; ok {
+				w.holders[f[1]][i].port = 0 // left out below
+				delete(at, [2]string{f[1], f[2]})
+			}
+		case len(f) == 4:
+			p, err := strconv.Atoi(f[0])
+			if err != nil || p < 1 || p > 65535 {
+				continue
+			}
+			h := portHolder{p, f[1], f[3], chosen}
+			if i, ok := at[[2]string{f[2], h.key}]; ok {
+				w.holders[f[2]][i] = h
+			} else {
+				at[[2]string{f[2], h.key}] = len(w.holders[f[2]])
+				w.holders[f[2]] = append(w.holders[f[2]], h)
+			}
+		}
+	}
+	for ns, hs := range w.holders {
+		if hs = slices.DeleteFunc(hs, func(h portHolder) bool { return h.port == 0 }); len(hs) == 0 {
+			delete(w.holders, ns)
+		} else {
+			w.holders[ns] = hs
+		}
+	}
+	for _, hs := range w.holders {
+		w.live += len(hs)
+	}
+	return w
+}
+
+// writeClaims records namespace ns's lines now in the registry's files and
+// in idx: it appends to each file the lines of ns that changed (those of
+// the keys in touched, every key when touched is nil), or writes the file
+// whole when this process does not know it as it is, or it grew past
+// twice its lines. The chosen ports' file is flushed to disk, the named
+// ones' not.
+func writeClaims(memo *PortMemo, root string, idx *claimsIndex, ns string, now []portHolder, touched []string) error {
 	for _, f := range []struct {
 		name, header string
 		chosen       bool
 	}{
-		{claimsFile, "# ports the namespaces' Listeners and RouterAccesses name: port host namespace resource", false},
-		{chosenFile, "# ports the controller chose for RouterAccess roles: port host namespace resource", true},
+		{claimsFile, "# ports the namespaces' Listeners and RouterAccesses name: port host namespace resource; - namespace resource: released", false},
+		{chosenFile, "# ports the controller chose for RouterAccess roles: port host namespace resource; - namespace resource: released", true},
 	} {
 		path := filepath.Join(root, f.name)
 		of := func(hs []portHolder) []portHolder {
-			out := make([]portHolder, 0, len(hs))
-			for _, h := range hs {
-				if h.chosen == f.chosen {
-					out = append(out, h)
-				}
-			}
-			return out
+			return slices.DeleteFunc(slices.Clone(hs), func(h portHolder) bool { return h.chosen != f.chosen })
 		}
-		prev, ok := memo.written(path)
-		mine := of(holders[ns])
-		if ok && (!changed || f.chosen) && sameHolders(prev.holders[ns], mine) && len(prev.holders) == countWith(holders, of) {
+		mine := of(now)
+		prev, known := memo.written(path)
+		var was []portHolder
+		if known {
+			was = prev.holders[ns]
+		} else {
+			was = of(idx.holders[ns])
+		}
+		journal := changedLines(ns, was, mine, touched)
+		if len(journal) == 0 {
 			continue // the file says this already
 		}
-		next := writtenClaims{holders: map[string][]portHolder{}, text: map[string][]byte{}}
-		for other, hs := range holders {
-			mine := of(hs)
-			if len(mine) == 0 {
-				continue
+		next := writtenClaims{holders: map[string][]portHolder{}, clean: true}
+		if known {
+			next.holders = maps.Clone(prev.holders)
+		} else {
+			for other, hs := range idx.holders {
+				if hs := of(hs); len(hs) > 0 {
+					next.holders[other] = hs
+				}
 			}
-			next.holders[other] = mine
-			if t, kept := prev.text[other]; ok && kept && other != ns && sameHolders(prev.holders[other], mine) {
-				next.text[other] = t
-				continue
+		}
+		if len(mine) == 0 {
+			delete(next.holders, ns)
+		} else {
+			next.holders[ns] = mine
+		}
+		next.live = prev.live - len(was) + len(mine)
+		next.lines = prev.lines + bytes.Count(journal, []byte{'\n'})
+		var err error
+		if known && prev.clean && next.lines <= 2*next.live+64 {
+			err = fileio.Tree{}.Append(path, journal, f.chosen)
+		} else {
+			next.lines, next.live = 0, 0
+			data := []byte(f.header + "\n")
+			for _, other := range slices.Sorted(maps.Keys(next.holders)) {
+				if !idx.exists(other) {
+					delete(next.holders, other) // a namespace gone: its ports are free
+					continue
+				}
+				for _, h := range next.holders[other] {
+					data = appendClaim(data, other, h)
+					next.lines++
+					next.live++
+				}
 			}
-			var b []byte
-			for _, h := range mine {
-				b = strconv.AppendInt(b, int64(h.port), 10)
-				b = append(b, ' ')
-				b = append(b, h.host...)
-				b = append(b, ' ')
-				b = append(b, other...)
-				b = append(b, ' ')
-				b = append(b, h.key...)
-				b = append(b, '\n')
-			}
-			next.text[other] = b
+			err = fileio.Replace(path, data, 0o644, 0o755, f.chosen)
 		}
-		size := len(f.header) + 1
-		for _, t := range next.text {
-			size += len(t)
-		}
-		data := make([]byte, 0, size)
-		data = append(data, f.header+"\n"...)
-		for _, other := range slices.Sorted(maps.Keys(next.text)) {
-			data = append(data, next.text[other]...)
-		}
-		if err := fileio.Replace(path, data, 0o644, 0o755, f.chosen); err != nil {
+		if err != nil {
 			memo.forget(path)
+			memo.keepClaims(nil)
 			return fmt.Errorf("recording the port registry: %w", err)
 		}
 		memo.put(path, next)
 	}
+	idx.replace(ns, now)
+	idx.keys = registryKeys(root)
+	memo.keepClaims(idx)
 	return nil
 }
 
-// countWith counts the namespaces that have lines in a file (of).
-func countWith(holders map[string][]portHolder, of func([]portHolder) []portHolder) int {
-	n := 0
-	for _, hs := range holders {
-		if len(of(hs)) > 0 {
-			n++
+// registryKeys are the keys of the registry's files (a file that is not
+// there has the zero key); none when one cannot be looked at, or neither
+// is there.
+func registryKeys(root string) [2]fileKey {
+	var keys [2]fileKey
+	for i, name := range [2]string{claimsFile, chosenFile} {
+		k, there := fileKeyOf(filepath.Join(root, name))
+		if there && k == (fileKey{}) {
+			return [2]fileKey{} // cannot be looked at: read every time
+		}
+		keys[i] = k
+	}
+	return keys
+}
+
+// changedLines is the journal of namespace ns's lines from was to now,
+// looking at the keys in touched (every key when nil): a line for each
+// port given or moved, "- ns key" for each taken away, by key.
+func changedLines(ns string, was, now []portHolder, touched []string) []byte {
+	if touched == nil {
+		for _, h := range was {
+			touched = append(touched, h.key)
+		}
+		for _, h := range now {
+			touched = append(touched, h.key)
 		}
 	}
-	return n
+	slices.Sort(touched)
+	touched = slices.Compact(touched)
+	byKey := func(hs []portHolder) map[string]portHolder {
+		m := make(map[string]portHolder, len(hs))
+		for _, h := range hs {
+			m[h.key] = h
+		}
+		return m
+	}
+	before, after := byKey(was), byKey(now)
+	var b []byte
+	for _, key := range touched {
+		old, had := before[key]
+		h, has := after[key]
+		switch {
+		case has && (!had || old != h):
+			b = appendClaim(b, ns, h)
+		case had && !has:
+			b = append(b, "- "+ns+" "+key+"\n"...)
+		}
+	}
+	return b
+}
+
+// appendClaim appends the registry's line of namespace ns's holder h.
+func appendClaim(b []byte, ns string, h portHolder) []byte {
+	b = strconv.AppendInt(b, int64(h.port), 10)
+	b = append(b, ' ')
+	b = append(b, h.host...)
+	b = append(b, ' ')
+	b = append(b, ns...)
+	b = append(b, ' ')
+	b = append(b, h.key...)
+	return append(b, '\n')
 }
 
 // PortMemo keeps the port registry's files as a controller last wrote
 // them, with their stat then: a pass of a large data home (thousands of
 // ports) reads and parses a file again only when someone else changed it,
-// and writes only the text of the namespace whose lines changed. Only one
+// and appends only the lines that changed (the files are journals). Only one
 // controller writes a data home's registry (its lock), and every write of
 // it goes through its memo. A nil *PortMemo keeps nothing: the files are
 // read every time.
@@ -694,39 +801,30 @@ type PortMemo struct {
 	index    *claimsIndex
 }
 
-// claims returns the registry as last indexed, when its files (keys) and
-// what is known of the namespaces are the same.
+// claims returns the registry as last indexed, when its files are as
+// they were (keys).
 func (c *PortMemo) claims(keys [2]fileKey) *claimsIndex {
 	if c == nil || keys == ([2]fileKey{}) {
 		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.index == nil || c.index.keys != keys || c.index.version != c.version {
+	if c.index == nil || c.index.keys != keys {
 		return nil
 	}
 	return c.index
 }
 
-// versionNow is the version of what is known of the namespaces.
-func (c *PortMemo) versionNow() int {
+// keepClaims records the registry as indexed (nil: unknown).
+func (c *PortMemo) keepClaims(idx *claimsIndex) {
 	if c == nil {
-		return 0
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.version
-}
-
-// keepClaims records the registry as indexed when the namespaces were as
-// of version (a namespace looked at meanwhile makes it stale).
-func (c *PortMemo) keepClaims(idx *claimsIndex, version int) {
-	if c == nil || idx.keys == ([2]fileKey{}) {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	idx.version = version
+	if idx != nil && idx.keys == ([2]fileKey{}) {
+		idx = nil
+	}
 	c.index = idx
 }
 
@@ -734,6 +832,9 @@ func (c *PortMemo) keepClaims(idx *claimsIndex, version int) {
 type reservedPorts struct {
 	key   fileKey
 	ports map[string]int // by namespace, those gone included
+	// lines is how many the file has; clean that the last is whole
+	lines int
+	clean bool
 	// of the namespaces that exist as of version: by namespace, by port
 	version int
 	byNS    map[string]int
@@ -764,6 +865,23 @@ func (c *PortMemo) set(path string, there bool) {
 	if was, ok := c.there[path]; !ok || was != there {
 		c.there[path] = there
 		c.version++
+		// the reservations of the namespaces that exist follow
+		root, ns := filepath.Dir(path), filepath.Base(path)
+		for reg, r := range c.reserved {
+			if r.version != c.version-1 || r.byNS == nil || filepath.Dir(reg) != root {
+				continue
+			}
+			r.version = c.version
+			if p, held := r.ports[ns]; held && (r.byNS[ns] == p) != there {
+				r.byNS, r.byPort = maps.Clone(r.byNS), nil // shared: replaced, never changed
+				if there {
+					r.byNS[ns] = p
+				} else {
+					delete(r.byNS, ns)
+				}
+			}
+			c.reserved[reg] = r
+		}
 	}
 }
 
@@ -794,17 +912,24 @@ func (c *PortMemo) exists(root, ns string) bool {
 // reservations returns the management port registry at path as last read
 // or written, when nobody changed it since.
 func (c *PortMemo) reservations(path string) (map[string]int, bool) {
+	r, ok := c.reservedFile(path)
+	return r.ports, ok // replaced, never changed in place
+}
+
+// reservedFile is the management port registry at path as last read or
+// written, when nobody changed it since.
+func (c *PortMemo) reservedFile(path string) (reservedPorts, bool) {
 	key, ok := c.keyOf(path)
 	if !ok {
-		return nil, false
+		return reservedPorts{}, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, ok := c.reserved[path]
 	if !ok || r.key != key {
-		return nil, false
+		return reservedPorts{}, false
 	}
-	return r.ports, true // replaced, never changed in place
+	return r, true
 }
 
 // reservedByNS returns the reservations of the namespaces that exist, as
@@ -845,6 +970,30 @@ func (c *PortMemo) keepByNS(path string, byNS map[string]int) {
 	}
 }
 
+// keepByNSOf is keepByNS for reservations worked out as of version:
+// nothing when a namespace came or went since.
+func (c *PortMemo) keepByNSOf(path string, byNS map[string]int, version int) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.reserved[path]; ok && c.version == version {
+		r.version, r.byNS, r.byPort = c.version, byNS, nil
+		c.reserved[path] = r
+	}
+}
+
+// versionNow is the version of what is known of the namespaces.
+func (c *PortMemo) versionNow() int {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.version
+}
+
 // keepByPort records the same by port.
 func (c *PortMemo) keepByPort(path string, byPort map[int]string) {
 	if c == nil {
@@ -860,7 +1009,7 @@ func (c *PortMemo) keepByPort(path string, byPort map[int]string) {
 
 // putReservations records the registry at path as read or written (nil:
 // unknown).
-func (c *PortMemo) putReservations(path string, ports map[string]int) {
+func (c *PortMemo) putReservations(path string, ports map[string]int, lines int, clean bool) {
 	if c == nil {
 		return
 	}
@@ -874,15 +1023,18 @@ func (c *PortMemo) putReservations(path string, ports map[string]int) {
 		delete(c.reserved, path)
 		return
 	}
-	c.reserved[path] = reservedPorts{key: key, ports: ports}
+	c.reserved[path] = reservedPorts{key: key, ports: ports, lines: lines, clean: clean}
 }
 
-// writtenClaims is one file as written: its lines and their text, by
-// namespace.
+// writtenClaims is one file of the registry as this process last read or
+// wrote it: its lines by namespace (of namespaces gone too).
 type writtenClaims struct {
 	key     fileKey
 	holders map[string][]portHolder
-	text    map[string][]byte
+	// lines is how many the file has, live how many of them hold a port
+	// now; clean that its last line is whole
+	lines, live int
+	clean       bool
 }
 
 // get returns the lines of the registry file at path, by namespace, when
