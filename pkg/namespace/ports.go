@@ -525,10 +525,40 @@ func (idx *claimsIndex) heldBy(mgmtByPort map[int]string, ns, host string, port 
 	return slices.Min(by)
 }
 
-// replace makes namespace ns's lines now in the index.
-func (idx *claimsIndex) replace(ns string, now []portHolder) {
-	for _, h := range idx.holders[ns] {
-		held := slices.DeleteFunc(idx.byPort[h.port], func(x heldPort) bool { return x.ns == ns })
+// replace makes namespace ns's lines now in the index: those of the keys
+// in touched (every key when nil) looked at.
+func (idx *claimsIndex) replace(ns string, now []portHolder, touched []string) {
+	was := idx.holders[ns]
+	if touched != nil {
+		keys := make(map[string]bool, len(touched))
+		for _, k := range touched {
+			keys[k] = true
+		}
+		of := func(hs []portHolder) []portHolder {
+			var out []portHolder
+			for _, h := range hs {
+				if keys[h.key] {
+					out = append(out, h)
+				}
+			}
+			return out
+		}
+		idx.lines(ns, of(was), of(now))
+	} else {
+		idx.lines(ns, was, now)
+	}
+	if len(now) == 0 {
+		delete(idx.holders, ns)
+	} else {
+		idx.holders[ns] = now
+	}
+}
+
+// lines takes namespace ns's lines was out of the index by port, and puts
+// now in.
+func (idx *claimsIndex) lines(ns string, was, now []portHolder) {
+	for _, h := range was {
+		held := slices.DeleteFunc(idx.byPort[h.port], func(x heldPort) bool { return x.ns == ns && x.key == h.key })
 		if len(held) == 0 {
 			delete(idx.byPort, h.port)
 		} else {
@@ -537,11 +567,6 @@ func (idx *claimsIndex) replace(ns string, now []portHolder) {
 	}
 	for _, h := range now {
 		idx.byPort[h.port] = append(idx.byPort[h.port], heldPort{ns, h})
-	}
-	if len(now) == 0 {
-		delete(idx.holders, ns)
-	} else {
-		idx.holders[ns] = now
 	}
 }
 
@@ -652,6 +677,12 @@ func writeClaims(memo *PortMemo, root string, idx *claimsIndex, ns string, now [
 	} {
 		path := filepath.Join(root, f.name)
 		of := func(hs []portHolder) []portHolder {
+			switch {
+			case !slices.ContainsFunc(hs, func(h portHolder) bool { return h.chosen == f.chosen }):
+				return nil
+			case !slices.ContainsFunc(hs, func(h portHolder) bool { return h.chosen != f.chosen }):
+				return hs // lines are replaced, never changed in place
+			}
 			return slices.DeleteFunc(slices.Clone(hs), func(h portHolder) bool { return h.chosen != f.chosen })
 		}
 		mine := of(now)
@@ -709,7 +740,7 @@ func writeClaims(memo *PortMemo, root string, idx *claimsIndex, ns string, now [
 		}
 		memo.put(path, next)
 	}
-	idx.replace(ns, now)
+	idx.replace(ns, now, touched)
 	idx.keys = registryKeys(root)
 	memo.keepClaims(idx)
 	return nil
@@ -744,18 +775,26 @@ func changedLines(ns string, was, now []portHolder, touched []string) []byte {
 	}
 	slices.Sort(touched)
 	touched = slices.Compact(touched)
-	byKey := func(hs []portHolder) map[string]portHolder {
+	lookup := func(hs []portHolder) func(string) (portHolder, bool) {
+		if len(touched) <= 8 { // a patch's few: no index
+			return func(key string) (portHolder, bool) {
+				if i := slices.IndexFunc(hs, func(h portHolder) bool { return h.key == key }); i >= 0 {
+					return hs[i], true
+				}
+				return portHolder{}, false
+			}
+		}
 		m := make(map[string]portHolder, len(hs))
 		for _, h := range hs {
 			m[h.key] = h
 		}
-		return m
+		return func(key string) (portHolder, bool) { h, ok := m[key]; return h, ok }
 	}
-	before, after := byKey(was), byKey(now)
+	inWas, inNow := lookup(was), lookup(now)
 	var b []byte
 	for _, key := range touched {
-		old, had := before[key]
-		h, has := after[key]
+		old, had := inWas(key)
+		h, has := inNow(key)
 		switch {
 		case has && (!had || old != h):
 			b = appendClaim(b, ns, h)
