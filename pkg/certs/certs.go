@@ -369,6 +369,7 @@ func WriteIn(tree fileio.Tree, dir string, f Files, durable bool) ([]string, err
 		return nil, err
 	}
 	defer d.Close()
+	d.SyncLater() // the three files flushed, then their directory once
 	var changed []string
 	for _, x := range []struct {
 		name string
@@ -393,6 +394,9 @@ func WriteIn(tree fileio.Tree, dir string, f Files, durable bool) ([]string, err
 		if c {
 			changed = append(changed, path)
 		}
+	}
+	if err := d.Sync(); err != nil {
+		return changed, err
 	}
 	return changed, nil
 }

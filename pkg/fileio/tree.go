@@ -189,9 +189,9 @@ func (t Tree) WriteFile(path string, data []byte, perm, dirPerm fs.FileMode, syn
 	case err == nil && old.perm == perm && bytes.Equal(old.data, data) && (!t.owned() || old.uid == t.uid && old.gid == t.gid):
 		return false, nil
 	case errors.Is(err, unix.ENOENT):
-		return true, t.createAt(fd, path, data, perm, sync)
+		return true, t.createAt(fd, path, data, perm, flushOf(sync))
 	}
-	return true, t.replaceAt(fd, path, data, perm, sync)
+	return true, t.replaceAt(fd, path, data, perm, flushOf(sync))
 }
 
 // Create is the package's Create below the Tree's root.
@@ -201,7 +201,7 @@ func (t Tree) Create(path string, data []byte, perm, dirPerm fs.FileMode, sync b
 		return err
 	}
 	defer unix.Close(fd)
-	return t.createAt(fd, path, data, perm, sync)
+	return t.createAt(fd, path, data, perm, flushOf(sync))
 }
 
 // Replace is the package's Replace below the Tree's root.
@@ -211,7 +211,7 @@ func (t Tree) Replace(path string, data []byte, perm, dirPerm fs.FileMode, sync 
 		return err
 	}
 	defer unix.Close(fd)
-	return t.replaceAt(fd, path, data, perm, sync)
+	return t.replaceAt(fd, path, data, perm, flushOf(sync))
 }
 
 // CreateNew is the package's CreateNew below the Tree's root.
@@ -269,29 +269,46 @@ func (t Tree) Append(path string, data []byte, sync bool) error {
 // createAt writes a new file name in directory fd so that it appears
 // whole: an unnamed O_TMPFILE file linked in, or replaceAt where that is
 // not possible (no O_TMPFILE, or the name exists by now).
-func (t Tree) createAt(fd int, path string, data []byte, perm fs.FileMode, sync bool) error {
+func (t Tree) createAt(fd int, path string, data []byte, perm fs.FileMode, sync flush) error {
 	f, err := unix.Openat(fd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(perm))
 	if err != nil {
 		return t.replaceAt(fd, path, data, perm, sync)
 	}
 	file := os.NewFile(uintptr(f), path)
 	defer file.Close()
-	if err := t.fill(file, data, perm, sync); err != nil {
+	if err := t.fill(file, data, perm, sync != noFlush); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(f), fd, filepath.Base(path), unix.AT_SYMLINK_FOLLOW); err != nil {
 		return t.replaceAt(fd, path, data, perm, sync)
 	}
-	if sync {
+	if sync == flushAll {
 		return syncFD(fd, path)
 	}
 	return nil
 }
 
+// flush is what a write flushes to disk: nothing, the file (its directory
+// flushed later, with others), or the file and its directory.
+type flush uint8
+
+const (
+	noFlush flush = iota
+	flushFile
+	flushAll
+)
+
+func flushOf(sync bool) flush {
+	if sync {
+		return flushAll
+	}
+	return noFlush
+}
+
 // replaceAt writes a temporary file beside name in directory fd and
 // renames it over name (a symbolic link there is replaced, not followed).
-func (t Tree) replaceAt(fd int, path string, data []byte, perm fs.FileMode, sync bool) error {
-	tmp, err := t.tempAt(fd, path, data, perm, sync)
+func (t Tree) replaceAt(fd int, path string, data []byte, perm fs.FileMode, sync flush) error {
+	tmp, err := t.tempAt(fd, path, data, perm, sync != noFlush)
 	if err != nil {
 		return err
 	}
@@ -299,7 +316,7 @@ func (t Tree) replaceAt(fd int, path string, data []byte, perm fs.FileMode, sync
 		unix.Unlinkat(fd, tmp, 0)
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if sync {
+	if sync == flushAll {
 		return syncFD(fd, path)
 	}
 	return nil
@@ -493,6 +510,8 @@ type Dir struct {
 	t    Tree
 	fd   int
 	path string
+	// later: flushed writes leave the directory to Sync; dirty: one did
+	later, dirty bool
 }
 
 // OpenDir opens dir for a batch, making it (perm) and what is missing on
@@ -507,6 +526,30 @@ func (t Tree) OpenDir(dir string, perm fs.FileMode) (*Dir, error) {
 
 // Close closes the directory.
 func (d *Dir) Close() error { return unix.Close(d.fd) }
+
+// SyncLater makes the directory's flushed writes (sync) flush each file
+// before it is linked in, and leave the directory to Sync: a batch of
+// files that cannot be made again flushes their directory once.
+func (d *Dir) SyncLater() { d.later = true }
+
+// Sync flushes the directory to disk, when a flushed write since SyncLater
+// or the last Sync changed it.
+func (d *Dir) Sync() error {
+	if !d.dirty {
+		return nil
+	}
+	d.dirty = false
+	return syncFD(d.fd, filepath.Join(d.path, "."))
+}
+
+// flush is how a write with sync flushes in this directory.
+func (d *Dir) flush(sync bool) flush {
+	if sync && d.later {
+		d.dirty = true
+		return flushFile
+	}
+	return flushOf(sync)
+}
 
 // ReadInto is the package's ReadInto of the file name in the directory.
 func (d *Dir) ReadInto(name string, buf *bytes.Buffer) (fs.FileMode, error) {
@@ -538,9 +581,9 @@ func (d *Dir) WriteFile(name string, data []byte, perm fs.FileMode, sync bool) (
 	case err == nil && old.perm == perm && bytes.Equal(old.data, data) && (!d.t.owned() || old.uid == d.t.uid && old.gid == d.t.gid):
 		return false, nil
 	case errors.Is(err, unix.ENOENT):
-		return true, d.t.createAt(d.fd, path, data, perm, sync)
+		return true, d.t.createAt(d.fd, path, data, perm, d.flush(sync))
 	}
-	return true, d.t.replaceAt(d.fd, path, data, perm, sync)
+	return true, d.t.replaceAt(d.fd, path, data, perm, d.flush(sync))
 }
 
 // Remove removes the file name from the directory; a missing one is no
@@ -554,10 +597,10 @@ func (d *Dir) Remove(name string) error {
 
 // Create is the Tree's Create of the file name in the directory.
 func (d *Dir) Create(name string, data []byte, perm fs.FileMode, sync bool) error {
-	return d.t.createAt(d.fd, filepath.Join(d.path, name), data, perm, sync)
+	return d.t.createAt(d.fd, filepath.Join(d.path, name), data, perm, d.flush(sync))
 }
 
 // Replace is the Tree's Replace of the file name in the directory.
 func (d *Dir) Replace(name string, data []byte, perm fs.FileMode, sync bool) error {
-	return d.t.replaceAt(d.fd, filepath.Join(d.path, name), data, perm, sync)
+	return d.t.replaceAt(d.fd, filepath.Join(d.path, name), data, perm, d.flush(sync))
 }
