@@ -44,6 +44,9 @@ type owner struct {
 	// is a full one); room what the router's open files limit was found
 	kept *kept
 	room *room
+	// swept: the temporary files a crash left were removed (once a
+	// process: only a process that stopped mid-write leaves them)
+	swept bool
 
 	// refresh: the next pass trusts nothing the earlier ones kept
 	refresh atomic.Bool

@@ -274,9 +274,12 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	}
 	platform := cmp.Or(recorded, r.opts.Platform)
 	res := &Result{Namespace: ns, Platform: platform}
-	// temporary files a crash left between write and rename
-	dir.Files().RemoveTemps(filepath.Dir(dir.RouterConfig()))
-	dir.Files().RemoveTemps(dir.Internal())
+	if !o.swept {
+		// temporary files a crash left between write and rename
+		dir.Files().RemoveTemps(filepath.Dir(dir.RouterConfig()))
+		dir.Files().RemoveTemps(dir.Internal())
+		o.swept = true
+	}
 	ps := &siteState{Pass: &pass.Pass{Namespace: ns, Dir: dir, Now: r.opts.Now(), Result: res, Incomplete: in.Incomplete, Memo: &cache.statuses},
 		owner: o, cache: cache, reads: map[string]bool{}, selects: map[string]bool{}}
 	r.selectConnectors(ctx, ps, platform)

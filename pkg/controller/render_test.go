@@ -3,8 +3,10 @@ package controller
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -407,5 +409,37 @@ func TestSelectorWithoutContainers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCrashTempsRemoved: the temporary files a process that stopped
+// mid-write left beside the router configuration and in internal/ are
+// removed by the first pass of the next one; a file that only looks like
+// one elsewhere is left alone.
+func TestCrashTempsRemoved(t *testing.T) {
+	home, dir := setupNamespace(t, "testdata/render/tls", "tls")
+	if _, err := newTestReconciler(home).Reconcile(context.Background(), "tls"); err != nil {
+		t.Fatal(err)
+	}
+	temps := []string{
+		filepath.Join(filepath.Dir(dir.RouterConfig()), ".skrouterd.json.tmp4065286361"),
+		filepath.Join(dir.Internal(), ".site-id.tmp123"),
+	}
+	mine := filepath.Join(dir.InputResources(), ".notes.tmp1")
+	for _, p := range append(temps, mine) {
+		if err := os.WriteFile(p, []byte("cut short"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := newTestReconciler(home).Reconcile(context.Background(), "tls"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range temps {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left: %v", p, err)
+		}
+	}
+	if _, err := os.Lstat(mine); err != nil {
+		t.Errorf("the user's %s: %v", mine, err)
 	}
 }
