@@ -4,6 +4,7 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/site-controller/site-controller/pkg/lastgood"
 	"github.com/site-controller/site-controller/pkg/live"
@@ -187,6 +188,21 @@ func (o *owner) observing() bool {
 	defer o.mu.Unlock()
 	return o.observer != nil && o.observer.View() != nil
 }
+
+// holdObservation keeps the observer from reading the router's listeners
+// while a pass may change the router (passHold): the change goes first.
+func (o *owner) holdObservation() {
+	o.mu.Lock()
+	obs := o.observer
+	o.mu.Unlock()
+	obs.Hold(passHold)
+}
+
+// passHold is how long a pass keeps the observer's listener reads off the
+// router: about a big site's pass and management operation, with room
+// for the next change of a burst. The network view's word on a listener
+// comes that much later.
+const passHold = 250 * time.Millisecond
 
 func (o *owner) stopObserving() {
 	o.mu.Lock()

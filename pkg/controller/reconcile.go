@@ -244,6 +244,7 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 		return nil, err
 	}
 	o := r.ownerOf(dir, before)
+	o.holdObservation()
 	if o.refresh.Swap(false) {
 		// trust nothing kept: the files, nor what the runtime last said
 		// (a new router image is noticed now)

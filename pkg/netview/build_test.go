@@ -78,3 +78,44 @@ func BenchmarkBuild(b *testing.B) {
 		}
 	}
 }
+
+// TestReadAllowed: the local listeners are read no sooner than four times
+// the last read's cost after it, nor while a pass holds them off, and a
+// hold keeps them unread for at most maxHeld.
+func TestReadAllowed(t *testing.T) {
+	last := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Time { return last.Add(time.Duration(n) * time.Millisecond) }
+	for _, c := range []struct {
+		name string
+		cost time.Duration
+		hold time.Time
+		want time.Time
+	}{
+		{"no hold", 38 * time.Millisecond, time.Time{}, ms(152)},
+		{"a hold before the spacing ends", 38 * time.Millisecond, ms(100), ms(152)},
+		{"a hold after it", 38 * time.Millisecond, ms(400), ms(400)},
+		{"a cheap read, a hold", time.Millisecond, ms(250), ms(250)},
+		{"holds that go on", 38 * time.Millisecond, ms(60_000), last.Add(maxHeld)},
+	} {
+		if got := readAllowed(last, c.cost, c.hold); !got.Equal(c.want) {
+			t.Errorf("%s: %v after the last read, want %v", c.name, got.Sub(last), c.want.Sub(last))
+		}
+	}
+}
+
+// TestHold: a hold only ever moves later.
+func TestHold(t *testing.T) {
+	o := &Observer{}
+	o.Hold(time.Second)
+	first := o.holdUntil.Load()
+	o.Hold(time.Millisecond)
+	if o.holdUntil.Load() != first {
+		t.Error("a shorter hold cut a longer one short")
+	}
+	o.Hold(2 * time.Second)
+	if o.holdUntil.Load() <= first {
+		t.Error("a longer hold did not extend it")
+	}
+	var none *Observer
+	none.Hold(time.Second) // a site without an observer: nothing
+}

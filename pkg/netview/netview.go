@@ -130,6 +130,9 @@ type Observer struct {
 	poke   chan struct{}
 	port   int
 	view   atomic.Pointer[View]
+	// holdUntil (Unix nanoseconds): no read of the router's listeners
+	// before (Hold)
+	holdUntil atomic.Int64
 	// what other observers' followed sources changed (feeds.go)
 	hearMu      sync.Mutex
 	heardChange change
@@ -601,7 +604,9 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 				return
 			}
 		}
-		if readLinks {
+		// a link read waits for a hold too (any operation costs a big
+		// router tens of milliseconds)
+		if readLinks && !readAllowed(lastLinkRead, 0, time.Unix(0, o.holdUntil.Load())).After(now) {
 			readLinks = false
 			lastLinkRead = now
 			before := loc.linkDigest()
@@ -615,9 +620,12 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 		slices.SortFunc(listenerReads, time.Time.Compare)
 		// reads are spaced by four times what the last one took: a
 		// router of thousands of listeners takes tens of milliseconds
-		// over each, and changes wait behind them
-		spaced := lastListenerRead.Add(readSpacing * listenerReadCost)
-		if len(listenerReads) > 0 && !listenerReads[0].After(now) && !spaced.After(now) {
+		// over each, and changes wait behind them; none while a pass
+		// holds them off
+		spacedAt := func() time.Time {
+			return readAllowed(lastListenerRead, listenerReadCost, time.Unix(0, o.holdUntil.Load()))
+		}
+		if len(listenerReads) > 0 && !listenerReads[0].After(now) && !spacedAt().After(now) {
 			for len(listenerReads) > 0 && !listenerReads[0].After(now) {
 				listenerReads = listenerReads[1:]
 			}
@@ -646,7 +654,10 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 			wake = max(rebuildDelay, started.Add(firstViewWait).Sub(now))
 		}
 		if len(listenerReads) > 0 {
-			wake = min(wake, max(0, listenerReads[0].Sub(now), lastListenerRead.Add(readSpacing*listenerReadCost).Sub(now)))
+			wake = min(wake, max(0, listenerReads[0].Sub(now), spacedAt().Sub(now)))
+		}
+		if readLinks {
+			wake = min(wake, max(0, readAllowed(lastLinkRead, 0, time.Unix(0, o.holdUntil.Load())).Sub(now)))
 		}
 		nextTick = tickAt(now)
 		wake = min(wake, nextTick.Sub(now))
@@ -922,6 +933,41 @@ func readLinkConns(ctx context.Context, c *management.Client, loc *local) error 
 	}
 	return nil
 }
+
+// Hold keeps the observer from reading the router's listeners for d from
+// now: a pass is about to change the router, and one read of thousands of
+// listeners takes tens of milliseconds of the router's, which the change
+// would wait behind. The reads due meanwhile happen after.
+func (o *Observer) Hold(d time.Duration) {
+	if o == nil {
+		return
+	}
+	until := time.Now().Add(d).UnixNano()
+	for {
+		cur := o.holdUntil.Load()
+		if cur >= until || o.holdUntil.CompareAndSwap(cur, until) {
+			return
+		}
+	}
+}
+
+// readAllowed is when the local listeners may be read again, last read
+// at last in cost: readSpacing times cost after it, and not before a hold
+// ends, unless the hold has kept them unread for maxHeld (changes that
+// never stop do not keep the view's listeners from ever being read).
+func readAllowed(last time.Time, cost time.Duration, hold time.Time) time.Time {
+	at := last.Add(readSpacing * cost)
+	if limit := last.Add(maxHeld); hold.After(limit) {
+		hold = limit
+	}
+	if hold.After(at) {
+		return hold
+	}
+	return at
+}
+
+// maxHeld bounds how long holds keep the listeners unread.
+const maxHeld = 2 * time.Second
 
 // readSpacing is how many times the last read of the local listeners
 // the observer waits before the next.
