@@ -593,7 +593,15 @@ func (d *Daemon) record(ns string, res *controller.Result) {
 		t = tallyOf(res)
 	}
 	s := t.summary
-	d.metrics.resources.DeletePartialMatch(prometheus.Labels{"namespace": ns})
+	// the series the last pass set and this one does not (a
+	// DeletePartialMatch looks at every namespace's: O(namespaces) a pass)
+	if prev != nil {
+		for k, n := range prev.counts {
+			if n > 0 && t.counts[k] == 0 {
+				d.metrics.resources.DeleteLabelValues(ns, k[0], k[1])
+			}
+		}
+	}
 	for k, n := range t.counts {
 		if n > 0 {
 			d.metrics.resources.WithLabelValues(ns, k[0], k[1]).Set(float64(n))

@@ -465,3 +465,40 @@ func TestNotificationsAndHTTP(t *testing.T) {
 		t.Errorf("last notification %q, want STOPPING=1", last[len(last)-1])
 	}
 }
+
+// TestResourceSeriesFollowStatuses: a namespace's resource series follow
+// its statuses: a Listener fixed leaves the Error series, and another
+// namespace's series stay as they were.
+func TestResourceSeriesFollowStatuses(t *testing.T) {
+	home := t.TempDir()
+	res := func(ns string) string { return filepath.Join(namespace.Root(home), ns, "input", "resources") }
+	fixture.WriteFile(t, filepath.Join(res("n"), "site.yaml"), fixture.SiteYAML("n"))
+	fixture.WriteFile(t, filepath.Join(res("n"), "l.yaml"), fixture.ListenerYAML("bad", 0))
+	fixture.WriteFile(t, filepath.Join(res("m"), "site.yaml"), fixture.SiteYAML("m"))
+	fixture.WriteFile(t, filepath.Join(res("m"), "l.yaml"), fixture.ListenerYAML("bad", 0))
+	d := startDaemon(t, home, func(o *Options) { o.Platform = "none" })
+	srv := httptest.NewServer(d.Handler())
+	defer srv.Close()
+	metrics := func() string {
+		resp, err := srv.Client().Get(srv.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	errorSeries := func(ns string) string {
+		return `site_controller_resources{kind="Listener",namespace="` + ns + `",status="Error"} 1`
+	}
+	fixture.Eventually(t, "both Listeners in error", func() bool {
+		m := metrics()
+		return strings.Contains(m, errorSeries("n")) && strings.Contains(m, errorSeries("m"))
+	})
+	fixture.WriteFile(t, filepath.Join(res("n"), "l.yaml"), fixture.ListenerYAML("good", 41990))
+	fixture.Eventually(t, "n's Listener out of the Error series", func() bool {
+		m := metrics()
+		return !strings.Contains(m, `kind="Listener",namespace="n",status="Error"`) &&
+			strings.Contains(m, `kind="Listener",namespace="n",status=`) && strings.Contains(m, errorSeries("m"))
+	})
+}
