@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"testing"
 	"time"
 
+	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/scale"
 )
 
@@ -94,7 +94,7 @@ func BenchmarkReconcileOneChange(b *testing.B) {
 	file := home + "/namespaces/scale/input/resources/Listener-l7.yaml"
 	written, i := 0, 0
 	var phases Phases
-	stop := profileLoop(b)
+	stop := fixture.ProfileLoop(b)
 	defer stop()
 	for b.Loop() {
 		i++
@@ -121,22 +121,4 @@ func BenchmarkReconcileOneChange(b *testing.B) {
 	b.ReportMetric(ms(phases.Read), "read-ms")
 	b.ReportMetric(ms(phases.Render), "render-ms")
 	b.ReportMetric(ms(phases.Status), "status-ms")
-}
-
-// profileLoop writes a CPU profile of the measured part alone to the file
-// SC_BENCH_CPUPROFILE names (the -cpuprofile flag also takes in the set-up,
-// which dwarfs it); the returned function stops it.
-func profileLoop(b *testing.B) func() {
-	path := os.Getenv("SC_BENCH_CPUPROFILE")
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		b.Fatal(err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -223,7 +222,7 @@ func benchmarkListenerToRouterIn(b *testing.B, platform string, background, othe
 	w0, o0, p0 := written(), ops(), passes()
 	ps0, pc0 := passTime()
 	rs0, rc0 := routerTime()
-	stop := profileLoop(b)
+	stop := fixture.ProfileLoop(b)
 	defer stop()
 	var lat []time.Duration
 	for b.Loop() {
@@ -287,7 +286,7 @@ func BenchmarkBigSiteFirstChanges(b *testing.B) {
 				}
 				before := phase()
 				var lat []time.Duration
-				stop := profileLoop(b)
+				stop := fixture.ProfileLoop(b)
 				for i := range 30 {
 					lat = append(lat, landListener(b, l, fmt.Sprintf("first%d", i), 60*time.Second))
 				}
@@ -711,22 +710,4 @@ func histSum(b *testing.B, h prometheus.Observer) float64 {
 		b.Fatal(err)
 	}
 	return m.GetHistogram().GetSampleSum()
-}
-
-// profileLoop writes a CPU profile of the measured part alone to the file
-// SC_BENCH_CPUPROFILE names (the -cpuprofile flag also takes in the set-up,
-// which dwarfs it); the returned function stops it.
-func profileLoop(b *testing.B) func() {
-	path := os.Getenv("SC_BENCH_CPUPROFILE")
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		b.Fatal(err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
 }

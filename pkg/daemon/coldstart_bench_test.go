@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/site-controller/site-controller/internal/fixture"
 	"github.com/site-controller/site-controller/internal/scale"
 	"github.com/site-controller/site-controller/pkg/controller"
 )
@@ -43,7 +44,7 @@ func BenchmarkColdStart(b *testing.B) {
 					b.StartTimer()
 				}
 			}
-			stop := profileLoop(b)
+			stop := fixture.ProfileLoop(b)
 			defer stop()
 			i := 0
 			for b.Loop() {
