@@ -53,7 +53,7 @@ func (d Dir) ManagementPort(memo *PortMemo, adopt func() int, start int, avoid m
 // the registry, under the registry's lock.
 func (d Dir) reserveManagementPort(memo *PortMemo, adopt func() int, start int, avoid map[int]bool) (int, error) {
 	root := filepath.Dir(d.Path)
-	unlock, err := fileio.Lock(filepath.Join(root, ".ports.lock"))
+	unlock, err := memo.lock(root)
 	if err != nil {
 		return 0, err
 	}
@@ -319,7 +319,7 @@ func (d Dir) ClaimPorts(memo *PortMemo, claims []PortClaim, write bool) (map[str
 	root := filepath.Dir(d.Path)
 	index := memo
 	if write {
-		unlock, err := fileio.Lock(filepath.Join(root, ".ports.lock"))
+		unlock, err := memo.lock(root)
 		if err != nil {
 			return nil, false, err
 		}
@@ -409,7 +409,7 @@ func (d Dir) ChangePorts(memo *PortMemo, drop []string, add []PortClaim) (map[st
 		return map[string]PortGrant{}, false, true, nil
 	}
 	root := filepath.Dir(d.Path)
-	unlock, err := fileio.Lock(filepath.Join(root, ".ports.lock"))
+	unlock, err := memo.lock(root)
 	if err != nil {
 		return nil, false, false, err
 	}
@@ -830,14 +830,39 @@ func appendClaim(b []byte, ns string, h portHolder) []byte {
 // that found it removed), and the management port reservations as last
 // read or written: a pass looks at no other namespace's directory.
 type PortMemo struct {
-	mu     sync.Mutex
-	byPath map[string]writtenClaims
+	// registry is held with the registry's file lock (lock)
+	registry sync.Mutex
+	mu       sync.Mutex
+	byPath   map[string]writtenClaims
 	// there is, by namespace directory, whether it exists; version
 	// counts its changes
 	there    map[string]bool
 	version  int
 	reserved map[string]reservedPorts
 	index    *claimsIndex
+}
+
+// lock takes the registry's lock under root: the file's, which other
+// processes take too, and within this process the memo's (what the memo
+// keeps of the registry is read and changed under it, and the race
+// detector knows nothing of file locks).
+func (c *PortMemo) lock(root string) (func(), error) {
+	if c != nil {
+		c.registry.Lock()
+	}
+	unlock, err := fileio.Lock(filepath.Join(root, ".ports.lock"))
+	if err != nil {
+		if c != nil {
+			c.registry.Unlock()
+		}
+		return nil, err
+	}
+	return func() {
+		unlock()
+		if c != nil {
+			c.registry.Unlock()
+		}
+	}, nil
 }
 
 // claims returns the registry as last indexed, when its files are as
