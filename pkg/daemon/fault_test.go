@@ -36,17 +36,27 @@ var breakings = []struct {
 	{"empty", func(t *testing.T, path, _ string) { fixture.WriteFile(t, path, "") }},
 	{"cut short", func(t *testing.T, path, good string) { fixture.WriteFile(t, path, good[:len(good)/3]+"\n  x: {") }},
 	{"named pipe", func(t *testing.T, path, _ string) {
-		os.Remove(path)
-		if err := syscall.Mkfifo(path, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		replaceWith(t, path, func(tmp string) error { return syscall.Mkfifo(tmp, 0o644) })
 	}},
 	{"symlink loop", func(t *testing.T, path, _ string) {
-		os.Remove(path)
-		if err := os.Symlink(filepath.Base(path), path); err != nil {
-			t.Fatal(err)
-		}
+		replaceWith(t, path, func(tmp string) error { return os.Symlink(filepath.Base(path), tmp) })
 	}},
+}
+
+// replaceWith makes something at a hidden name beside path and renames it
+// over path in one step: a file removed first, even for a moment, is
+// positive evidence to a pass that runs in between (the Site gone, its
+// router removed), not a broken file.
+func replaceWith(t *testing.T, path string, create func(tmp string) error) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	os.Remove(tmp)
+	if err := create(tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // replaceFile puts content at path in one step (a rename over whatever
