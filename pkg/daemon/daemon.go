@@ -74,6 +74,9 @@ type Daemon struct {
 	reg     *prometheus.Registry
 	metrics *metrics
 	ready   atomic.Bool
+	// scanned is closed once the rescans' baseline is taken (READY waits
+	// for it)
+	scanned chan struct{}
 
 	mu       sync.Mutex
 	pending  map[string]bool // namespaces whose pass a READY=1 waits for
@@ -147,7 +150,8 @@ func New(opts Options) (*Daemon, error) {
 	}
 	*d = Daemon{
 		opts: opts, rec: controller.New(opts.Options), queue: NewQueue(opts.Quiet, opts.MaxDelay), log: opts.Log,
-		reg: prometheus.NewRegistry(), failures: map[string]int{}, changes: map[string]map[string]bool{}, renewals: map[string]time.Time{}, summary: map[string]nsSummary{}, routers: map[string]routerSeen{},
+		scanned: make(chan struct{}),
+		reg:     prometheus.NewRegistry(), failures: map[string]int{}, changes: map[string]map[string]bool{}, renewals: map[string]time.Time{}, summary: map[string]nsSummary{}, routers: map[string]routerSeen{},
 		passes: map[string]*console.Pass{}, tallies: map[string]*tally{},
 	}
 	d.console = console.New(console.Options{DataHome: opts.DataHome, Network: d.rec.Network(), Pass: d.lastPass})
@@ -326,10 +330,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer wg.Done()
 		d.sweep(ctx)
 	}()
+	// the rescans' baseline: the input as it is at the start, looked at
+	// beside the first passes, which do not wait for it (the watches, set
+	// up before them, report what changes meanwhile); READY waits for it
 	scanner := &inputScanner{files: map[string]scannedFile{}}
-	for _, ns := range d.namespaces() {
-		scanner.scan(filepath.Join(namespace.Root(d.opts.DataHome), ns), false)
-	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(d.scanned)
+		for _, ns := range d.namespaces() {
+			scanner.scan(filepath.Join(namespace.Root(d.opts.DataHome), ns), false)
+		}
+	}()
 	d.startPass("start")
 	for range d.opts.Workers {
 		wg.Add(1)
@@ -433,6 +445,7 @@ func (d *Daemon) passDone(ns string) {
 	}
 	d.mu.Unlock()
 	if done {
+		<-d.scanned // the rescans' baseline: what changes after READY is new to it
 		d.ready.Store(true)
 		d.notify("READY=1\nSTATUS=" + d.statusLine())
 		d.log.Info("ready", "status", d.statusLine())
@@ -677,6 +690,11 @@ func (d *Daemon) sendStatus() {
 // limit reached), it looks every UnwatchedRescan instead, tries to add the
 // watches again, and says so in the log and the metrics.
 func (d *Daemon) periodicRescan(ctx context.Context, scanner *inputScanner) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-d.scanned: // its baseline
+	}
 	tick := d.opts.UnwatchedRescan
 	if d.opts.Rescan > 0 && d.opts.Rescan < tick {
 		tick = d.opts.Rescan
