@@ -586,6 +586,14 @@ func (d *Dir) WriteFile(name string, data []byte, perm fs.FileMode, sync bool) (
 	return true, d.t.replaceAt(d.fd, path, data, perm, d.flush(sync))
 }
 
+// Stat is the lstat of the file name in the directory.
+func (d *Dir) Stat(name string, st *unix.Stat_t) error {
+	if err := unix.Fstatat(d.fd, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &fs.PathError{Op: "stat", Path: filepath.Join(d.path, name), Err: err}
+	}
+	return nil
+}
+
 // Remove removes the file name from the directory; a missing one is no
 // error.
 func (d *Dir) Remove(name string) error {

@@ -24,6 +24,7 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
 	"gopkg.in/yaml.v3"
 
 	"github.com/site-controller/site-controller/pkg/fileio"
@@ -217,6 +218,10 @@ type Memo struct {
 	// listed is true once a Write has listed the directory: every status
 	// file there is in files
 	listed bool
+	// disk is the digest of the status files (digest.go), loaded by the
+	// first Write; diskDirty: changed since it was last saved
+	disk      map[string]digestEntry
+	diskDirty bool
 }
 
 type memoFile struct {
@@ -309,6 +314,7 @@ func (m *Memo) forget(file string) {
 	m.mu.Lock()
 	delete(m.files, file)
 	m.mu.Unlock()
+	m.dropped(file)
 }
 
 // Write writes every entry, keeping lastTransitionTime of conditions that
@@ -320,6 +326,9 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 	if err := tree.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	w.Memo.loadDigest(w)
+	// an error saving the digest costs the next process reads, nothing else
+	defer func() { _ = w.Memo.saveDigest(w) }()
 	now := w.Now().UTC().Format(time.RFC3339)
 	keep := make(map[string]bool, len(entries))
 	// the entries to write, by index (an Entry is large: thousands of
@@ -413,12 +422,21 @@ func (w Writer) put(open func() (*fileio.Dir, error), file string, e *Entry, now
 		w.Memo.forget(file)
 		return false, err
 	}
-	changed, err := write(d, file, e, now)
+	var known *digestEntry
+	if k, ok := w.Memo.known(file); ok {
+		known = &k
+	}
+	changed, entry, ok, err := write(d, file, e, now, known)
 	if err != nil {
 		w.Memo.forget(file)
 		return changed, err
 	}
 	w.Memo.wrote(file, *e)
+	if ok {
+		w.Memo.recorded(file, entry)
+	} else {
+		w.Memo.dropped(file)
+	}
 	return changed, nil
 }
 
@@ -486,7 +504,7 @@ func (w Writer) WriteOne(e Entry) error {
 		return err
 	}
 	defer d.Close()
-	_, err = write(d, file, &e, now)
+	_, _, _, err = write(d, file, &e, now, nil)
 	return err
 }
 
@@ -495,38 +513,66 @@ func (w Writer) WriteOne(e Entry) error {
 // and each write reads the old file and builds the new one.
 var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func write(d *fileio.Dir, file string, e *Entry, now string) (bool, error) {
-	oldBuf := buffers.Get().(*bytes.Buffer)
-	defer buffers.Put(oldBuf)
-	oldBuf.Reset()
-	mode, err := d.ReadInto(file, oldBuf)
-	exists := err == nil || !errors.Is(err, fs.ErrNotExist)
-	var old []byte
-	if err == nil {
-		old = oldBuf.Bytes()
+func write(d *fileio.Dir, file string, e *Entry, now string, known *digestEntry) (bool, digestEntry, bool, error) {
+	// the file's stat before anything is read: a change after it makes
+	// the stat recorded stale, never the content
+	var st unix.Stat_t
+	statErr := d.Stat(file, &st)
+	trusted := known != nil && statErr == nil && keyOf(&st) == known.key
+	var (
+		times  map[string]string
+		old    []byte
+		mode   fs.FileMode
+		exists = true
+	)
+	if trusted {
+		times = known.times // the file holds what the digest says
+	} else {
+		reads.Add(1)
+		oldBuf := buffers.Get().(*bytes.Buffer)
+		defer buffers.Put(oldBuf)
+		oldBuf.Reset()
+		var err error
+		mode, err = d.ReadInto(file, oldBuf)
+		exists = err == nil || !errors.Is(err, fs.ErrNotExist)
+		if err == nil {
+			old = oldBuf.Bytes()
+		}
+		times = readTransitions(old)
 	}
-	times := readTransitions(old)
+	kept := make(map[string]string, len(e.Status.Conditions))
 	for i := range e.Status.Conditions {
 		c := &e.Status.Conditions[i]
 		c.LastTransitionTime = now
 		if t, ok := times[c.Type+"="+c.Status]; ok {
 			c.LastTransitionTime = t
 		}
+		kept[c.Type+"="+c.Status] = c.LastTransitionTime
 	}
 	newBuf := buffers.Get().(*bytes.Buffer)
 	defer buffers.Put(newBuf)
 	newBuf.Reset()
 	if err := marshal(newBuf, *e); err != nil {
-		return false, fmt.Errorf("status of %s/%s: %w", e.Kind, e.Name, err)
+		return false, digestEntry{}, false, fmt.Errorf("status of %s/%s: %w", e.Kind, e.Name, err)
 	}
 	data := newBuf.Bytes()
-	if old != nil && mode == e.mode() && bytes.Equal(old, data) {
-		return false, nil
+	sum := sumOf(data)
+	switch {
+	case trusted && sum == known.sum && fs.FileMode(known.key.mode)&fs.ModePerm == e.mode():
+		return false, *known, true, nil
+	case !trusted && old != nil && mode == e.mode() && bytes.Equal(old, data):
+		return false, digestEntry{key: keyOf(&st), sum: sum, times: kept}, statErr == nil, nil
 	}
+	var err error
 	if !exists {
-		return true, d.Create(file, data, e.mode(), false)
+		err = d.Create(file, data, e.mode(), false)
+	} else {
+		err = d.Replace(file, data, e.mode(), false)
 	}
-	return true, d.Replace(file, data, e.mode(), false)
+	if err != nil || d.Stat(file, &st) != nil {
+		return true, digestEntry{}, false, err
+	}
+	return true, digestEntry{key: keyOf(&st), sum: sum, times: kept}, true, nil
 }
 
 // Read returns the status stored in a status file.

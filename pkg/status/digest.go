@@ -1,0 +1,189 @@
+package status
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/site-controller/site-controller/pkg/fileio"
+)
+
+// The digest is what the passes know of a namespace's status files, kept
+// in internal/status-digest: for each file, its stat as last written or
+// read, a sum of its content and its conditions' transition times. A new
+// process (a restart, `render`) compares a status file by its stat and the
+// sum of what it would write instead of reading it; a file whose stat
+// differs (anything changed it, or a pass whose digest was not saved) is
+// read as before. It is written whole by a full pass that changed it, not
+// flushed: lost, the files are read again.
+const digestFile = "status-digest"
+
+// digestEntry is one status file in the digest.
+type digestEntry struct {
+	key fileKey
+	sum [16]byte
+	// times are the conditions' lastTransitionTime, by "type=status"
+	times map[string]string
+}
+
+// fileKey is what a status file's lstat says of its content.
+type fileKey struct {
+	ino, size, mtime, ctime int64
+	mode                    uint32
+}
+
+func keyOf(st *unix.Stat_t) fileKey {
+	return fileKey{ino: int64(st.Ino), size: st.Size, mode: st.Mode,
+		mtime: st.Mtim.Sec*1e9 + st.Mtim.Nsec, ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec}
+}
+
+func sumOf(data []byte) [16]byte {
+	full := sha256.Sum256(data)
+	return [16]byte(full[:16])
+}
+
+// reads counts the status files read to be compared (tests).
+var reads atomic.Int64
+
+// loadDigest reads the digest of the namespace's status files once per
+// Memo; nothing when there is none, or it cannot be read.
+func (m *Memo) loadDigest(w Writer) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.disk != nil {
+		return
+	}
+	m.disk = map[string]digestEntry{}
+	data, err := fileio.ReadInput(filepath.Join(w.Dir.Internal(), digestFile), 64<<20)
+	if err != nil {
+		return
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 || !strings.HasSuffix(f[0], ".yaml") {
+			continue
+		}
+		if kind, name, ok := strings.Cut(strings.TrimSuffix(f[0], ".yaml"), "-"); !ok || !Writable(kind, name) {
+			continue
+		}
+		var n [5]int64
+		ok := true
+		for i := range n {
+			v, err := strconv.ParseInt(f[i+1], 10, 64)
+			n[i], ok = v, ok && err == nil
+		}
+		sum, err := hex.DecodeString(f[6])
+		if !ok || err != nil || len(sum) != 16 {
+			continue
+		}
+		e := digestEntry{key: fileKey{ino: n[0], size: n[1], mtime: n[2], ctime: n[3], mode: uint32(n[4])},
+			sum: [16]byte(sum), times: map[string]string{}}
+		for _, t := range f[7:] {
+			if k, v, ok := strings.Cut(t, "@"); ok {
+				e.times[k] = v
+			}
+		}
+		m.disk[f[0]] = e
+	}
+}
+
+// known returns the digest's entry of file, if any.
+func (m *Memo) known(file string) (digestEntry, bool) {
+	if m == nil {
+		return digestEntry{}, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.disk[file]
+	return e, ok
+}
+
+// recorded puts file's entry in the digest (its file is written by the
+// next full pass).
+func (m *Memo) recorded(file string, e digestEntry) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.disk == nil {
+		m.disk = map[string]digestEntry{}
+	}
+	if old, ok := m.disk[file]; !ok || old.key != e.key || old.sum != e.sum {
+		m.disk[file] = e
+		m.diskDirty = true
+	}
+}
+
+// dropped takes file out of the digest.
+func (m *Memo) dropped(file string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.disk[file]; ok {
+		delete(m.disk, file)
+		m.diskDirty = true
+	}
+}
+
+// saveDigest writes the digest when a pass changed it.
+func (m *Memo) saveDigest(w Writer) error {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	if !m.diskDirty {
+		m.mu.Unlock()
+		return nil
+	}
+	var b bytes.Buffer
+	b.WriteString("# the status files as last written or read: name inode size mtime ctime mode sum type=status@lastTransitionTime...\n")
+	for _, file := range slices.Sorted(mapsKeys(m.disk)) {
+		e := m.disk[file]
+		b.WriteString(file)
+		for _, n := range []int64{e.key.ino, e.key.size, e.key.mtime, e.key.ctime, int64(e.key.mode)} {
+			b.WriteByte(' ')
+			b.WriteString(strconv.FormatInt(n, 10))
+		}
+		b.WriteByte(' ')
+		b.WriteString(hex.EncodeToString(e.sum[:]))
+		for _, k := range slices.Sorted(mapsKeys(e.times)) {
+			b.WriteString(" " + k + "@" + e.times[k])
+		}
+		b.WriteByte('\n')
+	}
+	m.diskDirty = false
+	m.mu.Unlock()
+	path := filepath.Join(w.Dir.Internal(), digestFile)
+	if err := w.Dir.Files().Replace(path, b.Bytes(), 0o600, 0o700, false); err != nil {
+		m.mu.Lock()
+		m.diskDirty = true
+		m.mu.Unlock()
+		os.Remove(path) // a digest not written is never left to say less than is true
+		return err
+	}
+	return nil
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package status
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDigest: a new process (a new Memo) compares the status files the
+// digest knows by their stat, without reading them, and keeps their
+// transition times; a file changed behind its back is read and repaired; a
+// digest whose sum does not match what a pass would write makes it write
+// the file again; a resource gone leaves the digest with its file.
+func TestDigest(t *testing.T) {
+	dir := namespaceDir(t)
+	clock := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	w := Writer{Dir: dir, Now: func() time.Time { return clock }}
+	entries := func(names ...string) []Entry {
+		var out []Entry
+		for _, n := range names {
+			out = append(out, Entry{Kind: "Listener", Name: n,
+				Raw:    []byte("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata:\n  name: " + n + "\n"),
+				Status: Status{Status: Ready, Message: "OK", Conditions: []Condition{{Type: Configured, Status: "True", Reason: "Ready"}}}})
+		}
+		return out
+	}
+	file := func(n string) string { return filepath.Join(dir.RuntimeResources(), FileName("Listener", n)) }
+	pass := func(es []Entry) ([]string, int64) {
+		t.Helper()
+		w.Memo = &Memo{} // a new process
+		before := reads.Load()
+		changed, err := w.Write(es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return changed, reads.Load() - before
+	}
+	if changed, _ := pass(entries("a", "b", "c")); len(changed) != 3 {
+		t.Fatalf("first pass changed %v", changed)
+	}
+	if _, err := os.Stat(filepath.Join(dir.Internal(), digestFile)); err != nil {
+		t.Fatalf("no digest: %v", err)
+	}
+	first, _ := os.ReadFile(file("a"))
+	clock = clock.Add(time.Hour) // a condition written anew would say so
+	changed, read := pass(entries("a", "b", "c"))
+	if len(changed) != 0 || read != 0 {
+		t.Errorf("unchanged, a new process changed %v and read %d files", changed, read)
+	}
+	if again, _ := os.ReadFile(file("a")); string(again) != string(first) {
+		t.Errorf("a's file moved:\n%s\nwas\n%s", again, first)
+	}
+	// b changed behind its back: read, and written back
+	if err := os.WriteFile(file("b"), []byte("status: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed, read = pass(entries("a", "b", "c"))
+	if !slices.Equal(changed, []string{"runtime/resources/Listener-b.yaml"}) || read != 1 {
+		t.Errorf("b edited: changed %v, read %d files", changed, read)
+	}
+	// a digest whose sum is not what a pass writes: the file is written
+	digest := filepath.Join(dir.Internal(), digestFile)
+	data, _ := os.ReadFile(digest)
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) > 6 && f[0] == "Listener-c.yaml" {
+			f[6] = strings.Repeat("0", 32)
+			l = strings.Join(f, " ")
+		}
+		lines = append(lines, l)
+	}
+	if err := os.WriteFile(digest, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	changed, read = pass(entries("a", "b", "c"))
+	if !slices.Equal(changed, []string{"runtime/resources/Listener-c.yaml"}) || read != 0 {
+		t.Errorf("c's sum wrong: changed %v, read %d files", changed, read)
+	}
+	if got, _ := os.ReadFile(file("c")); !Complete(got) || !strings.Contains(string(got), "name: c") {
+		t.Errorf("c written:\n%s", got)
+	}
+	// c goes: its file and its line
+	changed, _ = pass(entries("a", "b"))
+	if !slices.Equal(changed, []string{"runtime/resources/Listener-c.yaml"}) {
+		t.Errorf("c gone: changed %v", changed)
+	}
+	if data, _ := os.ReadFile(digest); strings.Contains(string(data), "Listener-c.yaml") {
+		t.Errorf("the digest still has c:\n%s", data)
+	}
+	if st, _ := os.Stat(digest); st.Mode().Perm() != 0o600 {
+		t.Errorf("digest mode %v", st.Mode().Perm())
+	}
+}
