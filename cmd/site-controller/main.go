@@ -19,6 +19,7 @@ func main() {
 	stop := profile(os.Getenv("SITE_CONTROLLER_CPUPROFILE"))
 	err := root.Execute()
 	stop()
+	heapProfile(os.Getenv("SITE_CONTROLLER_MEMPROFILE"))
 	if err != nil {
 		if !errors.Is(err, errProblems) {
 			fmt.Fprintln(os.Stderr, "site-controller:", err)
@@ -62,5 +63,24 @@ func profile(path string) func() {
 		if err := f.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "site-controller: cpu profile:", err)
 		}
+	}
+}
+
+// heapProfile writes the heap profile of what the process still holds as
+// it ends (the harnesses' SITE_CONTROLLER_MEMPROFILE); nothing when path is
+// "".
+func heapProfile(path string) {
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "site-controller: heap profile:", err)
 	}
 }

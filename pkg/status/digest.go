@@ -30,8 +30,32 @@ const digestFile = "status-digest"
 type digestEntry struct {
 	key fileKey
 	sum [16]byte
-	// times are the conditions' lastTransitionTime, by "type=status"
-	times map[string]string
+	// times are the conditions' lastTransitionTime: "type=status@time"
+	// words (a map for each of thousands of files costs memory)
+	times string
+}
+
+// timesOf reads an entry's times, by "type=status".
+func (e digestEntry) timesOf() map[string]string {
+	out := map[string]string{}
+	for w := range strings.FieldsSeq(e.times) {
+		if k, v, ok := strings.Cut(w, "@"); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// timesWord is the times of conditions as an entry keeps them.
+func timesWord(cs []Condition) string {
+	var b strings.Builder
+	for i, c := range cs {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(c.Type + "=" + c.Status + "@" + c.LastTransitionTime)
+	}
+	return b.String()
 }
 
 // fileKey is what a status file's lstat says of its content.
@@ -87,14 +111,8 @@ func (m *Memo) loadDigest(w Writer) {
 		if !ok || err != nil || len(sum) != 16 {
 			continue
 		}
-		e := digestEntry{key: fileKey{ino: n[0], size: n[1], mtime: n[2], ctime: n[3], mode: uint32(n[4])},
-			sum: [16]byte(sum), times: map[string]string{}}
-		for _, t := range f[7:] {
-			if k, v, ok := strings.Cut(t, "@"); ok {
-				e.times[k] = v
-			}
-		}
-		m.disk[f[0]] = e
+		m.disk[f[0]] = digestEntry{key: fileKey{ino: n[0], size: n[1], mtime: n[2], ctime: n[3], mode: uint32(n[4])},
+			sum: [16]byte(sum), times: strings.Join(f[7:], " ")}
 	}
 }
 
@@ -160,8 +178,8 @@ func (m *Memo) saveDigest(w Writer) error {
 		}
 		b.WriteByte(' ')
 		b.WriteString(hex.EncodeToString(e.sum[:]))
-		for _, k := range slices.Sorted(mapsKeys(e.times)) {
-			b.WriteString(" " + k + "@" + e.times[k])
+		if e.times != "" {
+			b.WriteString(" " + e.times)
 		}
 		b.WriteByte('\n')
 	}

@@ -526,7 +526,7 @@ func write(d *fileio.Dir, file string, e *Entry, now string, known *digestEntry)
 		exists = true
 	)
 	if trusted {
-		times = known.times // the file holds what the digest says
+		times = known.timesOf() // the file holds what the digest says
 	} else {
 		reads.Add(1)
 		oldBuf := buffers.Get().(*bytes.Buffer)
@@ -540,15 +540,14 @@ func write(d *fileio.Dir, file string, e *Entry, now string, known *digestEntry)
 		}
 		times = readTransitions(old)
 	}
-	kept := make(map[string]string, len(e.Status.Conditions))
 	for i := range e.Status.Conditions {
 		c := &e.Status.Conditions[i]
 		c.LastTransitionTime = now
 		if t, ok := times[c.Type+"="+c.Status]; ok {
 			c.LastTransitionTime = t
 		}
-		kept[c.Type+"="+c.Status] = c.LastTransitionTime
 	}
+	kept := timesWord(e.Status.Conditions)
 	newBuf := buffers.Get().(*bytes.Buffer)
 	defer buffers.Put(newBuf)
 	newBuf.Reset()
