@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -169,7 +170,7 @@ func (m *Memo) saveDigest(w Writer) error {
 	}
 	var b bytes.Buffer
 	b.WriteString("# the status files as last written or read: name inode size mtime ctime mode sum type=status@lastTransitionTime...\n")
-	for _, file := range slices.Sorted(mapsKeys(m.disk)) {
+	for _, file := range slices.Sorted(maps.Keys(m.disk)) {
 		e := m.disk[file]
 		b.WriteString(file)
 		for _, n := range []int64{e.key.ino, e.key.size, e.key.mtime, e.key.ctime, int64(e.key.mode)} {
@@ -194,14 +195,4 @@ func (m *Memo) saveDigest(w Writer) error {
 		return err
 	}
 	return nil
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
