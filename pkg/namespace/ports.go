@@ -181,13 +181,14 @@ func readReservations(memo *PortMemo, root string) (map[string]int, error) {
 		raw, lines, clean = parseReservations(data)
 		memo.putReservations(path, raw, lines, clean)
 	}
+	version := memo.versionNow()
 	out := make(map[string]int, len(raw))
 	for ns, p := range raw {
 		if memo.exists(root, ns) {
 			out[ns] = p
 		}
 	}
-	memo.keepByNS(path, out)
+	memo.keepByNS(path, out, version)
 	return out, nil
 }
 
@@ -240,7 +241,7 @@ func writeReservation(memo *PortMemo, root, ns string, port int, reserved map[st
 		return fmt.Errorf("recording management port reservations: %w", err)
 	}
 	memo.putReservations(path, raw, lines, true)
-	memo.keepByNSOf(path, reserved, version) // the namespaces' that exist, this one's added
+	memo.keepByNS(path, reserved, version) // the namespaces' that exist, this one's added
 	return nil
 }
 
@@ -1021,22 +1022,10 @@ func (c *PortMemo) current(path string) (reservedPorts, bool) {
 	return r, ok && r.key == key && r.version == c.version
 }
 
-// keepByNS records the reservations of the namespaces that exist.
-func (c *PortMemo) keepByNS(path string, byNS map[string]int) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if r, ok := c.reserved[path]; ok {
-		r.version, r.byNS, r.byPort = c.version, byNS, nil
-		c.reserved[path] = r
-	}
-}
-
-// keepByNSOf is keepByNS for reservations worked out as of version:
-// nothing when a namespace came or went since.
-func (c *PortMemo) keepByNSOf(path string, byNS map[string]int, version int) {
+// keepByNS records the reservations of the namespaces that exist, as
+// worked out when what was known of them was version: nothing when a
+// namespace came or went since.
+func (c *PortMemo) keepByNS(path string, byNS map[string]int, version int) {
 	if c == nil {
 		return
 	}
