@@ -470,17 +470,20 @@ const racyWindow = 2 * time.Second
 // fileKey is what a file's stat says about its content: of the link
 // itself and, through a symbolic link, of the file it points to.
 type fileKey struct {
-	link, target statKey
+	link, target StatKey
 }
 
-type statKey struct {
-	dev, ino, size, mtime, ctime int64
-	mode                         uint32
+// StatKey is what one lstat says of a file's content: a file written
+// again, in place or replaced, has another (times in nanoseconds).
+type StatKey struct {
+	Dev, Ino, Size, Mtime, Ctime int64
+	Mode                         uint32
 }
 
-func statKeyOf(st *unix.Stat_t) statKey {
-	return statKey{dev: int64(st.Dev), ino: int64(st.Ino), size: st.Size, mode: st.Mode,
-		mtime: st.Mtim.Sec*1e9 + st.Mtim.Nsec, ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec}
+// StatKeyOf is the key of a stat.
+func StatKeyOf(st *unix.Stat_t) StatKey {
+	return StatKey{Dev: int64(st.Dev), Ino: int64(st.Ino), Size: st.Size, Mode: st.Mode,
+		Mtime: st.Mtim.Sec*1e9 + st.Mtim.Nsec, Ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec}
 }
 
 // fileKeyOf stats path and, when it is a symbolic link, what it points to;
@@ -490,10 +493,10 @@ func fileKeyOf(path string) (fileKey, bool) {
 	if err := unix.Lstat(path, &st); err != nil {
 		return fileKey{}, !errors.Is(err, unix.ENOENT)
 	}
-	k := fileKey{link: statKeyOf(&st)}
+	k := fileKey{link: StatKeyOf(&st)}
 	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		if err := unix.Stat(path, &st); err == nil {
-			k.target = statKeyOf(&st)
+			k.target = StatKeyOf(&st)
 		}
 	}
 	return k, true
@@ -501,12 +504,12 @@ func fileKeyOf(path string) (fileKey, bool) {
 
 // modified is when the file, or the link to it, last changed.
 func (k fileKey) modified() time.Time {
-	return time.Unix(0, max(k.link.mtime, k.target.mtime))
+	return time.Unix(0, max(k.link.Mtime, k.target.Mtime))
 }
 
 // changed is the latest change time of the link and its target.
 func (k fileKey) changed() time.Time {
-	return time.Unix(0, max(k.link.ctime, k.target.ctime, k.link.mtime, k.target.mtime))
+	return time.Unix(0, max(k.link.Ctime, k.target.Ctime, k.link.Mtime, k.target.Mtime))
 }
 
 func (c *FileCache) get(path string, key fileKey) (File, bool) {
@@ -545,7 +548,7 @@ func (c *FileCache) put(path string, key fileKey, f File, readAt time.Time) {
 	if window == 0 {
 		window = racyWindow
 	}
-	link := key.link.mode&unix.S_IFMT == unix.S_IFLNK
+	link := key.link.Mode&unix.S_IFMT == unix.S_IFLNK
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.files[path]; ok && old.link {

@@ -12,9 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/site-controller/site-controller/pkg/fileio"
+	"github.com/site-controller/site-controller/pkg/namespace"
 )
 
 // The digest is what the passes know of a namespace's status files, kept
@@ -29,7 +28,7 @@ const digestFile = "status-digest"
 
 // digestEntry is one status file in the digest.
 type digestEntry struct {
-	key fileKey
+	key namespace.StatKey
 	sum [16]byte
 	// times are the conditions' lastTransitionTime: "type=status@time"
 	// words (a map for each of thousands of files costs memory)
@@ -59,17 +58,6 @@ func timesWord(cs []Condition) string {
 	return b.String()
 }
 
-// fileKey is what a status file's lstat says of its content.
-type fileKey struct {
-	ino, size, mtime, ctime int64
-	mode                    uint32
-}
-
-func keyOf(st *unix.Stat_t) fileKey {
-	return fileKey{ino: int64(st.Ino), size: st.Size, mode: st.Mode,
-		mtime: st.Mtim.Sec*1e9 + st.Mtim.Nsec, ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec}
-}
-
 func sumOf(data []byte) [16]byte {
 	full := sha256.Sum256(data)
 	return [16]byte(full[:16])
@@ -96,24 +84,24 @@ func (m *Memo) loadDigest(w Writer) {
 	}
 	for line := range strings.SplitSeq(string(data), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 7 || !strings.HasSuffix(f[0], ".yaml") {
+		if len(f) < 8 || !strings.HasSuffix(f[0], ".yaml") {
 			continue
 		}
 		if kind, name, ok := strings.Cut(strings.TrimSuffix(f[0], ".yaml"), "-"); !ok || !Writable(kind, name) {
 			continue
 		}
-		var n [5]int64
+		var n [6]int64
 		ok := true
 		for i := range n {
 			v, err := strconv.ParseInt(f[i+1], 10, 64)
 			n[i], ok = v, ok && err == nil
 		}
-		sum, err := hex.DecodeString(f[6])
+		sum, err := hex.DecodeString(f[7])
 		if !ok || err != nil || len(sum) != 16 {
 			continue
 		}
-		m.disk[f[0]] = digestEntry{key: fileKey{ino: n[0], size: n[1], mtime: n[2], ctime: n[3], mode: uint32(n[4])},
-			sum: [16]byte(sum), times: strings.Join(f[7:], " ")}
+		m.disk[f[0]] = digestEntry{key: namespace.StatKey{Dev: n[0], Ino: n[1], Size: n[2], Mtime: n[3], Ctime: n[4], Mode: uint32(n[5])},
+			sum: [16]byte(sum), times: strings.Join(f[8:], " ")}
 	}
 }
 
@@ -169,11 +157,11 @@ func (m *Memo) saveDigest(w Writer) error {
 		return nil
 	}
 	var b bytes.Buffer
-	b.WriteString("# the status files as last written or read: name inode size mtime ctime mode sum type=status@lastTransitionTime...\n")
+	b.WriteString("# the status files as last written or read: name device inode size mtime ctime mode sum type=status@lastTransitionTime...\n")
 	for _, file := range slices.Sorted(maps.Keys(m.disk)) {
 		e := m.disk[file]
 		b.WriteString(file)
-		for _, n := range []int64{e.key.ino, e.key.size, e.key.mtime, e.key.ctime, int64(e.key.mode)} {
+		for _, n := range []int64{e.key.Dev, e.key.Ino, e.key.Size, e.key.Mtime, e.key.Ctime, int64(e.key.Mode)} {
 			b.WriteByte(' ')
 			b.WriteString(strconv.FormatInt(n, 10))
 		}

@@ -518,7 +518,7 @@ func write(d *fileio.Dir, file string, e *Entry, now string, known *digestEntry)
 	// the stat recorded stale, never the content
 	var st unix.Stat_t
 	statErr := d.Stat(file, &st)
-	trusted := known != nil && statErr == nil && keyOf(&st) == known.key
+	trusted := known != nil && statErr == nil && namespace.StatKeyOf(&st) == known.key
 	var (
 		times  map[string]string
 		old    []byte
@@ -557,10 +557,10 @@ func write(d *fileio.Dir, file string, e *Entry, now string, known *digestEntry)
 	data := newBuf.Bytes()
 	sum := sumOf(data)
 	switch {
-	case trusted && sum == known.sum && fs.FileMode(known.key.mode)&fs.ModePerm == e.mode():
+	case trusted && sum == known.sum && fs.FileMode(known.key.Mode)&fs.ModePerm == e.mode():
 		return false, *known, true, nil
 	case !trusted && old != nil && mode == e.mode() && bytes.Equal(old, data):
-		return false, digestEntry{key: keyOf(&st), sum: sum, times: kept}, statErr == nil, nil
+		return false, digestEntry{key: namespace.StatKeyOf(&st), sum: sum, times: kept}, statErr == nil, nil
 	}
 	var err error
 	if !exists {
@@ -571,7 +571,7 @@ func write(d *fileio.Dir, file string, e *Entry, now string, known *digestEntry)
 	if err != nil || d.Stat(file, &st) != nil {
 		return true, digestEntry{}, false, err
 	}
-	return true, digestEntry{key: keyOf(&st), sum: sum, times: kept}, true, nil
+	return true, digestEntry{key: namespace.StatKeyOf(&st), sum: sum, times: kept}, true, nil
 }
 
 // Read returns the status stored in a status file.
