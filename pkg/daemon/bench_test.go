@@ -202,20 +202,14 @@ func benchmarkListenerToRouterIn(b *testing.B, platform string, background, othe
 	passes := func() float64 { return testutil.ToFloat64(l.daemon().metrics.reconciles.WithLabelValues(l.ns)) }
 	opTime := routerOpTime(b, l)
 	// the passes' time (every namespace's: with others, an upper bound)
-	histogram := func(h prometheus.Histogram) func() (sum, count float64) {
-		return func() (float64, float64) {
-			var m dto.Metric
-			if err := h.Write(&m); err != nil {
-				b.Fatal(err)
-			}
-			return m.GetHistogram().GetSampleSum(), float64(m.GetHistogram().GetSampleCount())
-		}
+	histogram := func(h prometheus.Observer) func() (sum, count float64) {
+		return func() (float64, float64) { return histStats(b, h) }
 	}
 	passTime, routerTime := histogram(l.daemon().metrics.duration), histogram(l.daemon().metrics.routerTime)
 	phases := map[string]func() (float64, float64){}
 	phase0 := map[string][2]float64{}
 	for _, p := range []string{"read", "render", "apply", "status"} {
-		phases[p] = histogram(l.daemon().metrics.phases.WithLabelValues(p).(prometheus.Histogram))
+		phases[p] = histogram(l.daemon().metrics.phases.WithLabelValues(p))
 		s, c := phases[p]()
 		phase0[p] = [2]float64{s, c}
 	}
@@ -703,11 +697,17 @@ func BenchmarkContainerToTraffic(b *testing.B) {
 	}
 }
 
-// histSum is the sum of what a histogram observed.
-func histSum(b *testing.B, h prometheus.Observer) float64 {
+// histStats is the sum and the count of what a histogram observed.
+func histStats(b *testing.B, h prometheus.Observer) (sum, count float64) {
 	var m dto.Metric
 	if err := h.(prometheus.Metric).Write(&m); err != nil {
 		b.Fatal(err)
 	}
-	return m.GetHistogram().GetSampleSum()
+	return m.GetHistogram().GetSampleSum(), float64(m.GetHistogram().GetSampleCount())
+}
+
+// histSum is the sum of what a histogram observed.
+func histSum(b *testing.B, h prometheus.Observer) float64 {
+	sum, _ := histStats(b, h)
+	return sum
 }
