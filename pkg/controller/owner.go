@@ -190,7 +190,8 @@ func (o *owner) observing() bool {
 }
 
 // holdObservation keeps the observer from reading the router's listeners
-// while a pass may change the router (passHold): the change goes first.
+// and links while a pass may change the router (passHold): the change
+// goes first.
 func (o *owner) holdObservation() {
 	o.mu.Lock()
 	obs := o.observer
@@ -198,8 +199,7 @@ func (o *owner) holdObservation() {
 	obs.Hold(passHold)
 }
 
-// passHold is how long a pass keeps the observer's listener reads off the
-// router: about a big site's pass and management operation, with room
+// passHold is how long a pass keeps the observer's reads off the router: about a big site's pass and management operation, with room
 // for the next change of a burst. The network view's word on a listener
 // comes that much later.
 const passHold = 250 * time.Millisecond

@@ -604,9 +604,11 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 				return
 			}
 		}
-		// a link read waits for a hold too (any operation costs a big
-		// router tens of milliseconds)
-		if readLinks && !readAllowed(lastLinkRead, 0, time.Unix(0, o.holdUntil.Load())).After(now) {
+		// reads wait for a pass's hold (any operation costs a big router
+		// tens of milliseconds, and the change would wait behind it)
+		held := func() time.Time { return time.Unix(0, o.holdUntil.Load()) }
+		linksAt := func() time.Time { return readAllowed(lastLinkRead, 0, held()) }
+		if readLinks && !linksAt().After(now) {
 			readLinks = false
 			lastLinkRead = now
 			before := loc.linkDigest()
@@ -618,13 +620,10 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 			}
 		}
 		slices.SortFunc(listenerReads, time.Time.Compare)
-		// reads are spaced by four times what the last one took: a
-		// router of thousands of listeners takes tens of milliseconds
-		// over each, and changes wait behind them; none while a pass
-		// holds them off
-		spacedAt := func() time.Time {
-			return readAllowed(lastListenerRead, listenerReadCost, time.Unix(0, o.holdUntil.Load()))
-		}
+		// listener reads are also spaced by four times what the last one
+		// took: a router of thousands of listeners takes tens of
+		// milliseconds over each
+		spacedAt := func() time.Time { return readAllowed(lastListenerRead, listenerReadCost, held()) }
 		if len(listenerReads) > 0 && !listenerReads[0].After(now) && !spacedAt().After(now) {
 			for len(listenerReads) > 0 && !listenerReads[0].After(now) {
 				listenerReads = listenerReads[1:]
@@ -657,7 +656,7 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 			wake = min(wake, max(0, listenerReads[0].Sub(now), spacedAt().Sub(now)))
 		}
 		if readLinks {
-			wake = min(wake, max(0, readAllowed(lastLinkRead, 0, time.Unix(0, o.holdUntil.Load())).Sub(now)))
+			wake = min(wake, max(0, linksAt().Sub(now)))
 		}
 		nextTick = tickAt(now)
 		wake = min(wake, nextTick.Sub(now))
@@ -934,10 +933,11 @@ func readLinkConns(ctx context.Context, c *management.Client, loc *local) error 
 	return nil
 }
 
-// Hold keeps the observer from reading the router's listeners for d from
-// now: a pass is about to change the router, and one read of thousands of
-// listeners takes tens of milliseconds of the router's, which the change
-// would wait behind. The reads due meanwhile happen after.
+// Hold keeps the observer from reading the router's listeners and links
+// for d from now: a pass is about to change the router, and one read of
+// thousands of listeners takes tens of milliseconds of the router's,
+// which the change would wait behind. The reads due meanwhile happen
+// after.
 func (o *Observer) Hold(d time.Duration) {
 	if o == nil {
 		return
@@ -951,8 +951,8 @@ func (o *Observer) Hold(d time.Duration) {
 	}
 }
 
-// readAllowed is when the local listeners may be read again, last read
-// at last in cost: readSpacing times cost after it, and not before a hold
+// readAllowed is when the local listeners (or links) may be read again,
+// last read at last in cost: readSpacing times cost after it, and not before a hold
 // ends, unless the hold has kept them unread for maxHeld (changes that
 // never stop do not keep the view's listeners from ever being read).
 func readAllowed(last time.Time, cost time.Duration, hold time.Time) time.Time {
@@ -966,7 +966,7 @@ func readAllowed(last time.Time, cost time.Duration, hold time.Time) time.Time {
 	return at
 }
 
-// maxHeld bounds how long holds keep the listeners unread.
+// maxHeld bounds how long holds keep the listeners or links unread.
 const maxHeld = 2 * time.Second
 
 // readSpacing is how many times the last read of the local listeners
