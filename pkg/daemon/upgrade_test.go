@@ -187,8 +187,18 @@ func testRouterUpgrade(t *testing.T, c upgradeCase) {
 		if !strings.Contains(msgs, "restarting the router for "+c.from) && down[ns] != nil && down[ns].to.Sub(down[ns].from) > time.Second {
 			t.Errorf("%s was out for %s and its Site never said it restarts for the new image:\n%s", ns, down[ns].to.Sub(down[ns].from), msgs)
 		}
-		s := fixture.StatusOf(home, ns, "Site", "s")
-		if s == nil || s.Status != status.Ready || !strings.Contains(s.Message, "router restarted because it was upgraded: "+c.from) || !strings.Contains(s.Message, c.to) {
+		// the status follows the router's answer: the pass that finds
+		// the new router's management reachable may come just after the
+		// traffic does
+		upgraded := func() (*status.Status, bool) {
+			s := fixture.StatusOf(home, ns, "Site", "s")
+			return s, s != nil && s.Status == status.Ready && strings.Contains(s.Message, "router restarted because it was upgraded: "+c.from) && strings.Contains(s.Message, c.to)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for _, ok := upgraded(); !ok && time.Now().Before(deadline); _, ok = upgraded() {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if s, ok := upgraded(); !ok {
 			t.Errorf("%s: Site status after the upgrade: %+v", ns, s)
 		}
 		if d := down[ns]; d != nil {
