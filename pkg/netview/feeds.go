@@ -173,6 +173,35 @@ func (n *Set) nudgeLocked() {
 	}
 }
 
+// claimOwn makes o follow the sources of its own site (siteID: its
+// router's and its controller's) that it watches and another observer
+// follows, and returns them. A source is best followed through its own
+// router: the site whose link is cut hears its own records at once,
+// where another site's observer would have heard nothing more from it
+// (a LINK's end among them) and kept the view as it was until the
+// source went silent and its next beacon (up to 15 s).
+func (n *Set) claimOwn(o *Observer, siteID string) []*source {
+	if siteID == "" {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []*source
+	for _, src := range n.feeds {
+		if !src.watchers[o] || src.follower == o {
+			continue
+		}
+		src.mu.Lock()
+		mine := src.site == siteID
+		src.mu.Unlock()
+		if mine {
+			src.follower = o
+			out = append(out, src)
+		}
+	}
+	return out
+}
+
 // joinNetwork makes o watch, at once, the sources of the network its
 // router (routerID) is part of, as far as the set knows them: those
 // watched by an observer that watches o's router's own source (whose

@@ -294,17 +294,14 @@ func TestQuietRouter(t *testing.T) {
 }
 
 // TestUnlinked: two observers of one set, on two linked routers (their
-// sources shared); west's link connector removed, each view keeps only
+// sources shared; west's observer starts when east's follows every
+// source); west's link connector removed, each view keeps only
 // its own site at once: east no longer lists west's listener, west no
 // longer east's connector, though the other's source is still heard
 // through the set (a source is forgotten only after 30 s of silence).
 func TestUnlinked(t *testing.T) {
 	east, west, _ := linked(t)
 	var set Set
-	oe := set.Start(east.Dir, east.Management, nil)
-	defer oe.Close()
-	ow := set.Start(west.Dir, west.Management, nil)
-	defer ow.Close()
 	both := func(o *Observer) func() string {
 		return func() string {
 			if v := o.View(); v == nil || len(v.Sites) != 2 || !v.Connectors["hello"] || !v.Listeners["hello"] {
@@ -313,7 +310,13 @@ func TestUnlinked(t *testing.T) {
 			return ""
 		}
 	}
+	// east's observer first, alone: it follows west's sources too (through
+	// east's router) until west's observer comes and claims its own
+	oe := set.Start(east.Dir, east.Management, nil)
+	defer oe.Close()
 	eventually(t, 25*time.Second, "east's view whole", both(oe))
+	ow := set.Start(west.Dir, west.Management, nil)
+	defer ow.Close()
 	eventually(t, 25*time.Second, "west's view whole", both(ow))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -520,6 +520,11 @@ func (o *Observer) follow(ctx context.Context, dir namespace.Dir, changed func(s
 			markDirty()
 			o.set.nudge()
 		}
+		for _, src := range o.set.claimOwn(o, loc.siteID) {
+			if err := followSrc(src, now); err != nil {
+				return err
+			}
+		}
 		for id, src := range st.sources {
 			src.mu.Lock()
 			last, due := src.last, !src.flushDue.IsZero() && now.After(src.flushDue)
@@ -771,7 +776,7 @@ func (o *Observer) quick(m *inbound, from *source, now time.Time) bool {
 		// a source heard again after a silence, or its router named:
 		// what the observers watch may change (see tickWork)
 		wake := now.Sub(from.last) > staleAfter
-		name := from.routerName
+		name, site := from.routerName, from.site
 		from.last = now
 		due := !from.flushDue.IsZero()
 		from.flushDue = time.Time{}
@@ -779,7 +784,7 @@ func (o *Observer) quick(m *inbound, from *source, now time.Time) bool {
 		if m.msg.Subject == vanflow.SubjectRecord {
 			ch = from.apply(m.msg.Records)
 		}
-		wake = wake || from.routerName != name
+		wake = wake || from.routerName != name || from.site != site
 		from.mu.Unlock()
 		if wake {
 			o.set.nudge()

@@ -62,8 +62,9 @@ type source struct {
 	svcVersion uint64
 	part       *servicePart
 	// routerName is the (management) id of the router whose ROUTER
-	// record the source sent
-	routerName string
+	// record the source sent; site is the id of its SITE record (a
+	// site's router and controller both send it)
+	routerName, site string
 }
 
 // servicePart is a source's listeners and connectors as the view shows
@@ -288,6 +289,9 @@ func (src *source) apply(recs []vanflow.Record) change {
 				name = after
 			}
 			src.routerName = name
+		}
+		if merged.Type == vanflow.Site && !merged.Ended() {
+			src.site = merged.ID
 		}
 		if significant {
 			ch.shape = true
