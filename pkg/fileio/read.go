@@ -3,9 +3,8 @@ package fileio
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -67,35 +66,83 @@ func ReadInput(path string, max int64) ([]byte, error) {
 }
 
 func readRegular(path string, max int64) ([]byte, error) {
-	st, err := os.Stat(path)
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Stat(path, &st) }); err != nil {
+		return nil, readError(&fs.PathError{Op: "stat", Path: path, Err: err})
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, notRegular(modeOf(st.Mode))
+	}
+	if st.Size > max {
+		return nil, &TooLargeError{Size: st.Size, Max: max}
+	}
+	// the system calls themselves: an *os.File would also try to add the
+	// descriptor to the poller and set a finalizer, for every file of a
+	// namespace of thousands
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+		return err
+	})
 	if err != nil {
-		return nil, readError(err)
+		return nil, readError(&fs.PathError{Op: "open", Path: path, Err: err})
 	}
-	if !st.Mode().IsRegular() {
-		return nil, notRegular(st.Mode())
+	defer unix.Close(fd)
+	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &st) }); err != nil {
+		return nil, readError(&fs.PathError{Op: "stat", Path: path, Err: err})
 	}
-	if st.Size() > max {
-		return nil, &TooLargeError{Size: st.Size(), Max: max}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, notRegular(modeOf(st.Mode))
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, readError(err)
+	// one byte more than the file holds: a read that does not fill the
+	// buffer has met the end, and a file that grew since is read on
+	data := make([]byte, 0, min(st.Size, max)+1)
+	for {
+		var n int
+		err := ignoringEINTR(func() (err error) {
+			n, err = unix.Read(fd, data[len(data):cap(data)])
+			return err
+		})
+		if err != nil {
+			return nil, readError(&fs.PathError{Op: "read", Path: path, Err: err})
+		}
+		data = data[:len(data)+n]
+		if int64(len(data)) > max {
+			return nil, &TooLargeError{Size: -1, Max: max}
+		}
+		if n == 0 || len(data) < cap(data) {
+			return data, nil
+		}
+		data = slices.Grow(data, int(min(int64(len(data)), max+1-int64(len(data)))))
 	}
-	defer f.Close()
-	if st, err = f.Stat(); err != nil {
-		return nil, readError(err)
+}
+
+// ignoringEINTR calls f again while it is interrupted by a signal.
+func ignoringEINTR(f func() error) error {
+	for {
+		if err := f(); err != unix.EINTR {
+			return err
+		}
 	}
-	if !st.Mode().IsRegular() {
-		return nil, notRegular(st.Mode())
+}
+
+// modeOf is the type bits of a stat's mode as an fs.FileMode.
+func modeOf(m uint32) fs.FileMode {
+	switch m & unix.S_IFMT {
+	case unix.S_IFIFO:
+		return fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		return fs.ModeSocket
+	case unix.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		return fs.ModeDevice
+	case unix.S_IFDIR:
+		return fs.ModeDir
+	case unix.S_IFLNK:
+		return fs.ModeSymlink
 	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, readError(err)
-	}
-	if int64(len(data)) > max {
-		return nil, &TooLargeError{Size: -1, Max: max}
-	}
-	return data, nil
+	return 0
 }
 
 // readError words a failed stat, open or read; a missing file stays

@@ -33,6 +33,9 @@ func TestReadInput(t *testing.T) {
 		{"directory", func(t *testing.T, p string) { os.Mkdir(p, 0o755) }, "not a regular file (a directory)", nil},
 		{"device", func(t *testing.T, p string) { os.Symlink("/dev/zero", p) }, "not a regular file (a device)", nil},
 		{"too large", func(t *testing.T, p string) { os.WriteFile(p, []byte(strings.Repeat("x", 17)), 0o644) }, "too large: 17 bytes, more than the 16 allowed", nil},
+		// a file of /proc says it holds 0 bytes and holds more: as a file
+		// that grew since it was looked at
+		{"grew past the cap", func(t *testing.T, p string) { os.Symlink("/proc/self/status", p) }, "too large: more than the 16 bytes allowed", nil},
 		{"symlink loop", func(t *testing.T, p string) { os.Symlink(filepath.Base(p), p) }, "cannot read: a loop of symbolic links", nil},
 		{"unreadable", func(t *testing.T, p string) {
 			if os.Geteuid() == 0 {
@@ -64,5 +67,22 @@ func TestReadInput(t *testing.T) {
 				t.Errorf("read %q", got)
 			}
 		})
+	}
+}
+
+// TestReadGrown: a file that holds more than it said when looked at is
+// read whole, the buffer grown as the reads fill it.
+func TestReadGrown(t *testing.T) {
+	want, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip(err)
+	}
+	got, err := ReadInput("/proc/self/status", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the process's own status moves between reads: compare its shape
+	if !strings.HasPrefix(string(got), "Name:") || strings.Count(string(got), "\n") != strings.Count(string(want), "\n") {
+		t.Errorf("read %d bytes (%d lines), want %d lines", len(got), strings.Count(string(got), "\n"), strings.Count(string(want), "\n"))
 	}
 }
