@@ -225,7 +225,7 @@ func newRenderCommand() *cobra.Command {
 			}
 			defer release()
 			r := controller.New(controller.Options{DataHome: dataHome, Platform: platform, Version: controllerVersion()})
-			res, err := r.Reconcile(context.Background(), args[0])
+			res, _, err := r.Render(context.Background(), args[0])
 			if res != nil {
 				for _, p := range res.Problems {
 					fmt.Fprintln(cmd.ErrOrStderr(), p.In(dir.Path))

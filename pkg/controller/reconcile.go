@@ -309,6 +309,7 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	if ps.Desired != nil {
 		res.RenewAt = ps.Desired.RenewAt
 	}
+	res.Until, res.Volatile = until(ps, ns, in.Incomplete)
 	res.Problems = append(slices.Clone(ns.Problems), ps.Problems...)
 	resources.SortProblems(res.Problems)
 

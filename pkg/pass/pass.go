@@ -97,6 +97,13 @@ type Result struct {
 	// RenewAt is when the first certificate the site generated is due
 	// to be renewed: a pass then issues it again (zero: none).
 	RenewAt time.Time
+	// Until is when the clock alone changes the pass's outcome (a
+	// certificate due, a user credential's expiry warning, a grant
+	// expiring; zero: never); Volatile says what else than its files and
+	// the clock it depends on ("": nothing), which a render must not
+	// take as unchanged (passrecord).
+	Until    time.Time
+	Volatile string
 	// Phases is how long the pass took over each of its steps.
 	Phases Phases
 	// Patched is set when the pass patched the one before it, told which

@@ -115,6 +115,10 @@ type Desired struct {
 	// RenewAt is when the first generated certificate is due to be
 	// renewed: a pass then issues it again.
 	RenewAt time.Time
+	// Until is when the clock alone changes what the site says of its
+	// user-provided credentials (a warning of their expiry begins, its
+	// count of days left moves, they expire); zero: never.
+	Until time.Time
 
 	// layout is where Build put the Listeners' and Connectors' entities
 	layout layout
@@ -306,6 +310,27 @@ func (b *builder) checkManagementPorts() {
 // the Site's status warns.
 const expiryWarning = 30 * 24 * time.Hour
 
+// expiryChange is when the warning of a credential that expires at end
+// next changes, seen at now: it begins, its count of days left moves, it
+// says the credential expired (zero: it says so already).
+func expiryChange(end, now time.Time) time.Time {
+	switch {
+	case !now.Before(end):
+		return time.Time{}
+	case now.Add(expiryWarning).Before(end):
+		return end.Add(-expiryWarning)
+	}
+	days := int(end.Sub(now).Hours() / 24)
+	return end.Add(-time.Duration(days) * 24 * time.Hour)
+}
+
+// until notes that the site's outcome changes at t (zero: never).
+func (b *builder) until(t time.Time) {
+	if !t.IsZero() && (b.out.Until.IsZero() || t.Before(b.out.Until)) {
+		b.out.Until = t
+	}
+}
+
 // checkUserCertExpiry warns, on the Site, of user-provided certificates
 // (input/certs) that expire within 30 days or have expired: the site does
 // not renew what it did not issue.
@@ -319,6 +344,9 @@ func (b *builder) checkUserCertExpiry() {
 			data []byte
 		}{{certs.CertFile, u.Files.Cert}, {certs.CAFile, u.Files.CA}} {
 			end, ok := certs.NotAfter(f.data)
+			if ok {
+				b.until(expiryChange(end, b.in.Now))
+			}
 			if !ok || b.in.Now.Add(expiryWarning).Before(end) {
 				continue
 			}
