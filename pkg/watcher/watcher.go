@@ -49,6 +49,9 @@ type Watcher struct {
 
 	mu          sync.Mutex
 	watched     map[string]bool // directories with a watch
+	// byNS indexes watched by namespace ("" for the root): a namespace's
+	// Sync looks at its own watches, not at every namespace's
+	byNS map[string]map[string]bool
 	droppedDirs map[string]bool // watches just dropped by events
 	// unwatched are directories whose watch could not be added (the
 	// inotify watch limit, say), with why: changes there are only found by
@@ -177,19 +180,15 @@ func (w *Watcher) Sync(ns string) error {
 		}
 	}
 	// watches, and failures to add one, of directories no longer there
-	base := filepath.Join(w.root, ns)
-	gone := func(dir string) bool {
-		return (dir == base || strings.HasPrefix(dir, base+string(filepath.Separator))) && !want[dir]
-	}
 	w.mu.Lock()
 	var stale []string
-	for dir := range w.watched {
-		if gone(dir) {
+	for dir := range w.byNS[ns] {
+		if !want[dir] {
 			stale = append(stale, dir)
 		}
 	}
 	for dir := range w.unwatched {
-		if gone(dir) {
+		if !want[dir] && w.namespaceOf(dir) == ns {
 			delete(w.unwatched, dir)
 		}
 	}
@@ -223,6 +222,14 @@ func (w *Watcher) add(dir string) error {
 	}
 	delete(w.unwatched, dir)
 	w.watched[dir] = true
+	ns := w.namespaceOf(dir)
+	if w.byNS[ns] == nil {
+		if w.byNS == nil {
+			w.byNS = map[string]map[string]bool{}
+		}
+		w.byNS[ns] = map[string]bool{}
+	}
+	w.byNS[ns][dir] = true
 	return nil
 }
 
@@ -248,6 +255,11 @@ func (w *Watcher) remove(dir string) {
 	if w.watched[dir] {
 		_ = w.fs.Remove(dir) // fails when the kernel already dropped it
 		delete(w.watched, dir)
+		ns := w.namespaceOf(dir)
+		delete(w.byNS[ns], dir)
+		if len(w.byNS[ns]) == 0 {
+			delete(w.byNS, ns)
+		}
 		if w.droppedDirs == nil {
 			w.droppedDirs = map[string]bool{}
 		}
