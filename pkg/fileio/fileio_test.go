@@ -102,8 +102,19 @@ func TestLockWaits(t *testing.T) {
 
 // TestTreeRefusesSymlinks: below a Tree's root, a symbolic link is never
 // followed, wherever it was planted: a directory on the way is refused, a
-// link as the file itself is replaced, and removals remove the link only.
+// link as the file itself is replaced, and removals remove the link only;
+// with openat2 and without (one component at a time).
 func TestTreeRefusesSymlinks(t *testing.T) {
+	for _, without := range []bool{false, true} {
+		t.Run(map[bool]string{false: "openat2", true: "walk"}[without], func(t *testing.T) {
+			defer noOpenat2.Store(noOpenat2.Load())
+			noOpenat2.Store(without)
+			testTreeRefusesSymlinks(t)
+		})
+	}
+}
+
+func testTreeRefusesSymlinks(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		plant func(root, outside string) // makes the trap

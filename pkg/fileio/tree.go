@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -104,6 +105,13 @@ func (t Tree) openDir(dir string, perm fs.FileMode, create bool) (int, error) {
 	if rel == "." {
 		return fd, nil
 	}
+	// the whole way in one call where the kernel has openat2 (Linux
+	// 5.6): the same refusal of symbolic links; otherwise, or when
+	// something is missing or refused, one component at a time
+	if next, err := openBeneath(fd, rel); err == nil {
+		unix.Close(fd)
+		return next, nil
+	}
 	at := t.root
 	names := strings.Split(rel, "/")
 	for i, name := range names {
@@ -129,6 +137,26 @@ func (t Tree) openDir(dir string, perm fs.FileMode, create bool) (int, error) {
 		fd = next
 	}
 	return fd, nil
+}
+
+// noOpenat2 is set once openat2 was found missing (or forbidden, by a
+// seccomp filter).
+var noOpenat2 atomic.Bool
+
+// openBeneath opens directory rel below fd with no symbolic link on the
+// way (nor a way out of fd by ".."), in one system call.
+func openBeneath(fd int, rel string) (int, error) {
+	if noOpenat2.Load() {
+		return -1, unix.ENOSYS
+	}
+	next, err := unix.Openat2(fd, rel, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+		noOpenat2.Store(true)
+	}
+	return next, err
 }
 
 func openDirAt(fd int, name string) (int, error) {
@@ -385,6 +413,11 @@ func (t Tree) MkdirAll(dir string, perm fs.FileMode) error {
 		return err
 	}
 	defer unix.Close(fd)
+	return t.secure(fd, dir, perm)
+}
+
+// secure gives directory fd (at dir) exactly perm, and the tree's owner.
+func (t Tree) secure(fd int, dir string, perm fs.FileMode) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return fmt.Errorf("securing %s: %w", dir, err)
@@ -489,15 +522,27 @@ func (t Tree) RemoveTemps(dir string) {
 	if err != nil {
 		return
 	}
-	d := os.NewFile(uintptr(fd), dir)
-	defer d.Close()
-	entries, err := d.ReadDir(-1)
+	defer unix.Close(fd)
+	removeTempsIn(fd, dir)
+}
+
+// removeTempsIn removes the temporary files a crash left in directory fd
+// (at path dir).
+func removeTempsIn(fd int, dir string) {
+	// a descriptor of its own to list: the list reads move its offset
+	lfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return
 	}
-	for _, e := range entries {
-		if !e.IsDir() && isTemp(e.Name()) {
-			unix.Unlinkat(fd, e.Name(), 0)
+	d := os.NewFile(uintptr(lfd), dir)
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return
+	}
+	for _, name := range names {
+		if isTemp(name) {
+			unix.Unlinkat(fd, name, 0) // a directory of that name stays
 		}
 	}
 }
@@ -526,6 +571,14 @@ func (t Tree) OpenDir(dir string, perm fs.FileMode) (*Dir, error) {
 
 // Close closes the directory.
 func (d *Dir) Close() error { return unix.Close(d.fd) }
+
+// RemoveTemps removes the temporary files that a crash between writing
+// and renaming left in the directory.
+func (d *Dir) RemoveTemps() { removeTempsIn(d.fd, d.path) }
+
+// Secure gives the directory exactly perm, and the tree's owner, as
+// MkdirAll does.
+func (d *Dir) Secure(perm fs.FileMode) error { return d.t.secure(d.fd, d.path, perm) }
 
 // SyncLater makes the directory's flushed writes (sync) flush each file
 // before it is linked in, and leave the directory to Sync: a batch of
