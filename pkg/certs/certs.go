@@ -361,14 +361,15 @@ func Write(dir string, f Files, durable bool) ([]string, error) {
 // WriteIn is Write below tree's root: no symbolic link there is followed,
 // and what is written belongs to the tree's owner.
 func WriteIn(tree fileio.Tree, dir string, f Files, durable bool) ([]string, error) {
-	if err := tree.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	d, err := tree.OpenDir(dir, 0o700)
+	d, err := tree.OpenDir(dir, 0o700) // made, with what is missing on the way
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
+	if err := d.Secure(0o700); err != nil {
+		return nil, err
+	}
+	d.RemoveTemps() // left by a crash
 	d.SyncLater() // the three files flushed, then their directory once
 	var changed []string
 	for _, x := range []struct {

@@ -50,7 +50,6 @@ func Persist(dir namespace.Dir, d *Desired, routerUID, routerGID int) (changed [
 	}
 	for _, name := range slices.Sorted(maps.Keys(d.Credentials)) {
 		path := filepath.Join(dir.RuntimeCerts(), name)
-		tree.RemoveTemps(path)
 		files, err := certs.WriteIn(router, path, d.Credentials[name], false)
 		for _, f := range files {
 			changed = append(changed, rel(f))
