@@ -2,8 +2,10 @@
 # Scale harness for the render command: one Site, 2500 Listeners and 2500
 # Connectors (one file each), rendered by the real binary as a whole
 # process. Cold = first pass over a fresh copy (writes every file); warm =
-# a later pass that finds nothing to change. Prints each run and the
-# medians of wall time and peak RSS (GNU time).
+# a later render that finds nothing changed: the first of them runs the
+# pass and records it (internal/pass-record), the others stand on the
+# record. Prints each run and the medians of wall time and peak RSS (GNU
+# time).
 #
 #   internal/scale/render-harness.sh bin/site-controller [runs]
 set -euo pipefail
