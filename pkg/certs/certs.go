@@ -370,7 +370,7 @@ func WriteIn(tree fileio.Tree, dir string, f Files, durable bool) ([]string, err
 		return nil, err
 	}
 	d.RemoveTemps() // left by a crash
-	d.SyncLater() // the three files flushed, then their directory once
+	d.SyncLater()   // the three files flushed, then their directory once
 	var changed []string
 	for _, x := range []struct {
 		name string

@@ -10,7 +10,7 @@ func TestExpiryChange(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	day := 24 * time.Hour
 	for _, tc := range []struct {
-		name     string
+		name      string
 		end, want time.Time
 	}{
 		{"far off: the warning begins", now.Add(40 * day), now.Add(10 * day)},

@@ -47,11 +47,11 @@ type Watcher struct {
 	handler Handler
 	log     *slog.Logger
 
-	mu          sync.Mutex
-	watched     map[string]bool // directories with a watch
+	mu      sync.Mutex
+	watched map[string]bool // directories with a watch
 	// byNS indexes watched by namespace ("" for the root): a namespace's
 	// Sync looks at its own watches, not at every namespace's
-	byNS map[string]map[string]bool
+	byNS        map[string]map[string]bool
 	droppedDirs map[string]bool // watches just dropped by events
 	// unwatched are directories whose watch could not be added (the
 	// inotify watch limit, say), with why: changes there are only found by
