@@ -302,7 +302,9 @@ func contentOf(rel string) string {
 		case ".json":
 			return "json"
 		case "":
-			if parts[0] == "internal" { // site-id, management-port
+			// site-id, management-port; not the stores of stats and sums
+			// (status-digest, pass-record)
+			if parts[0] == "internal" && (base == "site-id" || base == "management-port") {
 				return "yaml"
 			}
 		}
