@@ -39,8 +39,9 @@ func (r *Reconciler) Render(ctx context.Context, name string) (res *Result, skip
 	extra := registries(r.opts.DataHome)
 	// the files' times are the real clock's; the outcome's, the pass's
 	start := time.Now()
-	if before, ok := passrecord.Snapshot(dir.Path, skip, extra); ok {
-		if rec := passrecord.Load(record); rec.Matches(context, r.opts.Now(), before) {
+	// the tree is looked at only for a record that could stand
+	if rec := passrecord.Load(record); rec.Holds(context, r.opts.Now()) {
+		if now, ok := passrecord.Snapshot(dir.Path, skip, extra); ok && rec.Same(now) {
 			return &Result{Problems: rec.Problems, RenderOnly: true}, true, nil
 		}
 	}

@@ -184,15 +184,15 @@ func Settled(entries []Entry, since time.Time) bool {
 	return true
 }
 
-// Matches tells whether r stands for a pass at now in context over
-// entries: same context, before Until, the same entries with the same
-// keys.
-func (r *Record) Matches(context string, now time.Time, entries []Entry) bool {
-	if r == nil || r.Context != context || !r.Until.IsZero() && !now.Before(r.Until) {
-		return false
-	}
-	return slices.Equal(r.Entries, entries)
+// Holds tells whether r may stand for a pass at now in context: same
+// context, before Until (its entries are to be compared too: Same).
+func (r *Record) Holds(context string, now time.Time) bool {
+	return r != nil && r.Context == context && (r.Until.IsZero() || now.Before(r.Until))
 }
+
+// Same tells whether entries are the record's: the same paths with the
+// same keys.
+func (r *Record) Same(entries []Entry) bool { return slices.Equal(r.Entries, entries) }
 
 const header = "site-controller pass record 1\n"
 
