@@ -80,14 +80,14 @@ func (r *Reconciler) recordContext() string {
 		strings.Join(r.opts.HostNames(), ","))
 }
 
-// registries are the data home's files a pass reads of the other
-// namespaces': the port registries and the management port reservations.
+// registries are the data home's port registries (absolute: a record
+// holds no relative path).
 func registries(dataHome string) []string {
-	root, err := filepath.Abs(namespace.Root(dataHome))
+	home, err := filepath.Abs(dataHome)
 	if err != nil {
 		return nil
 	}
-	return []string{filepath.Join(root, ".ports"), filepath.Join(root, ".ports-chosen"), filepath.Join(root, ".management-ports")}
+	return namespace.RegistryFiles(home)
 }
 
 // until is when the clock alone changes what pass s says (a user

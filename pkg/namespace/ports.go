@@ -297,6 +297,14 @@ const (
 	chosenFile = ".ports-chosen"
 )
 
+// RegistryFiles are the files of the data home in which the namespaces'
+// ports are kept: the claims, the ports chosen, the management port
+// reservations (what a pass reads of the other namespaces').
+func RegistryFiles(dataHome string) []string {
+	root := Root(dataHome)
+	return []string{filepath.Join(root, claimsFile), filepath.Join(root, chosenFile), filepath.Join(root, reservationsFile)}
+}
+
 // portHolder is one line of the claims registry.
 type portHolder struct {
 	port      int
