@@ -33,6 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/site-controller/site-controller/pkg/fileio"
+	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 )
 
@@ -45,8 +46,8 @@ var Window = 2 * time.Second
 // entries are listed themselves); of an extra path that is not there, the
 // zero Key.
 type Key struct {
-	Dev, Ino, Size, Mtime, Ctime int64
-	Mode, Uid, Gid               uint32
+	namespace.StatKey
+	Uid, Gid uint32
 }
 
 // Entry is one path (relative to the namespace directory, "." for
@@ -82,11 +83,9 @@ func Digest(parts ...string) string {
 
 // keyOf is the Key of a stat.
 func keyOf(st *unix.Stat_t) Key {
-	k := Key{Dev: int64(st.Dev), Ino: int64(st.Ino), Mode: st.Mode, Uid: st.Uid, Gid: st.Gid}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		k.Size = st.Size
-		k.Mtime = st.Mtim.Sec*1e9 + st.Mtim.Nsec
-		k.Ctime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
+	k := Key{StatKey: namespace.StatKeyOf(st), Uid: st.Uid, Gid: st.Gid}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		k.Size, k.Mtime, k.Ctime = 0, 0, 0
 	}
 	return k
 }
@@ -267,8 +266,9 @@ func Decode(data []byte) (*Record, error) {
 				return nil, fmt.Errorf("pass record: %w", err)
 			}
 		}
-		r.Entries = append(r.Entries, Entry{Path: string(f[0]), Key: Key{Dev: v[0], Ino: v[1], Size: v[2], Mtime: v[3], Ctime: v[4],
-			Mode: uint32(v[5]), Uid: uint32(v[6]), Gid: uint32(v[7])}})
+		r.Entries = append(r.Entries, Entry{Path: string(f[0]), Key: Key{
+			StatKey: namespace.StatKey{Dev: v[0], Ino: v[1], Size: v[2], Mtime: v[3], Ctime: v[4], Mode: uint32(v[5])},
+			Uid:     uint32(v[6]), Gid: uint32(v[7])}})
 	}
 	return r, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 )
 
@@ -16,7 +17,7 @@ func TestEncodeDecode(t *testing.T) {
 	for _, r := range []*Record{
 		{Context: Digest("a"), Entries: []Entry{{Path: "."}}},
 		{Context: Digest("a", "b"), Until: time.Unix(1700000000, 123), Problems: []resources.Problem{{File: "input/resources/x.yaml", Line: 3, ID: "Listener/x", Field: "spec.port", Message: "must be 1–65535"}, {Message: "w", Warning: true}},
-			Entries: []Entry{{Path: ".", Key: Key{Dev: 1, Ino: 2, Mode: 0o40755}}, {Path: "input/resources/x y.yaml", Key: Key{Dev: 1, Ino: 3, Size: 40, Mtime: 5, Ctime: 6, Mode: 0o100644, Uid: 10000, Gid: 10000}}}},
+			Entries: []Entry{{Path: ".", Key: Key{StatKey: namespace.StatKey{Dev: 1, Ino: 2, Mode: 0o40755}}}, {Path: "input/resources/x y.yaml", Key: Key{StatKey: namespace.StatKey{Dev: 1, Ino: 3, Size: 40, Mtime: 5, Ctime: 6, Mode: 0o100644}, Uid: 10000, Gid: 10000}}}},
 	} {
 		data, err := r.Encode()
 		if err != nil {
