@@ -111,9 +111,11 @@ func (w *Watcher) SyncAll() error {
 	// namespaces that went away while we were not looking
 	w.mu.Lock()
 	var stale []string
-	for dir := range w.watched {
-		if ns := w.namespaceOf(dir); ns != "" && !present[ns] {
-			stale = append(stale, dir)
+	for ns, dirs := range w.byNS {
+		if ns != "" && !present[ns] {
+			for dir := range dirs {
+				stale = append(stale, dir)
+			}
 		}
 	}
 	w.mu.Unlock()
