@@ -138,13 +138,31 @@ func WaitPort(ctx context.Context, port int) error {
 	}
 }
 
-// FreePort returns a loopback port that is free now.
+// FreePort returns a loopback port that is free now, never one it gave
+// before in this process.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedMu.Lock()
+	defer handedMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		// the kernel may give a port just closed again: never the same
+		// one twice to one process's tests (two Listeners given one port
+		// overlap, which the controller rightly refuses)
+		if !handed[port] {
+			handed[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
+
+// handed are the ports FreePort gave out.
+var (
+	handedMu sync.Mutex
+	handed   = map[int]bool{}
+)
