@@ -255,7 +255,7 @@ func (r *Reconciler) apply(ctx context.Context, s *siteState, platform, recorded
 		if _, changed, err := s.Dir.ClaimPorts(&r.ports, nil, true); err != nil {
 			s.Problems = append(s.Problems, resources.Problem{File: "input/resources", Message: "releasing the namespace's ports: " + err.Error()})
 		} else {
-			r.portsSettled(s.owner, false, changed)
+			r.portsSettled(s.owner, false, changed, 0)
 		}
 		if err := rt.Remove(ctx, name, s.Dir.Path); err != nil {
 			res.RouterErr = err
@@ -309,14 +309,7 @@ func (r *Reconciler) leaveOtherRuntimes(ctx context.Context, o *owner, platform 
 // gone, on every platform.
 func (r *Reconciler) removeEverywhere(ctx context.Context, dir namespace.Dir) error {
 	// its ports are free with it: the namespaces refused one try again
-	r.eachOwner(func(other *owner) {
-		other.mu.Lock()
-		again := other.refused
-		other.mu.Unlock()
-		if again && r.opts.Requeue != nil {
-			r.opts.Requeue(other.name)
-		}
-	})
+	r.freePorts(nil)
 	var errs []error
 	for _, rt := range r.opts.Runtimes {
 		routers, err := rt.List(ctx)

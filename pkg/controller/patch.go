@@ -255,7 +255,7 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 			return nil, false, nil // another namespace holds it: a full pass says so
 		}
 	}
-	r.portsSettled(o, false, portsChanged)
+	r.portsSettled(o, false, portsChanged, 0)
 	if !lastgood.Open(o.good, o.identity) {
 		return nil, false, nil
 	}

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/site-controller/site-controller/pkg/follow"
@@ -96,8 +97,11 @@ type Reconciler struct {
 	// long-lived helpers
 	owners map[string]*owner
 	// ports is the data home's port registry as this controller last
-	// wrote it
-	ports namespace.PortMemo
+	// wrote it; portsFreed counts the passes that changed a namespace's
+	// ports or removed a namespace (a port another was refused may be
+	// free since)
+	ports      namespace.PortMemo
+	portsFreed atomic.Uint64
 	// upgrading is the namespace whose router restarts for another image
 	// (one at a time), since upgradeFrom
 	upgrading   *owner
@@ -228,12 +232,16 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 	}
 	if st, err := os.Stat(dir.Input()); err != nil || !st.IsDir() {
 		// never recreate a namespace the user removed; stop its router
+		var release error
 		if _, err := os.Lstat(dir.Path); errors.Is(err, fs.ErrNotExist) {
-			r.ports.Gone(dir) // the ports it held are free
+			// the ports it held are free
+			if _, err := dir.ReleasePorts(&r.ports); err != nil {
+				release = fmt.Errorf("releasing the ports of %s: %w", name, err)
+			}
 		}
 		r.closeOwner(name)
 		r.releaseFollowers()
-		return &Result{Gone: true}, r.removeEverywhere(ctx, dir)
+		return &Result{Gone: true}, errors.Join(release, r.removeEverywhere(ctx, dir))
 	}
 	before, err := dir.Identity()
 	if err != nil {
@@ -282,7 +290,7 @@ func (r *Reconciler) ReconcileChanged(ctx context.Context, name string, changed 
 		o.swept = true
 	}
 	ps := &siteState{Pass: &pass.Pass{Namespace: ns, Dir: dir, Now: r.opts.Now(), Result: res, Incomplete: in.Incomplete, Memo: &cache.statuses},
-		owner: o, cache: cache, reads: map[string]bool{}, selects: map[string]bool{}}
+		owner: o, cache: cache, reads: map[string]bool{}, selects: map[string]bool{}, portsFreed: r.portsFreed.Load()}
 	r.selectConnectors(ctx, ps, platform)
 	r.bindAttached(ctx, ps, platform)
 	r.attachedViews(ctx, ps)
@@ -356,6 +364,9 @@ type siteState struct {
 	containers     map[string]containerSnapshot
 	// uid and gid own the router configuration
 	uid, gid int
+	// portsFreed is the Reconciler's count as the pass began, before it
+	// claimed its ports
+	portsFreed uint64
 }
 
 // render works out the desired site (site.Reserve, site.Build) and writes it
@@ -383,7 +394,7 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 		}
 	}
 	in.HostNames = r.opts.HostNames()
-	r.portsSettled(s.owner, in.PortsRefused(), in.PortsChanged)
+	r.portsSettled(s.owner, in.PortsRefused(), in.PortsChanged, s.portsFreed)
 	d, err := site.Build(in)
 	if err != nil {
 		return err
@@ -405,14 +416,29 @@ func (r *Reconciler) render(s *siteState, platform string) error {
 	return nil
 }
 
-// portsSettled records whether ns was refused a port, and when its ports
-// changed asks for passes of the namespaces that were: a port they wanted
-// may be free now.
-func (r *Reconciler) portsSettled(o *owner, refused, changed bool) {
+// portsSettled records whether ns was refused a port (a pass that began
+// when r.portsFreed was seen), and when its ports changed asks for passes
+// of the namespaces that were: a port they wanted may be free now. A
+// namespace refused while another freed a port (after its claim, before
+// it said it was refused) asks for a pass of its own: one of the two sees
+// the other.
+func (r *Reconciler) portsSettled(o *owner, refused, changed bool, seen uint64) {
 	o.mu.Lock()
 	o.refused = refused
 	o.mu.Unlock()
-	if !changed || r.opts.Requeue == nil {
+	if refused && r.portsFreed.Load() != seen && r.opts.Requeue != nil {
+		r.opts.Requeue(o.name)
+	}
+	if changed {
+		r.freePorts(o)
+	}
+}
+
+// freePorts asks for passes of the namespaces refused a port, but o: one
+// may be free now.
+func (r *Reconciler) freePorts(o *owner) {
+	r.portsFreed.Add(1)
+	if r.opts.Requeue == nil {
 		return
 	}
 	r.eachOwner(func(other *owner) {

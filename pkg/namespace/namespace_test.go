@@ -270,9 +270,26 @@ func TestClaimPorts(t *testing.T) {
 	if g, _, _ := dirs["a"].ClaimPorts(nil, []PortClaim{{Key: "Listener/l", Port: pa}}, false); g["Listener/l"].Port != pa {
 		t.Errorf("the port of a namespace that is gone is still held: %+v", g)
 	}
-	testPorts.Gone(dirs["b"])
+	if held, err := dirs["b"].ReleasePorts(testPorts); err != nil || !held {
+		t.Fatalf("releasing b's ports: held %v, %v", held, err)
+	}
 	if g, _, _ := dirs["a"].ClaimPorts(testPorts, []PortClaim{{Key: "Listener/l", Port: pa}}, true); g["Listener/l"].Port != pa {
 		t.Errorf("the port of a namespace that is gone is still held: %+v", g)
+	}
+	// b made again under its name holds nothing of the b that went, in
+	// this process nor in a new one that reads the registry
+	if err := os.MkdirAll(dirs["b"].InputResources(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(Root(home), claimsFile))
+	if held := parseClaims(data, false).holders["b"]; len(held) > 0 {
+		t.Errorf("the registry still gives b, gone, %v:\n%s", held, data)
+	}
+	if g, _, _ := dirs["a"].ClaimPorts(nil, []PortClaim{{Key: "Listener/l", Port: pa}}, false); g["Listener/l"].Port != pa {
+		t.Errorf("a new process finds the port held by the namespace made again: %+v", g)
+	}
+	if held, err := dirs["b"].ReleasePorts(testPorts); err != nil || held {
+		t.Errorf("releasing b's ports again: held %v, %v", held, err)
 	}
 }
 

@@ -469,6 +469,32 @@ func (d Dir) ChangePorts(memo *PortMemo, drop []string, add []PortClaim) (map[st
 	return out, true, true, nil
 }
 
+// ReleasePorts records that namespace directory d is gone and takes its
+// lines out of the claims registry: its ports are free, and a directory
+// made again under its name starts holding none (its next pass claims
+// what its input names), as a new process reading the registry sees it.
+// It tells whether the namespace held any.
+func (d Dir) ReleasePorts(memo *PortMemo) (bool, error) {
+	root := filepath.Dir(d.Path)
+	unlock, err := memo.lock(root)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	memo.Gone(d)
+	idx, err := readClaims(memo, memo, root)
+	if err != nil {
+		return false, err
+	}
+	if len(idx.holders[d.Name]) == 0 {
+		return false, nil
+	}
+	if err := writeClaims(memo, root, idx, d.Name, nil, nil); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // sameHolders tells whether two namespaces' lines hold the same, in any
 // order.
 func sameHolders(a, b []portHolder) bool {
