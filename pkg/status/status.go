@@ -317,6 +317,19 @@ func (m *Memo) forget(file string) {
 	m.dropped(file)
 }
 
+// unlist forgets file, which is written outside a Write, and makes the
+// next Write list the directory: the file is then a status file no Write
+// wrote, which it removes should no entry own it.
+func (m *Memo) unlist(file string) {
+	if m == nil {
+		return
+	}
+	m.forget(file)
+	m.mu.Lock()
+	m.listed = false
+	m.mu.Unlock()
+}
+
 // Write writes every entry, keeping lastTransitionTime of conditions that
 // did not change, and removes status files of resources that are gone. It
 // returns the paths it changed, relative to the namespace directory.
@@ -498,7 +511,7 @@ func (w Writer) WriteOne(e Entry) error {
 	}
 	now := w.Now().UTC().Format(time.RFC3339)
 	file := FileName(e.Kind, e.Name)
-	w.Memo.forget(file)
+	w.Memo.unlist(file)
 	d, err := w.Dir.Files().OpenDir(w.Dir.RuntimeResources(), 0o700)
 	if err != nil {
 		return err
