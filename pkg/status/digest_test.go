@@ -131,3 +131,29 @@ func TestWriteOneThenGone(t *testing.T) {
 		t.Errorf("changed %v", changed)
 	}
 }
+
+// TestMemoOfADirectoryRemoved: the passes' memo does not stand for the
+// files of a directory removed behind its back (the namespace's runtime/
+// removed, the namespace directory kept): the next Write writes them all
+// again (CI's TestChurn found a status missing for good).
+func TestMemoOfADirectoryRemoved(t *testing.T) {
+	dir := namespaceDir(t)
+	w := Writer{Dir: dir, Now: time.Now, Memo: &Memo{}}
+	entries := []Entry{{Kind: "Listener", Name: "l", Raw: []byte("kind: Listener\nmetadata:\n  name: l\n"), Status: Status{Status: Ready, Message: "OK"}}}
+	for range 2 {
+		if _, err := w.Write(entries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.RemoveAll(dir.Runtime()); err != nil {
+		t.Fatal(err)
+	}
+	entries[0].Known = true // as a pass that changed nothing gives it
+	changed, err := w.Write(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir.RuntimeResources(), "Listener-l.yaml")); err != nil || len(changed) != 1 {
+		t.Errorf("the status file of a directory removed was not written again (changed %v): %v", changed, err)
+	}
+}

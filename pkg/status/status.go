@@ -216,8 +216,10 @@ type Memo struct {
 	// files are the status files written, by file name
 	files map[string]memoFile
 	// listed is true once a Write has listed the directory: every status
-	// file there is in files
+	// file there is in files, as long as the directory is the one listed
+	// (dir: its device and inode; one removed and made again holds none)
 	listed bool
+	dir    [2]uint64
 	// disk is the digest of the status files (digest.go), loaded by the
 	// first Write; diskDirty: changed since it was last saved
 	disk      map[string]digestEntry
@@ -317,6 +319,26 @@ func (m *Memo) forget(file string) {
 	m.dropped(file)
 }
 
+// sameDir forgets what the memo holds when dir is not the directory it
+// listed: removed (with the namespace's runtime/, say) and made again, its
+// files are gone, and the memo must not stand for them.
+func (m *Memo) sameDir(dir string) {
+	if m == nil {
+		return
+	}
+	var st unix.Stat_t
+	id := [2]uint64{}
+	if unix.Stat(dir, &st) == nil {
+		id = [2]uint64{uint64(st.Dev), st.Ino}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.listed && (id != m.dir || id == [2]uint64{}) {
+		m.files, m.listed = nil, false
+	}
+	m.dir = id
+}
+
 // unlist forgets file, which is written outside a Write, and makes the
 // next Write list the directory: the file is then a status file no Write
 // wrote, which it removes should no entry own it.
@@ -339,6 +361,7 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 	if err := tree.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	w.Memo.sameDir(dir)
 	w.Memo.loadDigest(w)
 	// an error saving the digest costs the next process reads, nothing else
 	defer func() { _ = w.Memo.saveDigest(w) }()
