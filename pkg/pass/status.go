@@ -16,6 +16,7 @@ import (
 	"github.com/site-controller/site-controller/pkg/site"
 	"github.com/site-controller/site-controller/pkg/status"
 	"github.com/site-controller/site-controller/pkg/tokens"
+	"github.com/site-controller/site-controller/pkg/yamlstr"
 )
 
 // Statuses works out the status of every resource document of the pass
@@ -664,23 +665,47 @@ func fileProblems(ns *resources.Namespace) string {
 }
 
 // localAccessEntry is the generated RouterAccess skupper-local that
-// Skupper's CLI reads to find the local management port.
+// Skupper's CLI reads to find the local management port. Its document is
+// written as text (what the YAML encoder gives for localAccessObject; a
+// thousand namespaces' passes encoding it cost a restart 0.3 s), but for
+// a namespace name that must be quoted: the encoder writes that one.
 func localAccessEntry(s *Pass) status.Entry {
 	port, _ := s.Result.Config.ManagementPort()
-	obj := map[string]any{
+	e := status.Entry{
+		Kind: resources.KindRouterAccess, Name: "skupper-local",
+		Status: status.Status{Status: status.Ready, Message: "OK", Conditions: []status.Condition{Cond(status.ReadyCond, true, "Ready", "OK", 0)}},
+	}
+	if name := s.Namespace.Name; yamlstr.Plain(name) {
+		e.Raw = localAccessText(name, port)
+	} else {
+		e.Object = localAccessObject(name, port)
+	}
+	return e
+}
+
+// localAccessText is the document of skupper-local, as the YAML encoder
+// writes localAccessObject for a name that needs no quotes.
+func localAccessText(name string, port int) []byte {
+	b := make([]byte, 0, 320)
+	b = append(b, "apiVersion: "+resources.APIVersion+"\nkind: "+resources.KindRouterAccess+"\nmetadata:\n  name: skupper-local\n  namespace: "...)
+	b = append(b, name...)
+	b = append(b, "\nspec:\n  bindHost: 127.0.0.1\n  issuer: "+routerconfig.LocalCA+"\n  roles:\n    - name: normal\n      port: "...)
+	b = strconv.AppendInt(b, int64(port), 10)
+	return append(b, "\n  tlsCredentials: "+routerconfig.LocalServer+"\n"...)
+}
+
+// localAccessObject is the document of skupper-local.
+func localAccessObject(name string, port int) map[string]any {
+	return map[string]any{
 		"apiVersion": resources.APIVersion,
 		"kind":       resources.KindRouterAccess,
-		"metadata":   map[string]any{"name": "skupper-local", "namespace": s.Namespace.Name},
+		"metadata":   map[string]any{"name": "skupper-local", "namespace": name},
 		"spec": map[string]any{
 			"roles":          []map[string]any{{"name": "normal", "port": port}},
 			"tlsCredentials": routerconfig.LocalServer,
 			"issuer":         routerconfig.LocalCA,
 			"bindHost":       "127.0.0.1",
 		},
-	}
-	return status.Entry{
-		Kind: resources.KindRouterAccess, Name: "skupper-local", Object: obj,
-		Status: status.Status{Status: status.Ready, Message: "OK", Conditions: []status.Condition{Cond(status.ReadyCond, true, "Ready", "OK", 0)}},
 	}
 }
 
