@@ -132,8 +132,10 @@ func assertConverged(t testing.TB, home string) int {
 				t.Errorf("%s: %s differs from a one-shot render:\n--- daemon\n%s\n--- render\n%s", ns, name, before[name], data)
 			}
 		}
-		if len(after) != len(before) {
-			t.Errorf("%s: %d files before, %d after the one-shot render", ns, len(before), len(after))
+		for name, data := range before {
+			if _, ok := after[name]; !ok {
+				t.Errorf("%s: the one-shot render removed %s:\n%s", ns, name, data)
+			}
 		}
 	}
 	return len(names)
