@@ -82,13 +82,21 @@ func privateDirs(dir namespace.Dir) []string {
 // through a symbolic link.
 func securePrivateDirs(dir namespace.Dir) error {
 	tree := dir.Files()
+	// each looked at with one lstat, and opened only to be mended (every
+	// pass does this: most find nothing to do)
 	for _, top := range []string{dir.Runtime(), dir.Internal()} {
+		if tree.Settled(top, 0o700, true) {
+			continue
+		}
 		// a namespace directory being removed meanwhile is left to go
 		if err := tree.MkdirAll(top, 0o700); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
-	for _, d := range privateDirs(dir) {
+	for _, d := range privateDirs(dir) { // parents first
+		if tree.Settled(d, 0o700, false) {
+			continue
+		}
 		if err := tree.Tighten(d, 0o700); err != nil {
 			return err
 		}

@@ -435,6 +435,27 @@ func (t Tree) secure(fd int, dir string, perm fs.FileMode) error {
 	return nil
 }
 
+// Settled tells, from one lstat and no open, whether MkdirAll (exact) or
+// Tighten (not exact) would leave dir as it is: a directory of mode perm
+// (no looser than perm, when not exact) and the tree's owner, or, for
+// Tighten, a missing one. The components above dir are not looked at:
+// call it for a directory whose parents below the root were settled
+// first (a symbolic link among them is then found at its own turn).
+func (t Tree) Settled(dir string, perm fs.FileMode, exact bool) bool {
+	var st unix.Stat_t
+	if err := unix.Fstatat(unix.AT_FDCWD, dir, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return !exact && errors.Is(err, unix.ENOENT)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return false
+	}
+	have := fs.FileMode(st.Mode) & fs.ModePerm
+	if !exact {
+		return have&^perm == 0
+	}
+	return have == perm && (!t.owned() || int(st.Uid) == t.uid && int(st.Gid) == t.gid)
+}
+
 // Tighten makes an existing directory dir no looser than perm (bits
 // perm lacks are taken away); a missing one is left missing.
 func (t Tree) Tighten(dir string, perm fs.FileMode) error {

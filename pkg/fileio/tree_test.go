@@ -35,3 +35,56 @@ func TestSyncLater(t *testing.T) {
 		t.Errorf("Sync: %v, dirty %v", err, d.dirty)
 	}
 }
+
+// TestSettled: what one lstat can tell of a directory that MkdirAll
+// (exact) or Tighten would leave as it is; anything else is theirs to
+// look at and mend.
+func TestSettled(t *testing.T) {
+	root := t.TempDir()
+	tree := Beneath(root)
+	mk := func(name string, perm os.FileMode) string {
+		p := filepath.Join(root, name)
+		if err := os.Mkdir(p, perm); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, perm); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		return p
+	}
+	private, open, tight := mk("private", 0o700), mk("open", 0o755), mk("tight", 0o500)
+	file := filepath.Join(root, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(root, "link")
+	if err := os.Symlink(private, link); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(root, "missing")
+	for _, tc := range []struct {
+		name  string
+		tree  Tree
+		dir   string
+		exact bool
+		want  bool
+	}{
+		{"mode as made", tree, private, true, true},
+		{"mode as made, tightened", tree, private, false, true},
+		{"looser, made", tree, open, true, false},
+		{"looser, tightened", tree, open, false, false},
+		{"tighter, made", tree, tight, true, false},
+		{"tighter, tightened", tree, tight, false, true},
+		{"another owner, made", tree.Owned(54321, 54321), private, true, false},
+		{"another owner, tightened", tree.Owned(54321, 54321), private, false, true},
+		{"a symbolic link to a private directory", tree, link, true, false},
+		{"a symbolic link, tightened", tree, link, false, false},
+		{"a file", tree, file, false, false},
+		{"missing, made", tree, missing, true, false},
+		{"missing, tightened", tree, missing, false, true},
+	} {
+		if got := tc.tree.Settled(tc.dir, 0o700, tc.exact); got != tc.want {
+			t.Errorf("%s: settled %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
