@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -133,5 +134,27 @@ func TestInputScanner(t *testing.T) {
 	os.Remove(dir + "/input/resources/a.yaml")
 	if !s.scan(dir, true) {
 		t.Error("a removed file not noticed")
+	}
+	// below a directory of input/, and through a symbolic link
+	fixture.WriteFile(t, dir+"/input/certs/tls/ca.crt", "one")
+	target := filepath.Join(t.TempDir(), "b.yaml")
+	fixture.WriteFile(t, target, "b: 1\n")
+	if err := os.Symlink(target, dir+"/input/resources/b.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if !s.scan(dir, true) || s.scan(dir, true) {
+		t.Error("new files not noticed, or noticed twice")
+	}
+	fixture.WriteFile(t, dir+"/input/certs/tls/ca.crt", "two")
+	if !s.scan(dir, true) {
+		t.Error("a change two directories down not noticed")
+	}
+	fixture.WriteFile(t, target, "b: 22\n")
+	if !s.scan(dir, true) {
+		t.Error("a change of a linked file not noticed")
+	}
+	os.Remove(target)
+	if !s.scan(dir, true) {
+		t.Error("a link left pointing at nothing not noticed")
 	}
 }
