@@ -169,6 +169,9 @@ func (r *Reconciler) patchPass(ctx context.Context, o *owner, dir namespace.Dir,
 	if res.Upgrading != "" || res.UpgradePending != "" || o.refused {
 		return nil, false, nil
 	}
+	if !o.cache.status.Holds(dir.RuntimeResources()) {
+		return nil, false, nil // the status files were removed: a full pass writes them all
+	}
 	view := o.view()
 	var listenersRead time.Time
 	if res.Live != nil {

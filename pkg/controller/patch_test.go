@@ -45,26 +45,34 @@ func TestPatchPass(t *testing.T) {
 		patched bool
 		// problem, when set, is a problem the pass must report
 		problem string
+		// before, when set, runs before the files are written
+		before func()
 	}{
-		{"a port", map[string]string{"Listener-l3.yaml": listener("l3", "key-3", 10103, "")}, true, ""},
-		{"broken after a patch: its last good content is the patch's", map[string]string{"Listener-l3.yaml": "kind: ["}, false, "broken since"},
-		{"mended", map[string]string{"Listener-l3.yaml": listener("l3", "key-3", 10113, "")}, false, ""},
-		{"a new file", map[string]string{"new.yaml": listener("n1", "key-1", 10200, "")}, true, ""},
-		{"a connector gone", map[string]string{"Connector-c5.yaml": ""}, true, ""},
-		{"renamed", map[string]string{"Listener-l2.yaml": listener("l2b", "key-2", 10002, "")}, true, ""},
-		{"moved to another file", map[string]string{"Listener-l4.yaml": "", "more.yaml": listener("l4", "key-4", 10004, "") + "---\n" + connector("c9", "key-9")}, true, ""},
-		{"a new key for both", map[string]string{"pair.yaml": listener("p1", "pk", 10300, "") + "---\n" + connector("p1", "pk")}, true, ""},
-		{"an address taken", map[string]string{"clash.yaml": listener("x1", "kx", 10001, "")}, false, "overlaps"},
-		{"fixed: the pass after a problem is full", map[string]string{"clash.yaml": listener("x1", "kx", 10400, "")}, false, ""},
-		{"a patch again", map[string]string{"clash.yaml": listener("x1", "kx", 10401, "")}, true, ""},
-		{"TLS", map[string]string{"tls.yaml": listener("t1", "kt", 10500, "  tlsCredentials: mine\n")}, false, ""},
-		{"TLS gone", map[string]string{"tls.yaml": ""}, false, ""},
-		{"broken", map[string]string{"Listener-l6.yaml": "kind: ["}, false, "broken since"},
-		{"mended", map[string]string{"Listener-l6.yaml": listener("l6", "key-6", 10006, "")}, false, ""},
-		{"the Site", map[string]string{"Site-scale.yaml": "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: scale\nspec:\n  settings:\n    router-logging: info\n"}, false, ""},
-		{"a last patch", map[string]string{"Connector-c1.yaml": connector("c1", "key-1")}, true, ""},
-		{"told nothing changed", map[string]string{}, true, ""},
+		{"a port", map[string]string{"Listener-l3.yaml": listener("l3", "key-3", 10103, "")}, true, "", nil},
+		{"broken after a patch: its last good content is the patch's", map[string]string{"Listener-l3.yaml": "kind: ["}, false, "broken since", nil},
+		{"mended", map[string]string{"Listener-l3.yaml": listener("l3", "key-3", 10113, "")}, false, "", nil},
+		{"a new file", map[string]string{"new.yaml": listener("n1", "key-1", 10200, "")}, true, "", nil},
+		{"a connector gone", map[string]string{"Connector-c5.yaml": ""}, true, "", nil},
+		{"renamed", map[string]string{"Listener-l2.yaml": listener("l2b", "key-2", 10002, "")}, true, "", nil},
+		{"moved to another file", map[string]string{"Listener-l4.yaml": "", "more.yaml": listener("l4", "key-4", 10004, "") + "---\n" + connector("c9", "key-9")}, true, "", nil},
+		{"a new key for both", map[string]string{"pair.yaml": listener("p1", "pk", 10300, "") + "---\n" + connector("p1", "pk")}, true, "", nil},
+		{"an address taken", map[string]string{"clash.yaml": listener("x1", "kx", 10001, "")}, false, "overlaps", nil},
+		{"fixed: the pass after a problem is full", map[string]string{"clash.yaml": listener("x1", "kx", 10400, "")}, false, "", nil},
+		{"a patch again", map[string]string{"clash.yaml": listener("x1", "kx", 10401, "")}, true, "", nil},
+		{"the status files removed behind its back: a full pass writes them all", map[string]string{"clash.yaml": listener("x1", "kx", 10402, "")}, false, "", func() {
+			os.RemoveAll(filepath.Join(home, "namespaces", "p", "runtime", "resources"))
+		}},
+		{"TLS", map[string]string{"tls.yaml": listener("t1", "kt", 10500, "  tlsCredentials: mine\n")}, false, "", nil},
+		{"TLS gone", map[string]string{"tls.yaml": ""}, false, "", nil},
+		{"broken", map[string]string{"Listener-l6.yaml": "kind: ["}, false, "broken since", nil},
+		{"mended", map[string]string{"Listener-l6.yaml": listener("l6", "key-6", 10006, "")}, false, "", nil},
+		{"the Site", map[string]string{"Site-scale.yaml": "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: scale\nspec:\n  settings:\n    router-logging: info\n"}, false, "", nil},
+		{"a last patch", map[string]string{"Connector-c1.yaml": connector("c1", "key-1")}, true, "", nil},
+		{"told nothing changed", map[string]string{}, true, "", nil},
 	} {
+		if step.before != nil {
+			step.before()
+		}
 		changed := []string{}
 		for name, content := range step.files {
 			path := filepath.Join(res, name)

@@ -339,6 +339,22 @@ func (m *Memo) sameDir(dir string) {
 	m.dir = id
 }
 
+// Holds tells whether the memo stands for the status files in dir: a
+// Write listed it, and it is the directory listed (a pass that writes only
+// what changed needs the others to be there).
+func (m *Memo) Holds(dir string) bool {
+	if m == nil {
+		return false
+	}
+	var st unix.Stat_t
+	if unix.Stat(dir, &st) != nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.listed && m.dir == [2]uint64{uint64(st.Dev), st.Ino}
+}
+
 // unlist forgets file, which is written outside a Write, and makes the
 // next Write list the directory: the file is then a status file no Write
 // wrote, which it removes should no entry own it.
