@@ -650,10 +650,13 @@ type Identity struct {
 }
 
 // Identity returns the identity of the namespace directory.
-func (d Dir) Identity() (Identity, error) {
+func (d Dir) Identity() (Identity, error) { return IdentityOf(d.Path) }
+
+// IdentityOf returns the identity of the file or directory at path.
+func IdentityOf(path string) (Identity, error) {
 	var st unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, d.Path, 0, unix.STATX_INO|unix.STATX_BTIME, &st); err != nil {
-		return Identity{}, &os.PathError{Op: "statx", Path: d.Path, Err: err}
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_INO|unix.STATX_BTIME, &st); err != nil {
+		return Identity{}, &os.PathError{Op: "statx", Path: path, Err: err}
 	}
 	id := Identity{dev: uint64(st.Dev_major)<<32 | uint64(st.Dev_minor), ino: st.Ino}
 	if st.Mask&unix.STATX_BTIME != 0 {

@@ -217,9 +217,9 @@ type Memo struct {
 	files map[string]memoFile
 	// listed is true once a Write has listed the directory: every status
 	// file there is in files, as long as the directory is the one listed
-	// (dir: its device and inode; one removed and made again holds none)
+	// (dir; one removed and made again holds none)
 	listed bool
-	dir    [2]uint64
+	dir    namespace.Identity
 	// disk is the digest of the status files (digest.go), loaded by the
 	// first Write; diskDirty: changed since it was last saved
 	disk      map[string]digestEntry
@@ -321,19 +321,16 @@ func (m *Memo) forget(file string) {
 
 // sameDir forgets what the memo holds when dir is not the directory it
 // listed: removed (with the namespace's runtime/, say) and made again, its
-// files are gone, and the memo must not stand for them.
+// files are gone, and the memo must not stand for them. Told apart by
+// device, inode and birth time: a file system reuses the inode at once.
 func (m *Memo) sameDir(dir string) {
 	if m == nil {
 		return
 	}
-	var st unix.Stat_t
-	id := [2]uint64{}
-	if unix.Stat(dir, &st) == nil {
-		id = [2]uint64{uint64(st.Dev), st.Ino}
-	}
+	id, err := namespace.IdentityOf(dir)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.listed && (id != m.dir || id == [2]uint64{}) {
+	if m.listed && (err != nil || id != m.dir) {
 		m.files, m.listed = nil, false
 	}
 	m.dir = id
@@ -346,13 +343,13 @@ func (m *Memo) Holds(dir string) bool {
 	if m == nil {
 		return false
 	}
-	var st unix.Stat_t
-	if unix.Stat(dir, &st) != nil {
+	id, err := namespace.IdentityOf(dir)
+	if err != nil {
 		return false
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.listed && m.dir == [2]uint64{uint64(st.Dev), st.Ino}
+	return m.listed && m.dir == id
 }
 
 // unlist forgets file, which is written outside a Write, and makes the
