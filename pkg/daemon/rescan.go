@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/site-controller/site-controller/pkg/fileio"
+	"github.com/site-controller/site-controller/pkg/namespace"
 )
 
 // maxScanned is the largest file the rescan hashes; a larger one is
@@ -23,14 +24,9 @@ type inputScanner struct {
 }
 
 type scannedFile struct {
-	key  [5]int64 // dev, inode, size, mtime, ctime (ns)
+	key  namespace.StatKey
 	sum  [32]byte
 	hash bool // sum is known
-}
-
-// statKey is the key of a file's stat.
-func statKey(st *unix.Stat_t) [5]int64 {
-	return [5]int64{int64(st.Dev), int64(st.Ino), st.Size, st.Mtim.Sec*1e9 + st.Mtim.Nsec, st.Ctim.Sec*1e9 + st.Ctim.Nsec}
 }
 
 // statInput calls visit with the stat of every file of a namespace that
@@ -104,7 +100,7 @@ func (s *inputScanner) scan(dir string, contents bool) bool {
 			}
 			return
 		}
-		key := statKey(st)
+		key := namespace.StatKeyOf(st)
 		old, had := s.files[path]
 		if had && old.key == key {
 			return
