@@ -307,13 +307,33 @@ func (t Tree) createAt(fd int, path string, data []byte, perm fs.FileMode, sync 
 	if err := t.fill(file, data, perm, sync != noFlush); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(f), fd, filepath.Base(path), unix.AT_SYMLINK_FOLLOW); err != nil {
+	if err := linkIn(f, fd, filepath.Base(path)); err != nil {
 		return t.replaceAt(fd, path, data, perm, sync)
 	}
 	if sync == flushAll {
 		return syncFD(fd, path)
 	}
 	return nil
+}
+
+// noEmptyPath is set once linkat refused AT_EMPTY_PATH (it takes
+// CAP_DAC_READ_SEARCH): the file is linked by its /proc name from then on.
+var noEmptyPath atomic.Bool
+
+// linkIn links the unnamed file f into directory fd as name.
+func linkIn(f, fd int, name string) error {
+	tried := !noEmptyPath.Load()
+	if tried {
+		err := unix.Linkat(f, "", fd, name, unix.AT_EMPTY_PATH)
+		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EPERM) {
+			return err
+		}
+	}
+	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(f), fd, name, unix.AT_SYMLINK_FOLLOW)
+	if err == nil && tried {
+		noEmptyPath.Store(true)
+	}
+	return err
 }
 
 // flush is what a write flushes to disk: nothing, the file (its directory

@@ -88,3 +88,25 @@ func TestSettled(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateLinksEitherWay makes a file appear whole both ways an unnamed
+// file is linked in: by the file itself (AT_EMPTY_PATH, which takes
+// CAP_DAC_READ_SEARCH) and, once that was refused, by its /proc name.
+func TestCreateLinksEitherWay(t *testing.T) {
+	defer noEmptyPath.Store(noEmptyPath.Load())
+	for _, byProc := range []bool{false, true} {
+		noEmptyPath.Store(byProc)
+		dir := t.TempDir()
+		path := filepath.Join(dir, "f")
+		if err := Create(path, []byte("data"), 0o640, 0o755, false); err != nil {
+			t.Fatalf("by /proc %v: %v", byProc, err)
+		}
+		got, mode, err := ReadCurrent(path)
+		if err != nil || string(got) != "data" || mode != 0o640 {
+			t.Errorf("by /proc %v: got %q %v %v", byProc, got, mode, err)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+			t.Errorf("by /proc %v: the directory holds %v", byProc, entries)
+		}
+	}
+}
