@@ -157,3 +157,39 @@ func TestMemoOfADirectoryRemoved(t *testing.T) {
 		t.Errorf("the status file of a directory removed was not written again (changed %v): %v", changed, err)
 	}
 }
+
+// TestWriteIntoANewDirectory: a Write that makes the status directory
+// reads nothing back (there is nothing), yet knows what it wrote: the next
+// Write removes a file no entry stands for, and a new process's Write
+// (its memo from the digest) finds every file as written.
+func TestWriteIntoANewDirectory(t *testing.T) {
+	dir := namespaceDir(t)
+	entry := func(name string) Entry {
+		return Entry{Kind: "Listener", Name: name, Raw: []byte("kind: Listener\nmetadata:\n  name: " + name + "\n"),
+			Status: Status{Status: Ready, Message: "OK", Conditions: []Condition{{Type: ReadyCond, Status: "True", Reason: "Ready"}}}}
+	}
+	w := Writer{Dir: dir, Now: time.Now, Memo: &Memo{}}
+	before := reads.Load()
+	changed, err := w.Write([]Entry{entry("a"), entry("b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := reads.Load() - before; n != 0 || len(changed) != 2 {
+		t.Errorf("a new directory: %d files read back, changed %v", n, changed)
+	}
+	changed, err = w.Write([]Entry{entry("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(changed, []string{"runtime/resources/Listener-b.yaml"}) {
+		t.Errorf("the next Write changed %v, want the status of b removed", changed)
+	}
+	if _, err := os.Stat(filepath.Join(dir.RuntimeResources(), "Listener-b.yaml")); !os.IsNotExist(err) {
+		t.Errorf("the status of b outlived it: %v", err)
+	}
+	fresh := Writer{Dir: dir, Now: time.Now, Memo: &Memo{}}
+	before = reads.Load()
+	if changed, err := fresh.Write([]Entry{entry("a")}); err != nil || len(changed) != 0 || reads.Load() != before {
+		t.Errorf("a new process: changed %v, %d read back: %v", changed, reads.Load()-before, err)
+	}
+}

@@ -371,6 +371,9 @@ func (m *Memo) unlist(file string) {
 // Files are written in parallel: a namespace can have thousands.
 func (w Writer) Write(entries []Entry) ([]string, error) {
 	dir, tree := w.Dir.RuntimeResources(), w.Dir.Files()
+	// a directory made now holds nothing to read or keep
+	_, err := os.Lstat(dir)
+	fresh := errors.Is(err, fs.ErrNotExist)
 	if err := tree.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -403,7 +406,7 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 		}
 	}()
 	write := func(i int) {
-		changed[i], errs[i] = w.put(open, files[i], &entries[todo[i]], now)
+		changed[i], errs[i] = w.put(open, files[i], &entries[todo[i]], now, fresh)
 	}
 	if w.Memo != nil && w.Memo.listed {
 		// most are unchanged: goroutines would cost more than they save
@@ -423,7 +426,12 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 		return out, errors.Join(errs...)
 	}
 	var stale []string
-	if w.Memo != nil && w.Memo.listed {
+	if fresh {
+		// what the directory holds is what was written now
+		if w.Memo != nil {
+			w.Memo.listed = true
+		}
+	} else if w.Memo != nil && w.Memo.listed {
 		w.Memo.mu.Lock()
 		for f := range w.Memo.files {
 			if !keep[f] {
@@ -459,10 +467,11 @@ func (w Writer) Write(entries []Entry) ([]string, error) {
 	return out, errors.Join(errs...)
 }
 
-// put writes e's status file (its directory as open gives it) unless the
-// memo says it holds e already, and tells the memo what it holds now; it
-// says whether the file changed (a failed write may have).
-func (w Writer) put(open func() (*fileio.Dir, error), file string, e *Entry, now string) (bool, error) {
+// put writes e's status file (its directory as open gives it, fresh when
+// made by this write) unless the memo says it holds e already, and tells
+// the memo what it holds now; it says whether the file changed (a failed
+// write may have).
+func (w Writer) put(open func() (*fileio.Dir, error), file string, e *Entry, now string, fresh bool) (bool, error) {
 	if w.Memo.unchanged(file, e) {
 		return false, nil
 	}
@@ -475,7 +484,7 @@ func (w Writer) put(open func() (*fileio.Dir, error), file string, e *Entry, now
 	if k, ok := w.Memo.known(file); ok {
 		known = &k
 	}
-	changed, entry, ok, err := write(d, file, e, now, known)
+	changed, entry, ok, err := write(d, file, e, now, known, fresh)
 	if err != nil {
 		w.Memo.forget(file)
 		return changed, err
@@ -511,7 +520,7 @@ func (w Writer) Update(entries []Entry, gone []string) ([]string, error) {
 			continue
 		}
 		written[file] = true
-		changed, err := w.put(func() (*fileio.Dir, error) { return d, nil }, file, e, now)
+		changed, err := w.put(func() (*fileio.Dir, error) { return d, nil }, file, e, now, false)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -553,7 +562,7 @@ func (w Writer) WriteOne(e Entry) error {
 		return err
 	}
 	defer d.Close()
-	_, _, _, err = write(d, file, &e, now, nil)
+	_, _, _, err = write(d, file, &e, now, nil, false)
 	return err
 }
 
@@ -562,21 +571,28 @@ func (w Writer) WriteOne(e Entry) error {
 // and each write reads the old file and builds the new one.
 var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func write(d *fileio.Dir, file string, e *Entry, now string, known *digestEntry) (bool, digestEntry, bool, error) {
-	// the file's stat before anything is read: a change after it makes
-	// the stat recorded stale, never the content
-	var st unix.Stat_t
-	statErr := d.Stat(file, &st)
-	trusted := known != nil && statErr == nil && namespace.StatKeyOf(&st) == known.key
+func write(d *fileio.Dir, file string, e *Entry, now string, known *digestEntry, fresh bool) (bool, digestEntry, bool, error) {
 	var (
-		times  map[string]string
-		old    []byte
-		mode   fs.FileMode
-		exists = true
+		st      unix.Stat_t
+		statErr error
+		trusted bool
+		times   map[string]string
+		old     []byte
+		mode    fs.FileMode
+		exists  = true
 	)
-	if trusted {
+	if !fresh {
+		// the file's stat before anything is read: a change after it
+		// makes the stat recorded stale, never the content
+		statErr = d.Stat(file, &st)
+		trusted = known != nil && statErr == nil && namespace.StatKeyOf(&st) == known.key
+	}
+	switch {
+	case fresh:
+		exists = false // its directory was made by this write
+	case trusted:
 		times = known.timesOf() // the file holds what the digest says
-	} else {
+	default:
 		reads.Add(1)
 		oldBuf := buffers.Get().(*bytes.Buffer)
 		defer buffers.Put(oldBuf)
