@@ -287,6 +287,7 @@ func (t Tree) Append(path string, data []byte, sync bool) error {
 		return fmt.Errorf("appending to %s: %w", path, err)
 	}
 	if sync {
+		flushes.Add(1)
 		if err := file.Sync(); err != nil {
 			return fmt.Errorf("appending to %s: %w", path, err)
 		}
@@ -412,12 +413,22 @@ func (t Tree) fill(f *os.File, data []byte, perm fs.FileMode, sync bool) error {
 		return err
 	}
 	if sync {
+		flushes.Add(1)
 		return f.Sync()
 	}
 	return nil
 }
 
+// flushes counts the fsyncs of files and directories this process asked
+// for.
+var flushes atomic.Int64
+
+// Flushes is how many fsyncs of files and directories the package made
+// (tests: what a write leaves to the page cache).
+func Flushes() int64 { return flushes.Load() }
+
 func syncFD(fd int, path string) error {
+	flushes.Add(1)
 	if err := unix.Fsync(fd); err != nil {
 		return fmt.Errorf("syncing the directory of %s: %w", path, err)
 	}

@@ -330,7 +330,13 @@ func (ns *Files) save(dir namespace.Dir, batch []byte, usedBroken bool) {
 	for p, f := range ns.files {
 		data = appendRecord(data, opPut, p, f.data)
 	}
-	if err := dir.Files().Replace(path, data, 0o600, 0o700, true); err != nil {
+	// a store made where there was none, of files all good now, holds
+	// what the input holds: lost to a crash before it reached the disk,
+	// it leaves the namespace as it was before it was written. One that
+	// replaces a store, or holds a broken file's last good content or an
+	// older layout's copies (removed next), is flushed first.
+	flush := ns.size > 0 || usedBroken || ns.legacy != nil
+	if err := dir.Files().Replace(path, data, 0o600, 0o700, flush); err != nil {
 		ns.whole = true
 		return
 	}

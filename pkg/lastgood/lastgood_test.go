@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/site-controller/site-controller/pkg/fileio"
 	"github.com/site-controller/site-controller/pkg/namespace"
 	"github.com/site-controller/site-controller/pkg/resources"
 )
@@ -274,5 +275,41 @@ func TestRecord(t *testing.T) {
 	}
 	if Record(nil, id, n.dir, nil) {
 		t.Error("Record took a store that was never opened")
+	}
+}
+
+// TestStoreFlushes: a store made where there was none, of files all good,
+// is left to the page cache (a crash before it reaches the disk leaves the
+// namespace as it was); one that replaces a store, or stands for a broken
+// file, is flushed before it takes the old one's place.
+func TestStoreFlushes(t *testing.T) {
+	n := newNS(t)
+	for _, f := range []string{"a", "b", "c"} {
+		n.write(f+".yaml", listener(f))
+	}
+	flushed := func(what string, pass func(), want bool) {
+		t.Helper()
+		before := fileio.Flushes()
+		pass()
+		if got := fileio.Flushes() > before; got != want {
+			t.Errorf("%s: flushed %v, want %v", what, got, want)
+		}
+		if n.storeSize() <= 0 {
+			t.Errorf("%s: no store written", what)
+		}
+	}
+	var g *Files
+	flushed("the first store", func() { n.pass(&g) }, false)
+	n.remove("c.yaml")
+	g = nil // a new process: c went while none ran, the store is written whole
+	flushed("a store written over another", func() { n.pass(&g) }, true)
+	n.write("a.yaml", "kind: [")
+	if err := os.Remove(n.dir.LastGood()); err != nil {
+		t.Fatal(err)
+	}
+	flushed("a store a broken file stands on", func() { n.pass(&g) }, true)
+	g = nil
+	if got := names(n.pass(&g)); got != "a!,b" {
+		t.Errorf("in force after a restart: %q, want a kept from its last good content", got)
 	}
 }
