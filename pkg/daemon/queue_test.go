@@ -157,4 +157,17 @@ func TestInputScanner(t *testing.T) {
 	if !s.scan(dir, true) {
 		t.Error("a link left pointing at nothing not noticed")
 	}
+	// the platform file through a symbolic link, followed from its own
+	// directory (not the process's working directory)
+	platform := filepath.Join(t.TempDir(), "platform.yaml")
+	fixture.WriteFile(t, platform, "platform: podman\n")
+	os.Remove(dir + "/internal/platform.yaml")
+	if err := os.Symlink(platform, dir+"/internal/platform.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	s.scan(dir, true)
+	fixture.WriteFile(t, platform, "platform: linux\n")
+	if !s.scan(dir, true) {
+		t.Error("a change of a linked platform file not noticed")
+	}
 }

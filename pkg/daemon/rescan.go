@@ -37,10 +37,10 @@ type scannedFile struct {
 // thousand opens and stats of one name each.
 func statInput(dir string, visit func(path string, st *unix.Stat_t)) {
 	statTree(filepath.Join(dir, "input"), visit)
-	internal := filepath.Join(dir, "internal")
+	platform := filepath.Join(dir, "internal", "platform.yaml")
 	var st unix.Stat_t
-	if unix.Fstatat(unix.AT_FDCWD, filepath.Join(internal, "platform.yaml"), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-		statFile(unix.AT_FDCWD, internal, "platform.yaml", &st, visit)
+	if unix.Fstatat(unix.AT_FDCWD, platform, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		statFile(unix.AT_FDCWD, platform, platform, &st, visit)
 	}
 }
 
@@ -68,14 +68,13 @@ func statTree(dir string, visit func(path string, st *unix.Stat_t)) {
 			statTree(filepath.Join(dir, name), visit)
 			continue
 		}
-		statFile(fd, dir, name, &st, visit)
+		statFile(fd, name, filepath.Join(dir, name), &st, visit)
 	}
 }
 
-// statFile visits a file of directory fd whose lstat is st: a symbolic
-// link by what it points to.
-func statFile(fd int, dir, name string, st *unix.Stat_t, visit func(path string, st *unix.Stat_t)) {
-	path := filepath.Join(dir, name)
+// statFile visits the file path, name in directory fd (the path itself
+// with AT_FDCWD), whose lstat is st: a symbolic link by what it points to.
+func statFile(fd int, name, path string, st *unix.Stat_t, visit func(path string, st *unix.Stat_t)) {
 	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		if unix.Fstatat(fd, name, st, 0) != nil {
 			visit(path, nil)
