@@ -217,7 +217,7 @@ func (t Tree) WriteFile(path string, data []byte, perm, dirPerm fs.FileMode, syn
 	case err == nil && old.perm == perm && bytes.Equal(old.data, data) && (!t.owned() || old.uid == t.uid && old.gid == t.gid):
 		return false, nil
 	case errors.Is(err, unix.ENOENT):
-		return true, t.createAt(fd, path, data, perm, flushOf(sync))
+		return true, t.createAt(fd, path, data, perm, flushOf(sync), nil)
 	}
 	return true, t.replaceAt(fd, path, data, perm, flushOf(sync))
 }
@@ -229,7 +229,7 @@ func (t Tree) Create(path string, data []byte, perm, dirPerm fs.FileMode, sync b
 		return err
 	}
 	defer unix.Close(fd)
-	return t.createAt(fd, path, data, perm, flushOf(sync))
+	return t.createAt(fd, path, data, perm, flushOf(sync), nil)
 }
 
 // Replace is the package's Replace below the Tree's root.
@@ -297,22 +297,43 @@ func (t Tree) Append(path string, data []byte, sync bool) error {
 
 // createAt writes a new file name in directory fd so that it appears
 // whole: an unnamed O_TMPFILE file linked in, or replaceAt where that is
-// not possible (no O_TMPFILE, or the name exists by now).
-func (t Tree) createAt(fd int, path string, data []byte, perm fs.FileMode, sync flush) error {
+// not possible (no O_TMPFILE, or the name exists by now). With st, the
+// file's stat as linked in is stored there.
+func (t Tree) createAt(fd int, path string, data []byte, perm fs.FileMode, sync flush, st *unix.Stat_t) error {
 	f, err := unix.Openat(fd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(perm))
 	if err != nil {
-		return t.replaceAt(fd, path, data, perm, sync)
+		return t.replaceStat(fd, path, data, perm, sync, st)
 	}
-	file := os.NewFile(uintptr(f), path)
-	defer file.Close()
-	if err := t.fill(file, data, perm, sync != noFlush); err != nil {
+	defer unix.Close(f)
+	if err := t.fill(f, data, perm, sync != noFlush); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := linkIn(f, fd, filepath.Base(path)); err != nil {
-		return t.replaceAt(fd, path, data, perm, sync)
+		return t.replaceStat(fd, path, data, perm, sync, st)
+	}
+	if st != nil {
+		// after the link, which changes the file's ctime
+		if err := ignoringEINTR(func() error { return unix.Fstat(f, st) }); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
 	}
 	if sync == flushAll {
 		return syncFD(fd, path)
+	}
+	return nil
+}
+
+// replaceStat is replaceAt, then the stat of what it put in place into st
+// (when given).
+func (t Tree) replaceStat(fd int, path string, data []byte, perm fs.FileMode, sync flush, st *unix.Stat_t) error {
+	if err := t.replaceAt(fd, path, data, perm, sync); err != nil {
+		return err
+	}
+	if st == nil {
+		return nil
+	}
+	if err := unix.Fstatat(fd, filepath.Base(path), st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }
@@ -384,9 +405,8 @@ func (t Tree) tempAt(fd int, path string, data []byte, perm fs.FileMode, sync bo
 		if err != nil {
 			return "", fmt.Errorf("writing %s: %w", path, err)
 		}
-		file := os.NewFile(uintptr(f), tmp)
-		err = t.fill(file, data, perm, sync)
-		if cerr := file.Close(); err == nil {
+		err = t.fill(f, data, perm, sync)
+		if cerr := unix.Close(f); err == nil {
 			err = cerr
 		}
 		if err != nil {
@@ -398,23 +418,35 @@ func (t Tree) tempAt(fd int, path string, data []byte, perm fs.FileMode, sync bo
 	return "", fmt.Errorf("writing %s: no free temporary name", path)
 }
 
-// fill gives a new file its mode (the create mode is subject to umask),
-// owner and content.
-func (t Tree) fill(f *os.File, data []byte, perm fs.FileMode, sync bool) error {
-	if err := f.Chmod(perm); err != nil {
+// fill gives a new file f its mode (the create mode is subject to umask),
+// owner and content: the system calls themselves, an *os.File costing
+// more than they do for a small file.
+func (t Tree) fill(f int, data []byte, perm fs.FileMode, sync bool) error {
+	if err := ignoringEINTR(func() error { return unix.Fchmod(f, uint32(perm)) }); err != nil {
 		return err
 	}
 	if t.owned() {
-		if err := f.Chown(t.uid, t.gid); err != nil {
+		if err := ignoringEINTR(func() error { return unix.Fchown(f, t.uid, t.gid) }); err != nil {
 			return err
 		}
 	}
-	if _, err := f.Write(data); err != nil {
-		return err
+	for len(data) > 0 {
+		var n int
+		err := ignoringEINTR(func() (err error) {
+			n, err = unix.Write(f, data)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		data = data[n:]
 	}
 	if sync {
 		flushes.Add(1)
-		return f.Sync()
+		return ignoringEINTR(func() error { return unix.Fsync(f) })
 	}
 	return nil
 }
@@ -686,7 +718,7 @@ func (d *Dir) WriteFile(name string, data []byte, perm fs.FileMode, sync bool) (
 	case err == nil && old.perm == perm && bytes.Equal(old.data, data) && (!d.t.owned() || old.uid == d.t.uid && old.gid == d.t.gid):
 		return false, nil
 	case errors.Is(err, unix.ENOENT):
-		return true, d.t.createAt(d.fd, path, data, perm, d.flush(sync))
+		return true, d.t.createAt(d.fd, path, data, perm, d.flush(sync), nil)
 	}
 	return true, d.t.replaceAt(d.fd, path, data, perm, d.flush(sync))
 }
@@ -710,7 +742,13 @@ func (d *Dir) Remove(name string) error {
 
 // Create is the Tree's Create of the file name in the directory.
 func (d *Dir) Create(name string, data []byte, perm fs.FileMode, sync bool) error {
-	return d.t.createAt(d.fd, filepath.Join(d.path, name), data, perm, d.flush(sync))
+	return d.t.createAt(d.fd, filepath.Join(d.path, name), data, perm, d.flush(sync), nil)
+}
+
+// CreateStat is Create without a flush, storing the stat of the file it
+// made in st (taken from the file itself, not looked up by name again).
+func (d *Dir) CreateStat(name string, data []byte, perm fs.FileMode, st *unix.Stat_t) error {
+	return d.t.createAt(d.fd, filepath.Join(d.path, name), data, perm, noFlush, st)
 }
 
 // Replace is the Tree's Replace of the file name in the directory.

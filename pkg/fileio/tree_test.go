@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestSyncLater: flushed writes in a directory under SyncLater write their
@@ -108,5 +110,50 @@ func TestCreateLinksEitherWay(t *testing.T) {
 		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 			t.Errorf("by /proc %v: the directory holds %v", byProc, entries)
 		}
+	}
+}
+
+// TestCreateStat: the stat CreateStat gives is the file's as a later
+// lstat finds it (its ctime taken after the link, which changes it), by
+// either way of linking and where there is no O_TMPFILE to link.
+func TestCreateStat(t *testing.T) {
+	defer noEmptyPath.Store(noEmptyPath.Load())
+	for _, byProc := range []bool{false, true} {
+		noEmptyPath.Store(byProc)
+		root := t.TempDir()
+		d, err := Beneath(root).OpenDir(filepath.Join(root, "resources"), 0o755)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if err := d.CreateStat("Listener-a.yaml", []byte("status: {}\n"), 0o644, &st); err != nil {
+			t.Fatalf("by /proc %v: %v", byProc, err)
+		}
+		d.Close()
+		var want unix.Stat_t
+		if err := unix.Lstat(filepath.Join(root, "resources", "Listener-a.yaml"), &want); err != nil {
+			t.Fatal(err)
+		}
+		if st.Ino != want.Ino || st.Size != 11 || st.Mode != want.Mode || st.Mode&0o777 != 0o644 ||
+			st.Mtim != want.Mtim || st.Ctim != want.Ctim || st.Nlink != 1 {
+			t.Errorf("by /proc %v: CreateStat gave %+v, lstat finds %+v", byProc, st, want)
+		}
+	}
+	// no O_TMPFILE: a temporary file renamed in, then looked at by name
+	root := t.TempDir()
+	d, err := Beneath(root).OpenDir(root, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var st, want unix.Stat_t
+	if err := d.t.replaceStat(d.fd, filepath.Join(root, "f"), []byte("data"), 0o600, noFlush, &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lstat(filepath.Join(root, "f"), &want); err != nil {
+		t.Fatal(err)
+	}
+	if st.Ino != want.Ino || st.Ctim != want.Ctim || st.Mode&0o777 != 0o600 || st.Size != 4 {
+		t.Errorf("replaceStat gave %+v, lstat finds %+v", st, want)
 	}
 }

@@ -627,13 +627,12 @@ func write(d *fileio.Dir, file string, e *Entry, now string, known *digestEntry,
 	case !trusted && old != nil && mode == e.mode() && bytes.Equal(old, data):
 		return false, digestEntry{key: namespace.StatKeyOf(&st), sum: sum, times: kept}, statErr == nil, nil
 	}
-	var err error
 	if !exists {
-		err = d.Create(file, data, e.mode(), false)
-	} else {
-		err = d.Replace(file, data, e.mode(), false)
-	}
-	if err != nil || d.Stat(file, &st) != nil {
+		// the stat of the file made, from the file
+		if err := d.CreateStat(file, data, e.mode(), &st); err != nil {
+			return true, digestEntry{}, false, err
+		}
+	} else if err := d.Replace(file, data, e.mode(), false); err != nil || d.Stat(file, &st) != nil {
 		return true, digestEntry{}, false, err
 	}
 	return true, digestEntry{key: namespace.StatKeyOf(&st), sum: sum, times: kept}, true, nil
