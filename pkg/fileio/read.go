@@ -46,13 +46,24 @@ func (e *TooLargeError) Error() string {
 // not there is an error wrapping fs.ErrNotExist; one that is not a regular
 // file a *NotRegularError; one over max a *TooLargeError.
 func ReadInput(path string, max int64) ([]byte, error) {
+	return readInput(path, max, nil)
+}
+
+// ReadInputStat is ReadInput of a file the caller has just stat'ed
+// (symbolic links followed): st stands for the check before the open, the
+// one after it is made as always.
+func ReadInputStat(path string, max int64, st *unix.Stat_t) ([]byte, error) {
+	return readInput(path, max, st)
+}
+
+func readInput(path string, max int64, st *unix.Stat_t) ([]byte, error) {
 	type result struct {
 		data []byte
 		err  error
 	}
 	done := make(chan result, 1) // a read given up on ends without a reader
 	go func() {
-		data, err := readRegular(path, max)
+		data, err := readRegular(path, max, st)
 		done <- result{data, err}
 	}()
 	timer := time.NewTimer(InputReadTimeout)
@@ -65,9 +76,11 @@ func ReadInput(path string, max int64) ([]byte, error) {
 	}
 }
 
-func readRegular(path string, max int64) ([]byte, error) {
+func readRegular(path string, max int64, known *unix.Stat_t) ([]byte, error) {
 	var st unix.Stat_t
-	if err := ignoringEINTR(func() error { return unix.Stat(path, &st) }); err != nil {
+	if known != nil {
+		st = *known
+	} else if err := ignoringEINTR(func() error { return unix.Stat(path, &st) }); err != nil {
 		return nil, readError(&fs.PathError{Op: "stat", Path: path, Err: err})
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {

@@ -270,7 +270,8 @@ func (d Dir) ReadFilesCached(maxSize int64, cache *FileCache, changed []string) 
 func (d Dir) readFile(maxSize int64, cache *FileCache, path string) (File, bool) {
 	f := File{Path: path}
 	full := filepath.Join(d.Path, path)
-	key, ok := fileKeyOf(full)
+	var st unix.Stat_t
+	key, stated, ok := statFile(full, &st)
 	if !ok {
 		return File{}, false
 	}
@@ -279,7 +280,11 @@ func (d Dir) readFile(maxSize int64, cache *FileCache, path string) (File, bool)
 	}
 	f.Modified = key.modified()
 	readAt := time.Now()
-	data, err := readRegular(full, maxSize)
+	known := &st
+	if !stated {
+		known = nil
+	}
+	data, err := readRegular(full, maxSize, known)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return File{}, false
@@ -490,16 +495,24 @@ func StatKeyOf(st *unix.Stat_t) StatKey {
 // false when it is gone.
 func fileKeyOf(path string) (fileKey, bool) {
 	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		return fileKey{}, !errors.Is(err, unix.ENOENT)
+	k, _, ok := statFile(path, &st)
+	return k, ok
+}
+
+// statFile is fileKeyOf, and the stat of what path names (a symbolic link
+// followed) in st, with whether it could be taken.
+func statFile(path string, st *unix.Stat_t) (key fileKey, stated, there bool) {
+	if err := unix.Lstat(path, st); err != nil {
+		return fileKey{}, false, !errors.Is(err, unix.ENOENT)
 	}
-	k := fileKey{link: StatKeyOf(&st)}
+	k := fileKey{link: StatKeyOf(st)}
 	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-		if err := unix.Stat(path, &st); err == nil {
-			k.target = StatKeyOf(&st)
+		if err := unix.Stat(path, st); err != nil {
+			return k, false, true
 		}
+		k.target = StatKeyOf(st)
 	}
-	return k, true
+	return k, true, true
 }
 
 // modified is when the file, or the link to it, last changed.
@@ -608,9 +621,10 @@ func (c *FileCache) keep(files []File) {
 
 // readRegular reads a resource file with fileio.ReadInput: only a
 // regular file of at most max bytes, never anything that could block (a
-// named pipe) or never end (a device).
-func readRegular(path string, max int64) ([]byte, error) {
-	data, err := fileio.ReadInput(path, max)
+// named pipe) or never end (a device); st, when not nil, is the file's
+// stat just taken (links followed), which the read need not take again.
+func readRegular(path string, max int64, st *unix.Stat_t) ([]byte, error) {
+	data, err := fileio.ReadInputStat(path, max, st)
 	var nr *fileio.NotRegularError
 	var tl *fileio.TooLargeError
 	switch {
