@@ -24,6 +24,9 @@ func fastParse(data []byte) (*yaml.Node, bool) {
 	if !p.lines(data) || len(p.ls) == 0 {
 		return nil, false
 	}
+	// the nodes of a document in one allocation (past what lines counted,
+	// they would be allocated one by one)
+	p.slab = make([]yaml.Node, 0, p.nodes)
 	root, ok := p.block(p.ls[0].indent)
 	if !ok || p.i != len(p.ls) {
 		return nil, false
@@ -38,30 +41,57 @@ type fastLine struct {
 }
 
 type fastParser struct {
-	ls []fastLine
-	i  int
+	ls    []fastLine
+	i     int
+	slab  []yaml.Node // the nodes, allocated together
+	nodes int         // how many the lines make at most
+}
+
+// node returns a new node holding n, from the slab while it has room.
+func (p *fastParser) node(n *yaml.Node) *yaml.Node {
+	if len(p.slab) == cap(p.slab) {
+		c := *n
+		return &c
+	}
+	p.slab = append(p.slab, *n)
+	return &p.slab[len(p.slab)-1]
 }
 
 // lines splits data into content lines, skipping blank and comment lines.
 func (p *fastParser) lines(data []byte) bool {
+	// one string for the document; every value is a piece of it
+	rest := string(data)
+	p.ls = make([]fastLine, 0, strings.Count(rest, "\n")+1)
 	num := 0
-	for len(data) > 0 {
+	for len(rest) > 0 {
 		num++
-		var line []byte
-		line, data, _ = bytes.Cut(data, []byte("\n"))
-		line = bytes.TrimRight(line, " \r")
-		if bytes.IndexByte(line, '\t') >= 0 {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		line = strings.TrimRight(line, " \r")
+		if strings.IndexByte(line, '\t') >= 0 {
 			return false
 		}
-		text := bytes.TrimLeft(line, " ")
+		text := strings.TrimLeft(line, " ")
 		if len(text) == 0 || text[0] == '#' {
 			continue
 		}
-		if text[0] == '%' || bytes.HasPrefix(text, []byte("---")) || bytes.HasPrefix(text, []byte("...")) {
+		if text[0] == '%' || strings.HasPrefix(text, "---") || strings.HasPrefix(text, "...") {
 			return false
 		}
-		p.ls = append(p.ls, fastLine{num: num, indent: len(line) - len(text), text: string(text)})
+		p.ls = append(p.ls, fastLine{num: num, indent: len(line) - len(text), text: text})
+		// a key and its value (a scalar, or the block below it); an item
+		// (a scalar), or an item "- key: value" (a mapping, its key, its
+		// value)
+		switch item, ok := strings.CutPrefix(text, "- "); {
+		case !ok:
+			p.nodes += 2
+		case strings.Contains(item, ": ") || strings.HasSuffix(item, ":"):
+			p.nodes += 3
+		default:
+			p.nodes++
+		}
 	}
+	p.nodes++ // the root
 	return true
 }
 
@@ -80,7 +110,7 @@ func (p *fastParser) block(indent int) (*yaml.Node, bool) {
 
 func (p *fastParser) sequence(indent int) (*yaml.Node, bool) {
 	first := p.ls[p.i]
-	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: first.num, Column: indent + 1}
+	seq := p.node(&yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: first.num, Column: indent + 1})
 	for p.i < len(p.ls) {
 		l := p.ls[p.i]
 		if l.indent != indent || !strings.HasPrefix(l.text, "- ") {
@@ -95,7 +125,7 @@ func (p *fastParser) sequence(indent int) (*yaml.Node, bool) {
 			p.ls[p.i] = fastLine{num: l.num, indent: col, text: rest}
 			item, ok = p.mapping(col)
 		} else {
-			item, ok = scalar(rest, l.num, col)
+			item, ok = p.scalar(rest, l.num, col)
 			p.i++
 		}
 		if !ok {
@@ -120,7 +150,7 @@ func cutKey(text string) (key, value string, isMap bool) {
 
 func (p *fastParser) mapping(indent int) (*yaml.Node, bool) {
 	first := p.ls[p.i]
-	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: first.num, Column: indent + 1}
+	m := p.node(&yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: first.num, Column: indent + 1})
 	for p.i < len(p.ls) {
 		l := p.ls[p.i]
 		if l.indent < indent {
@@ -133,12 +163,12 @@ func (p *fastParser) mapping(indent int) (*yaml.Node, bool) {
 		if !ok || !plainString(key) || strings.ContainsAny(key, " ") {
 			return nil, false
 		}
-		keyNode := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key, Line: l.num, Column: indent + 1}
+		keyNode := p.node(&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key, Line: l.num, Column: indent + 1})
 		p.i++
 		var val *yaml.Node
 		if value != "" {
 			col := indent + len(l.text) - len(value)
-			if val, ok = scalar(value, l.num, col); !ok {
+			if val, ok = p.scalar(value, l.num, col); !ok {
 				return nil, false
 			}
 			if p.i < len(p.ls) && p.ls[p.i].indent > indent {
@@ -169,8 +199,8 @@ func (p *fastParser) mapping(indent int) (*yaml.Node, bool) {
 // scalar makes the node of a one-line scalar at line num, column col
 // (0-based), or answers false for anything but simple plain and quoted
 // scalars.
-func scalar(text string, num, col int) (*yaml.Node, bool) {
-	n := &yaml.Node{Kind: yaml.ScalarNode, Line: num, Column: col + 1}
+func (p *fastParser) scalar(text string, num, col int) (*yaml.Node, bool) {
+	n := yaml.Node{Kind: yaml.ScalarNode, Line: num, Column: col + 1}
 	switch text[0] {
 	case '"':
 		inner, ok := strings.CutSuffix(text[1:], `"`)
@@ -178,21 +208,21 @@ func scalar(text string, num, col int) (*yaml.Node, bool) {
 			return nil, false
 		}
 		n.Tag, n.Value, n.Style = "!!str", inner, yaml.DoubleQuotedStyle
-		return n, true
+		return p.node(&n), true
 	case '\'':
 		inner, ok := strings.CutSuffix(text[1:], `'`)
 		if !ok || strings.Contains(inner, `'`) {
 			return nil, false
 		}
 		n.Tag, n.Value, n.Style = "!!str", inner, yaml.SingleQuotedStyle
-		return n, true
+		return p.node(&n), true
 	}
 	tag, ok := plainTag(text)
 	if !ok {
 		return nil, false
 	}
 	n.Tag, n.Value = tag, text
-	return n, true
+	return p.node(&n), true
 }
 
 // plainString tells whether text is a plain scalar that resolves to a
