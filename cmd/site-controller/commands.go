@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -230,8 +231,14 @@ func newRenderCommand() *cobra.Command {
 				for _, p := range res.Problems {
 					fmt.Fprintln(cmd.ErrOrStderr(), p.In(dir.Path))
 				}
+				// one write for the list, not one per file (5,000 after a
+				// runtime/ removed)
+				out := bufio.NewWriter(cmd.OutOrStdout())
 				for _, c := range res.Changed {
-					fmt.Fprintln(cmd.OutOrStdout(), filepath.Join(dir.Path, c))
+					fmt.Fprintln(out, filepath.Join(dir.Path, c))
+				}
+				if err := out.Flush(); err != nil {
+					return fmt.Errorf("printing the files changed: %w", err)
 				}
 			}
 			if err != nil {
