@@ -7,7 +7,7 @@ PREFIX  ?= /usr/local
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build test test-all lint run install bench scale coldstart clean static dist docs image test-dist
+.PHONY: all build test test-all lint run install bench scale coldstart fsfloor clean static dist docs image test-dist
 
 # Release builds: static binaries (no cgo), paths trimmed, symbols
 # stripped, under $(DIST)/build/linux-<arch>/.
@@ -66,6 +66,12 @@ scale: build
 ## coldstart: the daemon harness (100 namespaces x 100 resources: READY, RSS, inotify, idle CPU)
 coldstart: build
 	$(GO) run ./internal/scale/coldstart -bin bin/site-controller
+
+## fsfloor: the file system's floor under `make scale` and `make coldstart` (FSFLOOR_DIR: a directory on it)
+FSFLOOR_DIR ?= $(CURDIR)/.fsfloor
+fsfloor:
+	$(GO) run ./internal/scale/fsfloor -dir $(FSFLOOR_DIR) -mode render
+	$(GO) run ./internal/scale/fsfloor -dir $(FSFLOOR_DIR) -mode coldstart -workers 4,16,64 -runs 3
 
 ## static: the static binary for ARCH (default: this machine's)
 static:

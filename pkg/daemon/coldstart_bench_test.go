@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -20,7 +22,8 @@ import (
 // (everything generated and written: credentials, port reservations,
 // statuses), and again on the same data home after a stop (a restart:
 // little to write). The in-process part of `make coldstart`, for
-// profiles (SC_BENCH_CPUPROFILE).
+// profiles (SC_BENCH_CPUPROFILE; SC_BENCH_HEAPPROFILE: the heap in use at
+// ready, after a collection, untimed).
 func BenchmarkColdStart(b *testing.B) {
 	for _, size := range []struct {
 		namespaces, resources int
@@ -71,6 +74,20 @@ func startUntilReady(b *testing.B, home string) {
 		time.Sleep(time.Millisecond)
 	}
 	b.StopTimer()
+	if path := os.Getenv("SC_BENCH_HEAPPROFILE"); path != "" {
+		runtime.GC()
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
 	cancel()
 	if err := <-done; err != nil {
 		b.Fatal(err)
