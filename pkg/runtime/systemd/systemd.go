@@ -84,6 +84,8 @@ type Runtime struct {
 
 	mu   sync.Mutex
 	conn *sd.Conn
+	// stop ends conn's own context (and so conn)
+	stop context.CancelFunc
 }
 
 // New returns a runtime; it connects to the manager on first use.
@@ -106,7 +108,8 @@ func (r *Runtime) Close() {
 	defer r.mu.Unlock()
 	if r.conn != nil {
 		r.conn.Close()
-		r.conn = nil
+		r.stop()
+		r.conn, r.stop = nil, nil
 	}
 }
 
@@ -120,24 +123,58 @@ func (r *Runtime) endpoint() string {
 	return "the system manager"
 }
 
+// connect returns the connection to the manager, made if there is none.
+// The connection is shared by every namespace's calls, so it lives by a
+// context of its own: made with a call's, it would be closed under the
+// others' calls when that call's context ends (D-Bus closes a connection
+// when its context is done). The call's context bounds only the making.
 func (r *Runtime) connect(ctx context.Context) (*sd.Conn, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.conn != nil && r.conn.Connected() {
 		return r.conn, nil
 	}
-	var c *sd.Conn
-	var err error
-	if r.opts.Scope == User {
-		c, err = sd.NewUserConnectionContext(ctx)
-	} else {
-		c, err = sd.NewSystemConnectionContext(ctx)
+	if r.conn != nil {
+		r.stop()
+		r.conn, r.stop = nil, nil
 	}
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, &runtime.Unavailable{Platform: "linux", Endpoint: r.endpoint(), Err: err}
 	}
-	r.conn = c
-	return c, nil
+	life, stop := context.WithCancel(context.Background())
+	type made struct {
+		c   *sd.Conn
+		err error
+	}
+	done := make(chan made, 1)
+	go func() {
+		var m made
+		if r.opts.Scope == User {
+			m.c, m.err = sd.NewUserConnectionContext(life)
+		} else {
+			m.c, m.err = sd.NewSystemConnectionContext(life)
+		}
+		done <- m
+	}()
+	select {
+	case m := <-done:
+		if m.err != nil {
+			stop()
+			return nil, &runtime.Unavailable{Platform: "linux", Endpoint: r.endpoint(), Err: m.err}
+		}
+		r.conn, r.stop = m.c, stop
+		return m.c, nil
+	case <-ctx.Done():
+		// a manager that does not answer: the connection being made is
+		// closed (its context ended), whenever its making returns
+		stop()
+		go func() {
+			if m := <-done; m.c != nil {
+				m.c.Close()
+			}
+		}()
+		return nil, &runtime.Unavailable{Platform: "linux", Endpoint: r.endpoint(), Err: ctx.Err()}
+	}
 }
 
 // unitPath is the unit file of a namespace.

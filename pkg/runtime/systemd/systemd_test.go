@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -369,5 +370,41 @@ func TestCrashLoopAndForeignUnit(t *testing.T) {
 	// the owner can still manage it
 	if err := r.Remove(ctx, "other", otherSite.Dir); err != nil {
 		t.Errorf("owner's Remove: %v", err)
+	}
+}
+
+// TestConnectionOutlivesTheCallThatMadeIt: the connection to the manager
+// is made by one namespace's call and shared by all; the end of that
+// call's context (its pass done, its deadline past) must not close it
+// under the others' calls (D-Bus closes a connection whose context is
+// done: it was once made with the caller's). A call whose context is over
+// before a connection is made gets an error, not a wait.
+func TestConnectionOutlivesTheCallThatMadeIt(t *testing.T) {
+	userManager(t, routertest.Standin(t)) // skips without a manager
+	r := New(Options{Scope: User, Binary: routertest.Standin(t)})
+	t.Cleanup(r.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ns := fmt.Sprintf("sdconn%d", time.Now().UnixNano()%1e9)
+	if _, err := r.State(ctx, ns, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	first := r.conn
+	cancel()
+	// D-Bus closes a connection as soon as its context ends; give it the
+	// time to, were it the call's
+	time.Sleep(200 * time.Millisecond)
+	if !first.Connected() {
+		t.Fatal("the connection was closed when the context of the call that made it ended")
+	}
+	if _, err := r.State(context.Background(), ns, t.TempDir()); err != nil || r.conn != first {
+		t.Errorf("the next call: %v, same connection %v", err, r.conn == first)
+	}
+
+	over, stop := context.WithCancel(context.Background())
+	stop()
+	fresh := New(Options{Scope: User, Binary: routertest.Standin(t)})
+	t.Cleanup(fresh.Close)
+	if _, err := fresh.connect(over); !errors.Is(err, context.Canceled) {
+		t.Errorf("a connection made for a call already over: %v, want its context's error", err)
 	}
 }
