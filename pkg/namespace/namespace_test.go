@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/site-controller/site-controller/pkg/fileio"
 )
 
 // made opens namespace name under home and makes its directory: writes
@@ -593,5 +595,36 @@ func TestReservationsJournal(t *testing.T) {
 	data, _ = os.ReadFile(path)
 	if raw, _, clean := parseReservations(data); !maps.Equal(raw, ports) || !clean || !strings.HasPrefix(string(data), "#") {
 		t.Errorf("after a cut line: %v, want %v:\n%s", raw, ports, data)
+	}
+}
+
+// TestManagementPortLineFlushed: a reservation appended to the registry
+// reaches the disk (one flush of the registry) before the namespace's own
+// file is written (two more: the file and its directory), and both hold
+// the port.
+func TestManagementPortLineFlushed(t *testing.T) {
+	home := t.TempDir()
+	memo := &PortMemo{}
+	start := 41500
+	first := made(t, home, "first")
+	if _, err := first.ManagementPort(memo, func() int { return 0 }, start, nil); err != nil {
+		t.Fatal(err)
+	}
+	// the memo knows the registry now: the next reservation appends
+	second := made(t, home, "second")
+	before := fileio.Flushes()
+	port, err := second.ManagementPort(memo, func() int { return 0 }, start, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fileio.Flushes() - before; got != 3 {
+		t.Errorf("an appended reservation made %d flushes, want 3 (the registry, the file, its directory)", got)
+	}
+	data, err := os.ReadFile(filepath.Join(home, "namespaces", ".management-ports"))
+	if err != nil || !strings.Contains(string(data), strconv.Itoa(port)+" second\n") {
+		t.Errorf("the registry holds %q (%v), not the line of second's port %d", data, err, port)
+	}
+	if p, ok := second.ReservedManagementPort(); !ok || p != port {
+		t.Errorf("second's own file holds %d %v, want %d", p, ok, port)
 	}
 }
