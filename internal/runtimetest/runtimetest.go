@@ -8,10 +8,12 @@ package runtimetest
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,5 +248,64 @@ func EngineDown(t *testing.T, rt runtime.Runtime) {
 	_, err := rt.Ensure(context.Background(), runtime.Site{Namespace: "x", Dir: t.TempDir()})
 	if !runtime.IsUnavailable(err) || !strings.Contains(err.Error(), "is not reachable") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// SilentEngine listens on a unix socket in a directory of the test's and
+// accepts every connection without ever answering (a service that hangs):
+// it returns the socket's path.
+func SilentEngine(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "silent.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	return path
+}
+
+// EngineSilent: against an engine that accepts and never answers
+// (SilentEngine), a call ends at its context's deadline with the engine
+// unavailable, and so does the next (the runtime's lock is not held by a
+// call still waiting).
+func EngineSilent(t *testing.T, rt runtime.Runtime) {
+	t.Helper()
+	for i := range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		done := make(chan error, 1)
+		go func() {
+			_, err := rt.State(ctx, "x", t.TempDir())
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("call %d: no error from an engine that never answers", i+1)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("call %d: still waiting 20 s after its 300 ms deadline", i+1)
+		}
+		cancel()
 	}
 }

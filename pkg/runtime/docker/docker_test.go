@@ -125,6 +125,17 @@ func TestEngineDown(t *testing.T) {
 	runtimetest.EngineDown(t, r)
 }
 
+// TestEngineSilent: an engine that accepts and never answers costs a call
+// its deadline (the client's requests carry the caller's context).
+func TestEngineSilent(t *testing.T) {
+	r, err := New(Options{Endpoint: "unix://" + runtimetest.SilentEngine(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	runtimetest.EngineSilent(t, r)
+}
+
 // TestConcurrentFirstCalls: the first calls of a new runtime, made at
 // once (the sweep's List beside a pass's Ensure and State), do not race
 // inside the Docker client's API version negotiation (run with -race).

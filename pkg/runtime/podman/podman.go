@@ -57,7 +57,8 @@ type Runtime struct {
 	owner Owner
 
 	mu   sync.Mutex
-	conn context.Context // bindings connection; nil until connected
+	conn context.Context    // bindings connection; nil until connected
+	stop context.CancelFunc // ends conn's own context; kept with it, not called while calls may use it
 }
 
 // New returns a runtime for the service at opts.Endpoint. It connects on
@@ -86,16 +87,39 @@ func New(opts Options) *Runtime {
 func (r *Runtime) Platform() string { return "podman" }
 
 // connect returns a context carrying the bindings connection, cancelled
-// with ctx.
+// with ctx. The connection is shared by every namespace's calls and lives
+// by a context of its own; ctx bounds its making (the bindings ping the
+// service): a service that accepts and never answers costs this call its
+// deadline, and the ping is given up.
 func (r *Runtime) connect(ctx context.Context) (context.Context, context.CancelFunc, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.conn == nil {
-		conn, err := bindings.NewConnection(context.Background(), r.opts.Endpoint)
-		if err != nil {
+		if err := ctx.Err(); err != nil {
 			return nil, nil, &runtime.Unavailable{Platform: "podman", Endpoint: r.opts.Endpoint, Err: err}
 		}
-		r.conn = conn
+		life, stop := context.WithCancel(context.Background())
+		type made struct {
+			conn context.Context
+			err  error
+		}
+		done := make(chan made, 1)
+		go func() {
+			conn, err := bindings.NewConnection(life, r.opts.Endpoint)
+			done <- made{conn, err}
+		}()
+		var m made
+		select {
+		case m = <-done:
+		case <-ctx.Done():
+			stop() // gives the ping up; the goroutine ends with it
+			return nil, nil, &runtime.Unavailable{Platform: "podman", Endpoint: r.opts.Endpoint, Err: ctx.Err()}
+		}
+		if m.err != nil {
+			stop()
+			return nil, nil, &runtime.Unavailable{Platform: "podman", Endpoint: r.opts.Endpoint, Err: m.err}
+		}
+		r.conn, r.stop = m.conn, stop
 	}
 	c, cancel := context.WithCancel(r.conn)
 	stop := context.AfterFunc(ctx, cancel)
@@ -111,7 +135,8 @@ func (r *Runtime) wrap(what string, err error) error {
 	var model *errorhandling.ErrorModel
 	if !errors.As(err, &model) && (strings.Contains(err.Error(), "connect: ") || strings.Contains(err.Error(), "connection refused") || errors.Is(err, io.EOF)) {
 		r.mu.Lock()
-		r.conn = nil
+		// forgotten, not ended: calls still on it finish as they would
+		r.conn, r.stop = nil, nil
 		r.mu.Unlock()
 		return &runtime.Unavailable{Platform: "podman", Endpoint: r.opts.Endpoint, Err: err}
 	}

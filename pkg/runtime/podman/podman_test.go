@@ -123,6 +123,13 @@ func TestEngineDown(t *testing.T) {
 	runtimetest.EngineDown(t, New(Options{Endpoint: "unix://" + filepath.Join(t.TempDir(), "podman.sock")}))
 }
 
+// TestEngineSilent: a service that accepts and never answers costs a call
+// its deadline, not a wait for ever under the runtime's lock (the
+// connection's ping is bounded by the caller's context).
+func TestEngineSilent(t *testing.T) {
+	runtimetest.EngineSilent(t, New(Options{Endpoint: "unix://" + runtimetest.SilentEngine(t)}))
+}
+
 // TestRootlessRouter runs a router on a rootless Podman service (run by an
 // unprivileged user, as a rootless controller would use it): the container
 // keeps the user's uid inside (keep-id) and so reads the site's 0600 keys.
