@@ -286,11 +286,42 @@ func SilentEngine(t *testing.T) string {
 }
 
 // EngineSilent: against an engine that accepts and never answers
-// (SilentEngine), a call ends at its context's deadline with the engine
-// unavailable, and so does the next (the runtime's lock is not held by a
-// call still waiting).
+// (SilentEngine), a call ends at its context's deadline with an error, and
+// so does the next; and a call made while another still waits for the
+// connection ends at its own, shorter, deadline, before the other.
 func EngineSilent(t *testing.T, rt runtime.Runtime) {
 	t.Helper()
+	long, cancelLong := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelLong()
+	first := make(chan error, 1)
+	go func() {
+		_, err := rt.State(long, "x", t.TempDir())
+		first <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the first waits by now
+	short, cancelShort := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	second := make(chan error, 1)
+	go func() {
+		_, err := rt.State(short, "x", t.TempDir())
+		second <- err
+	}()
+	firstDone := false
+	select {
+	case err := <-second:
+		if err == nil {
+			t.Error("the second call: no error from an engine that never answers")
+		}
+	case <-first:
+		firstDone = true
+		t.Error("a call with a 200 ms deadline ended after one with 5 s: it waited for the other's connection")
+	case <-time.After(20 * time.Second):
+		t.Fatal("the second call: still waiting 20 s after its 200 ms deadline")
+	}
+	cancelShort()
+	cancelLong()
+	if !firstDone {
+		<-first
+	}
 	for i := range 2 {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		done := make(chan error, 1)

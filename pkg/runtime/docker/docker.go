@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,9 +40,10 @@ type Runtime struct {
 	opts Options
 	// The client negotiates its API version on its first request, and its
 	// calls read the version unguarded: the first negotiation happens alone,
-	// before any other call (negotiate).
-	mu         sync.Mutex
-	negotiated atomic.Bool
+	// before any other call (negotiate), one attempt at a time that each
+	// call waits for within its own deadline.
+	negotiation runtime.Shared[bool]
+	negotiated  atomic.Bool
 }
 
 // negotiate settles the API version once, before the first call, so that
@@ -52,18 +52,16 @@ func (r *Runtime) negotiate(ctx context.Context) error {
 	if r.negotiated.Load() {
 		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.negotiated.Load() {
-		return nil
-	}
-	ping, err := r.cli.Ping(ctx)
-	if err != nil {
-		return r.wrap("reaching the engine", err)
-	}
-	r.cli.NegotiateAPIVersionPing(ping)
-	r.negotiated.Store(true)
-	return nil
+	_, err := r.negotiation.Get(ctx, nil, func(life context.Context) (bool, error) {
+		ping, err := r.cli.Ping(life)
+		if err != nil {
+			return false, err
+		}
+		r.cli.NegotiateAPIVersionPing(ping)
+		r.negotiated.Store(true)
+		return true, nil
+	}, nil)
+	return r.wrap("reaching the engine", err)
 }
 
 // DefaultEndpoint is the Docker socket.

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/containers/podman/v5/pkg/errorhandling"
@@ -56,9 +55,7 @@ type Runtime struct {
 	opts  Options
 	owner Owner
 
-	mu   sync.Mutex
-	conn context.Context    // bindings connection; nil until connected
-	stop context.CancelFunc // ends conn's own context; kept with it, not called while calls may use it
+	conn runtime.Shared[context.Context] // the bindings connection
 }
 
 // New returns a runtime for the service at opts.Endpoint. It connects on
@@ -88,42 +85,26 @@ func (r *Runtime) Platform() string { return "podman" }
 
 // connect returns a context carrying the bindings connection, cancelled
 // with ctx. The connection is shared by every namespace's calls and lives
-// by a context of its own; ctx bounds its making (the bindings ping the
-// service): a service that accepts and never answers costs this call its
-// deadline, and the ping is given up.
+// by a context of its own (runtime.Shared); ctx bounds only the wait for
+// its making (the bindings ping the service): a service that accepts and
+// never answers costs each call its own deadline.
 func (r *Runtime) connect(ctx context.Context) (context.Context, context.CancelFunc, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.conn == nil {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, &runtime.Unavailable{Platform: "podman", Endpoint: r.opts.Endpoint, Err: err}
-		}
-		life, stop := context.WithCancel(context.Background())
-		type made struct {
-			conn context.Context
-			err  error
-		}
-		done := make(chan made, 1)
-		go func() {
-			conn, err := bindings.NewConnection(life, r.opts.Endpoint)
-			done <- made{conn, err}
-		}()
-		var m made
-		select {
-		case m = <-done:
-		case <-ctx.Done():
-			stop() // gives the ping up; the goroutine ends with it
-			return nil, nil, &runtime.Unavailable{Platform: "podman", Endpoint: r.opts.Endpoint, Err: ctx.Err()}
-		}
-		if m.err != nil {
-			stop()
-			return nil, nil, &runtime.Unavailable{Platform: "podman", Endpoint: r.opts.Endpoint, Err: m.err}
-		}
-		r.conn, r.stop = m.conn, stop
+	conn, err := r.conn.Get(ctx, nil, func(life context.Context) (context.Context, error) {
+		return bindings.NewConnection(life, r.opts.Endpoint)
+	}, closeIdle)
+	if err != nil {
+		return nil, nil, &runtime.Unavailable{Platform: "podman", Endpoint: r.opts.Endpoint, Err: err}
 	}
-	c, cancel := context.WithCancel(r.conn)
+	c, cancel := context.WithCancel(conn)
 	stop := context.AfterFunc(ctx, cancel)
 	return c, func() { stop(); cancel() }, nil
+}
+
+// closeIdle closes what a bindings connection no one will use keeps open.
+func closeIdle(conn context.Context) {
+	if c, err := bindings.GetClient(conn); err == nil {
+		c.Client.CloseIdleConnections()
+	}
 }
 
 // wrap turns connection failures into runtime.Unavailable, and forgets
@@ -134,10 +115,7 @@ func (r *Runtime) wrap(what string, err error) error {
 	}
 	var model *errorhandling.ErrorModel
 	if !errors.As(err, &model) && (strings.Contains(err.Error(), "connect: ") || strings.Contains(err.Error(), "connection refused") || errors.Is(err, io.EOF)) {
-		r.mu.Lock()
-		// forgotten, not ended: calls still on it finish as they would
-		r.conn, r.stop = nil, nil
-		r.mu.Unlock()
+		r.conn.Forget()
 		return &runtime.Unavailable{Platform: "podman", Endpoint: r.opts.Endpoint, Err: err}
 	}
 	return fmt.Errorf("%s: %w", what, err)

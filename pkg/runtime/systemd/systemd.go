@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
@@ -82,10 +81,7 @@ func UnitDir(scope Scope) string {
 type Runtime struct {
 	opts Options
 
-	mu   sync.Mutex
-	conn *sd.Conn
-	// stop ends conn's own context (and so conn)
-	stop context.CancelFunc
+	conn runtime.Shared[*sd.Conn]
 }
 
 // New returns a runtime; it connects to the manager on first use.
@@ -103,15 +99,7 @@ func New(opts Options) *Runtime {
 }
 
 // Close drops the D-Bus connection.
-func (r *Runtime) Close() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.conn != nil {
-		r.conn.Close()
-		r.stop()
-		r.conn, r.stop = nil, nil
-	}
-}
+func (r *Runtime) Close() { r.conn.Close((*sd.Conn).Close) }
 
 // Platform implements runtime.Runtime.
 func (r *Runtime) Platform() string { return "linux" }
@@ -123,58 +111,22 @@ func (r *Runtime) endpoint() string {
 	return "the system manager"
 }
 
-// connect returns the connection to the manager, made if there is none.
-// The connection is shared by every namespace's calls, so it lives by a
-// context of its own: made with a call's, it would be closed under the
-// others' calls when that call's context ends (D-Bus closes a connection
-// when its context is done). The call's context bounds only the making.
+// connect returns the connection to the manager, made if there is none
+// or it was lost. It is shared by every namespace's calls and lives by a
+// context of its own (runtime.Shared): D-Bus closes a connection when
+// the context it was made with ends, and a call's context ends with the
+// call.
 func (r *Runtime) connect(ctx context.Context) (*sd.Conn, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.conn != nil && r.conn.Connected() {
-		return r.conn, nil
-	}
-	if r.conn != nil {
-		r.stop()
-		r.conn, r.stop = nil, nil
-	}
-	if err := ctx.Err(); err != nil {
+	c, err := r.conn.Get(ctx, (*sd.Conn).Connected, func(life context.Context) (*sd.Conn, error) {
+		if r.opts.Scope == User {
+			return sd.NewUserConnectionContext(life)
+		}
+		return sd.NewSystemConnectionContext(life)
+	}, (*sd.Conn).Close)
+	if err != nil {
 		return nil, &runtime.Unavailable{Platform: "linux", Endpoint: r.endpoint(), Err: err}
 	}
-	life, stop := context.WithCancel(context.Background())
-	type made struct {
-		c   *sd.Conn
-		err error
-	}
-	done := make(chan made, 1)
-	go func() {
-		var m made
-		if r.opts.Scope == User {
-			m.c, m.err = sd.NewUserConnectionContext(life)
-		} else {
-			m.c, m.err = sd.NewSystemConnectionContext(life)
-		}
-		done <- m
-	}()
-	select {
-	case m := <-done:
-		if m.err != nil {
-			stop()
-			return nil, &runtime.Unavailable{Platform: "linux", Endpoint: r.endpoint(), Err: m.err}
-		}
-		r.conn, r.stop = m.c, stop
-		return m.c, nil
-	case <-ctx.Done():
-		// a manager that does not answer: the connection being made is
-		// closed (its context ended), whenever its making returns
-		stop()
-		go func() {
-			if m := <-done; m.c != nil {
-				m.c.Close()
-			}
-		}()
-		return nil, &runtime.Unavailable{Platform: "linux", Endpoint: r.endpoint(), Err: ctx.Err()}
-	}
+	return c, nil
 }
 
 // unitPath is the unit file of a namespace.
@@ -434,10 +386,8 @@ func (r *Runtime) wrap(what string, err error) error {
 	if err == nil {
 		return nil
 	}
-	r.mu.Lock()
-	connected := r.conn != nil && r.conn.Connected()
-	r.mu.Unlock()
-	if !connected {
+	c, ok := r.conn.Current()
+	if !ok || !c.Connected() {
 		return &runtime.Unavailable{Platform: "linux", Endpoint: r.endpoint(), Err: err}
 	}
 	return fmt.Errorf("%s: %w", what, err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/site-controller/site-controller/internal/routertest"
+	"github.com/site-controller/site-controller/internal/runtimetest"
 	"github.com/site-controller/site-controller/internal/sitetest"
 	"github.com/site-controller/site-controller/internal/testfs"
 	"github.com/site-controller/site-controller/pkg/live"
@@ -388,7 +389,7 @@ func TestConnectionOutlivesTheCallThatMadeIt(t *testing.T) {
 	if _, err := r.State(ctx, ns, t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	first := r.conn
+	first, _ := r.conn.Current()
 	cancel()
 	// D-Bus closes a connection as soon as its context ends; give it the
 	// time to, were it the call's
@@ -396,8 +397,9 @@ func TestConnectionOutlivesTheCallThatMadeIt(t *testing.T) {
 	if !first.Connected() {
 		t.Fatal("the connection was closed when the context of the call that made it ended")
 	}
-	if _, err := r.State(context.Background(), ns, t.TempDir()); err != nil || r.conn != first {
-		t.Errorf("the next call: %v, same connection %v", err, r.conn == first)
+	_, err := r.State(context.Background(), ns, t.TempDir())
+	if now, _ := r.conn.Current(); err != nil || now != first {
+		t.Errorf("the next call: %v, same connection %v", err, now == first)
 	}
 
 	over, stop := context.WithCancel(context.Background())
@@ -407,4 +409,14 @@ func TestConnectionOutlivesTheCallThatMadeIt(t *testing.T) {
 	if _, err := fresh.connect(over); !errors.Is(err, context.Canceled) {
 		t.Errorf("a connection made for a call already over: %v, want its context's error", err)
 	}
+}
+
+// TestManagerSilent: a manager's bus that accepts and never answers costs
+// each call its own deadline (the connection is made apart from the
+// calls, each waiting for it within its own context), whoever asked first.
+func TestManagerSilent(t *testing.T) {
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+runtimetest.SilentEngine(t))
+	r := New(Options{Scope: User, Binary: "/usr/sbin/skrouterd", UnitDir: t.TempDir()})
+	t.Cleanup(r.Close)
+	runtimetest.EngineSilent(t, r)
 }
