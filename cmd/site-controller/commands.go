@@ -227,22 +227,24 @@ func newRenderCommand() *cobra.Command {
 			defer release()
 			r := controller.New(controller.Options{DataHome: dataHome, Platform: platform, Version: controllerVersion()})
 			res, _, err := r.Render(context.Background(), args[0])
+			var printed error
 			if res != nil {
 				for _, p := range res.Problems {
 					fmt.Fprintln(cmd.ErrOrStderr(), p.In(dir.Path))
 				}
-				// one write for the list, not one per file (5,000 after a
-				// runtime/ removed)
+				// buffered: a write per 4 KiB of the list, not one per
+				// file (5,000 after a runtime/ removed)
 				out := bufio.NewWriter(cmd.OutOrStdout())
 				for _, c := range res.Changed {
 					fmt.Fprintln(out, filepath.Join(dir.Path, c))
 				}
-				if err := out.Flush(); err != nil {
-					return fmt.Errorf("printing the files changed: %w", err)
-				}
+				printed = out.Flush()
 			}
 			if err != nil {
-				return err
+				return err // the render's error before the printing's
+			}
+			if printed != nil {
+				return fmt.Errorf("printing the files changed: %w", printed)
 			}
 			if resources.HasErrors(res.Problems) {
 				return errProblems
