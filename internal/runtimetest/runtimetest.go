@@ -291,20 +291,20 @@ func SilentEngine(t *testing.T) string {
 // connection ends at its own, shorter, deadline, before the other.
 func EngineSilent(t *testing.T, rt runtime.Runtime) {
 	t.Helper()
-	long, cancelLong := context.WithTimeout(context.Background(), 5*time.Second)
+	// call asks for a state within d; its error arrives on the channel
+	call := func(d time.Duration) (<-chan error, context.CancelFunc) {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		done := make(chan error, 1)
+		go func() {
+			_, err := rt.State(ctx, "x", t.TempDir())
+			done <- err
+		}()
+		return done, cancel
+	}
+	first, cancelLong := call(5 * time.Second)
 	defer cancelLong()
-	first := make(chan error, 1)
-	go func() {
-		_, err := rt.State(long, "x", t.TempDir())
-		first <- err
-	}()
 	time.Sleep(100 * time.Millisecond) // the first waits by now
-	short, cancelShort := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	second := make(chan error, 1)
-	go func() {
-		_, err := rt.State(short, "x", t.TempDir())
-		second <- err
-	}()
+	second, cancelShort := call(200 * time.Millisecond)
 	firstDone := false
 	select {
 	case err := <-second:
@@ -323,12 +323,7 @@ func EngineSilent(t *testing.T, rt runtime.Runtime) {
 		<-first
 	}
 	for i := range 2 {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		done := make(chan error, 1)
-		go func() {
-			_, err := rt.State(ctx, "x", t.TempDir())
-			done <- err
-		}()
+		done, cancel := call(300 * time.Millisecond)
 		select {
 		case err := <-done:
 			if err == nil {

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -43,22 +42,17 @@ type Runtime struct {
 	// before any other call (negotiate), one attempt at a time that each
 	// call waits for within its own deadline.
 	negotiation runtime.Shared[bool]
-	negotiated  atomic.Bool
 }
 
 // negotiate settles the API version once, before the first call, so that
 // no two calls race on it inside the client.
 func (r *Runtime) negotiate(ctx context.Context) error {
-	if r.negotiated.Load() {
-		return nil
-	}
 	_, err := r.negotiation.Get(ctx, nil, func(life context.Context) (bool, error) {
 		ping, err := r.cli.Ping(life)
 		if err != nil {
 			return false, err
 		}
 		r.cli.NegotiateAPIVersionPing(ping)
-		r.negotiated.Store(true)
 		return true, nil
 	}, nil)
 	return r.wrap("reaching the engine", err)
