@@ -46,17 +46,13 @@ func (e *TooLargeError) Error() string {
 // not there is an error wrapping fs.ErrNotExist; one that is not a regular
 // file a *NotRegularError; one over max a *TooLargeError.
 func ReadInput(path string, max int64) ([]byte, error) {
-	return readInput(path, max, nil)
+	return ReadInputStat(path, max, nil)
 }
 
 // ReadInputStat is ReadInput of a file the caller has just stat'ed
-// (symbolic links followed): st stands for the check before the open, the
-// one after it is made as always.
+// (symbolic links followed): st, when not nil, stands for the check
+// before the open; the one after it is made as always.
 func ReadInputStat(path string, max int64, st *unix.Stat_t) ([]byte, error) {
-	return readInput(path, max, st)
-}
-
-func readInput(path string, max int64, st *unix.Stat_t) ([]byte, error) {
 	type result struct {
 		data []byte
 		err  error
